@@ -1,0 +1,1 @@
+"""uer_like: a UER-style pluggable pretraining framework."""
