@@ -1,0 +1,251 @@
+"""Model config: UER-format JSON in, a typed and validated dataclass out.
+
+The JSON keys are UER-py's, so the configs that ship with released UER models load as they are.
+Validation happens once, here, before any tensor is built: an unknown key or a bad value is an
+error naming the key, the value and the valid choices.
+"""
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from typing import List, Optional
+
+from .errors import ConfigError
+
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+MASKS = ("fully_visible", "causal")
+LAYERNORM_POSITIONINGS = ("post", "pre")
+POOLINGS = ("first", "mean", "max", "last")
+FEED_FORWARDS = ("dense", "gated")
+
+
+@dataclass
+class ModelConfig:
+    # sizes
+    emb_size: int = 768
+    hidden_size: int = 768
+    feedforward_size: int = 3072
+    heads_num: int = 12
+    layers_num: int = 12
+    max_seq_length: int = 512
+    dropout: float = 0.1
+    hidden_act: str = "gelu"
+    # components (names resolved through the registries)
+    embedding: List[str] = field(default_factory=lambda: ["word", "pos", "seg"])
+    encoder: str = "transformer"
+    target: List[str] = field(default_factory=lambda: ["mlm", "sp"])
+    # transformer options
+    mask: str = "fully_visible"
+    layernorm_positioning: str = "post"
+    layernorm: str = "normal"
+    layernorm_eps: Optional[float] = None  # None: the layer norm's own default
+    feed_forward: str = "dense"
+    remove_embedding_layernorm: bool = False
+    remove_transformer_bias: bool = False
+    remove_attention_scale: bool = False
+    factorized_embedding_parameterization: bool = False
+    parameter_sharing: bool = False
+    # heads
+    tie_weights: bool = False
+    has_lmtarget_bias: bool = False
+    pooling: str = "first"
+    labels_num: int = 2
+    # vocabulary and segments
+    vocab_size: Optional[int] = None
+    segment_vocab_size: int = 3  # UER: 0 padding, 1 sentence A, 2 sentence B
+    position_offset: int = 0  # RoBERTa-style position ids start at padding_idx + 1
+    # data
+    data_processor: str = "bert"
+    tokenizer: str = "bert"
+    # recurrent encoders
+    bidirectional: bool = False
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, d, source="config"):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: a config must be a JSON object, got {type(d).__name__}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in d.items():
+            if key in IGNORED_UER_KEYS:
+                continue
+            if key not in known:
+                close = get_close_matches(key, list(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ConfigError(
+                    f"{source}: unknown config key '{key}'{hint}; valid keys: {', '.join(sorted(known))}"
+                )
+            kwargs[key] = _coerce(key, value, known[key], source)
+        cfg = cls(**kwargs)
+        cfg.validate(source)
+        return cfg
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def replace(self, **overrides):
+        d = self.to_dict()
+        d.update(overrides)
+        return ModelConfig.from_dict(d, source="overrides")
+
+    def diff(self, other):
+        """Keys whose values differ between two configs: {key: (self, other)}."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, source="config"):
+        from . import modules  # noqa: F401  (registers every embedding/encoder/target)
+        from .registry import ACTIVATIONS, EMBEDDINGS, ENCODERS, LAYERNORMS, TARGETS
+
+        def bad(key, value, valid):
+            raise ConfigError(f"{source}: config key '{key}' has invalid value {value!r}; valid choices: {', '.join(map(str, valid))}")
+
+        if not self.embedding:
+            raise ConfigError(f"{source}: config key 'embedding' must list at least one embedding, e.g. [\"word\", \"pos\", \"seg\"]")
+        for name in self.embedding:
+            EMBEDDINGS.get(name, key="embedding")
+        if "word" not in self.embedding:
+            raise ConfigError(f"{source}: config key 'embedding' must include 'word', got {self.embedding}")
+        ENCODERS.get(self.encoder, key="encoder")
+        for name in self.target:
+            TARGETS.get(name, key="target")
+        ACTIVATIONS.get(self.hidden_act, key="hidden_act")
+        LAYERNORMS.get(self.layernorm, key="layernorm")
+        if self.mask not in MASKS:
+            bad("mask", self.mask, MASKS)
+        if self.layernorm_positioning not in LAYERNORM_POSITIONINGS:
+            bad("layernorm_positioning", self.layernorm_positioning, LAYERNORM_POSITIONINGS)
+        if self.pooling not in POOLINGS:
+            bad("pooling", self.pooling, POOLINGS)
+        if self.feed_forward not in FEED_FORWARDS:
+            bad("feed_forward", self.feed_forward, FEED_FORWARDS)
+        for key in ("emb_size", "hidden_size", "layers_num", "max_seq_length", "labels_num", "segment_vocab_size"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{source}: config key '{key}' must be positive, got {getattr(self, key)}")
+        if self.encoder == "transformer":
+            for key in ("heads_num", "feedforward_size"):
+                if getattr(self, key) <= 0:
+                    raise ConfigError(f"{source}: config key '{key}' must be positive, got {getattr(self, key)}")
+            if self.hidden_size % self.heads_num:
+                raise ConfigError(
+                    f"{source}: hidden_size {self.hidden_size} is not divisible by heads_num {self.heads_num}"
+                )
+            if self.emb_size != self.hidden_size and not self.factorized_embedding_parameterization:
+                raise ConfigError(
+                    f"{source}: emb_size {self.emb_size} differs from hidden_size {self.hidden_size}; "
+                    "set factorized_embedding_parameterization: true (ALBERT) or make them equal"
+                )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{source}: config key 'dropout' must be in [0, 1), got {self.dropout}")
+        if self.vocab_size is not None and self.vocab_size <= 0:
+            raise ConfigError(f"{source}: config key 'vocab_size' must be positive, got {self.vocab_size}")
+        if self.tie_weights and "mlm" in self.target and self.factorized_embedding_parameterization is False \
+                and self.emb_size != self.hidden_size:
+            raise ConfigError(f"{source}: tie_weights needs emb_size == hidden_size")
+        from .data.processors import DATA_PROCESSOR_NAMES
+
+        if self.data_processor not in DATA_PROCESSOR_NAMES:
+            bad("data_processor", self.data_processor, DATA_PROCESSOR_NAMES)
+        from .registry import TOKENIZERS
+        from . import tokenizers  # noqa: F401
+
+        TOKENIZERS.get(self.tokenizer, key="tokenizer")
+
+
+# Keys UER-py configs carry that describe training, not the model; accepted and ignored.
+IGNORED_UER_KEYS = {"learning_rate", "batch_size", "seq_length", "warmup", "epochs_num", "report_steps",
+                    "total_steps", "save_checkpoint_steps", "seed", "dynamic_masking", "whole_word_masking",
+                    "span_masking"}
+
+
+def _coerce(key, value, f, source):
+    """Check a JSON value against the dataclass field's type (ints are accepted where floats are)."""
+    t = f.type
+    origin = typing.get_origin(t)
+    args = typing.get_args(t)
+    optional = origin is typing.Union and type(None) in args
+    if optional:
+        if value is None:
+            return None
+        t = [a for a in args if a is not type(None)][0]
+        origin = typing.get_origin(t)
+        args = typing.get_args(t)
+    if origin in (list, List):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{source}: config key '{key}' must be a list of strings, got {value!r}")
+        return list(value)
+    if t is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: config key '{key}' must be true or false, got {value!r}")
+        return value
+    if t is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: config key '{key}' must be an integer, got {value!r}")
+        return value
+    if t is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if t is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: config key '{key}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def resolve_config_path(path_or_name):
+    """`bert/base_config.json`, `bert/base` or a file path."""
+    if os.path.isfile(path_or_name):
+        return path_or_name
+    for cand in (path_or_name, path_or_name + ".json", path_or_name + "_config.json"):
+        p = os.path.join(CONFIGS_DIR, cand)
+        if os.path.isfile(p):
+            return p
+    available = []
+    if os.path.isdir(CONFIGS_DIR):
+        for fam in sorted(os.listdir(CONFIGS_DIR)):
+            d = os.path.join(CONFIGS_DIR, fam)
+            if os.path.isdir(d):
+                available += [f"{fam}/{f}" for f in sorted(os.listdir(d)) if f.endswith(".json")]
+    raise ConfigError(f"config '{path_or_name}' not found (neither a file nor a name in configs/); "
+                      f"available: {', '.join(available)}")
+
+
+def list_configs():
+    out = []
+    for fam in sorted(os.listdir(CONFIGS_DIR)):
+        d = os.path.join(CONFIGS_DIR, fam)
+        if os.path.isdir(d):
+            out += [f"{fam}/{f}" for f in sorted(os.listdir(d)) if f.endswith(".json")]
+    return out
+
+
+def load_config(path_or_name, **overrides):
+    """Load a UER-format JSON config (a path, or a name inside configs/) into a ModelConfig."""
+    if isinstance(path_or_name, ModelConfig):
+        return path_or_name.replace(**overrides) if overrides else path_or_name
+    if isinstance(path_or_name, dict):
+        d = dict(path_or_name)
+        source = "config"
+    else:
+        path = resolve_config_path(path_or_name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON: {e}") from None
+        source = path
+    d.update(overrides)
+    return ModelConfig.from_dict(d, source=source)
+
+
+def save_config(config, path):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(config.to_dict(), f, indent=2, ensure_ascii=False)

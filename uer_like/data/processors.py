@@ -1,0 +1,1 @@
+DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls")

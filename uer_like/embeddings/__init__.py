@@ -1,0 +1,27 @@
+"""Embedding components (one file each, registered by name) and the Embedding that sums them."""
+import torch.nn as nn
+
+from ..layers.norms import build_layernorm
+from ..registry import EMBEDDINGS
+from . import position, segment, sinusoidal, word  # noqa: F401  (registration)
+
+
+class Embedding(nn.Module):
+    """Sum of the configured components (`embedding: ["word", "pos", "seg"]`), layer norm, dropout."""
+
+    def __init__(self, config, vocab_size):
+        super().__init__()
+        for name in config.embedding:
+            self.add_module(name, EMBEDDINGS.get(name, key="embedding")(config, vocab_size))
+        self.names = list(config.embedding)
+        self.layer_norm = None if config.remove_embedding_layernorm else build_layernorm(config, config.emb_size)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, src, seg):
+        emb = None
+        for name in self.names:
+            e = getattr(self, name)(src, seg)
+            emb = e if emb is None else emb + e
+        if self.layer_norm is not None:
+            emb = self.layer_norm(emb)
+        return self.dropout(emb)

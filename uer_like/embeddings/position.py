@@ -1,0 +1,20 @@
+import torch
+import torch.nn as nn
+
+from ..registry import EMBEDDINGS
+
+
+@EMBEDDINGS.register("pos")
+class PositionEmbedding(nn.Module):
+    """Learned absolute positions; `position_offset` shifts ids (RoBERTa starts at padding_idx + 1)."""
+
+    def __init__(self, config, vocab_size):
+        super().__init__()
+        self.offset = config.position_offset
+        self.max_len = config.max_seq_length
+        self.embedding = nn.Embedding(config.max_seq_length + config.position_offset, config.emb_size)
+
+    def forward(self, src, seg):
+        seq_len = src.size(1)
+        pos = torch.arange(self.offset, self.offset + seq_len, device=src.device)
+        return self.embedding(pos).unsqueeze(0)

@@ -1,0 +1,24 @@
+import math
+
+import torch
+import torch.nn as nn
+
+from ..registry import EMBEDDINGS
+
+
+@EMBEDDINGS.register("sinusoidalpos")
+class SinusoidalPositionEmbedding(nn.Module):
+    """Fixed sine/cosine positions (Vaswani et al.); no parameters."""
+
+    def __init__(self, config, vocab_size):
+        super().__init__()
+        dim, max_len = config.emb_size, config.max_seq_length
+        pe = torch.zeros(max_len, dim)
+        position = torch.arange(0, max_len, dtype=torch.float).unsqueeze(1)
+        div_term = torch.exp(torch.arange(0, dim, 2, dtype=torch.float) * -(math.log(10000.0) / dim))
+        pe[:, 0::2] = torch.sin(position * div_term)
+        pe[:, 1::2] = torch.cos(position * div_term)[:, : dim // 2]
+        self.register_buffer("pe", pe, persistent=False)
+
+    def forward(self, src, seg):
+        return self.pe[: src.size(1)].unsqueeze(0)

@@ -1,0 +1,1 @@
+from . import rnn, transformer  # noqa: F401  (registration)

@@ -1,0 +1,17 @@
+"""Exceptions raised at the edges (config, data, checkpoints), with messages in the user's words."""
+
+
+class UerLikeError(Exception):
+    """Base class: every error the library raises on bad user input."""
+
+
+class ConfigError(UerLikeError, ValueError):
+    """A config key or value is invalid."""
+
+
+class DataError(UerLikeError, ValueError):
+    """A corpus, dataset or vocabulary is invalid."""
+
+
+class CheckpointError(UerLikeError, ValueError):
+    """A checkpoint cannot be loaded (corrupt, unsafe, wrong shapes or keys)."""

@@ -1,0 +1,29 @@
+"""One transformer layer, post-LN (BERT) or pre-LN (GPT-2)."""
+import torch.nn as nn
+
+from .attention import MultiHeadedAttention
+from .feed_forward import FEED_FORWARD_CLASSES
+from .norms import build_layernorm
+
+
+class TransformerLayer(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        bias = not config.remove_transformer_bias
+        self.pre_ln = config.layernorm_positioning == "pre"
+        self.self_attn = MultiHeadedAttention(config.hidden_size, config.heads_num, config.dropout, bias=bias,
+                                              scale=not config.remove_attention_scale)
+        self.dropout_1 = nn.Dropout(config.dropout)
+        self.layer_norm_1 = build_layernorm(config)
+        self.feed_forward = FEED_FORWARD_CLASSES[config.feed_forward](
+            config.hidden_size, config.feedforward_size, config.hidden_act, bias=bias)
+        self.dropout_2 = nn.Dropout(config.dropout)
+        self.layer_norm_2 = build_layernorm(config)
+
+    def forward(self, hidden, attn_mask=None, is_causal=False):
+        if self.pre_ln:
+            inter = self.dropout_1(self.self_attn(self.layer_norm_1(hidden), attn_mask, is_causal))
+            hidden = hidden + inter
+            return hidden + self.dropout_2(self.feed_forward(self.layer_norm_2(hidden)))
+        inter = self.layer_norm_1(hidden + self.dropout_1(self.self_attn(hidden, attn_mask, is_causal)))
+        return self.layer_norm_2(inter + self.dropout_2(self.feed_forward(inter)))

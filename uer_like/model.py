@@ -1,0 +1,99 @@
+"""Model = Embedding > Encoder > Target(s), composed from a ModelConfig through the registries."""
+import torch
+import torch.nn as nn
+
+from . import modules  # noqa: F401  (registration)
+from .config import ModelConfig, load_config
+from .embeddings import Embedding
+from .errors import ConfigError
+from .registry import ENCODERS, TARGETS
+
+
+class Model(nn.Module):
+    def __init__(self, config: ModelConfig, vocab_size: int):
+        super().__init__()
+        self.config = config
+        self.vocab_size = vocab_size
+        self.embedding = Embedding(config, vocab_size)
+        self.encoder = ENCODERS.get(config.encoder, key="encoder")(config)
+        self.target = nn.Module()
+        for name in config.target:
+            self.target.add_module(name, TARGETS.get(name, key="target")(config, vocab_size))
+        self.apply(_init_weights)
+        self.tie_weights()
+
+    def tie_weights(self):
+        if not self.config.tie_weights:
+            return
+        word = self.embedding.word.embedding.weight
+        if hasattr(self.target, "mlm"):
+            self.target.mlm.linear_2.weight = word
+        if hasattr(self.target, "lm"):
+            self.target.lm.output_layer.weight = word
+
+    @property
+    def target_names(self):
+        return list(self.config.target)
+
+    # ------------------------------------------------------------------ the public API
+    def embed(self, src, seg):
+        """src, seg: [batch, seq] (seg 1/2 for the sentences, 0 for padding) -> [batch, seq, emb_size]."""
+        return self.embedding(src, seg)
+
+    def encode(self, src, seg):
+        """-> encoder output [batch, seq, hidden_size]."""
+        return self.encoder(self.embedding(src, seg), seg)
+
+    def target_logits(self, hidden, seg=None):
+        """Logits of every target, by name: mlm/lm [batch, seq, vocab], sp [batch, 2], cls [batch, labels]."""
+        return {name: getattr(self.target, name).logits(hidden, seg) for name in self.config.target}
+
+    def forward(self, batch):
+        """Training forward: batch dict (src, seg and each target's keys) -> {"loss", per-target dicts}."""
+        hidden = self.encode(batch["src"], batch["seg"])
+        out = {}
+        total = None
+        for name in self.config.target:
+            target = getattr(self.target, name)
+            if not all(k in batch for k in target.batch_keys):
+                continue
+            res = target.loss(hidden, batch)
+            out[name] = res
+            total = res["loss"] if total is None else total + res["loss"]
+        if total is None:
+            raise ValueError(f"the batch has keys {sorted(batch)} but none for the targets {self.config.target}")
+        out["loss"] = total
+        return out
+
+
+def _init_weights(module):
+    # UER-py's initialisation: normal(0, 0.02) for every weight, biases zero, layer norms untouched.
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.LSTM, nn.GRU)):
+        for name, p in module.named_parameters():
+            if "weight" in name:
+                nn.init.normal_(p, mean=0.0, std=0.02)
+            else:
+                nn.init.zeros_(p)
+
+
+def build_model(config, vocab_size=None, **overrides):
+    """Build a randomly initialised model from a ModelConfig, a config name/path or a dict."""
+    config = load_config(config, **overrides)
+    vocab_size = vocab_size or config.vocab_size
+    if not vocab_size:
+        raise ConfigError("build_model needs vocab_size (argument or config key 'vocab_size')")
+    if config.vocab_size != vocab_size:
+        config = config.replace(vocab_size=vocab_size)
+    return Model(config, vocab_size)
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_dtype(model):
+    return next(model.parameters()).dtype if any(True for _ in model.parameters()) else torch.float32

@@ -1,0 +1,6 @@
+"""Pretraining targets. Each owns its head, its logits and its loss on a batch.
+
+A target's `loss(hidden, batch)` returns a dict of tensors {"loss", "correct", "count"}; nothing in
+it calls .item(), so a training step has no host-device synchronisation.
+"""
+from . import cls, lm, mlm, sp  # noqa: F401  (registration)

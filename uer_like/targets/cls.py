@@ -1,0 +1,43 @@
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..registry import TARGETS
+
+
+def pool(hidden, seg, pooling):
+    if pooling == "first":
+        return hidden[:, 0, :]
+    mask = (seg > 0).unsqueeze(-1).to(hidden.dtype)
+    if pooling == "mean":
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+    if pooling == "max":
+        return (hidden + (mask - 1) * 1e4).max(1).values
+    if pooling == "last":
+        last = (seg > 0).sum(1).clamp(min=1) - 1
+        return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+    raise ValueError(pooling)
+
+
+@TARGETS.register("cls")
+class ClsTarget(nn.Module):
+    """Sequence classification from the pooled output (UER's cls target)."""
+
+    batch_keys = ("tgt_cls",)
+
+    def __init__(self, config, vocab_size):
+        super().__init__()
+        self.pooling = config.pooling
+        self.linear_1 = nn.Linear(config.hidden_size, config.hidden_size)
+        self.linear_2 = nn.Linear(config.hidden_size, config.labels_num)
+
+    def logits(self, hidden, seg=None):
+        if seg is None:
+            seg = hidden.new_ones(hidden.shape[:2], dtype=torch.long)
+        return self.linear_2(torch.tanh(self.linear_1(pool(hidden, seg, self.pooling))))
+
+    def loss(self, hidden, batch):
+        labels = batch["tgt_cls"]
+        logits = self.logits(hidden, batch["seg"]).float()
+        return {"loss": F.cross_entropy(logits, labels), "correct": (logits.argmax(-1) == labels).sum(),
+                "count": labels.new_tensor(labels.numel())}

@@ -1,0 +1,33 @@
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..layers.activations import get_activation
+from ..layers.norms import build_layernorm
+from ..registry import TARGETS
+
+
+@TARGETS.register("mlm")
+class MlmTarget(nn.Module):
+    """Masked LM head: linear -> act -> layer norm -> vocabulary projection (tied to the word embedding
+    when tie_weights). In training, vocabulary logits are computed only at the masked positions."""
+
+    batch_keys = ("mlm_pos", "mlm_labels")
+
+    def __init__(self, config, vocab_size):
+        super().__init__()
+        self.linear_1 = nn.Linear(config.hidden_size, config.emb_size)
+        self.act = get_activation(config.hidden_act)
+        self.layer_norm = build_layernorm(config, config.emb_size)
+        self.linear_2 = nn.Linear(config.emb_size, vocab_size)
+
+    def logits(self, hidden, seg=None):
+        return self.linear_2(self.layer_norm(self.act(self.linear_1(hidden))))
+
+    def loss(self, hidden, batch):
+        # mlm_pos: flat indices into batch*seq of the masked tokens; mlm_labels: their original ids
+        pos, labels = batch["mlm_pos"], batch["mlm_labels"]
+        picked = hidden.reshape(-1, hidden.size(-1)).index_select(0, pos)
+        logits = self.logits(picked).float()
+        loss = F.cross_entropy(logits, labels, reduction="sum") / labels.numel()
+        correct = (logits.argmax(-1) == labels).sum()
+        return {"loss": loss, "correct": correct, "count": labels.new_tensor(labels.numel())}

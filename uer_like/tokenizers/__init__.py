@@ -1,0 +1,17 @@
+"""Tokenizers by name (`--tokenizer bert|char|space|sentencepiece`)."""
+from ..registry import TOKENIZERS
+from . import bert, simple, spm  # noqa: F401  (registration)
+from .bert import BertTokenizer  # noqa: F401
+from .vocab import Vocab  # noqa: F401
+
+
+def build_tokenizer(name, vocab_path=None, spm_model_path=None, do_lower_case=True):
+    cls = TOKENIZERS.get(name, key="tokenizer")
+    vocab = Vocab.load(vocab_path) if vocab_path else None
+    if name == "sentencepiece":
+        return cls(vocab, spm_model_path=spm_model_path)
+    if vocab is None:
+        from ..errors import DataError
+
+        raise DataError(f"the {name} tokenizer needs a vocabulary (--vocab_path)")
+    return cls(vocab, do_lower_case=do_lower_case)

@@ -1,0 +1,165 @@
+"""Google BERT tokenisation: BasicTokenizer (cleaning, CJK split, lower-casing, accent stripping,
+punctuation split) then greedy longest-match WordPiece. Behaves as google-research/bert's
+tokenization.py and Hugging Face's BertTokenizer (slow) do."""
+import unicodedata
+
+from ..registry import TOKENIZERS
+from .vocab import Vocab
+
+
+def is_whitespace(ch):
+    if ch in (" ", "\t", "\n", "\r"):
+        return True
+    return unicodedata.category(ch) == "Zs"
+
+
+def is_control(ch):
+    if ch in ("\t", "\n", "\r"):
+        return False
+    return unicodedata.category(ch) in ("Cc", "Cf")
+
+
+def is_punctuation(ch):
+    cp = ord(ch)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(ch).startswith("P")
+
+
+def is_cjk(cp):
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
+            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
+            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+
+
+def strip_accents(text):
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+
+def split_on_punctuation(text):
+    out, cur = [], []
+    for ch in text:
+        if is_punctuation(ch):
+            if cur:
+                out.append("".join(cur))
+                cur = []
+            out.append(ch)
+        else:
+            cur.append(ch)
+    if cur:
+        out.append("".join(cur))
+    return out
+
+
+def basic_units(text):
+    """Split text as the BasicTokenizer does *before* lower-casing: yields (unit, start, is_cjk) where a
+    unit is a CJK character or a whitespace-delimited run, and start its character offset in `text`.
+    Control characters, U+0000 and U+FFFD are dropped; whitespace separates."""
+    run, run_start = [], -1
+    for i, ch in enumerate(text):
+        cp = ord(ch)
+        if cp == 0 or cp == 0xFFFD or is_control(ch):
+            continue
+        if is_whitespace(ch):
+            if run:
+                yield "".join(run), run_start, False
+                run = []
+            continue
+        if is_cjk(cp):
+            if run:
+                yield "".join(run), run_start, False
+                run = []
+            yield ch, i, True
+            continue
+        if not run:
+            run_start = i
+        run.append(ch)
+    if run:
+        yield "".join(run), run_start, False
+
+
+class BasicTokenizer:
+    def __init__(self, do_lower_case=True):
+        self.do_lower_case = do_lower_case
+
+    def tokenize_with_offsets(self, text):
+        """-> list of (token, start): `start` is the token's character offset in `text` when known exactly,
+        else -1 (only after a normalisation that changed a run's length)."""
+        out = []
+        for unit, start, cjk in basic_units(text):
+            if cjk:
+                out.append((unit, start))
+                continue
+            norm = unit
+            if self.do_lower_case:
+                norm = strip_accents(norm.lower())
+            exact = len(norm) == len(unit)
+            off = 0
+            for piece in split_on_punctuation(norm):
+                out.append((piece, start + off if exact else (start if off == 0 else -1)))
+                off += len(piece)
+        return out
+
+    def tokenize(self, text):
+        return [t for t, _ in self.tokenize_with_offsets(text)]
+
+
+class WordpieceTokenizer:
+    def __init__(self, vocab, unk_token="[UNK]", max_input_chars_per_word=200):
+        self.vocab = vocab
+        self.unk_token = unk_token
+        self.max_input_chars_per_word = max_input_chars_per_word
+
+    def tokenize_word(self, word):
+        if len(word) > self.max_input_chars_per_word:
+            return [self.unk_token]
+        pieces = []
+        start = 0
+        while start < len(word):
+            end = len(word)
+            cur = None
+            while start < end:
+                sub = word[start:end]
+                if start > 0:
+                    sub = "##" + sub
+                if sub in self.vocab:
+                    cur = sub
+                    break
+                end -= 1
+            if cur is None:
+                return [self.unk_token]
+            pieces.append(cur)
+            start = end
+        return pieces
+
+
+@TOKENIZERS.register("bert")
+class BertTokenizer:
+    """BasicTokenizer + WordPiece over a Google-format vocabulary."""
+
+    def __init__(self, vocab, do_lower_case=True, **kwargs):
+        self.vocab = vocab if isinstance(vocab, Vocab) else Vocab.load(vocab)
+        self.basic = BasicTokenizer(do_lower_case)
+        self.wordpiece = WordpieceTokenizer(self.vocab.w2i)
+
+    def tokenize(self, text):
+        out = []
+        for tok in self.basic.tokenize(text):
+            out.extend(self.wordpiece.tokenize_word(tok))
+        return out
+
+    def tokenize_with_starts(self, text):
+        """-> (pieces, starts): starts[i] is the character offset where piece i begins, or -1 for a
+        '##' continuation piece (or a piece whose offset normalisation made unknown)."""
+        pieces, starts = [], []
+        for tok, start in self.basic.tokenize_with_offsets(text):
+            for j, p in enumerate(self.wordpiece.tokenize_word(tok)):
+                pieces.append(p)
+                starts.append(start if j == 0 else -1)
+        return pieces, starts
+
+    def encode(self, text):
+        return self.vocab.convert_tokens_to_ids(self.tokenize(text))
+
+    def convert_tokens_to_ids(self, tokens):
+        return self.vocab.convert_tokens_to_ids(tokens)
