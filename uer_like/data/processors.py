@@ -1,1 +1,178 @@
+"""Data processors (the Python reference path): documents of a chunk -> training instances.
+
+An instance is (ids, word_start bits, seg_a_len, label): `ids` already holds [CLS]/[SEP]; the first
+`seg_a_len` tokens are segment 1 and the rest segment 2; `label` is the sentence-prediction or
+class label (-1 when none). Processors:
+  bert    sentence pairs, 50% random next sentence (NSP), targets mlm + sp
+  albert  sentence pairs, 50% swapped order (SOP), targets mlm + sp
+  mlm     [CLS] document piece [SEP], target mlm
+  lm      [CLS] document [SEP] cut into seq_length + 1 pieces, target lm
+  cls     `label<TAB>text_a[<TAB>text_b]` lines, target cls
+"""
+from dataclasses import dataclass
+from typing import List
+
+from ..errors import DataError
+from .rng import SplitMix64
+
 DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls")
+PROCESSOR_TARGETS = {"bert": ("mlm", "sp"), "albert": ("mlm", "sp"), "mlm": ("mlm",), "lm": ("lm",), "cls": ("cls",)}
+PURPOSE_PAIRS, PURPOSE_STATIC_MASK, PURPOSE_DYNAMIC_MASK = 1, 2, 3
+
+
+@dataclass
+class Sentence:
+    ids: List[int]
+    bits: List[int]
+
+
+@dataclass
+class Instance:
+    ids: List[int]
+    bits: List[int]
+    seg_a_len: int
+    label: int = -1
+
+
+class SentenceEncoder:
+    """Text -> ids and word-start bits. Bits mark the first piece of each word: a word is the
+    tokenizer's own word (a CJK character or a whitespace/punctuation-delimited run) or, with
+    whole-word segmentation, a jieba word (`segment` returns the word list of the text). Ids never
+    depend on the segmentation."""
+
+    def __init__(self, tokenizer, segment=None):
+        self.tokenizer = tokenizer
+        self.vocab = tokenizer.vocab
+        self.segment = segment
+
+    def __call__(self, text):
+        pieces, starts = self.tokenizer.tokenize_with_starts(text)
+        ids = self.vocab.convert_tokens_to_ids(pieces)
+        if self.segment is None:
+            bits = [1 if s >= 0 else 0 for s in starts]
+        else:
+            word_starts = set()
+            off = 0
+            for w in self.segment(text):
+                word_starts.add(off)
+                off += len(w)
+            bits = [1 if s >= 0 and s in word_starts else 0 for s in starts]
+        return Sentence(ids, bits)
+
+
+def _concat(sentences):
+    ids, bits = [], []
+    for s in sentences:
+        ids.extend(s.ids)
+        bits.extend(s.bits)
+    return Sentence(ids, bits)
+
+
+def _truncate_pair(a, b, max_tokens, rng):
+    while len(a.ids) + len(b.ids) > max_tokens:
+        t = a if len(a.ids) > len(b.ids) else b
+        if rng.random() < 0.5:
+            del t.ids[0], t.bits[0]
+        else:
+            t.ids.pop(), t.bits.pop()
+
+
+def _pair_instance(a, b, cls_id, sep_id, label):
+    ids = [cls_id] + a.ids + [sep_id] + b.ids + [sep_id]
+    bits = [1] + a.bits + [1] + b.bits + [1]
+    return Instance(ids, bits, len(a.ids) + 2, label)
+
+
+def sentence_pair_instances(docs, rng, seq_length, cls_id, sep_id, sop=False, short_seq_prob=0.1):
+    """Google's create_instances_from_document, over the documents of one chunk (random next
+    sentences come from another document of the same chunk)."""
+    max_tokens = seq_length - 3
+    out = []
+    for d_idx, doc in enumerate(docs):
+        target_len = max_tokens
+        if rng.random() < short_seq_prob:
+            target_len = rng.randint(2, max_tokens)
+        current, cur_len, i = [], 0, 0
+        while i < len(doc):
+            current.append(doc[i])
+            cur_len += len(doc[i].ids)
+            if i == len(doc) - 1 or cur_len >= target_len:
+                a_end = rng.randint(1, len(current) - 1) if len(current) >= 2 else 1
+                a = _concat(current[:a_end])
+                label = 0
+                if len(docs) > 1 and (len(current) == 1 or (not sop and rng.random() < 0.5)):
+                    label = 1
+                    target_b = target_len - len(a.ids)
+                    r = rng.randint(0, len(docs) - 2)
+                    r = r + 1 if r >= d_idx else r
+                    rdoc = docs[r]
+                    b_sents, b_len = [], 0
+                    for j in range(rng.randint(0, len(rdoc) - 1), len(rdoc)):
+                        b_sents.append(rdoc[j])
+                        b_len += len(rdoc[j].ids)
+                        if b_len >= target_b:
+                            break
+                    b = _concat(b_sents)
+                    i -= len(current) - a_end
+                else:
+                    b = _concat(current[a_end:])
+                    if sop and rng.random() < 0.5:
+                        a, b, label = b, a, 1
+                _truncate_pair(a, b, max_tokens, rng)
+                if a.ids and b.ids:
+                    out.append(_pair_instance(a, b, cls_id, sep_id, label))
+                current, cur_len = [], 0
+            i += 1
+    return out
+
+
+def mlm_instances(docs, seq_length, cls_id, sep_id):
+    out = []
+    n = seq_length - 2
+    for doc in docs:
+        s = _concat(doc)
+        for k in range(0, len(s.ids), n):
+            ids = [cls_id] + s.ids[k:k + n] + [sep_id]
+            bits = [1] + s.bits[k:k + n] + [1]
+            out.append(Instance(ids, bits, len(ids)))
+    return out
+
+
+def lm_instances(docs, seq_length, cls_id, sep_id):
+    out = []
+    n = seq_length + 1
+    for doc in docs:
+        s = _concat(doc)
+        ids = [cls_id] + s.ids + [sep_id]
+        bits = [1] + s.bits + [1]
+        for k in range(0, len(ids), n):
+            piece = ids[k:k + n]
+            if len(piece) >= 2:
+                out.append(Instance(piece, bits[k:k + n], len(piece) - 1))
+    return out
+
+
+def cls_instance(a, b, label, seq_length, cls_id, sep_id):
+    if b is None:
+        a = Sentence(a.ids[: seq_length - 2], a.bits[: seq_length - 2])
+        return Instance([cls_id] + a.ids + [sep_id], [1] + a.bits + [1], len(a.ids) + 2, label)
+    a, b = Sentence(list(a.ids), list(a.bits)), Sentence(list(b.ids), list(b.bits))
+    while len(a.ids) + len(b.ids) > seq_length - 3:
+        t = a if len(a.ids) > len(b.ids) else b
+        t.ids.pop(), t.bits.pop()
+    return _pair_instance(a, b, cls_id, sep_id, label)
+
+
+def parse_cls_line(text, line_no, path):
+    """`label<TAB>text_a[<TAB>text_b]` -> (label, text_a, text_b). Raises DataError naming the line."""
+    cols = text.split("\t")
+    if len(cols) not in (2, 3):
+        raise DataError(f"{path}:{line_no}: expected 2 or 3 tab-separated columns (label, text_a[, text_b]), "
+                        f"got {len(cols)}")
+    try:
+        label = int(cols[0])
+    except ValueError:
+        raise DataError(f"{path}:{line_no}: the label {cols[0]!r} is not an integer") from None
+    if label < 0:
+        raise DataError(f"{path}:{line_no}: negative label {label}")
+    return label, cols[1], cols[2] if len(cols) == 3 else None

@@ -1,0 +1,29 @@
+#!/usr/bin/env python
+"""Turn a raw corpus into a memory-mapped training dataset. Flags follow UER-py's preprocess.py.
+
+    python preprocess.py --corpus_path corpora/CLUECorpusSmall_bert_sampled.txt \
+        --vocab_path models/google_zh_vocab.txt --dataset_path dataset.bin --data_processor bert
+"""
+import argparse
+import os
+
+from uer_like.cli import add_preprocess_args, run_main, setup_logging
+
+DEFAULT_VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "google_zh_vocab.txt")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_preprocess_args(parser)
+    args = parser.parse_args()
+    setup_logging()
+    from uer_like.data.preprocess import run_preprocess
+
+    opts = vars(args)
+    if opts["vocab_path"] is None and opts["tokenizer"] != "sentencepiece":
+        opts["vocab_path"] = DEFAULT_VOCAB
+    run_preprocess(**opts)
+
+
+if __name__ == "__main__":
+    run_main(main)

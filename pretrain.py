@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Pretrain a model on a preprocessed dataset (one CPU or GPU; torchrun for many).
+
+    python pretrain.py --config bert/tiny_config.json --total_steps 1000            # bundled sample corpus
+    python pretrain.py --config bert/base_config.json --dataset_path dataset.bin \\
+        --vocab_path models/google_zh_vocab.txt --output_model_path models/my_bert.bin
+    torchrun --nproc_per_node 8 pretrain.py --config bert/base_config.json --dataset_path dataset.bin ...
+
+With no --dataset_path, the bundled sample corpus (corpora/) is preprocessed into .cache/ (once) and used.
+"""
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+from uer_like.cli import run_main, setup_logging
+from uer_like.errors import ConfigError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SAMPLE_CORPUS = os.path.join(HERE, "corpora", "CLUECorpusSmall_bert_sampled.txt")
+DEFAULT_VOCAB = os.path.join(HERE, "models", "google_zh_vocab.txt")
+
+
+def build_parser():
+    from uer_like.training.optim import OPTIMIZERS, SCHEDULERS
+    from uer_like.training.trainer import PRECISIONS
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", "--config_path", dest="config", default="bert/base_config.json",
+                   help="a UER-format JSON config: a path or a name in configs/ (e.g. bert/base_config.json)")
+    p.add_argument("--dataset_path", default=None, help="made by preprocess.py (default: the bundled sample corpus)")
+    p.add_argument("--vocab_path", default=None, help="checked against the dataset's vocabulary")
+    p.add_argument("--pretrained_model_path", default=None, help="initialise from these weights (UER format)")
+    p.add_argument("--output_model_path", default="output/model.bin", help="final weights, UER format")
+    p.add_argument("--checkpoint_dir", default=None, help="default: <output_model_path without .bin>_checkpoints")
+    p.add_argument("--resume", default="auto", help="auto (continue from checkpoint_dir if it has checkpoints), "
+                                                    "never, or a checkpoint file")
+    p.add_argument("--total_steps", type=int, default=100000, help="optimizer steps")
+    p.add_argument("--batch_size", type=int, default=32, help="per process and micro-step")
+    p.add_argument("--accumulation_steps", type=int, default=1)
+    p.add_argument("--learning_rate", type=float, default=1e-4)
+    p.add_argument("--warmup", type=float, default=0.01, help="fraction of total_steps")
+    p.add_argument("--scheduler", default="linear", choices=SCHEDULERS)
+    p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
+    p.add_argument("--weight_decay", type=float, default=0.01)
+    p.add_argument("--max_grad_norm", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--report_steps", type=int, default=100)
+    p.add_argument("--save_checkpoint_steps", type=int, default=10000)
+    p.add_argument("--keep_checkpoints", type=int, default=3)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--fp16", action="store_true", help="same as --precision fp16 (UER-py's flag)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--fsdp", action="store_true", help="shard parameters, gradients and optimizer state (torchrun)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--tensorboard_dir", default=None, help="default: <checkpoint_dir>/tensorboard")
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--trace_path", default=None, help="write every step's loss, lr and sample ids (JSON lines)")
+    p.add_argument("--seq_length", type=int, default=128, help="for the bundled-corpus default dataset only")
+    p.add_argument("--whole_word_masking", action="store_true", help="for the bundled-corpus default dataset only")
+    p.add_argument("--dropout", type=float, default=None, help="override the config's dropout")
+    p.add_argument("--world_size", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--gpu_ranks", nargs="*", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--log_level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return p
+
+
+def default_dataset(config_name, seq_length, whole_word):
+    """Preprocess the bundled sample corpus once into .cache/ and return its path."""
+    from uer_like.config import load_config
+    from uer_like.data.preprocess import run_preprocess
+
+    processor = load_config(config_name).data_processor
+    opts = dict(corpus_path=SAMPLE_CORPUS, vocab_path=DEFAULT_VOCAB, data_processor=processor,
+                seq_length=seq_length, dup_factor=1, dynamic_masking=True, whole_word_masking=whole_word,
+                corpus_format="bert")
+    key = hashlib.sha256(json.dumps(opts, sort_keys=True).encode()).hexdigest()[:12]
+    path = os.path.join(HERE, ".cache", f"sample_{processor}_{seq_length}_{key}.uerds")
+    opts["dataset_path"] = path
+    rank = int(os.environ.get("RANK", "0"))
+    if not os.path.exists(path):
+        if rank == 0:
+            run_preprocess(**opts)
+        else:
+            import time
+
+            while not os.path.exists(path):
+                time.sleep(1)
+    return path
+
+
+def main():
+    args = build_parser().parse_args()
+    setup_logging(args.log_level if int(os.environ.get("RANK", "0")) == 0 else "WARNING")
+    if args.world_size is not None or args.gpu_ranks is not None:
+        raise ConfigError("--world_size/--gpu_ranks are UER-py's launcher flags; uer_like uses torchrun: "
+                          "torchrun --nproc_per_node N pretrain.py ... (see README, 'Many GPUs and machines')")
+    from uer_like.training.trainer import TrainArgs, train
+
+    dataset = args.dataset_path or default_dataset(args.config, args.seq_length, args.whole_word_masking)
+    overrides = {"dropout": args.dropout} if args.dropout is not None else {}
+    ckpt_dir = args.checkpoint_dir
+    tb = args.tensorboard_dir
+    targs = TrainArgs(
+        dataset_path=dataset, config=args.config, vocab_path=args.vocab_path,
+        pretrained_model_path=args.pretrained_model_path, output_model_path=args.output_model_path,
+        checkpoint_dir=ckpt_dir, total_steps=args.total_steps, batch_size=args.batch_size,
+        accumulation_steps=args.accumulation_steps, learning_rate=args.learning_rate, warmup=args.warmup,
+        scheduler=args.scheduler, optimizer=args.optimizer, weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm, seed=args.seed, report_steps=args.report_steps,
+        save_checkpoint_steps=args.save_checkpoint_steps, keep_checkpoints=args.keep_checkpoints,
+        precision="fp16" if args.fp16 else args.precision, compile=args.compile, fsdp=args.fsdp,
+        device=args.device, resume=args.resume, tensorboard_dir=tb, deterministic=args.deterministic,
+        trace_path=args.trace_path, config_overrides=overrides)
+    targs.validate()
+    if targs.tensorboard_dir is None:
+        targs.tensorboard_dir = os.path.join(targs.checkpoint_dir, "tensorboard")
+    train(targs)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,69 @@
+"""Flags shared by the command-line scripts (UER-py's names), derived from the registries."""
+import logging
+import sys
+
+from .data.corpus import CORPUS_FORMATS, LINE_POLICIES
+from .data.processors import DATA_PROCESSOR_NAMES
+from .errors import UerLikeError
+from .registry import TOKENIZERS
+
+
+def setup_logging(level="INFO"):
+    logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+def add_tokenizer_args(p):
+    from . import tokenizers  # noqa: F401
+
+    p.add_argument("--tokenizer", default="bert", choices=TOKENIZERS.names())
+    p.add_argument("--vocab_path", default=None, help="WordPiece vocabulary (default models/google_zh_vocab.txt)")
+    p.add_argument("--spm_model_path", default=None, help="SentencePiece model for --tokenizer sentencepiece")
+    p.add_argument("--do_lower_case", default=True, type=_bool, help="lower-case and strip accents (bert tokenizer)")
+
+
+def add_preprocess_args(p):
+    p.add_argument("--corpus_path", required=True)
+    p.add_argument("--dataset_path", required=True)
+    add_tokenizer_args(p)
+    p.add_argument("--data_processor", default="bert", choices=DATA_PROCESSOR_NAMES)
+    p.add_argument("--corpus_format", default=None, choices=CORPUS_FORMATS,
+                   help="bert: one sentence per line, blank line between documents; line: one document per line "
+                        "(default: bert for the bert/albert processors, line otherwise)")
+    p.add_argument("--seq_length", type=int, default=128)
+    p.add_argument("--dup_factor", type=int, default=5)
+    p.add_argument("--dynamic_masking", action="store_true", help="draw masks per batch at training time")
+    p.add_argument("--whole_word_masking", action="store_true", help="mask whole jieba words")
+    p.add_argument("--mask_decision", default="word", choices=("word", "token"),
+                   help="whether the 80/10/10 [MASK]/random/keep choice is drawn once per word or per token")
+    p.add_argument("--mask_prob", type=float, default=0.15)
+    p.add_argument("--short_seq_prob", type=float, default=0.1)
+    p.add_argument("--user_dict", default=None, help="extra jieba dictionary (word [freq] [tag] lines)")
+    p.add_argument("--processes_num", type=int, default=1)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--invalid_lines", default="skip", choices=LINE_POLICIES,
+                   help="what to do with a corpus line that is not UTF-8 or holds NUL bytes")
+    p.add_argument("--chunk_bytes", type=int, default=1 << 20, help="unit of parallel work (output does not depend "
+                                                                    "on --processes_num, but does on this)")
+    p.add_argument("--implementation", default="auto", choices=("auto", "native", "python"),
+                   help="native C fast path or the Python reference (auto: native when built)")
+
+
+def _bool(s):
+    if s.lower() in ("1", "true", "yes"):
+        return True
+    if s.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(s)
+
+
+def run_main(fn):
+    """Run a script's main; a UerLikeError becomes one clear line on stderr and exit status 2."""
+    try:
+        fn()
+    except UerLikeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,262 @@
+"""Corpus -> dataset: chunked, streamed, optionally in N worker processes, identical output for any N.
+
+This is the reference implementation in Python; uer_like._native (csrc/) implements the same per-chunk
+function in C and must produce byte-identical datasets.
+"""
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import time
+
+import numpy as np
+
+from ..errors import DataError
+from ..tokenizers import build_tokenizer
+from . import corpus as corpus_mod
+from .corpus import DEFAULT_CHUNK_BYTES, LineReport, chunk_boundaries, read_chunk_documents
+from .dataset import DatasetWriter
+from .masking import mask_instance
+from .processors import (DATA_PROCESSOR_NAMES, PURPOSE_PAIRS, PURPOSE_STATIC_MASK, SentenceEncoder, cls_instance,
+                         lm_instances, mlm_instances, parse_cls_line, sentence_pair_instances)
+from .rng import SplitMix64
+
+logger = logging.getLogger("uer_like")
+
+
+class LineError(DataError):
+    def __init__(self, path, line_no, message):
+        self.path, self.line_no, self.message = path, line_no, message
+        super().__init__(f"{path}:{line_no}: {message}")
+
+
+def default_options(**kw):
+    opts = dict(corpus_path=None, vocab_path=None, dataset_path=None, data_processor="bert", seq_length=128,
+                dup_factor=1, dynamic_masking=False, whole_word_masking=False, mask_prob=0.15,
+                mask_decision="word", seed=7, tokenizer="bert", spm_model_path=None, do_lower_case=True,
+                corpus_format=None, invalid_lines="skip", chunk_bytes=DEFAULT_CHUNK_BYTES, processes_num=1,
+                short_seq_prob=0.1, user_dict=None, implementation="auto")
+    unknown = set(kw) - set(opts)
+    if unknown:
+        raise TypeError(f"unknown preprocess options: {sorted(unknown)}")
+    opts.update(kw)
+    if opts["corpus_format"] is None:
+        opts["corpus_format"] = "bert" if opts["data_processor"] in ("bert", "albert") else "line"
+    return opts
+
+
+def validate_options(o):
+    if o["data_processor"] not in DATA_PROCESSOR_NAMES:
+        raise DataError(f"unknown data_processor {o['data_processor']!r}; valid choices: {', '.join(DATA_PROCESSOR_NAMES)}")
+    if o["invalid_lines"] not in corpus_mod.LINE_POLICIES:
+        raise DataError(f"unknown --invalid_lines {o['invalid_lines']!r}; valid: {', '.join(corpus_mod.LINE_POLICIES)}")
+    if o["mask_decision"] not in ("word", "token"):
+        raise DataError(f"unknown --mask_decision {o['mask_decision']!r}; valid: word, token")
+    if o["corpus_format"] not in corpus_mod.CORPUS_FORMATS:
+        raise DataError(f"unknown --corpus_format {o['corpus_format']!r}; valid: {', '.join(corpus_mod.CORPUS_FORMATS)}")
+    if o["seq_length"] < 8:
+        raise DataError(f"--seq_length must be at least 8, got {o['seq_length']}")
+    if o["dup_factor"] < 1:
+        raise DataError(f"--dup_factor must be at least 1, got {o['dup_factor']}")
+    if not 0 < o["mask_prob"] < 1:
+        raise DataError(f"--mask_prob must be in (0, 1), got {o['mask_prob']}")
+    if o["data_processor"] == "cls" and o["corpus_format"] != "line":
+        raise DataError("the cls processor reads `label<TAB>text` lines: use --corpus_format line")
+    corpus_mod.corpus_size(o["corpus_path"])
+
+
+def uses_masks(o):
+    return o["data_processor"] in ("bert", "albert", "mlm")
+
+
+def static_masking(o):
+    return uses_masks(o) and not o["dynamic_masking"]
+
+
+def effective_dups(o):
+    # duplicates only differ where something is random: sentence pairing or static masks
+    if o["data_processor"] in ("bert", "albert") or static_masking(o):
+        return o["dup_factor"]
+    return 1
+
+
+# ---------------------------------------------------------------------------------------- workers
+_W = {}
+
+
+def _init_worker(o):
+    tok = build_tokenizer(o["tokenizer"], o["vocab_path"], o["spm_model_path"], o["do_lower_case"])
+    seg = None
+    if o["whole_word_masking"]:
+        from ..segmentation import Segmenter
+
+        seg = Segmenter(user_dict=o["user_dict"]).cut
+    _W.clear()
+    _W.update(o=o, tok=tok, enc=SentenceEncoder(tok, seg), vocab=tok.vocab)
+
+
+def _chunk_documents(o, path, chunk_idx, start, end, enc):
+    docs, n_lines, report = read_chunk_documents(path, start, end, o["corpus_format"], o["invalid_lines"])
+    out = []
+    for first_line, sentences in docs:
+        if o["data_processor"] == "cls":
+            if chunk_idx == 0 and first_line == 1 and sentences[0].split("\t")[0].strip() == "label":
+                continue  # header row
+            try:
+                label, a, b = parse_cls_line(sentences[0], first_line, path)
+            except DataError as e:
+                if o["invalid_lines"] == "error":
+                    raise LineError(path, first_line, str(e).split(": ", 1)[1]) from None
+                report.add("bad_columns", first_line)
+                continue
+            out.append((label, enc(a), enc(b) if b is not None else None))
+        else:
+            encoded = [enc(s) for s in sentences]
+            encoded = [s for s in encoded if s.ids]
+            if encoded:
+                out.append(encoded)
+    return out, n_lines, report, len(docs)
+
+
+def process_chunk(task):
+    """One chunk -> flat numpy arrays of its instances (the unit the native path reimplements)."""
+    chunk_idx, start, end = task
+    o, enc, vocab = _W["o"], _W["enc"], _W["vocab"]
+    try:
+        docs, n_lines, report, n_docs = _chunk_documents(o, o["corpus_path"], chunk_idx, start, end, enc)
+    except LineError as e:
+        return {"error": (e.line_no, e.message)}
+    cls_id, sep_id = vocab.cls_id, vocab.sep_id
+    special = {vocab.cls_id, vocab.sep_id, vocab.pad_id}
+    proc = o["data_processor"]
+    instances = []
+    for dup in range(effective_dups(o)):
+        if proc in ("bert", "albert"):
+            rng = SplitMix64(o["seed"], PURPOSE_PAIRS, chunk_idx, dup)
+            insts = sentence_pair_instances(docs, rng, o["seq_length"], cls_id, sep_id, sop=proc == "albert",
+                                            short_seq_prob=o["short_seq_prob"])
+        elif proc == "mlm":
+            insts = mlm_instances(docs, o["seq_length"], cls_id, sep_id)
+        elif proc == "lm":
+            insts = lm_instances(docs, o["seq_length"], cls_id, sep_id)
+        else:
+            insts = [cls_instance(a, b, label, o["seq_length"], cls_id, sep_id) for label, a, b in docs]
+        if static_masking(o):
+            for k, inst in enumerate(insts):
+                rng = SplitMix64(o["seed"], PURPOSE_STATIC_MASK, chunk_idx, dup, k)
+                masked, pos, labels = mask_instance(inst.ids, inst.bits, special, rng, len(vocab), vocab.mask_id,
+                                                    o["mask_prob"], o["whole_word_masking"],
+                                                    o["mask_decision"] == "word")
+                instances.append((inst, masked, pos, labels))
+        else:
+            instances.extend((inst, None, None, None) for inst in insts)
+    return _pack(instances, n_lines, report, n_docs, end - start, static_masking(o))
+
+
+def _pack(instances, n_lines, report, n_docs, n_bytes, static):
+    ids, bits, lengths, seg_a, labels, mlen, mpos, mlab = [], [], [], [], [], [], [], []
+    for inst, masked, pos, lab in instances:
+        ids.extend(masked if static else inst.ids)
+        bits.extend(inst.bits)
+        lengths.append(len(inst.ids))
+        seg_a.append(inst.seg_a_len)
+        labels.append(inst.label)
+        if static:
+            mlen.append(len(pos))
+            mpos.extend(pos)
+            mlab.extend(lab)
+    return {"ids": np.asarray(ids, np.int64), "bits": np.asarray(bits, np.uint8),
+            "lengths": np.asarray(lengths, np.int64), "seg_a_len": np.asarray(seg_a, np.int32),
+            "labels": np.asarray(labels, np.int32), "mask_lengths": np.asarray(mlen, np.int64),
+            "mask_pos": np.asarray(mpos, np.int32), "mask_labels": np.asarray(mlab, np.int32),
+            "lines": n_lines, "report": report, "documents": n_docs, "bytes": n_bytes}
+
+
+# ---------------------------------------------------------------------------------------- driver
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_manifest(o, vocab):
+    m = {
+        "data_processor": o["data_processor"], "seq_length": o["seq_length"], "dup_factor": effective_dups(o),
+        "dynamic_masking": bool(o["dynamic_masking"]) if uses_masks(o) else False,
+        "whole_word_masking": bool(o["whole_word_masking"]), "mask_prob": o["mask_prob"],
+        "mask_decision": o["mask_decision"], "seed": o["seed"], "short_seq_prob": o["short_seq_prob"],
+        "tokenizer": o["tokenizer"], "do_lower_case": o["do_lower_case"],
+        "vocab": {"sha256": vocab.sha256 if hasattr(vocab, "sha256") else None, "size": len(vocab),
+                  "file": os.path.basename(o["vocab_path"] or "")},
+        "corpus": {"file": os.path.basename(o["corpus_path"]), "bytes": os.path.getsize(o["corpus_path"]),
+                   "format": o["corpus_format"]},
+        "invalid_lines_policy": o["invalid_lines"], "chunk_bytes": o["chunk_bytes"],
+        "special_ids": {"pad": vocab.pad_id, "cls": vocab.cls_id, "sep": vocab.sep_id, "mask": vocab.mask_id},
+        "segmenter": None,
+    }
+    if o["whole_word_masking"]:
+        from ..segmentation import dictionary_hash
+
+        m["segmenter"] = {"name": "jieba", "hmm": True, "dictionary_sha256": dictionary_hash(o["user_dict"])}
+    return m
+
+
+def run_preprocess(progress=True, **kw):
+    """Preprocess a corpus into a dataset file. Keyword options as preprocess.py's flags."""
+    o = default_options(**kw)
+    validate_options(o)
+    _init_worker(o)
+    vocab = _W["vocab"]
+    bounds = chunk_boundaries(o["corpus_path"], o["corpus_format"], o["chunk_bytes"])
+    tasks = [(i, bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+    writer = DatasetWriter(o["dataset_path"], len(vocab), static_masks=static_masking(o))
+    report = LineReport()
+    lines = docs = 0
+    t0 = time.time()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=bounds[-1], unit="B", unit_scale=True, desc="preprocess", dynamic_ncols=True)
+    pool = None
+    try:
+        if o["processes_num"] > 1 and len(tasks) > 1:
+            pool = mp.get_context("fork").Pool(min(o["processes_num"], len(tasks)), _init_worker, (o,))
+            results = pool.imap(process_chunk, tasks)
+        else:
+            results = map(process_chunk, tasks)
+        for r in results:
+            if "error" in r:
+                line_no, msg = r["error"]
+                raise DataError(f"{o['corpus_path']}:{lines + line_no}: {msg}")
+            writer.add(r["ids"], r["lengths"], r["seg_a_len"], r["labels"], r["bits"],
+                       r["mask_lengths"], r["mask_pos"], r["mask_labels"])
+            report.merge(r["report"], lines)
+            lines += r["lines"]
+            docs += r["documents"]
+            if bar is not None:
+                bar.update(r["bytes"])
+        if writer.n_instances == 0:
+            raise DataError(f"{o['corpus_path']}: no training instances: the corpus is empty, every line was "
+                            f"invalid, or documents are too short (format {o['corpus_format']!r})")
+        manifest = build_manifest(o, vocab)
+        manifest.update(lines=lines, documents=docs, problems=report.to_dict())
+        manifest = writer.close(manifest)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if pool is not None:
+            pool.terminate()
+        if bar is not None:
+            bar.close()
+    dt = time.time() - t0
+    for kind, n in sorted(report.counts.items()):
+        logger.warning("%s: %d line(s) with %s (first: %s)", o["corpus_path"], n, kind,
+                       ", ".join(map(str, report.first[kind][:5])))
+    logger.info("%s: %d instances, %d tokens from %d documents, %.1f MB in %.1fs (%.2f MB/s)",
+                o["dataset_path"], manifest["instances"], manifest["tokens"], docs, bounds[-1] / 1e6, dt,
+                bounds[-1] / 1e6 / max(dt, 1e-9))
+    return manifest

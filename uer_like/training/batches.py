@@ -1,0 +1,120 @@
+"""From dataset instances to training batches: the global sample order, dynamic masking and collation.
+
+The order is a pure function of (seed, optimizer step): optimizer step t uses the global batch
+perm_epoch[k*G:(k+1)*G] (G = batch_size x world_size x accumulation), and micro-batch m = a*world + rank
+of it. So a run resumed at step t reads exactly what an uninterrupted run reads, whatever the number
+of processes, as long as the global batch is kept. Dynamic masks are keyed by (seed, epoch, instance).
+"""
+import numpy as np
+import torch
+
+from ..data.masking import mask_instance
+from ..data.processors import PROCESSOR_TARGETS, PURPOSE_DYNAMIC_MASK
+from ..data.rng import SplitMix64
+from ..errors import DataError
+
+
+class SampleOrder:
+    def __init__(self, n_instances, global_batch, seed):
+        if n_instances < global_batch:
+            raise DataError(f"the dataset has {n_instances} instances, fewer than one global batch of {global_batch} "
+                            "(batch_size x world size x accumulation steps): use a smaller batch or more data")
+        self.n = n_instances
+        self.global_batch = global_batch
+        self.seed = seed
+        self.steps_per_epoch = n_instances // global_batch
+        self._epoch, self._perm = None, None
+
+    def permutation(self, epoch):
+        if epoch != self._epoch:
+            self._perm = np.random.Generator(np.random.PCG64([self.seed, epoch])).permutation(self.n)
+            self._epoch = epoch
+        return self._perm
+
+    def position(self, step):
+        return step // self.steps_per_epoch, step % self.steps_per_epoch
+
+    def micro_batch(self, step, micro_index, micro_count):
+        """Instance ids of micro-batch `micro_index` (of `micro_count`) of optimizer step `step`."""
+        epoch, k = self.position(step)
+        perm = self.permutation(epoch)
+        g = perm[k * self.global_batch:(k + 1) * self.global_batch]
+        size = self.global_batch // micro_count
+        return epoch, g[micro_index * size:(micro_index + 1) * size]
+
+
+class Collator:
+    """Builds the tensors a model's targets need from instance ids of one micro-batch."""
+
+    def __init__(self, dataset, targets, seed, pad_to_multiple=8):
+        m = dataset.manifest
+        self.ds = dataset
+        self.processor = m["data_processor"]
+        missing = [t for t in targets if t not in PROCESSOR_TARGETS[self.processor]]
+        if missing:
+            raise DataError(f"{dataset.path}: made with data_processor '{self.processor}', which provides targets "
+                            f"{list(PROCESSOR_TARGETS[self.processor])}, but the model config asks for {missing}; "
+                            f"re-run preprocess.py with a matching --data_processor or change the config's target")
+        self.targets = targets
+        self.seed = seed
+        self.pad_to = pad_to_multiple
+        sp = m["special_ids"]
+        self.pad_id, self.mask_id = sp["pad"], sp["mask"]
+        self.special = {sp["pad"], sp["cls"], sp["sep"]}
+        self.vocab_size = m["vocab"]["size"]
+        self.whole_word = m["whole_word_masking"]
+        self.prob = m["mask_prob"]
+        self.per_word = m["mask_decision"] == "word"
+        self.dynamic = m["dynamic_masking"]
+
+    def mask(self, idx, epoch, ids):
+        if self.ds.static_masks:
+            pos, labels = self.ds.instance_masks(idx)
+            return ids, pos, labels
+        rng = SplitMix64(self.seed, PURPOSE_DYNAMIC_MASK, epoch, int(idx))
+        masked, pos, labels = mask_instance(ids.tolist(), self.ds.instance_bits(idx).tolist(), self.special, rng,
+                                            self.vocab_size, self.mask_id, self.prob, self.whole_word, self.per_word)
+        return np.asarray(masked, np.int64), np.asarray(pos, np.int64), np.asarray(labels, np.int64)
+
+    def __call__(self, indices, epoch):
+        lm = self.processor == "lm"
+        rows = [self.ds.instance_ids(int(i)) for i in indices]
+        lengths = [len(r) - 1 if lm else len(r) for r in rows]
+        L = max(lengths)
+        L = (L + self.pad_to - 1) // self.pad_to * self.pad_to
+        B = len(rows)
+        src = np.full((B, L), self.pad_id, np.int64)
+        seg = np.zeros((B, L), np.int64)
+        batch = {}
+        mlm_pos, mlm_labels = [], []
+        tgt_lm = np.zeros((B, L), np.int64) if lm else None
+        for b, (i, ids) in enumerate(zip(indices, rows)):
+            n = lengths[b]
+            a = int(self.ds.seg_a_len[i])
+            if lm:
+                src[b, :n] = ids[:-1]
+                tgt_lm[b, :n] = ids[1:]
+                seg[b, :n] = 1
+                continue
+            if "mlm" in self.targets:
+                ids, pos, labels = self.mask(i, epoch, ids)
+                mlm_pos.append(pos + b * L)
+                mlm_labels.append(labels)
+            src[b, :n] = ids
+            seg[b, :a] = 1
+            seg[b, a:n] = 2
+        batch["src"] = torch.from_numpy(src)
+        batch["seg"] = torch.from_numpy(seg)
+        if lm:
+            batch["tgt_lm"] = torch.from_numpy(tgt_lm)
+            batch["lm_pos"] = torch.from_numpy(np.flatnonzero(tgt_lm.reshape(-1) > 0))
+        if "mlm" in self.targets:
+            batch["mlm_pos"] = torch.from_numpy(np.concatenate(mlm_pos).astype(np.int64))
+            batch["mlm_labels"] = torch.from_numpy(np.concatenate(mlm_labels).astype(np.int64))
+        labels = torch.from_numpy(np.asarray(self.ds.labels[np.asarray(indices)], np.int64))
+        if "sp" in self.targets:
+            batch["tgt_sp"] = labels
+        if "cls" in self.targets:
+            batch["tgt_cls"] = labels
+        batch["n_tokens"] = int(sum(lengths))
+        return batch

@@ -1,0 +1,418 @@
+"""The one training loop: single process or torchrun (DDP / FSDP), mixed precision, gradient
+accumulation, exact resume, throughput logs."""
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import torch
+
+from ..config import load_config
+from ..data.dataset import Dataset
+from ..errors import CheckpointError, ConfigError, DataError
+from ..io.checkpoint import load_into, load_state_dict_file, save_model
+from ..io.uer import from_uer_state_dict
+from ..model import Model
+from . import distributed as dist_utils
+from .batches import Collator, SampleOrder
+from .checkpoint import load_checkpoint, load_latest, rng_state, save_checkpoint, set_rng_state
+from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
+
+logger = logging.getLogger("uer_like")
+PRECISIONS = ("fp32", "fp16", "bf16")
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "A10": 125e12, "V100": 125e12, "L40": 181e12,
+              "4090": 165e12, "3090": 71e12, "T4": 65e12}
+
+
+@dataclass
+class TrainArgs:
+    dataset_path: str
+    config: str = "bert/base_config.json"
+    vocab_path: Optional[str] = None
+    pretrained_model_path: Optional[str] = None
+    output_model_path: str = "output/model.bin"
+    checkpoint_dir: Optional[str] = None
+    total_steps: int = 100000
+    batch_size: int = 32
+    accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    warmup: float = 0.01
+    scheduler: str = "linear"
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 7
+    report_steps: int = 100
+    save_checkpoint_steps: int = 10000
+    keep_checkpoints: int = 3
+    precision: str = "fp32"
+    compile: bool = False
+    fsdp: bool = False
+    device: str = "auto"
+    resume: str = "auto"  # auto: continue from checkpoint_dir when it has one; never; or a checkpoint path
+    tensorboard_dir: Optional[str] = None
+    deterministic: bool = False
+    trace_path: Optional[str] = None  # JSON lines: every step's loss, lr and sample ids (for audits and tests)
+    config_overrides: dict = field(default_factory=dict)
+
+    def validate(self):
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision {self.precision!r} is not valid; choices: {', '.join(PRECISIONS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"--scheduler {self.scheduler!r} is not valid; choices: {', '.join(SCHEDULERS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer {self.optimizer!r} is not valid; choices: {', '.join(OPTIMIZERS)}")
+        for k in ("total_steps", "batch_size", "accumulation_steps", "report_steps", "save_checkpoint_steps"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"--{k} must be at least 1, got {getattr(self, k)}")
+        if self.checkpoint_dir is None:
+            self.checkpoint_dir = os.path.splitext(self.output_model_path)[0] + "_checkpoints"
+
+
+class Trainer:
+    def __init__(self, args: TrainArgs):
+        args.validate()
+        self.args = args
+        self.info = dist_utils.setup(args.device)
+        self.stop_requested = False
+        if args.deterministic:
+            torch.use_deterministic_algorithms(True)
+        torch.manual_seed(args.seed + self.info.rank)
+
+        self.dataset = Dataset(args.dataset_path)
+        self.manifest = self.dataset.manifest
+        self.config = load_config(args.config, **args.config_overrides)
+        self._check_dataset()
+        vocab_size = self.manifest["vocab"]["size"]
+        self.config = self.config.replace(vocab_size=vocab_size)
+        # every rank builds its own model from the config; nothing is passed between processes
+        self.model = Model(self.config, vocab_size)
+        if args.pretrained_model_path:
+            state = from_uer_state_dict(load_state_dict_file(args.pretrained_model_path))
+            load_into(self.model, state, strict=False, source=args.pretrained_model_path)
+        self.model.to(self.info.device)
+
+        self.world = self.info.world_size
+        self.global_batch = args.batch_size * self.world * args.accumulation_steps
+        self.order = SampleOrder(len(self.dataset), self.global_batch, args.seed)
+        self.collate = Collator(self.dataset, self.config.target, args.seed)
+        self.step = 0
+        self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay,
+                                         fused=self.info.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=args.precision == "fp16" and self.info.device.type == "cuda")
+        self._resume()
+        self.train_model = self._wrap(self.model)
+
+    # ------------------------------------------------------------------ set-up
+    def _check_dataset(self):
+        m, cfg, a = self.manifest, self.config, self.args
+        if m["seq_length"] > cfg.max_seq_length and any(e in ("pos",) for e in cfg.embedding):
+            raise ConfigError(f"{a.dataset_path}: seq_length {m['seq_length']} exceeds the model's max_seq_length "
+                              f"{cfg.max_seq_length}; preprocess with --seq_length <= {cfg.max_seq_length}")
+        if a.vocab_path:
+            from ..tokenizers import Vocab
+
+            v = Vocab.load(a.vocab_path, required=())
+            if m["vocab"]["sha256"] and v.sha256 != m["vocab"]["sha256"]:
+                raise DataError(f"{a.dataset_path} was made with another vocabulary ({m['vocab']['file']}, "
+                                f"{m['vocab']['size']} tokens) than --vocab_path {a.vocab_path} ({len(v)} tokens); "
+                                f"re-run preprocess.py with --vocab_path {a.vocab_path}")
+        if cfg.data_processor != m["data_processor"]:
+            logger.info("config data_processor %r, dataset made with %r: training on the dataset's",
+                        cfg.data_processor, m["data_processor"])
+
+    def _wrap(self, model):
+        a = self.args
+        if a.fsdp:
+            if not self.info.enabled:
+                logger.info("--fsdp with one process: training unsharded")
+            else:
+                from torch.distributed.fsdp import fully_shard
+
+                layers = model.encoder.transformer if isinstance(model.encoder.transformer, torch.nn.ModuleList) else []
+                for layer in layers:
+                    fully_shard(layer)
+                fully_shard(model)
+                self.optimizer = build_optimizer(a.optimizer, model, a.learning_rate, a.weight_decay)
+                if self._resume_optim is not None:
+                    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+                    set_optimizer_state_dict(model, self.optimizer, self._resume_optim,
+                                             options=StateDictOptions(full_state_dict=True))
+                return torch.compile(model) if a.compile else model
+        if self.info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.info.local_rank] if self.info.device.type == "cuda" else None
+            model = DDP(model, device_ids=ids)
+        if a.compile:
+            model = torch.compile(model)
+        return model
+
+    def _resume(self):
+        a = self.args
+        self._resume_optim = None
+        if a.resume == "never":
+            return
+        if a.resume == "auto":
+            found = load_latest(a.checkpoint_dir) if os.path.isdir(a.checkpoint_dir) else None
+            if found is None:
+                return
+            path, ckpt = found
+        else:
+            path, ckpt = a.resume, load_checkpoint(a.resume)
+        saved = load_config(ckpt["config"])
+        diff = saved.diff(self.config)
+        if diff:
+            desc = "; ".join(f"{k}: checkpoint {v[0]!r} vs now {v[1]!r}" for k, v in sorted(diff.items()))
+            raise ConfigError(f"{path}: the checkpoint was trained with another model config ({desc}); "
+                              f"use the same config, or a new --output_model_path / --resume never to start afresh")
+        if ckpt["global_batch"] != self.global_batch:
+            logger.warning("%s: global batch was %d, now %d: the data order changes from here",
+                           path, ckpt["global_batch"], self.global_batch)
+        load_into(self.model, ckpt["model"], strict=True, source=path)
+        if self.args.fsdp and self.info.enabled:
+            self._resume_optim = ckpt["optimizer"]
+        else:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        states = ckpt["rng"]
+        set_rng_state(states[self.info.rank] if self.info.rank < len(states) else states[0])
+        self.step = ckpt["step"]
+        if self.info.is_main:
+            logger.info("resumed from %s at step %d", path, self.step)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state_dicts(self):
+        if self.args.fsdp and self.info.enabled:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+            return get_state_dict(self.model, self.optimizer,
+                                  options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return ({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, self.optimizer.state_dict())
+
+    def save(self):
+        rngs = dist_utils.all_gather_object(self.info, rng_state())
+        model_sd, optim_sd = self._state_dicts()
+        if self.info.is_main:
+            payload = {"model": model_sd, "optimizer": optim_sd, "scaler": self.scaler.state_dict(),
+                       "step": self.step, "rng": rngs, "config": self.config.to_dict(),
+                       "global_batch": self.global_batch, "world_size": self.world,
+                       "dataset": {k: self.manifest[k] for k in ("data_processor", "instances", "tokens")}}
+            path = save_checkpoint(self.args.checkpoint_dir, self.step, payload, self.args.keep_checkpoints)
+            logger.info("saved checkpoint %s", path)
+        dist_utils.barrier(self.info)
+
+    def save_weights(self):
+        if self.info.is_main:
+            save_model(self.model, self.args.output_model_path, format="uer")
+            logger.info("saved UER-format weights to %s", self.args.output_model_path)
+
+    # ------------------------------------------------------------------ the loop
+    def _autocast(self):
+        p = self.args.precision
+        if p == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.float16 if p == "fp16" else torch.bfloat16
+        return torch.autocast(self.info.device.type, dtype=dtype)
+
+    def _to_device(self, batch):
+        dev = self.info.device
+        pin = dev.type == "cuda"
+        return {k: (v.pin_memory().to(dev, non_blocking=True) if pin else v) if torch.is_tensor(v) else v
+                for k, v in batch.items()}
+
+    def _on_sigterm(self, signum, frame):
+        self.stop_requested = True
+        if self.info.is_main:
+            logger.warning("SIGTERM: saving a checkpoint at the next step boundary, then exiting")
+
+    def train(self):
+        a, info = self.args, self.info
+        old_handler = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
+        tb = None
+        if info.is_main and a.tensorboard_dir:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(a.tensorboard_dir)
+        trace = open(a.trace_path, "a") if (a.trace_path and info.is_main) else None
+        n_params = sum(p.numel() for p in self.model.parameters())
+        bar = None
+        if info.is_main and self.step < a.total_steps:
+            from tqdm import tqdm
+
+            bar = tqdm(total=a.total_steps, initial=self.step, desc="pretrain", dynamic_ncols=True,
+                       mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=None)
+        stats = _Stats(self.config.target, info.device)
+        t_report = time.time()
+        micro = a.accumulation_steps
+        self.train_model.train()
+        try:
+            while self.step < a.total_steps:
+                lr = lr_at(self.step, a.total_steps, a.learning_rate, a.warmup, a.scheduler)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = lr
+                step_loss = torch.zeros((), device=info.device)
+                step_ids = []
+                for k in range(micro):
+                    epoch, idx = self.order.micro_batch(self.step, k * self.world + info.rank, micro * self.world)
+                    step_ids.append(idx)
+                    batch = self._to_device(self.collate(idx, epoch))
+                    sync = k == micro - 1 or not info.enabled or a.fsdp
+                    ctx = contextlib.nullcontext() if sync else self.train_model.no_sync()
+                    with ctx:
+                        with self._autocast():
+                            out = self.train_model(batch)
+                        loss = out["loss"] / micro
+                        self.scaler.scale(loss).backward()
+                    step_loss += loss.detach()
+                    stats.add(out, batch["n_tokens"])
+                self.scaler.unscale_(self.optimizer)
+                gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), a.max_grad_norm)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                stats.add_step(gnorm)
+                if a.trace_path:  # every rank joins the collectives; rank 0 writes
+                    self._trace(trace, step_loss, lr, step_ids)
+                if bar is not None:
+                    bar.update(1)
+                if self.step % a.report_steps == 0 or self.step == a.total_steps:
+                    t = time.time()
+                    self._report(stats.reduce(info), lr, t - t_report, tb, n_params, bar)
+                    stats = _Stats(self.config.target, info.device)
+                    t_report = time.time()
+                stop = self._stop_agreed()
+                if self.step % a.save_checkpoint_steps == 0 or self.step == a.total_steps or stop:
+                    self.save()
+                if stop:
+                    if info.is_main:
+                        logger.warning("stopped by SIGTERM at step %d; resume by running the same command", self.step)
+                    return self.step
+            self.save_weights()
+            return self.step
+        finally:
+            if bar is not None:
+                bar.close()
+            if tb is not None:
+                tb.close()
+            if trace is not None:
+                trace.close()
+            if old_handler is not None:
+                signal.signal(signal.SIGTERM, old_handler)
+
+    def _stop_agreed(self):
+        if not self.info.enabled:
+            return self.stop_requested
+        flag = torch.tensor([1.0 if self.stop_requested else 0.0])
+        if self.info.device.type == "cuda":
+            flag = flag.to(self.info.device)
+        dist_utils.all_reduce_sum(self.info, flag)
+        return bool(flag.item() > 0)
+
+    def _trace(self, trace, step_loss, lr, step_ids):
+        loss = step_loss.clone()
+        dist_utils.all_reduce_sum(self.info, loss)
+        ids = dist_utils.all_gather_object(self.info, [i.tolist() for i in step_ids])
+        if trace is not None:
+            rec = {"step": self.step, "loss": loss.item() / self.world, "lr": lr, "ids": ids}
+            trace.write(json.dumps(rec) + "\n")
+            trace.flush()
+
+    def _report(self, s, lr, dt, tb, n_params, bar):
+        if not self.info.is_main:
+            return
+        tok_s = s["tokens"] / max(dt, 1e-9)
+        parts = [f"step {self.step}/{self.args.total_steps}"]
+        for name in self.config.target:
+            if name in s["targets"]:
+                t = s["targets"][name]
+                parts.append(f"{name} loss {t['loss']:.4f} acc {t['acc']:.4f}")
+        parts += [f"lr {lr:.3g}", f"grad norm {s['grad_norm']:.3f}", f"{tok_s:,.0f} tokens/s"]
+        mfu = self._mfu(tok_s, n_params)
+        if mfu is not None:
+            parts.append(f"MFU {mfu:.1%}")
+        msg = " | ".join(parts)
+        if bar is not None:
+            bar.write(msg)
+        logger.info(msg)
+        if tb is not None:
+            for name, t in s["targets"].items():
+                tb.add_scalar(f"loss/{name}", t["loss"], self.step)
+                tb.add_scalar(f"acc/{name}", t["acc"], self.step)
+            tb.add_scalar("lr", lr, self.step)
+            tb.add_scalar("grad_norm", s["grad_norm"], self.step)
+            tb.add_scalar("tokens_per_s", tok_s, self.step)
+
+    def _mfu(self, tok_s, n_params):
+        if self.info.device.type != "cuda":
+            return None
+        name = torch.cuda.get_device_name(self.info.device)
+        peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+        if peak is None or self.args.precision == "fp32":
+            return None
+        c = self.config
+        flops_per_token = 6 * n_params + 12 * c.layers_num * c.hidden_size * self.manifest["seq_length"]
+        return tok_s * flops_per_token / (peak * self.world)
+
+
+class _Stats:
+    """Accumulates on the device; synchronised only at report time."""
+
+    def __init__(self, targets, device):
+        self.device = device
+        self.sums = {t: torch.zeros(3, device=device, dtype=torch.float64) for t in targets}
+        self.tokens = 0
+        self.gnorm = torch.zeros((), device=device, dtype=torch.float64)
+        self.steps = 0
+        self.micro = 0
+
+    def add(self, out, n_tokens):
+        self.tokens += n_tokens
+        for name, acc in self.sums.items():
+            if name in out:
+                r = out[name]
+                acc += torch.stack([r["loss"].detach().double(), r["correct"].double(), r["count"].double()])
+        self.micro += 1
+
+    def add_step(self, gnorm):
+        self.gnorm += gnorm.detach().double()
+        self.steps += 1
+
+    def reduce(self, info):
+        names = list(self.sums)
+        flat = torch.stack([self.sums[n] for n in names]) if names else torch.zeros(0, 3)
+        extra = torch.tensor([float(self.tokens), float(self.micro)], dtype=torch.float64,
+                             device=self.device)
+        dist_utils.all_reduce_sum(info, flat)
+        dist_utils.all_reduce_sum(info, extra)
+        flat, extra = flat.cpu(), extra.cpu()
+        micro = max(extra[1].item(), 1.0)
+        targets = {}
+        for i, n in enumerate(names):
+            loss_sum, correct, count = flat[i].tolist()
+            targets[n] = {"loss": loss_sum / micro, "acc": correct / max(count, 1.0)}
+        return {"targets": targets, "tokens": extra[0].item(),
+                "grad_norm": self.gnorm.item() / max(self.steps, 1)}
+
+
+def _main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def train(args: TrainArgs):
+    trainer = Trainer(args)
+    try:
+        return trainer.train()
+    finally:
+        dist_utils.teardown(trainer.info)
