@@ -26,8 +26,9 @@ class Model(nn.Module):
         if not self.config.tie_weights:
             return
         word = self.embedding.word.embedding.weight
-        if hasattr(self.target, "mlm"):
-            self.target.mlm.linear_2.weight = word
+        for name in ("mlm", "electra_gen"):  # masked-LM heads: vocabulary projection = word embedding
+            if hasattr(self.target, name):
+                getattr(self.target, name).linear_2.weight = word
         if hasattr(self.target, "lm"):
             self.target.lm.output_layer.weight = word
 

@@ -1,2 +1,9 @@
-"""Loading and saving weights. See uer_like.io.checkpoint for load_model / save_model."""
-from .checkpoint import load_model, load_state_dict_file, save_model  # noqa: F401
+"""Loading and saving weights: UER, safetensors, Hugging Face and Google TF checkpoints.
+
+See uer_like.io.checkpoint for load_model / save_model, uer_like.io.hf for the key maps,
+uer_like.io.tf for TF checkpoints, uer_like.io.safe for the safety checks and uer_like.io.vocab
+for resizing a model to a new vocabulary.
+"""
+from .checkpoint import (check_seq_length, check_vocab, detect_format, load_into, load_model,  # noqa: F401
+                         load_state_dict_file, save_hf, save_model)
+from .vocab import resize_vocab  # noqa: F401

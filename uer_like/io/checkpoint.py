@@ -1,70 +1,49 @@
 """load_model / save_model: format detection and safe loading.
 
-Never unpickles arbitrary objects: `.bin`/`.pt` files go through torch.load(weights_only=True) and
-`.safetensors` through safetensors. Loading is strict by default: missing, unexpected and wrongly
-shaped tensors are errors naming the keys; `strict=False` loads what matches and prints the rest.
+Formats read by `load_model(path)`:
+  - UER state dicts: `.bin`/`.pt` (torch pickle, scanned and read with weights_only=True) or `.safetensors`,
+    with a UER-format config (`config=`, NAME_config.json / config.json beside it, or the config stored in
+    a uer_like safetensors file's metadata);
+  - Hugging Face directories (config.json with a model_type: bert, roberta, albert, electra, gpt2; weights in
+    model.safetensors, pytorch_model.bin or sharded with an index), or one such weights file beside its
+    config.json;
+  - Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its .index
+    file or a directory holding one, with bert_config.json / albert_config.json / config.json; needs
+    `tensorflow` (the optional extra `pip install uer_like[tf]`).
+
+Never unpickles arbitrary objects (see io/safe.py). Loading is strict by default: missing, unexpected
+and wrongly shaped tensors are errors naming the keys; `strict=False` loads what matches and prints
+(logs at WARNING) the rest.
+
+`save_model(model, path, format=None)`: "uer" (UER-py's key names in a torch .bin), "safetensors" (the
+same names in a .safetensors file, the project's default) or "hf" (a transformers directory).
 """
 import json
 import logging
 import os
-import pickle
 
 import torch
 
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError
+from . import hf as hfmod
+from .safe import is_safetensors, read_tensor_file, safetensors_metadata
 from .uer import from_uer_state_dict, to_uer_state_dict
 
 logger = logging.getLogger("uer_like")
 
 CONFIG_NAMES = ("config.json", "uer_config.json")
+HF_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+HF_INDEX_NAMES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+FORMATS = ("uer", "safetensors", "hf")
 
 
 def load_state_dict_file(path):
-    """Read a tensor dict from a .bin/.pt (weights_only pickle) or .safetensors file."""
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    if os.path.getsize(path) == 0:
-        raise CheckpointError(f"{path}: the checkpoint file is empty")
-    if path.endswith(".safetensors") or _is_safetensors(path):
-        return _load_safetensors(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path}: refused to load: the pickle contains objects other than tensors ({_first_line(e)}). "
-            "Only plain state dicts are loaded (torch.load weights_only=True); convert trusted files with "
-            "scripts/convert.py --to safetensors") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {_first_line(e)}") from None
-    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        obj = obj["model"]  # a training checkpoint
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path}: expected a dict of tensors (a state dict), got {type(obj).__name__}")
-    return obj
+    """Read a tensor dict from a .bin/.pt (scanned, weights_only pickle) or .safetensors file."""
+    return read_tensor_file(path)
 
 
-def _first_line(e):
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
-def _is_safetensors(path):
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{"
-
-
-def _load_safetensors(path):
-    try:
-        from safetensors.torch import load_file
-    except ImportError:  # pragma: no cover
-        raise CheckpointError("reading .safetensors needs the safetensors package (pip install safetensors)") from None
-    try:
-        return load_file(path)
-    except Exception as e:  # safetensors raises its own SafetensorError
-        raise CheckpointError(f"{path}: malformed safetensors file: {_first_line(e)}") from None
-
-
+# ---------------------------------------------------------------------------------------------- detection
 def _find_config(path):
     d = path if os.path.isdir(path) else os.path.dirname(path)
     stem = os.path.splitext(os.path.basename(path))[0]
@@ -76,34 +55,258 @@ def _find_config(path):
     return None
 
 
-def load_model(path, config=None, strict=True, vocab_size=None):
-    """Load a model: a UER-format .bin/.pt/.safetensors state dict (config from `config`, or a
-    NAME_config.json / config.json beside it)."""
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+
+
+def _hf_config_at(d):
+    p = os.path.join(d, "config.json")
+    if os.path.isfile(p):
+        cfg = _read_json(p)
+        if isinstance(cfg, dict) and "model_type" in cfg:
+            return cfg, p
+    return None, None
+
+
+def _is_tf_path(path):
+    if os.path.isdir(path):
+        return os.path.isfile(os.path.join(path, "checkpoint")) or any(
+            f.endswith(".index") for f in os.listdir(path))
+    return path.endswith((".index", ".meta")) or ".data-" in os.path.basename(path) or \
+        (not os.path.exists(path) and os.path.exists(path + ".index"))
+
+
+def _is_uer_state(state):
+    return any(k.startswith(("embedding.", "encoder.", "target.")) for k in state)
+
+
+def detect_format(path):
+    """'uer', 'hf' or 'tf' for a path, without loading any tensor data."""
+    if os.path.isdir(path):
+        if _hf_config_at(path)[0] is not None:
+            return "hf"
+        if _is_tf_path(path):
+            return "tf"
+        return "uer"
+    if _is_tf_path(path):
+        return "tf"
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such checkpoint file or directory")
+    return "hf-or-uer"
+
+
+def _hf_weights_in(d):
+    for n in HF_WEIGHT_NAMES:
+        p = os.path.join(d, n)
+        if os.path.isfile(p):
+            return [p]
+    for n in HF_INDEX_NAMES:
+        p = os.path.join(d, n)
+        if os.path.isfile(p):
+            index = _read_json(p)
+            files = sorted(set((index.get("weight_map") or {}).values()))
+            if not files:
+                raise CheckpointError(f"{p}: the index lists no weight files")
+            return [os.path.join(d, f) for f in files]
+    raise CheckpointError(f"{d}: a Hugging Face directory without weights (looked for "
+                          f"{', '.join(HF_WEIGHT_NAMES + HF_INDEX_NAMES)})")
+
+
+def _read_vocab_size(vocab):
+    from ..tokenizers.vocab import Vocab
+
+    if isinstance(vocab, Vocab):
+        return len(vocab), vocab.path or "the vocabulary"
+    return len(Vocab.load(vocab, required=())), vocab
+
+
+def check_vocab(ckpt_rows, vocab, source, auto=False):
+    """A vocabulary whose size differs from the checkpoint's word embedding is an error naming both."""
+    if vocab is None or ckpt_rows is None:
+        return
+    n, vpath = _read_vocab_size(vocab)
+    if n == ckpt_rows:
+        return
+    if auto and n < ckpt_rows:  # released checkpoints sometimes pad the embedding; ids stay in range
+        logger.info("%s: the vocabulary %s has %d tokens, the embedding %d rows", source, vpath, n, ckpt_rows)
+        return
+    raise CheckpointError(
+        f"the vocabulary and the checkpoint do not match: {vpath} has {n} tokens but the word embedding of "
+        f"{source} has {ckpt_rows} rows. Use the checkpoint's own vocabulary, or adapt the model to the new "
+        "vocabulary with uer_like.io.resize_vocab(model, old_vocab, new_vocab), which keeps the rows of the "
+        "tokens both share")
+
+
+def check_seq_length(config, seq_length, source="model"):
+    """Refuse, before anything runs, a sequence length the position embedding cannot cover."""
+    if seq_length is None:
+        return
+    if "pos" in config.embedding or "sinusoidalpos" in config.embedding:
+        if seq_length > config.max_seq_length:
+            raise ConfigError(
+                f"{source}: seq_length {seq_length} exceeds the model's max_position_embeddings "
+                f"(max_seq_length {config.max_seq_length}); use seq_length <= {config.max_seq_length}")
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_length=None, tf_model=None):
+    """Load a model from any supported checkpoint (see the module docstring); the format is detected.
+
+    config: for UER checkpoints, the UER-format config (a name in configs/, a path, a dict or a ModelConfig);
+      for Hugging Face / TF weights, optionally the HF (or Google bert_config.json) config path or dict.
+    strict: missing, unexpected or wrongly shaped tensors are errors (default). strict=False loads the
+      matching tensors and logs the rest by name (partial loads only on request).
+    vocab / vocab_size: the vocabulary (path or Vocab) or its size, checked against the word embedding.
+    seq_length: checked against the position embedding, so that a too long setting fails at start.
+    tf_model: for ELECTRA TF checkpoints, "discriminator" (default) or "generator".
+    The model remembers where it came from: model.source_format, model.source_path, model.hf_config,
+    model.vocab_path, model.load_report ({"missing": [...], "unexpected": [...]})."""
+    kind = detect_format(path)
+    if kind == "tf":
+        from .tf import read_tf_checkpoint
+
+        hf_state, hf_cfg, cfg_path, vocab_path = read_tf_checkpoint(path, config=config, which=tf_model)
+        model = _load_hf_state(hf_state, hf_cfg, path, strict)
+        model.source_format = "tf"
+        model.vocab_path = vocab_path
+    elif kind == "hf":
+        hf_cfg, _ = _hf_config_at(path)
+        if isinstance(config, dict) and "model_type" in config:
+            hf_cfg = config
+        state = {}
+        for f in _hf_weights_in(path):
+            state.update(read_tensor_file(f))
+        model = _load_hf_state(state, hf_cfg, path, strict)
+        model.source_format = "hf"
+        model.vocab_path = _first_file(path, ("vocab.txt",))
+    elif kind == "uer" and os.path.isdir(path):
+        weights = [os.path.join(path, n) for n in ("model.safetensors", "pytorch_model.bin", "model.bin")
+                   if os.path.isfile(os.path.join(path, n))]
+        if not weights:
+            raise CheckpointError(f"{path}: a directory without a checkpoint (no Hugging Face config.json with a "
+                                  "model_type, no TF checkpoint, no model.safetensors / pytorch_model.bin)")
+        return load_model(weights[0], config=config, strict=strict, vocab_size=vocab_size, vocab=vocab,
+                          seq_length=seq_length)
+    else:
+        state = read_tensor_file(path)
+        hf_cfg = None
+        if isinstance(config, str) and config.endswith(".json") and os.path.isfile(config):
+            cand = _read_json(config)
+            hf_cfg = cand if isinstance(cand, dict) and "model_type" in cand else None
+        elif isinstance(config, dict) and "model_type" in config:
+            hf_cfg = config
+        if _is_uer_state(state) and hf_cfg is None:
+            model = _load_uer_state(state, path, config, strict, vocab_size)
+            model.source_format = "uer"
+            model.vocab_path = None
+        else:
+            if hf_cfg is None:
+                hf_cfg, _ = _hf_config_at(os.path.dirname(os.path.abspath(path)))
+            if hf_cfg is None:
+                raise ConfigError(
+                    f"{path}: the tensors have Hugging Face names but no config.json with a model_type was given "
+                    "or found beside the file (pass config='.../config.json')")
+            model = _load_hf_state(state, hf_cfg, path, strict)
+            model.source_format = "hf"
+            model.vocab_path = _first_file(os.path.dirname(os.path.abspath(path)), ("vocab.txt",))
+    model.source_path = path
+    rows = model.embedding.word.embedding.weight.shape[0]
+    if vocab_size is not None and vocab_size != rows:
+        raise CheckpointError(f"{path}: the checkpoint's word embedding has {rows} rows but the vocabulary "
+                              f"has {vocab_size} tokens; use the checkpoint's own vocabulary or resize it "
+                              "(uer_like.io.resize_vocab)")
+    if vocab is not None:
+        check_vocab(rows, vocab, path)
+        model.vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None)
+    elif model.vocab_path:
+        check_vocab(rows, model.vocab_path, path, auto=True)
+    check_seq_length(model.config, seq_length, path)
+    return model
+
+
+def _first_file(d, names):
+    for n in names:
+        p = os.path.join(d, n)
+        if os.path.isfile(p):
+            return p
+    return None
+
+
+def _load_uer_state(state, path, config, strict, vocab_size):
     from ..model import Model
 
     if config is None:
         config = _find_config(path)
+        if config is None and is_safetensors(path):
+            meta = safetensors_metadata(path)
+            if meta.get("uer_like_config"):
+                config = json.loads(meta["uer_like_config"])
         if config is None:
             raise ConfigError(f"{path}: no config given and none found beside it "
                               "(pass config=..., e.g. 'bert/base_config.json')")
     config = load_config(config)
-    state = from_uer_state_dict(load_state_dict_file(path))
+    state = from_uer_state_dict(state)
     word = state.get("embedding.word.embedding.weight")
     ckpt_vocab = int(word.shape[0]) if word is not None else None
     if vocab_size is not None and ckpt_vocab is not None and vocab_size != ckpt_vocab:
         raise CheckpointError(f"{path}: the checkpoint's word embedding has {ckpt_vocab} rows but the vocabulary "
-                              f"has {vocab_size} tokens; use the checkpoint's own vocabulary or resize it")
+                              f"has {vocab_size} tokens; use the checkpoint's own vocabulary or resize it "
+                              "(uer_like.io.resize_vocab)")
     n = vocab_size or ckpt_vocab or config.vocab_size
     if not n:
         raise CheckpointError(f"{path}: cannot tell the vocabulary size (no embedding.word.embedding.weight)")
     if config.vocab_size != n:
         config = config.replace(vocab_size=n)
+    pos = state.get("embedding.pos.embedding.weight")
+    if pos is not None and "pos" in config.embedding and pos.shape[0] != config.max_seq_length + config.position_offset:
+        raise CheckpointError(
+            f"{path}: the position embedding has {pos.shape[0]} rows but the config says max_seq_length "
+            f"{config.max_seq_length} (+ position_offset {config.position_offset}); set max_seq_length to "
+            f"{pos.shape[0] - config.position_offset}")
     model = Model(config, n)
-    load_into(model, state, strict=strict, source=path)
+    missing, unexpected = load_into(model, state, strict=strict, source=path)
+    model.hf_config = None
+    model.load_report = {"missing": missing, "unexpected": unexpected}
     return model
 
 
-def load_into(model, state, strict=True, source="checkpoint"):
+def _load_hf_state(state, hf_cfg, source, strict):
+    from ..model import Model
+
+    family = hfmod.family_of(hf_cfg, source)
+    canon = hfmod.canonical_state(state, family)
+    targets = hfmod.targets_from_keys(family, canon)
+    _, config = hfmod.uer_config_from_hf(hf_cfg, targets, source=source)
+    word = canon.get("wte.weight" if family == "gpt2" else "embeddings.word_embeddings.weight")
+    if word is not None and word.shape[0] != config.vocab_size:
+        raise CheckpointError(f"{source}: the word embedding has {word.shape[0]} rows but config.json says "
+                              f"vocab_size {config.vocab_size}")
+    internal, unexpected, missing = hfmod.state_from_hf(canon, hf_cfg, family, config, source=source)
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
+        raise CheckpointError(f"{source}: the {family} checkpoint does not match its config: " + "; ".join(parts)
+                              + " (pass strict=False to load the matching tensors only)")
+    if missing:
+        logger.warning("%s: not in the checkpoint, left as initialised: %s", source, ", ".join(missing))
+    if unexpected:
+        logger.warning("%s: in the checkpoint but not used, ignored: %s", source, ", ".join(unexpected))
+    model = Model(config, config.vocab_size)
+    load_into(model, internal, strict=False, source=source, quiet=True)
+    model.hf_config = dict(hf_cfg)
+    model.hf_family = family
+    model.load_report = {"missing": missing, "unexpected": unexpected}
+    return model
+
+
+def load_into(model, state, strict=True, source="checkpoint", quiet=False):
     """Copy tensors into a model, checking names and shapes. Returns (missing, unexpected)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -121,10 +324,11 @@ def load_into(model, state, strict=True, source="checkpoint"):
             parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
         raise CheckpointError(f"{source}: checkpoint does not match the model config: " + "; ".join(parts)
                               + " (pass strict=False to load the matching tensors only)")
-    if missing:
-        logger.warning("%s: not in the checkpoint, left as initialised: %s", source, ", ".join(missing))
-    if unexpected:
-        logger.warning("%s: in the checkpoint but not in the model, ignored: %s", source, ", ".join(unexpected))
+    if not quiet:
+        if missing:
+            logger.warning("%s: not in the checkpoint, left as initialised: %s", source, ", ".join(missing))
+        if unexpected:
+            logger.warning("%s: in the checkpoint but not in the model, ignored: %s", source, ", ".join(unexpected))
     with torch.no_grad():
         for k, v in own.items():
             if k in state:
@@ -132,22 +336,93 @@ def load_into(model, state, strict=True, source="checkpoint"):
     return missing, unexpected
 
 
-def save_model(model, path, format="uer"):
-    """Save weights. format "uer": UER-py's key names in a torch .bin (tied weights under both names);
-    "safetensors": the same names in a .safetensors file, plus the config beside it."""
+# ---------------------------------------------------------------------------------------------- saving
+def _infer_format(path):
+    low = path.lower()
+    if low.endswith(".safetensors"):
+        return "safetensors"
+    if low.endswith((".bin", ".pt", ".pth")):
+        return "uer"
+    if os.path.isdir(path) or not os.path.splitext(low)[1]:
+        return "hf"
+    return "safetensors"
+
+
+def save_model(model, path, format=None, vocab=None):
+    """Save weights.
+
+    format "uer": UER-py's key names in a torch .bin (tied weights under both names), as UER-py reads them;
+    "safetensors": the same names in a .safetensors file (the config also in its metadata);
+    "hf": a directory transformers loads (AutoModel and the matching *ForPreTraining / *ForMaskedLM /
+    *LMHeadModel class), with model.safetensors, config.json and the tokenizer files (from the release the
+    model was loaded from, else a BertTokenizer over `vocab` or the model's known vocabulary).
+    format None: by the path (.safetensors -> safetensors, .bin/.pt -> uer, a directory or no extension ->
+    hf). The UER formats also write NAME_config.json beside the weights. Returns the path written."""
+    fmt = format or _infer_format(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt == "hf":
+        return save_hf(model, path, vocab=vocab)
+    if fmt == "uer" and path.lower().endswith(".safetensors"):
+        raise ValueError(f"{path}: format 'uer' writes a torch pickle; use format='safetensors' for a .safetensors "
+                         "path, or a .bin path")
     state = to_uer_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
-    if format == "uer":
+    cfg_json = json.dumps(model.config.to_dict(), indent=2, ensure_ascii=False)
+    if fmt == "uer":
         torch.save(state, tmp)
-    elif format == "safetensors":
+    else:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous().clone() for k, v in state.items()}, tmp, metadata={"format": "pt"})
-    else:
-        raise ValueError(f"unknown format {format!r}; valid: uer, safetensors")
+        save_file({k: v.contiguous().clone() for k, v in state.items()}, tmp,
+                  metadata={"format": "pt", "uer_like_config": cfg_json})
     os.replace(tmp, path)
     cfg_path = os.path.splitext(path)[0] + "_config.json"
     with open(cfg_path, "w", encoding="utf-8") as f:
-        json.dump(model.config.to_dict(), f, indent=2, ensure_ascii=False)
+        f.write(cfg_json)
     return path
+
+
+def save_hf(model, out_dir, vocab=None, family=None):
+    """Write a Hugging Face directory: model.safetensors, config.json, tokenizer files."""
+    from safetensors.torch import save_file
+
+    family = family or hfmod.hf_family_for(model.config)
+    if model.config.layernorm != "torch":
+        logger.warning("the model uses UER's layer norm (%s); transformers computes the standard layer norm, so "
+                       "its outputs will differ slightly (config.json records uer_like.layernorm for the way back)",
+                       model.config.layernorm)
+    source_hf = getattr(model, "hf_config", None)
+    if source_hf is not None and hfmod.FAMILIES.get(source_hf.get("model_type")) != family:
+        source_hf = None
+    hf_cfg = hfmod.hf_config_for(model, family, source_hf)
+    state = hfmod.state_to_hf(model, family, hf_cfg)
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = os.path.join(out_dir, "model.safetensors.tmp")
+    save_file(state, tmp, metadata={"format": "pt"})
+    os.replace(tmp, os.path.join(out_dir, "model.safetensors"))
+    with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(hf_cfg, f, indent=2, ensure_ascii=False)
+    source_dir = None
+    src = getattr(model, "source_path", None)
+    if getattr(model, "source_format", None) == "hf" and src:
+        source_dir = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
+    vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None) if vocab is not None else None
+    if vocab_path is None and source_dir is None:
+        vocab_path = getattr(model, "vocab_path", None) or _default_vocab(model)
+    if vocab_path is not None:
+        check_vocab(model.vocab_size, vocab_path, "the model")
+    written = hfmod.write_tokenizer_files(out_dir, family, vocab_path=vocab_path, source_dir=source_dir)
+    if not written:
+        logger.warning("%s: no tokenizer files written (pass vocab=... to save_model)", out_dir)
+    return out_dir
+
+
+def _default_vocab(model):
+    """The project's Google Chinese vocabulary when the model's size matches it (UER-py's default)."""
+    p = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models",
+                     "google_zh_vocab.txt")
+    if os.path.isfile(p) and model.vocab_size == 21128:
+        return p
+    return None

@@ -4,3 +4,4 @@ A target's `loss(hidden, batch)` returns a dict of tensors {"loss", "correct", "
 it calls .item(), so a training step has no host-device synchronisation.
 """
 from . import cls, lm, mlm, sp  # noqa: F401  (registration)
+from . import electra_disc, electra_gen, pooler  # noqa: F401  (registration)

@@ -1,0 +1,552 @@
+"""Hugging Face checkpoints <-> uer_like models: BERT (and every BERT-architecture release: Chinese
+RoBERTa-wwm-ext, MacBERT, ERNIE 1.0), RoBERTa, ALBERT, ELECTRA (discriminator and generator), GPT-2.
+
+One table of rules per family maps Hugging Face names to internal names; the same table serves both
+directions, so import and export cannot drift apart. A rule is (HF keys, internal key, kind):
+  copy   one tensor, as it is
+  qkv    three HF tensors (query, key, value) <-> one fused internal qkv tensor
+  conv   GPT-2 Conv1D: the HF weight is [in, out], the internal Linear weight [out, in]
+  seg    HF token types <-> UER segments (see below)
+  eye    ALBERT's embedding_hidden_mapping_in when the uer_like model has emb_size == hidden_size and
+         no projection: an identity on export (exact)
+
+Segments. UER uses 3 segment rows: 0 padding, 1 sentence A, 2 sentence B. Hugging Face uses
+`type_vocab_size` token types (2 for BERT: 0 A, 1 B; 1 for RoBERTa) and gives padding type 0. So the
+UER table is [padding row, type 0, type 1, ...]: UER segment s > 0 is HF token type s - 1, and a
+UER seg tensor is `(token_type_ids + 1) * attention_mask`. On import the padding row is zero (as
+UER-py's own converter makes it) unless the HF config carries the row that an export from uer_like
+stored there (`uer_like.segment_padding_row`), which makes UER -> HF -> UER exact. Hidden states are
+identical at every non-padding position; at padding positions both models compute values that
+nothing attends to, and they differ (zero row vs type-0 row; RoBERTa also gives padding the position
+padding_idx). For RoBERTa's single token type the UER table is [padding, type 0, type 0].
+
+Layer norms. Hugging Face layer norms are the standard ones: imported models get `layernorm: "torch"`
+with the checkpoint's eps. A model trained with UER's own layer norm ("normal") exports with a note
+in config.json (`uer_like.layernorm`) that brings it back exactly on re-import; transformers itself
+then computes standard layer norms, which differ slightly (as with UER-py's own converters).
+"""
+import json
+import logging
+import os
+import shutil
+
+import torch
+
+from ..config import ModelConfig
+from ..errors import CheckpointError, ConfigError
+
+logger = logging.getLogger("uer_like")
+
+# model_type -> family, and the attribute name of the base model inside *For* classes
+FAMILIES = {"bert": "bert", "roberta": "roberta", "albert": "albert", "electra": "electra", "gpt2": "gpt2"}
+BASE_PREFIX = {"bert": "bert", "roberta": "roberta", "albert": "albert", "electra": "electra", "gpt2": "transformer"}
+# buffers that some transformers versions saved, never weights
+_BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids", ".attn.bias", ".attn.masked_bias")
+
+ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_fast", "gelu_fast": "gelu_fast", "gelu_pytorch_tanh": "gelu_fast",
+               "relu": "relu", "silu": "silu", "swish": "silu", "linear": "linear"}
+ACT_TO_HF = {"gelu": "gelu", "gelu_fast": "gelu_new", "relu": "relu", "silu": "silu", "linear": "linear"}
+
+TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "spiece.model", "sentencepiece.bpe.model", "added_tokens.json")
+
+
+class Rule:
+    __slots__ = ("hf", "internal", "kind")
+
+    def __init__(self, hf, internal, kind="copy"):
+        self.hf = (hf,) if isinstance(hf, str) else tuple(hf)
+        self.internal = internal
+        self.kind = kind
+
+
+# ---------------------------------------------------------------------------------------------- rules
+def _ln(hf, internal, old_names=False):
+    return [Rule(f"{hf}.weight", f"{internal}.gamma"), Rule(f"{hf}.bias", f"{internal}.beta")]
+
+
+def _linear(hf, internal, bias=True, kind="copy"):
+    out = [Rule(f"{hf}.weight", f"{internal}.weight", kind)]
+    if bias:
+        out.append(Rule(f"{hf}.bias", f"{internal}.bias"))
+    return out
+
+
+def _bert_layer(hf, internal):
+    """One BERT/RoBERTa/ELECTRA encoder layer."""
+    r = [Rule([f"{hf}.attention.self.{n}.weight" for n in ("query", "key", "value")], f"{internal}.self_attn.qkv.weight", "qkv"),
+         Rule([f"{hf}.attention.self.{n}.bias" for n in ("query", "key", "value")], f"{internal}.self_attn.qkv.bias", "qkv")]
+    r += _linear(f"{hf}.attention.output.dense", f"{internal}.self_attn.final_linear")
+    r += _ln(f"{hf}.attention.output.LayerNorm", f"{internal}.layer_norm_1")
+    r += _linear(f"{hf}.intermediate.dense", f"{internal}.feed_forward.linear_1")
+    r += _linear(f"{hf}.output.dense", f"{internal}.feed_forward.linear_2")
+    r += _ln(f"{hf}.output.LayerNorm", f"{internal}.layer_norm_2")
+    return r
+
+
+def _embeddings(cfg):
+    r = [Rule("embeddings.word_embeddings.weight", "embedding.word.embedding.weight"),
+         Rule("embeddings.position_embeddings.weight", "embedding.pos.embedding.weight")]
+    if "seg" in cfg.embedding:
+        r.append(Rule("embeddings.token_type_embeddings.weight", "embedding.seg.embedding.weight", "seg"))
+    r += _ln("embeddings.LayerNorm", "embedding.layer_norm")
+    return r
+
+
+def _mlm_head(prefix_dense, prefix_ln, bias_key, decoder_key, target, tied):
+    r = _linear(prefix_dense, f"target.{target}.linear_1") + _ln(prefix_ln, f"target.{target}.layer_norm")
+    r.append(Rule(bias_key, f"target.{target}.linear_2.bias"))
+    if not tied:
+        r.append(Rule(decoder_key, f"target.{target}.linear_2.weight"))
+    return r
+
+
+def build_rules(family, cfg):
+    """The rules for a uer_like config `cfg` in `family`. HF names of the base model carry no prefix
+    here; head names are top-level (as in the *For* classes)."""
+    t = cfg.target
+    tied = cfg.tie_weights
+    if family == "gpt2":
+        r = [Rule("wte.weight", "embedding.word.embedding.weight"), Rule("wpe.weight", "embedding.pos.embedding.weight")]
+        for i in range(cfg.layers_num):
+            h, e = f"h.{i}", f"encoder.transformer.{i}"
+            r += _ln(f"{h}.ln_1", f"{e}.layer_norm_1") + _ln(f"{h}.ln_2", f"{e}.layer_norm_2")
+            r += _linear(f"{h}.attn.c_attn", f"{e}.self_attn.qkv", kind="conv")
+            r += _linear(f"{h}.attn.c_proj", f"{e}.self_attn.final_linear", kind="conv")
+            r += _linear(f"{h}.mlp.c_fc", f"{e}.feed_forward.linear_1", kind="conv")
+            r += _linear(f"{h}.mlp.c_proj", f"{e}.feed_forward.linear_2", kind="conv")
+        r += _ln("ln_f", "encoder.layer_norm")
+        if "lm" in t and not tied:
+            r.append(Rule("lm_head.weight", "target.lm.output_layer.weight"))
+        return r
+
+    r = _embeddings(cfg)
+    if family == "albert":
+        if cfg.factorized_embedding_parameterization:
+            r += _linear("encoder.embedding_hidden_mapping_in", "encoder.linear")
+        else:
+            r.append(Rule(["encoder.embedding_hidden_mapping_in.weight", "encoder.embedding_hidden_mapping_in.bias"],
+                          "", "eye"))
+        h, e = "encoder.albert_layer_groups.0.albert_layers.0", "encoder.transformer"
+        r += [Rule([f"{h}.attention.{n}.weight" for n in ("query", "key", "value")], f"{e}.self_attn.qkv.weight", "qkv"),
+              Rule([f"{h}.attention.{n}.bias" for n in ("query", "key", "value")], f"{e}.self_attn.qkv.bias", "qkv")]
+        r += _linear(f"{h}.attention.dense", f"{e}.self_attn.final_linear")
+        r += _ln(f"{h}.attention.LayerNorm", f"{e}.layer_norm_1")
+        r += _linear(f"{h}.ffn", f"{e}.feed_forward.linear_1") + _linear(f"{h}.ffn_output", f"{e}.feed_forward.linear_2")
+        r += _ln(f"{h}.full_layer_layer_norm", f"{e}.layer_norm_2")
+        if "sp" in t:
+            r += _linear("pooler", "target.sp.linear_1") + _linear("sop_classifier.classifier", "target.sp.linear_2")
+        if "pooler" in t:
+            r += _linear("pooler", "target.pooler.linear_1")
+        if "mlm" in t:
+            r += _mlm_head("predictions.dense", "predictions.LayerNorm", "predictions.bias", "predictions.decoder.weight",
+                           "mlm", tied)
+        return r
+
+    if family == "electra" and cfg.factorized_embedding_parameterization:
+        r += _linear("embeddings_project", "encoder.linear")
+    for i in range(cfg.layers_num):
+        r += _bert_layer(f"encoder.layer.{i}", f"encoder.transformer.{i}")
+    if family == "bert":
+        for name in ("sp", "cls", "pooler"):
+            if name in t:
+                r += _linear("pooler.dense", f"target.{name}.linear_1")
+        if "sp" in t:
+            r += _linear("cls.seq_relationship", "target.sp.linear_2")
+        if "cls" in t:
+            r += _linear("classifier", "target.cls.linear_2")
+        if "mlm" in t:
+            r += _mlm_head("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias",
+                           "cls.predictions.decoder.weight", "mlm", tied)
+    elif family == "roberta":
+        if "pooler" in t:
+            r += _linear("pooler.dense", "target.pooler.linear_1")
+        if "mlm" in t:
+            r += _mlm_head("lm_head.dense", "lm_head.layer_norm", "lm_head.bias", "lm_head.decoder.weight", "mlm", tied)
+    elif family == "electra":
+        if "electra_disc" in t:
+            r += _linear("discriminator_predictions.dense", "target.electra_disc.linear_1")
+            r += _linear("discriminator_predictions.dense_prediction", "target.electra_disc.linear_2")
+        for name in ("electra_gen", "mlm"):
+            if name in t:
+                r += _mlm_head("generator_predictions.dense", "generator_predictions.LayerNorm", "generator_lm_head.bias",
+                               "generator_lm_head.weight", name, tied)
+    return r
+
+
+# base-model names (everything else in a *For* checkpoint is a head, stored without the base prefix)
+def _is_base_key(family, key):
+    if family == "gpt2":
+        return not key.startswith("lm_head.")
+    return key.split(".")[0] in ("embeddings", "embeddings_project", "encoder", "pooler")
+
+
+# ---------------------------------------------------------------------------------------------- HF -> uer_like
+def family_of(hf_config, source="config.json"):
+    mt = hf_config.get("model_type")
+    if mt not in FAMILIES:
+        raise ConfigError(f"{source}: model_type {mt!r} is not supported; supported: {', '.join(FAMILIES)} "
+                          "(BERT-architecture releases such as Chinese RoBERTa-wwm-ext, MacBERT and ERNIE 1.0 "
+                          "are model_type 'bert')")
+    return FAMILIES[mt]
+
+
+def canonical_state(state, family):
+    """Strip the base prefix (`bert.`, `roberta.`, ... `transformer.`), drop saved buffers, rename the
+    LayerNorm gamma/beta of old checkpoints to weight/bias."""
+    prefix = BASE_PREFIX[family] + "."
+    out = {}
+    for k, v in state.items():
+        if k.endswith(_BUFFER_SUFFIXES) or k == "position_ids":
+            continue
+        if k.startswith(prefix):
+            k = k[len(prefix):]
+        if ("LayerNorm" in k or "layer_norm" in k) and k.endswith((".gamma", ".beta")):
+            k = k[: k.rfind(".")] + (".weight" if k.endswith(".gamma") else ".bias")
+        out[k] = v
+    return out
+
+
+def targets_from_keys(family, keys):
+    keys = set(keys)
+    t = []
+    if family == "bert":
+        if "cls.predictions.bias" in keys or "cls.predictions.transform.dense.weight" in keys:
+            t.append("mlm")
+        if "cls.seq_relationship.weight" in keys:
+            t.append("sp")
+        elif "classifier.weight" in keys:
+            t.append("cls")
+        elif "pooler.dense.weight" in keys:
+            t.append("pooler")
+    elif family == "roberta":
+        if "lm_head.dense.weight" in keys:
+            t.append("mlm")
+        if "pooler.dense.weight" in keys:
+            t.append("pooler")
+    elif family == "albert":
+        if "predictions.dense.weight" in keys:
+            t.append("mlm")
+        if "sop_classifier.classifier.weight" in keys:
+            t.append("sp")
+        elif "pooler.weight" in keys:
+            t.append("pooler")
+    elif family == "electra":
+        if "discriminator_predictions.dense.weight" in keys:
+            t.append("electra_disc")
+        if "generator_predictions.dense.weight" in keys:
+            t.append("electra_gen")
+    elif family == "gpt2":
+        t.append("lm")
+    return t
+
+
+def uer_config_from_hf(hf, targets, source="config.json"):
+    """A uer_like ModelConfig equivalent to a Hugging Face config dict (and the targets found)."""
+    family = family_of(hf, source)
+
+    def need(key, default=None):
+        if key in hf and hf[key] is not None:
+            return hf[key]
+        if default is not None:
+            return default
+        raise ConfigError(f"{source}: the Hugging Face config lacks '{key}'")
+
+    def act(name):
+        if name not in ACT_FROM_HF:
+            raise ConfigError(f"{source}: activation {name!r} is not supported; supported: {', '.join(ACT_FROM_HF)}")
+        return ACT_FROM_HF[name]
+
+    extras = hf.get("uer_like") or {}
+    d = {}
+    if family == "gpt2":
+        n_embd = need("n_embd")
+        if hf.get("scale_attn_by_inverse_layer_idx"):
+            raise ConfigError(f"{source}: scale_attn_by_inverse_layer_idx=true is not supported")
+        if hf.get("add_cross_attention"):
+            raise ConfigError(f"{source}: add_cross_attention=true is not supported")
+        d.update(emb_size=n_embd, hidden_size=n_embd, feedforward_size=hf.get("n_inner") or 4 * n_embd,
+                 heads_num=need("n_head"), layers_num=need("n_layer"), max_seq_length=need("n_positions"),
+                 dropout=float(hf.get("resid_pdrop", 0.1)), hidden_act=act(hf.get("activation_function", "gelu_new")),
+                 embedding=["word", "pos"], remove_embedding_layernorm=True, encoder="transformer", mask="causal",
+                 layernorm_positioning="pre", layernorm="torch", layernorm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
+                 remove_attention_scale=not hf.get("scale_attn_weights", True), target=targets or ["lm"],
+                 data_processor="lm")
+    else:
+        if hf.get("position_embedding_type", "absolute") != "absolute":
+            raise ConfigError(f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not supported "
+                              "(only 'absolute')")
+        if hf.get("is_decoder") or hf.get("add_cross_attention"):
+            raise ConfigError(f"{source}: decoder / cross-attention models are not supported")
+        hidden = need("hidden_size")
+        emb = hf.get("embedding_size") or hidden if family in ("albert", "electra") else hidden
+        offset = (int(hf.get("pad_token_id", 1)) + 1) if family == "roberta" else 0
+        max_pos = need("max_position_embeddings")
+        if max_pos <= offset:
+            raise ConfigError(f"{source}: max_position_embeddings {max_pos} leaves no positions after the offset {offset}")
+        tvs = int(hf.get("type_vocab_size", 2))
+        d.update(emb_size=emb, hidden_size=hidden, feedforward_size=need("intermediate_size"),
+                 heads_num=need("num_attention_heads"), layers_num=need("num_hidden_layers"),
+                 max_seq_length=max_pos - offset, position_offset=offset,
+                 dropout=float(hf.get("hidden_dropout_prob", 0.1)), hidden_act=act(hf.get("hidden_act", "gelu")),
+                 embedding=["word", "pos", "seg"] if tvs > 0 else ["word", "pos"],
+                 segment_vocab_size=max(3, tvs + 1), encoder="transformer", mask="fully_visible",
+                 layernorm_positioning="post", layernorm="torch", layernorm_eps=float(hf.get("layer_norm_eps", 1e-12)),
+                 target=targets, data_processor="bert" if "sp" in targets else "mlm")
+        if family == "albert":
+            if int(hf.get("num_hidden_groups", 1)) != 1 or int(hf.get("inner_group_num", 1)) != 1:
+                raise ConfigError(f"{source}: ALBERT with num_hidden_groups={hf.get('num_hidden_groups')} / "
+                                  f"inner_group_num={hf.get('inner_group_num')} is not supported (only 1 and 1, as "
+                                  "every released ALBERT)")
+            d.update(factorized_embedding_parameterization=True, parameter_sharing=True, dropout=float(hf.get(
+                "hidden_dropout_prob", 0.0)), data_processor="albert" if "sp" in targets else "mlm")
+        if family == "electra":
+            d.update(factorized_embedding_parameterization=emb != hidden)
+        if "cls" in targets:
+            d.update(labels_num=int(hf.get("num_labels") or len(hf.get("id2label") or {}) or 2), pooling="first",
+                     data_processor="cls")
+    d["tie_weights"] = bool(hf.get("tie_word_embeddings", True))
+    d["vocab_size"] = need("vocab_size")
+    if extras.get("layernorm") in ("normal", "torch"):
+        d["layernorm"] = extras["layernorm"]
+        d["layernorm_eps"] = extras.get("layernorm_eps")
+    return family, ModelConfig.from_dict(d, source=source)
+
+
+def state_from_hf(hf_state, hf, family, cfg, source="checkpoint"):
+    """HF tensors (canonical names) -> (internal state dict, unexpected HF keys, missing HF keys)."""
+    extras = hf.get("uer_like") or {}
+    out, used, missing = {}, set(), []
+    tvs = int(hf.get("type_vocab_size", 2))
+    for rule in build_rules(family, cfg):
+        present = [k for k in rule.hf if k in hf_state]
+        if rule.kind == "eye":
+            used.update(present)  # ALBERT projection exported as identity: nothing to load into
+            continue
+        if len(present) != len(rule.hf):
+            missing += [k for k in rule.hf if k not in hf_state]
+            continue
+        used.update(present)
+        ts = [hf_state[k] for k in rule.hf]
+        if rule.kind == "copy":
+            out[rule.internal] = ts[0]
+        elif rule.kind == "qkv":
+            out[rule.internal] = torch.cat(ts, dim=0)
+        elif rule.kind == "conv":
+            out[rule.internal] = ts[0].t().contiguous()
+        elif rule.kind == "seg":
+            tt = ts[0]
+            if tt.shape[0] != tvs:
+                raise CheckpointError(f"{source}: token_type_embeddings has {tt.shape[0]} rows but config.json says "
+                                      f"type_vocab_size {tvs}")
+            pad = torch.zeros(1, tt.shape[1], dtype=tt.dtype)
+            if extras.get("segment_padding_row") is not None:
+                pad = torch.tensor([extras["segment_padding_row"]], dtype=torch.float32).to(tt.dtype)
+                if pad.shape[1] != tt.shape[1]:
+                    raise CheckpointError(f"{source}: uer_like.segment_padding_row has {pad.shape[1]} values, "
+                                          f"token_type_embeddings {tt.shape[1]} columns")
+            rows = [pad, tt] + ([tt[:1]] if tvs == 1 else [])
+            out[rule.internal] = torch.cat(rows, dim=0)
+    # tied decoder weights that old checkpoints store (and transformers ignores in favour of the embedding)
+    for k in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias", "lm_head.decoder.weight",
+              "lm_head.decoder.bias", "predictions.decoder.weight", "predictions.decoder.bias",
+              "generator_lm_head.weight", "lm_head.weight"):
+        if k in hf_state and k not in used:
+            if k.endswith(".bias") or cfg.tie_weights:
+                used.add(k)
+    unexpected = [k for k in hf_state if k not in used]
+    return out, unexpected, missing
+
+
+# ---------------------------------------------------------------------------------------------- uer_like -> HF
+def hf_family_for(config):
+    """Which Hugging Face family can represent a uer_like config, or a ConfigError saying why none can."""
+    c = config
+    if c.encoder != "transformer":
+        raise ConfigError(f"encoder {c.encoder!r} has no Hugging Face equivalent here (only 'transformer')")
+    if c.feed_forward != "dense" or c.remove_transformer_bias or c.layernorm == "t5":
+        raise ConfigError("gated feed-forward, bias-free transformers and T5 layer norms have no BERT/GPT-2 "
+                          "equivalent for export")
+    if c.mask == "causal":
+        if c.layernorm_positioning != "pre" or c.embedding != ["word", "pos"] or not c.remove_embedding_layernorm:
+            raise ConfigError("a causal model exports as GPT-2 only with embedding [word, pos], "
+                              "remove_embedding_layernorm and layernorm_positioning 'pre'")
+        if set(c.target) - {"lm"} or c.has_lmtarget_bias:
+            raise ConfigError(f"GPT-2 export supports the target 'lm' without bias, got {c.target}")
+        if c.position_offset:
+            raise ConfigError("GPT-2 export needs position_offset 0")
+        return "gpt2"
+    if c.layernorm_positioning != "post" or c.remove_embedding_layernorm:
+        raise ConfigError("a fully visible model exports as BERT/RoBERTa/ALBERT/ELECTRA only with post layer norm "
+                          "and the embedding layer norm")
+    if c.embedding not in (["word", "pos", "seg"], ["word", "pos"]):
+        raise ConfigError(f"embedding {c.embedding} has no Hugging Face equivalent (need word, pos[, seg])")
+    if c.parameter_sharing:
+        family = "albert"
+    elif {"electra_disc", "electra_gen"} & set(c.target) or c.factorized_embedding_parameterization:
+        family = "electra"
+    elif c.position_offset:
+        family = "roberta"
+    else:
+        family = "bert"
+    allowed = {"bert": {"mlm", "sp", "cls", "pooler"}, "roberta": {"mlm", "pooler"},
+               "albert": {"mlm", "sp", "pooler"}, "electra": {"electra_disc", "electra_gen", "mlm"}}[family]
+    bad = set(c.target) - allowed
+    if bad:
+        raise ConfigError(f"{family} export does not support the target(s) {sorted(bad)}; supported: {sorted(allowed)}")
+    if family == "bert" and len({"sp", "cls", "pooler"} & set(c.target)) > 1:
+        raise ConfigError(f"a BERT export has one pooler; targets {c.target} would need several")
+    if family == "electra" and len({"electra_disc", "electra_gen", "mlm"} & set(c.target)) > 1:
+        raise ConfigError("ELECTRA's discriminator and generator are separate Hugging Face models: export them "
+                          "as two models")
+    if family == "electra" and "mlm" in c.target and c.hidden_act != "gelu":
+        raise ConfigError("an 'mlm' target exports as the ELECTRA generator only with hidden_act gelu "
+                          "(use the 'electra_gen' target)")
+    if "cls" in c.target and c.pooling != "first":
+        raise ConfigError(f"the cls target exports as BertForSequenceClassification only with pooling 'first', "
+                          f"got {c.pooling!r}")
+    return family
+
+
+def _architecture(family, targets):
+    t = set(targets)
+    if family == "gpt2":
+        return "GPT2LMHeadModel"
+    if family == "bert":
+        if {"mlm", "sp"} <= t:
+            return "BertForPreTraining"
+        if "mlm" in t:
+            return "BertForMaskedLM"
+        if "sp" in t:
+            return "BertForNextSentencePrediction"
+        if "cls" in t:
+            return "BertForSequenceClassification"
+        return "BertModel"
+    if family == "roberta":
+        return "RobertaForMaskedLM" if "mlm" in t else "RobertaModel"
+    if family == "albert":
+        if {"mlm", "sp"} <= t:
+            return "AlbertForPreTraining"
+        return "AlbertForMaskedLM" if "mlm" in t else "AlbertModel"
+    if "electra_disc" in t:
+        return "ElectraForPreTraining"
+    if t & {"electra_gen", "mlm"}:
+        return "ElectraForMaskedLM"
+    return "ElectraModel"
+
+
+def hf_config_for(model, family, source_hf=None):
+    c = model.config
+    state = model.state_dict()
+    dtype = str(next(iter(state.values())).dtype).replace("torch.", "") if state else "float32"
+    if c.hidden_act not in ACT_TO_HF:
+        raise ConfigError(f"hidden_act {c.hidden_act!r} has no Hugging Face name")
+    eps = c.layernorm_eps if c.layernorm_eps is not None else (1e-6 if c.layernorm == "normal" else 1e-12)
+    arch = _architecture(family, c.target)
+    if family == "gpt2":
+        hf = {"model_type": "gpt2", "architectures": [arch], "vocab_size": model.vocab_size,
+              "n_embd": c.hidden_size, "n_layer": c.layers_num, "n_head": c.heads_num, "n_inner": c.feedforward_size,
+              "n_positions": c.max_seq_length, "activation_function": ACT_TO_HF[c.hidden_act],
+              "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
+              "layer_norm_epsilon": eps, "scale_attn_weights": not c.remove_attention_scale,
+              "tie_word_embeddings": c.tie_weights, "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
+    else:
+        tvs = c.segment_vocab_size - 1 if "seg" in c.embedding else 0
+        if family == "roberta" and "seg" in c.embedding:
+            seg = state["embedding.seg.embedding.weight"]
+            if seg.shape[0] == 3 and torch.equal(seg[1], seg[2]):
+                tvs = 1
+        hf = {"model_type": family, "architectures": [arch], "vocab_size": model.vocab_size,
+              "hidden_size": c.hidden_size, "num_hidden_layers": c.layers_num, "num_attention_heads": c.heads_num,
+              "intermediate_size": c.feedforward_size, "hidden_act": ACT_TO_HF[c.hidden_act],
+              "hidden_dropout_prob": c.dropout, "attention_probs_dropout_prob": c.dropout,
+              "max_position_embeddings": c.max_seq_length + c.position_offset, "type_vocab_size": tvs,
+              "layer_norm_eps": eps, "tie_word_embeddings": c.tie_weights, "initializer_range": 0.02,
+              "position_embedding_type": "absolute",
+              "pad_token_id": c.position_offset - 1 if family == "roberta" else 0}
+        if family in ("albert", "electra"):
+            hf["embedding_size"] = c.emb_size
+        if family == "albert":
+            hf.update(num_hidden_groups=1, inner_group_num=1, classifier_dropout_prob=0.1)
+        if family == "roberta":
+            hf.update(bos_token_id=0, eos_token_id=2)
+        if "cls" in c.target:
+            hf.update(num_labels=c.labels_num, id2label={str(i): f"LABEL_{i}" for i in range(c.labels_num)},
+                      label2id={f"LABEL_{i}": i for i in range(c.labels_num)})
+    if source_hf:  # keep token ids and tokenizer hints of the release this model came from
+        for k in ("pad_token_id", "bos_token_id", "eos_token_id", "tokenizer_class", "id2label", "label2id"):
+            if k in source_hf and (k not in ("id2label", "label2id") or "cls" in c.target):
+                hf[k] = source_hf[k]
+    hf["dtype"] = dtype
+    extras = {}
+    if c.layernorm != "torch":
+        extras.update(layernorm=c.layernorm, layernorm_eps=c.layernorm_eps)
+    if family != "gpt2" and "seg" in c.embedding:
+        pad = state["embedding.seg.embedding.weight"][0]
+        if bool((pad != 0).any()):
+            extras["segment_padding_row"] = [float(x) for x in pad.float().tolist()]
+    if extras:
+        hf["uer_like"] = extras
+    return hf
+
+
+def state_to_hf(model, family, hf_cfg):
+    """Internal state -> HF state dict with the *For* class layout (base prefix included)."""
+    cfg = model.config
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    out = {}
+    prefix = BASE_PREFIX[family] + "."
+    tvs = hf_cfg.get("type_vocab_size", 0)
+    arch = hf_cfg["architectures"][0]
+    bare = arch.endswith("Model") and not arch.endswith("LMHeadModel")  # BertModel etc.: no prefix
+    for rule in build_rules(family, cfg):
+        if rule.kind == "eye":
+            dev = state["embedding.word.embedding.weight"]
+            vals = [torch.eye(cfg.hidden_size, dtype=dev.dtype), torch.zeros(cfg.hidden_size, dtype=dev.dtype)]
+        else:
+            if rule.internal not in state:
+                raise CheckpointError(f"the model lacks {rule.internal}, which the {family} export needs")
+            t = state[rule.internal]
+            if rule.kind == "copy":
+                vals = [t]
+            elif rule.kind == "qkv":
+                vals = list(t.chunk(3, dim=0))
+            elif rule.kind == "conv":
+                vals = [t.t()]
+            elif rule.kind == "seg":
+                if tvs == 1 and t.shape[0] == 3 and not torch.equal(t[1], t[2]):
+                    logger.warning("RoBERTa export: segment rows 1 and 2 differ; only row 1 is kept (type 0)")
+                vals = [t[1:1 + tvs]]
+        for name, v in zip(rule.hf, vals):
+            key = (prefix + name) if (_is_base_key(family, name) and not bare) else name
+            out[key] = v.contiguous().clone()
+    return out
+
+
+def write_tokenizer_files(out_dir, family, vocab_path=None, source_dir=None, do_lower_case=True):
+    """Tokenizer files for transformers: the source release's files when the model came from one, else a
+    BertTokenizer over a one-token-per-line vocabulary (Google BERT format). Returns the files written."""
+    written = []
+    if source_dir and os.path.isdir(source_dir):
+        for name in TOKENIZER_FILES:
+            p = os.path.join(source_dir, name)
+            if os.path.isfile(p):
+                shutil.copyfile(p, os.path.join(out_dir, name))
+                written.append(name)
+        if written:
+            return written
+    if vocab_path is None:
+        return written
+    if not vocab_path.endswith(".txt"):
+        raise ConfigError(f"{vocab_path}: only one-token-per-line vocabularies (vocab.txt) can be written as "
+                          "Hugging Face tokenizer files")
+    shutil.copyfile(vocab_path, os.path.join(out_dir, "vocab.txt"))
+    tok = {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case, "unk_token": "[UNK]",
+           "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
+           "tokenize_chinese_chars": True, "strip_accents": None, "model_max_length": 512}
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(tok, f, indent=2)
+    special = {k: tok[k] for k in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")}
+    with open(os.path.join(out_dir, "special_tokens_map.json"), "w", encoding="utf-8") as f:
+        json.dump(special, f, indent=2)
+    return ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json"]
