@@ -49,7 +49,8 @@ def build_parser(task):
     g.add_argument("--dev_path", default=None)
     g.add_argument("--test_path", default=None)
     g.add_argument("--prediction_path", default=None, help="write predictions for --test_path here")
-    g.add_argument("--seq_length", type=int, default=128 if task != "mrc" else 512)
+    g.add_argument("--seq_length", type=int, default=None,
+                   help="max tokens per instance (default: the fine-tuned model's, else 128; 512 for mrc)")
     if task == "classification":
         g.add_argument("--labels_num", type=int, default=None, help="default: max label in train + 1")
         g.add_argument("--pooling", choices=["first", "mean", "max", "last"], default=None)
@@ -59,9 +60,9 @@ def build_parser(task):
         g.add_argument("--label2id_path", default=None, help="JSON {tag: id}; required for training")
         g.add_argument("--crf_target", "--crf", dest="crf", action="store_true", help="add a CRF layer")
     if task == "mrc":
-        g.add_argument("--doc_stride", type=int, default=128)
-        g.add_argument("--max_query_length", type=int, default=64)
-        g.add_argument("--max_answer_length", type=int, default=50, help="in tokens")
+        g.add_argument("--doc_stride", type=int, default=None, help="default 128")
+        g.add_argument("--max_query_length", type=int, default=None, help="default 64")
+        g.add_argument("--max_answer_length", type=int, default=None, help="in tokens, default 50")
     g = p.add_argument_group("training")
     g.add_argument("--epochs_num", type=int, default=3)
     g.add_argument("--batch_size", type=int, default=32)
@@ -127,6 +128,11 @@ def run(task_name, argv=None):
     meta = core.read_finetune_meta(args.load_model_path) if args.load_model_path else {}
     if meta.get("task") and meta["task"] != task_name:
         raise ConfigError(f"{args.load_model_path}: a fine-tuned {meta['task']} model, not a {task_name} model")
+    defaults = {"seq_length": 512 if task_name == "mrc" else 128, "doc_stride": 128, "max_query_length": 64,
+                "max_answer_length": 50}
+    for k, v in defaults.items():
+        if hasattr(args, k) and getattr(args, k) is None:
+            setattr(args, k, meta.get(k, v))
     task = make_task(task_name, args, enc, meta)
     report = {"task": task_name, "argv": sys.argv[1:] if argv is None else list(argv), "device": str(device)}
 

@@ -36,7 +36,7 @@ class ClassificationTask(Task):
         self.labels_num = labels_num
 
     def meta(self):
-        return {"task": self.name, "labels_num": self.labels_num}
+        return {"task": self.name, "labels_num": self.labels_num, "seq_length": self.args.seq_length}
 
     def is_labeled(self, path):
         return "label" in D.read_tsv(path)[0][1]
@@ -96,7 +96,7 @@ class TaggingTask(Task):
         self.use_crf = use_crf
 
     def meta(self):
-        return {"task": self.name, "label2id": self.label2id, "crf": self.use_crf}
+        return {"task": self.name, "label2id": self.label2id, "crf": self.use_crf, "seq_length": self.args.seq_length}
 
     def is_labeled(self, path):
         return "label" in D.read_tsv(path)[0][1]
@@ -144,7 +144,7 @@ class MrcTask(Task):
     main_metric = "avg"
 
     def meta(self):
-        return {"task": self.name, "doc_stride": self.args.doc_stride, "max_query_length": self.args.max_query_length,
+        return {"task": self.name, "seq_length": self.args.seq_length, "doc_stride": self.args.doc_stride, "max_query_length": self.args.max_query_length,
                 "max_answer_length": self.args.max_answer_length}
 
     def is_labeled(self, path):
