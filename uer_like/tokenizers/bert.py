@@ -32,6 +32,12 @@ def is_cjk(cp):
             or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
 
 
+def lower(text):
+    """Character-wise lower-casing, as Hugging Face's tokenizer does (str.lower would make a final
+    capital sigma 'ς', where character-wise it is 'σ'; that is the only difference on real text)."""
+    return text.lower() if "\u03a3" not in text else "".join(c.lower() for c in text)
+
+
 def strip_accents(text):
     return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
 
@@ -92,7 +98,7 @@ class BasicTokenizer:
                 continue
             norm = unit
             if self.do_lower_case:
-                norm = strip_accents(norm.lower())
+                norm = strip_accents(lower(norm))
             exact = len(norm) == len(unit)
             off = 0
             for piece in split_on_punctuation(norm):
@@ -105,7 +111,10 @@ class BasicTokenizer:
 
 
 class WordpieceTokenizer:
-    def __init__(self, vocab, unk_token="[UNK]", max_input_chars_per_word=200):
+    """Greedy longest-match-first. A word longer than max_input_chars_per_word becomes [UNK]: 100 as in
+    Hugging Face's BertTokenizer (Google's tokenization.py uses 200; pass it to match that instead)."""
+
+    def __init__(self, vocab, unk_token="[UNK]", max_input_chars_per_word=100):
         self.vocab = vocab
         self.unk_token = unk_token
         self.max_input_chars_per_word = max_input_chars_per_word

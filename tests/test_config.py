@@ -1,0 +1,139 @@
+"""Configs: every shipped config builds, runs and round-trips; bad keys and values are clear errors."""
+import json
+
+import pytest
+import torch
+
+import uer_like
+from uer_like.config import list_configs, load_config
+from uer_like.errors import ConfigError
+
+SHRINK = dict(emb_size=32, hidden_size=32, feedforward_size=64, heads_num=2, layers_num=2, max_seq_length=32)
+
+
+def shrunk(name):
+    cfg = load_config(name)
+    over = dict(SHRINK)
+    if cfg.factorized_embedding_parameterization:
+        over["emb_size"] = 16
+    if cfg.encoder != "transformer":
+        over.pop("heads_num"), over.pop("feedforward_size")
+    return load_config(name, **over)
+
+
+def make_batch(model, cfg, vocab=200, B=3, S=16):
+    g = torch.Generator().manual_seed(0)
+    src = torch.randint(1, vocab, (B, S), generator=g)
+    seg = torch.ones(B, S, dtype=torch.long)
+    seg[:, S // 2:] = 2
+    seg[0, -3:] = 0
+    batch = {"src": src, "seg": seg}
+    if "mlm" in cfg.target:
+        batch["mlm_pos"] = torch.tensor([1, 5, S + 2, 2 * S + 7])
+        batch["mlm_labels"] = torch.tensor([3, 4, 5, 6])
+    if "sp" in cfg.target:
+        batch["tgt_sp"] = torch.tensor([0, 1, 0])
+    if "lm" in cfg.target:
+        batch["tgt_lm"] = torch.randint(1, vocab, (B, S), generator=g)
+    if "cls" in cfg.target:
+        batch["tgt_cls"] = torch.tensor([0, 1, 1])
+    return batch
+
+
+@pytest.mark.parametrize("name", list_configs())
+def test_every_config_builds_trains_and_round_trips(name, tmp_path):
+    cfg = shrunk(name)
+    model = uer_like.build_model(cfg, vocab_size=200)
+    batch = make_batch(model, cfg)
+    out = model(batch)
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    path = tmp_path / "m.bin"
+    uer_like.save_model(model, str(path), format="uer")
+    loaded = uer_like.load_model(str(path))
+    model.eval(), loaded.eval()
+    with torch.no_grad():
+        a = model.encode(batch["src"], batch["seg"])
+        b = loaded.encode(batch["src"], batch["seg"])
+    assert torch.equal(a, b)
+    logits = loaded.target_logits(b, batch["seg"])
+    assert set(logits) == set(cfg.target)
+
+
+def test_config_name_resolves_inside_configs_and_paths_work(tmp_path):
+    a = load_config("bert/base_config.json")
+    assert (a.layers_num, a.hidden_size, a.heads_num) == (12, 768, 12)
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(a.to_dict()))
+    assert load_config(str(p)) == a
+
+
+def test_unknown_key_names_it_and_the_valid_keys():
+    with pytest.raises(ConfigError) as e:
+        load_config("bert/tiny_config.json", hiden_size=3)
+    msg = str(e.value)
+    assert "'hiden_size'" in msg and "did you mean 'hidden_size'" in msg and "valid keys:" in msg
+
+
+def test_wrong_type_names_key_and_value():
+    with pytest.raises(ConfigError, match=r"'layers_num' must be an integer, got '2'"):
+        load_config("bert/tiny_config.json", layers_num="2")
+
+
+@pytest.mark.parametrize("key,value,choices", [
+    ("encoder", "transfomer", "transformer"), ("mask", "full", "fully_visible"),
+    ("hidden_act", "gelu2", "gelu_fast"), ("layernorm_positioning", "middle", "pre"),
+])
+def test_bad_choice_lists_valid_choices(key, value, choices):
+    with pytest.raises(ConfigError) as e:
+        load_config("bert/tiny_config.json", **{key: value})
+    assert key in str(e.value) and repr(value) in str(e.value) or value in str(e.value)
+    assert choices in str(e.value)
+
+
+def test_bad_target_and_embedding_names():
+    with pytest.raises(ConfigError, match="unknown target 'nsp'.*valid choices: .*mlm"):
+        load_config("bert/tiny_config.json", target=["mlm", "nsp"])
+    with pytest.raises(ConfigError, match="unknown embedding 'position'"):
+        load_config("bert/tiny_config.json", embedding=["word", "position"])
+
+
+def test_heads_must_divide_hidden():
+    with pytest.raises(ConfigError, match="not divisible by heads_num"):
+        load_config("bert/tiny_config.json", heads_num=3)
+
+
+def test_missing_config_lists_available():
+    with pytest.raises(ConfigError, match="available: .*bert/base_config.json"):
+        load_config("bert/huge_config.json")
+
+
+def test_attention_is_masked_at_padding():
+    cfg = shrunk("bert/tiny_config.json").replace(dropout=0.0)
+    model = uer_like.build_model(cfg, vocab_size=100).eval()
+    src = torch.randint(1, 100, (1, 10))
+    seg = torch.tensor([[1] * 6 + [0] * 4])
+    src2 = src.clone()
+    src2[0, 6:] = 7  # change only the padding
+    with torch.no_grad():
+        a, b = model.encode(src, seg), model.encode(src2, seg)
+    assert torch.allclose(a[0, :6], b[0, :6], atol=1e-6)
+
+
+def test_causal_mask_hides_the_future():
+    cfg = shrunk("gpt2/distil_config.json").replace(dropout=0.0)
+    model = uer_like.build_model(cfg, vocab_size=100).eval()
+    src = torch.randint(1, 100, (1, 10))
+    src2 = src.clone()
+    src2[0, 7] = (src[0, 7] + 1) % 100
+    seg = torch.ones(1, 10, dtype=torch.long)
+    with torch.no_grad():
+        a, b = model.encode(src, seg), model.encode(src2, seg)
+    assert torch.allclose(a[0, :7], b[0, :7], atol=1e-6) and not torch.allclose(a[0, 7], b[0, 7])
+
+
+def test_tied_weights_share_storage():
+    model = uer_like.build_model(shrunk("bert/tiny_config.json"), vocab_size=100)
+    assert model.target.mlm.linear_2.weight is model.embedding.word.embedding.weight
