@@ -98,7 +98,7 @@ class DatasetWriter:
         manifest.update(format_version=FORMAT_VERSION, instances=self.n_instances, tokens=self.n_tokens)
         # two passes: offsets depend on the header length
         header = b""
-        for _ in range(3):
+        for _ in range(16):  # the section offsets depend on the header's length: iterate to a fixed point
             pos = _align(16 + len(header))
             for name in self.files:
                 sections[name] = {"offset": pos, "dtype": np.dtype(self.dtypes[name]).name,
@@ -107,9 +107,10 @@ class DatasetWriter:
             manifest["sections"] = sections
             manifest["file_size"] = pos
             new = json.dumps(manifest, ensure_ascii=False, sort_keys=True).encode("utf-8")
-            if len(new) == len(header):
-                break
+            stable = len(new) == len(header)
             header = new
+            if stable:
+                break
         tmp_path = os.path.join(self.tmp_dir, "dataset")
         with open(tmp_path, "wb") as out:
             out.write(MAGIC + struct.pack("<Q", len(header)) + header)
