@@ -1,0 +1,88 @@
+"""End to end on the real samples (tiny model, a few steps): train with dev selection, test evaluation,
+inference from the saved fine-tuned model, and fine-tuning from the framework's own pretrained output."""
+import json
+import os
+
+import pytest
+import torch
+
+from uer_like import build_model, save_model
+from uer_like.finetune import core
+from uer_like.finetune.cli import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(ROOT, "..", "shared", "data", "datasets", "samples")
+VOCAB = os.path.join(ROOT, "models", "google_zh_vocab.txt")
+
+pytestmark = pytest.mark.skipif(not os.path.isdir(SAMPLES), reason="shared data samples not present")
+COMMON = ["--config_path", "bert/tiny_config.json", "--vocab_path", VOCAB, "--epochs_num", "2", "--max_steps", "4",
+          "--batch_size", "16", "--learning_rate", "1e-3", "--no_progress"]
+
+
+def s(*parts):
+    return os.path.join(SAMPLES, *parts)
+
+
+def test_classifier_train_then_infer(tmp_path):
+    model = str(tmp_path / "cls.bin")
+    rep = run("classification", COMMON + ["--train_path", s("book_review", "train.tsv"), "--dev_path", s("book_review", "dev.tsv"),
+                                          "--test_path", s("book_review", "test.tsv"), "--output_model_path", model,
+                                          "--seq_length", "64"])
+    assert rep["history"][0]["dev"]["total"] == 50 and 0 <= rep["test"]["acc"] <= 1
+    assert os.path.isfile(model) and json.load(open(str(tmp_path / "cls_finetune.json")))["labels_num"] == 2
+    assert json.load(open(str(tmp_path / "cls_report.json")))["test"]["acc"] == rep["test"]["acc"]
+    pred = str(tmp_path / "pred.tsv")
+    rep2 = run("classification", ["--load_model_path", model, "--vocab_path", VOCAB, "--test_path", s("book_review", "test.tsv"),
+                                  "--prediction_path", pred, "--output_prob", "--no_progress"])
+    assert rep2["test"]["acc"] == rep["test"]["acc"]  # the best checkpoint was reloaded, same predictions
+    lines = open(pred, encoding="utf-8").read().splitlines()
+    assert lines[0] == "label\tprob" and len(lines) == 51
+    # unlabeled test file: predictions only
+    rep3 = run("classification", ["--load_model_path", model, "--vocab_path", VOCAB, "--test_path",
+                                  s("book_review", "test_nolabel.tsv"), "--prediction_path", pred, "--no_progress"])
+    assert "test" not in rep3 and len(open(pred, encoding="utf-8").read().splitlines()) == 51
+
+
+def test_ner_crf_train_then_infer(tmp_path):
+    model = str(tmp_path / "ner.bin")
+    rep = run("tagging", COMMON + ["--train_path", s("msra_ner", "train.tsv"), "--dev_path", s("msra_ner", "dev.tsv"),
+                                   "--label2id_path", s("msra_ner", "label2id.json"), "--crf_target",
+                                   "--output_model_path", model, "--seq_length", "64"])
+    assert set(rep["history"][0]["dev"]) >= {"precision", "recall", "f1"}
+    pred = str(tmp_path / "pred.tsv")
+    rep2 = run("tagging", ["--load_model_path", model, "--vocab_path", VOCAB, "--test_path", s("msra_ner", "test.tsv"),
+                           "--prediction_path", pred, "--no_progress"])
+    assert "f1" in rep2["test"]
+    gold = open(s("msra_ner", "test.tsv"), encoding="utf-8").read().splitlines()[1:]
+    pred_lines = open(pred, encoding="utf-8").read().splitlines()
+    assert pred_lines[0] == "pred" and len(pred_lines) == len(gold) + 1
+    for g, p in zip(gold, pred_lines[1:]):  # one tag per character, long sentences included (windows)
+        assert len(p.split(" ")) == len(g.split("\t")[0].split(" "))
+
+
+def test_cmrc_train_then_infer(tmp_path):
+    model = str(tmp_path / "mrc.bin")
+    rep = run("mrc", COMMON + ["--train_path", s("cmrc", "train.json"), "--dev_path", s("cmrc", "dev.json"),
+                               "--output_model_path", model, "--seq_length", "128", "--doc_stride", "64"])
+    assert set(rep["history"][-1]["dev"]) >= {"em", "f1"}
+    pred = str(tmp_path / "pred.json")
+    run("mrc", ["--load_model_path", model, "--vocab_path", VOCAB, "--test_path", s("cmrc", "test.json"),
+                "--prediction_path", pred, "--no_progress"])
+    preds = json.load(open(pred, encoding="utf-8"))
+    data = json.load(open(s("cmrc", "test.json"), encoding="utf-8"))
+    contexts = [p["context"] for a in data["data"] for p in a["paragraphs"]]
+    assert len(preds) == 5 and all(v and any(v in c for c in contexts) for v in preds.values())
+
+
+def test_finetune_from_framework_pretrained_output(tmp_path):
+    torch.manual_seed(0)
+    pre = build_model("bert/tiny_config.json", vocab_size=21128)
+    path = str(tmp_path / "pretrained.bin")
+    save_model(pre, path)
+    config, (emb, encoder) = core.load_backbone(path, None, 21128)
+    assert torch.equal(emb.word.embedding.weight, pre.embedding.word.embedding.weight)
+    rep = run("classification", ["--pretrained_model_path", path, "--vocab_path", VOCAB, "--train_path",
+                                 s("chnsenticorp", "train.tsv"), "--dev_path", s("chnsenticorp", "dev.tsv"),
+                                 "--output_model_path", str(tmp_path / "ft.bin"), "--max_steps", "2",
+                                 "--epochs_num", "1", "--seq_length", "32", "--no_progress"])
+    assert len(rep["history"]) == 1
