@@ -178,6 +178,10 @@ static int jseg_obj_init(JiebaSegmenterObject *self, PyObject *args, PyObject *k
             PyErr_SetString(PyExc_ValueError, err);
             return -1;
         }
+        if (jseg_dict_freeze(self->dict) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
     }
     return 0;
 }
@@ -228,6 +232,21 @@ static PyObject *jseg_obj_force_split(JiebaSegmenterObject *self, PyObject *word
     PyMem_Free(w);
     if (rc < 0) return PyErr_NoMemory();
     Py_RETURN_NONE;
+}
+
+static PyObject *jseg_obj_freeze(JiebaSegmenterObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (jseg_obj_ready(self, 1) < 0) return NULL;
+    if (jseg_dict_freeze(self->dict) < 0) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *jseg_obj_frozen(JiebaSegmenterObject *self, void *closure)
+{
+    (void)closure;
+    if (jseg_obj_ready(self, 0) < 0) return NULL;
+    return PyBool_FromLong(jseg_dict_is_frozen(self->dict));
 }
 
 static PyObject *jseg_obj_get_freq(JiebaSegmenterObject *self, PyObject *word)
@@ -423,15 +442,21 @@ static PyObject *jseg_obj_cut_lines(JiebaSegmenterObject *self, PyObject *args, 
         Py_DECREF(seq);
         return NULL;
     }
+    /* The result lists only hold str/bytes, so they cannot form cycles: pause
+     * the cyclic GC while creating them (it would otherwise rescan the growing
+     * result over and over). */
+    int gc_was_enabled = PyGC_Disable();
     for (Py_ssize_t i = 0; i < m; i++) {
         PyObject *r = jseg_cut_one(self, PySequence_Fast_GET_ITEM(seq, i), hmm);
         if (!r) {
+            if (gc_was_enabled) PyGC_Enable();
             Py_DECREF(out);
             Py_DECREF(seq);
             return NULL;
         }
         PyList_SET_ITEM(out, i, r);
     }
+    if (gc_was_enabled) PyGC_Enable();
     Py_DECREF(seq);
     return out;
 }
@@ -448,6 +473,9 @@ static PyMethodDef jseg_obj_methods[] = {
      "(freq 0 also marks the word force-split, like finalseg.add_force_split)."},
     {"force_split", (PyCFunction)jseg_obj_force_split, METH_O,
      "force_split(word: str): finalseg.add_force_split(word)."},
+    {"freeze", (PyCFunction)jseg_obj_freeze, METH_NOARGS,
+     "freeze(): build the read-optimised trie (done by __init__; call it again after\n"
+     "add_word/force_split, otherwise cut() uses the slower mutable trie)."},
     {"get_freq", (PyCFunction)jseg_obj_get_freq, METH_O,
      "get_freq(word: str) -> int | None: FREQ.get(word)."},
     {"set_hmm", (PyCFunction)jseg_obj_set_hmm, METH_VARARGS,
@@ -457,6 +485,7 @@ static PyMethodDef jseg_obj_methods[] = {
 static PyGetSetDef jseg_obj_getset[] = {
     {"total", (getter)jseg_obj_total, NULL, "sum of all frequencies (jieba Tokenizer.total)", NULL},
     {"num_nodes", (getter)jseg_obj_num_nodes, NULL, "trie nodes (== len(FREQ) + 1)", NULL},
+    {"frozen", (getter)jseg_obj_frozen, NULL, "whether the read-optimised trie is current", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject JiebaSegmenterType = {

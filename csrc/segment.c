@@ -19,16 +19,42 @@
 
 #include "utf8.h"
 
+/* Hot transition records: the child node id and the index of its
+ * log-frequency in lfv[] (0 == freq 0, i.e. a pure prefix). */
 typedef struct {
-    double lf;    /* log(freq) if freq != 0 else log(1) == 0.0 */
-    int64_t freq; /* jieba FREQ value (0 for pure prefixes) */
-} jnode;
+    uint32_t child; /* 0 = none */
+    uint32_t lfi;
+} jroot;
 
 typedef struct {
     uint32_t parent;
     uint32_t cp;
     uint32_t child; /* 0 = empty slot */
+    uint32_t lfi;
 } jslot;
+
+/* Cold per-node data (dictionary maintenance only). */
+typedef struct {
+    int64_t freq;
+    uint32_t parent;
+    uint32_t cp;
+    uint32_t lfi;
+} jnode;
+
+/* Frozen (query-optimised) trie: every entry is a transition into a node and
+ * carries that node's lf index plus the location of the node's own children,
+ * so one walk step touches one 16-byte record. Children of a node are stored
+ * contiguously: up to FZ_LINEAR of them in a plain array, more in an
+ * open-addressing table of 1 << bits entries (empty: cp == FZ_EMPTY). */
+typedef struct {
+    uint32_t cp;
+    uint32_t lfi;
+    uint32_t off;  /* first child entry in fz[] */
+    uint32_t meta; /* (number of children << 8) | bits; bits == 0: linear */
+} jfz;
+
+#define FZ_EMPTY 0xFFFFFFFFu
+#define FZ_LINEAR 6
 
 #define ROOT_DIRECT 0x10000u
 
@@ -36,12 +62,24 @@ struct jseg_dict {
     jnode *nodes;
     uint8_t *force; /* per node: in Force_Split_Words */
     size_t n_nodes, cap_nodes;
-    uint32_t *root_direct; /* ROOT_DIRECT entries, child of root for BMP cps */
-    jslot *tab;
+    jroot *root_direct; /* ROOT_DIRECT entries: children of the root for BMP cps */
+    jslot *tab;         /* (parent, cp) -> child hash table, linear probing */
     size_t tab_bits, tab_used;
+    /* distinct frequencies: lfv[i] = log((double)freq_i), index 0 unused (freq 0) */
+    double *lfv;
+    int64_t *lf_freq;
+    size_t n_lf, cap_lf;
+    uint32_t *lf_map; /* open addressing freq -> lf index */
+    size_t lf_map_bits;
     int64_t total;
     double logtotal;
     size_t n_force;
+    /* frozen trie (valid when fz_valid) */
+    int fz_valid;
+    jfz *fz;
+    size_t fz_len;
+    jfz *fz_rd;  /* ROOT_DIRECT entries */
+    jfz fz_root; /* root's children with cp >= ROOT_DIRECT */
     /* HMM */
     int has_st, has_emit;
     double start[4];
@@ -58,27 +96,40 @@ static inline size_t slot_hash(uint32_t parent, uint32_t cp, size_t bits)
     return (size_t)(k >> (64 - bits));
 }
 
-static inline uint32_t child_of(const jseg_dict *d, uint32_t parent, uint32_t cp)
+/* Slot for (parent, cp), parent may be 0 only for cp >= ROOT_DIRECT. */
+static inline const jslot *find_slot(const jseg_dict *d, uint32_t parent, uint32_t cp)
 {
-    if (parent == 0 && cp < ROOT_DIRECT) return d->root_direct[cp];
     size_t mask = ((size_t)1 << d->tab_bits) - 1;
     size_t h = slot_hash(parent, cp, d->tab_bits);
     for (;;) {
         const jslot *s = &d->tab[h];
-        if (s->child == 0) return 0;
-        if (s->parent == parent && s->cp == cp) return s->child;
+        if (s->child == 0) return NULL;
+        if (s->parent == parent && s->cp == cp) return s;
         h = (h + 1) & mask;
     }
 }
 
-static void tab_put_raw(jslot *tab, size_t bits, uint32_t parent, uint32_t cp, uint32_t child)
+static inline uint32_t child_of(const jseg_dict *d, uint32_t parent, uint32_t cp)
+{
+    if (parent == 0 && cp < ROOT_DIRECT) return d->root_direct[cp].child;
+    const jslot *s = find_slot(d, parent, cp);
+    return s ? s->child : 0;
+}
+
+/* Where the lf index of node id is stored. */
+static uint32_t *lfi_ref(jseg_dict *d, uint32_t id)
+{
+    uint32_t parent = d->nodes[id].parent, cp = d->nodes[id].cp;
+    if (parent == 0 && cp < ROOT_DIRECT) return &d->root_direct[cp].lfi;
+    return (uint32_t *)&find_slot(d, parent, cp)->lfi;
+}
+
+static void tab_put_raw(jslot *tab, size_t bits, const jslot *v)
 {
     size_t mask = ((size_t)1 << bits) - 1;
-    size_t h = slot_hash(parent, cp, bits);
+    size_t h = slot_hash(v->parent, v->cp, bits);
     while (tab[h].child != 0) h = (h + 1) & mask;
-    tab[h].parent = parent;
-    tab[h].cp = cp;
-    tab[h].child = child;
+    tab[h] = *v;
 }
 
 static int tab_grow(jseg_dict *d)
@@ -88,14 +139,14 @@ static int tab_grow(jseg_dict *d)
     if (!nt) return -1;
     size_t old = (size_t)1 << d->tab_bits;
     for (size_t i = 0; i < old; i++)
-        if (d->tab[i].child) tab_put_raw(nt, nbits, d->tab[i].parent, d->tab[i].cp, d->tab[i].child);
+        if (d->tab[i].child) tab_put_raw(nt, nbits, &d->tab[i]);
     free(d->tab);
     d->tab = nt;
     d->tab_bits = nbits;
     return 0;
 }
 
-static int64_t new_node(jseg_dict *d)
+static int64_t new_node(jseg_dict *d, uint32_t parent, uint32_t cp)
 {
     if (d->n_nodes == d->cap_nodes) {
         size_t nc = d->cap_nodes ? d->cap_nodes * 2 : 1024;
@@ -109,8 +160,11 @@ static int64_t new_node(jseg_dict *d)
         d->cap_nodes = nc;
     }
     size_t id = d->n_nodes++;
-    d->nodes[id].lf = 0.0;
     d->nodes[id].freq = 0;
+    d->nodes[id].lfi = 0;
+    d->fz_valid = 0;
+    d->nodes[id].parent = parent;
+    d->nodes[id].cp = cp;
     d->force[id] = 0;
     return (int64_t)id;
 }
@@ -123,15 +177,17 @@ static int64_t trie_insert(jseg_dict *d, const uint32_t *w, size_t n)
         uint32_t c = w[i];
         uint32_t ch = child_of(d, node, c);
         if (!ch) {
-            int64_t id = new_node(d);
+            if (!(node == 0 && c < ROOT_DIRECT) && (d->tab_used + 1) * 2 > ((size_t)1 << d->tab_bits))
+                if (tab_grow(d) < 0) return -1;
+            int64_t id = new_node(d, node, c);
             if (id < 0) return -1;
             ch = (uint32_t)id;
             if (node == 0 && c < ROOT_DIRECT) {
-                d->root_direct[c] = ch;
+                d->root_direct[c].child = ch;
+                d->root_direct[c].lfi = 0;
             } else {
-                if ((d->tab_used + 1) * 2 > ((size_t)1 << d->tab_bits))
-                    if (tab_grow(d) < 0) return -1;
-                tab_put_raw(d->tab, d->tab_bits, node, c, ch);
+                jslot v = {node, c, ch, 0};
+                tab_put_raw(d->tab, d->tab_bits, &v);
                 d->tab_used++;
             }
         }
@@ -151,16 +207,237 @@ static int64_t trie_find(const jseg_dict *d, const uint32_t *w, size_t n)
     return node;
 }
 
+static inline size_t lf_hash(int64_t f, size_t bits)
+{
+    return (size_t)(((uint64_t)f * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+}
+
+/* Index of log(freq) in lfv (0 for freq 0); -1 on oom. */
+static int64_t lf_index(jseg_dict *d, int64_t freq)
+{
+    if (freq == 0) return 0;
+    size_t mask = ((size_t)1 << d->lf_map_bits) - 1;
+    size_t h = lf_hash(freq, d->lf_map_bits);
+    while (d->lf_map[h]) {
+        if (d->lf_freq[d->lf_map[h]] == freq) return d->lf_map[h];
+        h = (h + 1) & mask;
+    }
+    if (d->n_lf == d->cap_lf) {
+        size_t nc = d->cap_lf * 2;
+        double *nv = (double *)realloc(d->lfv, nc * sizeof(double));
+        if (!nv) return -1;
+        d->lfv = nv;
+        int64_t *nf = (int64_t *)realloc(d->lf_freq, nc * sizeof(int64_t));
+        if (!nf) return -1;
+        d->lf_freq = nf;
+        d->cap_lf = nc;
+    }
+    if ((d->n_lf + 1) * 2 > ((size_t)1 << d->lf_map_bits)) {
+        size_t nbits = d->lf_map_bits + 1, nmask = ((size_t)1 << nbits) - 1;
+        uint32_t *nm = (uint32_t *)calloc((size_t)1 << nbits, sizeof(uint32_t));
+        if (!nm) return -1;
+        for (size_t i = 1; i < d->n_lf; i++) {
+            size_t g = lf_hash(d->lf_freq[i], nbits);
+            while (nm[g]) g = (g + 1) & nmask;
+            nm[g] = (uint32_t)i;
+        }
+        free(d->lf_map);
+        d->lf_map = nm;
+        d->lf_map_bits = nbits;
+        mask = nmask;
+        h = lf_hash(freq, nbits);
+        while (d->lf_map[h]) h = (h + 1) & mask;
+    }
+    size_t idx = d->n_lf++;
+    d->lf_freq[idx] = freq;
+    d->lfv[idx] = log((double)freq); /* == Python math.log(int) for |freq| < 2**53 */
+    d->lf_map[h] = (uint32_t)idx;
+    return (int64_t)idx;
+}
+
+/* FREQ[word] = freq for node id (id > 0). */
+static int set_node_freq(jseg_dict *d, uint32_t id, int64_t freq)
+{
+    int64_t li = lf_index(d, freq);
+    if (li < 0) return -1;
+    d->nodes[id].freq = freq;
+    d->nodes[id].lfi = (uint32_t)li;
+    *lfi_ref(d, id) = (uint32_t)li;
+    d->fz_valid = 0;
+    return 0;
+}
+
+/* ---- frozen trie ------------------------------------------------------ */
+
+static inline uint32_t fz_size(uint32_t n, uint32_t *bits)
+{
+    *bits = 0;
+    if (n <= FZ_LINEAR) return n;
+    uint32_t b = 1;
+    while (((uint32_t)1 << b) < n + n / 2 + 1) b++;
+    *bits = b;
+    return (uint32_t)1 << b;
+}
+
+static inline uint32_t fz_hash(uint32_t cp, uint32_t bits)
+{
+    return (uint32_t)(cp * 0x9E3779B1u) >> (32 - bits);
+}
+
+static inline const jfz *fz_child(const jfz *fz, const jfz *e, uint32_t c)
+{
+    uint32_t n = e->meta >> 8, bits = e->meta & 0xFF;
+    const jfz *t = fz + e->off;
+    if (bits == 0) {
+        for (uint32_t k = 0; k < n; k++)
+            if (t[k].cp == c) return &t[k];
+        return NULL;
+    }
+    uint32_t mask = ((uint32_t)1 << bits) - 1, h = fz_hash(c, bits);
+    for (;;) {
+        if (t[h].cp == c) return &t[h];
+        if (t[h].cp == FZ_EMPTY) return NULL;
+        h = (h + 1) & mask;
+    }
+}
+
+/* Entry for the transition root -> c (NULL if absent). */
+static inline const jfz *fz_first(const jseg_dict *d, uint32_t c)
+{
+    if (c < ROOT_DIRECT) {
+        const jfz *e = &d->fz_rd[c];
+        return e->cp == c ? e : NULL;
+    }
+    return fz_child(d->fz, &d->fz_root, c);
+}
+
+int jseg_dict_freeze(jseg_dict *d)
+{
+    if (d->fz_valid) return 0;
+    size_t N = d->n_nodes;
+    uint32_t *cnt = (uint32_t *)calloc(N + 1, sizeof(uint32_t)); /* children per node -> start */
+    uint32_t *kids = (uint32_t *)malloc((N ? N : 1) * sizeof(uint32_t));
+    uint32_t *pos = (uint32_t *)malloc((N ? N : 1) * sizeof(uint32_t));
+    uint32_t *queue = (uint32_t *)malloc((N ? N : 1) * sizeof(uint32_t));
+    jfz *rd = d->fz_rd ? d->fz_rd : (jfz *)malloc(ROOT_DIRECT * sizeof(jfz));
+    jfz *fz = NULL;
+    int rc = -1;
+    if (!cnt || !kids || !pos || !queue || !rd) goto out;
+    d->fz_rd = rd;
+    /* group children by parent (counting sort); root's BMP children excluded */
+    for (size_t i = 1; i < N; i++) {
+        const jnode *nd = &d->nodes[i];
+        if (nd->parent == 0 && nd->cp < ROOT_DIRECT) continue;
+        cnt[nd->parent + 1]++;
+    }
+    for (size_t i = 0; i < N; i++) cnt[i + 1] += cnt[i];
+    {
+        uint32_t *fill = (uint32_t *)malloc((N ? N : 1) * sizeof(uint32_t));
+        if (!fill) goto out;
+        memcpy(fill, cnt, N * sizeof(uint32_t));
+        for (size_t i = 1; i < N; i++) {
+            const jnode *nd = &d->nodes[i];
+            if (nd->parent == 0 && nd->cp < ROOT_DIRECT) continue;
+            kids[fill[nd->parent]++] = (uint32_t)i;
+        }
+        free(fill);
+    }
+    /* total size */
+    size_t total = 0;
+    for (size_t u = 0; u < N; u++) {
+        uint32_t bits, n = cnt[u + 1] - cnt[u];
+        total += fz_size(n, &bits);
+    }
+    if (total >= 0x7FFFFFFFu || N >= 0x7FFFFFFFu) goto out;
+    fz = (jfz *)malloc((total ? total : 1) * sizeof(jfz));
+    if (!fz) goto out;
+    for (size_t i = 0; i < total; i++) {
+        fz[i].cp = FZ_EMPTY;
+        fz[i].lfi = 0;
+        fz[i].off = 0;
+        fz[i].meta = 0;
+    }
+    for (size_t c = 0; c < ROOT_DIRECT; c++) {
+        rd[c].cp = FZ_EMPTY;
+        rd[c].lfi = 0;
+        rd[c].off = 0;
+        rd[c].meta = 0;
+    }
+    memset(&d->fz_root, 0, sizeof(d->fz_root));
+    /* BFS from the root, assigning each node's children a region */
+    size_t qh = 0, qt = 0, next = 0;
+    for (size_t i = 1; i < N; i++) {
+        const jnode *nd = &d->nodes[i];
+        if (nd->parent == 0 && nd->cp < ROOT_DIRECT) {
+            rd[nd->cp].cp = nd->cp;
+            rd[nd->cp].lfi = nd->lfi;
+            pos[i] = 0x80000000u | nd->cp;
+            queue[qt++] = (uint32_t)i;
+        }
+    }
+    /* the root's remaining (non-BMP) children first */
+    queue[qt++] = 0;
+    pos[0] = FZ_EMPTY;
+    while (qh < qt) {
+        uint32_t u = queue[qh++];
+        uint32_t n = cnt[u + 1] - cnt[u], bits;
+        uint32_t size = fz_size(n, &bits);
+        jfz *eu = u == 0 ? &d->fz_root
+                         : (pos[u] & 0x80000000u) ? &rd[pos[u] & 0x7FFFFFFFu] : &fz[pos[u]];
+        eu->off = (uint32_t)next;
+        eu->meta = (n << 8) | bits;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t v = kids[cnt[u] + k];
+            uint32_t c = d->nodes[v].cp;
+            size_t p;
+            if (bits == 0) {
+                p = next + k;
+            } else {
+                uint32_t mask = size - 1, h = fz_hash(c, bits);
+                while (fz[next + h].cp != FZ_EMPTY) h = (h + 1) & mask;
+                p = next + h;
+            }
+            fz[p].cp = c;
+            fz[p].lfi = d->nodes[v].lfi;
+            pos[v] = (uint32_t)p;
+            if (cnt[v + 1] > cnt[v]) queue[qt++] = v;
+        }
+        next += size;
+    }
+    free(d->fz);
+    d->fz = fz;
+    d->fz_len = total;
+    fz = NULL;
+    d->fz_valid = 1;
+    rc = 0;
+out:
+    free(cnt);
+    free(kids);
+    free(pos);
+    free(queue);
+    free(fz);
+    return rc;
+}
+
+int jseg_dict_is_frozen(const jseg_dict *d) { return d->fz_valid; }
+
 /* ---- dictionary ------------------------------------------------------- */
 
 jseg_dict *jseg_dict_new(void)
 {
     jseg_dict *d = (jseg_dict *)calloc(1, sizeof(jseg_dict));
     if (!d) return NULL;
-    d->root_direct = (uint32_t *)calloc(ROOT_DIRECT, sizeof(uint32_t));
+    d->root_direct = (jroot *)calloc(ROOT_DIRECT, sizeof(jroot));
     d->tab_bits = 16;
     d->tab = (jslot *)calloc((size_t)1 << d->tab_bits, sizeof(jslot));
-    if (!d->root_direct || !d->tab || new_node(d) != 0) {
+    d->cap_lf = 1024;
+    d->n_lf = 1;
+    d->lfv = (double *)calloc(d->cap_lf, sizeof(double));
+    d->lf_freq = (int64_t *)calloc(d->cap_lf, sizeof(int64_t));
+    d->lf_map_bits = 12;
+    d->lf_map = (uint32_t *)calloc((size_t)1 << d->lf_map_bits, sizeof(uint32_t));
+    if (!d->root_direct || !d->tab || !d->lfv || !d->lf_freq || !d->lf_map ||
+        new_node(d, 0, 0) != 0) {
         jseg_dict_free(d);
         return NULL;
     }
@@ -175,6 +452,11 @@ void jseg_dict_free(jseg_dict *d)
     free(d->force);
     free(d->root_direct);
     free(d->tab);
+    free(d->lfv);
+    free(d->lf_freq);
+    free(d->lf_map);
+    free(d->fz);
+    free(d->fz_rd);
     free(d->emit);
     free(d);
 }
@@ -192,8 +474,10 @@ int jseg_dict_add_word(jseg_dict *d, const uint32_t *w, size_t n, int64_t freq)
 {
     int64_t id = trie_insert(d, w, n);
     if (id < 0) return -1;
-    d->nodes[id].freq = freq;
-    d->nodes[id].lf = freq ? log((double)freq) : 0.0;
+    if (id == 0)
+        d->nodes[0].freq = freq; /* FREQ[''] never influences a cut */
+    else if (set_node_freq(d, (uint32_t)id, freq) < 0)
+        return -1;
     set_total(d, d->total + freq);
     if (freq == 0 && !d->force[id]) {
         d->force[id] = 1;
@@ -299,13 +583,13 @@ int jseg_dict_load_buffer(jseg_dict *d, const char *buf, size_t len, const char 
                 if (cps[i] >= 0xDC80 && cps[i] <= 0xDCFF) bad = 2; /* invalid utf-8 */
             if (!bad) {
                 int64_t id = trie_insert(d, cps, nc);
+                if (id > 0 && set_node_freq(d, (uint32_t)id, freq) < 0) id = -1;
+                if (id == 0) d->nodes[0].freq = freq;
                 if (id < 0) {
                     free(cps);
                     snprintf(err, errlen, "out of memory");
                     return -1;
                 }
-                d->nodes[id].freq = freq;
-                d->nodes[id].lf = freq ? log((double)freq) : 0.0;
                 total += freq;
             }
         }
@@ -452,27 +736,66 @@ static int work_vit(jseg_work *w, size_t n)
 #define NOBUF ((size_t)-1)
 
 /* Tokenizer.calc over block cps[s..e): route_x[i] = inclusive end (relative)
- * of the best word starting at relative i. */
-static void calc_route(const jseg_dict *d, const uint32_t *cps, size_t s, size_t e, jseg_work *w)
+ * of the best word starting at relative i. Candidates are visited with x
+ * increasing, so `cand >= best` reproduces max() over (prob, x) tuples. */
+static void calc_route_frozen(const jseg_dict *d, const uint32_t *cps, size_t s, size_t e,
+                              jseg_work *w)
 {
     const size_t L = e - s;
     const uint32_t *c = cps + s;
     double *rp = w->route_p;
     size_t *rx = w->route_x;
     const double logtotal = d->logtotal;
+    const double *lfv = d->lfv;
+    const jfz *fz = d->fz;
+    rp[L] = 0.0;
+    for (size_t idx = L; idx-- > 0;) {
+        double best = 0.0;
+        size_t bestx = NOBUF;
+        const jfz *en = fz_first(d, c[idx]);
+        size_t i = idx;
+        while (en) {
+            if (en->lfi) {
+                double cand = lfv[en->lfi] - logtotal + rp[i + 1];
+                if (bestx == NOBUF || cand >= best) {
+                    best = cand;
+                    bestx = i;
+                }
+            }
+            if (++i >= L) break;
+            en = fz_child(fz, en, c[i]);
+        }
+        if (bestx == NOBUF) {
+            /* DAG[idx] == [idx]; FREQ.get(char) is 0 or None -> log(1) == 0 */
+            best = 0.0 - logtotal + rp[idx + 1];
+            bestx = idx;
+        }
+        rp[idx] = best;
+        rx[idx] = bestx;
+    }
+}
+
+/* Same on the mutable hash trie (used while the dictionary is being edited). */
+static void calc_route_dynamic(const jseg_dict *d, const uint32_t *cps, size_t s, size_t e,
+                               jseg_work *w)
+{
+    const size_t L = e - s;
+    const uint32_t *c = cps + s;
+    double *rp = w->route_p;
+    size_t *rx = w->route_x;
+    const double logtotal = d->logtotal;
+    const double *lfv = d->lfv;
     const jnode *nodes = d->nodes;
     rp[L] = 0.0;
     for (size_t idx = L; idx-- > 0;) {
         double best = 0.0;
         size_t bestx = NOBUF;
-        uint32_t c0 = c[idx];
-        uint32_t node = c0 < ROOT_DIRECT ? d->root_direct[c0] : child_of(d, 0, c0);
+        uint32_t node = child_of(d, 0, c[idx]);
         size_t i = idx;
         while (node) {
-            const jnode *nd = &nodes[node];
-            if (nd->freq) {
-                double cand = nd->lf - logtotal + rp[i + 1];
-                /* max over (prob, x) with x increasing: ties go to larger x */
+            uint32_t lfi = nodes[node].lfi;
+            if (lfi) {
+                double cand = lfv[lfi] - logtotal + rp[i + 1];
                 if (bestx == NOBUF || cand >= best) {
                     best = cand;
                     bestx = i;
@@ -482,13 +805,25 @@ static void calc_route(const jseg_dict *d, const uint32_t *cps, size_t s, size_t
             node = child_of(d, node, c[i]);
         }
         if (bestx == NOBUF) {
-            /* DAG[idx] == [idx]; FREQ.get(char) is 0 or None -> log(1) */
             best = 0.0 - logtotal + rp[idx + 1];
             bestx = idx;
         }
         rp[idx] = best;
         rx[idx] = bestx;
     }
+}
+
+/* FREQ.get(word) is truthy (non-zero freq)? */
+static int word_has_freq(const jseg_dict *d, const uint32_t *w, size_t n)
+{
+    if (n == 0) return d->nodes[0].freq != 0;
+    if (d->fz_valid) {
+        const jfz *en = fz_first(d, w[0]);
+        for (size_t i = 1; en && i < n; i++) en = fz_child(d->fz, en, w[i]);
+        return en && en->lfi != 0;
+    }
+    int64_t id = trie_find(d, w, n);
+    return id > 0 && d->nodes[id].freq != 0;
 }
 
 static inline size_t emit_word(const jseg_dict *d, const uint32_t *cps, size_t a, size_t b,
@@ -612,8 +947,7 @@ static size_t flush_buf(const jseg_dict *d, const uint32_t *cps, size_t bs, size
         ends[nt++] = be;
         return nt;
     }
-    int64_t id = trie_find(d, cps + bs, be - bs);
-    if (id > 0 && d->nodes[id].freq) {
+    if (word_has_freq(d, cps + bs, be - bs)) {
         for (size_t i = bs + 1; i <= be; i++) ends[nt++] = i;
         return nt;
     }
@@ -677,7 +1011,10 @@ size_t jseg_cut(const jseg_dict *d, const uint32_t *cps, size_t n, int hmm, jseg
             size_t e = pos + 1;
             while (e < n && jseg_is_han_default(cps[e])) e++;
             if (work_route(w, e - pos) < 0) return NOBUF;
-            calc_route(d, cps, pos, e, w);
+            if (d->fz_valid)
+                calc_route_frozen(d, cps, pos, e, w);
+            else
+                calc_route_dynamic(d, cps, pos, e, w);
             if (hmm)
                 nt = cut_dag(d, cps, pos, e, w, ends, nt);
             else

@@ -83,6 +83,13 @@ int jseg_dict_get_freq(const jseg_dict *d, const uint32_t *w, size_t n, int64_t 
 /* finalseg.add_force_split(word) */
 int jseg_dict_force_split(jseg_dict *d, const uint32_t *w, size_t n);
 
+/* Build the read-optimised copy of the trie used by jseg_cut (about 2-3x
+ * faster than the mutable one). Any later mutation invalidates it, and
+ * jseg_cut silently falls back to the mutable trie until the next freeze.
+ * Returns 0 / -1 (oom; the dictionary stays usable). */
+int jseg_dict_freeze(jseg_dict *d);
+int jseg_dict_is_frozen(const jseg_dict *d);
+
 int64_t jseg_dict_total(const jseg_dict *d);
 size_t jseg_dict_num_nodes(const jseg_dict *d);
 

@@ -108,6 +108,7 @@ class Segmenter:
         impl.set_hmm(*_hmm_tables())
         for path in self.user_dicts:
             _load_userdict_native(impl, path)
+        impl.freeze()
         return impl
 
     def _build_jieba(self):
