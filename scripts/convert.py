@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Convert checkpoints between UER, Hugging Face, safetensors (and from Google TF).
+
+    python scripts/convert.py --input models/bert.bin --config bert/base --output out/hf --to hf
+    python scripts/convert.py --input hf_dir --output model.bin --to uer
+    python scripts/convert.py --input google/bert_model.ckpt --output model.safetensors --to safetensors
+
+The input format is detected (UER .bin/.pt/.safetensors, Hugging Face directory, TF checkpoint).
+--to uer writes UER-py's key names in a torch .bin (+ NAME_config.json); --to safetensors the same names
+in a .safetensors file; --to hf a directory transformers loads (with the tokenizer files).
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", required=True, help="checkpoint file, Hugging Face directory or TF checkpoint")
+    p.add_argument("--output", required=True, help="output file (uer, safetensors) or directory (hf)")
+    p.add_argument("--to", required=True, choices=["uer", "hf", "safetensors"])
+    p.add_argument("--config", help="UER config (name in configs/ or path) for UER input; HF/Google config for others")
+    p.add_argument("--vocab_path", help="vocabulary to check against the checkpoint and to write for --to hf")
+    p.add_argument("--tf_model", choices=["discriminator", "generator"], help="which half of an ELECTRA TF checkpoint")
+    p.add_argument("--no_strict", action="store_true", help="load what matches; print missing/unexpected keys")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    from uer_like.errors import UerLikeError
+    from uer_like.io import load_model, save_model
+
+    try:
+        model = load_model(args.input, config=args.config, strict=not args.no_strict, vocab=args.vocab_path,
+                           tf_model=args.tf_model)
+        out = save_model(model, args.output, format=args.to, vocab=args.vocab_path)
+    except UerLikeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = getattr(model, "load_report", {}) or {}
+    print(f"{args.input} ({model.source_format}) -> {out} ({args.to}); targets {model.config.target}; "
+          f"{sum(p.numel() for p in model.parameters())} parameters"
+          + (f"; missing {report.get('missing')}" if report.get("missing") else "")
+          + (f"; unexpected {report.get('unexpected')}" if report.get("unexpected") else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

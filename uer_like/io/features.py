@@ -1,0 +1,96 @@
+"""Feature extraction with released weights: texts in, one vector per text (or per token) out."""
+import os
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .checkpoint import check_seq_length
+
+POOLINGS = ("first", "mean", "max", "last", "none")
+
+
+def build_text_encoder(model, vocab_path=None, do_lower_case=True):
+    """A function (text_a, text_b=None) -> (ids, seg) for the model: Google BERT tokenisation over a
+    vocab.txt ([CLS] a [SEP] b [SEP], segments 1/2), or the release's own Hugging Face tokenizer when it
+    has no vocab.txt (GPT-2 BPE)."""
+    vocab_path = vocab_path or getattr(model, "vocab_path", None)
+    if vocab_path and vocab_path.endswith(".txt"):
+        from ..tokenizers.bert import BertTokenizer
+        from ..tokenizers.vocab import Vocab
+
+        vocab = Vocab.load(vocab_path, required=())
+        tok = BertTokenizer(vocab, do_lower_case=do_lower_case)
+        causal = model.config.mask == "causal"
+        cls_id, sep_id = vocab.get("[CLS]"), vocab.get("[SEP]")
+
+        def encode(a, b=None):
+            ids_a = vocab.convert_tokens_to_ids(tok.tokenize(a))
+            ids_b = vocab.convert_tokens_to_ids(tok.tokenize(b)) if b is not None else None
+            if cls_id is None or sep_id is None or (causal and b is None):
+                ids = ids_a + (ids_b or [])
+                return ids, [1] * len(ids_a) + [2] * len(ids_b or [])
+            first = [cls_id] + ids_a + [sep_id]
+            second = (ids_b + [sep_id]) if ids_b is not None else []
+            return first + second, [1] * len(first) + [2] * len(second)
+
+        return encode
+    src = getattr(model, "source_path", None)
+    if src and getattr(model, "source_format", None) == "hf":
+        try:
+            from transformers import AutoTokenizer
+        except ImportError:  # pragma: no cover
+            raise ConfigError("the model has no vocab.txt; its tokenizer needs transformers") from None
+        d = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
+        hf_tok = AutoTokenizer.from_pretrained(d)
+
+        def encode(a, b=None):
+            enc = hf_tok(a, b) if b is not None else hf_tok(a)
+            ids = enc["input_ids"]
+            tt = enc.get("token_type_ids") or [0] * len(ids)
+            return ids, [t + 1 for t in tt]
+
+        return encode
+    raise ConfigError("no vocabulary for the model: pass vocab_path=... (a vocab.txt)")
+
+
+@torch.no_grad()
+def extract_features(model, texts, vocab_path=None, seq_length=128, pooling="mean", batch_size=32, encoder=None):
+    """Encode texts (strings, or (text_a, text_b) pairs) with a loaded model in eval mode.
+
+    pooling: "first" ([CLS]), "mean"/"max" over the tokens, "last" (the last token; for causal models),
+    or "none" for per-token features. Returns a float32 numpy array [n, hidden_size], or for "none" a list
+    of [tokens, hidden_size] arrays. Sequences longer than seq_length are cut."""
+    from ..targets.cls import pool
+
+    if pooling not in POOLINGS:
+        raise ConfigError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+    check_seq_length(model.config, seq_length)
+    encode = encoder or build_text_encoder(model, vocab_path)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    try:
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start:start + batch_size]
+            enc = [encode(*t) if isinstance(t, (tuple, list)) else encode(t) for t in chunk]
+            enc = [(ids[:seq_length], seg[:seq_length]) for ids, seg in enc]
+            n = max(1, max(len(ids) for ids, _ in enc))
+            src = torch.zeros(len(enc), n, dtype=torch.long)
+            seg = torch.zeros(len(enc), n, dtype=torch.long)
+            for i, (ids, s) in enumerate(enc):
+                src[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+                seg[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+            src, seg = src.to(device), seg.to(device)
+            hidden = model.encode(src, seg).float()
+            if pooling == "none":
+                for i, (ids, _) in enumerate(enc):
+                    out.append(hidden[i, :len(ids)].cpu().numpy())
+            else:
+                out.append(pool(hidden, seg, pooling).cpu().numpy())
+    finally:
+        model.train(was_training)
+    if pooling == "none":
+        return out
+    return np.concatenate(out, axis=0) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
