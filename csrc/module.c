@@ -175,7 +175,7 @@ static int jseg_obj_init(JiebaSegmenterObject *self, PyObject *args, PyObject *k
         Py_END_ALLOW_THREADS
         Py_DECREF(b);
         if (rc < 0) {
-            PyErr_SetString(PyExc_ValueError, err);
+            PyErr_SetString(rc == -2 ? PyExc_OSError : PyExc_ValueError, err);
             return -1;
         }
         if (jseg_dict_freeze(self->dict) < 0) {

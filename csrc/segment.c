@@ -610,7 +610,7 @@ int jseg_dict_load_file(jseg_dict *d, const char *path, char *err, size_t errlen
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return -1;
+        return -2;
     }
     size_t cap = 1 << 20, len = 0;
     char *buf = (char *)malloc(cap);
@@ -640,7 +640,7 @@ int jseg_dict_load_file(jseg_dict *d, const char *path, char *err, size_t errlen
     if (bad) {
         free(buf);
         snprintf(err, errlen, "error reading %s", path);
-        return -1;
+        return -2;
     }
     int rc = jseg_dict_load_buffer(d, buf, len, path, err, errlen);
     free(buf);

@@ -64,7 +64,8 @@ void jseg_dict_free(jseg_dict *d);
  * each line is stripped of ASCII whitespace, split on ' ', first field the
  * word, second an integer frequency (later duplicates override the frequency,
  * but every occurrence is added to the total). Returns 0 on success, -1 on
- * error with a message in err (like jieba's ValueError). */
+ * a malformed entry (jieba's ValueError) or out of memory, -2 when the file
+ * cannot be read; err receives a message. */
 int jseg_dict_load_file(jseg_dict *d, const char *path, char *err, size_t errlen);
 
 /* Load from a memory buffer (same format). */

@@ -150,8 +150,9 @@ class Segmenter:
     def dictionary_files(self) -> List[str]:
         return [self.dict_path, *self.user_dicts]
 
-    def dictionary_hash(self) -> str:
-        return _files_sha256(self.dictionary_files())
+    def dictionary_hash(self, include_hmm: bool = True) -> str:
+        """See the module-level dictionary_hash()."""
+        return dictionary_hash(self.dict_path, self.user_dicts or None, include_hmm=include_hmm)
 
     def __repr__(self):
         return "Segmenter(dict_path=%r, user_dict=%r, native=%r)" % (
