@@ -44,6 +44,11 @@ def _family_cases():
     return {
         "bert": (lambda: T.BertForPreTraining(T.BertConfig(**SMALL)), T.BertForPreTraining,
                  {"mlm": "prediction_logits", "sp": "seq_relationship_logits"}),
+        "bert_untied_head": (lambda: T.BertForMaskedLM(T.BertConfig(tie_word_embeddings=False, **SMALL)),
+                             T.BertForMaskedLM, {"mlm": "logits"}),
+        "bert_sequence_classification": (
+            lambda: T.BertForSequenceClassification(T.BertConfig(num_labels=3, **SMALL)),
+            T.BertForSequenceClassification, {"cls": "logits"}),
         "roberta": (lambda: T.RobertaForMaskedLM(T.RobertaConfig(type_vocab_size=1, **SMALL)), T.RobertaForMaskedLM,
                     {"mlm": "logits"}),
         "albert": (lambda: T.AlbertForPreTraining(T.AlbertConfig(embedding_size=16, **SMALL)), T.AlbertForPreTraining,
@@ -79,6 +84,9 @@ def test_family_parity_and_export(family, tmp_path):
     pad = 1 if family == "roberta" else 0
     causal = family == "gpt2"
     ids, mask, tt = _inputs(pad_id=pad, pairs=family not in ("roberta", "gpt2"))
+    if family == "bert_untied_head":
+        assert not model.config.tie_weights
+        assert model.target.mlm.linear_2.weight is not model.embedding.word.embedding.weight
     if causal:
         mask = torch.ones_like(ids)  # GPT-2: unpadded input
     seg = (tt + 1) * mask
@@ -88,7 +96,7 @@ def test_family_parity_and_export(family, tmp_path):
         hidden = model.encode(ids, seg)
         logits = model.target_logits(hidden, seg)
     diffs = {"hidden": _maxdiff(hidden, out.hidden_states[-1], mask)}
-    if family in ("bert", "roberta"):  # ALBERT/ELECTRA hidden_states[0] is after the projection
+    if family.startswith(("bert", "roberta")):  # ALBERT/ELECTRA hidden_states[0] is after the projection
         diffs["embedding"] = _maxdiff(emb, out.hidden_states[0], mask)
     for name, attr in heads.items():
         ours, theirs = logits[name], getattr(out, attr)

@@ -38,7 +38,7 @@ from ..errors import CheckpointError, ConfigError
 logger = logging.getLogger("uer_like")
 
 # model_type -> family, and the attribute name of the base model inside *For* classes
-FAMILIES = {"bert": "bert", "roberta": "roberta", "albert": "albert", "electra": "electra", "gpt2": "gpt2"}
+FAMILIES = {"bert": "bert", "ernie": "bert", "roberta": "roberta", "albert": "albert", "electra": "electra", "gpt2": "gpt2"}
 BASE_PREFIX = {"bert": "bert", "roberta": "roberta", "albert": "albert", "electra": "electra", "gpt2": "transformer"}
 # buffers that some transformers versions saved, never weights
 _BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids", ".attn.bias", ".attn.masked_bias")
@@ -194,13 +194,15 @@ def family_of(hf_config, source="config.json"):
 def canonical_state(state, family):
     """Strip the base prefix (`bert.`, `roberta.`, ... `transformer.`), drop saved buffers, rename the
     LayerNorm gamma/beta of old checkpoints to weight/bias."""
-    prefix = BASE_PREFIX[family] + "."
+    prefixes = (BASE_PREFIX[family] + ".",) + (("ernie.",) if family == "bert" else ())
     out = {}
     for k, v in state.items():
         if k.endswith(_BUFFER_SUFFIXES) or k == "position_ids":
             continue
-        if k.startswith(prefix):
-            k = k[len(prefix):]
+        for prefix in prefixes:
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+                break
         if ("LayerNorm" in k or "layer_norm" in k) and k.endswith((".gamma", ".beta")):
             k = k[: k.rfind(".")] + (".weight" if k.endswith(".gamma") else ".bias")
         out[k] = v
@@ -276,6 +278,8 @@ def uer_config_from_hf(hf, targets, source="config.json"):
         if hf.get("position_embedding_type", "absolute") != "absolute":
             raise ConfigError(f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not supported "
                               "(only 'absolute')")
+        if hf.get("use_task_id"):
+            raise ConfigError(f"{source}: ERNIE with use_task_id=true (task type embeddings) is not supported")
         if hf.get("is_decoder") or hf.get("add_cross_attention"):
             raise ConfigError(f"{source}: decoder / cross-attention models are not supported")
         hidden = need("hidden_size")
@@ -520,6 +524,11 @@ def state_to_hf(model, family, hf_cfg):
         for name, v in zip(rule.hf, vals):
             key = (prefix + name) if (_is_base_key(family, name) and not bare) else name
             out[key] = v.contiguous().clone()
+    if not cfg.tie_weights:  # untied MLM heads: transformers also saves (and expects) the decoder's own bias
+        for bias, dec in (("cls.predictions.bias", "cls.predictions.decoder.bias"), ("lm_head.bias", "lm_head.decoder.bias"),
+                          ("predictions.bias", "predictions.decoder.bias")):
+            if bias in out and family != "gpt2":
+                out[dec] = out[bias].clone()
     return out
 
 
