@@ -77,6 +77,8 @@ def build_parser(task):
     g.add_argument("--amp", choices=["auto", "off", "fp16", "bf16"], default="auto",
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32")
     g.add_argument("--fp16", action="store_true", help="same as --amp fp16")
+    g.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (0: torch's default; 1 is often fastest on a busy machine)")
     g.add_argument("--no_progress", action="store_true", help="no progress bars (log lines instead)")
     g.add_argument("--report_path", default=None,
                    help="JSON report of the run (default: MODEL_report.json beside --output_model_path)")
@@ -119,6 +121,8 @@ def run(task_name, argv=None):
         raise ConfigError("inference needs --test_path")
     if args.prediction_path and not args.test_path:
         raise ConfigError("--prediction_path writes predictions for --test_path; give --test_path")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     core.set_seed(args.seed)
     device = core.get_device(args.device)
     dtype = core.amp_dtype(device, args.amp)

@@ -389,10 +389,23 @@ def collate(feats, pad_id=0):
     return batch
 
 
-def batches(feats, batch_size, shuffle=False, rng=None, pad_id=0):
+def batches(feats, batch_size, shuffle=False, rng=None, pad_id=0, bucket=True):
+    """Yield (indices, padded batch). With bucket, instances of similar length are batched together (a
+    sort within windows of 50 batches when shuffling, a global sort otherwise), which cuts padding;
+    the indices say which features each batch holds."""
     order = list(range(len(feats)))
+    rng = rng or random
     if shuffle:
-        (rng or random).shuffle(order)
-    for i in range(0, len(order), batch_size):
-        idx = order[i:i + batch_size]
+        rng.shuffle(order)
+    if bucket:
+        key = lambda i: len(feats[i]["src"])  # noqa: E731
+        if shuffle:
+            window = batch_size * 50
+            order = [i for k in range(0, len(order), window) for i in sorted(order[k:k + window], key=key)]
+        else:
+            order = sorted(order, key=key)
+    groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if shuffle and bucket:
+        rng.shuffle(groups)
+    for idx in groups:
         yield idx, collate([feats[j] for j in idx], pad_id)
