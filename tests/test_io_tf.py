@@ -81,6 +81,14 @@ def bert_layers(v, scope, layers):
         ln(v, f"{p}/output/LayerNorm", L.output.LayerNorm)
 
 
+def perturb(model, std=0.1):   # weights away from initialisation (biases non-zero, layer norms not 1)
+    gen = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * std)
+    return model
+
+
 g = torch.Generator().manual_seed(5)
 ids = torch.randint(5, V, (2, 12), generator=g)
 tt = torch.zeros_like(ids); tt[:, 7:] = 1
@@ -98,7 +106,7 @@ def diff(a, b, m=None):
 
 # ---------------------------------------------------------------- BERT (google-research/bert names)
 torch.manual_seed(0)
-hf = T.BertForPreTraining(T.BertConfig(**SMALL)).eval()
+hf = perturb(T.BertForPreTraining(T.BertConfig(**SMALL)).eval())
 v = {}
 emb(v, "bert/embeddings", hf.bert.embeddings)
 bert_layers(v, "bert/encoder", hf.bert.encoder.layer)
@@ -124,7 +132,7 @@ res["bert"] = {"hidden": diff(h, hs, keep), "mlm": diff(lg["mlm"], o.prediction_
 
 # ---------------------------------------------------------------- ALBERT (google-research/albert names)
 torch.manual_seed(1)
-hf = T.AlbertForPreTraining(T.AlbertConfig(embedding_size=16, hidden_act="gelu", **{k: x for k, x in SMALL.items() if k != "hidden_act"})).eval()
+hf = perturb(T.AlbertForPreTraining(T.AlbertConfig(embedding_size=16, **SMALL)).eval())
 v = {}
 emb(v, "bert/embeddings", hf.albert.embeddings)
 dense(v, "bert/encoder/embedding_hidden_mapping_in", hf.albert.encoder.embedding_hidden_mapping_in)
@@ -162,6 +170,7 @@ disc = T.ElectraForPreTraining(T.ElectraConfig(embedding_size=16, hidden_size=64
 gen = T.ElectraForMaskedLM(T.ElectraConfig(embedding_size=16, hidden_size=64, num_hidden_layers=1,
                                            num_attention_heads=1, intermediate_size=29, vocab_size=V,
                                            max_position_embeddings=64)).eval()
+perturb(disc), perturb(gen)
 gen.electra.embeddings.load_state_dict(disc.electra.embeddings.state_dict())   # ELECTRA shares them
 v = {}
 emb(v, "electra/embeddings", disc.electra.embeddings)

@@ -51,6 +51,10 @@ TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "t
                    "special_tokens_map.json", "spiece.model", "sentencepiece.bpe.model", "added_tokens.json")
 
 
+_DECODER_BIAS = (("cls.predictions.bias", "cls.predictions.decoder.bias"), ("lm_head.bias", "lm_head.decoder.bias"),
+                 ("predictions.bias", "predictions.decoder.bias"))
+
+
 class Rule:
     __slots__ = ("hf", "internal", "kind")
 
@@ -321,6 +325,15 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint"):
     """HF tensors (canonical names) -> (internal state dict, unexpected HF keys, missing HF keys)."""
     extras = hf.get("uer_like") or {}
     out, used, missing = {}, set(), []
+    if not cfg.tie_weights:
+        # untied heads (transformers 5): the decoder's own bias is the one the forward pass adds
+        hf_state = dict(hf_state)
+        for bias, dec in _DECODER_BIAS:
+            if dec in hf_state:
+                if bias in hf_state and not torch.equal(hf_state[bias], hf_state[dec]):
+                    logger.info("%s: %s differs from %s; using %s (what transformers computes with)", source, bias,
+                                dec, dec)
+                hf_state[bias] = hf_state[dec]
     tvs = int(hf.get("type_vocab_size", 2))
     for rule in build_rules(family, cfg):
         present = [k for k in rule.hf if k in hf_state]
@@ -525,8 +538,7 @@ def state_to_hf(model, family, hf_cfg):
             key = (prefix + name) if (_is_base_key(family, name) and not bare) else name
             out[key] = v.contiguous().clone()
     if not cfg.tie_weights:  # untied MLM heads: transformers also saves (and expects) the decoder's own bias
-        for bias, dec in (("cls.predictions.bias", "cls.predictions.decoder.bias"), ("lm_head.bias", "lm_head.decoder.bias"),
-                          ("predictions.bias", "predictions.decoder.bias")):
+        for bias, dec in _DECODER_BIAS:
             if bias in out and family != "gpt2":
                 out[dec] = out[bias].clone()
     return out
