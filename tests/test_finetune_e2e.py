@@ -79,10 +79,48 @@ def test_finetune_from_framework_pretrained_output(tmp_path):
     pre = build_model("bert/tiny_config.json", vocab_size=21128)
     path = str(tmp_path / "pretrained.bin")
     save_model(pre, path)
-    config, (emb, encoder) = core.load_backbone(path, None, 21128)
+    config, (emb, encoder), pooler = core.load_backbone(path, None, 21128)
+    assert torch.equal(pooler["weight"], pre.target.sp.linear_1.weight)
     assert torch.equal(emb.word.embedding.weight, pre.embedding.word.embedding.weight)
     rep = run("classification", ["--pretrained_model_path", path, "--vocab_path", VOCAB, "--train_path",
                                  s("chnsenticorp", "train.tsv"), "--dev_path", s("chnsenticorp", "dev.tsv"),
                                  "--output_model_path", str(tmp_path / "ft.bin"), "--max_steps", "2",
                                  "--epochs_num", "1", "--seq_length", "32", "--no_progress"])
     assert len(rep["history"]) == 1
+
+
+def test_finetune_from_hugging_face_directory(tmp_path):
+    """A Hugging Face BERT directory goes through uer_like.load_model; its vocab.txt is picked up, its pooler
+    starts output_layer_1, and with the classifier copied the logits equal transformers' (dropout off)."""
+    transformers = pytest.importorskip("transformers")
+    vocab = open(VOCAB, encoding="utf-8").read().splitlines()[:3000]
+    hf_dir = tmp_path / "hf"
+    cfg = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                                  attention_probs_dropout_prob=0.0, num_labels=2)
+    torch.manual_seed(0)
+    ref = transformers.BertForSequenceClassification(cfg).eval()
+    ref.save_pretrained(str(hf_dir))
+    (hf_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    out = str(tmp_path / "ft.bin")
+    run("classification", ["--pretrained_model_path", str(hf_dir), "--train_path", s("book_review", "train.tsv"),
+                           "--output_model_path", out, "--max_steps", "1", "--epochs_num", "1", "--learning_rate", "0",
+                           "--warmup", "0", "--seq_length", "32", "--no_progress"])
+    from uer_like.finetune.cli import build_parser, make_task
+    from uer_like.finetune.data import Encoder
+    from uer_like.tokenizers import build_tokenizer
+
+    args = build_parser("classification").parse_args(["--seq_length", "32"])
+    enc = Encoder(build_tokenizer("bert", str(hf_dir / "vocab.txt")))
+    task = make_task("classification", args, enc, {"labels_num": 2})
+    config, _, _ = core.load_backbone(None, str(tmp_path / "ft_config.json"), len(vocab))
+    model = core.load_finetuned(task.build_model(config, len(vocab)), out).eval()
+    with torch.no_grad():  # learning rate 0: the weights are the loaded ones; give it HF's classifier
+        model.output_layer_2.weight.copy_(ref.classifier.weight)
+        model.output_layer_2.bias.copy_(ref.classifier.bias)
+        assert torch.equal(model.output_layer_1.weight, ref.bert.pooler.dense.weight)
+        text = "这本书很好看，推荐！"
+        ids = torch.tensor([[enc.cls_id] + enc.ids(text) + [enc.sep_id]])
+        ours = model(ids, torch.ones_like(ids))
+        theirs = ref(input_ids=ids).logits
+    assert (ours - theirs).abs().max() < 1e-5

@@ -40,7 +40,8 @@ def build_parser(task):
                    help="where the best dev checkpoint is saved")
     g.add_argument("--config_path", default=None,
                    help="model config (default: the one beside the model, else bert/base_config.json)")
-    g.add_argument("--vocab_path", default=DEFAULT_VOCAB)
+    g.add_argument("--vocab_path", default=None,
+                   help="default: vocab.txt beside/in the pretrained model if there is one, else " + DEFAULT_VOCAB)
     g.add_argument("--spm_model_path", default=None)
     g.add_argument("--tokenizer", default="bert", choices=["bert", "char", "space", "sentencepiece"])
     g.add_argument("--dropout", type=float, default=None, help="override the config's dropout")
@@ -127,7 +128,8 @@ def run(task_name, argv=None):
     device = core.get_device(args.device)
     dtype = core.amp_dtype(device, args.amp)
 
-    tokenizer = build_tokenizer(args.tokenizer, _resolve_vocab(args.vocab_path), args.spm_model_path)
+    tokenizer = build_tokenizer(args.tokenizer, _resolve_vocab(args.vocab_path or _model_vocab(args)),
+                                args.spm_model_path)
     enc = D.Encoder(tokenizer)
     meta = core.read_finetune_meta(args.load_model_path) if args.load_model_path else {}
     if meta.get("task") and meta["task"] != task_name:
@@ -154,7 +156,7 @@ def run(task_name, argv=None):
     # ---------------------------------------------------------------- model
     if args.load_model_path:
         config_path = args.config_path or _beside(args.load_model_path, "_config.json")
-        config, _ = core.load_backbone(None, config_path, len(tokenizer.vocab))
+        config, _, _ = core.load_backbone(None, config_path, len(tokenizer.vocab))
         if config.max_seq_length < args.seq_length:
             raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
         if task_name == "classification" and task.labels_num is None:
@@ -164,12 +166,16 @@ def run(task_name, argv=None):
         core.load_finetuned(model, args.load_model_path)
         core.log(f"loaded the fine-tuned model {args.load_model_path}")
     else:
-        config, backbone = core.load_backbone(args.pretrained_model_path, args.config_path, len(tokenizer.vocab))
+        config, backbone, pooler = core.load_backbone(args.pretrained_model_path, args.config_path,
+                                                      len(tokenizer.vocab))
         if config.max_seq_length < args.seq_length:
             raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
         if task_name == "classification" and getattr(args, "pooling", None):
             config = config.replace(pooling=args.pooling)
         model = task.build_model(config, len(tokenizer.vocab), backbone=backbone)
+        if pooler is not None and hasattr(model, "output_layer_1"):
+            model.output_layer_1.load_state_dict(pooler)
+            core.log("output_layer_1 starts from the pretrained pooler")
         core.log(f"model: {'pretrained ' + args.pretrained_model_path if backbone else 'random initialisation'} "
                  f"({config.layers_num} layers, hidden {config.hidden_size}, "
                  f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters)")
@@ -212,6 +218,17 @@ def run(task_name, argv=None):
         with open(report_path, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2, ensure_ascii=False)
     return report
+
+
+def _model_vocab(args):
+    """vocab.txt in a pretrained model's directory (Hugging Face / Google releases) or beside its file."""
+    for p in (args.pretrained_model_path, args.load_model_path):
+        if not p:
+            continue
+        d = p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p))
+        if os.path.isfile(os.path.join(d, "vocab.txt")):
+            return os.path.join(d, "vocab.txt")
+    return DEFAULT_VOCAB
 
 
 def _beside(path, suffix):

@@ -118,18 +118,27 @@ def load_finetuned(model, path):
 
 
 def load_backbone(pretrained_model_path, config_path, vocab_size):
-    """-> (config, (embedding, encoder)) of a pretrained model, or (config, None) for random init.
-    Loading goes through uer_like.load_model (UER-format, the framework's own output and whatever other
-    formats it reads); its target heads are ignored."""
+    """-> (config, (embedding, encoder), pooler) of a pretrained model, or (config, None, None) for random
+    init. Loading goes through uer_like.load_model (UER-format, the framework's own output, Hugging Face
+    and Google checkpoints); its target heads are ignored except the pooler (dense + tanh on [CLS], held
+    by the pooler / sp / cls target), returned as a state dict to start the classifier's output_layer_1
+    from, as Hugging Face's BertForSequenceClassification does."""
     if pretrained_model_path:
         from ..io.checkpoint import load_model
 
         model = load_model(pretrained_model_path, config=config_path, strict=False, vocab_size=vocab_size)
-        return model.config, (model.embedding, model.encoder)
+        pooler = None
+        h = model.config.hidden_size
+        for name in ("pooler", "sp", "cls"):
+            lin = getattr(getattr(model.target, name, None), "linear_1", None)
+            if isinstance(lin, torch.nn.Linear) and tuple(lin.weight.shape) == (h, h):
+                pooler = {k: v.detach().clone() for k, v in lin.state_dict().items()}
+                break
+        return model.config, (model.embedding, model.encoder), pooler
     config = load_config(config_path or "bert/base_config.json")
     if config.vocab_size != vocab_size:
         config = config.replace(vocab_size=vocab_size)
-    return config, None
+    return config, None, None
 
 
 # ====================================================================== loops
