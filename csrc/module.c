@@ -100,6 +100,27 @@ static int native_text_from(PyObject *obj, native_text *t)
     return -1;
 }
 
+/* One-character str objects for the BMP, created on first use and kept for
+ * the life of the process (at most 65536 small objects): single characters
+ * are ~half of all segmentation tokens, and sharing them saves an allocation
+ * each. Only touched with the GIL held. */
+static PyObject *native_char_cache[0x10000];
+
+static inline PyObject *native_char(uint32_t c)
+{
+    if (c < 0x10000) {
+        PyObject *o = native_char_cache[c];
+        if (!o) {
+            o = PyUnicode_FromOrdinal((int)c);
+            if (!o) return NULL;
+            native_char_cache[c] = o;
+        }
+        Py_INCREF(o);
+        return o;
+    }
+    return PyUnicode_FromOrdinal((int)c);
+}
+
 /* Build a list of tokens; token i spans [ends[i-1], ends[i]) code points. */
 static PyObject *native_token_list(PyObject *src, const native_text *t, const size_t *ends,
                                    size_t nt)
@@ -113,6 +134,8 @@ static PyObject *native_token_list(PyObject *src, const native_text *t, const si
         if (t->is_bytes)
             tok = PyBytes_FromStringAndSize(t->bytes + t->offs[start],
                                             (Py_ssize_t)(t->offs[end] - t->offs[start]));
+        else if (end - start == 1)
+            tok = native_char(t->cps[start]);
         else
             tok = PyUnicode_Substring(src, (Py_ssize_t)start, (Py_ssize_t)end);
         if (!tok) {

@@ -93,6 +93,7 @@ class Segmenter:
         self.user_dicts = _norm_user(user_dict)
         self._lock = threading.Lock()
         self._impl = None  # native JiebaSegmenter or jieba.Tokenizer
+        self._native = NATIVE_AVAILABLE
 
     # -- construction ---------------------------------------------------
     def _load(self):
@@ -100,7 +101,14 @@ class Segmenter:
             return self._impl
         with self._lock:
             if self._impl is None:
-                self._impl = self._build_native() if NATIVE_AVAILABLE else self._build_jieba()
+                native = NATIVE_AVAILABLE
+                impl = self._build_native() if native else self._build_jieba()
+                if native:
+                    # fast path: later calls go straight to C (same signatures)
+                    self.cut = impl.cut
+                    self.cut_lines = impl.cut_lines
+                self._native = native
+                self._impl = impl
         return self._impl
 
     def _build_native(self):
@@ -123,27 +131,27 @@ class Segmenter:
     # -- API --------------------------------------------------------------
     @property
     def native(self) -> bool:
-        return NATIVE_AVAILABLE
+        """True when the C extension does the work (False: jieba fallback)."""
+        return self._native
 
     def cut(self, text: Text, hmm: bool = True) -> list:
-        """jieba.lcut(text, HMM=hmm)."""
+        """jieba.lcut(text, HMM=hmm); bytes in -> bytes tokens out."""
         impl = self._load()
-        if NATIVE_AVAILABLE:
+        if self._native:
             return impl.cut(text, hmm)
         return _jieba_cut(impl, text, hmm)
 
     def cut_lines(self, lines: Iterable[Text], hmm: bool = True) -> List[list]:
         """[self.cut(line, hmm) for line in lines], in one native call."""
         impl = self._load()
-        if not isinstance(lines, (list, tuple)):
-            lines = list(lines)
-        if NATIVE_AVAILABLE:
+        if self._native:
             return impl.cut_lines(lines, hmm)
         return [_jieba_cut(impl, t, hmm) for t in lines]
 
     def get_freq(self, word: str) -> Optional[int]:
+        """jieba's FREQ.get(word) (0 for pure prefixes, None when absent)."""
         impl = self._load()
-        if NATIVE_AVAILABLE:
+        if self._native:
             return impl.get_freq(word)
         return impl.FREQ.get(word)
 
@@ -217,14 +225,27 @@ def get_segmenter(dict_path: Optional[PathLike] = None,
     return seg
 
 
+_default: Optional[Segmenter] = None
+
+
+def _default_segmenter() -> Segmenter:
+    global _default
+    s = _default
+    if s is None:
+        s = get_segmenter()
+        s._load()
+        _default = s
+    return s
+
+
 def segment(text: str, hmm: bool = True) -> List[str]:
     """jieba.lcut(text) (hmm=True) / jieba.lcut(text, HMM=False), with the default dictionary."""
-    return get_segmenter().cut(text, hmm)
+    return (_default or _default_segmenter()).cut(text, hmm)
 
 
 def segment_lines(lines: Iterable[Text], hmm: bool = True) -> List[list]:
-    """[segment(line, hmm) for line in lines], batched in C."""
-    return get_segmenter().cut_lines(lines, hmm)
+    """[segment(line, hmm) for line in lines], batched in C (str or bytes items)."""
+    return (_default or _default_segmenter()).cut_lines(lines, hmm)
 
 
 def _files_sha256(paths: Sequence[str]) -> str:
