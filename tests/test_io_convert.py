@@ -288,3 +288,35 @@ def test_convert_cli(tmp_path):
              "--output", str(tmp_path / "f.npy"), "--pooling", "first")
     assert r.returncode == 0, r.stderr
     assert np.load(str(tmp_path / "f.npy")).shape == (2, 32)
+
+
+def test_old_style_pytorch_model_bin_and_sharded_checkpoints(tmp_path):
+    """Released checkpoints of earlier transformers versions: pytorch_model.bin with LayerNorm gamma/beta names,
+    saved position_ids buffers and the tied decoder weight stored again; and sharded checkpoints."""
+    T = transformers
+    torch.manual_seed(0)
+    hf = T.BertForPreTraining(T.BertConfig(**SMALL)).eval()
+    hf.save_pretrained(tmp_path / "new")
+    sd = {k: v.clone() for k, v in hf.state_dict().items()}
+    old = {}
+    for k, v in sd.items():
+        if "LayerNorm" in k:
+            k = k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+        old[k] = v
+    old["bert.embeddings.position_ids"] = torch.arange(64)[None]
+    old["cls.predictions.decoder.weight"] = sd["bert.embeddings.word_embeddings.weight"].clone()
+    (tmp_path / "old").mkdir()
+    torch.save(old, tmp_path / "old" / "pytorch_model.bin")
+    (tmp_path / "old" / "config.json").write_text((tmp_path / "new" / "config.json").read_text())
+    a, b = load_model(str(tmp_path / "new")), load_model(str(tmp_path / "old"))
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    # the weights file alone, with the config beside it, loads the same
+    c = load_model(str(tmp_path / "old" / "pytorch_model.bin"))
+    assert torch.equal(c.target.sp.linear_2.weight, a.target.sp.linear_2.weight)
+
+    hf.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").exists()
+    d = load_model(str(tmp_path / "sharded"))
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, d.state_dict()[k]), k
