@@ -79,6 +79,8 @@ def test_truncated_files(tmp_path):
     with pytest.raises(CheckpointError, match="truncated"):
         load_model(str(tmp_path / "cut.bin"), config=str(tmp_path / "m_config.json"))
     torch.save(to_uer_state_dict(model.state_dict()), tmp_path / "legacy.bin", _use_new_zipfile_serialization=False)
+    legacy = load_state_dict_file(str(tmp_path / "legacy.bin"))  # the pre-1.6 format UER-py files often have
+    assert torch.equal(legacy["embedding.word.embedding.weight"], model.embedding.word.embedding.weight)
     raw = (tmp_path / "legacy.bin").read_bytes()
     (tmp_path / "legacy_cut.bin").write_bytes(raw[:-100])
     with pytest.raises(CheckpointError, match="truncated|corrupt"):

@@ -175,8 +175,9 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
         model.vocab_path = vocab_path
     elif kind == "hf":
         hf_cfg, _ = _hf_config_at(path)
-        if isinstance(config, dict) and "model_type" in config:
-            hf_cfg = config
+        given = _hf_config_arg(config)
+        if given is not None:
+            hf_cfg = given
         state = {}
         for f in _hf_weights_in(path):
             state.update(read_tensor_file(f))
@@ -193,12 +194,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
                           seq_length=seq_length)
     else:
         state = read_tensor_file(path)
-        hf_cfg = None
-        if isinstance(config, str) and config.endswith(".json") and os.path.isfile(config):
-            cand = _read_json(config)
-            hf_cfg = cand if isinstance(cand, dict) and "model_type" in cand else None
-        elif isinstance(config, dict) and "model_type" in config:
-            hf_cfg = config
+        hf_cfg = _hf_config_arg(config)
         if _is_uer_state(state) and hf_cfg is None:
             model = _load_uer_state(state, path, config, strict, vocab_size)
             model.source_format = "uer"
@@ -226,6 +222,16 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
         check_vocab(rows, model.vocab_path, path, auto=True)
     check_seq_length(model.config, seq_length, path)
     return model
+
+
+def _hf_config_arg(config):
+    """`config` when it is a Hugging Face config (a dict or a .json path with a model_type), else None."""
+    if isinstance(config, str) and config.endswith(".json") and os.path.isfile(config):
+        cand = _read_json(config)
+        return cand if isinstance(cand, dict) and "model_type" in cand else None
+    if isinstance(config, dict) and "model_type" in config:
+        return config
+    return None
 
 
 def _first_file(d, names):

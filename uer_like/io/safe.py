@@ -47,13 +47,15 @@ def _global_ok(module, name):
     return False
 
 
-def scan_pickle(data, source):
-    """Raise CheckpointError if the pickle bytes reference any global outside the allow-list, or use
-    opcodes that run code without a global (none exist, but unknown opcodes are refused too)."""
+def scan_pickle(data, source, max_pickles=5):
+    """Raise CheckpointError if the pickle bytes reference any global outside the allow-list (or build one
+    at run time with STACK_GLOBAL from values it cannot follow). Scans up to `max_pickles` consecutive
+    pickles: torch's legacy format writes five (magic, protocol, sys info, the object, storage keys) before
+    the raw tensor bytes, which are not scanned."""
     pos = 0
     n = len(data)
     pickles = 0
-    while pos < n and pickles < 8:
+    while pos < n and pickles < max_pickles:
         stream = io.BytesIO(data[pos:])
         recent = []  # what the last opcodes pushed: a str, or None for anything else (for STACK_GLOBAL)
         memo = {}
@@ -126,7 +128,7 @@ def check_torch_file(path):
                 if not names:
                     raise CheckpointError(f"{path}: a zip file without a pickle in it; not a torch checkpoint")
                 for name in names:
-                    scan_pickle(z.read(name), f"{path} ({name})")
+                    scan_pickle(z.read(name), f"{path} ({name})", max_pickles=1)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
             if isinstance(e, CheckpointError):
                 raise
