@@ -19,21 +19,16 @@
 
 #include "utf8.h"
 
-/* Hot transition records: the child node id and the index of its
- * log-frequency in lfv[] (0 == freq 0, i.e. a pure prefix). */
-typedef struct {
-    uint32_t child; /* 0 = none */
-    uint32_t lfi;
-} jroot;
-
+/* Mutable trie: transitions (parent node, code point) -> child node in an
+ * open-addressing hash table (root children in the BMP: a direct table). */
 typedef struct {
     uint32_t parent;
     uint32_t cp;
     uint32_t child; /* 0 = empty slot */
-    uint32_t lfi;
 } jslot;
 
-/* Cold per-node data (dictionary maintenance only). */
+/* Per-node data. lfi: index of log(freq) in lfv[] (0 == freq 0, i.e. a pure
+ * prefix). */
 typedef struct {
     int64_t freq;
     uint32_t parent;
@@ -62,7 +57,7 @@ struct jseg_dict {
     jnode *nodes;
     uint8_t *force; /* per node: in Force_Split_Words */
     size_t n_nodes, cap_nodes;
-    jroot *root_direct; /* ROOT_DIRECT entries: children of the root for BMP cps */
+    uint32_t *root_direct; /* ROOT_DIRECT entries: children of the root for BMP cps */
     jslot *tab;         /* (parent, cp) -> child hash table, linear probing */
     size_t tab_bits, tab_used;
     /* distinct frequencies: lfv[i] = log((double)freq_i), index 0 unused (freq 0) */
@@ -111,17 +106,9 @@ static inline const jslot *find_slot(const jseg_dict *d, uint32_t parent, uint32
 
 static inline uint32_t child_of(const jseg_dict *d, uint32_t parent, uint32_t cp)
 {
-    if (parent == 0 && cp < ROOT_DIRECT) return d->root_direct[cp].child;
+    if (parent == 0 && cp < ROOT_DIRECT) return d->root_direct[cp];
     const jslot *s = find_slot(d, parent, cp);
     return s ? s->child : 0;
-}
-
-/* Where the lf index of node id is stored. */
-static uint32_t *lfi_ref(jseg_dict *d, uint32_t id)
-{
-    uint32_t parent = d->nodes[id].parent, cp = d->nodes[id].cp;
-    if (parent == 0 && cp < ROOT_DIRECT) return &d->root_direct[cp].lfi;
-    return (uint32_t *)&find_slot(d, parent, cp)->lfi;
 }
 
 static void tab_put_raw(jslot *tab, size_t bits, const jslot *v)
@@ -183,10 +170,9 @@ static int64_t trie_insert(jseg_dict *d, const uint32_t *w, size_t n)
             if (id < 0) return -1;
             ch = (uint32_t)id;
             if (node == 0 && c < ROOT_DIRECT) {
-                d->root_direct[c].child = ch;
-                d->root_direct[c].lfi = 0;
+                d->root_direct[c] = ch;
             } else {
-                jslot v = {node, c, ch, 0};
+                jslot v = {node, c, ch};
                 tab_put_raw(d->tab, d->tab_bits, &v);
                 d->tab_used++;
             }
@@ -262,7 +248,6 @@ static int set_node_freq(jseg_dict *d, uint32_t id, int64_t freq)
     if (li < 0) return -1;
     d->nodes[id].freq = freq;
     d->nodes[id].lfi = (uint32_t)li;
-    *lfi_ref(d, id) = (uint32_t)li;
     d->fz_valid = 0;
     return 0;
 }
@@ -427,7 +412,7 @@ jseg_dict *jseg_dict_new(void)
 {
     jseg_dict *d = (jseg_dict *)calloc(1, sizeof(jseg_dict));
     if (!d) return NULL;
-    d->root_direct = (jroot *)calloc(ROOT_DIRECT, sizeof(jroot));
+    d->root_direct = (uint32_t *)calloc(ROOT_DIRECT, sizeof(uint32_t));
     d->tab_bits = 16;
     d->tab = (jslot *)calloc((size_t)1 << d->tab_bits, sizeof(jslot));
     d->cap_lf = 1024;
