@@ -146,3 +146,56 @@ def test_family_parity_and_export(family, tmp_path):
     if report:
         with open(report, "a", encoding="utf-8") as f:
             f.write(json.dumps({family: diffs}) + "\n")
+
+
+UER_CASES = {
+    # uer_like config name -> (HF class expected, overrides)
+    "bert/tiny": ("BertForPreTraining", {}),
+    "roberta/base": ("BertForMaskedLM", {}),  # UER's Chinese RoBERTa: BERT architecture
+    "albert/base": ("AlbertForPreTraining", {"emb_size": 16}),
+    "gpt2/base": ("GPT2LMHeadModel", {}),
+}
+
+
+@pytest.mark.parametrize("name", list(UER_CASES))
+def test_uer_model_exports_with_identical_outputs(name, tmp_path):
+    """uer_like -> HF: a model built from the project's configs (with the standard layer norm) exports to a
+    directory whose transformers model computes the same hidden states and logits."""
+    from uer_like.model import build_model
+
+    arch, extra = UER_CASES[name]
+    overrides = dict(vocab_size=V, hidden_size=32, emb_size=32, feedforward_size=37, heads_num=4, layers_num=2,
+                     max_seq_length=64, layernorm="torch", layernorm_eps=1e-12)
+    overrides.update(extra)
+    torch.manual_seed(0)
+    model = build_model(name, **overrides).eval()
+    _perturb_uer(model)
+    save_model(model, str(tmp_path / "hf"), format="hf")
+    cls = getattr(transformers, arch)
+    hf, info = cls.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    hf.eval()
+    causal = model.config.mask == "causal"
+    ids, mask, tt = _inputs(pairs=not causal)
+    if causal:
+        mask = torch.ones_like(ids)
+    seg = (tt + 1) * mask
+    with torch.no_grad():
+        ours = model.encode(ids, seg)
+        logits = model.target_logits(ours, seg)
+        out = hf(input_ids=ids, output_hidden_states=True) if causal else \
+            hf(input_ids=ids, attention_mask=mask, token_type_ids=tt, output_hidden_states=True)
+    assert _maxdiff(ours, out.hidden_states[-1], mask) <= TOL
+    first = {"BertForPreTraining": "prediction_logits", "AlbertForPreTraining": "prediction_logits"}.get(arch, "logits")
+    head = "lm" if causal else "mlm"
+    assert _maxdiff(logits[head], getattr(out, first), mask) <= TOL
+    if "sp" in logits:
+        second = "sop_logits" if arch.startswith("Albert") else "seq_relationship_logits"
+        assert _maxdiff(logits["sp"], getattr(out, second)) <= TOL
+
+
+def _perturb_uer(model, std=0.1):
+    g = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.add_(torch.randn(p.shape, generator=g) * std)

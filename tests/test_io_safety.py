@@ -178,3 +178,16 @@ def test_own_outputs_default_to_safetensors(tmp_path):
     assert "encoder.transformer.0.self_attn.linear_layers.0.weight" in torch.load(tmp_path / "m.bin", weights_only=True)
     with pytest.raises(ValueError, match="format 'uer' writes a torch pickle"):
         save_model(model, str(tmp_path / "x.safetensors"), format="uer")
+
+
+def test_hf_shape_mismatch_names_the_hf_tensor(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, max_position_embeddings=16)
+    transformers.BertForMaskedLM(cfg).save_pretrained(tmp_path)
+    c = json.loads((tmp_path / "config.json").read_text())
+    c["intermediate_size"] = 40
+    (tmp_path / "config.json").write_text(json.dumps(c))
+    with pytest.raises(CheckpointError, match=r"encoder\.layer\.0\.intermediate\.dense\.weight: checkpoint \(37, 32\) "
+                                              r"vs config \(40, 32\)"):
+        load_model(str(tmp_path))

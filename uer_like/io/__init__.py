@@ -6,4 +6,5 @@ for resizing a model to a new vocabulary.
 """
 from .checkpoint import (check_seq_length, check_vocab, detect_format, load_into, load_model,  # noqa: F401
                          load_state_dict_file, save_hf, save_model)
+from .features import extract_features  # noqa: F401
 from .vocab import resize_vocab  # noqa: F401

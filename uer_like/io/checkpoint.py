@@ -305,6 +305,15 @@ def _load_hf_state(state, hf_cfg, source, strict):
     if unexpected:
         logger.warning("%s: in the checkpoint but not used, ignored: %s", source, ", ".join(unexpected))
     model = Model(config, config.vocab_size)
+    own = model.state_dict()
+    bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in internal.items()
+           if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if bad:
+        names = hfmod.hf_names(family, config)
+        desc = "; ".join(f"{'+'.join(names.get(k, (k,)))}: checkpoint {a} vs config {b} (uer_like {k})"
+                         for k, a, b in bad[:10])
+        raise CheckpointError(f"{source}: shape mismatch for {len(bad)} tensor(s) between the weights and "
+                              f"config.json: {desc}")
     load_into(model, internal, strict=False, source=source, quiet=True)
     model.hf_config = dict(hf_cfg)
     model.hf_family = family

@@ -65,7 +65,7 @@ class Rule:
 
 
 # ---------------------------------------------------------------------------------------------- rules
-def _ln(hf, internal, old_names=False):
+def _ln(hf, internal):
     return [Rule(f"{hf}.weight", f"{internal}.gamma"), Rule(f"{hf}.bias", f"{internal}.beta")]
 
 
@@ -183,6 +183,11 @@ def _is_base_key(family, key):
     if family == "gpt2":
         return not key.startswith("lm_head.")
     return key.split(".")[0] in ("embeddings", "embeddings_project", "encoder", "pooler")
+
+
+def hf_names(family, cfg):
+    """internal key -> the HF key(s) it comes from (for messages)."""
+    return {r.internal: r.hf for r in build_rules(family, cfg) if r.internal}
 
 
 # ---------------------------------------------------------------------------------------------- HF -> uer_like
@@ -348,6 +353,9 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint"):
         if rule.kind == "copy":
             out[rule.internal] = ts[0]
         elif rule.kind == "qkv":
+            if len({tuple(t.shape) for t in ts}) != 1:
+                desc = ", ".join(f"{k} {tuple(t.shape)}" for k, t in zip(rule.hf, ts))
+                raise CheckpointError(f"{source}: query, key and value differ in shape: {desc}")
             out[rule.internal] = torch.cat(ts, dim=0)
         elif rule.kind == "conv":
             out[rule.internal] = ts[0].t().contiguous()
