@@ -396,10 +396,21 @@ static PyObject *jseg_obj_set_hmm(JiebaSegmenterObject *self, PyObject *args)
 static PyObject *jseg_cut_one(JiebaSegmenterObject *self, PyObject *text, int hmm)
 {
     native_text t;
-    if (native_text_from(text, &t) < 0) return NULL;
+    PyObject *owned = NULL;
+    if (PyByteArray_Check(text)) {
+        /* another thread could resize it while the GIL is released: copy */
+        owned = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(text), PyByteArray_GET_SIZE(text));
+        if (!owned) return NULL;
+        text = owned;
+    }
+    if (native_text_from(text, &t) < 0) {
+        Py_XDECREF(owned);
+        return NULL;
+    }
     size_t *ends = (size_t *)PyMem_RawMalloc((t.n + 1) * sizeof(size_t));
     if (!ends) {
         native_text_free(&t);
+        Py_XDECREF(owned);
         return PyErr_NoMemory();
     }
     jseg_work local = JSEG_WORK_INIT, *w;
@@ -427,6 +438,7 @@ static PyObject *jseg_cut_one(JiebaSegmenterObject *self, PyObject *text, int hm
         res = native_token_list(text, &t, ends, nt);
     PyMem_RawFree(ends);
     native_text_free(&t);
+    Py_XDECREF(owned);
     return res;
 }
 
@@ -457,9 +469,14 @@ static PyObject *jseg_obj_cut_lines(JiebaSegmenterObject *self, PyObject *args, 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:cut_lines", kwlist, &lines, &hmm))
         return NULL;
     if (jseg_obj_ready(self, 0) < 0 || hmm_ok(self, hmm) < 0) return NULL;
-    PyObject *seq = PySequence_Fast(lines, "cut_lines() expects a sequence of str or bytes");
+    if (PyUnicode_Check(lines) || PyBytes_Check(lines) || PyByteArray_Check(lines)) {
+        PyErr_SetString(PyExc_TypeError, "cut_lines() expects a sequence of str or bytes, not a single text");
+        return NULL;
+    }
+    /* a private tuple: the caller's list may change while the GIL is released */
+    PyObject *seq = PySequence_Tuple(lines);
     if (!seq) return NULL;
-    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t m = PyTuple_GET_SIZE(seq);
     PyObject *out = PyList_New(m);
     if (!out) {
         Py_DECREF(seq);
@@ -470,7 +487,7 @@ static PyObject *jseg_obj_cut_lines(JiebaSegmenterObject *self, PyObject *args, 
      * result over and over). */
     int gc_was_enabled = PyGC_Disable();
     for (Py_ssize_t i = 0; i < m; i++) {
-        PyObject *r = jseg_cut_one(self, PySequence_Fast_GET_ITEM(seq, i), hmm);
+        PyObject *r = jseg_cut_one(self, PyTuple_GET_ITEM(seq, i), hmm);
         if (!r) {
             if (gc_was_enabled) PyGC_Enable();
             Py_DECREF(out);

@@ -176,6 +176,10 @@ def test_bad_argument_types():
         s.cut_lines(["ok", 3])
     with pytest.raises(TypeError):
         s.cut_lines(5)
+    with pytest.raises(TypeError):
+        s.cut_lines("not a list")
+    assert s.cut_lines(iter(["中文", b"ab"])) == [["中文"], [b"ab"]]
+    assert s.cut_lines(()) == []
 
 
 def test_ten_megabytes_without_newline():

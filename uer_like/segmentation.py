@@ -146,6 +146,8 @@ class Segmenter:
         impl = self._load()
         if self._native:
             return impl.cut_lines(lines, hmm)
+        if isinstance(lines, (str, bytes, bytearray)):
+            raise TypeError("cut_lines() expects a sequence of str or bytes, not a single text")
         return [_jieba_cut(impl, t, hmm) for t in lines]
 
     def get_freq(self, word: str) -> Optional[int]:
@@ -168,6 +170,8 @@ class Segmenter:
 
 
 def _jieba_cut(tok, text: Text, hmm: bool) -> list:
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise TypeError("expected str or bytes, got %s" % type(text).__name__)
     if isinstance(text, (bytes, bytearray)):
         s = bytes(text).decode("utf-8", "surrogateescape")
         return [w.encode("utf-8", "surrogateescape") for w in tok.lcut(s, HMM=hmm)]
