@@ -51,6 +51,9 @@ def _family_cases():
             T.BertForSequenceClassification, {"cls": "logits"}),
         "roberta": (lambda: T.RobertaForMaskedLM(T.RobertaConfig(type_vocab_size=1, **SMALL)), T.RobertaForMaskedLM,
                     {"mlm": "logits"}),
+        "roberta_sequence_classification": (
+            lambda: T.RobertaForSequenceClassification(T.RobertaConfig(num_labels=4, type_vocab_size=1, **SMALL)),
+            T.RobertaForSequenceClassification, {"cls": "logits"}),
         "albert": (lambda: T.AlbertForPreTraining(T.AlbertConfig(embedding_size=16, **SMALL)), T.AlbertForPreTraining,
                    {"mlm": "prediction_logits", "sp": "sop_logits"}),
         "gpt2": (lambda: T.GPT2LMHeadModel(T.GPT2Config(vocab_size=V, n_embd=32, n_layer=2, n_head=4, n_positions=64,
@@ -95,9 +98,9 @@ def test_family_parity_and_export(family, tmp_path):
 
     model = load_model(str(src)).eval()
     assert set(model.config.target) == set(heads)
-    pad = 1 if family == "roberta" else 0
+    pad = 1 if family.startswith("roberta") else 0
     causal = family == "gpt2"
-    ids, mask, tt = _inputs(pad_id=pad, pairs=family not in ("roberta", "gpt2"))
+    ids, mask, tt = _inputs(pad_id=pad, pairs=not family.startswith(("roberta", "gpt2")))
     if family == "bert_untied_head":
         assert not model.config.tie_weights
         assert model.target.mlm.linear_2.weight is not model.embedding.word.embedding.weight

@@ -165,6 +165,8 @@ def build_rules(family, cfg):
     elif family == "roberta":
         if "pooler" in t:
             r += _linear("pooler.dense", "target.pooler.linear_1")
+        if "cls" in t:
+            r += _linear("classifier.dense", "target.cls.linear_1") + _linear("classifier.out_proj", "target.cls.linear_2")
         if "mlm" in t:
             r += _mlm_head("lm_head.dense", "lm_head.layer_norm", "lm_head.bias", "lm_head.decoder.weight", "mlm", tied)
     elif family == "electra":
@@ -233,7 +235,9 @@ def targets_from_keys(family, keys):
     elif family == "roberta":
         if "lm_head.dense.weight" in keys:
             t.append("mlm")
-        if "pooler.dense.weight" in keys:
+        if "classifier.out_proj.weight" in keys:
+            t.append("cls")  # RobertaClassificationHead: dense -> tanh -> out_proj on <s>, as the cls target
+        elif "pooler.dense.weight" in keys:
             t.append("pooler")
     elif family == "albert":
         if "predictions.dense.weight" in keys:
@@ -284,7 +288,7 @@ def uer_config_from_hf(hf, targets, source="config.json"):
                  remove_attention_scale=not hf.get("scale_attn_weights", True), target=targets or ["lm"],
                  data_processor="lm")
     else:
-        if hf.get("position_embedding_type", "absolute") != "absolute":
+        if (hf.get("position_embedding_type") or "absolute") != "absolute":
             raise ConfigError(f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not supported "
                               "(only 'absolute')")
         if hf.get("use_task_id"):
@@ -414,13 +418,16 @@ def hf_family_for(config):
         family = "roberta"
     else:
         family = "bert"
-    allowed = {"bert": {"mlm", "sp", "cls", "pooler"}, "roberta": {"mlm", "pooler"},
+    allowed = {"bert": {"mlm", "sp", "cls", "pooler"}, "roberta": {"mlm", "pooler", "cls"},
                "albert": {"mlm", "sp", "pooler"}, "electra": {"electra_disc", "electra_gen", "mlm"}}[family]
     bad = set(c.target) - allowed
     if bad:
         raise ConfigError(f"{family} export does not support the target(s) {sorted(bad)}; supported: {sorted(allowed)}")
-    if family == "bert" and len({"sp", "cls", "pooler"} & set(c.target)) > 1:
-        raise ConfigError(f"a BERT export has one pooler; targets {c.target} would need several")
+    if family in ("bert", "roberta") and len({"sp", "cls", "pooler"} & set(c.target)) > 1:
+        raise ConfigError(f"a {family} export has one pooler; targets {c.target} would need several")
+    if {"mlm", "cls"} <= set(c.target):
+        raise ConfigError("no Hugging Face class has both an MLM head and a classifier: export the model once with "
+                          "each target (model.config.replace(target=[...]))")
     if family == "electra" and len({"electra_disc", "electra_gen", "mlm"} & set(c.target)) > 1:
         raise ConfigError("ELECTRA's discriminator and generator are separate Hugging Face models: export them "
                           "as two models")
@@ -448,7 +455,9 @@ def _architecture(family, targets):
             return "BertForSequenceClassification"
         return "BertModel"
     if family == "roberta":
-        return "RobertaForMaskedLM" if "mlm" in t else "RobertaModel"
+        if "mlm" in t:
+            return "RobertaForMaskedLM"
+        return "RobertaForSequenceClassification" if "cls" in t else "RobertaModel"
     if family == "albert":
         if {"mlm", "sp"} <= t:
             return "AlbertForPreTraining"
