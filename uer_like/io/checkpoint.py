@@ -421,10 +421,10 @@ def save_hf(model, out_dir, vocab=None, family=None):
         json.dump(hf_cfg, f, indent=2, ensure_ascii=False)
     source_dir = None
     src = getattr(model, "source_path", None)
-    if getattr(model, "source_format", None) == "hf" and src:
+    if getattr(model, "source_format", None) == "hf" and src and vocab is None:
         source_dir = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
     vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None) if vocab is not None else None
-    if vocab_path is None and source_dir is None:
+    if vocab_path is None:
         vocab_path = getattr(model, "vocab_path", None) or _default_vocab(model)
     if vocab_path is not None:
         check_vocab(model.vocab_size, vocab_path, "the model")

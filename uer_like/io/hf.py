@@ -569,7 +569,9 @@ def write_tokenizer_files(out_dir, family, vocab_path=None, source_dir=None, do_
         for name in TOKENIZER_FILES:
             p = os.path.join(source_dir, name)
             if os.path.isfile(p):
-                shutil.copyfile(p, os.path.join(out_dir, name))
+                dst = os.path.join(out_dir, name)
+                if not (os.path.exists(dst) and os.path.samefile(p, dst)):
+                    shutil.copyfile(p, dst)
                 written.append(name)
         if written:
             return written
@@ -578,7 +580,9 @@ def write_tokenizer_files(out_dir, family, vocab_path=None, source_dir=None, do_
     if not vocab_path.endswith(".txt"):
         raise ConfigError(f"{vocab_path}: only one-token-per-line vocabularies (vocab.txt) can be written as "
                           "Hugging Face tokenizer files")
-    shutil.copyfile(vocab_path, os.path.join(out_dir, "vocab.txt"))
+    dst = os.path.join(out_dir, "vocab.txt")
+    if not (os.path.exists(dst) and os.path.samefile(vocab_path, dst)):
+        shutil.copyfile(vocab_path, dst)
     tok = {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case, "unk_token": "[UNK]",
            "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
            "tokenize_chinese_chars": True, "strip_accents": None, "model_max_length": 512}
