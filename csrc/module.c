@@ -392,8 +392,25 @@ static PyObject *jseg_obj_set_hmm(JiebaSegmenterObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* Segment one text object; returns a new list or NULL. */
-static PyObject *jseg_cut_one(JiebaSegmenterObject *self, PyObject *text, int hmm)
+/* Word end offsets: code point offsets for str, byte offsets for bytes. */
+static PyObject *native_ends_list(const native_text *t, const size_t *ends, size_t nt)
+{
+    PyObject *list = PyList_New((Py_ssize_t)nt);
+    if (!list) return NULL;
+    for (size_t i = 0; i < nt; i++) {
+        PyObject *v = PyLong_FromSize_t(t->is_bytes ? t->offs[ends[i]] : ends[i]);
+        if (!v) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, v);
+    }
+    return list;
+}
+
+/* Segment one text object; returns a new list (tokens, or word end offsets
+ * when want_ends) or NULL. */
+static PyObject *jseg_cut_one(JiebaSegmenterObject *self, PyObject *text, int hmm, int want_ends)
 {
     native_text t;
     PyObject *owned = NULL;
@@ -434,6 +451,8 @@ static PyObject *jseg_cut_one(JiebaSegmenterObject *self, PyObject *text, int hm
     PyObject *res = NULL;
     if (nt == (size_t)-1)
         PyErr_NoMemory();
+    else if (want_ends)
+        res = native_ends_list(&t, ends, nt);
     else
         res = native_token_list(text, &t, ends, nt);
     PyMem_RawFree(ends);
@@ -458,7 +477,18 @@ static PyObject *jseg_obj_cut(JiebaSegmenterObject *self, PyObject *args, PyObje
     int hmm = 1;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:cut", kwlist, &text, &hmm)) return NULL;
     if (jseg_obj_ready(self, 0) < 0 || hmm_ok(self, hmm) < 0) return NULL;
-    return jseg_cut_one(self, text, hmm);
+    return jseg_cut_one(self, text, hmm, 0);
+}
+
+static PyObject *jseg_obj_cut_ends(JiebaSegmenterObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"text", "hmm", NULL};
+    PyObject *text;
+    int hmm = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p:cut_ends", kwlist, &text, &hmm))
+        return NULL;
+    if (jseg_obj_ready(self, 0) < 0 || hmm_ok(self, hmm) < 0) return NULL;
+    return jseg_cut_one(self, text, hmm, 1);
 }
 
 static PyObject *jseg_obj_cut_lines(JiebaSegmenterObject *self, PyObject *args, PyObject *kwds)
@@ -487,7 +517,7 @@ static PyObject *jseg_obj_cut_lines(JiebaSegmenterObject *self, PyObject *args, 
      * result over and over). */
     int gc_was_enabled = PyGC_Disable();
     for (Py_ssize_t i = 0; i < m; i++) {
-        PyObject *r = jseg_cut_one(self, PyTuple_GET_ITEM(seq, i), hmm);
+        PyObject *r = jseg_cut_one(self, PyTuple_GET_ITEM(seq, i), hmm, 0);
         if (!r) {
             if (gc_was_enabled) PyGC_Enable();
             Py_DECREF(out);
@@ -506,6 +536,9 @@ static PyMethodDef jseg_obj_methods[] = {
      "cut(text, hmm=True) -> list\n\n"
      "jieba.lcut(text, HMM=hmm). text: str -> list[str]; bytes -> list[bytes] (UTF-8 decoded\n"
      "with surrogateescape, tokens are slices of the input bytes)."},
+    {"cut_ends", (PyCFunction)(void (*)(void))jseg_obj_cut_ends, METH_VARARGS | METH_KEYWORDS,
+     "cut_ends(text, hmm=True) -> list[int]: end offset of every word of cut(text, hmm)\n"
+     "(code point offsets for str, byte offsets for bytes); words partition the text."},
     {"cut_lines", (PyCFunction)(void (*)(void))jseg_obj_cut_lines, METH_VARARGS | METH_KEYWORDS,
      "cut_lines(lines, hmm=True) -> list[list]: cut() over a sequence."},
     {"add_word", (PyCFunction)jseg_obj_add_word, METH_VARARGS,

@@ -140,6 +140,21 @@ def test_segment_returns_list_of_str_partitioning_input():
     assert "".join(words) == text
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["native", "fallback"])
+def test_word_ends(native, monkeypatch):
+    if not native:
+        monkeypatch.setattr(seg, "NATIVE_AVAILABLE", False)
+    s = seg.Segmenter()
+    for text in EDGE_CASES[:30]:
+        for hmm in (True, False):
+            words = jieba.lcut(text, HMM=hmm)
+            ends = s.word_ends(text, hmm)
+            assert [text[a:b] for a, b in zip([0] + ends[:-1], ends)] == words
+            b = text.encode("utf-8", "surrogatepass") if "\ud800" in text else text.encode()
+            bends = s.word_ends(b, hmm)
+            assert [b[x:y] for x, y in zip([0] + bends[:-1], bends)] == s.cut(b, hmm)
+
+
 def test_bytes_api_invalid_utf8():
     s = seg.get_segmenter()
     cases = [
@@ -379,6 +394,7 @@ ASAN_SCRIPT = textwrap.dedent(r'''
     for hmm in (True, False):
         for t in cases:
             assert s.cut(t, hmm) == jieba.lcut(t, HMM=hmm), repr(t)
+            assert len(s.cut_ends(t, hmm)) == len(s.cut(t, hmm))
         assert s.cut_lines(cases[:50], hmm) == [jieba.lcut(t, HMM=hmm) for t in cases[:50]]
     rng = random.Random(5)
     for _ in range(3000):
@@ -389,6 +405,7 @@ ASAN_SCRIPT = textwrap.dedent(r'''
             want = [w.encode("utf-8", "surrogateescape")
                     for w in jieba.lcut(b.decode("utf-8", "surrogateescape"), HMM=hmm)]
             assert got == want, b
+            assert s.cut_ends(b, hmm)[-1:] == ([len(b)] if b else [])
     s.add_word("杭研大厦", 5)
     s.add_word("", 3)
     s.add_word("大厦", 0)

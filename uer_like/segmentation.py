@@ -46,6 +46,7 @@ __all__ = [
     "dictionary_hash",
     "segment",
     "segment_lines",
+    "word_ends",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -150,6 +151,19 @@ class Segmenter:
             raise TypeError("cut_lines() expects a sequence of str or bytes, not a single text")
         return [_jieba_cut(impl, t, hmm) for t in lines]
 
+    def word_ends(self, text: Text, hmm: bool = True) -> List[int]:
+        """End offset of every word of cut(text, hmm) (code points for str, bytes for bytes);
+        the words partition the text, so word i is text[ends[i-1]:ends[i]]. For whole-word
+        masking without building the word strings."""
+        impl = self._load()
+        if self._native:
+            return impl.cut_ends(text, hmm)
+        ends, pos = [], 0
+        for w in _jieba_cut(impl, text, hmm):
+            pos += len(w)
+            ends.append(pos)
+        return ends
+
     def get_freq(self, word: str) -> Optional[int]:
         """jieba's FREQ.get(word) (0 for pure prefixes, None when absent)."""
         impl = self._load()
@@ -250,6 +264,11 @@ def segment(text: str, hmm: bool = True) -> List[str]:
 def segment_lines(lines: Iterable[Text], hmm: bool = True) -> List[list]:
     """[segment(line, hmm) for line in lines], batched in C (str or bytes items)."""
     return (_default or _default_segmenter()).cut_lines(lines, hmm)
+
+
+def word_ends(text: Text, hmm: bool = True) -> List[int]:
+    """Segmenter.word_ends with the default dictionary."""
+    return (_default or _default_segmenter()).word_ends(text, hmm)
 
 
 def _files_sha256(paths: Sequence[str]) -> str:
