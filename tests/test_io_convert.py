@@ -320,3 +320,19 @@ def test_old_style_pytorch_model_bin_and_sharded_checkpoints(tmp_path):
     d = load_model(str(tmp_path / "sharded"))
     for k, v in a.state_dict().items():
         assert torch.equal(v, d.state_dict()[k]), k
+
+
+def test_hf_export_carries_the_release_tokenizer(tmp_path):
+    T = transformers
+    torch.manual_seed(0)
+    T.BertForMaskedLM(T.BertConfig(**SMALL)).save_pretrained(tmp_path / "hf")
+    vocab = _vocab_file(tmp_path / "v.txt", V)
+    T.BertTokenizer(vocab, do_lower_case=True).save_pretrained(tmp_path / "hf")
+    model = load_model(str(tmp_path / "hf"))
+    save_model(model, str(tmp_path / "out"), format="hf")
+    assert {"tokenizer_config.json"} <= set(os.listdir(tmp_path / "out"))
+    a = T.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    b = T.AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert a("tok1 tok7 tok93 zzz")["input_ids"] == b("tok1 tok7 tok93 zzz")["input_ids"]
+    feats = extract_features(model, ["tok1 tok7", ("tok3", "tok4 tok5")], pooling="mean")
+    assert feats.shape == (2, 32) and np.isfinite(feats).all()
