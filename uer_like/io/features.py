@@ -55,16 +55,19 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True):
 
 
 @torch.no_grad()
-def extract_features(model, texts, vocab_path=None, seq_length=128, pooling="mean", batch_size=32, encoder=None):
+def extract_features(model, texts, vocab_path=None, seq_length=None, pooling="mean", batch_size=32, encoder=None):
     """Encode texts (strings, or (text_a, text_b) pairs) with a loaded model in eval mode.
 
     pooling: "first" ([CLS]), "mean"/"max" over the tokens, "last" (the last token; for causal models),
     or "none" for per-token features. Returns a float32 numpy array [n, hidden_size], or for "none" a list
-    of [tokens, hidden_size] arrays. Sequences longer than seq_length are cut."""
+    of [tokens, hidden_size] arrays. Sequences longer than seq_length (default: min(128, the model's
+    max_seq_length); more than the position embedding holds is an error) are cut."""
     from ..targets.cls import pool
 
     if pooling not in POOLINGS:
         raise ConfigError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+    if seq_length is None:
+        seq_length = min(128, model.config.max_seq_length)
     check_seq_length(model.config, seq_length)
     encode = encoder or build_text_encoder(model, vocab_path)
     was_training = model.training
