@@ -392,44 +392,11 @@ static PyObject *jseg_obj_set_hmm(JiebaSegmenterObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* Word end offsets: code point offsets for str, byte offsets for bytes. */
-static PyObject *native_ends_list(const native_text *t, const size_t *ends, size_t nt)
+/* Run jseg_cut / jseg_cut_utf8 with the GIL released, using the object's
+ * cached work arena when it is free. Returns the token count or (size_t)-1. */
+static size_t jseg_run(JiebaSegmenterObject *self, const uint32_t *cps, size_t n,
+                       const char *bytes, size_t len, int hmm, size_t *ends)
 {
-    PyObject *list = PyList_New((Py_ssize_t)nt);
-    if (!list) return NULL;
-    for (size_t i = 0; i < nt; i++) {
-        PyObject *v = PyLong_FromSize_t(t->is_bytes ? t->offs[ends[i]] : ends[i]);
-        if (!v) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, v);
-    }
-    return list;
-}
-
-/* Segment one text object; returns a new list (tokens, or word end offsets
- * when want_ends) or NULL. */
-static PyObject *jseg_cut_one(JiebaSegmenterObject *self, PyObject *text, int hmm, int want_ends)
-{
-    native_text t;
-    PyObject *owned = NULL;
-    if (PyByteArray_Check(text)) {
-        /* another thread could resize it while the GIL is released: copy */
-        owned = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(text), PyByteArray_GET_SIZE(text));
-        if (!owned) return NULL;
-        text = owned;
-    }
-    if (native_text_from(text, &t) < 0) {
-        Py_XDECREF(owned);
-        return NULL;
-    }
-    size_t *ends = (size_t *)PyMem_RawMalloc((t.n + 1) * sizeof(size_t));
-    if (!ends) {
-        native_text_free(&t);
-        Py_XDECREF(owned);
-        return PyErr_NoMemory();
-    }
     jseg_work local = JSEG_WORK_INIT, *w;
     int own = !self->work_in_use;
     if (own) {
@@ -441,23 +408,96 @@ static PyObject *jseg_cut_one(JiebaSegmenterObject *self, PyObject *text, int hm
     self->busy++;
     size_t nt;
     Py_BEGIN_ALLOW_THREADS
-    nt = jseg_cut(self->dict, t.cps, t.n, hmm, w, ends);
+    if (bytes)
+        nt = jseg_cut_utf8(self->dict, bytes, len, hmm, w, ends);
+    else
+        nt = jseg_cut(self->dict, cps, n, hmm, w, ends);
     Py_END_ALLOW_THREADS
     self->busy--;
     if (own)
         self->work_in_use = 0;
     else
         jseg_work_free(&local);
+    return nt;
+}
+
+static PyObject *size_list(const size_t *v, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (!list) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *x = PyLong_FromSize_t(v[i]);
+        if (!x) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, x);
+    }
+    return list;
+}
+
+/* Segment one text object (str, bytes or bytearray); returns a new list of
+ * tokens (or of word end offsets when want_ends), or NULL. */
+static PyObject *jseg_cut_one(JiebaSegmenterObject *self, PyObject *text, int hmm, int want_ends)
+{
     PyObject *res = NULL;
+    if (PyBytes_Check(text) || PyByteArray_Check(text)) {
+        PyObject *b = text;
+        if (PyByteArray_Check(text)) {
+            /* another thread could resize it while the GIL is released: copy */
+            b = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(text), PyByteArray_GET_SIZE(text));
+            if (!b) return NULL;
+        } else {
+            Py_INCREF(b);
+        }
+        const char *s = PyBytes_AS_STRING(b);
+        size_t len = (size_t)PyBytes_GET_SIZE(b);
+        size_t *ends = (size_t *)PyMem_RawMalloc((len + 1) * sizeof(size_t));
+        if (!ends) {
+            Py_DECREF(b);
+            return PyErr_NoMemory();
+        }
+        size_t nt = jseg_run(self, NULL, 0, s, len, hmm, ends);
+        if (nt == (size_t)-1) {
+            PyErr_NoMemory();
+        } else if (want_ends) {
+            res = size_list(ends, nt);
+        } else if ((res = PyList_New((Py_ssize_t)nt)) != NULL) {
+            size_t start = 0;
+            for (size_t i = 0; i < nt; i++) {
+                PyObject *tok = PyBytes_FromStringAndSize(s + start, (Py_ssize_t)(ends[i] - start));
+                if (!tok) {
+                    Py_CLEAR(res);
+                    break;
+                }
+                PyList_SET_ITEM(res, (Py_ssize_t)i, tok);
+                start = ends[i];
+            }
+        }
+        PyMem_RawFree(ends);
+        Py_DECREF(b);
+        return res;
+    }
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "expected str or bytes, got %.100s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    native_text t;
+    if (native_text_from(text, &t) < 0) return NULL;
+    size_t *ends = (size_t *)PyMem_RawMalloc((t.n + 1) * sizeof(size_t));
+    if (!ends) {
+        native_text_free(&t);
+        return PyErr_NoMemory();
+    }
+    size_t nt = jseg_run(self, t.cps, t.n, NULL, 0, hmm, ends);
     if (nt == (size_t)-1)
         PyErr_NoMemory();
     else if (want_ends)
-        res = native_ends_list(&t, ends, nt);
+        res = size_list(ends, nt);
     else
         res = native_token_list(text, &t, ends, nt);
     PyMem_RawFree(ends);
     native_text_free(&t);
-    Py_XDECREF(owned);
     return res;
 }
 

@@ -669,6 +669,9 @@ void jseg_work_free(jseg_work *w)
     free(w->vit);
     free(w->back);
     free(w->states);
+    free(w->cps);
+    free(w->offs);
+    free(w->cends);
     memset(w, 0, sizeof(*w));
 }
 
@@ -1013,5 +1016,35 @@ size_t jseg_cut(const jseg_dict *d, const uint32_t *cps, size_t n, int hmm, jseg
             ends[nt++] = pos;
         }
     }
+    return nt;
+}
+
+size_t jseg_cut_utf8(const jseg_dict *d, const char *s, size_t len, int hmm, jseg_work *w,
+                     size_t *byte_ends)
+{
+    if (w->cap_text < len + 1) {
+        size_t cap = len + 1 < 1024 ? 1024 : len + 1 + len / 2;
+        free(w->cps);
+        free(w->offs);
+        free(w->cends);
+        w->cps = (uint32_t *)malloc(cap * sizeof(uint32_t));
+        w->offs = (size_t *)malloc(cap * sizeof(size_t));
+        w->cends = (size_t *)malloc(cap * sizeof(size_t));
+        if (!w->cps || !w->offs || !w->cends) {
+            free(w->cps);
+            free(w->offs);
+            free(w->cends);
+            w->cps = NULL;
+            w->offs = NULL;
+            w->cends = NULL;
+            w->cap_text = 0;
+            return NOBUF;
+        }
+        w->cap_text = cap;
+    }
+    size_t n = utf8_decode_se((const unsigned char *)s, len, w->cps, w->offs);
+    size_t nt = jseg_cut(d, w->cps, n, hmm, w, w->cends);
+    if (nt == NOBUF) return NOBUF;
+    for (size_t i = 0; i < nt; i++) byte_ends[i] = w->offs[w->cends[i]];
     return nt;
 }

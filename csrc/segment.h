@@ -49,9 +49,13 @@ typedef struct jseg_work {
     uint8_t *back;      /* Viterbi back pointers, 4 per char */
     uint8_t *states;    /* Viterbi decoded path */
     size_t cap_vit;
+    uint32_t *cps;      /* jseg_cut_utf8: decoded text */
+    size_t *offs;       /* jseg_cut_utf8: byte offset of every code point */
+    size_t *cends;      /* jseg_cut_utf8: token ends in code points */
+    size_t cap_text;
 } jseg_work;
 
-#define JSEG_WORK_INIT {NULL, NULL, 0, NULL, NULL, NULL, 0}
+#define JSEG_WORK_INIT {NULL, NULL, 0, NULL, NULL, NULL, 0, NULL, NULL, NULL, 0}
 
 void jseg_work_free(jseg_work *w);
 
@@ -111,6 +115,14 @@ int jseg_dict_has_hmm(const jseg_dict *d);
  * Python object: call it with the GIL released. */
 size_t jseg_cut(const jseg_dict *d, const uint32_t *cps, size_t n, int hmm, jseg_work *w,
                 size_t *ends);
+
+/* Same on UTF-8 text s[0..len): decoded like Python's
+ * bytes.decode('utf-8', 'surrogateescape') (invalid bytes become single-byte
+ * tokens, never an error). Writes token end BYTE offsets into byte_ends
+ * (capacity >= len) and returns the number of tokens, or (size_t)-1 on out of
+ * memory. Scratch buffers live in w (reused across calls). */
+size_t jseg_cut_utf8(const jseg_dict *d, const char *s, size_t len, int hmm, jseg_work *w,
+                     size_t *byte_ends);
 
 /* ---- character classes (exposed for tests / other tokenizers) ---------- */
 
