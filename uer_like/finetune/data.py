@@ -344,7 +344,8 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
             for k in range(wl):
                 token_map[ctx_offset + k] = ws + k
                 max_ctx[ctx_offset + k] = _is_max_context(windows, w, ws + k)
-            f = {"src": src, "seg": seg, "example": i, "token_map": token_map, "max_context": max_ctx}
+            f = {"src": src, "seg": seg, "example": i, "token_map": token_map, "max_context": max_ctx,
+                 "spans": ctx_spans}
             if train:
                 if ws <= tok_start and tok_end < ws + wl:
                     f["start"], f["end"] = tok_start - ws + ctx_offset, tok_end - ws + ctx_offset

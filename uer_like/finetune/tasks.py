@@ -162,15 +162,8 @@ class MrcTask(Task):
         return SpanExtractor(config, vocab_size, backbone=backbone)
 
     def encode(self, examples, train=False):
-        feats = D.encode_mrc(examples, self.enc, self.args.seq_length, self.args.doc_stride,
-                             self.args.max_query_length, train=train)
-        spans = {}
-        for f in feats:
-            ctx = examples[f["example"]]["context"]
-            if ctx not in spans:
-                spans[ctx] = self.enc.spans(ctx)[1]
-            f["spans"] = spans[ctx]
-        return feats
+        return D.encode_mrc(examples, self.enc, self.args.seq_length, self.args.doc_stride,
+                            self.args.max_query_length, train=train)
 
     def loss(self, model, batch):
         s, e = model(batch["src"], batch["seg"])
