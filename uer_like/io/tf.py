@@ -25,9 +25,10 @@ and TF-Hub's `module/` prefix are ignored):
 The model config: `config=` (a Google bert_config.json / albert_config.json, or a dict), else
 bert_config.json / albert_config.json / config.json beside the checkpoint. ELECTRA releases ship none: the
 sizes are then read from the variable shapes, with heads = hidden_size // 64 as ELECTRA's code sets them.
-Note that google-research/bert's `gelu` is the tanh approximation while the config (and the Hugging Face
-conversion) says "gelu", which Hugging Face and uer_like compute exactly; outputs agree with the Hugging
-Face conversion exactly and with TensorFlow to about 1e-3.
+Note that google-research/bert's `gelu` is the tanh approximation while its config says "gelu", which
+the Hugging Face conversion and uer_like both compute exactly (erf): the loaded model matches the Hugging
+Face conversion of the checkpoint; running the original TF graph gives slightly different numbers (pass a
+config with "hidden_act": "gelu_new" to follow TF's approximation instead).
 """
 import json
 import os
