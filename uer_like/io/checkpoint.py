@@ -81,7 +81,7 @@ def _is_tf_path(path):
 
 
 def _is_uer_state(state):
-    return any(k.startswith(("embedding.", "encoder.", "target.")) for k in state)
+    return any(k.startswith(("embedding.", "encoder.", "target.", "module.embedding.")) for k in state)
 
 
 def detect_format(path):
@@ -178,6 +178,9 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
         given = _hf_config_arg(config)
         if given is not None:
             hf_cfg = given
+        elif config is not None:
+            logger.warning("%s: a Hugging Face directory; its config.json defines the model, config=%r is ignored",
+                           path, config)
         state = {}
         for f in _hf_weights_in(path):
             state.update(read_tensor_file(f))
@@ -255,6 +258,8 @@ def _load_uer_state(state, path, config, strict, vocab_size):
             raise ConfigError(f"{path}: no config given and none found beside it "
                               "(pass config=..., e.g. 'bert/base_config.json')")
     config = load_config(config)
+    if state and all(k.startswith("module.") for k in state):  # saved from a DataParallel/DDP wrapper
+        state = {k[len("module."):]: v for k, v in state.items()}
     state = from_uer_state_dict(state)
     word = state.get("embedding.word.embedding.weight")
     ckpt_vocab = int(word.shape[0]) if word is not None else None
