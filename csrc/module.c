@@ -91,9 +91,15 @@ static int native_text_from(PyObject *obj, native_text *t)
             PyErr_NoMemory();
             return -1;
         }
-        Py_BEGIN_ALLOW_THREADS
-        t->n = utf8_decode_se((const unsigned char *)s, (size_t)len, t->cps, t->offs);
-        Py_END_ALLOW_THREADS
+        if (t->is_bytes && PyBytes_Check(obj)) {
+            Py_BEGIN_ALLOW_THREADS
+            t->n = utf8_decode_se((const unsigned char *)s, (size_t)len, t->cps, t->offs);
+            Py_END_ALLOW_THREADS
+        } else {
+            /* a bytearray may be resized by another thread: keep the GIL (and
+             * note t->bytes is only valid while it is not resized) */
+            t->n = utf8_decode_se((const unsigned char *)s, (size_t)len, t->cps, t->offs);
+        }
         return 0;
     }
     PyErr_Format(PyExc_TypeError, "expected str or bytes, got %.100s", Py_TYPE(obj)->tp_name);
