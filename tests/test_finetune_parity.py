@@ -105,7 +105,7 @@ def test_sequence_classification_parity():
         r = ref(input_ids=src, attention_mask=mask, token_type_ids=tt, labels=labels)
         logits = ours(src, seg)
         loss = ours.loss(logits, labels)
-    report("logits", logits - r.logits, loss - r.loss)
+    report("sequence classification logits", logits - r.logits, loss - r.loss)
     assert (logits - r.logits).abs().max() < TOL
     assert abs(float(loss) - float(r.loss)) < TOL
 
@@ -133,6 +133,7 @@ def test_token_classification_parity():
         r = ref(input_ids=src, attention_mask=mask, token_type_ids=tt, labels=hf_labels)
         logits = ours(src, seg)
         loss = ours.loss(logits, word_pos, word_mask, word_labels)
+    report("token classification logits", logits - r.logits, loss - r.loss)
     assert (logits - r.logits).abs().max() < TOL  # every position, padding included
     assert abs(float(loss) - float(r.loss)) < TOL
 
@@ -148,7 +149,7 @@ def test_question_answering_parity():
         r = ref(input_ids=src, attention_mask=mask, token_type_ids=tt, start_positions=start, end_positions=end)
         s, e = ours(src, seg)
         loss = ours.loss(s, e, start, end)
-    report("start/end logits", torch.cat([s - r.start_logits, e - r.end_logits]), loss - r.loss)
+    report("question answering start/end logits", torch.cat([s - r.start_logits, e - r.end_logits]), loss - r.loss)
     assert (s - r.start_logits).abs().max() < TOL
     assert (e - r.end_logits).abs().max() < TOL
     assert abs(float(loss) - float(r.loss)) < TOL
