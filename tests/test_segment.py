@@ -320,6 +320,15 @@ def test_invalid_main_dictionary(tmp_path):
         seg.Segmenter(dict_path=str(tmp_path / "missing.txt")).cut("北京")
 
 
+def test_segmenter_pickles(user_dict_path):
+    import pickle
+
+    s = seg.Segmenter(user_dict=user_dict_path)
+    want = s.cut(USER_TEXTS[0])
+    s2 = pickle.loads(pickle.dumps(s))
+    assert s2.user_dicts == s.user_dicts and s2.cut(USER_TEXTS[0]) == want
+
+
 def test_dictionary_hash(user_dict_path):
     h = seg.dictionary_hash()
     assert len(h) == 64 and h == seg.dictionary_hash()

@@ -178,6 +178,18 @@ class Segmenter:
         """See the module-level dictionary_hash()."""
         return dictionary_hash(self.dict_path, self.user_dicts or None, include_hmm=include_hmm)
 
+    def __getstate__(self):
+        # picklable (multiprocessing): only the dictionary paths travel, the native
+        # structure is rebuilt lazily in the receiving process
+        return {"dict_path": self.dict_path, "user_dicts": self.user_dicts}
+
+    def __setstate__(self, state):
+        self.dict_path = state["dict_path"]
+        self.user_dicts = tuple(state["user_dicts"])
+        self._lock = threading.Lock()
+        self._impl = None
+        self._native = NATIVE_AVAILABLE
+
     def __repr__(self):
         return "Segmenter(dict_path=%r, user_dict=%r, native=%r)" % (
             self.dict_path, list(self.user_dicts), NATIVE_AVAILABLE)
