@@ -336,3 +336,15 @@ def test_hf_export_carries_the_release_tokenizer(tmp_path):
     assert a("tok1 tok7 tok93 zzz")["input_ids"] == b("tok1 tok7 tok93 zzz")["input_ids"]
     feats = extract_features(model, ["tok1 tok7", ("tok3", "tok4 tok5")], pooling="mean")
     assert feats.shape == (2, 32) and np.isfinite(feats).all()
+
+
+def test_model_without_segments_exports_with_a_zero_token_type(tmp_path):
+    model = build_model("bert/tiny", vocab_size=V, hidden_size=32, emb_size=32, feedforward_size=37, heads_num=4,
+                        max_seq_length=16, embedding=["word", "pos"], layernorm="torch").eval()
+    save_model(model, str(tmp_path / "hf"), format="hf")
+    hf, info = transformers.BertForPreTraining.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    ids = torch.randint(5, V, (2, 8))
+    with torch.no_grad():
+        d = (model.encode(ids, torch.ones_like(ids)) - hf.eval().bert(input_ids=ids).last_hidden_state).abs().max()
+    assert d <= 1e-5

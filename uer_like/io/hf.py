@@ -485,7 +485,7 @@ def hf_config_for(model, family, source_hf=None):
               "layer_norm_epsilon": eps, "scale_attn_weights": not c.remove_attention_scale,
               "tie_word_embeddings": c.tie_weights, "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
     else:
-        tvs = c.segment_vocab_size - 1 if "seg" in c.embedding else 0
+        tvs = c.segment_vocab_size - 1 if "seg" in c.embedding else 1  # no segments: one zero token type
         if family == "roberta" and "seg" in c.embedding:
             seg = state["embedding.seg.embedding.weight"]
             if seg.shape[0] == 3 and torch.equal(seg[1], seg[2]):
@@ -554,6 +554,10 @@ def state_to_hf(model, family, hf_cfg):
         for name, v in zip(rule.hf, vals):
             key = (prefix + name) if (_is_base_key(family, name) and not bare) else name
             out[key] = v.contiguous().clone()
+    if family != "gpt2" and "seg" not in cfg.embedding:  # a zero token-type row adds nothing: exact
+        word = state["embedding.word.embedding.weight"]
+        key = "embeddings.token_type_embeddings.weight" if bare else prefix + "embeddings.token_type_embeddings.weight"
+        out[key] = torch.zeros(1, word.shape[1], dtype=word.dtype)
     if not cfg.tie_weights:  # untied MLM heads: transformers also saves (and expects) the decoder's own bias
         for bias, dec in _DECODER_BIAS:
             if bias in out and family != "gpt2":
