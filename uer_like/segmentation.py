@@ -113,11 +113,18 @@ class Segmenter:
         return self._impl
 
     def _build_native(self):
-        impl = _native.JiebaSegmenter(self.dict_path)
-        impl.set_hmm(*_hmm_tables())
-        for path in self.user_dicts:
-            _load_userdict_native(impl, path)
-        impl.freeze()
+        # one native structure per process for the same dictionary files (read-only once built)
+        files = (self.dict_path,) + tuple(self.user_dicts)
+        key = tuple((p, _file_sig(p)) for p in files)
+        impl = _native_cache.get(key)
+        if impl is None:
+            impl = _native.JiebaSegmenter(self.dict_path)
+            impl.set_hmm(*_hmm_tables())
+            for path in self.user_dicts:
+                _load_userdict_native(impl, path)
+            impl.freeze()
+            with _cache_lock:
+                impl = _native_cache.setdefault(key, impl)
         return impl
 
     def _build_jieba(self):
@@ -195,6 +202,11 @@ class Segmenter:
             self.dict_path, list(self.user_dicts), NATIVE_AVAILABLE)
 
 
+def _file_sig(path: str):
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 def _jieba_cut(tok, text: Text, hmm: bool) -> list:
     if not isinstance(text, (str, bytes, bytearray)):
         raise TypeError("expected str or bytes, got %s" % type(text).__name__)
@@ -239,6 +251,7 @@ def _suggest_freq(impl, word: str) -> int:
 
 _cache_lock = threading.Lock()
 _segmenters: dict = {}
+_native_cache: dict = {}
 
 
 def get_segmenter(dict_path: Optional[PathLike] = None,
