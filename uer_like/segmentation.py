@@ -1,7 +1,8 @@
 """jieba-exact Chinese word segmentation, backed by the C extension ``uer_like._native``.
 
 ``segment(text)`` returns exactly ``jieba.lcut(text)`` and ``segment(text, hmm=False)``
-exactly ``jieba.lcut(text, HMM=False)`` (jieba 0.42.1 accurate mode), typically 20-40x faster.
+exactly ``jieba.lcut(text, HMM=False)`` (jieba 0.42.1 accurate mode), ~35-45x faster
+(benchmarks/README.md, "## Segmentation").
 
 * The dictionary (``dict.txt``) and the HMM tables (``jieba.finalseg.start_P / trans_P /
   emit_P``) are read from the *installed* jieba package at run time, so the results follow
@@ -20,8 +21,14 @@ exactly ``jieba.lcut(text, HMM=False)`` (jieba 0.42.1 accurate mode), typically 
   everything here transparently calls jieba itself (``jieba.Tokenizer``), which gives the
   same results, only slower. ``NATIVE_AVAILABLE`` tells which path is used.
 
-Known difference to jieba: jieba keeps ``Force_Split_Words`` (words added with freq 0) in one
-process-global set shared by all its tokenizers; here it is per ``Segmenter``.
+* ``word_ends(text)`` gives the word end offsets instead of the word strings (whole-word
+  masking).
+
+Differences to jieba: jieba keeps ``Force_Split_Words`` (words added with freq 0) in one
+process-global set shared by all its tokenizers, here it is per ``Segmenter``; and the
+default segmenter mirrors a *fresh* ``jieba.Tokenizer()``: changes made to jieba's global
+tokenizer at run time (``jieba.add_word``, ``jieba.load_userdict``, ``set_dictionary``) are not
+seen -- pass the same files as ``Segmenter(dict_path, user_dict)`` instead.
 """
 from __future__ import annotations
 
