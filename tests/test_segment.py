@@ -25,6 +25,10 @@ jieba.setLogLevel(60)
 
 from uer_like import segmentation as seg  # noqa: E402
 
+# jieba.lcut is jieba.dt.lcut with dt = jieba.Tokenizer(); compare against a private fresh
+# Tokenizer so that other tests changing jieba's global tokenizer cannot interfere.
+JB = jieba.Tokenizer()
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
 FULL = bool(os.environ.get("UER_LIKE_SEGMENT_FULL"))
@@ -49,7 +53,7 @@ def _data_files():
 def _assert_same(lines, hmm, where):
     got = seg.segment_lines(lines, hmm=hmm)
     for i, line in enumerate(lines):
-        want = jieba.lcut(line, HMM=hmm)
+        want = JB.lcut(line, HMM=hmm)
         if got[i] != want:
             raise AssertionError("%s line %d (HMM=%s): %r\nnative: %r\njieba:  %r"
                                  % (where, i + 1, hmm, line[:300], got[i][:60], want[:60]))
@@ -120,7 +124,7 @@ EDGE_CASES = [
 @pytest.mark.parametrize("hmm", [True, False], ids=["hmm", "no_hmm"])
 def test_edge_cases_match_jieba(hmm):
     for text in EDGE_CASES:
-        assert seg.segment(text, hmm=hmm) == jieba.lcut(text, HMM=hmm), repr(text)
+        assert seg.segment(text, hmm=hmm) == JB.lcut(text, HMM=hmm), repr(text)
 
 
 @pytest.mark.parametrize("hmm", [True, False], ids=["hmm", "no_hmm"])
@@ -130,7 +134,7 @@ def test_random_strings_match_jieba(hmm):
                 "abcXYZ0123456789+#&._%-" + " \t\r\n\x00\u3000\u2028\u0085，。！？、：；“”（）"
                 "\ufeff\ud800😀㐀鿕鿖")
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80))) for _ in range(400)]
-    assert seg.segment_lines(texts, hmm=hmm) == [jieba.lcut(t, HMM=hmm) for t in texts]
+    assert seg.segment_lines(texts, hmm=hmm) == [JB.lcut(t, HMM=hmm) for t in texts]
 
 
 def test_segment_returns_list_of_str_partitioning_input():
@@ -147,7 +151,7 @@ def test_word_ends(native, monkeypatch):
     s = seg.Segmenter()
     for text in EDGE_CASES[:30]:
         for hmm in (True, False):
-            words = jieba.lcut(text, HMM=hmm)
+            words = JB.lcut(text, HMM=hmm)
             ends = s.word_ends(text, hmm)
             assert [text[a:b] for a, b in zip([0] + ends[:-1], ends)] == words
             b = text.encode("utf-8", "surrogatepass") if "\ud800" in text else text.encode()
@@ -174,7 +178,7 @@ def test_bytes_api_invalid_utf8():
         for b in cases:
             got = s.cut(b, hmm)
             text = b.decode("utf-8", "surrogateescape")
-            want = [w.encode("utf-8", "surrogateescape") for w in jieba.lcut(text, HMM=hmm)]
+            want = [w.encode("utf-8", "surrogateescape") for w in JB.lcut(text, HMM=hmm)]
             assert got == want, (b, got, want)
             assert b"".join(got) == b
         assert s.cut_lines(cases, hmm) == [s.cut(b, hmm) for b in cases]
@@ -204,10 +208,10 @@ def test_ten_megabytes_without_newline():
     text = sentence * k
     assert len(text.encode()) > 10 * 1024 * 1024
     for hmm in (True, False):
-        assert seg.segment(text, hmm) == jieba.lcut(sentence, HMM=hmm) * k
+        assert seg.segment(text, hmm) == JB.lcut(sentence, HMM=hmm) * k
     # one 10 MB block of letters: jieba's answer for a shorter one, scaled
     for hmm in (True, False):
-        assert jieba.lcut("a" * 2000, HMM=hmm) == ["a" * 2000]
+        assert JB.lcut("a" * 2000, HMM=hmm) == ["a" * 2000]
         assert seg.segment("a" * (10 << 20), hmm) == ["a" * (10 << 20)]
     # one 10 MB block of CJK characters: must terminate and partition the input
     rng = random.Random(7)
@@ -217,7 +221,7 @@ def test_ten_megabytes_without_newline():
         words = seg.segment(big, hmm)
         assert "".join(words) == big
     head = big[:3000]
-    assert seg.segment(head) == jieba.lcut(head)
+    assert seg.segment(head) == JB.lcut(head)
 
 
 # ---------------------------------------------------------------------------
