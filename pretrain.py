@@ -39,6 +39,9 @@ def build_parser():
     p.add_argument("--total_steps", type=int, default=100000, help="optimizer steps")
     p.add_argument("--batch_size", type=int, default=32, help="per process and micro-step")
     p.add_argument("--accumulation_steps", type=int, default=1)
+    p.add_argument("--global_batch_size", type=int, default=None,
+                   help="samples per optimizer step over all processes; sets --accumulation_steps from the world "
+                        "size, so a run keeps its batch when resumed on fewer or more processes")
     p.add_argument("--learning_rate", type=float, default=1e-4)
     p.add_argument("--warmup", type=float, default=0.01, help="fraction of total_steps")
     p.add_argument("--scheduler", default="linear", choices=SCHEDULERS)
@@ -106,7 +109,8 @@ def main():
         dataset_path=dataset, config=args.config, vocab_path=args.vocab_path,
         pretrained_model_path=args.pretrained_model_path, output_model_path=args.output_model_path,
         checkpoint_dir=ckpt_dir, total_steps=args.total_steps, batch_size=args.batch_size,
-        accumulation_steps=args.accumulation_steps, learning_rate=args.learning_rate, warmup=args.warmup,
+        accumulation_steps=args.accumulation_steps, global_batch_size=args.global_batch_size,
+        learning_rate=args.learning_rate, warmup=args.warmup,
         scheduler=args.scheduler, optimizer=args.optimizer, weight_decay=args.weight_decay,
         max_grad_norm=args.max_grad_norm, seed=args.seed, report_steps=args.report_steps,
         save_checkpoint_steps=args.save_checkpoint_steps, keep_checkpoints=args.keep_checkpoints,

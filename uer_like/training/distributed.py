@@ -34,7 +34,16 @@ def setup(device_arg="auto"):
     else:
         device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))
+        timeout = datetime.timedelta(minutes=30)
+        # Namespace the rendezvous keys by torchrun's restart count: after a worker dies and torchrun
+        # restarts the group, keys left by the previous generation would send the new workers to dead peers.
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                              is_master=rank == 0 and not agent_store, timeout=timeout)
+        store = dist.PrefixStore(f"uer_like/generation_{restart}", store)
+        dist.init_process_group("nccl" if use_cuda else "gloo", store=store, rank=rank, world_size=world,
+                                timeout=timeout)
     return DistInfo(rank, world, local_rank, device)
 
 

@@ -41,6 +41,7 @@ class TrainArgs:
     total_steps: int = 100000
     batch_size: int = 32
     accumulation_steps: int = 1
+    global_batch_size: Optional[int] = None  # when set, accumulation_steps = global / (batch_size x world size)
     learning_rate: float = 1e-4
     warmup: float = 0.01
     scheduler: str = "linear"
@@ -99,6 +100,12 @@ class Trainer:
         self.model.to(self.info.device)
 
         self.world = self.info.world_size
+        if args.global_batch_size:
+            per_step = args.batch_size * self.world
+            if args.global_batch_size % per_step:
+                raise ConfigError(f"--global_batch_size {args.global_batch_size} is not divisible by --batch_size "
+                                  f"{args.batch_size} x world size {self.world} = {per_step}")
+            args.accumulation_steps = args.global_batch_size // per_step
         self.global_batch = args.batch_size * self.world * args.accumulation_steps
         self.order = SampleOrder(len(self.dataset), self.global_batch, args.seed)
         self.collate = Collator(self.dataset, self.config.target, args.seed)
@@ -321,7 +328,9 @@ class Trainer:
     def _trace(self, trace, step_loss, lr, step_ids):
         loss = step_loss.clone()
         dist_utils.all_reduce_sum(self.info, loss)
-        ids = dist_utils.all_gather_object(self.info, [i.tolist() for i in step_ids])
+        per_rank = dist_utils.all_gather_object(self.info, [i.tolist() for i in step_ids])
+        # micro-batches in global order (micro-batch m = accumulation index x world + rank)
+        ids = [per_rank[r][k] for k in range(len(step_ids)) for r in range(self.world)]
         if trace is not None:
             rec = {"step": self.step, "loss": loss.item() / self.world, "lr": lr, "ids": ids}
             trace.write(json.dumps(rec) + "\n")

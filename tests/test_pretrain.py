@@ -1,0 +1,129 @@
+"""pretrain: the loss falls on real text; errors at start name the mismatch; checkpoints are safe."""
+import json
+import os
+
+import pytest
+import torch
+
+from uer_like.errors import CheckpointError, ConfigError, DataError
+from uer_like.training.trainer import TrainArgs, Trainer
+from conftest import SAMPLE_CORPUS, VOCAB
+from helpers import preprocess
+
+TEXT = open(SAMPLE_CORPUS, encoding="utf-8").read()
+
+
+def corpus(chars):
+    t = TEXT[:chars]
+    return t[: t.rfind("\n\n") + 2]
+
+
+@pytest.fixture(scope="module")
+def mlm_dataset(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mlm")
+    path, _ = preprocess(str(d), corpus(400000), data_processor="mlm", seq_length=64, corpus_format="line",
+                         dynamic_masking=True)
+    return path
+
+
+def read_trace(path):
+    steps = {}
+    for line in open(path):
+        r = json.loads(line)
+        steps[r["step"]] = r
+    return [steps[k] for k in sorted(steps)]
+
+
+def test_mlm_loss_falls_by_a_third_on_real_text(tmp_path):
+    """A tiny model on 96 real documents for 300 steps (many epochs, fresh dynamic masks each time):
+    the MLM loss falls from ~9.9 (uniform over 21,128 ids) by more than a third."""
+    lines = [l for l in TEXT.split("\n") if len(l) > 40][:96]
+    ds, _ = preprocess(str(tmp_path), "\n".join(lines) + "\n", data_processor="mlm", seq_length=64,
+                       corpus_format="line", dynamic_masking=True)
+    args = TrainArgs(dataset_path=ds, config="roberta/tiny_config.json", total_steps=300, batch_size=16,
+                     learning_rate=2e-3, warmup=0.05, report_steps=50, save_checkpoint_steps=1000,
+                     output_model_path=str(tmp_path / "m.bin"), trace_path=str(tmp_path / "trace.jsonl"), seed=1)
+    Trainer(args).train()
+    losses = [r["loss"] for r in read_trace(tmp_path / "trace.jsonl")]
+    first, last = sum(losses[:10]) / 10, sum(losses[-20:]) / 20
+    assert last < first * 2 / 3, (first, last)
+    assert os.path.exists(tmp_path / "m.bin") and os.path.exists(tmp_path / "m_config.json")
+
+
+def test_dataset_for_another_processor_is_refused(mlm_dataset, tmp_path):
+    args = TrainArgs(dataset_path=mlm_dataset, config="bert/tiny_config.json", total_steps=2,
+                     output_model_path=str(tmp_path / "m.bin"))
+    with pytest.raises(DataError, match=r"data_processor 'mlm'.*asks for \['sp'\].*--data_processor"):
+        Trainer(args)
+
+
+def test_dataset_with_another_vocabulary_is_refused(mlm_dataset, tmp_path):
+    other = tmp_path / "vocab.txt"
+    other.write_text(open(VOCAB, encoding="utf-8").read() + "新词\n", encoding="utf-8")
+    args = TrainArgs(dataset_path=mlm_dataset, config="roberta/tiny_config.json", total_steps=2,
+                     vocab_path=str(other), output_model_path=str(tmp_path / "m.bin"))
+    with pytest.raises(DataError, match="another vocabulary.*re-run preprocess.py with --vocab_path"):
+        Trainer(args)
+
+
+def test_seq_length_above_max_seq_length_is_refused(mlm_dataset, tmp_path):
+    args = TrainArgs(dataset_path=mlm_dataset, config="roberta/tiny_config.json", total_steps=2,
+                     output_model_path=str(tmp_path / "m.bin"), config_overrides={"max_seq_length": 32})
+    with pytest.raises(ConfigError, match="seq_length 64 exceeds the model's max_seq_length 32"):
+        Trainer(args)
+
+
+def test_global_batch_not_divisible_is_refused(mlm_dataset, tmp_path):
+    args = TrainArgs(dataset_path=mlm_dataset, config="roberta/tiny_config.json", total_steps=2, batch_size=6,
+                     global_batch_size=16, output_model_path=str(tmp_path / "m.bin"))
+    with pytest.raises(ConfigError, match="not divisible by --batch_size 6"):
+        Trainer(args)
+
+
+def small_args(ds, tmp_path, **kw):
+    base = dict(dataset_path=ds, config="roberta/tiny_config.json", total_steps=6, batch_size=4,
+                save_checkpoint_steps=2, report_steps=2, output_model_path=str(tmp_path / "m.bin"),
+                config_overrides={"layers_num": 1, "hidden_size": 32, "emb_size": 32, "feedforward_size": 64})
+    base.update(kw)
+    return TrainArgs(**base)
+
+
+def test_resume_with_another_config_lists_the_differing_keys(mlm_dataset, tmp_path):
+    Trainer(small_args(mlm_dataset, tmp_path)).train()
+    args = small_args(mlm_dataset, tmp_path, total_steps=8,
+                      config_overrides={"layers_num": 2, "hidden_size": 32, "emb_size": 32, "feedforward_size": 64})
+    with pytest.raises(ConfigError, match=r"another model config \(layers_num: checkpoint 1 vs now 2\)"):
+        Trainer(args)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(mlm_dataset, tmp_path, caplog):
+    Trainer(small_args(mlm_dataset, tmp_path)).train()
+    ckdir = tmp_path / "m_checkpoints"
+    latest = ckdir / "step_000000006.pt"
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])
+    t = Trainer(small_args(mlm_dataset, tmp_path, total_steps=8))
+    assert t.step == 4
+    assert "skipping" in caplog.text and "step_000000006.pt" in caplog.text
+
+
+def test_failed_checkpoint_write_stops_the_run(mlm_dataset, tmp_path, monkeypatch):
+    import errno
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("uer_like.training.checkpoint.torch.save", full)
+    with pytest.raises(CheckpointError, match="No space left on device"):
+        Trainer(small_args(mlm_dataset, tmp_path)).train()
+    assert not [f for f in os.listdir(tmp_path / "m_checkpoints") if ".tmp" in f]
+
+
+def test_uer_py_launcher_flags_point_to_torchrun():
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "pretrain.py"), "--world_size", "2", "--gpu_ranks", "0", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "torchrun --nproc_per_node" in r.stderr

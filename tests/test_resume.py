@@ -1,0 +1,184 @@
+"""Exact resume and distributed training, through the real command line (subprocesses).
+
+Uninterrupted and interrupted runs are compared step by step (loss, learning rate, sample ids) and by
+their final weights, on CPU with deterministic settings."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT, SAMPLE_CORPUS
+from helpers import preprocess
+
+TINY = ["--config", "roberta/tiny_config.json"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """48 instances: with a global batch of 8 an epoch is 6 steps, so 14 steps cross two epoch boundaries."""
+    d = tmp_path_factory.mktemp("ds")
+    text = open(SAMPLE_CORPUS, encoding="utf-8").read()[:200000]
+    lines = [l for l in text.split("\n") if len(l) > 20][:48]
+    path, m = preprocess(str(d), "\n".join(lines) + "\n", data_processor="mlm", seq_length=32,
+                         corpus_format="line", dynamic_masking=True)
+    assert m["instances"] >= 48
+    return path
+
+
+def cmd(ds, out, steps=14, extra=()):
+    return [sys.executable, os.path.join(ROOT, "pretrain.py"), *TINY, "--dataset_path", ds,
+            "--output_model_path", os.path.join(out, "model.bin"), "--total_steps", str(steps),
+            "--batch_size", "4", "--save_checkpoint_steps", "3", "--report_steps", "5", "--learning_rate", "1e-3",
+            "--warmup", "0.2", "--deterministic", "--trace_path", os.path.join(out, "trace.jsonl"),
+            "--seed", "5", *extra]
+
+
+def trace(out):
+    steps = {}
+    for line in open(os.path.join(out, "trace.jsonl")):
+        r = json.loads(line)
+        steps[r["step"]] = r
+    return [steps[k] for k in sorted(steps)]
+
+
+def weights(out):
+    return torch.load(os.path.join(out, "model.bin"), weights_only=True)
+
+
+def assert_same_run(a, b, exact=True):
+    ta, tb = trace(a), trace(b)
+    assert [r["step"] for r in ta] == [r["step"] for r in tb]
+    for ra, rb in zip(ta, tb):
+        assert ra["ids"] == rb["ids"], ra["step"]
+        assert ra["lr"] == rb["lr"]
+        if exact:
+            assert ra["loss"] == rb["loss"], ra["step"]
+        else:
+            assert abs(ra["loss"] - rb["loss"]) < 1e-5, (ra["step"], ra["loss"], rb["loss"])
+    wa, wb = weights(a), weights(b)
+    assert sorted(wa) == sorted(wb)
+    for k in wa:
+        if exact:
+            assert torch.equal(wa[k], wb[k]), k
+        else:
+            assert torch.allclose(wa[k], wb[k], atol=1e-5), k
+
+
+def run(c, **kw):
+    r = subprocess.run(c, env=ENV, capture_output=True, text=True, **kw)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def run_until_step(c, step, sig=signal.SIGKILL, out=None):
+    """Start a run and send `sig` once its trace reaches `step`."""
+    p = subprocess.Popen(c, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    path = os.path.join(out, "trace.jsonl")
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        if os.path.exists(path) and sum(1 for _ in open(path)) >= step:
+            p.send_signal(sig)
+            break
+        time.sleep(0.02)
+    _, err = p.communicate(timeout=120)
+    return p.returncode, err
+
+
+@pytest.fixture(scope="module")
+def reference(dataset, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("ref"))
+    run(cmd(dataset, out, extra=["--accumulation_steps", "2"]))
+    return out
+
+
+@pytest.mark.parametrize("kill_at", [2, 7, 12])
+def test_sigkill_then_resume_is_identical(dataset, reference, tmp_path, kill_at):
+    """Killed mid-run (steps 2, 7 and 12 cross checkpoint and epoch boundaries, with accumulation 2)."""
+    out = str(tmp_path)
+    code, _ = run_until_step(cmd(dataset, out, extra=["--accumulation_steps", "2"]), kill_at, out=out)
+    assert code == -signal.SIGKILL
+    r = run(cmd(dataset, out, extra=["--accumulation_steps", "2"]))
+    assert "resumed from" in r.stderr or kill_at < 3
+    assert_same_run(reference, out)
+
+
+def test_half_written_checkpoint_is_never_loaded(dataset, reference, tmp_path):
+    out = str(tmp_path)
+    code, _ = run_until_step(cmd(dataset, out, extra=["--accumulation_steps", "2"]), 8, out=out)
+    ck = os.path.join(out, "model_checkpoints")
+    # what a kill during a write leaves: a temporary file, and (worse) a truncated file under a final name
+    with open(os.path.join(ck, "step_000000009.pt.tmp-999"), "wb") as f:
+        f.write(b"PK\x03\x04 partial")
+    latest = sorted(os.listdir(ck))
+    with open(os.path.join(ck, "step_000000012.pt"), "wb") as f:
+        f.write(open(os.path.join(ck, [n for n in latest if n.endswith(".pt")][-1]), "rb").read()[:1000])
+    r = run(cmd(dataset, out, extra=["--accumulation_steps", "2"]))
+    assert "skipping" in r.stderr and "step_000000012.pt" in r.stderr
+    assert_same_run(reference, out)
+
+
+def test_sigterm_saves_and_exits_cleanly(dataset, reference, tmp_path):
+    out = str(tmp_path)
+    code, err = run_until_step(cmd(dataset, out, extra=["--accumulation_steps", "2"]), 4, sig=signal.SIGTERM,
+                               out=out)
+    assert code == 0, err[-2000:]
+    assert "SIGTERM" in err
+    steps = [int(n[5:14]) for n in os.listdir(os.path.join(out, "model_checkpoints")) if n.endswith(".pt")]
+    assert max(steps) >= 4 and max(steps) % 3 != 0 or max(steps) >= 4  # saved at the step boundary
+    run(cmd(dataset, out, extra=["--accumulation_steps", "2"]))
+    assert_same_run(reference, out)
+
+
+def torchrun(nproc, extra=()):
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
+            str(29500 + os.getpid() % 1000), *extra]
+
+
+def test_two_processes_match_one_with_the_same_global_batch(dataset, tmp_path):
+    """2 ranks x batch 4 (gloo) == 1 rank x batch 4 x accumulation 2, dropout off."""
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    os.makedirs(one), os.makedirs(two)
+    run(cmd(dataset, one, steps=8, extra=["--accumulation_steps", "2", "--dropout", "0"]))
+    c = cmd(dataset, two, steps=8, extra=["--dropout", "0"])
+    run(torchrun(2) + c[1:])
+    assert_same_run(one, two, exact=False)
+
+
+def test_checkpoint_from_two_ranks_resumes_on_one(dataset, tmp_path):
+    """Killed under 2 ranks, resumed on 1 with --global_batch_size: same run as 2 ranks uninterrupted."""
+    ref, out = str(tmp_path / "ref"), str(tmp_path / "out")
+    os.makedirs(ref), os.makedirs(out)
+    extra = ["--dropout", "0", "--global_batch_size", "8"]
+    run(torchrun(2) + cmd(dataset, ref, steps=8, extra=extra)[1:])
+    code, _ = run_until_step(torchrun(2) + cmd(dataset, out, steps=8, extra=extra)[1:], 5, out=out)
+    run(cmd(dataset, out, steps=8, extra=extra))
+    assert_same_run(ref, out, exact=False)
+
+
+def test_torchrun_restarts_a_killed_worker_and_finishes_the_same(dataset, tmp_path):
+    ref, out = str(tmp_path / "ref"), str(tmp_path / "out")
+    os.makedirs(ref), os.makedirs(out)
+    extra = ["--dropout", "0"]
+    run(torchrun(2) + cmd(dataset, ref, steps=8, extra=extra)[1:])
+    p = subprocess.Popen(torchrun(2, ["--max-restarts", "1"]) + cmd(dataset, out, steps=8, extra=extra)[1:],
+                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    path = os.path.join(out, "trace.jsonl")
+    killed = False
+    deadline = time.time() + 120
+    while time.time() < deadline and not killed:
+        if os.path.exists(path) and sum(1 for _ in open(path)) >= 4:
+            workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+            workers = [w for w in workers if "pretrain.py" in open(f"/proc/{w}/cmdline").read()]
+            if workers:
+                os.kill(int(workers[-1]), signal.SIGKILL)
+                killed = True
+        time.sleep(0.02)
+    _, err = p.communicate(timeout=180)
+    assert killed and p.returncode == 0, err[-3000:]
+    assert_same_run(ref, out, exact=False)
