@@ -127,3 +127,16 @@ def test_uer_py_launcher_flags_point_to_torchrun():
     r = subprocess.run([sys.executable, os.path.join(root, "pretrain.py"), "--world_size", "2", "--gpu_ranks", "0", "1"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "torchrun --nproc_per_node" in r.stderr
+
+
+def test_pretraining_continues_from_released_weights(mlm_dataset, tmp_path):
+    """--pretrained_model_path takes a UER checkpoint: the encoder starts from its weights."""
+    import uer_like
+
+    base = uer_like.build_model("roberta/tiny_config.json", vocab_size=21128)
+    uer_like.save_model(base, str(tmp_path / "init.bin"), format="uer")
+    args = TrainArgs(dataset_path=mlm_dataset, config="roberta/tiny_config.json", total_steps=1,
+                     pretrained_model_path=str(tmp_path / "init.bin"), output_model_path=str(tmp_path / "m.bin"))
+    t = Trainer(args)
+    assert torch.equal(t.model.encoder.transformer[0].self_attn.qkv.weight,
+                       base.encoder.transformer[0].self_attn.qkv.weight)

@@ -16,8 +16,7 @@ import torch
 from ..config import load_config
 from ..data.dataset import Dataset
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io.checkpoint import load_into, load_state_dict_file, save_model
-from ..io.uer import from_uer_state_dict
+from ..io.checkpoint import detect_format, load_into, load_model, save_model
 from ..model import Model
 from . import distributed as dist_utils
 from .batches import Collator, SampleOrder
@@ -95,8 +94,7 @@ class Trainer:
         # every rank builds its own model from the config; nothing is passed between processes
         self.model = Model(self.config, vocab_size)
         if args.pretrained_model_path:
-            state = from_uer_state_dict(load_state_dict_file(args.pretrained_model_path))
-            load_into(self.model, state, strict=False, source=args.pretrained_model_path)
+            self._load_pretrained(args.pretrained_model_path, vocab_size)
         self.model.to(self.info.device)
 
         self.world = self.info.world_size
@@ -133,6 +131,23 @@ class Trainer:
         if cfg.data_processor != m["data_processor"]:
             logger.info("config data_processor %r, dataset made with %r: training on the dataset's",
                         cfg.data_processor, m["data_processor"])
+
+    def _load_pretrained(self, path, vocab_size):
+        """Initialise from released weights in any format load_model reads (UER, safetensors, Hugging Face,
+        Google TF). Heads the checkpoint lacks stay initialised; each difference is logged by name."""
+        fmt = detect_format(path)
+        pre = load_model(path, config=None if fmt in ("hf", "tf") else self.config, strict=False)
+        arch = {k: v for k, v in pre.config.diff(self.config).items()
+                if k not in ("target", "dropout", "vocab_size", "data_processor", "tokenizer")}
+        if arch:
+            logger.warning("%s: the checkpoint's architecture differs from --config %s in %s; training the "
+                           "--config architecture", path, self.args.config,
+                           ", ".join(f"{k} ({a!r} vs {b!r})" for k, (a, b) in sorted(arch.items())))
+        if pre.vocab_size != vocab_size:
+            raise CheckpointError(f"{path}: the checkpoint's vocabulary has {pre.vocab_size} tokens but the dataset "
+                                  f"{self.args.dataset_path} was made with {vocab_size}; preprocess with the "
+                                  "checkpoint's vocab.txt")
+        load_into(self.model, pre.state_dict(), strict=False, source=path)
 
     def _wrap(self, model):
         a = self.args
