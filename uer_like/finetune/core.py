@@ -127,6 +127,10 @@ def load_backbone(pretrained_model_path, config_path, vocab_size):
         from ..io.checkpoint import load_model
 
         model = load_model(pretrained_model_path, config=config_path, strict=False, vocab_size=vocab_size)
+        rows = model.embedding.word.embedding.weight.shape[0]
+        if rows < vocab_size:
+            raise CheckpointError(f"{pretrained_model_path}: the word embedding has {rows} rows but the vocabulary has "
+                                  f"{vocab_size} tokens; use the model's own vocabulary (--vocab_path)")
         pooler = None
         h = model.config.hidden_size
         for name in ("pooler", "sp", "cls"):
