@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "native_pre.h"
 #include "segment.h"
 #include "utf8.h"
 
@@ -623,18 +624,40 @@ static PyTypeObject JiebaSegmenterType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* Borrowed by the native preprocessor (instances.c): the segmenter's dictionary for cuts made with
+ * the GIL released; mutation is refused until native_segmenter_release. */
+const jseg_dict *native_segmenter_acquire(PyObject *obj)
+{
+    if (!PyObject_TypeCheck(obj, &JiebaSegmenterType)) {
+        PyErr_Format(PyExc_TypeError, "expected a JiebaSegmenter, got %.100s", Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    JiebaSegmenterObject *self = (JiebaSegmenterObject *)obj;
+    if (jseg_obj_ready(self, 0) < 0 || hmm_ok(self, 1) < 0) return NULL;
+    self->busy++;
+    return self->dict;
+}
+
+void native_segmenter_release(PyObject *obj) { ((JiebaSegmenterObject *)obj)->busy--; }
+
 /* ====================================================================== */
 /* 3. module                                                              */
 /* ====================================================================== */
 
 static PyMethodDef native_methods[] = {
     /* module-level functions of every component go here, grouped by component */
+    /* native preprocessor (instances.c) */
+    {"preprocess_chunk", (PyCFunction)(void (*)(void))native_preprocess_chunk, METH_VARARGS | METH_KEYWORDS,
+     native_preprocess_chunk_doc},
+    {"mask_instances", (PyCFunction)(void (*)(void))native_mask_instances, METH_VARARGS | METH_KEYWORDS,
+     native_mask_instances_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
     "uer_like._native",
-    "Native (C) text preprocessing for uer_like: jieba-exact segmentation (JiebaSegmenter).",
+    "Native (C) text preprocessing for uer_like: jieba-exact segmentation (JiebaSegmenter), the BERT\n"
+    "tokenizer (WordPiece) and the per-chunk preprocessor (preprocess_chunk, mask_instances).",
     -1,
     native_methods,
 };
@@ -648,6 +671,13 @@ PyMODINIT_FUNC PyInit__native(void)
     Py_INCREF(&JiebaSegmenterType);
     if (PyModule_AddObject(m, "JiebaSegmenter", (PyObject *)&JiebaSegmenterType) < 0) {
         Py_DECREF(&JiebaSegmenterType);
+        goto fail;
+    }
+    /* native preprocessor */
+    if (PyType_Ready(&NativeWordPieceType) < 0) goto fail;
+    Py_INCREF(&NativeWordPieceType);
+    if (PyModule_AddObject(m, "WordPiece", (PyObject *)&NativeWordPieceType) < 0) {
+        Py_DECREF(&NativeWordPieceType);
         goto fail;
     }
     return m;

@@ -56,6 +56,14 @@ def chunk_boundaries(path, fmt="bert", chunk_bytes=DEFAULT_CHUNK_BYTES):
     return bounds
 
 
+class LineError(DataError):
+    """A bad line under policy "error"; line_no is 1-based within the chunk (the driver makes it global)."""
+
+    def __init__(self, path, line_no, message):
+        self.path, self.line_no, self.message = path, line_no, message
+        super().__init__(f"{path}:{line_no}: {message}")
+
+
 class LineReport:
     """Counts and first line numbers of problem lines, per kind (invalid_utf8, nul, control, bom...)."""
 
@@ -97,7 +105,7 @@ def decode_line(raw, line_no, policy, report, path):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         if policy == "error":
-            raise DataError(f"{path}:{line_no}: invalid UTF-8 at byte {e.start} of the line "
+            raise LineError(path, line_no, f"invalid UTF-8 at byte {e.start} of the line "
                             "(use --invalid_lines skip|replace to go on)") from None
         report.add("invalid_utf8", line_no)
         if policy == "skip":
@@ -105,7 +113,7 @@ def decode_line(raw, line_no, policy, report, path):
         text = raw.decode("utf-8", errors="replace")
     if "\x00" in text:
         if policy == "error":
-            raise DataError(f"{path}:{line_no}: NUL byte in the line (use --invalid_lines skip|replace to go on)")
+            raise LineError(path, line_no, "NUL byte in the line (use --invalid_lines skip|replace to go on)")
         report.add("nul", line_no)
         if policy == "skip":
             return None

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import DataError
 from ..tokenizers import build_tokenizer
 from . import corpus as corpus_mod
-from .corpus import DEFAULT_CHUNK_BYTES, LineReport, chunk_boundaries, read_chunk_documents
+from .corpus import DEFAULT_CHUNK_BYTES, LineError, LineReport, chunk_boundaries, read_chunk_documents
 from .dataset import DatasetWriter
 from .masking import mask_instance
 from .processors import (DATA_PROCESSOR_NAMES, PURPOSE_PAIRS, PURPOSE_STATIC_MASK, SentenceEncoder, cls_instance,
@@ -22,12 +22,6 @@ from .processors import (DATA_PROCESSOR_NAMES, PURPOSE_PAIRS, PURPOSE_STATIC_MAS
 from .rng import SplitMix64
 
 logger = logging.getLogger("uer_like")
-
-
-class LineError(DataError):
-    def __init__(self, path, line_no, message):
-        self.path, self.line_no, self.message = path, line_no, message
-        super().__init__(f"{path}:{line_no}: {message}")
 
 
 def default_options(**kw):
@@ -211,6 +205,9 @@ def run_preprocess(progress=True, **kw):
     vocab = _W["vocab"]
     bounds = chunk_boundaries(o["corpus_path"], o["corpus_format"], o["chunk_bytes"])
     tasks = [(i, bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+    from .native import chunk_function  # implementation: python (reference) | native | auto
+
+    chunk_fn = chunk_function(o)
     writer = DatasetWriter(o["dataset_path"], len(vocab), static_masks=static_masking(o))
     report = LineReport()
     lines = docs = 0
@@ -224,9 +221,9 @@ def run_preprocess(progress=True, **kw):
     try:
         if o["processes_num"] > 1 and len(tasks) > 1:
             pool = mp.get_context("fork").Pool(min(o["processes_num"], len(tasks)), _init_worker, (o,))
-            results = pool.imap(process_chunk, tasks)
+            results = pool.imap(chunk_fn, tasks)
         else:
-            results = map(process_chunk, tasks)
+            results = map(chunk_fn, tasks)
         for r in results:
             if "error" in r:
                 line_no, msg = r["error"]

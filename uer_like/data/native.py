@@ -1,0 +1,144 @@
+"""The native per-chunk preprocessor (csrc/instances.c, csrc/wordpiece.c): the C twin of
+``process_chunk`` in preprocess.py, which stays the reference. Both produce the same arrays for the
+same chunk and options, so datasets are byte-identical whichever path made them.
+
+``chunk_function(o)`` picks the per-chunk function for the ``implementation`` option:
+"python" (the reference), "native" (an error when it cannot be used) or "auto" (native when
+uer_like._native provides it for these options, else Python with a logged note). The native path
+covers the "bert" tokenizer; chunks holding something only Python handles (a non-ASCII or huge
+cls label) are handed to the reference transparently.
+"""
+import logging
+
+import numpy as np
+
+from ..errors import DataError
+
+try:  # pragma: no cover - depends on the build
+    from uer_like import _native  # type: ignore[attr-defined]
+
+    AVAILABLE = hasattr(_native, "preprocess_chunk")
+except ImportError:  # pragma: no cover
+    _native = None
+    AVAILABLE = False
+
+logger = logging.getLogger("uer_like")
+
+_MESSAGES = {
+    "utf8": "invalid UTF-8 at byte {detail} of the line (use --invalid_lines skip|replace to go on)",
+    "nul": "NUL byte in the line (use --invalid_lines skip|replace to go on)",
+    "columns": "expected 2 or 3 tab-separated columns (label, text_a[, text_b]), got {detail}",
+    "label": "the label {field!r} is not an integer",
+    "negative": "negative label {detail}",
+}
+
+
+def unsupported_reason(o):
+    """Why the native path cannot run these options (None when it can)."""
+    if not AVAILABLE:
+        return "uer_like._native is not built (python setup.py build_ext --inplace)"
+    if o["tokenizer"] != "bert":
+        return f"the {o['tokenizer']!r} tokenizer has no native implementation"
+    if o["whole_word_masking"]:
+        from ..segmentation import NATIVE_AVAILABLE
+
+        if not NATIVE_AVAILABLE:
+            return "the native jieba segmenter is not available"
+    return None
+
+
+def chunk_function(o):
+    """The per-chunk function for o["implementation"] (see the module docstring)."""
+    from .preprocess import process_chunk as python_chunk
+
+    impl = o.get("implementation", "auto")
+    if impl == "python":
+        return python_chunk
+    if impl not in ("auto", "native"):
+        raise DataError(f"unknown --implementation {impl!r}; valid: auto, native, python")
+    why = unsupported_reason(o)
+    if why is None:
+        return process_chunk
+    if impl == "native":
+        raise DataError(f"--implementation native: {why}")
+    logger.info("preprocess: using the Python implementation (%s)", why)
+    return python_chunk
+
+
+_STATE = {}
+
+
+def _objects(o, vocab):
+    """The native tokenizer (its vocabulary hash map) and segmenter, built once per process."""
+    key = (id(vocab), o["do_lower_case"], o["whole_word_masking"], str(o["user_dict"]))
+    st = _STATE.get("key") == key and _STATE.get("objs")
+    if not st:
+        wp = _native.WordPiece(vocab.i2w, vocab.w2i.get("[UNK]", 0), bool(o["do_lower_case"]))
+        seg = None
+        if o["whole_word_masking"]:
+            from ..segmentation import Segmenter
+
+            seg = Segmenter(user_dict=o["user_dict"])._load()  # the native JiebaSegmenter
+        st = (wp, seg, vocab)  # keep vocab alive: its id is part of the key
+        _STATE.update(key=key, objs=st)
+    return st[0], st[1]
+
+
+def native_report(items):
+    from .corpus import LineReport
+
+    report = LineReport()
+    for kind, n, first in items:
+        report.counts[kind] = n
+        report.first[kind] = list(first)
+    return report
+
+
+def process_chunk(task):
+    """process_chunk (preprocess.py) in C: the same dict of arrays for the same chunk."""
+    from . import preprocess as P
+
+    chunk_idx, start, end = task
+    o, vocab = P._W["o"], P._W["vocab"]
+    wp, seg = _objects(o, vocab)
+    with open(o["corpus_path"], "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    r = _native.preprocess_chunk(
+        wp, seg, data, chunk_idx, processor=o["data_processor"], corpus_format=o["corpus_format"],
+        policy=o["invalid_lines"], seq_length=o["seq_length"], dups=P.effective_dups(o),
+        static_mask=P.static_masking(o), whole_word=bool(o["whole_word_masking"]),
+        per_word=o["mask_decision"] == "word", mask_prob=float(o["mask_prob"]),
+        short_seq_prob=float(o["short_seq_prob"]), seed=o["seed"], cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+        pad_id=vocab.pad_id, mask_id=vocab.mask_id, vocab_size=len(vocab))
+    if "fallback" in r:
+        return P.process_chunk(task)
+    if "error" in r:
+        line_no, kind, detail, field = r["error"]
+        return {"error": (line_no, _MESSAGES[kind].format(detail=detail, field=field))}
+    return {"ids": np.frombuffer(r["ids"], np.int64), "bits": np.frombuffer(r["bits"], np.uint8),
+            "lengths": np.frombuffer(r["lengths"], np.int64), "seg_a_len": np.frombuffer(r["seg_a_len"], np.int32),
+            "labels": np.frombuffer(r["labels"], np.int32),
+            "mask_lengths": np.frombuffer(r["mask_lengths"], np.int64),
+            "mask_pos": np.frombuffer(r["mask_pos"], np.int32),
+            "mask_labels": np.frombuffer(r["mask_labels"], np.int32),
+            "lines": r["lines"], "report": native_report(r["report"]), "documents": r["documents"],
+            "bytes": end - start}
+
+
+def mask_instances(ids, lengths, bits, keys, special, vocab_size, mask_id, prob=0.15, whole_word=False,
+                   decision_per_word=True):
+    """mask_instance (masking.py) over a batch, in C. ids / bits: the instances concatenated;
+    lengths: per instance; keys: [N, K] integers, instance i draws from SplitMix64(*keys[i]).
+    -> (masked ids, mask counts, positions within each instance, original ids), int64 arrays."""
+    ids = np.ascontiguousarray(ids, np.int64)
+    lengths = np.ascontiguousarray(lengths, np.int64)
+    bits = np.ascontiguousarray(bits, np.uint8)
+    keys = np.asarray(keys)
+    keys = np.ascontiguousarray(keys.astype(np.int64).view(np.uint64) if keys.dtype != np.uint64 else keys)
+    n_keys = keys.shape[1] if keys.ndim == 2 else 0
+    out, mlen, pos, lab = _native.mask_instances(ids, lengths, bits, keys, n_keys, list(special), int(vocab_size),
+                                                 int(mask_id), float(prob), bool(whole_word),
+                                                 bool(decision_per_word))
+    return (np.frombuffer(out, np.int64), np.frombuffer(mlen, np.int64), np.frombuffer(pos, np.int64),
+            np.frombuffer(lab, np.int64))
