@@ -76,6 +76,24 @@ class Collator:
                                             self.vocab_size, self.mask_id, self.prob, self.whole_word, self.per_word)
         return np.asarray(masked, np.int64), np.asarray(pos, np.int64), np.asarray(labels, np.int64)
 
+    def mask_batch(self, indices, epoch, rows):
+        """mask() of every row of a micro-batch; dynamic masks are drawn in one native call when
+        uer_like._native is built (identical to the Python mask_instance, which stays the reference)."""
+        from ..data import native
+
+        if self.ds.static_masks or not native.AVAILABLE or not len(rows):
+            return [self.mask(i, epoch, ids) for i, ids in zip(indices, rows)]
+        lengths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
+        bits = np.concatenate([self.ds.instance_bits(int(i)) for i in indices])
+        M = (1 << 64) - 1  # SplitMix64(seed, PURPOSE_DYNAMIC_MASK, epoch, idx), as mask()
+        keys = np.array([[self.seed & M, PURPOSE_DYNAMIC_MASK, int(epoch) & M, int(i) & M] for i in indices],
+                        np.uint64)
+        out, mlen, pos, lab = native.mask_instances(np.concatenate(rows), lengths, bits, keys, self.special,
+                                                    self.vocab_size, self.mask_id, self.prob, self.whole_word,
+                                                    self.per_word)
+        ends, mends = np.cumsum(lengths), np.cumsum(mlen)
+        return [(out[e - n:e], pos[m - k:m], lab[m - k:m]) for e, n, m, k in zip(ends, lengths, mends, mlen)]
+
     def __call__(self, indices, epoch):
         lm = self.processor == "lm"
         rows = [self.ds.instance_ids(int(i)) for i in indices]
@@ -88,6 +106,7 @@ class Collator:
         batch = {}
         mlm_pos, mlm_labels = [], []
         tgt_lm = np.zeros((B, L), np.int64) if lm else None
+        masks = self.mask_batch(indices, epoch, rows) if "mlm" in self.targets and not lm else None
         for b, (i, ids) in enumerate(zip(indices, rows)):
             n = lengths[b]
             a = int(self.ds.seg_a_len[i])
@@ -97,7 +116,7 @@ class Collator:
                 seg[b, :n] = 1
                 continue
             if "mlm" in self.targets:
-                ids, pos, labels = self.mask(i, epoch, ids)
+                ids, pos, labels = masks[b]
                 mlm_pos.append(pos + b * L)
                 mlm_labels.append(labels)
             src[b, :n] = ids
