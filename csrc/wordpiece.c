@@ -27,6 +27,7 @@ struct wp_vocab {
     size_t pool_len, pool_cap;
     int32_t unk;
     size_t max_chars; /* longest token, in code points */
+    int32_t *bmp;     /* id of every one-character BMP token (-1: none): skips hashing for CJK */
 };
 
 static inline uint64_t fnv_step(uint64_t h, const unsigned char *s, size_t n)
@@ -57,6 +58,13 @@ wp_vocab *wp_vocab_new(void)
         return NULL;
     }
     for (size_t i = 0; i <= v->mask; i++) v->slots[i].id = -1;
+    v->bmp = (int32_t *)malloc(0x10000 * sizeof(int32_t));
+    if (!v->bmp) {
+        free(v->slots);
+        free(v);
+        return NULL;
+    }
+    for (size_t i = 0; i < 0x10000; i++) v->bmp[i] = -1;
     v->unk = 0;
     return v;
 }
@@ -66,6 +74,7 @@ void wp_vocab_free(wp_vocab *v)
     if (!v) return;
     free(v->slots);
     free(v->pool);
+    free(v->bmp);
     free(v);
 }
 
@@ -135,6 +144,11 @@ int wp_vocab_add(wp_vocab *v, const char *utf8, size_t len, int32_t id)
     size_t nch = 0;
     for (size_t i = 0; i < len; i++) nch += ((unsigned char)utf8[i] & 0xC0) != 0x80;
     if (nch > v->max_chars) v->max_chars = nch;
+    if (nch == 1 && len <= 3) { /* a one-character BMP token */
+        uint32_t cp;
+        utf8_decode_se((const unsigned char *)utf8, len, &cp, NULL);
+        if (cp < 0x10000 && (cp < 0xDC80 || cp > 0xDCFF)) v->bmp[cp] = id;
+    }
     return 0;
 }
 
@@ -216,6 +230,13 @@ static int wordpiece(const wp_vocab *v, const uint32_t *word, size_t n, int64_t 
     if (n > WP_MAX_WORD_CHARS) {
         if (out_reserve(w, 1) < 0) return -1;
         w->ids[w->n] = v->unk;
+        w->starts[w->n++] = start;
+        return 0;
+    }
+    if (n == 1 && word[0] < 0x10000) { /* one character: no hashing */
+        int32_t id = v->bmp[word[0]];
+        if (out_reserve(w, 1) < 0) return -1;
+        w->ids[w->n] = id >= 0 ? id : v->unk;
         w->starts[w->n++] = start;
         return 0;
     }
@@ -395,9 +416,14 @@ int wp_tokenize(const wp_vocab *v, const uint32_t *cps, size_t n, int do_lower, 
                 if (flush_run(v, w->run, rn, run_start, do_lower, w) < 0) return -1;
                 rn = 0;
             }
-            unsigned char b[4];
-            size_t len = utf8_put(b, c);
-            int32_t id = wp_find(v, "", 0, (const char *)b, len);
+            int32_t id;
+            if (c < 0x10000) {
+                id = v->bmp[c];
+            } else {
+                unsigned char b[4];
+                size_t len = utf8_put(b, c);
+                id = wp_find(v, "", 0, (const char *)b, len);
+            }
             if (out_reserve(w, 1) < 0) return -1;
             w->ids[w->n] = id >= 0 ? id : v->unk;
             w->starts[w->n++] = (int64_t)i;
