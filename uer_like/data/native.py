@@ -58,6 +58,10 @@ def chunk_function(o):
         raise DataError(f"unknown --implementation {impl!r}; valid: auto, native, python")
     why = unsupported_reason(o)
     if why is None:
+        from .preprocess import _W
+
+        if _W.get("o") is o:
+            _objects(o, _W["vocab"])  # built before the pool forks: workers inherit them
         return process_chunk
     if impl == "native":
         raise DataError(f"--implementation native: {why}")
@@ -70,7 +74,10 @@ _STATE = {}
 
 def _objects(o, vocab):
     """The native tokenizer (its vocabulary hash map) and segmenter, built once per process."""
-    key = (id(vocab), o["do_lower_case"], o["whole_word_masking"], str(o["user_dict"]))
+    # the vocabulary by content when it came from a file (a forked worker's own Vocab then finds the
+    # parent's tables), else by identity
+    key = (getattr(vocab, "sha256", None) or id(vocab), len(vocab), o["do_lower_case"], o["whole_word_masking"],
+           str(o["user_dict"]))
     st = _STATE.get("key") == key and _STATE.get("objs")
     if not st:
         wp = _native.WordPiece(vocab.i2w, vocab.w2i.get("[UNK]", 0), bool(o["do_lower_case"]))
