@@ -1,6 +1,7 @@
 """Embedding components (one file each, registered by name) and the Embedding that sums them."""
 import torch.nn as nn
 
+from ..layers.dropout import Dropout
 from ..layers.norms import build_layernorm
 from ..registry import EMBEDDINGS
 from . import position, segment, sinusoidal, word  # noqa: F401  (registration)
@@ -15,7 +16,7 @@ class Embedding(nn.Module):
             self.add_module(name, EMBEDDINGS.get(name, key="embedding")(config, vocab_size))
         self.names = list(config.embedding)
         self.layer_norm = None if config.remove_embedding_layernorm else build_layernorm(config, config.emb_size)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, src, seg):
         emb = None

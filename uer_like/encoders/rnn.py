@@ -1,6 +1,7 @@
 """Recurrent encoders (UER key names: encoder.rnn.*)."""
 import torch.nn as nn
 
+from ..layers.dropout import Dropout
 from ..registry import ENCODERS
 
 
@@ -18,7 +19,7 @@ class _RnnEncoder(nn.Module):
         self.rnn = self.cell(input_size=config.emb_size, hidden_size=hidden, num_layers=config.layers_num,
                              dropout=config.dropout if config.layers_num > 1 else 0.0, batch_first=True,
                              bidirectional=self.bidirectional)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
 
     def forward(self, emb, seg):
         out, _ = self.rnn(emb)

@@ -6,11 +6,43 @@
   Hugging Face and GPT-2 use; eps from the config (1e-12 for BERT, 1e-5 for GPT-2).
 - "t5": RMS norm without mean or bias (T5 / UER "t5").
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import LAYERNORMS
+
+
+class _UerLayerNormFn(torch.autograd.Function):
+    """y = gamma * (x - mean) / (std + eps) + beta, std unbiased, on torch's fused layer-norm kernels.
+
+    With z = (x - mean) / std_b and rstd = 1 / std_b from torch's layer norm (biased std), the UER
+    normalisation is xhat = z * inv, inv = 1 / (c + eps * rstd), c = sqrt(n / (n - 1)). The gradient is
+    torch's layer-norm backward applied to dy * inv (which also yields d gamma), plus the part through
+    inv: z * (sum(dy * gamma * z) * inv^2 * eps * rstd^2 / n). Several times faster on CPU than composing
+    mean/std/sub/div in autograd; equal to float rounding (a gradcheck test holds it to the definition)."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, eps):
+        n = x.shape[-1]
+        z, mean, rstd = torch.native_layer_norm(x, (n,), None, None, 1e-30)
+        inv = 1.0 / (math.sqrt(n / (n - 1)) + eps * rstd)
+        ctx.save_for_backward(x, z, mean, rstd, inv, gamma)
+        ctx.eps = eps
+        return torch.addcmul(beta, z * inv, gamma)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, z, mean, rstd, inv, gamma = ctx.saved_tensors
+        n = x.shape[-1]
+        dyi = dy * inv
+        dx, dgamma, _ = torch.ops.aten.native_layer_norm_backward(dyi, x, (n,), mean, rstd, gamma, None,
+                                                                  [True, True, False])
+        dot = (dyi * z).matmul(gamma).unsqueeze(-1)  # inv * sum(dy * gamma * z)
+        dx = torch.addcmul(dx, z, dot * inv * (ctx.eps / n) * rstd * rstd)
+        return dx, dgamma, dy.sum(tuple(range(dy.dim() - 1))), None
 
 
 @LAYERNORMS.register("normal")
@@ -22,9 +54,9 @@ class UerLayerNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(hidden_size))
 
     def forward(self, x):
-        mean = x.mean(-1, keepdim=True)
-        std = x.std(-1, keepdim=True)
-        return self.gamma * (x - mean) / (std + self.eps) + self.beta
+        if x.dtype != self.gamma.dtype:  # under autocast: compute in float32
+            return _UerLayerNormFn.apply(x.float(), self.gamma, self.beta, self.eps).to(x.dtype)
+        return _UerLayerNormFn.apply(x, self.gamma, self.beta, self.eps)
 
 
 @LAYERNORMS.register("torch")

@@ -2,6 +2,7 @@
 import torch.nn as nn
 
 from .attention import MultiHeadedAttention
+from .dropout import Dropout
 from .feed_forward import FEED_FORWARD_CLASSES
 from .norms import build_layernorm
 
@@ -13,11 +14,11 @@ class TransformerLayer(nn.Module):
         self.pre_ln = config.layernorm_positioning == "pre"
         self.self_attn = MultiHeadedAttention(config.hidden_size, config.heads_num, config.dropout, bias=bias,
                                               scale=not config.remove_attention_scale)
-        self.dropout_1 = nn.Dropout(config.dropout)
+        self.dropout_1 = Dropout(config.dropout)
         self.layer_norm_1 = build_layernorm(config)
         self.feed_forward = FEED_FORWARD_CLASSES[config.feed_forward](
             config.hidden_size, config.feedforward_size, config.hidden_act, bias=bias)
-        self.dropout_2 = nn.Dropout(config.dropout)
+        self.dropout_2 = Dropout(config.dropout)
         self.layer_norm_2 = build_layernorm(config)
 
     def forward(self, hidden, attn_mask=None, is_causal=False):
