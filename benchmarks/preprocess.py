@@ -229,9 +229,10 @@ def child(args):
     info["rss_before_mb"] = _rss_now_mb()
     t_cpu, t_wall = time.process_time(), time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if args.child in ("python", "python-jieba", "native"):
+    if args.child in ("python", "python-jieba", "native", "native-nowwm"):
+        opts = dict(OPTS, whole_word_masking=args.child != "native-nowwm")
         m = run_preprocess(progress=False, corpus_path=args.corpus, vocab_path=VOCAB, dataset_path=args.out,
-                           implementation=args.child.split("-")[0], processes_num=args.processes, **OPTS)
+                           implementation=args.child.split("-")[0], processes_num=args.processes, **opts)
         info["instances"] = m["instances"]
     elif args.child == "jieba":
         n = 0
@@ -310,6 +311,8 @@ def main():
     print(f"corpus: {mb:.2f} MB in {tmp}", flush=True)
     res = {}
     res["native"] = measure("native", corpus, os.path.join(tmp, "native.bin"))
+    res["native-nowwm"] = measure("native-nowwm", corpus, os.path.join(tmp, "nowwm.bin"))
+    os.remove(os.path.join(tmp, "nowwm.bin"))
     if "python" not in skip:
         res["python"] = measure("python", corpus, os.path.join(tmp, "python.bin"))
         with open(os.path.join(tmp, "native.bin"), "rb") as a, open(os.path.join(tmp, "python.bin"), "rb") as b:
@@ -362,6 +365,7 @@ def main():
         row("Python reference path, all Python (segmentation by jieba, as without `uer_like._native`)",
             res["python-jieba"])
     row("native path (`--implementation native`)", res["native"])
+    row("native path without whole-word masking (no segmentation; for the cost split)", res["native-nowwm"])
     if "jieba" in res:
         row("jieba.lcut per line, alone", res["jieba"])
     if "uer" in res:
@@ -391,6 +395,9 @@ def main():
         same = res["identical"] and res.get("identical_pyj", True)
         lines.append(f"Native and Python dataset files byte-identical: {'yes' if same else 'NO'} "
                      f"({res['native'].get('instances')} instances).")
+    if "uer" in res:
+        lines.append(f"Native vs the UER-style pipeline: {(mb / res['native']['cpu']) / (mb / res['uer']['cpu']):.0f}x "
+                     "(CPU).")
     if base and "mem_big" in res:
         b = res["mem_big"]
         lines.append(f"Native path on the {b['mb']:.0f} MB corpus below (setup amortised): {b['mb'] / b['cpu']:.1f} MB/s "
