@@ -140,3 +140,50 @@ def test_pretraining_continues_from_released_weights(mlm_dataset, tmp_path):
     t = Trainer(args)
     assert torch.equal(t.model.encoder.transformer[0].self_attn.qkv.weight,
                        base.encoder.transformer[0].self_attn.qkv.weight)
+
+
+@pytest.mark.parametrize("over", [dict(optimizer="lamb"), dict(scheduler="cosine"), dict(scheduler="constant"),
+                                  dict(precision="bf16"), dict(accumulation_steps=2)])
+def test_optimizers_schedules_and_precisions_train(mlm_dataset, tmp_path, over):
+    args = small_args(mlm_dataset, tmp_path, total_steps=4, learning_rate=1e-3, trace_path=str(tmp_path / "t.jsonl"),
+                      **over)
+    Trainer(args).train()
+    trace = read_trace(tmp_path / "t.jsonl")
+    assert len(trace) == 4 and all(r["loss"] == r["loss"] and r["loss"] < 20 for r in trace)
+    assert len(trace[0]["ids"]) == args.accumulation_steps
+
+
+def test_learning_rate_is_a_function_of_the_optimizer_step():
+    from uer_like.training.optim import lr_at
+
+    assert lr_at(0, 100, 1.0, 0.1) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 0.1) == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, 0.1, "linear") == pytest.approx(0.5)
+    assert lr_at(55, 100, 1.0, 0.1, "cosine") == pytest.approx(0.5)
+    assert lr_at(99, 100, 1.0, 0.1, "constant") == 1.0
+
+
+def test_lamb_trust_ratio_scales_the_step():
+    from uer_like.training.optim import Lamb
+
+    w = torch.nn.Parameter(torch.full((4,), 2.0))
+    opt = Lamb([w], lr=0.1, weight_decay=0.0)
+    w.grad = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    opt.step()
+    # Adam's first update is sign(g) (norm 2); trust ratio ||w|| / ||u|| = 4 / 2 = 2
+    assert torch.allclose(w.detach(), torch.tensor([1.8, 2.2, 1.8, 2.2]), atol=1e-5)
+
+
+def test_main_job_default_dataset_is_the_bundled_corpus(tmp_path):
+    """pretrain.py with no --dataset_path preprocesses corpora/ into .cache and trains (the README's main job)."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "pretrain.py"), "--config", "bert/tiny_config.json",
+                        "--total_steps", "3", "--report_steps", "1", "--batch_size", "4",
+                        "--output_model_path", str(tmp_path / "out" / "bert_tiny.bin")],
+                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "mlm loss" in r.stderr and "sp loss" in r.stderr and "tokens/s" in r.stderr
+    assert (tmp_path / "out" / "bert_tiny.bin").exists()

@@ -182,3 +182,17 @@ def test_torchrun_restarts_a_killed_worker_and_finishes_the_same(dataset, tmp_pa
     _, err = p.communicate(timeout=180)
     assert killed and p.returncode == 0, err[-3000:]
     assert_same_run(ref, out, exact=False)
+
+
+def test_fsdp_matches_ddp_and_resumes(dataset, tmp_path):
+    """--fsdp (2 ranks, gloo, small model) trains like DDP, and a killed FSDP run resumes to the same end."""
+    ddp, fsdp, killed = (str(tmp_path / n) for n in ("ddp", "fsdp", "killed"))
+    for d in (ddp, fsdp, killed):
+        os.makedirs(d)
+    extra = ["--dropout", "0"]
+    run(torchrun(2) + cmd(dataset, ddp, steps=8, extra=extra)[1:])
+    run(torchrun(2) + cmd(dataset, fsdp, steps=8, extra=extra + ["--fsdp"])[1:])
+    assert_same_run(ddp, fsdp, exact=False)
+    run_until_step(torchrun(2) + cmd(dataset, killed, steps=8, extra=extra + ["--fsdp"])[1:], 5, out=killed)
+    run(torchrun(2) + cmd(dataset, killed, steps=8, extra=extra + ["--fsdp"])[1:])
+    assert_same_run(fsdp, killed, exact=False)

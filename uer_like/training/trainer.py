@@ -83,7 +83,6 @@ class Trainer:
         self.stop_requested = False
         if args.deterministic:
             torch.use_deterministic_algorithms(True)
-        torch.manual_seed(args.seed + self.info.rank)
 
         self.dataset = Dataset(args.dataset_path)
         self.manifest = self.dataset.manifest
@@ -91,8 +90,11 @@ class Trainer:
         self._check_dataset()
         vocab_size = self.manifest["vocab"]["size"]
         self.config = self.config.replace(vocab_size=vocab_size)
-        # every rank builds its own model from the config; nothing is passed between processes
+        # every rank builds its own model from the config, with the same seed, so all ranks start from the
+        # same weights (FSDP shards them where they are; nothing is passed between processes)
+        torch.manual_seed(args.seed)
         self.model = Model(self.config, vocab_size)
+        torch.manual_seed(args.seed + 1000003 * self.info.rank)  # dropout differs between ranks
         if args.pretrained_model_path:
             self._load_pretrained(args.pretrained_model_path, vocab_size)
         self.model.to(self.info.device)
@@ -233,9 +235,20 @@ class Trainer:
         dist_utils.barrier(self.info)
 
     def save_weights(self):
+        """The final weights, UER format, for fine-tuning (a collective under FSDP: every rank calls it)."""
+        if self.args.fsdp and self.info.enabled:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            state = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+            model = Model(self.config, self.config.vocab_size) if self.info.is_main else None
+            if model is not None:
+                load_into(model, state, strict=True, source="FSDP state")
+        else:
+            model = self.model
         if self.info.is_main:
-            save_model(self.model, self.args.output_model_path, format="uer")
+            save_model(model, self.args.output_model_path, format="uer")
             logger.info("saved UER-format weights to %s", self.args.output_model_path)
+        dist_utils.barrier(self.info)
 
     # ------------------------------------------------------------------ the loop
     def _autocast(self):
@@ -298,6 +311,8 @@ class Trainer:
                     stats.add(out, batch["n_tokens"])
                 self.scaler.unscale_(self.optimizer)
                 gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), a.max_grad_norm)
+                if hasattr(gnorm, "full_tensor"):  # FSDP: a DTensor
+                    gnorm = gnorm.full_tensor()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)

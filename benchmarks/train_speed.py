@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Training throughput: uer_like vs Hugging Face transformers, same sizes, batch, sequence length,
+optimizer (AdamW) and precision, measured in one run with the two interleaved round by round.
+
+    python benchmarks/train_speed.py                       # BERT-mini (mlm+sp) and GPT-2 mini (lm), CPU fp32
+    python benchmarks/train_speed.py --models bert-base --seq_length 512 --batch_size 32 --precision bf16  # GPU MFU
+
+tokens/s counts real tokens (the batches here have no padding). Both sides train on the same token ids;
+uer_like masks 15% of the tokens for MLM and computes vocabulary logits only there (its design), Hugging
+Face's BertForPreTraining computes them at every position (its design): that difference is part of
+what is measured.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+SIZES = {  # name: (layers, hidden, heads, targets)
+    "bert-mini": (4, 256, 4, "bert"), "gpt2-mini": (4, 256, 4, "gpt2"),
+    "bert-base": (12, 768, 12, "bert"), "gpt2-base": (12, 768, 12, "gpt2"),
+}
+VOCAB = 21128
+
+
+def uer_model(kind, L, H, A, dropout):
+    import uer_like
+
+    name = "bert/base_config.json" if kind == "bert" else "gpt2/base_config.json"
+    cfg = uer_like.load_config(name, layers_num=L, hidden_size=H, emb_size=H, heads_num=A, feedforward_size=4 * H,
+                               dropout=dropout)
+    return uer_like.build_model(cfg, vocab_size=VOCAB)
+
+
+def hf_model(kind, L, H, A, dropout, seq):
+    import transformers
+
+    if kind == "bert":
+        cfg = transformers.BertConfig(vocab_size=VOCAB, hidden_size=H, num_hidden_layers=L, num_attention_heads=A,
+                                      intermediate_size=4 * H, hidden_dropout_prob=dropout,
+                                      attention_probs_dropout_prob=dropout, max_position_embeddings=512)
+        cfg._attn_implementation = "sdpa"
+        return transformers.BertForPreTraining(cfg)
+    cfg = transformers.GPT2Config(vocab_size=VOCAB, n_embd=H, n_layer=L, n_head=A, n_positions=max(1024, seq),
+                                  resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
+    cfg._attn_implementation = "sdpa"
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+def make_batches(kind, B, S, n, device):
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        src = torch.randint(106, VOCAB, (B, S), generator=g)
+        src[:, 0] = 101
+        seg = torch.ones(B, S, dtype=torch.long)
+        seg[:, S // 2:] = 2
+        masked = torch.rand(B, S, generator=g) < 0.15
+        masked[:, 0] = False
+        labels = torch.where(masked, src, torch.full_like(src, -100))
+        mlm_src = torch.where(masked, torch.full_like(src, 103), src)
+        sp = torch.randint(0, 2, (B,), generator=g)
+        flat = masked.reshape(-1).nonzero().squeeze(1)
+        ours = {"src": mlm_src, "seg": seg, "mlm_pos": flat, "mlm_labels": src.reshape(-1)[flat], "tgt_sp": sp}
+        hf = {"input_ids": mlm_src, "token_type_ids": seg - 1, "attention_mask": torch.ones_like(src),
+              "labels": labels, "next_sentence_label": sp}
+        if kind == "gpt2":
+            tgt = torch.cat([src[:, 1:], torch.zeros(B, 1, dtype=torch.long)], 1)
+            ours = {"src": src, "seg": torch.ones_like(src), "tgt_lm": tgt}
+            hf = {"input_ids": src, "labels": src}
+        out.append(({k: v.to(device) for k, v in ours.items()}, {k: v.to(device) for k, v in hf.items()}))
+    return out
+
+
+def step_fn(model, opt, batch, hf, amp):
+    with amp():
+        loss = model(**batch).loss if hf else model(batch)["loss"]
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def timed(model, opt, batches, hf, amp, steps, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for i in range(steps):
+        step_fn(model, opt, batches[i % len(batches)][1 if hf else 0], hf, amp)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["bert-mini", "gpt2-mini"], choices=sorted(SIZES))
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--seq_length", type=int, default=128)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--json", default=None, help="write results here")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision)
+    amp = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else (lambda: torch.autocast(device.type, enabled=False))
+    results = []
+    for name in args.models:
+        L, H, A, kind = SIZES[name]
+        torch.manual_seed(0)
+        models = {"uer_like": uer_model(kind, L, H, A, args.dropout).to(device),
+                  "transformers": hf_model(kind, L, H, A, args.dropout, args.seq_length).to(device)}
+        opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=device.type == "cuda") for k, m in models.items()}
+        if args.compile:
+            models = {k: torch.compile(m) for k, m in models.items()}
+        batches = make_batches(kind, args.batch_size, args.seq_length, 4, device)
+        for k, m in models.items():  # warm-up
+            m.train()
+            timed(m, opts[k], batches, k == "transformers", amp, 2, device)
+        times = {k: [] for k in models}
+        for _ in range(args.rounds):
+            for k, m in models.items():
+                times[k].append(timed(m, opts[k], batches, k == "transformers", amp, args.steps, device) / args.steps)
+        tokens = args.batch_size * args.seq_length
+        row = {"model": name, "batch": args.batch_size, "seq": args.seq_length, "precision": args.precision}
+        for k in models:
+            row[k] = tokens / statistics.median(times[k])
+        row["ratio"] = row["uer_like"] / row["transformers"]
+        if device.type == "cuda":
+            n = sum(p.numel() for p in models["uer_like"].parameters())
+            flops = 6 * n + 12 * L * H * args.seq_length
+            peak = 989e12 if ("H100" in torch.cuda.get_device_name() or "H200" in torch.cuda.get_device_name()) else None
+            if peak and args.precision != "fp32":
+                row["mfu_uer_like"] = row["uer_like"] * flops / peak
+                row["mfu_transformers"] = row["transformers"] * flops / peak
+        results.append(row)
+        print(json.dumps(row))
+    machine = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    print(f"\nmachine: {machine}; torch {torch.__version__}")
+    print("| model | batch x seq | precision | uer_like tokens/s | transformers tokens/s | ratio |")
+    print("|---|---|---|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['model']} | {r['batch']} x {r['seq']} | {r['precision']} | {r['uer_like']:,.0f} | "
+              f"{r['transformers']:,.0f} | {r['ratio']:.2f}x |")
+    if args.json:
+        json.dump({"machine": machine, "results": results}, open(args.json, "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()
