@@ -168,6 +168,48 @@ def test_ten_megabyte_line_without_newline(tmp_path):
         assert py[1]["lines"] == 3 and py[1]["problems"]["first_lines"]["invalid_utf8"] == [3]
 
 
+def test_random_corpora_and_options_identical(tmp_path):
+    """Small random corpora (junk bytes, controls, BOMs, \r, cls rows) under random options: both paths
+    give the same file, or the same error."""
+    rng = random.Random(2024)
+    words = ["今天", "天气", "很好", "北京大学", "我们", "Hello", "World", "déjà", "ÉCOLE", "İz", "ΣΑΣ", "123", "4.5%",
+             "，", "。", "!", "\t", " ", "\u3000", "\x01", "\x00", "\ufeff", "\r", "\u2028", "\u0085", "😀", "㐀",
+             "e\u0301", "abc" * 40, "가각", "\ufffd", "1\t", "label\t", "-3\t", "\uff11\t", "中", "的"]
+    bad = [b"\xff", b"\xe4\xb8", b"\xed\xa0\x80", b"\xf0\x9f", b"\xc0\xaf", b"\x80"]
+    corpus = os.path.join(tmp_path, "c.txt")
+    for it in range(60):
+        parts = []
+        for _ in range(rng.randint(0, 50)):
+            line = "".join(rng.choice(words) for _ in range(rng.randint(0, 25))).encode()
+            if rng.random() < 0.1:
+                k = rng.randint(0, len(line))
+                line = line[:k] + rng.choice(bad) + line[k:]
+            parts.append(line + (b"\n" if rng.random() < 0.97 else b"\r\n"))
+            if rng.random() < 0.15:
+                parts.append(b"\n" * rng.randint(1, 3))
+        data = b"".join(parts)
+        if rng.random() < 0.3:
+            data = data[:-1]
+        open(corpus, "wb").write(data)
+        proc = rng.choice(["bert", "albert", "mlm", "lm", "cls"])
+        kw = dict(data_processor=proc, seq_length=rng.choice([8, 9, 12, 20, 64]), dup_factor=rng.randint(1, 3),
+                  whole_word_masking=rng.random() < 0.5, dynamic_masking=rng.random() < 0.4,
+                  invalid_lines=rng.choice(["error", "skip", "replace"]), chunk_bytes=rng.choice([64, 200, 1 << 20]),
+                  short_seq_prob=rng.choice([0.0, 0.1, 0.9]), mask_prob=rng.choice([0.15, 0.5, 0.01]),
+                  mask_decision=rng.choice(["word", "token"]), seed=rng.randint(0, 2 ** 40),
+                  do_lower_case=rng.random() < 0.8)
+        if proc == "cls" or rng.random() < 0.3:
+            kw["corpus_format"] = "line"
+        res = []
+        for impl in ("python", "native"):
+            try:
+                path, m = preprocess(tmp_path, corpus_path=corpus, name=impl + ".bin", implementation=impl, **kw)
+                res.append((sha(path), m))
+            except DataError as e:
+                res.append(("error", str(e)))
+        assert res[0] == res[1], (it, kw)
+
+
 def test_auto_falls_back_to_python(tmp_path, caplog):
     import logging
 
