@@ -211,3 +211,18 @@ def test_missing_corpus_and_bad_vocab(tmp_path):
     v.write_text("[PAD]\n[UNK]\n好\n")
     with pytest.raises(DataError, match=r"lacks the special token\(s\) \[CLS\]"):
         preprocess(tmp_path, "好\n", vocab_path=str(v))
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("你好\n")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "preprocess.py"), "--corpus_path", str(corpus),
+                        "--vocab_path", str(tmp_path / "missing.txt"), "--dataset_path", str(tmp_path / "d.bin")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"error: vocabulary file not found: {tmp_path / 'missing.txt'}"]

@@ -70,23 +70,42 @@ def assert_same_run(a, b, exact=True):
             assert torch.allclose(wa[k], wb[k], atol=1e-5), k
 
 
-def run(c, **kw):
-    r = subprocess.run(c, env=ENV, capture_output=True, text=True, **kw)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r
+def _popen(c, **kw):
+    # own process group, so that a failed test leaves no worker behind (see _reap)
+    return subprocess.Popen(c, env=ENV, text=True, start_new_session=True, **kw)
+
+
+def _reap(p):
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run(c, timeout=300):
+    p = _popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        _reap(p)
+    assert p.returncode == 0, err[-3000:]
+    return subprocess.CompletedProcess(c, p.returncode, out, err)
 
 
 def run_until_step(c, step, sig=signal.SIGKILL, out=None):
     """Start a run and send `sig` once its trace reaches `step`."""
-    p = subprocess.Popen(c, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    path = os.path.join(out, "trace.jsonl")
-    deadline = time.time() + 120
-    while time.time() < deadline and p.poll() is None:
-        if os.path.exists(path) and sum(1 for _ in open(path)) >= step:
-            p.send_signal(sig)
-            break
-        time.sleep(0.02)
-    _, err = p.communicate(timeout=120)
+    p = _popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        path = os.path.join(out, "trace.jsonl")
+        deadline = time.time() + 120
+        while time.time() < deadline and p.poll() is None:
+            if os.path.exists(path) and sum(1 for _ in open(path)) >= step:
+                os.killpg(p.pid, sig)  # the launcher and every worker, as a node failure or scheduler would
+                break
+            time.sleep(0.02)
+        _, err = p.communicate(timeout=120)
+    finally:
+        _reap(p)
     return p.returncode, err
 
 
@@ -166,20 +185,23 @@ def test_torchrun_restarts_a_killed_worker_and_finishes_the_same(dataset, tmp_pa
     os.makedirs(ref), os.makedirs(out)
     extra = ["--dropout", "0"]
     run(torchrun(2) + cmd(dataset, ref, steps=8, extra=extra)[1:])
-    p = subprocess.Popen(torchrun(2, ["--max-restarts", "1"]) + cmd(dataset, out, steps=8, extra=extra)[1:],
-                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    path = os.path.join(out, "trace.jsonl")
-    killed = False
-    deadline = time.time() + 120
-    while time.time() < deadline and not killed:
-        if os.path.exists(path) and sum(1 for _ in open(path)) >= 4:
-            workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
-            workers = [w for w in workers if "pretrain.py" in open(f"/proc/{w}/cmdline").read()]
-            if workers:
-                os.kill(int(workers[-1]), signal.SIGKILL)
-                killed = True
-        time.sleep(0.02)
-    _, err = p.communicate(timeout=180)
+    p = _popen(torchrun(2, ["--max-restarts", "1"]) + cmd(dataset, out, steps=8, extra=extra)[1:],
+               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        path = os.path.join(out, "trace.jsonl")
+        killed = False
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            if os.path.exists(path) and sum(1 for _ in open(path)) >= 4:
+                workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+                workers = [w for w in workers if "pretrain.py" in open(f"/proc/{w}/cmdline").read()]
+                if workers:
+                    os.kill(int(workers[-1]), signal.SIGKILL)
+                    killed = True
+            time.sleep(0.02)
+        _, err = p.communicate(timeout=180)
+    finally:
+        _reap(p)
     assert killed and p.returncode == 0, err[-3000:]
     assert_same_run(ref, out, exact=False)
 

@@ -13,6 +13,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    cpu_group: object = None  # a gloo group for small host-side collectives (no device synchronisation)
 
     @property
     def is_main(self):
@@ -44,7 +45,8 @@ def setup(device_arg="auto"):
         store = dist.PrefixStore(f"uer_like/generation_{restart}", store)
         dist.init_process_group("nccl" if use_cuda else "gloo", store=store, rank=rank, world_size=world,
                                 timeout=timeout)
-    return DistInfo(rank, world, local_rank, device)
+    cpu_group = dist.new_group(backend="gloo") if world > 1 and use_cuda else None
+    return DistInfo(rank, world, local_rank, device, cpu_group)
 
 
 def barrier(info):

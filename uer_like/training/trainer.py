@@ -119,7 +119,7 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _check_dataset(self):
         m, cfg, a = self.manifest, self.config, self.args
-        if m["seq_length"] > cfg.max_seq_length and any(e in ("pos",) for e in cfg.embedding):
+        if m["seq_length"] > cfg.max_seq_length and "pos" in cfg.embedding:
             raise ConfigError(f"{a.dataset_path}: seq_length {m['seq_length']} exceeds the model's max_seq_length "
                               f"{cfg.max_seq_length}; preprocess with --seq_length <= {cfg.max_seq_length}")
         if a.vocab_path:
@@ -349,10 +349,9 @@ class Trainer:
     def _stop_agreed(self):
         if not self.info.enabled:
             return self.stop_requested
+        # a host-side collective (gloo) so that the check never waits for the GPU
         flag = torch.tensor([1.0 if self.stop_requested else 0.0])
-        if self.info.device.type == "cuda":
-            flag = flag.to(self.info.device)
-        dist_utils.all_reduce_sum(self.info, flag)
+        torch.distributed.all_reduce(flag, group=self.info.cpu_group)
         return bool(flag.item() > 0)
 
     def _trace(self, trace, step_loss, lr, step_ids):
