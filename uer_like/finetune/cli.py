@@ -55,6 +55,8 @@ def build_parser(task):
     if task == "classification":
         g.add_argument("--labels_num", type=int, default=None, help="default: max label in train + 1")
         g.add_argument("--pooling", choices=["first", "mean", "max", "last"], default=None)
+        g.add_argument("--no_pooler_init", action="store_true",
+                       help="start output_layer_1 at random (as UER-py) instead of from the pretrained pooler")
         g.add_argument("--output_logits", action="store_true")
         g.add_argument("--output_prob", action="store_true")
     if task == "tagging":
@@ -173,7 +175,7 @@ def run(task_name, argv=None):
         if task_name == "classification" and getattr(args, "pooling", None):
             config = config.replace(pooling=args.pooling)
         model = task.build_model(config, len(tokenizer.vocab), backbone=backbone)
-        if pooler is not None and hasattr(model, "output_layer_1"):
+        if pooler is not None and hasattr(model, "output_layer_1") and not getattr(args, "no_pooler_init", False):
             model.output_layer_1.load_state_dict(pooler)
             core.log("output_layer_1 starts from the pretrained pooler")
         core.log(f"model: {'pretrained ' + args.pretrained_model_path if backbone else 'random initialisation'} "
