@@ -6,7 +6,10 @@ an optional CRF) and span-extraction reading comprehension (CMRC 2018).
 
 Scripts: finetune/run_classifier.py, finetune/run_ner.py, finetune/run_cmrc.py.
 """
-from .cli import main, run  # noqa: F401
-from .crf import CRF  # noqa: F401
-from .metrics import classification_metrics, cmrc_em, cmrc_f1, cmrc_metrics, entity_metrics, get_entities  # noqa: F401
-from .models import Classifier, SpanExtractor, Tagger  # noqa: F401
+from .cli import main, run
+from .crf import CRF
+from .metrics import classification_metrics, cmrc_em, cmrc_f1, cmrc_metrics, entity_metrics, get_entities
+from .models import Classifier, SpanExtractor, Tagger
+
+__all__ = ["main", "run", "CRF", "classification_metrics", "cmrc_em", "cmrc_f1", "cmrc_metrics", "entity_metrics",
+           "get_entities", "Classifier", "SpanExtractor", "Tagger"]

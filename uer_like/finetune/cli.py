@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from ..errors import ConfigError, DataError, UerLikeError
+from ..errors import ConfigError, UerLikeError
 from ..tokenizers import build_tokenizer
 from . import core
 from . import data as D
