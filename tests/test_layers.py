@@ -60,3 +60,27 @@ def test_fast_dropout_gradient_is_the_mask():
     y.sum().backward()
     mask = (y != 0).float() / 0.75
     assert torch.allclose(x.grad, mask)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_cross_entropy_equals_cross_entropy_of_the_logits(bias):
+    import torch.nn.functional as F
+
+    from uer_like.layers.cross_entropy import linear_cross_entropy
+
+    torch.manual_seed(0)
+    h = torch.randn(2500, 16, dtype=torch.double, requires_grad=True)  # more rows than one chunk
+    w = torch.randn(50, 16, dtype=torch.double, requires_grad=True)
+    b = torch.randn(50, dtype=torch.double, requires_grad=True) if bias else None
+    y = torch.randint(1, 50, (2500,))
+    y[::7] = 0  # ignored
+    loss, correct = linear_cross_entropy(h, w, b, y, ignore_index=0)
+    logits = h @ w.t() + (b if bias else 0)
+    ref = F.cross_entropy(logits, y, ignore_index=0)
+    assert torch.allclose(loss, ref, atol=1e-12)
+    assert correct.item() == ((logits.argmax(-1) == y) & (y > 0)).sum().item()
+    params = (h, w, b) if bias else (h, w)
+    for got, want in zip(torch.autograd.grad(2.5 * loss, params), torch.autograd.grad(2.5 * ref, params)):
+        assert torch.allclose(got, want, atol=1e-12)
+    with torch.no_grad():
+        assert torch.allclose(linear_cross_entropy(h, w, b, y, ignore_index=0)[0], ref)

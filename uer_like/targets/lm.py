@@ -1,6 +1,6 @@
 import torch.nn as nn
-import torch.nn.functional as F
 
+from ..layers.cross_entropy import linear_cross_entropy
 from ..registry import TARGETS
 
 
@@ -23,8 +23,5 @@ class LmTarget(nn.Module):
         flat = hidden.reshape(-1, hidden.size(-1))
         if keep is not None:  # flat positions of real targets, computed by the collator (no sync)
             flat, tgt = flat.index_select(0, keep), tgt.index_select(0, keep)
-        logits = self.logits(flat).float()
-        count = (tgt > 0).sum()
-        loss = F.cross_entropy(logits, tgt, ignore_index=0, reduction="sum") / count.clamp(min=1)
-        correct = ((logits.argmax(-1) == tgt) & (tgt > 0)).sum()
-        return {"loss": loss, "correct": correct, "count": count}
+        loss, correct = linear_cross_entropy(flat, self.output_layer.weight, self.output_layer.bias, tgt, 0)
+        return {"loss": loss, "correct": correct, "count": (tgt > 0).sum()}

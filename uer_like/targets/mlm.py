@@ -1,7 +1,7 @@
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..layers.activations import get_activation
+from ..layers.cross_entropy import linear_cross_entropy
 from ..layers.norms import build_layernorm
 from ..registry import TARGETS
 
@@ -27,7 +27,6 @@ class MlmTarget(nn.Module):
         # mlm_pos: flat indices into batch*seq of the masked tokens; mlm_labels: their original ids
         pos, labels = batch["mlm_pos"], batch["mlm_labels"]
         picked = hidden.reshape(-1, hidden.size(-1)).index_select(0, pos)
-        logits = self.logits(picked).float()
-        loss = F.cross_entropy(logits, labels, reduction="sum") / labels.numel()
-        correct = (logits.argmax(-1) == labels).sum()
+        h = self.layer_norm(self.act(self.linear_1(picked)))
+        loss, correct = linear_cross_entropy(h, self.linear_2.weight, self.linear_2.bias, labels)
         return {"loss": loss, "correct": correct, "count": labels.new_tensor(labels.numel())}

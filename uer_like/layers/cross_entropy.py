@@ -1,0 +1,65 @@
+"""Vocabulary projection + cross-entropy in one pass over row chunks, without keeping the logits.
+
+For LM/MLM heads the logits ([tokens, vocab]) are the largest tensor of a step. This computes, chunk by
+chunk, logits = h W^T + b, the loss (logsumexp - logit of the label), whether the label is the arg max,
+and, when gradients are needed, d loss / d logits = (softmax - onehot) / count, folded at once into the
+gradients of h, W and b. Same FLOPs as the plain way, a fraction of the memory traffic; tests compare
+loss and gradients with F.cross_entropy."""
+import torch
+
+CHUNK_ROWS = 1024
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, weight, bias, labels, ignore_index, need_grad):
+        n = h.shape[0]
+        valid = labels != ignore_index
+        count = valid.sum().clamp(min=1).to(h.dtype)
+        loss = h.new_zeros(())
+        correct = torch.zeros((), dtype=torch.long, device=h.device)
+        gh = torch.empty_like(h) if need_grad else None
+        gw = torch.zeros_like(weight) if need_grad else None
+        gb = torch.zeros_like(bias) if (need_grad and bias is not None) else None
+        for s in range(0, n, CHUNK_ROWS):
+            hc, yc, vc = h[s:s + CHUNK_ROWS], labels[s:s + CHUNK_ROWS], valid[s:s + CHUNK_ROWS]
+            logits = hc @ weight.t()
+            if bias is not None:
+                logits += bias
+            mx = logits.max(-1, keepdim=True).values
+            picked = logits.gather(1, yc.clamp(min=0).unsqueeze(1))
+            logits.sub_(mx)
+            sumexp = logits.exp_().sum(-1, keepdim=True)  # logits now holds exp(logit - max)
+            lse = sumexp.log() + mx
+            vf = vc.to(h.dtype).unsqueeze(1)
+            loss += ((lse - picked) * vf).sum()
+            correct += ((picked >= mx) & vc.unsqueeze(1)).sum()
+            if need_grad:
+                g = logits.div_(sumexp)  # softmax
+                rows = torch.arange(g.shape[0], device=g.device)
+                g[rows, yc.clamp(min=0)] -= 1.0
+                g.mul_(vf / count)
+                gh[s:s + CHUNK_ROWS] = g @ weight
+                gw.addmm_(g.t(), hc)
+                if gb is not None:
+                    gb += g.sum(0)
+        ctx.save_for_backward(gh, gw, gb)
+        ctx.has_bias = bias is not None
+        ctx.mark_non_differentiable(correct)
+        return loss / count, correct
+
+    @staticmethod
+    def backward(ctx, grad_loss, grad_correct):
+        gh, gw, gb = ctx.saved_tensors
+        if gh is None:
+            raise RuntimeError("linear_cross_entropy was called without need_grad and cannot be differentiated")
+        return gh * grad_loss, gw * grad_loss, (gb * grad_loss if ctx.has_bias else None), None, None, None
+
+
+def linear_cross_entropy(h, weight, bias, labels, ignore_index=-100):
+    """-> (mean loss over labels != ignore_index, number of rows whose label is the arg max).
+    h: [n, hidden]; weight: [vocab, hidden]; labels: [n]."""
+    need = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
+    if h.dtype != weight.dtype:  # under autocast: do it in the weight's precision
+        h = h.to(weight.dtype)
+    return _LinearCrossEntropy.apply(h, weight, bias, labels, ignore_index, need)
