@@ -60,6 +60,7 @@ def linear_cross_entropy(h, weight, bias, labels, ignore_index=-100):
     """-> (mean loss over labels != ignore_index, number of rows whose label is the arg max).
     h: [n, hidden]; weight: [vocab, hidden]; labels: [n]."""
     need = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
-    if h.dtype != weight.dtype:  # under autocast: do it in the weight's precision
-        h = h.to(weight.dtype)
-    return _LinearCrossEntropy.apply(h, weight, bias, labels, ignore_index, need)
+    # under autocast the head runs in the weight's precision (float32): the loss and the weight gradient
+    # accumulate there (a bf16 variant of the three matmuls would be faster on GPU; not done yet)
+    with torch.autocast(device_type=h.device.type, enabled=False):
+        return _LinearCrossEntropy.apply(h.to(weight.dtype), weight, bias, labels, ignore_index, need)
