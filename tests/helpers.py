@@ -16,3 +16,37 @@ def preprocess(tmp_path, corpus_text=None, corpus_path=None, name="ds.bin", **kw
     kw.setdefault("dup_factor", 1)
     manifest = run_preprocess(corpus_path=corpus_path, dataset_path=out, progress=False, **kw)
     return out, manifest
+
+
+def libasan():
+    """Path of gcc's AddressSanitizer runtime, or None when gcc or libasan is missing."""
+    import shutil
+    import subprocess
+
+    gcc = shutil.which("gcc")
+    if not gcc:
+        return None
+    try:
+        out = subprocess.run([gcc, "-print-file-name=libasan.so"], capture_output=True, text=True,
+                             timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out if out and os.path.isabs(out) and os.path.exists(out) else None
+
+
+def build_asan_extension(tmp_path):
+    """Build uer_like._native with AddressSanitizer into tmp_path; returns the .so path."""
+    import glob
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    build = subprocess.run(
+        [sys.executable, "setup.py", "build_ext", "--build-lib", str(tmp_path / "lib"),
+         "--build-temp", str(tmp_path / "tmp")],
+        cwd=ROOT, env=dict(os.environ, UER_LIKE_ASAN="1"), capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    sos = glob.glob(str(tmp_path / "lib" / "uer_like" / "_native*.so"))
+    assert sos, "no extension built"
+    return sos[0]

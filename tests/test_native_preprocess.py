@@ -2,7 +2,6 @@
 byte-identical datasets for every processor, identical handling of malformed input (same files, same
 problem counts and first line numbers, same error line), native batch masking == mask_instance, the C
 tokenizer == the Python BERT tokenizer, and an AddressSanitizer run over malformed input."""
-import glob
 import hashlib
 import json
 import os
@@ -21,7 +20,7 @@ from uer_like.data.rng import SplitMix64
 from uer_like.errors import DataError
 from uer_like.tokenizers import BertTokenizer, Vocab
 from conftest import DATA, ROOT, SAMPLE_CORPUS, VOCAB
-from helpers import preprocess
+from helpers import preprocess, build_asan_extension, libasan
 
 pytestmark = pytest.mark.skipif(not native.AVAILABLE, reason="uer_like._native is not built")
 
@@ -348,39 +347,18 @@ ASAN_SCRIPT = textwrap.dedent(r'''
 ''')
 
 
-def _libasan():
-    import shutil
-
-    gcc = shutil.which("gcc")
-    if not gcc:
-        return None
-    try:
-        out = subprocess.run([gcc, "-print-file-name=libasan.so"], capture_output=True, text=True,
-                             timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out if out and os.path.isabs(out) and os.path.exists(out) else None
-
-
-@pytest.mark.skipif(_libasan() is None, reason="gcc or libasan not available")
+@pytest.mark.skipif(libasan() is None, reason="gcc or libasan not available")
 def test_asan_native_preprocess_malformed_inputs(tmp_path):
     from uer_like.segmentation import default_dict_path
 
-    env = dict(os.environ, UER_LIKE_ASAN="1")
-    build = subprocess.run(
-        [sys.executable, "setup.py", "build_ext", "--build-lib", str(tmp_path / "lib"),
-         "--build-temp", str(tmp_path / "tmp")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    sos = glob.glob(str(tmp_path / "lib" / "uer_like" / "_native*.so"))
-    assert sos, "no extension built"
+    so = build_asan_extension(tmp_path)
     data = malformed_corpus()
     cases = [data, data[:-1], b"", b"\n", b"\r", b"\xef\xbb\xbf", b"\x00\n\x00", data.replace(b"\n", b"\t"),
              b"label\tx\n1\t2\t3\n-5\tx\n\xef\xbc\x91\ty\n99999999999999999999\tz\n"]
-    run_env = dict(os.environ, LD_PRELOAD=_libasan(), ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:exitcode=99",
+    run_env = dict(os.environ, LD_PRELOAD=libasan(), ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:exitcode=99",
                    PYTHONMALLOC="malloc")
     proc = subprocess.run(
-        [sys.executable, "-c", ASAN_SCRIPT, sos[0], default_dict_path(), VOCAB, json.dumps([c.hex() for c in cases])],
+        [sys.executable, "-c", ASAN_SCRIPT, so, default_dict_path(), VOCAB, json.dumps([c.hex() for c in cases])],
         env=run_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "ASAN-OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert proc.stdout.split()[0] == str((len(cases) + 302) * 2 * 5 * 3 * 2)  # every chunk call ran

@@ -24,6 +24,7 @@ jieba = pytest.importorskip("jieba")
 jieba.setLogLevel(60)
 
 from uer_like import segmentation as seg  # noqa: E402
+from helpers import build_asan_extension, libasan  # noqa: E402
 
 # jieba.lcut is jieba.dt.lcut with dt = jieba.Tokenizer(); compare against a private fresh
 # Tokenizer so that other tests changing jieba's global tokenizer cannot interfere.
@@ -438,34 +439,15 @@ ASAN_SCRIPT = textwrap.dedent(r'''
 ''')
 
 
-def _libasan():
-    gcc = shutil.which("gcc")
-    if not gcc:
-        return None
-    try:
-        out = subprocess.run([gcc, "-print-file-name=libasan.so"], capture_output=True, text=True,
-                             timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out if out and os.path.isabs(out) and os.path.exists(out) else None
-
-
-@pytest.mark.skipif(_libasan() is None, reason="gcc or libasan not available")
+@pytest.mark.skipif(libasan() is None, reason="gcc or libasan not available")
 def test_asan_build_malformed_inputs(tmp_path):
-    env = dict(os.environ, UER_LIKE_ASAN="1")
-    build = subprocess.run(
-        [sys.executable, "setup.py", "build_ext", "--build-lib", str(tmp_path / "lib"),
-         "--build-temp", str(tmp_path / "tmp")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    sos = glob.glob(str(tmp_path / "lib" / "uer_like" / "_native*.so"))
-    assert sos, "no extension built"
+    so = build_asan_extension(tmp_path)
     cases = repr(EDGE_CASES)
-    run_env = dict(os.environ, LD_PRELOAD=_libasan(),
+    run_env = dict(os.environ, LD_PRELOAD=libasan(),
                    ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:exitcode=99",
                    PYTHONMALLOC="malloc")
     proc = subprocess.run(
-        [sys.executable, "-c", ASAN_SCRIPT, sos[0], seg.default_dict_path(), cases],
+        [sys.executable, "-c", ASAN_SCRIPT, so, seg.default_dict_path(), cases],
         env=run_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "ASAN-OK" in proc.stdout, (
         proc.stdout[-3000:] + proc.stderr[-6000:])
