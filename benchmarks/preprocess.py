@@ -2,22 +2,24 @@
 jieba alone and a UER-py-style pipeline, on one core; memory from a 2 MB to a 200 MB corpus; 1 vs 2
 processes.
 
-    python benchmarks/preprocess.py [--corpora DIR] [--max_mb 6.5] [--big_mb 200] [--write-readme]
+    python benchmarks/preprocess.py [--corpora DIR] [--repeat 4] [--big_mb 200] [--write-readme]
 
 Input: the shared corpora (../shared/data/corpora: CLUECorpusSmall_bert_sampled.txt,
 CLUECorpusSmall_sampled.txt, book_review_cls.txt) concatenated into one BERT-format corpus (files
-without blank lines get a blank line after every 10 lines so that they form documents).
+without blank lines get a blank line after every 10 lines so that they form documents), written
+`--repeat` times (default 4, 25.7 MB) so that one-time setup (vocabulary, dictionaries) is a small
+part of every path's time.
 
 Every measurement runs in a fresh child process (`--child`), pinned to CPU 0 (os.sched_setaffinity),
 except the 2-process run, which may use CPUs 0 and 1. MB/s = corpus bytes / CPU seconds of the child
 (user + sys, its pool workers included); wall-clock MB/s alongside (the machine is shared, so wall time
 is noisy). Peak RSS = the child's resource.getrusage ru_maxrss (its pool workers reported apart).
 
-  python     run_preprocess(implementation="python"): the reference path (bert processor, whole-word
-             masking, static masks, seq_length 128, dup_factor 1) -> dataset file; its jieba-exact
-             segmentation is uer_like.segmentation, i.e. already the C segmenter when it is built
-  python-jieba  the same with uer_like.segmentation falling back to jieba itself (what the reference
-             path is without uer_like._native: all Python)
+  python     run_preprocess(implementation="python"): the reference path, all Python (bert processor,
+             whole-word masking, static masks, seq_length 128, dup_factor 1) -> dataset file; its
+             segmentation is jieba itself (Segmenter(native=False))
+  python-cseg  the same Python path with its segmentation done by the C segmenter (for the cost
+             split: how much of the Python path is segmentation)
   native     the same run with implementation="native" -> a byte-identical dataset file (checked)
   jieba      jieba.lcut(line) for every line, nothing else
   UER-style  a re-creation (written here, not UER-py's code) of what UER-py's preprocess.py does for
@@ -49,7 +51,7 @@ OPTS = dict(data_processor="bert", seq_length=128, dup_factor=1, whole_word_mask
             seed=7)
 
 
-def build_corpus(src_dir, out_path, max_mb=None):
+def build_corpus(src_dir, out_path, max_mb=None, repeat=1):
     parts = []
     for name in FILES:
         with open(os.path.join(src_dir, name), "rb") as f:
@@ -65,8 +67,9 @@ def build_corpus(src_dir, out_path, max_mb=None):
         cut = data[: int(max_mb * 1e6)]
         data = cut[: cut.rfind(b"\n\n") + 2]
     with open(out_path, "wb") as f:
-        f.write(data)
-    return len(data)
+        for _ in range(repeat):
+            f.write(data)
+    return len(data) * repeat
 
 
 def repeat_corpus(src, out_path, mb):
@@ -219,17 +222,21 @@ def child(args):
 
     from uer_like.data.preprocess import run_preprocess  # imports (torch...) are not timed
 
-    if args.child == "python-jieba":  # the reference path as it runs without uer_like._native's segmenter
+    if args.child == "python-cseg":  # the Python path with the C segmenter (the cost split)
         import uer_like.segmentation as S
 
-        S.NATIVE_AVAILABLE = False
+        class CSegmenter(S.Segmenter):
+            def __init__(self, *a, native=None, **kw):
+                super().__init__(*a, native=None, **kw)
+
+        S.Segmenter = CSegmenter
     if args.child in ("jieba", "uer"):
         jieba.setLogLevel(60)
         jieba.initialize()  # jieba's dictionary load is not timed (the uer_like paths include their setup)
     info["rss_before_mb"] = _rss_now_mb()
     t_cpu, t_wall = time.process_time(), time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if args.child in ("python", "python-jieba", "native", "native-nowwm"):
+    if args.child in ("python", "python-cseg", "native", "native-nowwm"):
         opts = dict(OPTS, whole_word_masking=args.child != "native-nowwm")
         m = run_preprocess(progress=False, corpus_path=args.corpus, vocab_path=VOCAB, dataset_path=args.out,
                            implementation=args.child.split("-")[0], processes_num=args.processes, **opts)
@@ -290,10 +297,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpora", default=DEFAULT_DATA)
     ap.add_argument("--max_mb", type=float, default=None, help="cut the concatenated corpus to this size")
+    ap.add_argument("--repeat", type=int, default=4, help="write the concatenated corpus this many times")
     ap.add_argument("--small_mb", type=float, default=2.0)
     ap.add_argument("--big_mb", type=float, default=200.0)
     ap.add_argument("--procs_mb", type=float, default=50.0, help="corpus size of the 1 vs 2 processes runs")
-    ap.add_argument("--skip", default="", help="comma-separated: uer,python,pyjieba,jieba,memory,procs")
+    ap.add_argument("--skip", default="", help="comma-separated: uer,python,pycseg,jieba,memory,procs")
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--child", default=None)
     ap.add_argument("--corpus")
@@ -306,7 +314,9 @@ def main():
     skip = set(filter(None, args.skip.split(",")))
     tmp = tempfile.mkdtemp(prefix="uer_like_bench_")
     corpus = os.path.join(tmp, "corpus.txt")
-    size = build_corpus(args.corpora, corpus, args.max_mb)
+    size = build_corpus(args.corpora, corpus, args.max_mb, args.repeat)
+    one = os.path.join(tmp, "one.txt")
+    build_corpus(args.corpora, one, args.max_mb)
     mb = size / 1e6
     print(f"corpus: {mb:.2f} MB in {tmp}", flush=True)
     res = {}
@@ -318,11 +328,19 @@ def main():
         with open(os.path.join(tmp, "native.bin"), "rb") as a, open(os.path.join(tmp, "python.bin"), "rb") as b:
             res["identical"] = a.read() == b.read()
         os.remove(os.path.join(tmp, "python.bin"))
-    if "pyjieba" not in skip:
-        res["python-jieba"] = measure("python-jieba", corpus, os.path.join(tmp, "pyj.bin"))
-        with open(os.path.join(tmp, "native.bin"), "rb") as a, open(os.path.join(tmp, "pyj.bin"), "rb") as b:
-            res["identical_pyj"] = a.read() == b.read()
-        os.remove(os.path.join(tmp, "pyj.bin"))
+    if "pycseg" not in skip:
+        res["python-cseg"] = measure("python-cseg", corpus, os.path.join(tmp, "pyc.bin"))
+        with open(os.path.join(tmp, "native.bin"), "rb") as a, open(os.path.join(tmp, "pyc.bin"), "rb") as b:
+            res["identical_pyc"] = a.read() == b.read()
+        os.remove(os.path.join(tmp, "pyc.bin"))
+    # the corpus once (6.4 MB): the native path with its setup (dictionary, vocabulary) a larger share
+    res["native-one"] = measure("native", one, os.path.join(tmp, "one.bin"))
+    res["native-one"]["mb"] = os.path.getsize(one) / 1e6
+    os.remove(os.path.join(tmp, "one.bin"))
+    tiny = os.path.join(tmp, "tiny.txt")
+    with open(tiny, "w", encoding="utf-8") as f:
+        f.write("我们在北京大学学习。\n今天天气很好。\n")
+    res["native-setup"] = measure("native", tiny, os.path.join(tmp, "tiny.bin"))
     if "jieba" not in skip:
         res["jieba"] = measure("jieba", corpus, os.devnull)
     if "uer" not in skip:
@@ -332,7 +350,7 @@ def main():
         small = os.path.join(tmp, "small.txt")
         build_corpus(args.corpora, small, args.small_mb)
         big = os.path.join(tmp, "big.txt")
-        big_size = repeat_corpus(corpus, big, args.big_mb)
+        big_size = repeat_corpus(one, big, args.big_mb)
         res["mem_small"] = measure("native", small, os.path.join(tmp, "small.bin"))
         res["mem_small"]["mb"] = os.path.getsize(small) / 1e6
         res["mem_big"] = measure("native", big, os.path.join(tmp, "big.bin"))
@@ -341,7 +359,7 @@ def main():
             os.remove(p)
     if "procs" not in skip:
         mid = os.path.join(tmp, "mid.txt")
-        res["p_mb"] = repeat_corpus(corpus, mid, args.procs_mb) / 1e6
+        res["p_mb"] = repeat_corpus(one, mid, args.procs_mb) / 1e6
         res["p1"] = measure("native", mid, os.path.join(tmp, "p1.bin"), 1, "0,1")
         res["p2"] = measure("native", mid, os.path.join(tmp, "p2.bin"), 2, "0,1")
         with open(os.path.join(tmp, "p1.bin"), "rb") as a, open(os.path.join(tmp, "p2.bin"), "rb") as b:
@@ -360,10 +378,9 @@ def main():
                     f"{r['rss_before_mb']:.0f} |")
 
     if base:
-        row("Python reference path (`--implementation python`; segmentation by the C segmenter)", base)
-    if "python-jieba" in res:
-        row("Python reference path, all Python (segmentation by jieba, as without `uer_like._native`)",
-            res["python-jieba"])
+        row("Python reference path (`--implementation python`: all Python, segmentation by jieba)", base)
+    if "python-cseg" in res:
+        row("Python path with the C segmenter (for the cost split; not a user-facing mode)", res["python-cseg"])
     row("native path (`--implementation native`)", res["native"])
     row("native path without whole-word masking (no segmentation; for the cost split)", res["native-nowwm"])
     if "jieba" in res:
@@ -371,6 +388,7 @@ def main():
     if "uer" in res:
         row("UER-style pipeline (re-creation, see benchmarks/preprocess.py)", res["uer"])
     cmd = "python benchmarks/preprocess.py" + (f" --max_mb {args.max_mb:g}" if args.max_mb else "") + \
+        (f" --repeat {args.repeat}" if args.repeat != 4 else "") + \
         (f" --big_mb {args.big_mb:g}" if args.big_mb != 200 else "") + " --write-readme"
     lines = [
         "## Preprocessing", "",
@@ -383,27 +401,36 @@ def main():
         f"Command: `{cmd}`  ",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores (each measurement in a fresh child process pinned to",
         f"1 core), Python {platform.python_version()}.  ",
-        f"Input: the 3 shared corpora concatenated into one BERT-format corpus ({mb:.2f} MB). MB/s = input",
-        "bytes / CPU seconds of the child (wall-clock alongside; the machine is shared with other jobs).",
-        "Timed: the run itself (interpreter start and imports excluded; the uer_like paths include loading",
-        "the vocabulary and building the segmenter; jieba's dictionary is loaded before timing). Peak RSS =",
-        "the child's ru_maxrss; RSS before = after imports, before the run (torch is imported by uer_like).", "",
+        f"Input: the 3 shared corpora concatenated into one BERT-format corpus ({mb / args.repeat:.2f} MB), written "
+        f"{args.repeat} times ({mb:.1f} MB).",
+        "MB/s = input bytes / CPU seconds of the child (wall-clock alongside; the machine is shared with other",
+        "jobs). Timed: the run itself (interpreter start and imports excluded; the uer_like paths include",
+        "loading the vocabulary and their segmenter's dictionary; for jieba alone and the UER-style pipeline",
+        "jieba's dictionary is loaded before timing). Peak RSS = the child's ru_maxrss; RSS before = after",
+        "imports, before the run (torch is imported by uer_like).", "",
         "| path | MB/s (CPU) | MB/s (wall) | vs Python path | peak RSS (MB) | RSS before (MB) |",
         "|---|---:|---:|---:|---:|---:|",
         *rows, ""]
     if "identical" in res:
-        same = res["identical"] and res.get("identical_pyj", True)
+        same = res["identical"] and res.get("identical_pyc", True)
         lines.append(f"Native and Python dataset files byte-identical: {'yes' if same else 'NO'} "
                      f"({res['native'].get('instances')} instances).")
     if "uer" in res:
         lines.append(f"Native vs the UER-style pipeline: {(mb / res['native']['cpu']) / (mb / res['uer']['cpu']):.0f}x "
                      "(CPU).")
-    if base and "mem_big" in res:
-        b = res["mem_big"]
-        lines.append(f"Native path on the {b['mb']:.0f} MB corpus below (setup amortised): {b['mb'] / b['cpu']:.1f} MB/s "
-                     f"CPU = {(b['mb'] / b['cpu']) / (mb / base['cpu']):.0f}x the Python reference path"
-                     + (f", {(b['mb'] / b['cpu']) / (mb / res['python-jieba']['cpu']):.0f}x the all-Python one"
-                        if "python-jieba" in res else "") + ".")
+    def vs(r):
+        out = f"{r['mb'] / r['cpu']:.1f} MB/s CPU"
+        if base:
+            out += f" = {(r['mb'] / r['cpu']) / (mb / base['cpu']):.0f}x the Python reference path"
+        if "python-cseg" in res:
+            out += f", {(r['mb'] / r['cpu']) / (mb / res['python-cseg']['cpu']):.0f}x the Python path with the C segmenter"
+        return out
+
+    o1 = res["native-one"]
+    lines.append(f"Native path on the corpus once ({o1['mb']:.1f} MB; {res['native-setup']['cpu']:.2f} s of its "
+                 f"{o1['cpu']:.2f} s are setup, the time of a one-line corpus): {vs(o1)}.")
+    if "mem_big" in res:
+        lines.append(f"Native path on the {res['mem_big']['mb']:.0f} MB corpus below: {vs(res['mem_big'])}.")
     if "mem_big" in res:
         s, b = res["mem_small"], res["mem_big"]
         lines += ["", f"Memory (native path, 1 MB chunks): {s['mb']:.1f} MB corpus -> peak RSS {s['maxrss_mb']:.0f} MB; "

@@ -362,3 +362,24 @@ def test_asan_native_preprocess_malformed_inputs(tmp_path):
         env=run_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "ASAN-OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert proc.stdout.split()[0] == str((len(cases) + 302) * 2 * 5 * 3 * 2)  # every chunk call ran
+
+
+def test_python_reference_path_segments_with_jieba(tmp_path, monkeypatch):
+    """--implementation python is all Python: whole-word masking segments with jieba itself, never the C
+    segmenter, and still writes the native path's dataset byte for byte."""
+    import uer_like.segmentation as S
+
+    corpus = os.path.join(tmp_path, "corpus.txt")
+    with open(corpus, "wb") as f:
+        f.write(_slice(SAMPLE_CORPUS, 30000))
+    kw = dict(data_processor="bert", seq_length=64, whole_word_masking=True, seed=3)
+    nat = preprocess(tmp_path, corpus_path=corpus, name="nat.bin", implementation="native", **kw)
+
+    def refuse(self):
+        raise AssertionError("the Python reference path used the C segmenter")
+
+    monkeypatch.setattr(S.Segmenter, "_build_native", refuse)
+    py = preprocess(tmp_path, corpus_path=corpus, name="py.bin", implementation="python", **kw)
+    assert py[1]["instances"] > 20
+    assert_identical(py, nat)
+    assert not S.Segmenter(native=False).native and S.Segmenter(native=False).cut("北京大学") == ["北京大学"]

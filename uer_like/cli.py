@@ -46,7 +46,8 @@ def add_preprocess_args(p):
     p.add_argument("--chunk_bytes", type=int, default=1 << 20, help="unit of parallel work (output does not depend "
                                                                     "on --processes_num, but does on this)")
     p.add_argument("--implementation", default="auto", choices=("auto", "native", "python"),
-                   help="native C fast path or the Python reference (auto: native when built)")
+                   help="native C fast path, or the all-Python reference (segmentation by jieba); "
+                        "auto: native when built")
 
 
 def _bool(s):

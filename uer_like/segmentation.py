@@ -19,7 +19,9 @@ exactly ``jieba.lcut(text, HMM=False)`` (jieba 0.42.1 accurate mode), ~35-45x fa
   slices of the input.
 * Fallback: when ``uer_like._native`` is not built (``python setup.py build_ext --inplace``),
   everything here transparently calls jieba itself (``jieba.Tokenizer``), which gives the
-  same results, only slower. ``NATIVE_AVAILABLE`` tells which path is used.
+  same results, only slower. ``NATIVE_AVAILABLE`` tells which path is used;
+  ``Segmenter(native=False)`` calls jieba even when the extension is built (the all-Python
+  reference path of preprocess.py, ``--implementation python``).
 
 * ``word_ends(text)`` gives the word end offsets instead of the word strings (whole-word
   masking).
@@ -96,12 +98,18 @@ class Segmenter:
     """
 
     def __init__(self, dict_path: Optional[PathLike] = None,
-                 user_dict: Union[None, PathLike, Sequence[PathLike]] = None):
+                 user_dict: Union[None, PathLike, Sequence[PathLike]] = None, native: Optional[bool] = None):
+        """native: None uses the C extension when it is built; False always uses jieba itself (the
+        all-Python reference); True requires the C extension."""
+        if native and not NATIVE_AVAILABLE:
+            raise RuntimeError("Segmenter(native=True): uer_like._native is not built "
+                               "(pip install -e . or python setup.py build_ext --inplace)")
         self.dict_path = _norm(dict_path) or default_dict_path()
         self.user_dicts = _norm_user(user_dict)
         self._lock = threading.Lock()
         self._impl = None  # native JiebaSegmenter or jieba.Tokenizer
-        self._native = NATIVE_AVAILABLE
+        self._want_native = NATIVE_AVAILABLE if native is None else bool(native)
+        self._native = self._want_native
 
     # -- construction ---------------------------------------------------
     def _load(self):
@@ -109,7 +117,7 @@ class Segmenter:
             return self._impl
         with self._lock:
             if self._impl is None:
-                native = NATIVE_AVAILABLE
+                native = self._want_native
                 impl = self._build_native() if native else self._build_jieba()
                 if native:
                     # fast path: later calls go straight to C (same signatures)
@@ -135,12 +143,19 @@ class Segmenter:
         return impl
 
     def _build_jieba(self):
-        import jieba
+        # one jieba.Tokenizer per process for the same dictionary files (loading one takes ~1 s)
+        files = (self.dict_path,) + tuple(self.user_dicts)
+        key = tuple((p, _file_sig(p)) for p in files)
+        tok = _jieba_cache.get(key)
+        if tok is None:
+            import jieba
 
-        tok = jieba.Tokenizer(self.dict_path)
-        tok.initialize()
-        for path in self.user_dicts:
-            tok.load_userdict(path)
+            tok = jieba.Tokenizer(self.dict_path)
+            tok.initialize()
+            for path in self.user_dicts:
+                tok.load_userdict(path)
+            with _cache_lock:
+                tok = _jieba_cache.setdefault(key, tok)
         return tok
 
     # -- API --------------------------------------------------------------
@@ -195,18 +210,19 @@ class Segmenter:
     def __getstate__(self):
         # picklable (multiprocessing): only the dictionary paths travel, the native
         # structure is rebuilt lazily in the receiving process
-        return {"dict_path": self.dict_path, "user_dicts": self.user_dicts}
+        return {"dict_path": self.dict_path, "user_dicts": self.user_dicts, "native": self._want_native}
 
     def __setstate__(self, state):
         self.dict_path = state["dict_path"]
         self.user_dicts = tuple(state["user_dicts"])
         self._lock = threading.Lock()
         self._impl = None
-        self._native = NATIVE_AVAILABLE
+        self._want_native = state.get("native", NATIVE_AVAILABLE) and NATIVE_AVAILABLE
+        self._native = self._want_native
 
     def __repr__(self):
         return "Segmenter(dict_path=%r, user_dict=%r, native=%r)" % (
-            self.dict_path, list(self.user_dicts), NATIVE_AVAILABLE)
+            self.dict_path, list(self.user_dicts), self._want_native)
 
 
 def _file_sig(path: str):
@@ -259,6 +275,7 @@ def _suggest_freq(impl, word: str) -> int:
 _cache_lock = threading.Lock()
 _segmenters: dict = {}
 _native_cache: dict = {}
+_jieba_cache: dict = {}
 
 
 def get_segmenter(dict_path: Optional[PathLike] = None,
