@@ -8,6 +8,8 @@
   loop (all results are kept for the agreement check, for jieba and native alike):
     - "native segment()": uer_like.segmentation.segment(line) called per line;
     - "native segment_lines()": one batched call for all lines;
+* rjieba (the jieba-rs Rust port, `pip install rjieba`; not a dependency) is timed the same way
+  and checked for agreement when it is installed;
 * agreement: fraction of lines whose token list is identical to jieba's (HMM on and off);
   --check-datasets also checks every line of the fine-tuning tsvs (not timed);
 * --write-readme replaces the "## Segmentation" section of benchmarks/README.md.
@@ -109,11 +111,20 @@ def main():
     mb = nbytes / 1e6
     print("%d files, %d lines, %.2f MB; native dictionary load %.3f s" % (len(files), len(lines), mb, load_s))
 
-    rows, agree = [], {}
+    rows, agree, rjieba_agree = [], {}, {}
+    try:
+        import rjieba
+    except ImportError:
+        rjieba = None
     for hmm in (True, False):
         tj, wj, ref = timed(lambda: [jieba.lcut(l, HMM=hmm) for l in lines])
         tn, wn, got = timed(lambda: [seg.segment(l, hmm) for l in lines], args.repeat)
         tb, wb, got_b = timed(lambda: seg.segment_lines(lines, hmm), args.repeat)
+        if rjieba is not None:
+            tr, wr, got_r = timed(lambda: [rjieba.cut(l, hmm=hmm) for l in lines])
+            same_r = sum(1 for a, b in zip(got_r, ref) if a == b)
+            rjieba_agree[hmm] = same_r
+            del got_r
         same = sum(1 for a, b in zip(got, ref) if a == b)
         same_b = sum(1 for a, b in zip(got_b, ref) if a == b)
         agree[hmm] = (min(same, same_b), len(lines))
@@ -122,6 +133,8 @@ def main():
         rows.append(("jieba.lcut", name, mb / tj, mb / wj, 1.0, ntok))
         rows.append(("native segment()", name, mb / tn, mb / wn, tj / tn, ntok))
         rows.append(("native segment_lines()", name, mb / tb, mb / wb, tj / tb, ntok))
+        if rjieba is not None:
+            rows.append(("rjieba.cut (Rust port)", name, mb / tr, mb / wr, tj / tr, None))
         print("HMM %-3s jieba %.2f MB/s | native %.1f MB/s (x%.0f) | batch %.1f MB/s (x%.0f) | "
               "agreement %d/%d" % (name, mb / tj, mb / tn, tj / tn, mb / tb, tj / tb, same, len(lines)))
         bad = [i for i, (a, b) in enumerate(zip(got, ref)) if a != b]
@@ -165,13 +178,18 @@ def main():
         "|---|---|---:|---:|---:|---:|",
     ]
     for name, h, r, rw, x, n in rows:
-        md.append("| %s | %s | %.2f | %.2f | %.1fx | %d |" % (name, h, r, rw, x, n))
+        md.append("| %s | %s | %.2f | %.2f | %.1fx | %s |" % (name, h, r, rw, x, "-" if n is None else n))
     md += [
         "",
         "Agreement with jieba (identical token lists): HMM on %d/%d lines (%.3f%%), HMM off %d/%d "
         "lines (%.3f%%)." % (agree[True][0], agree[True][1], 100.0 * agree[True][0] / agree[True][1],
                              agree[False][0], agree[False][1], 100.0 * agree[False][0] / agree[False][1]),
     ]
+    if rjieba_agree:
+        n = len(lines)
+        md.append("rjieba agreement with jieba: HMM on %d/%d lines (%.2f%%), HMM off %d/%d lines (%.2f%%)." % (
+            rjieba_agree[True], n, 100.0 * rjieba_agree[True] / n,
+            rjieba_agree[False], n, 100.0 * rjieba_agree[False] / n))
     if ds_note:
         md.append("Fine-tuning tsvs (not timed): %s identical." % ds_note)
     md += ["Native dictionary build (dict.txt parse + trie + HMM tables): %.2f s per process." % load_s, ""]
