@@ -431,7 +431,6 @@ def main():
                  f"{o1['cpu']:.2f} s are setup, the time of a one-line corpus): {vs(o1)}.")
     if "mem_big" in res:
         lines.append(f"Native path on the {res['mem_big']['mb']:.0f} MB corpus below: {vs(res['mem_big'])}.")
-    if "mem_big" in res:
         s, b = res["mem_small"], res["mem_big"]
         lines += ["", f"Memory (native path, 1 MB chunks): {s['mb']:.1f} MB corpus -> peak RSS {s['maxrss_mb']:.0f} MB; "
                   f"{b['mb']:.0f} MB corpus (the corpus repeated) -> peak RSS {b['maxrss_mb']:.0f} MB "

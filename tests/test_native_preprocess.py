@@ -383,3 +383,6 @@ def test_python_reference_path_segments_with_jieba(tmp_path, monkeypatch):
     assert py[1]["instances"] > 20
     assert_identical(py, nat)
     assert not S.Segmenter(native=False).native and S.Segmenter(native=False).cut("北京大学") == ["北京大学"]
+    monkeypatch.setattr(S, "NATIVE_AVAILABLE", False)
+    with pytest.raises(RuntimeError, match="not built"):
+        S.Segmenter(native=True)

@@ -108,8 +108,7 @@ class Segmenter:
         self.user_dicts = _norm_user(user_dict)
         self._lock = threading.Lock()
         self._impl = None  # native JiebaSegmenter or jieba.Tokenizer
-        self._want_native = NATIVE_AVAILABLE if native is None else bool(native)
-        self._native = self._want_native
+        self._native = NATIVE_AVAILABLE if native is None else bool(native)
 
     # -- construction ---------------------------------------------------
     def _load(self):
@@ -117,20 +116,21 @@ class Segmenter:
             return self._impl
         with self._lock:
             if self._impl is None:
-                native = self._want_native
-                impl = self._build_native() if native else self._build_jieba()
-                if native:
+                impl = self._build_native() if self._native else self._build_jieba()
+                if self._native:
                     # fast path: later calls go straight to C (same signatures)
                     self.cut = impl.cut
                     self.cut_lines = impl.cut_lines
-                self._native = native
                 self._impl = impl
         return self._impl
 
+    def _cache_key(self):
+        files = (self.dict_path,) + tuple(self.user_dicts)
+        return tuple((p, _file_sig(p)) for p in files)
+
     def _build_native(self):
         # one native structure per process for the same dictionary files (read-only once built)
-        files = (self.dict_path,) + tuple(self.user_dicts)
-        key = tuple((p, _file_sig(p)) for p in files)
+        key = self._cache_key()
         impl = _native_cache.get(key)
         if impl is None:
             impl = _native.JiebaSegmenter(self.dict_path)
@@ -144,8 +144,7 @@ class Segmenter:
 
     def _build_jieba(self):
         # one jieba.Tokenizer per process for the same dictionary files (loading one takes ~1 s)
-        files = (self.dict_path,) + tuple(self.user_dicts)
-        key = tuple((p, _file_sig(p)) for p in files)
+        key = self._cache_key()
         tok = _jieba_cache.get(key)
         if tok is None:
             import jieba
@@ -210,19 +209,18 @@ class Segmenter:
     def __getstate__(self):
         # picklable (multiprocessing): only the dictionary paths travel, the native
         # structure is rebuilt lazily in the receiving process
-        return {"dict_path": self.dict_path, "user_dicts": self.user_dicts, "native": self._want_native}
+        return {"dict_path": self.dict_path, "user_dicts": self.user_dicts, "native": self._native}
 
     def __setstate__(self, state):
         self.dict_path = state["dict_path"]
         self.user_dicts = tuple(state["user_dicts"])
         self._lock = threading.Lock()
         self._impl = None
-        self._want_native = state.get("native", NATIVE_AVAILABLE) and NATIVE_AVAILABLE
-        self._native = self._want_native
+        self._native = state.get("native", NATIVE_AVAILABLE) and NATIVE_AVAILABLE
 
     def __repr__(self):
         return "Segmenter(dict_path=%r, user_dict=%r, native=%r)" % (
-            self.dict_path, list(self.user_dicts), self._want_native)
+            self.dict_path, list(self.user_dicts), self._native)
 
 
 def _file_sig(path: str):

@@ -86,7 +86,7 @@ def _init_worker(o):
 
         # --implementation python is the all-Python reference: segmentation by jieba itself; otherwise
         # (the Python path chosen by "auto" for options the native path lacks) the C segmenter when built
-        seg = Segmenter(user_dict=o["user_dict"], native=None if o.get("implementation") != "python" else False).cut
+        seg = Segmenter(user_dict=o["user_dict"], native=False if o.get("implementation") == "python" else None).cut
     _W.clear()
     _W.update(o=o, tok=tok, enc=SentenceEncoder(tok, seg), vocab=tok.vocab)
 
