@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from uer_like.finetune.crf import CRF
-from uer_like.finetune.metrics import (classification_metrics, cmrc_em, cmrc_f1, cmrc_metrics, entity_metrics,
-                                       get_entities, mixed_segmentation)
+from uer_like.finetune.classification import classification_metrics
+from uer_like.finetune.mrc import cmrc_em, cmrc_f1, cmrc_metrics, mixed_segmentation
+from uer_like.finetune.tagging import entity_metrics, get_entities
 
 
 def test_accuracy_and_per_class():

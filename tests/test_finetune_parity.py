@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from uer_like.config import ModelConfig
-from uer_like.finetune.models import Classifier, SpanExtractor, Tagger
+from uer_like.finetune import Classifier, SpanExtractor, Tagger
 
 transformers = pytest.importorskip("transformers")
 

@@ -1,15 +1,21 @@
-"""Fine-tuning and inference on downstream tasks: sentence (pair) classification, token tagging (NER, with
-an optional CRF) and span-extraction reading comprehension (CMRC 2018).
+"""Fine-tuning and inference on downstream tasks, one module per task, registered in tasks.TASKS:
+classification, regression and multi_label (finetune/run_classifier.py --task ...), tagging (NER, with an
+optional CRF: run_ner.py), mrc (span-extraction reading comprehension, CMRC 2018 / DRCD: run_cmrc.py) and
+multiple_choice (C3: run_c3.py). One training core (core.py) serves them all.
 
     from uer_like.finetune import run
     run("classification", ["--train_path", ..., "--dev_path", ...])
-
-Scripts: finetune/run_classifier.py, finetune/run_ner.py, finetune/run_cmrc.py.
 """
+from .classification import Classifier, classification_metrics
 from .cli import main, run
 from .crf import CRF
-from .metrics import classification_metrics, cmrc_em, cmrc_f1, cmrc_metrics, entity_metrics, get_entities
-from .models import Classifier, SpanExtractor, Tagger
+from .mrc import SpanExtractor, cmrc_em, cmrc_f1, cmrc_metrics
+from .multi_label import multi_label_metrics
+from .multiple_choice import MultipleChoice
+from .regression import pearson, regression_metrics, spearman
+from .tagging import Tagger, entity_metrics, get_entities
+from .tasks import TASKS, Task, load_tasks, task_names
 
-__all__ = ["main", "run", "CRF", "classification_metrics", "cmrc_em", "cmrc_f1", "cmrc_metrics", "entity_metrics",
-           "get_entities", "Classifier", "SpanExtractor", "Tagger"]
+__all__ = ["main", "run", "CRF", "TASKS", "Task", "load_tasks", "task_names", "classification_metrics",
+           "cmrc_em", "cmrc_f1", "cmrc_metrics", "entity_metrics", "get_entities", "multi_label_metrics",
+           "pearson", "regression_metrics", "spearman", "Classifier", "MultipleChoice", "SpanExtractor", "Tagger"]

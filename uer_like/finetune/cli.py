@@ -1,4 +1,6 @@
-"""Command lines of finetune/run_classifier.py, run_ner.py and run_cmrc.py (UER-py's flags).
+"""Command lines of the finetune/run_*.py scripts (UER-py's flags), built from the task registry (tasks.py):
+the shared flags below, then the chosen task's own (Task.add_args). A script serving several tasks
+(run_classifier.py: classification, regression, multi_label) takes --task.
 
 Modes:
 - train: --train_path (and --dev_path to select the best epoch, which is what --output_model_path keeps),
@@ -16,21 +18,31 @@ import time
 
 import torch
 
-from ..errors import ConfigError, UerLikeError
+from ..errors import CheckpointError, ConfigError, UerLikeError
+from ..io.checkpoint import load_into, load_state_dict_file
+from ..io.uer import from_uer_state_dict
 from ..tokenizers import build_tokenizer
+from ..training.optim import SCHEDULERS
+from ..training.precision import AMP_CHOICES
 from . import core
 from . import data as D
-from .tasks import ClassificationTask, MrcTask, TaggingTask
+from .tasks import get_task, tasks_of_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_VOCAB = os.path.join("models", "google_zh_vocab.txt")
 
 
-def build_parser(task):
-    desc = {"classification": "Fine-tune / run a sentence (pair) classifier (tsv: label, text_a[, text_b]).",
-            "tagging": "Fine-tune / run a token tagger, e.g. NER with BIO tags (tsv: text_a, label).",
-            "mrc": "Fine-tune / run span-extraction reading comprehension (CMRC 2018 / SQuAD-style JSON)."}[task]
-    p = argparse.ArgumentParser(description=desc, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser(task_name):
+    """The argparse parser of a task: shared flags, then the task's own group (and --task when its script
+    serves several tasks)."""
+    task_cls = get_task(task_name)
+    siblings = tasks_of_script(task_cls.script)
+    p = argparse.ArgumentParser(prog=task_cls.script, description=f"Fine-tune / run: {task_cls.description}.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    if len(siblings) > 1:
+        p.add_argument("--task", choices=siblings, default=task_name,
+                       help="the task (default: the fine-tuned model's with --load_model_path); "
+                            + "; ".join(f"{n}: {get_task(n).description}" for n in siblings))
     g = p.add_argument_group("model")
     g.add_argument("--pretrained_model_path", default=None,
                    help="pretrained model to start from (anything uer_like.load_model reads); none: random init")
@@ -51,33 +63,26 @@ def build_parser(task):
     g.add_argument("--test_path", default=None)
     g.add_argument("--prediction_path", default=None, help="write predictions for --test_path here")
     g.add_argument("--seq_length", type=int, default=None,
-                   help="max tokens per instance (default: the fine-tuned model's, else 128; 512 for mrc)")
-    if task == "classification":
-        g.add_argument("--labels_num", type=int, default=None, help="default: max label in train + 1")
-        g.add_argument("--pooling", choices=["first", "mean", "max", "last"], default=None)
-        g.add_argument("--no_pooler_init", action="store_true",
-                       help="start output_layer_1 at random (as UER-py) instead of from the pretrained pooler")
-        g.add_argument("--output_logits", action="store_true")
-        g.add_argument("--output_prob", action="store_true")
-    if task == "tagging":
-        g.add_argument("--label2id_path", default=None, help="JSON {tag: id}; required for training")
-        g.add_argument("--crf_target", "--crf", dest="crf", action="store_true", help="add a CRF layer")
-    if task == "mrc":
-        g.add_argument("--doc_stride", type=int, default=None, help="default 128")
-        g.add_argument("--max_query_length", type=int, default=None, help="default 64")
-        g.add_argument("--max_answer_length", type=int, default=None, help="in tokens, default 50")
+                   help=f"max tokens per instance (default: the fine-tuned model's, else "
+                        f"{task_cls.defaults.get('seq_length', 128)})")
+    task_cls.add_args(p.add_argument_group(f"{task_name} task"))
     g = p.add_argument_group("training")
     g.add_argument("--epochs_num", type=int, default=3)
     g.add_argument("--batch_size", type=int, default=32)
     g.add_argument("--learning_rate", type=float, default=2e-5)
     g.add_argument("--warmup", type=float, default=0.1, help="fraction of the steps with rising learning rate")
+    g.add_argument("--scheduler", choices=SCHEDULERS, default="linear",
+                   help="after the warmup: linear or cosine decay to 0, or constant")
+    g.add_argument("--layerwise_lr_decay", type=float, default=1.0,
+                   help="learning rate x this per layer going down from the head (the top encoder layer trains at "
+                        "lr x d, the embedding at lr x d^(layers+1)); 1: off")
     g.add_argument("--weight_decay", type=float, default=0.01)
     g.add_argument("--max_grad_norm", type=float, default=1.0)
     g.add_argument("--max_steps", type=int, default=0, help="stop after this many steps (0: no limit)")
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--report_steps", type=int, default=100)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    g.add_argument("--amp", choices=["auto", "off", "fp16", "bf16"], default="auto",
+    g.add_argument("--amp", choices=AMP_CHOICES, default="auto",
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32")
     g.add_argument("--fp16", action="store_true", help="same as --amp fp16")
     g.add_argument("--threads", type=int, default=0,
@@ -85,7 +90,29 @@ def build_parser(task):
     g.add_argument("--no_progress", action="store_true", help="no progress bars (log lines instead)")
     g.add_argument("--report_path", default=None,
                    help="JSON report of the run (default: MODEL_report.json beside --output_model_path)")
+    g = p.add_argument_group("adversarial training")
+    g.add_argument("--use_adv", action="store_true", help="FGM adversarial training on the word embedding")
+    g.add_argument("--adv_type", choices=["fgm"], default="fgm", help="the adversarial method")
+    g.add_argument("--fgm_epsilon", type=float, default=1.0,
+                   help="L2 norm of the FGM perturbation of the word-embedding matrix (UER-py's default is 1e-6)")
     return p
+
+
+def choose_task(task_name, argv):
+    """The task a script runs: --task, else the fine-tuned model's (--load_model_path) when the script serves
+    it, else the script's own."""
+    siblings = tasks_of_script(get_task(task_name).script)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task", default=None)
+    pre.add_argument("--load_model_path", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.task in siblings:
+        return known.task
+    if known.load_model_path and len(siblings) > 1:
+        saved = core.read_finetune_meta(known.load_model_path).get("task")
+        if saved in siblings:
+            return saved
+    return task_name
 
 
 def _resolve_vocab(path):
@@ -95,28 +122,32 @@ def _resolve_vocab(path):
 
 
 def make_task(name, args, enc, meta):
-    if name == "classification":
-        labels_num = args.labels_num or meta.get("labels_num")
-        return ClassificationTask(args, enc, labels_num)
-    if name == "tagging":
-        if args.label2id_path:
-            l2i = D.load_label2id(args.label2id_path)
-        elif meta.get("label2id"):
-            l2i = meta["label2id"]
-        else:
-            raise ConfigError("--label2id_path is required (a JSON object {tag: id}, e.g. "
-                              "{\"O\": 0, \"B-PER\": 1, \"I-PER\": 2})")
-        return TaggingTask(args, enc, l2i, use_crf=args.crf or bool(meta.get("crf")))
-    return MrcTask(args, enc)
+    return get_task(name)(args, enc, meta)
+
+
+def check_finetuned_model(path, script):
+    """Refuse, in one line, a --load_model_path that is not a model fine-tuned by these scripts (a pretrained
+    model or pretraining checkpoint: those go to --pretrained_model_path)."""
+    hint = f"to fine-tune from it, pass it as --pretrained_model_path {path}"
+    if not os.path.exists(path):
+        raise CheckpointError(f"--load_model_path {path}: no such file")
+    if os.path.isdir(path):
+        raise CheckpointError(f"--load_model_path {path}: a directory, not a fine-tuned model file written by {script} "
+                              f"(a pretrained model? {hint})")
+    state = load_state_dict_file(path)
+    heads = sorted({k.split(".")[1] for k in state if k.startswith("target.") and k.count(".") > 1})
+    if not any(k.startswith(("output_layer", "crf.")) for k in state):
+        what = f"a pretrained model (pretraining heads: {', '.join(heads)})" if heads else "not a fine-tuned model"
+        raise CheckpointError(f"--load_model_path {path}: {what}, with no fine-tuned task head (output_layer*); "
+                              f"--load_model_path takes a model written by {script}'s training; {hint}")
+    return state
 
 
 def run(task_name, argv=None):
+    task_name = choose_task(task_name, argv)
     args = build_parser(task_name).parse_args(argv)
     if args.fp16:
         args.amp = "fp16"
-    for k in ("output_logits", "output_prob"):
-        if not hasattr(args, k):
-            setattr(args, k, False)
     if not args.train_path and not args.load_model_path:
         raise ConfigError("nothing to do: give --train_path to fine-tune, or --load_model_path (a fine-tuned model) "
                           "with --test_path/--prediction_path for inference")
@@ -124,23 +155,30 @@ def run(task_name, argv=None):
         raise ConfigError("inference needs --test_path")
     if args.prediction_path and not args.test_path:
         raise ConfigError("--prediction_path writes predictions for --test_path; give --test_path")
+    if args.load_model_path and args.pretrained_model_path:
+        raise ConfigError("give --pretrained_model_path (a model to fine-tune) or --load_model_path (a fine-tuned "
+                          "model), not both")
+    if not 0.0 < args.layerwise_lr_decay <= 1.0:
+        raise ConfigError(f"--layerwise_lr_decay must be in (0, 1], got {args.layerwise_lr_decay}")
     if args.threads:
         torch.set_num_threads(args.threads)
     core.set_seed(args.seed)
     device = core.get_device(args.device)
     dtype = core.amp_dtype(device, args.amp)
+    task_cls = get_task(task_name)
 
+    loaded_state = None
+    meta = {}
+    if args.load_model_path:
+        loaded_state = check_finetuned_model(args.load_model_path, task_cls.script)
+        meta = core.read_finetune_meta(args.load_model_path)
+        if meta.get("task") and meta["task"] != task_name:
+            raise ConfigError(f"{args.load_model_path}: a fine-tuned {meta['task']} model, not a {task_name} model")
     tokenizer = build_tokenizer(args.tokenizer, _resolve_vocab(args.vocab_path or _model_vocab(args)),
                                 args.spm_model_path)
     enc = D.Encoder(tokenizer)
-    meta = core.read_finetune_meta(args.load_model_path) if args.load_model_path else {}
-    if meta.get("task") and meta["task"] != task_name:
-        raise ConfigError(f"{args.load_model_path}: a fine-tuned {meta['task']} model, not a {task_name} model")
-    defaults = {"seq_length": 512 if task_name == "mrc" else 128, "doc_stride": 128, "max_query_length": 64,
-                "max_answer_length": 50}
-    for k, v in defaults.items():
-        if hasattr(args, k) and getattr(args, k) is None:
-            setattr(args, k, meta.get(k, v))
+    if args.seq_length is None:
+        args.seq_length = meta.get("seq_length", task_cls.defaults.get("seq_length", 128))
     task = make_task(task_name, args, enc, meta)
     report = {"task": task_name, "argv": sys.argv[1:] if argv is None else list(argv), "device": str(device)}
 
@@ -149,35 +187,32 @@ def run(task_name, argv=None):
     if args.train_path:
         train_ex = task.read(args.train_path, labeled=True, train=True)
         train_feats = task.encode(train_ex, train=True)
+        if not train_feats:
+            raise ConfigError(f"{args.train_path}: no training instance left")
         if args.dev_path:
             dev_ex = task.read(args.dev_path, labeled=True)
             dev = (dev_ex, task.encode(dev_ex))
-        log_counts = f"train {len(train_ex)} examples" + (f", dev {len(dev[0])}" if dev else "")
-        core.log(log_counts)
+        core.log(f"train {len(train_ex)} examples" + (f", dev {len(dev[0])}" if dev else ""))
 
     # ---------------------------------------------------------------- model
     if args.load_model_path:
         config_path = args.config_path or _beside(args.load_model_path, "_config.json")
+        if config_path is None:
+            raise ConfigError(f"--load_model_path {args.load_model_path}: no {os.path.splitext(args.load_model_path)[0]}"
+                              "_config.json beside it; pass the model's config with --config_path")
         config, _, _ = core.load_backbone(None, config_path, len(tokenizer.vocab))
         if config.max_seq_length < args.seq_length:
             raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
-        if task_name == "classification" and task.labels_num is None:
-            raise ConfigError(f"{args.load_model_path}: no {os.path.splitext(args.load_model_path)[0]}_finetune.json "
-                              "beside it; pass --labels_num")
+        task.check_inference(args.load_model_path)
         model = task.build_model(config, len(tokenizer.vocab))
-        core.load_finetuned(model, args.load_model_path)
+        load_into(model, from_uer_state_dict(loaded_state), strict=True, source=args.load_model_path)
         core.log(f"loaded the fine-tuned model {args.load_model_path}")
     else:
         config, backbone, pooler = core.load_backbone(args.pretrained_model_path, args.config_path,
                                                       len(tokenizer.vocab))
         if config.max_seq_length < args.seq_length:
             raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
-        if task_name == "classification" and getattr(args, "pooling", None):
-            config = config.replace(pooling=args.pooling)
-        model = task.build_model(config, len(tokenizer.vocab), backbone=backbone)
-        if pooler is not None and hasattr(model, "output_layer_1") and not getattr(args, "no_pooler_init", False):
-            model.output_layer_1.load_state_dict(pooler)
-            core.log("output_layer_1 starts from the pretrained pooler")
+        model = task.build_model(config, len(tokenizer.vocab), backbone=backbone, pooler=pooler)
         core.log(f"model: {'pretrained ' + args.pretrained_model_path if backbone else 'random initialisation'} "
                  f"({config.layers_num} layers, hidden {config.hidden_size}, "
                  f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters)")
@@ -204,8 +239,7 @@ def run(task_name, argv=None):
         test_feats = task.encode(test_ex)
         t0 = time.time()
         outputs, preds = core.evaluate(task, model, test_ex, test_feats, args, device, dtype, desc="test")
-        has_gold = labeled and (task_name != "mrc" or all(ex["answers"] for ex in test_ex))
-        if has_gold:
+        if labeled and task.has_gold(test_ex):
             m = task.evaluate(test_ex, preds)
             report["test"] = core._jsonable(m)
             core.log(f"test ({args.test_path}): {task.summary(m)}")

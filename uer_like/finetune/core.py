@@ -1,14 +1,16 @@
-"""One fine-tuning loop for every task: AdamW with linear warmup and decay, evaluation on dev after each
-epoch, the best dev checkpoint kept, then test evaluation and prediction with it.
+"""One fine-tuning loop for every task (tasks.py): AdamW with a warmup schedule (training/optim.py), mixed
+precision (training/precision.py), evaluation on dev after each epoch, the best dev checkpoint kept
+(io/checkpoint.py's save_model, UER format), then test evaluation and prediction with it.
 
+Training tricks every task gets: FGM adversarial training on the word embedding (--use_adv, adversarial.py),
+layer-wise learning-rate decay (--layerwise_lr_decay), the scheduler (--scheduler linear|cosine|constant).
 Runs on CPU or GPU; on CUDA with mixed precision (bf16 where supported, else fp16 with loss scaling).
 """
-import contextlib
 import json
-import logging
 import math
 import os
 import random
+import re
 import sys
 import time
 
@@ -17,15 +19,17 @@ from tqdm import tqdm
 
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError
-from ..io.checkpoint import load_into, load_state_dict_file
-from ..io.uer import from_uer_state_dict, to_uer_state_dict
+from ..io.checkpoint import load_into, load_state_dict_file, save_model
+from ..io.uer import from_uer_state_dict
+from ..training.optim import build_optimizer, lr_at, set_lr
+from ..training.precision import amp_dtype, autocast, grad_scaler  # noqa: F401  (amp_dtype: the CLI's)
 from . import data as D
+from .adversarial import FGM
+from .tasks import log
 
-logger = logging.getLogger("uer_like.finetune")
-
-
-def log(msg):
-    print(msg, flush=True)
+__all__ = ["set_seed", "get_device", "amp_dtype", "autocast", "set_dropout", "layer_depth", "layerwise_lr_scale",
+           "save_finetuned", "read_finetune_meta", "load_finetuned", "load_backbone", "run_outputs", "evaluate",
+           "train", "log"]
 
 
 # ====================================================================== setup
@@ -45,23 +49,6 @@ def get_device(name="auto"):
     return dev
 
 
-def amp_dtype(device, amp="auto"):
-    """-> the autocast dtype, or None for full precision. Mixed precision only on CUDA."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16":
-        return torch.bfloat16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def autocast(device, dtype):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def set_dropout(model, p):
     for m in model.modules():
         if isinstance(m, torch.nn.Dropout):
@@ -70,37 +57,39 @@ def set_dropout(model, p):
             m.dropout = p
 
 
-def make_optimizer(model, lr, weight_decay=0.01):
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "layer_norm" in n or n.endswith("bias") else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+# ====================================================================== layer-wise learning rates
+_LAYER = re.compile(r"^encoder\.transformer\.(\d+)\.")
 
 
-def linear_schedule(optimizer, warmup_steps, total_steps):
-    def f(step):
-        if step < warmup_steps:
-            return (step + 1) / max(1, warmup_steps)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+def layer_depth(name, layers_num):
+    """Depth of a parameter from the output: 0 for the task head (and anything above the encoder layers,
+    e.g. a final layer norm), i for encoder layer layers_num - i (layer L-1, the top, is 1), layers_num + 1
+    for the embedding (and an ALBERT-style embedding projection)."""
+    if name.startswith("embedding.") or name.startswith("encoder.linear."):
+        return layers_num + 1
+    m = _LAYER.match(name)
+    if m:
+        return layers_num - int(m.group(1))
+    return 0
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+
+def layerwise_lr_scale(model, decay):
+    """-> name -> decay ** depth (layer_depth): the head trains at the learning rate, each encoder layer below
+    it at `decay` times the one above, the embedding at decay ** (layers_num + 1). Parameters shared by every
+    layer (ALBERT) count as the top layer."""
+    layers_num = model.config.layers_num
+    if model.config.parameter_sharing:
+        return lambda n: decay ** (layers_num + 1 if n.startswith("embedding.") or n.startswith("encoder.linear.")
+                                   else 1 if n.startswith("encoder.transformer.") else 0)
+    return lambda n: decay ** layer_depth(n, layers_num)
 
 
 # ====================================================================== checkpoints
 def save_finetuned(model, path, meta):
-    """UER-format weights (as UER-py's fine-tuning scripts save them) + PATH_config.json + PATH_finetune.json."""
-    state = to_uer_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    stem = os.path.splitext(path)[0]
-    with open(stem + "_config.json", "w", encoding="utf-8") as f:
-        json.dump(model.config.to_dict(), f, indent=2, ensure_ascii=False)
-    with open(stem + "_finetune.json", "w", encoding="utf-8") as f:
+    """UER-format weights (as UER-py's fine-tuning scripts save them) + PATH_config.json (save_model) +
+    PATH_finetune.json (the task settings inference needs)."""
+    save_model(model, path, format="safetensors" if path.lower().endswith(".safetensors") else "uer")
+    with open(os.path.splitext(path)[0] + "_finetune.json", "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, ensure_ascii=False)
 
 
@@ -126,7 +115,13 @@ def load_backbone(pretrained_model_path, config_path, vocab_size):
     if pretrained_model_path:
         from ..io.checkpoint import load_model
 
-        model = load_model(pretrained_model_path, config=config_path, strict=False, vocab_size=vocab_size)
+        try:
+            model = load_model(pretrained_model_path, config=config_path, strict=False, vocab_size=vocab_size)
+        except ConfigError:
+            saved = _training_checkpoint_config(pretrained_model_path) if config_path is None else None
+            if saved is None:
+                raise
+            model = load_model(pretrained_model_path, config=saved, strict=False, vocab_size=vocab_size)
         rows = model.embedding.word.embedding.weight.shape[0]
         if rows < vocab_size:
             raise CheckpointError(f"{pretrained_model_path}: the word embedding has {rows} rows but the vocabulary has "
@@ -145,6 +140,19 @@ def load_backbone(pretrained_model_path, config_path, vocab_size):
     return config, None, None
 
 
+def _training_checkpoint_config(path):
+    """The config stored in a pretrain.py training checkpoint (step_*.pt), or None for any other file."""
+    if not os.path.isfile(path) or not path.endswith(".pt"):
+        return None
+    from ..training.checkpoint import load_checkpoint
+
+    try:
+        cfg = load_checkpoint(path).get("config")
+    except CheckpointError:
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
 # ====================================================================== loops
 def run_outputs(task, model, feats, batch_size, device, dtype, desc="eval", progress=True):
     """Forward every feature (no grad, eval mode) -> per-feature outputs in order."""
@@ -152,7 +160,7 @@ def run_outputs(task, model, feats, batch_size, device, dtype, desc="eval", prog
     outs = [None] * len(feats)
     n = math.ceil(len(feats) / batch_size)
     with torch.no_grad():
-        for idx, batch in tqdm(D.batches(feats, batch_size, pad_id=task.enc.pad_id), total=n, desc=desc,
+        for idx, batch in tqdm(D.batches(feats, batch_size, task.collate, length=task.length), total=n, desc=desc,
                                disable=not progress, leave=False, mininterval=1.0, file=sys.stderr):
             batch = task.to_device(batch, device)
             with autocast(device, dtype):
@@ -168,6 +176,36 @@ def evaluate(task, model, examples, feats, args, device, dtype, desc="eval"):
     return outputs, preds
 
 
+def train_step(task, model, batch, optimizer, scaler, args, device, dtype, fgm=None):
+    """One optimizer step on a batch: loss, backward (plus the FGM adversarial pass), clipping, step.
+    Returns the (clean) loss."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device, dtype):
+        loss = task.loss(model, batch)
+    scaler.scale(loss).backward()
+    if fgm is not None:
+        fgm.attack()
+        with autocast(device, dtype):
+            adv_loss = task.loss(model, batch)
+        scaler.scale(adv_loss).backward()
+        fgm.restore()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
+
+
+def build_training(model, args):
+    """-> (optimizer, fgm or None) for the flags: AdamW (eps 1e-8) with layer-wise learning rates when
+    --layerwise_lr_decay < 1, FGM when --use_adv."""
+    decay = getattr(args, "layerwise_lr_decay", 1.0)
+    scale = layerwise_lr_scale(model, decay) if decay != 1.0 else None
+    optimizer = build_optimizer("adamw", model, args.learning_rate, args.weight_decay, eps=1e-8, lr_scale=scale)
+    fgm = FGM(model, args.fgm_epsilon) if getattr(args, "use_adv", False) else None
+    return optimizer, fgm
+
+
 def train(task, model, train_feats, args, device, dtype, dev=None, meta=None):
     """Train for args.epochs_num epochs; after each, evaluate on dev (examples, feats) and keep the best
     checkpoint at args.output_model_path. Returns the per-epoch history."""
@@ -175,38 +213,28 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None):
     total = steps_per_epoch * args.epochs_num
     if args.max_steps:
         total = min(total, args.max_steps)
-    optimizer = make_optimizer(model, args.learning_rate, args.weight_decay)
-    scheduler = linear_schedule(optimizer, int(total * args.warmup), total)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    optimizer, fgm = build_training(model, args)
+    scheduler = getattr(args, "scheduler", "linear")
+    scaler = grad_scaler(device, dtype)
     rng = random.Random(args.seed)
     history, best, step = [], None, 0
     log(f"training: {len(train_feats)} instances, {args.epochs_num} epoch(s), {steps_per_epoch} steps per epoch, "
-        f"batch {args.batch_size}, lr {args.learning_rate}, device {device}"
-        + (f", mixed precision {str(dtype).replace('torch.', '')}" if dtype else ""))
+        f"batch {args.batch_size}, lr {args.learning_rate} ({scheduler}), device {device}"
+        + (f", mixed precision {str(dtype).replace('torch.', '')}" if dtype else "")
+        + (f", FGM epsilon {args.fgm_epsilon}" if fgm else "")
+        + (f", layer-wise lr decay {args.layerwise_lr_decay}" if getattr(args, "layerwise_lr_decay", 1.0) != 1.0 else ""))
     for epoch in range(1, args.epochs_num + 1):
         model.train()
         t0, loss_sum, n_loss = time.time(), torch.zeros((), device=device), 0
-        bar = tqdm(D.batches(train_feats, args.batch_size, shuffle=True, rng=rng, pad_id=task.enc.pad_id),
+        bar = tqdm(D.batches(train_feats, args.batch_size, task.collate, shuffle=True, rng=rng, length=task.length),
                    total=steps_per_epoch, desc=f"epoch {epoch}/{args.epochs_num}", disable=args.no_progress,
                    mininterval=2.0, file=sys.stderr)
         for _, batch in bar:
             if args.max_steps and step >= args.max_steps:
                 break
+            set_lr(optimizer, lr_at(step, total, args.learning_rate, args.warmup, scheduler))
             batch = task.to_device(batch, device)
-            with autocast(device, dtype):
-                loss = task.loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-            scheduler.step()
+            loss = train_step(task, model, batch, optimizer, scaler, args, device, dtype, fgm)
             step += 1
             loss_sum += loss.detach().float()
             n_loss += 1

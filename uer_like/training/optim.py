@@ -23,17 +23,29 @@ def lr_at(step, total_steps, base_lr, warmup_ratio, scheduler="linear"):
     raise ValueError(f"unknown scheduler {scheduler!r}; valid: {', '.join(SCHEDULERS)}")
 
 
-def param_groups(model, weight_decay):
-    """No weight decay on biases and layer-norm parameters (as BERT and UER-py)."""
-    decay, no_decay = [], []
+def param_groups(model, weight_decay, lr_scale=None):
+    """No weight decay on biases and layer-norm parameters (as BERT and UER-py).
+
+    lr_scale: optional function parameter name -> factor on the learning rate (e.g. layer-wise decay); the
+    parameters are then grouped by (decay, factor) and each group carries its factor as "lr_scale", which
+    set_lr applies. Without it: two groups, factor 1."""
+    groups = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if name.endswith(("bias", "gamma", "beta")) or p.dim() == 1:
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        wd = 0.0 if name.endswith(("bias", "gamma", "beta")) or p.dim() == 1 else weight_decay
+        scale = float(lr_scale(name)) if lr_scale is not None else 1.0
+        groups.setdefault((wd != 0.0, scale), {"params": [], "weight_decay": wd, "lr_scale": scale})["params"].append(p)
+    if lr_scale is None:  # the two classic groups, decay first, even when one is empty
+        return [groups.get((True, 1.0), {"params": [], "weight_decay": weight_decay, "lr_scale": 1.0}),
+                groups.get((False, 1.0), {"params": [], "weight_decay": 0.0, "lr_scale": 1.0})]
+    return list(groups.values())
+
+
+def set_lr(optimizer, lr):
+    """Set every group's learning rate to lr x its "lr_scale" (1 when absent)."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
 class Lamb(torch.optim.Optimizer):
@@ -69,8 +81,8 @@ class Lamb(torch.optim.Optimizer):
         return loss
 
 
-def build_optimizer(name, model, lr, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-6, fused=False):
-    groups = param_groups(model, weight_decay)
+def build_optimizer(name, model, lr, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-6, fused=False, lr_scale=None):
+    groups = param_groups(model, weight_decay, lr_scale)
     if name == "adamw":
         kw = {"fused": True} if fused else {"foreach": True}
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **kw)

@@ -22,6 +22,7 @@ from . import distributed as dist_utils
 from .batches import Collator, SampleOrder
 from .checkpoint import load_checkpoint, load_latest, rng_state, save_checkpoint, set_rng_state
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
+from .precision import autocast
 
 logger = logging.getLogger("uer_like")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -253,10 +254,7 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def _autocast(self):
         p = self.args.precision
-        if p == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.float16 if p == "fp16" else torch.bfloat16
-        return torch.autocast(self.info.device.type, dtype=dtype)
+        return autocast(self.info.device, {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[p])
 
     def _to_device(self, batch):
         dev = self.info.device

@@ -1,0 +1,298 @@
+"""Sentence and sentence-pair classification (finetune/run_classifier.py), the base of regression.py and
+multi_label.py, which share its format, encoding and head.
+
+Data: a tsv whose header names the columns `label`, `text_a` and optionally `text_b` (and `logits` for
+--soft_targets); integer labels 0..n-1, n = --labels_num or the largest training label + 1.
+Input: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (segments 1 and 2; pairs truncated longest first).
+
+Head (parameter names, a file-format contract; UER-py's run_classifier.py uses the same):
+  output_layer_1.{weight,bias}  [hidden, hidden]   dense + tanh on the pooled encoder output (--pooling;
+                                                   [CLS] by default), i.e. BERT's pooler; it starts from the
+                                                   pretrained pooler unless --no_pooler_init
+  output_layer_2.{weight,bias}  [outputs, hidden]  after dropout: the logits (outputs = labels_num here,
+                                                   1 for regression, labels_num for multi-label)
+Loss: cross-entropy; with --soft_targets, soft_alpha x MSE(logits, teacher logits) + (1 - soft_alpha) x
+cross-entropy, as UER-py. Metric: accuracy (per-class P/R/F1 and macro-F1 also reported).
+Predictions: a tsv with header `label` (+ `logits`, `prob` columns with --output_logits / --output_prob).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ConfigError, DataError
+from ..targets.cls import pool
+from . import data as D
+from .data import IGNORE_INDEX
+from .models import TaskModel, init_linear
+from .tasks import TASKS, Task, log, logger
+
+
+# ====================================================================== head
+class Classifier(TaskModel):
+    task = "classification"
+
+    def __init__(self, config, vocab_size, labels_num, backbone=None):
+        super().__init__(config, vocab_size, backbone)
+        self.labels_num = labels_num
+        self.pooling = config.pooling
+        self.output_layer_1 = nn.Linear(config.hidden_size, config.hidden_size)
+        self.output_layer_2 = nn.Linear(config.hidden_size, labels_num)
+        init_linear(self.output_layer_1)
+        init_linear(self.output_layer_2)
+
+    def forward(self, src, seg):
+        """-> logits [batch, labels_num]."""
+        hidden = self.encode(src, seg)
+        pooled = torch.tanh(self.output_layer_1(pool(hidden, seg, self.pooling)))
+        return self.output_layer_2(self.dropout(pooled))
+
+    @staticmethod
+    def loss(logits, labels):
+        return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
+
+
+# ====================================================================== data
+def read_rows(path, labeled=True, soft_targets=False):
+    """-> (line, {column: value}) rows of a classification-style tsv, the needed columns checked."""
+    required = ("text_a",) + (("label",) if labeled else ()) + (("logits",) if soft_targets and labeled else ())
+    rows = D.read_tsv(path, required=required, optional=("text_b",))
+    return rows
+
+
+def parse_logits(raw, where, n=None):
+    try:
+        vals = [float(x) for x in raw.split()]
+    except ValueError:
+        raise DataError(f"{where}: logits {raw!r} are not space-separated numbers") from None
+    if n is not None and len(vals) != n:
+        raise DataError(f"{where}: {len(vals)} logits but {n} classes")
+    return vals
+
+
+def read_classification(path, labeled=True, soft_targets=False):
+    """-> examples {text_a, text_b (or None), label (int or None), where[, logits]}."""
+    examples = []
+    for lineno, row in read_rows(path, labeled, soft_targets):
+        where = f"{path}:{lineno}"
+        label = None
+        if labeled:
+            raw = row["label"].strip()
+            try:
+                label = int(raw)
+            except ValueError:
+                raise DataError(f"{where}: label {raw!r} is not an integer class id (labels are 0..n-1)") from None
+            if label < 0:
+                raise DataError(f"{where}: label {label} is negative (labels are 0..n-1)")
+        ex = {"text_a": row["text_a"], "text_b": row.get("text_b"), "label": label, "where": where}
+        if soft_targets and labeled:
+            ex["logits"] = parse_logits(row["logits"], where)
+        examples.append(ex)
+    return examples
+
+
+def check_labels(examples, labels_num, path):
+    for ex in examples:
+        if ex["label"] is not None and ex["label"] >= labels_num:
+            raise DataError(f"{ex['where']}: label {ex['label']} is outside the {labels_num} classes 0..{labels_num - 1} "
+                            f"(learned from the training set or --labels_num)")
+
+
+def warn_empty_classes(path, label_lines, labels_num):
+    """label_lines: {label: [line numbers]}. Classes 0..labels_num-1 without an example are named, with the
+    labels above the first gap and their lines (a stray label makes a model with classes nobody meant)."""
+    empty = [c for c in range(labels_num) if c not in label_lines]
+    if not empty:
+        return empty
+    above = sorted(c for c in label_lines if c > empty[0])
+    where = "; ".join(f"label {c} at line{'s' if len(label_lines[c]) > 1 else ''} "
+                      + ", ".join(str(n) for n in label_lines[c][:3]) + (" ..." if len(label_lines[c]) > 3 else "")
+                      for c in above[:5])
+    logger.warning("%s: %d classes (0..%d, from the largest label) but class%s %s %s no training example; "
+                   "%s. A stray label? Fix the file, or pass --labels_num to set the number of classes",
+                   path, labels_num, labels_num - 1, "es" if len(empty) > 1 else "",
+                   ", ".join(map(str, empty[:20])) + (" ..." if len(empty) > 20 else ""),
+                   "have" if len(empty) > 1 else "has", where)
+    return empty
+
+
+def encode_pair(enc, text_a, text_b, seq_length):
+    """-> (src, seg) of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, pairs truncated longest first."""
+    a = enc.ids(text_a)
+    if text_b is not None:
+        b = enc.ids(text_b)
+        a, b = D.truncate_pair(a, b, seq_length - 3)
+        src = [enc.cls_id] + a + [enc.sep_id] + b + [enc.sep_id]
+        seg = [1] * (len(a) + 2) + [2] * (len(b) + 1)
+    else:
+        a = a[:seq_length - 2]
+        src = [enc.cls_id] + a + [enc.sep_id]
+        seg = [1] * len(src)
+    return src, seg
+
+
+def encode_classification(examples, enc, seq_length):
+    feats = []
+    for i, ex in enumerate(examples):
+        src, seg = encode_pair(enc, ex["text_a"], ex.get("text_b"), seq_length)
+        feats.append({"src": src, "seg": seg, "label": ex["label"] if ex["label"] is not None else IGNORE_INDEX,
+                      "example": i})
+        if "logits" in ex:
+            feats[-1]["logits"] = ex["logits"]
+    return feats
+
+
+# ====================================================================== metric
+def classification_metrics(gold, pred, labels_num=None):
+    """gold, pred: sequences of int labels -> {"acc", "macro_f1", "per_class": {label: {p, r, f1, support}}}."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    n = len(gold)
+    correct = sum(int(g == p) for g, p in zip(gold, pred))
+    labels = sorted(set(gold) | set(pred) | (set(range(labels_num)) if labels_num else set()))
+    per_class = {}
+    for c in labels:
+        tp = sum(1 for g, p in zip(gold, pred) if g == c and p == c)
+        n_pred = sum(1 for p in pred if p == c)
+        n_gold = sum(1 for g in gold if g == c)
+        prec = tp / n_pred if n_pred else 0.0
+        rec = tp / n_gold if n_gold else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per_class[c] = {"precision": prec, "recall": rec, "f1": f1, "support": n_gold}
+    macro = sum(v["f1"] for v in per_class.values()) / len(per_class) if per_class else 0.0
+    return {"acc": correct / n if n else 0.0, "correct": correct, "total": n, "macro_f1": macro,
+            "per_class": per_class}
+
+
+# ====================================================================== task
+def add_labels_num_arg(g):
+    g.add_argument("--labels_num", type=int, default=None,
+                   help="number of classes (default: the largest training label + 1)")
+
+
+def infer_labels_num(path, label_lines):
+    """labels_num from the training labels ({label: [lines]}): the largest + 1 (at least 2), with a warning
+    naming the classes that have no example."""
+    n = max(2, max(label_lines) + 1) if label_lines else 2
+    warn_empty_classes(path, label_lines, n)
+    return n
+
+
+class SentenceTask(Task):
+    """What classification, regression and multi-label share: the tsv format, the encoding, the head."""
+
+    script = "run_classifier.py"
+
+    @staticmethod
+    def add_args(g):
+        g.add_argument("--pooling", choices=["first", "mean", "max", "last"], default=None,
+                       help="how the encoder output is pooled before output_layer_1 (default: the config's, first)")
+        g.add_argument("--no_pooler_init", action="store_true",
+                       help="start output_layer_1 at random (as UER-py) instead of from the pretrained pooler")
+
+    def __init__(self, args, encoder, meta=None):
+        super().__init__(args, encoder, meta)
+        self.labels_num = getattr(args, "labels_num", None) or self.saved.get("labels_num")
+
+    def meta(self):
+        return {**super().meta(), "labels_num": self.labels_num}
+
+    def check_inference(self, model_path):
+        if self.labels_num is None:
+            raise ConfigError(f"{model_path}: no task settings (MODEL_finetune.json) beside it; pass --labels_num")
+
+    def is_labeled(self, path):
+        return "label" in D.read_tsv(path)[0][1]
+
+    def outputs_num(self):
+        return self.labels_num
+
+    def build_model(self, config, vocab_size, backbone=None, pooler=None):
+        if getattr(self.args, "pooling", None):
+            config = config.replace(pooling=self.args.pooling)
+        model = Classifier(config, vocab_size, self.outputs_num(), backbone=backbone)
+        model.task = self.name
+        if pooler is not None and not getattr(self.args, "no_pooler_init", False):
+            model.output_layer_1.load_state_dict(pooler)
+            log("output_layer_1 starts from the pretrained pooler")
+        return model
+
+    def encode(self, examples, train=False):
+        return encode_classification(examples, self.enc, self.args.seq_length)
+
+    def collate(self, feats):
+        batch = {"src": D.pad([f["src"] for f in feats], self.enc.pad_id), "seg": D.pad([f["seg"] for f in feats], 0),
+                 "label": self.collate_labels(feats)}
+        if "logits" in feats[0]:
+            batch["soft"] = torch.tensor([f["logits"] for f in feats], dtype=torch.float)
+        return batch
+
+    def collate_labels(self, feats):
+        return torch.tensor([f["label"] for f in feats], dtype=torch.long)
+
+    def outputs(self, model, batch):
+        return list(model(batch["src"], batch["seg"]).float().cpu())
+
+
+@TASKS.register("classification")
+class ClassificationTask(SentenceTask):
+    name = "classification"
+    description = "sentence or sentence-pair classification (tsv: label, text_a[, text_b])"
+    main_metric = "acc"
+
+    @staticmethod
+    def add_args(g):
+        add_labels_num_arg(g)
+        SentenceTask.add_args(g)
+        g.add_argument("--output_logits", action="store_true", help="add a logits column to the predictions")
+        g.add_argument("--output_prob", action="store_true", help="add a prob column (softmax) to the predictions")
+        g.add_argument("--soft_targets", action="store_true",
+                       help="train on a teacher's logits too (a `logits` column: space-separated, one per class), "
+                            "as UER-py's knowledge distillation")
+        g.add_argument("--soft_alpha", type=float, default=0.5,
+                       help="weight of the soft-target MSE loss (1 - soft_alpha weighs the cross-entropy)")
+
+    def read(self, path, labeled=True, train=False):
+        soft = bool(getattr(self.args, "soft_targets", False)) and train
+        examples = read_classification(path, labeled=labeled, soft_targets=soft)
+        if train and self.labels_num is None:
+            lines = {}
+            for ex in examples:
+                lines.setdefault(ex["label"], []).append(int(ex["where"].rsplit(":", 1)[1]))
+            self.labels_num = infer_labels_num(path, lines)
+        if labeled and self.labels_num is not None:
+            check_labels(examples, self.labels_num, path)
+        if soft:
+            for ex in examples:
+                if len(ex["logits"]) != self.labels_num:
+                    raise DataError(f"{ex['where']}: {len(ex['logits'])} logits but {self.labels_num} classes")
+        return examples
+
+    def loss(self, model, batch):
+        logits = model(batch["src"], batch["seg"])
+        ce = model.loss(logits, batch["label"])
+        if "soft" in batch:
+            a = self.args.soft_alpha
+            return a * F.mse_loss(logits.float(), batch["soft"]) + (1 - a) * ce
+        return ce
+
+    def decode(self, examples, feats, outputs):
+        return [int(o.argmax()) for o in outputs]
+
+    def evaluate(self, examples, preds):
+        return classification_metrics([ex["label"] for ex in examples], preds, self.labels_num)
+
+    def summary(self, m):
+        return f"acc {m['acc']:.4f} ({m['correct']}/{m['total']}), macro-F1 {m['macro_f1']:.4f}"
+
+    def write(self, path, examples, feats, outputs, preds):
+        logits_col = getattr(self.args, "output_logits", False)
+        prob_col = getattr(self.args, "output_prob", False)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\t".join(["label"] + (["logits"] if logits_col else []) + (["prob"] if prob_col else [])) + "\n")
+            for o, p in zip(outputs, preds):
+                row = [str(p)]
+                if logits_col:
+                    row.append(" ".join(f"{x:.6f}" for x in o.tolist()))
+                if prob_col:
+                    row.append(" ".join(f"{x:.6f}" for x in torch.softmax(o, -1).tolist()))
+                f.write("\t".join(row) + "\n")
