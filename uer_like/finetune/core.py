@@ -21,6 +21,7 @@ from ..config import load_config
 from ..errors import CheckpointError, ConfigError
 from ..io.checkpoint import load_into, load_state_dict_file, save_model
 from ..io.uer import from_uer_state_dict
+from ..layers.dropout import Dropout
 from ..training.optim import build_optimizer, lr_at, set_lr
 from ..training.precision import amp_dtype, autocast, grad_scaler  # noqa: F401  (amp_dtype: the CLI's)
 from . import data as D
@@ -50,11 +51,16 @@ def get_device(name="auto"):
 
 
 def set_dropout(model, p):
+    """Set every dropout rate in the model to p: torch's nn.Dropout, the library's layers.dropout.Dropout
+    (embedding and residual dropouts) and float `dropout` attributes (attention's SDPA dropout, RNN
+    inter-layer dropout); the model's config records it."""
     for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = p
-        elif hasattr(m, "dropout") and isinstance(getattr(m, "dropout"), float):
-            m.dropout = p
+        if isinstance(m, (torch.nn.Dropout, Dropout)):
+            m.p = float(p)
+        elif isinstance(getattr(m, "dropout", None), float):
+            m.dropout = float(p)
+    if getattr(model, "config", None) is not None:
+        model.config = model.config.replace(dropout=float(p))
 
 
 # ====================================================================== layer-wise learning rates
