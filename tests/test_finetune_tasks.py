@@ -23,6 +23,15 @@ C3 = os.path.join(ROOT, "..", "shared", "data", "datasets", "samples", "c3")
 TINY = ["--config_path", "bert/tiny_config.json", "--vocab_path", VOCAB, "--no_progress", "--epochs_num", "1"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread is faster, and much faster on a busy machine (no waiting on a second one)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def write(tmp_path, name, text):
     p = tmp_path / name
     p.write_text(text, encoding="utf-8")
@@ -46,7 +55,7 @@ def test_scripts_and_docs_derive_from_the_registry():
 # ---------------------------------------------------------------------------------------------- C3
 def test_multiple_choice_head_matches_bert_for_multiple_choice():
     transformers = pytest.importorskip("transformers")
-    from test_finetune_parity import L, hf, map_bert, our_config
+    from test_finetune_parity import hf, map_bert, our_config
 
     ref = hf(transformers.BertForMultipleChoice, num_labels=1)
     state = map_bert(ref.bert)
@@ -73,7 +82,7 @@ def test_multiple_choice_head_matches_bert_for_multiple_choice():
     # a question with fewer choices: its missing slots are -inf, never chosen
     with torch.no_grad():
         short = ours(src.view(-1, n)[:5], seg.view(-1, n)[:5], torch.tensor([0, 1, 2, 4, 5]), 2, 4)
-    assert torch.isinf(short[0, 3]) and torch.isinf(short[1, 3]) and torch.isinf(short[1, 0]) is not True
+    assert torch.isinf(short[0, 3]) and torch.isinf(short[1, 2]) and torch.isfinite(short[1, :2]).all()
 
 
 def test_c3_train_evaluate_predict(tmp_path):

@@ -20,6 +20,15 @@ from uer_like.layers.dropout import Dropout
 V = 50
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread is faster, and much faster on a busy machine (no waiting on a second one)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def cfg(**kw):
     d = dict(emb_size=16, hidden_size=16, feedforward_size=32, heads_num=2, layers_num=3, max_seq_length=32,
              dropout=0.5, vocab_size=V)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import data as D
 from .models import TaskModel, init_linear
 from .tasks import TASKS, Task, log
@@ -137,7 +137,7 @@ class MultipleChoiceTask(Task):
         if getattr(args, "max_choices_num", None) is None:
             args.max_choices_num = self.saved.get("max_choices_num", 4)
         if args.max_choices_num < 2:
-            raise DataError(f"--max_choices_num must be at least 2, got {args.max_choices_num}")
+            raise ConfigError(f"--max_choices_num must be at least 2, got {args.max_choices_num}")
 
     def meta(self):
         return {**super().meta(), "max_choices_num": self.args.max_choices_num}

@@ -57,7 +57,7 @@ class Task:
     """Interface of a fine-tuning task. Subclasses set the class attributes and implement the methods that
     raise NotImplementedError; the rest are defaults most tasks keep."""
 
-    name = None           # registry name (set by TASKS.register through __init_subclass__ users)
+    name = None           # the name it is registered under in TASKS
     script = None         # the finetune/ script that runs it, e.g. "run_classifier.py"
     description = ""      # one line for --help and the docs
     main_metric = None    # the dev metric that selects the best checkpoint (higher is better)
