@@ -5,11 +5,10 @@
         --vocab_path models/google_zh_vocab.txt --dataset_path dataset.bin --data_processor bert
 """
 import argparse
-import os
 
 from uer_like.cli import add_preprocess_args, run_main, setup_logging
+from uer_like.resources import DEFAULT_VOCAB
 
-DEFAULT_VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "google_zh_vocab.txt")
 
 
 def main():

@@ -16,10 +16,10 @@ import sys
 
 from uer_like.cli import run_main, setup_logging
 from uer_like.errors import ConfigError
+from uer_like.resources import DEFAULT_VOCAB
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_CORPUS = os.path.join(HERE, "corpora", "CLUECorpusSmall_bert_sampled.txt")
-DEFAULT_VOCAB = os.path.join(HERE, "models", "google_zh_vocab.txt")
 
 
 def build_parser():

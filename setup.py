@@ -1,10 +1,26 @@
-"""Install uer_like: `pip install -e .` (builds the native preprocessor with the system C compiler)."""
+"""Install uer_like: `pip install -e .` or `pip install .` (builds the native preprocessor with the system C compiler)."""
 import glob
 import os
 
 from setuptools import Extension, find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def shipped_packages():
+    """configs/ and models/, installed inside the package as uer_like/configs and uer_like/models (where
+    uer_like/resources.py finds them when there is no checkout: pip install ., a wheel). Every directory
+    under them becomes a data-only package: {package name: directory}."""
+    packages = {}
+    for package, top in (("uer_like.configs", "configs"), ("uer_like.models", "models")):
+        for path, subdirs, _ in os.walk(top):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith((".", "__")))
+            rel = os.path.relpath(path, top)
+            packages[package if rel == "." else package + "." + rel.replace(os.sep, ".")] = path
+    return packages
+
+
+SHIPPED = shipped_packages()
 
 native_sources = sorted(glob.glob(os.path.join("csrc", "*.c")))
 ext_modules = []
@@ -30,7 +46,9 @@ setup(
     if os.path.exists(os.path.join(HERE, "README.md"))
     else "",
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["uer_like", "uer_like.*"]),
+    packages=find_packages(include=["uer_like", "uer_like.*"]) + list(SHIPPED),
+    package_dir=SHIPPED,
+    package_data={name: ["*"] for name in SHIPPED},
     ext_modules=ext_modules,
     python_requires=">=3.9",
     install_requires=[

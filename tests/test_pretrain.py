@@ -50,11 +50,24 @@ def test_mlm_loss_falls_by_a_third_on_real_text(tmp_path):
     assert os.path.exists(tmp_path / "m.bin") and os.path.exists(tmp_path / "m_config.json")
 
 
-def test_dataset_for_another_processor_is_refused(mlm_dataset, tmp_path):
+def test_dataset_for_another_processor_is_refused(mlm_dataset, tmp_path, caplog):
     args = TrainArgs(dataset_path=mlm_dataset, config="bert/tiny_config.json", total_steps=2,
                      output_model_path=str(tmp_path / "m.bin"))
+    caplog.set_level("INFO", logger="uer_like")
     with pytest.raises(DataError, match=r"data_processor 'mlm'.*asks for \['sp'\].*--data_processor"):
         Trainer(args)
+    assert "training on" not in caplog.text  # refused before anything says it would train
+
+
+def test_dataset_of_another_processor_that_supplies_the_targets_is_used(tmp_path, caplog):
+    """A bert dataset (mlm + sp) for a RoBERTa config (mlm): one complete log line, then training."""
+    ds, _ = preprocess(str(tmp_path), corpus(20000), data_processor="bert", seq_length=32, dynamic_masking=True)
+    args = TrainArgs(dataset_path=ds, config="roberta/tiny_config.json", total_steps=1, batch_size=2,
+                     output_model_path=str(tmp_path / "m.bin"))
+    with caplog.at_level("INFO", logger="uer_like"):
+        Trainer(args).train()
+    assert ("config data_processor 'mlm', dataset made with 'bert', which supplies the config's targets (mlm): "
+            "training on the dataset's instances") in caplog.text
 
 
 def test_dataset_with_another_vocabulary_is_refused(mlm_dataset, tmp_path):
@@ -186,4 +199,6 @@ def test_main_job_default_dataset_is_the_bundled_corpus(tmp_path):
                        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "mlm loss" in r.stderr and "sp loss" in r.stderr and "tokens/s" in r.stderr
+    report_lines = [l for l in r.stderr.splitlines() if "tokens/s" in l]
+    assert len(report_lines) == 3 and all(" INFO step " in l for l in report_lines), report_lines  # each once
     assert (tmp_path / "out" / "bert_tiny.bin").exists()

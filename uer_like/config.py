@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from .errors import ConfigError
 
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+from .resources import CONFIGS_DIR, resolve
 
 MASKS = ("fully_visible", "causal")
 LAYERNORM_POSITIONINGS = ("post", "pre")
@@ -202,8 +202,8 @@ def _coerce(key, value, f, source):
 
 def resolve_config_path(path_or_name):
     """`bert/base_config.json`, `bert/base` or a file path."""
-    if os.path.isfile(path_or_name):
-        return path_or_name
+    if os.path.isfile(resolve(path_or_name)):
+        return resolve(path_or_name)
     for cand in (path_or_name, path_or_name + ".json", path_or_name + "_config.json"):
         p = os.path.join(CONFIGS_DIR, cand)
         if os.path.isfile(p):

@@ -21,6 +21,7 @@ import torch
 from ..errors import CheckpointError, ConfigError, UerLikeError
 from ..io.checkpoint import load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
+from ..resources import resolve
 from ..tokenizers import build_tokenizer
 from ..training.optim import SCHEDULERS
 from ..training.precision import AMP_CHOICES
@@ -28,7 +29,6 @@ from . import core
 from . import data as D
 from .tasks import get_task, tasks_of_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_VOCAB = os.path.join("models", "google_zh_vocab.txt")
 
 
@@ -116,9 +116,7 @@ def choose_task(task_name, argv):
 
 
 def _resolve_vocab(path):
-    if path and not os.path.exists(path) and not os.path.isabs(path) and os.path.exists(os.path.join(REPO, path)):
-        return os.path.join(REPO, path)
-    return path
+    return resolve(path)
 
 
 def make_task(name, args, enc, meta):

@@ -441,8 +441,8 @@ def save_hf(model, out_dir, vocab=None, family=None):
 
 def _default_vocab(model):
     """The project's Google Chinese vocabulary when the model's size matches it (UER-py's default)."""
-    p = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models",
-                     "google_zh_vocab.txt")
+    from ..resources import DEFAULT_VOCAB as p
+
     if os.path.isfile(p) and model.vocab_size == 21128:
         return p
     return None

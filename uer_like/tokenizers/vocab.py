@@ -3,6 +3,7 @@ import hashlib
 import os
 
 from ..errors import DataError
+from ..resources import resolve
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 REQUIRED = (PAD, UNK, CLS, SEP, MASK)
@@ -18,6 +19,7 @@ class Vocab:
 
     @classmethod
     def load(cls, path, required=REQUIRED):
+        path = resolve(path)  # models/google_zh_vocab.txt works from any directory, installed or not
         if not path or not os.path.isfile(path):
             raise DataError(f"vocabulary file not found: {path}")
         with open(path, "rb") as f:

@@ -109,7 +109,6 @@ class Trainer:
             args.accumulation_steps = args.global_batch_size // per_step
         self.global_batch = args.batch_size * self.world * args.accumulation_steps
         self.order = SampleOrder(len(self.dataset), self.global_batch, args.seed)
-        self.collate = Collator(self.dataset, self.config.target, args.seed)
         self.step = 0
         self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay,
                                          fused=self.info.device.type == "cuda")
@@ -131,9 +130,12 @@ class Trainer:
                 raise DataError(f"{a.dataset_path} was made with another vocabulary ({m['vocab']['file']}, "
                                 f"{m['vocab']['size']} tokens) than --vocab_path {a.vocab_path} ({len(v)} tokens); "
                                 f"re-run preprocess.py with --vocab_path {a.vocab_path}")
+        # refuses a dataset whose processor cannot supply the config's targets, naming the fix
+        self.collate = Collator(self.dataset, cfg.target, a.seed)
         if cfg.data_processor != m["data_processor"]:
-            logger.info("config data_processor %r, dataset made with %r: training on the dataset's",
-                        cfg.data_processor, m["data_processor"])
+            logger.info("config data_processor %r, dataset made with %r, which supplies the config's targets (%s): "
+                        "training on the dataset's instances", cfg.data_processor, m["data_processor"],
+                        ", ".join(cfg.target))
 
     def _load_pretrained(self, path, vocab_size):
         """Initialise from released weights in any format load_model reads (UER, safetensors, Hugging Face,
@@ -278,11 +280,14 @@ class Trainer:
         trace = open(a.trace_path, "a") if (a.trace_path and info.is_main) else None
         n_params = sum(p.numel() for p in self.model.parameters())
         bar = None
+        logs = contextlib.ExitStack()
         if info.is_main and self.step < a.total_steps:
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
             bar = tqdm(total=a.total_steps, initial=self.step, desc="pretrain", dynamic_ncols=True,
                        mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=None)
+            logs.enter_context(logging_redirect_tqdm())  # log lines above the bar, each printed once
         stats = _Stats(self.config.target, info.device)
         t_report = time.time()
         micro = a.accumulation_steps
@@ -322,7 +327,7 @@ class Trainer:
                     bar.update(1)
                 if self.step % a.report_steps == 0 or self.step == a.total_steps:
                     t = time.time()
-                    self._report(stats.reduce(info), lr, t - t_report, tb, n_params, bar)
+                    self._report(stats.reduce(info), lr, t - t_report, tb, n_params)
                     stats = _Stats(self.config.target, info.device)
                     t_report = time.time()
                 stop = self._stop_agreed()
@@ -335,6 +340,7 @@ class Trainer:
             self.save_weights()
             return self.step
         finally:
+            logs.close()
             if bar is not None:
                 bar.close()
             if tb is not None:
@@ -363,7 +369,7 @@ class Trainer:
             trace.write(json.dumps(rec) + "\n")
             trace.flush()
 
-    def _report(self, s, lr, dt, tb, n_params, bar):
+    def _report(self, s, lr, dt, tb, n_params):
         if not self.info.is_main:
             return
         tok_s = s["tokens"] / max(dt, 1e-9)
@@ -376,10 +382,7 @@ class Trainer:
         mfu = self._mfu(tok_s, n_params)
         if mfu is not None:
             parts.append(f"MFU {mfu:.1%}")
-        msg = " | ".join(parts)
-        if bar is not None:
-            bar.write(msg)
-        logger.info(msg)
+        logger.info(" | ".join(parts))
         if tb is not None:
             for name, t in s["targets"].items():
                 tb.add_scalar(f"loss/{name}", t["loss"], self.step)
