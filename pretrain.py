@@ -70,7 +70,7 @@ def build_parser():
 
 
 def default_dataset(config_name, seq_length, whole_word):
-    """Preprocess the bundled sample corpus once into .cache/ and return its path."""
+    """Preprocess the bundled sample corpus once into .cache/ and return its path (rank 0 only: see main)."""
     from uer_like.config import load_config
     from uer_like.data.preprocess import run_preprocess
 
@@ -81,15 +81,8 @@ def default_dataset(config_name, seq_length, whole_word):
     key = hashlib.sha256(json.dumps(opts, sort_keys=True).encode()).hexdigest()[:12]
     path = os.path.join(HERE, ".cache", f"sample_{processor}_{seq_length}_{key}.uerds")
     opts["dataset_path"] = path
-    rank = int(os.environ.get("RANK", "0"))
     if not os.path.exists(path):
-        if rank == 0:
-            run_preprocess(**opts)
-        else:
-            import time
-
-            while not os.path.exists(path):
-                time.sleep(1)
+        run_preprocess(**opts)
     return path
 
 
@@ -99,9 +92,15 @@ def main():
     if args.world_size is not None or args.gpu_ranks is not None:
         raise ConfigError("--world_size/--gpu_ranks are UER-py's launcher flags; uer_like uses torchrun: "
                           "torchrun --nproc_per_node N pretrain.py ... (see README, 'Many GPUs and machines')")
+    from uer_like.training import distributed
     from uer_like.training.trainer import TrainArgs, train
 
-    dataset = args.dataset_path or default_dataset(args.config, args.seq_length, args.whole_word_masking)
+    dataset = args.dataset_path
+    if dataset is None:  # rank 0 prepares it; its failure is every rank's error
+        dataset = distributed.run_on_main(
+            distributed.setup(args.device),
+            lambda: default_dataset(args.config, args.seq_length, args.whole_word_masking),
+            "preparing the bundled-corpus dataset")
     overrides = {"dropout": args.dropout} if args.dropout is not None else {}
     ckpt_dir = args.checkpoint_dir
     tb = args.tensorboard_dir

@@ -12,6 +12,7 @@ from uer_like.finetune import mrc as M
 from uer_like.finetune import tagging as T
 from uer_like.finetune.cli import main
 from uer_like.tokenizers import build_tokenizer
+from conftest import need
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = os.path.join(ROOT, "models", "google_zh_vocab.txt")
@@ -118,8 +119,7 @@ def test_encode_tagging_windows(enc):
 
 def test_mrc_answer_positions_on_sample(enc):
     path = os.path.join(SAMPLES, "cmrc", "train.json")
-    if not os.path.exists(path):
-        pytest.skip("shared data not present")
+    need(path)
     examples = M.read_mrc(path, train=True)
     feats = M.encode_mrc(examples, enc, 128, doc_stride=32, train=True)
     spans = {}

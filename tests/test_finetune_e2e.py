@@ -14,7 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "..", "shared", "data", "datasets", "samples")
 VOCAB = os.path.join(ROOT, "models", "google_zh_vocab.txt")
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(SAMPLES), reason="shared data samples not present")
+pytestmark = pytest.mark.skipif(not os.path.isdir(SAMPLES), reason=f"{SAMPLES} is not here: the team's shared "
+                                "fine-tuning samples (../shared beside the checkout) are needed")
 COMMON = ["--config_path", "bert/tiny_config.json", "--vocab_path", VOCAB, "--epochs_num", "2", "--max_steps", "4",
           "--batch_size", "16", "--learning_rate", "1e-3", "--no_progress"]
 
@@ -37,7 +38,7 @@ def test_classifier_train_then_infer(tmp_path):
     rep = run("classification", COMMON + ["--train_path", s("book_review", "train.tsv"), "--dev_path", s("book_review", "dev.tsv"),
                                           "--test_path", s("book_review", "test.tsv"), "--output_model_path", model,
                                           "--seq_length", "64"])
-    assert rep["history"][0]["dev"]["total"] == 50 and 0 <= rep["test"]["acc"] <= 1
+    assert rep["history"][0]["dev"]["total"] == 50
     assert os.path.isfile(model) and json.load(open(str(tmp_path / "cls_finetune.json")))["labels_num"] == 2
     assert json.load(open(str(tmp_path / "cls_report.json")))["test"]["acc"] == rep["test"]["acc"]
     pred = str(tmp_path / "pred.tsv")
@@ -46,10 +47,36 @@ def test_classifier_train_then_infer(tmp_path):
     assert rep2["test"]["acc"] == rep["test"]["acc"]  # the best checkpoint was reloaded, same predictions
     lines = open(pred, encoding="utf-8").read().splitlines()
     assert lines[0] == "label\tprob" and len(lines) == 51
+    gold = [l.split("\t")[0] for l in open(s("book_review", "test.tsv"), encoding="utf-8").read().splitlines()[1:]]
+    hits = [p.split("\t")[0] == g for p, g in zip(lines[1:], gold)]
+    assert rep["test"]["acc"] == pytest.approx(sum(hits) / len(hits))  # the reported accuracy is the predictions'
     # unlabeled test file: predictions only
     rep3 = run("classification", ["--load_model_path", model, "--vocab_path", VOCAB, "--test_path",
                                   s("book_review", "test_nolabel.tsv"), "--prediction_path", pred, "--no_progress"])
     assert "test" not in rep3 and len(open(pred, encoding="utf-8").read().splitlines()) == 51
+
+
+def test_classifier_learns_an_easy_task(tmp_path):
+    """Sentences of 'praise' characters against sentences of 'complaint' characters: a tiny model from random
+    init must learn it in a few dozen steps (chance is 0.5)."""
+    import random
+
+    rng = random.Random(0)
+    words = {"1": "好棒赞喜欢爱优秀精彩推荐", "0": "差烂糟讨厌恨失望无聊垃圾"}
+
+    def write(name, n):
+        rows = ["label\ttext_a"]
+        for i in range(n):
+            label = str(i % 2)
+            rows.append(label + "\t" + "".join(rng.choice(words[label]) for _ in range(rng.randint(4, 12))))
+        (tmp_path / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+        return str(tmp_path / name)
+
+    rep = run("classification", COMMON[:COMMON.index("--epochs_num")] + [
+        "--train_path", write("train.tsv", 160), "--dev_path", write("dev.tsv", 40), "--test_path",
+        write("test.tsv", 40), "--output_model_path", str(tmp_path / "cls.bin"), "--seq_length", "16",
+        "--epochs_num", "3", "--batch_size", "16", "--learning_rate", "1e-3", "--no_progress", "--seed", "3"])
+    assert rep["test"]["acc"] >= 0.9, rep["test"]
 
 
 def test_ner_crf_train_then_infer(tmp_path):

@@ -14,6 +14,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from uer_like import CheckpointError, ConfigError  # noqa: E402
+from conftest import need  # noqa: E402
 from uer_like.io import load_model, resize_vocab, save_model  # noqa: E402
 from uer_like.io.features import extract_features  # noqa: E402
 from uer_like.model import build_model  # noqa: E402
@@ -47,8 +48,7 @@ def _ids():
 @pytest.mark.parametrize("name", ["bert_tiny", "gpt2_tiny"])
 def test_uer_fixture_roundtrip_uer_hf_uer(name, tmp_path):
     path, cfg = os.path.join(FIX, f"{name}.bin"), os.path.join(FIX, f"{name}_config.json")
-    if not os.path.isfile(path):
-        pytest.skip(f"fixture {path} not present")
+    need(path)
     model = load_model(path, config=cfg)
     save_model(model, str(tmp_path / "hf"), format="hf")
     hf_cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
@@ -77,8 +77,7 @@ def test_uer_fixture_roundtrip_uer_hf_uer(name, tmp_path):
 
 def test_uer_fixture_features_match_encoder_output():
     path, cfg = os.path.join(FIX, "bert_tiny.bin"), os.path.join(FIX, "bert_tiny_config.json")
-    if not os.path.isfile(path):
-        pytest.skip("fixture not present")
+    need(path)
     model = load_model(path, config=cfg, vocab=ZH_VOCAB)
     texts = json.loads(open(os.path.join(FIX, "bert_tiny_texts.json"), encoding="utf-8").read())["texts"]
     io = np.load(os.path.join(FIX, "bert_tiny_io.npz"))

@@ -4,7 +4,9 @@ Uninterrupted and interrupted runs are compared step by step (loss, learning rat
 their final weights, on CPU with deterministic settings."""
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -109,6 +111,13 @@ def run_until_step(c, step, sig=signal.SIGKILL, out=None):
     return p.returncode, err
 
 
+def resumed_step(stderr):
+    """The step a run resumed at (its log line 'resumed from PATH at step N'), or None."""
+    m = re.search(r"resumed from \S+step_0*(\d+)\.pt at step (\d+)", stderr)
+    assert m is None or m.group(1) == m.group(2)
+    return int(m.group(2)) if m else None
+
+
 @pytest.fixture(scope="module")
 def reference(dataset, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("ref"))
@@ -123,7 +132,8 @@ def test_sigkill_then_resume_is_identical(dataset, reference, tmp_path, kill_at)
     code, _ = run_until_step(cmd(dataset, out, extra=["--accumulation_steps", "2"]), kill_at, out=out)
     assert code == -signal.SIGKILL
     r = run(cmd(dataset, out, extra=["--accumulation_steps", "2"]))
-    assert "resumed from" in r.stderr or kill_at < 3
+    if kill_at >= 3:  # from the checkpoint before the kill (every 3 steps), or one step later's if it was written
+        assert resumed_step(r.stderr) in (3 * (kill_at // 3), 3 * (kill_at // 3 + 1))
     assert_same_run(reference, out)
 
 
@@ -160,32 +170,35 @@ def torchrun(nproc, extra=()):
             str(29500 + os.getpid() % 1000), *extra]
 
 
-def test_two_processes_match_one_with_the_same_global_batch(dataset, tmp_path):
+@pytest.fixture(scope="module")
+def two_processes(dataset, tmp_path_factory):
+    """torchrun, one agent with 2 processes (gloo), 8 steps, dropout off: the reference of the distributed tests."""
+    out = str(tmp_path_factory.mktemp("two_processes"))
+    run(torchrun(2) + cmd(dataset, out, steps=8, extra=["--dropout", "0"])[1:])
+    return out
+
+
+def test_two_processes_match_one_with_the_same_global_batch(dataset, two_processes, tmp_path):
     """2 ranks x batch 4 (gloo) == 1 rank x batch 4 x accumulation 2, dropout off."""
-    one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    os.makedirs(one), os.makedirs(two)
+    one = str(tmp_path)
     run(cmd(dataset, one, steps=8, extra=["--accumulation_steps", "2", "--dropout", "0"]))
-    c = cmd(dataset, two, steps=8, extra=["--dropout", "0"])
-    run(torchrun(2) + c[1:])
-    assert_same_run(one, two, exact=False)
+    assert_same_run(one, two_processes, exact=False)
 
 
-def test_checkpoint_from_two_ranks_resumes_on_one(dataset, tmp_path):
+def test_checkpoint_from_two_ranks_resumes_on_one(dataset, two_processes, tmp_path):
     """Killed under 2 ranks, resumed on 1 with --global_batch_size: same run as 2 ranks uninterrupted."""
-    ref, out = str(tmp_path / "ref"), str(tmp_path / "out")
-    os.makedirs(ref), os.makedirs(out)
+    ref, out = two_processes, str(tmp_path)
     extra = ["--dropout", "0", "--global_batch_size", "8"]
-    run(torchrun(2) + cmd(dataset, ref, steps=8, extra=extra)[1:])
     code, _ = run_until_step(torchrun(2) + cmd(dataset, out, steps=8, extra=extra)[1:], 5, out=out)
-    run(cmd(dataset, out, steps=8, extra=extra))
+    assert code == -signal.SIGKILL  # killed mid-run, not finished before the kill
+    r = run(cmd(dataset, out, steps=8, extra=extra))
+    assert resumed_step(r.stderr) in (3, 6)
     assert_same_run(ref, out, exact=False)
 
 
-def test_torchrun_restarts_a_killed_worker_and_finishes_the_same(dataset, tmp_path):
-    ref, out = str(tmp_path / "ref"), str(tmp_path / "out")
-    os.makedirs(ref), os.makedirs(out)
+def test_torchrun_restarts_a_killed_worker_and_finishes_the_same(dataset, two_processes, tmp_path):
+    ref, out = two_processes, str(tmp_path)
     extra = ["--dropout", "0"]
-    run(torchrun(2) + cmd(dataset, ref, steps=8, extra=extra)[1:])
     p = _popen(torchrun(2, ["--max-restarts", "1"]) + cmd(dataset, out, steps=8, extra=extra)[1:],
                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -204,18 +217,94 @@ def test_torchrun_restarts_a_killed_worker_and_finishes_the_same(dataset, tmp_pa
     finally:
         _reap(p)
     assert killed and p.returncode == 0, err[-3000:]
+    assert resumed_step(err) in (3, 6)
     assert_same_run(ref, out, exact=False)
 
 
-def test_fsdp_matches_ddp_and_resumes(dataset, tmp_path):
+def test_fsdp_matches_ddp_and_resumes(dataset, two_processes, tmp_path):
     """--fsdp (2 ranks, gloo, small model) trains like DDP, and a killed FSDP run resumes to the same end."""
-    ddp, fsdp, killed = (str(tmp_path / n) for n in ("ddp", "fsdp", "killed"))
-    for d in (ddp, fsdp, killed):
+    ddp = two_processes
+    fsdp, killed = (str(tmp_path / n) for n in ("fsdp", "killed"))
+    for d in (fsdp, killed):
         os.makedirs(d)
     extra = ["--dropout", "0"]
-    run(torchrun(2) + cmd(dataset, ddp, steps=8, extra=extra)[1:])
     run(torchrun(2) + cmd(dataset, fsdp, steps=8, extra=extra + ["--fsdp"])[1:])
     assert_same_run(ddp, fsdp, exact=False)
-    run_until_step(torchrun(2) + cmd(dataset, killed, steps=8, extra=extra + ["--fsdp"])[1:], 5, out=killed)
-    run(torchrun(2) + cmd(dataset, killed, steps=8, extra=extra + ["--fsdp"])[1:])
+    code, _ = run_until_step(torchrun(2) + cmd(dataset, killed, steps=8, extra=extra + ["--fsdp"])[1:], 5, out=killed)
+    assert code == -signal.SIGKILL
+    r = run(torchrun(2) + cmd(dataset, killed, steps=8, extra=extra + ["--fsdp"])[1:])
+    assert resumed_step(r.stderr) in (3, 6)
     assert_same_run(fsdp, killed, exact=False)
+
+
+# ------------------------------------------------------------------------------ two nodes (two torchrun agents)
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def agent(port, extra=()):
+    """One node's torchrun agent: --nnodes 2, one gloo process, c10d rendezvous on this machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+            "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", f"uer_like_{port}", *extra]
+
+
+def run_two_nodes(c, out, extra=(), kill_at=None, timeout=240):
+    """Start two agents on `c`; with kill_at, SIGKILL the second node's worker once the trace reaches that step.
+    Returns the agents' stderr, after asserting that both finished with status 0."""
+    port = free_port()
+    nodes = [_popen(agent(port, extra) + c[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    errs = [""] * 2
+    try:
+        if kill_at is not None:
+            path, killed, deadline = os.path.join(out, "trace.jsonl"), False, time.time() + 180
+            while time.time() < deadline and not killed and all(n.poll() is None for n in nodes):
+                if os.path.exists(path) and sum(1 for _ in open(path)) >= kill_at:
+                    workers = subprocess.run(["pgrep", "-P", str(nodes[1].pid)], capture_output=True,
+                                             text=True).stdout.split()
+                    workers = [w for w in workers if "pretrain.py" in open(f"/proc/{w}/cmdline").read()]
+                    if workers:
+                        os.kill(int(workers[0]), signal.SIGKILL)
+                        killed = True
+                time.sleep(0.02)
+            assert killed, "the second node's worker was not killed mid-run"
+        deadline = time.time() + timeout
+        for i, n in enumerate(nodes):
+            _, errs[i] = n.communicate(timeout=max(1, deadline - time.time()))
+    finally:
+        for n in nodes:
+            _reap(n)
+    for n, e in zip(nodes, errs):
+        assert n.returncode == 0, e[-3000:]
+    return errs
+
+
+def test_two_nodes_match_one_node_with_two_processes(dataset, two_processes, tmp_path):
+    out = str(tmp_path)
+    run_two_nodes(cmd(dataset, out, steps=8, extra=["--dropout", "0"]), out)
+    assert_same_run(two_processes, out, exact=False)
+
+
+def test_two_nodes_resume_a_killed_worker_from_the_same_checkpoint(dataset, two_processes, tmp_path):
+    """One node's worker killed mid-run: both agents restart their workers (--max-restarts), which agree on
+    the checkpoint to resume from (a disagreement stops them at start) and finish with the same weights."""
+    out = str(tmp_path)
+    errs = run_two_nodes(cmd(dataset, out, steps=8, extra=["--dropout", "0"]), out, extra=["--max-restarts", "1"],
+                         kill_at=4)
+    assert resumed_step("".join(errs)) in (3, 6)
+    assert_same_run(two_processes, out, exact=False)
+
+
+def test_unreachable_rendezvous_fails_naming_the_endpoint():
+    """A node whose rendezvous endpoint does not answer stops within a bounded time, naming host and port."""
+    port = free_port()
+    t0 = time.time()
+    p = _popen(agent(port, ["--rdzv_conf", "is_host=false,read_timeout=3"]) + ["-c", "pass"],
+               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _, err = p.communicate(timeout=120)
+    finally:
+        _reap(p)
+    assert p.returncode != 0 and time.time() - t0 < 120
+    assert f"127.0.0.1, {port}" in err or f"127.0.0.1:{port}" in err, err[-3000:]

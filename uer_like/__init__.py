@@ -3,12 +3,12 @@
 The model and weights API (Model, build_model, load_model, save_model) is imported on first use, so that
 torch-free work (preprocess.py, configs, tokenizers, segmentation) starts without importing torch."""
 from .config import ModelConfig, load_config  # noqa: F401
-from .errors import CheckpointError, ConfigError, DataError, UerLikeError  # noqa: F401
+from .errors import CheckpointError, ConfigError, DataError, DistributedError, UerLikeError  # noqa: F401
 
 __version__ = "0.1.0"
 
 _LAZY = {"Model": ".model", "build_model": ".model", "load_model": ".io", "save_model": ".io"}
-__all__ = ["ModelConfig", "load_config", "CheckpointError", "ConfigError", "DataError", "UerLikeError",
+__all__ = ["ModelConfig", "load_config", "CheckpointError", "ConfigError", "DataError", "DistributedError", "UerLikeError",
            "segment", *_LAZY]
 
 

@@ -15,3 +15,7 @@ class DataError(UerLikeError, ValueError):
 
 class CheckpointError(UerLikeError, ValueError):
     """A checkpoint cannot be loaded (corrupt, unsafe, wrong shapes or keys)."""
+
+
+class DistributedError(UerLikeError, RuntimeError):
+    """A distributed run cannot go on: another rank failed, or the rendezvous cannot be reached."""

@@ -81,6 +81,14 @@ class Trainer:
         args.validate()
         self.args = args
         self.info = dist_utils.setup(args.device)
+        # an exception on one rank stops every rank at once (not a wait in the first collective), and the ranks
+        # must agree on where they start
+        with dist_utils.start_up(self.info) as agree:
+            self._set_up(args)
+            agree.update(step=self.step, dataset_instances=len(self.dataset), global_batch=self.global_batch)
+        self.train_model = self._wrap(self.model)
+
+    def _set_up(self, args):
         self.stop_requested = False
         if args.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -114,7 +122,6 @@ class Trainer:
                                          fused=self.info.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=args.precision == "fp16" and self.info.device.type == "cuda")
         self._resume()
-        self.train_model = self._wrap(self.model)
 
     # ------------------------------------------------------------------ set-up
     def _check_dataset(self):

@@ -1,0 +1,136 @@
+"""Distributed failures: one rank's error at start reaches every rank within seconds (no wait in a collective
+until the 30-minute timeout), ranks that would start differently are stopped, and an unreachable
+rendezvous is an error naming the endpoint. Plain processes with torchrun's environment variables stand in
+for a launcher; tests/test_resume.py runs the real torchrun, multi-node included."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import ROOT
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(args, world=2, timeout=90, **env):
+    """Run `args` as `world` ranks (RANK/WORLD_SIZE/MASTER_* as torchrun sets them); [(returncode, stdout, stderr)]."""
+    port = str(free_port())
+    procs = [subprocess.Popen(args, env=dict(ENV, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(world),
+                                             MASTER_ADDR="127.0.0.1", MASTER_PORT=port, **env),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(world)]
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        for p in procs:
+            o, e = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            out.append((p.returncode, o, e))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return out
+
+
+PROTOCOL = textwrap.dedent(r'''
+    import json, sys
+    from uer_like.errors import DataError, DistributedError
+    from uer_like.training import distributed as d
+
+    info = d.setup("cpu")
+
+    def phase(name, fn):
+        try:
+            fn()
+            print(json.dumps([name, "ok", None]), flush=True)
+        except DistributedError as e:
+            print(json.dumps([name, "DistributedError", str(e)]), flush=True)
+        except DataError as e:
+            print(json.dumps([name, "DataError", str(e)]), flush=True)
+
+    def rank0_fails_before_answering():
+        def prepare():
+            raise DataError("corpus.txt: not UTF-8")
+        d.run_on_main(info, prepare, "preparing the dataset")
+
+    def rank0_answers():
+        assert d.run_on_main(info, lambda: {"path": "ds.bin"}, "preparing again") == {"path": "ds.bin"}
+
+    def rank1_fails_at_start():
+        with d.start_up(info, "phase 3"):
+            if info.rank == 1:
+                raise DataError("ds.bin: ids count 9 does not match the last offset 12")
+
+    def ranks_disagree():
+        with d.start_up(info, "phase 4") as agree:
+            agree["step"] = 3 if info.rank == 0 else 0
+
+    def ranks_agree():
+        with d.start_up(info, "phase 5") as agree:
+            agree["step"] = 3
+
+    for name, fn in [("rank0_fails", rank0_fails_before_answering), ("rank0_answers", rank0_answers),
+                     ("rank1_fails", rank1_fails_at_start), ("disagree", ranks_disagree), ("agree", ranks_agree)]:
+        phase(name, fn)
+    d.teardown(info)
+''')
+
+
+def test_one_ranks_failure_at_start_is_every_ranks_error():
+    t0 = time.monotonic()
+    results = launch([sys.executable, "-c", PROTOCOL])
+    assert time.monotonic() - t0 < 60
+    phases = []
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+        phases.append({name: (kind, msg) for name, kind, msg in map(json.loads, out.splitlines())})
+    r0, r1 = phases
+    assert r0["rank0_fails"] == ("DataError", "corpus.txt: not UTF-8")
+    assert r1["rank0_fails"] == ("DistributedError", "rank 0 failed while preparing the dataset: corpus.txt: not UTF-8")
+    assert r0["rank0_answers"] == r1["rank0_answers"] == ("ok", None)
+    assert r0["rank1_fails"] == ("DistributedError", "rank 1 failed while phase 3: ds.bin: ids count 9 does not match "
+                                                     "the last offset 12")
+    assert r1["rank1_fails"][0] == "DataError"
+    for r in (r0, r1):
+        kind, msg = r["disagree"]
+        assert kind == "DistributedError" and "step: rank 0 3, rank 1 0" in msg and "file system" in msg
+        assert r["agree"] == ("ok", None)
+
+
+def test_rank0_failing_to_prepare_the_default_dataset_stops_every_rank(tmp_path):
+    """pretrain.py without --dataset_path: rank 0 preprocesses the bundled corpus while the others wait; when
+    it fails, the others exit with its error (they used to poll for the file forever)."""
+    args = [sys.executable, os.path.join(ROOT, "pretrain.py"), "--config", "roberta/tiny_config.json",
+            "--seq_length", "3", "--total_steps", "1", "--output_model_path", str(tmp_path / "m.bin")]
+    t0 = time.monotonic()
+    (c0, _, e0), (c1, _, e1) = launch(args)
+    assert time.monotonic() - t0 < 60
+    assert c0 == 2 and e0.strip().splitlines()[-1] == "error: --seq_length must be at least 8, got 3"
+    assert c1 == 2 and e1.strip().splitlines()[-1] == ("error: rank 0 failed while preparing the bundled-corpus "
+                                                       "dataset: --seq_length must be at least 8, got 3")
+
+
+def test_unreachable_store_is_an_error_naming_the_endpoint(monkeypatch):
+    from uer_like.errors import DistributedError
+    from uer_like.training import distributed
+
+    port = free_port()  # nothing listens there
+    for k, v in dict(RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                     UER_LIKE_CONNECT_TIMEOUT="1").items():
+        monkeypatch.setenv(k, v)
+    t0 = time.monotonic()
+    with pytest.raises(DistributedError, match=rf"rank 1: cannot reach the rendezvous store at 127\.0\.0\.1:{port} "
+                                               r"\(MASTER_ADDR:MASTER_PORT\) within 1s"):
+        distributed.setup("cpu")
+    assert time.monotonic() - t0 < 30
