@@ -3,6 +3,7 @@ import glob
 import os
 
 from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -21,6 +22,33 @@ def shipped_packages():
 
 
 SHIPPED = shipped_packages()
+
+
+class BuildExt(build_ext):
+    """Builds the extension with Unicode tables of this interpreter's version: csrc/unicode_tables.h is
+    committed for one version; for another, scripts/gen_unicode_tables.py writes a header for this one into
+    the build directory, which csrc/wordpiece.c includes instead (the tokenizer must match unicodedata here)."""
+
+    def build_extensions(self):
+        import importlib.util
+        import unicodedata
+
+        spec = importlib.util.spec_from_file_location("gen_unicode_tables",
+                                                      os.path.join(HERE, "scripts", "gen_unicode_tables.py"))
+        gen = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(gen)
+        if gen.committed_version() != unicodedata.unidata_version:
+            include = os.path.join(self.build_temp, "unicode_tables_" + unicodedata.unidata_version)
+            os.makedirs(include, exist_ok=True)
+            with open(os.path.join(include, "unicode_tables.h"), "w", encoding="utf-8") as f:
+                f.write(gen.generate())
+            print(f"csrc/unicode_tables.h is Unicode {gen.committed_version()}; this Python's unicodedata is "
+                  f"{unicodedata.unidata_version}: building with tables generated for it in {include}")
+            header = os.path.abspath(os.path.join(include, "unicode_tables.h"))
+            for ext in self.extensions:
+                ext.define_macros = list(ext.define_macros or []) + [("UER_LIKE_UNICODE_TABLES", f'"{header}"')]
+                ext.depends = list(ext.depends or []) + [header]
+        super().build_extensions()
 
 native_sources = sorted(glob.glob(os.path.join("csrc", "*.c")))
 ext_modules = []
@@ -50,6 +78,7 @@ setup(
     package_dir=SHIPPED,
     package_data={name: ["*"] for name in SHIPPED},
     ext_modules=ext_modules,
+    cmdclass={"build_ext": BuildExt},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.1",  # requirements.txt pins the CPU build; install it first

@@ -20,6 +20,7 @@
 #include "native_pre.h"
 #include "segment.h"
 #include "utf8.h"
+#include "wordpiece.h"
 
 /* ====================================================================== */
 /* 1. shared helpers                                                      */
@@ -680,6 +681,8 @@ PyMODINIT_FUNC PyInit__native(void)
         Py_DECREF(&NativeWordPieceType);
         goto fail;
     }
+    /* the tokenizer matches Python's tokenizer only under the same unicodedata version (uer_like.data.native) */
+    if (PyModule_AddStringConstant(m, "UNIDATA_VERSION", wp_unidata_version()) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef UER_LIKE_UNICODE_TABLES /* setup.py: tables generated for the building Python's Unicode version */
+#include UER_LIKE_UNICODE_TABLES
+#else
 #include "unicode_tables.h"
+#endif
 #include "utf8.h"
 
 #define WP_MAX_WORD_CHARS 100 /* WordpieceTokenizer.max_input_chars_per_word */
@@ -436,3 +440,5 @@ int wp_tokenize(const wp_vocab *v, const uint32_t *cps, size_t n, int do_lower, 
     if (rn && flush_run(v, w->run, rn, run_start, do_lower, w) < 0) return -1;
     return 0;
 }
+
+const char *wp_unidata_version(void) { return UT_UNIDATA_VERSION; }

@@ -51,5 +51,7 @@ int wp_tokenize(const wp_vocab *v, const uint32_t *cps, size_t n, int do_lower, 
 
 /* The same character classes as bert.py (exposed for the instance builder). */
 int wp_is_cjk(uint32_t cp);
+/* The Unicode version of the tables compiled in (unicode_tables.h's UT_UNIDATA_VERSION). */
+const char *wp_unidata_version(void);
 
 #endif /* UER_LIKE_WORDPIECE_H */

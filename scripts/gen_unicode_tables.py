@@ -12,15 +12,28 @@ tokenizer needs, so that it matches uer_like/tokenizers/bert.py character for ch
 
     python scripts/gen_unicode_tables.py            # writes csrc/unicode_tables.h
     python scripts/gen_unicode_tables.py --check    # exit 1 if the committed header is stale
+
+The committed header is for the Unicode version of the Python that made it (UT_UNIDATA_VERSION). setup.py
+builds the extension with a header generated here by the building interpreter when its unicodedata is of
+another version, so the native and the Python tokenizer agree on every Python (the extension is built per
+interpreter); uer_like.data.native checks the versions at run time.
 """
+import importlib.util
 import os
 import sys
 import unicodedata
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from uer_like.tokenizers.bert import is_control, is_punctuation, is_whitespace  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "csrc", "unicode_tables.h")
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "csrc", "unicode_tables.h")
+
+def _classes():
+    """uer_like/tokenizers/unicode_classes.py, loaded on its own (the package may not be importable in a build)."""
+    path = os.path.join(HERE, "..", "uer_like", "tokenizers", "unicode_classes.py")
+    spec = importlib.util.spec_from_file_location("_uer_like_unicode_classes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 MAXCP = 0x110000
 UT_WS, UT_CTRL, UT_PUNCT, UT_MN, UT_LOWER, UT_DECOMP, UT_CCC = 1, 2, 4, 8, 16, 32, 64
 S_BASE, S_COUNT = 0xAC00, 11172
@@ -35,6 +48,8 @@ def hangul_nfd(cp):
 
 
 def build():
+    classes = _classes()
+    is_whitespace, is_control, is_punctuation = classes.is_whitespace, classes.is_control, classes.is_punctuation
     flags = bytearray(MAXCP)
     lower, decomp, ccc = [], [], []
     for cp in range(MAXCP):
@@ -114,8 +129,23 @@ def render(flags, lower, decomp, ccc):
     return "\n".join(out)
 
 
+def generate():
+    """The header's text for this interpreter's unicodedata."""
+    return render(*build())
+
+
+def committed_version(path=OUT):
+    """UT_UNIDATA_VERSION of a header file, or None."""
+    if not os.path.exists(path):
+        return None
+    for line in open(path, encoding="utf-8"):
+        if line.startswith("#define UT_UNIDATA_VERSION"):
+            return line.split('"')[1]
+    return None
+
+
 def main():
-    text = render(*build())
+    text = generate()
     if "--check" in sys.argv:
         cur = open(OUT, encoding="utf-8").read() if os.path.exists(OUT) else ""
         if cur != text:

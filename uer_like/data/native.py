@@ -9,6 +9,7 @@ covers the "bert" tokenizer; chunks holding something only Python handles (a non
 cls label) are handed to the reference transparently.
 """
 import logging
+import unicodedata
 
 import numpy as np
 
@@ -37,6 +38,11 @@ def unsupported_reason(o):
     """Why the native path cannot run these options (None when it can)."""
     if not AVAILABLE:
         return "uer_like._native is not built (python setup.py build_ext --inplace)"
+    tables = getattr(_native, "UNIDATA_VERSION", None)
+    if tables != unicodedata.unidata_version:
+        return (f"uer_like._native was built with Unicode {tables} tables, but this Python's unicodedata is "
+                f"{unicodedata.unidata_version}, so the two tokenizers could differ; rebuild it with this Python "
+                "(python setup.py build_ext --inplace)")
     if o["tokenizer"] != "bert":
         return f"the {o['tokenizer']!r} tokenizer has no native implementation"
     if o["whole_word_masking"]:

@@ -4,26 +4,8 @@ tokenization.py and Hugging Face's BertTokenizer (slow) do."""
 import unicodedata
 
 from ..registry import TOKENIZERS
+from .unicode_classes import is_control, is_punctuation, is_whitespace  # noqa: F401  (also imported from here)
 from .vocab import Vocab
-
-
-def is_whitespace(ch):
-    if ch in (" ", "\t", "\n", "\r"):
-        return True
-    return unicodedata.category(ch) == "Zs"
-
-
-def is_control(ch):
-    if ch in ("\t", "\n", "\r"):
-        return False
-    return unicodedata.category(ch) in ("Cc", "Cf")
-
-
-def is_punctuation(ch):
-    cp = ord(ch)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(ch).startswith("P")
 
 
 def is_cjk(cp):
