@@ -1,4 +1,4 @@
-"""Install uer_like: `pip install -e .` or `pip install .` (builds the native preprocessor with the system C compiler)."""
+"""Install uer_like: `pip install -e .` or `pip install .` (builds the native preprocessor with the C compiler)."""
 import glob
 import os
 

@@ -8,8 +8,8 @@ from .errors import CheckpointError, ConfigError, DataError, DistributedError, U
 __version__ = "0.1.0"
 
 _LAZY = {"Model": ".model", "build_model": ".model", "load_model": ".io", "save_model": ".io"}
-__all__ = ["ModelConfig", "load_config", "CheckpointError", "ConfigError", "DataError", "DistributedError", "UerLikeError",
-           "segment", *_LAZY]
+__all__ = ["ModelConfig", "load_config", "CheckpointError", "ConfigError", "DataError", "DistributedError",
+           "UerLikeError", "segment", *_LAZY]
 
 
 def __getattr__(name):

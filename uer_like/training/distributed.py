@@ -71,14 +71,16 @@ def _connect(rank, world):
     addr, port = os.environ.get("MASTER_ADDR", "127.0.0.1"), int(os.environ.get("MASTER_PORT", "29500"))
     agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
     wait = float(os.environ.get(CONNECT_TIMEOUT_ENV, "300"))
+    host = rank == 0 and not agent_store
     try:
-        store = dist.TCPStore(addr, port, world, is_master=rank == 0 and not agent_store,
-                              timeout=datetime.timedelta(seconds=wait))
+        store = dist.TCPStore(addr, port, world, is_master=host, timeout=datetime.timedelta(seconds=wait))
     except (RuntimeError, TimeoutError) as e:  # DistNetworkError, DistStoreError
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DistributedError(f"rank {rank}: cannot reach the rendezvous store at {addr}:{port} (MASTER_ADDR:"
-                               f"MASTER_PORT) within {wait:g}s ({detail}); check the address, the port and the "
-                               f"firewall, or raise {CONNECT_TIMEOUT_ENV}") from None
+        what = (f"hosts the rendezvous store at {addr}:{port}, but not every one of the {world} ranks joined it"
+                if host else f"cannot reach the rendezvous store at {addr}:{port}")
+        raise DistributedError(f"rank {rank}: {what} (MASTER_ADDR:MASTER_PORT) within {wait:g}s ({detail}); "
+                               f"check the address, the port and the firewall, or raise {CONNECT_TIMEOUT_ENV}"
+                               ) from None
     store.set_timeout(TIMEOUT)
     return store
 
