@@ -212,3 +212,18 @@ def test_load_model_path_refuses_pretraining_outputs(tmp_path, capsys):
     with pytest.raises(CheckpointError):
         core.load_finetuned(torch.nn.Linear(2, 2), weights)
     assert isinstance(DataError("x"), ValueError)
+
+
+def test_load_model_path_of_another_task_says_so(tmp_path, capsys):
+    from uer_like.config import load_config
+    from uer_like.finetune.tagging import Tagger
+
+    config = load_config("bert/tiny_config.json").replace(vocab_size=21128)
+    path = str(tmp_path / "ner.bin")
+    core.save_finetuned(Tagger(config, 21128, 3), path, {})
+    os.remove(str(tmp_path / "ner_finetune.json"))  # no task settings beside it, as a UER-py fine-tuned model
+    test = write(tmp_path, "t.tsv", "label\ttext_a\n1\t好\n")
+    err = one_line_error(capsys, "classification", ["--load_model_path", path, "--vocab_path", VOCAB, "--test_path",
+                                                    test, "--labels_num", "2"])
+    assert f"--load_model_path {path}: checkpoint does not match" in err and "missing keys" in err
+    assert "strict=False" not in err and "fine-tuned for another task" in err

@@ -203,7 +203,12 @@ def run(task_name, argv=None):
             raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
         task.check_inference(args.load_model_path)
         model = task.build_model(config, len(tokenizer.vocab))
-        load_into(model, from_uer_state_dict(loaded_state), strict=True, source=args.load_model_path)
+        try:
+            load_into(model, from_uer_state_dict(loaded_state), strict=True, source=f"--load_model_path {args.load_model_path}")
+        except CheckpointError as e:
+            msg = str(e).replace(" (pass strict=False to load the matching tensors only)", "")
+            raise CheckpointError(f"{msg}; was it fine-tuned for another task ({task_cls.script} --task {task_name}) or "
+                                  "with another config (--config_path)?") from None
         core.log(f"loaded the fine-tuned model {args.load_model_path}")
     else:
         config, backbone, pooler = core.load_backbone(args.pretrained_model_path, args.config_path,
