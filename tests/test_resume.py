@@ -300,7 +300,7 @@ def test_unreachable_rendezvous_fails_naming_the_endpoint():
     """A node whose rendezvous endpoint does not answer stops within a bounded time, naming host and port."""
     port = free_port()
     t0 = time.time()
-    p = _popen(agent(port, ["--rdzv_conf", "is_host=false,read_timeout=3"]) + ["-c", "pass"],
+    p = _popen(agent(port, ["--rdzv_conf", "is_host=false,read_timeout=3"]) + [os.path.join(ROOT, "pretrain.py")],
                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _, err = p.communicate(timeout=300)
