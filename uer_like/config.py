@@ -68,11 +68,12 @@ class ModelConfig:
     def from_dict(cls, d, source="config"):
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: a config must be a JSON object, got {type(d).__name__}")
+        from .legacy_config import normalize
+
+        d = normalize(d, source)  # UER-py's older forms and non-model keys (see legacy_config.py)
         known = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in d.items():
-            if key in IGNORED_UER_KEYS:
-                continue
             if key not in known:
                 close = get_close_matches(key, list(known), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -155,12 +156,6 @@ class ModelConfig:
         from . import tokenizers  # noqa: F401
 
         TOKENIZERS.get(self.tokenizer, key="tokenizer")
-
-
-# Keys UER-py configs carry that describe training, not the model; accepted and ignored.
-IGNORED_UER_KEYS = {"learning_rate", "batch_size", "seq_length", "warmup", "epochs_num", "report_steps",
-                    "total_steps", "save_checkpoint_steps", "seed", "dynamic_masking", "whole_word_masking",
-                    "span_masking"}
 
 
 def _coerce(key, value, f, source):

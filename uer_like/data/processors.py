@@ -6,7 +6,8 @@ class label (-1 when none). Processors:
   bert    sentence pairs, 50% random next sentence (NSP), targets mlm + sp
   albert  sentence pairs, 50% swapped order (SOP), targets mlm + sp
   mlm     [CLS] document piece [SEP], target mlm
-  lm      [CLS] document [SEP] cut into seq_length + 1 pieces, target lm
+  lm      [CLS] document [SEP] cut into seq_length + 1 pieces, target lm (or bilm: the collator derives
+          the next-token and previous-token targets of UER-py's bidirectional LM from the same pieces)
   cls     `label<TAB>text_a[<TAB>text_b]` lines, target cls
 """
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from ..errors import DataError
 from .rng import SplitMix64
 
 DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls")
-PROCESSOR_TARGETS = {"bert": ("mlm", "sp"), "albert": ("mlm", "sp"), "mlm": ("mlm",), "lm": ("lm",), "cls": ("cls",)}
+PROCESSOR_TARGETS = {"bert": ("mlm", "sp"), "albert": ("mlm", "sp"), "mlm": ("mlm",), "lm": ("lm", "bilm"),
+                     "cls": ("cls",)}
 PURPOSE_PAIRS, PURPOSE_STATIC_MASK, PURPOSE_DYNAMIC_MASK = 1, 2, 3
 
 

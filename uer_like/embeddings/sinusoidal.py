@@ -8,7 +8,8 @@ from ..registry import EMBEDDINGS
 
 @EMBEDDINGS.register("sinusoidalpos")
 class SinusoidalPositionEmbedding(nn.Module):
-    """Fixed sine/cosine positions (Vaswani et al.); no parameters."""
+    """Fixed sine/cosine positions (Vaswani et al.), as UER-py's `word_sinusoidalpos` (before July 2023);
+    no parameters. The word embedding is scaled by sqrt(emb_size) beside it (embeddings/word.py)."""
 
     def __init__(self, config, vocab_size):
         super().__init__()

@@ -1,3 +1,5 @@
+import math
+
 import torch.nn as nn
 
 from ..registry import EMBEDDINGS
@@ -5,9 +7,13 @@ from ..registry import EMBEDDINGS
 
 @EMBEDDINGS.register("word")
 class WordEmbedding(nn.Module):
+    """Token embeddings; scaled by sqrt(emb_size) beside sinusoidal positions, as UER-py (and Vaswani et al.)."""
+
     def __init__(self, config, vocab_size):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, config.emb_size)
+        self.scale = math.sqrt(config.emb_size) if "sinusoidalpos" in config.embedding else None
 
     def forward(self, src, seg):
-        return self.embedding(src)
+        emb = self.embedding(src)
+        return emb * self.scale if self.scale is not None else emb

@@ -106,6 +106,7 @@ class Collator:
         batch = {}
         mlm_pos, mlm_labels = [], []
         tgt_lm = np.zeros((B, L), np.int64) if lm else None
+        tgt_backward = np.zeros((B, L), np.int64) if "bilm" in self.targets else None
         masks = self.mask_batch(indices, epoch, rows) if "mlm" in self.targets and not lm else None
         for b, (i, ids) in enumerate(zip(indices, rows)):
             n = lengths[b]
@@ -114,6 +115,8 @@ class Collator:
                 src[b, :n] = ids[:-1]
                 tgt_lm[b, :n] = ids[1:]
                 seg[b, :n] = 1
+                if tgt_backward is not None:  # the backward LM predicts the previous token
+                    tgt_backward[b, 1:n] = ids[:n - 1]
                 continue
             if "mlm" in self.targets:
                 ids, pos, labels = masks[b]
@@ -127,6 +130,9 @@ class Collator:
         if lm:
             batch["tgt_lm"] = torch.from_numpy(tgt_lm)
             batch["lm_pos"] = torch.from_numpy(np.flatnonzero(tgt_lm.reshape(-1) > 0))
+        if tgt_backward is not None:
+            batch["tgt_forward"] = batch["tgt_lm"]
+            batch["tgt_backward"] = torch.from_numpy(tgt_backward)
         if "mlm" in self.targets:
             batch["mlm_pos"] = torch.from_numpy(np.concatenate(mlm_pos).astype(np.int64))
             batch["mlm_labels"] = torch.from_numpy(np.concatenate(mlm_labels).astype(np.int64))
