@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from uer_like.cli import run_main, setup_logging
+from uer_like.cli import add_model_flags, model_flag_overrides, run_main, setup_logging
 from uer_like.errors import ConfigError
 from uer_like.resources import DEFAULT_VOCAB
 
@@ -66,15 +66,16 @@ def build_parser():
     p.add_argument("--world_size", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--gpu_ranks", nargs="*", default=None, help=argparse.SUPPRESS)
     p.add_argument("--log_level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_model_flags(p)
     return p
 
 
-def default_dataset(config_name, seq_length, whole_word):
+def default_dataset(config_name, seq_length, whole_word, overrides):
     """Preprocess the bundled sample corpus once into .cache/ and return its path (rank 0 only: see main)."""
     from uer_like.config import load_config
     from uer_like.data.preprocess import run_preprocess
 
-    processor = load_config(config_name).data_processor
+    processor = load_config(config_name, **overrides).data_processor
     opts = dict(corpus_path=SAMPLE_CORPUS, vocab_path=DEFAULT_VOCAB, data_processor=processor,
                 seq_length=seq_length, dup_factor=1, dynamic_masking=True, whole_word_masking=whole_word,
                 corpus_format="bert")
@@ -95,13 +96,15 @@ def main():
     from uer_like.training import distributed
     from uer_like.training.trainer import TrainArgs, train
 
+    overrides = model_flag_overrides(args)
+    if args.dropout is not None:
+        overrides["dropout"] = args.dropout
     dataset = args.dataset_path
     if dataset is None:  # rank 0 prepares it; its failure is every rank's error
         dataset = distributed.run_on_main(
             distributed.setup(args.device),
-            lambda: default_dataset(args.config, args.seq_length, args.whole_word_masking),
+            lambda: default_dataset(args.config, args.seq_length, args.whole_word_masking, overrides),
             "preparing the bundled-corpus dataset")
-    overrides = {"dropout": args.dropout} if args.dropout is not None else {}
     ckpt_dir = args.checkpoint_dir
     tb = args.tensorboard_dir
     targs = TrainArgs(

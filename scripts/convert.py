@@ -4,10 +4,14 @@
     python scripts/convert.py --input models/bert.bin --config bert/base --output out/hf --to hf
     python scripts/convert.py --input hf_dir --output model.bin --to uer
     python scripts/convert.py --input google/bert_model.ckpt --output model.safetensors --to safetensors
+    python scripts/convert.py --input old_zoo_model.bin --config models/bert_base_config.json \
+        --embedding word_pos_seg --encoder transformer --target bert --output new.bin --to uer --layout uer
 
 The input format is detected (UER .bin/.pt/.safetensors, Hugging Face directory, TF checkpoint).
 --to uer writes UER-py's key names in a torch .bin (+ NAME_config.json); --to safetensors the same names
-in a .safetensors file; --to hf a directory transformers loads (with the tokenizer files).
+in a .safetensors file; --to hf a directory transformers loads (with the tokenizer files). UER files of every
+UER-py era are read (their layout detected from the tensor names); --layout picks the era written.
+UER-py's model flags (--embedding, --encoder, --target, ...) override the config, as in UER-py.
 """
 import argparse
 import logging
@@ -18,6 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):
+    from uer_like.cli import add_model_flags, model_flag_overrides
+    from uer_like.io.uer import LAYOUTS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", required=True, help="checkpoint file, Hugging Face directory or TF checkpoint")
     p.add_argument("--output", required=True, help="output file (uer, safetensors) or directory (hf)")
@@ -26,6 +33,11 @@ def main(argv=None):
     p.add_argument("--vocab_path", help="vocabulary to check against the checkpoint and to write for --to hf")
     p.add_argument("--tf_model", choices=["discriminator", "generator"], help="which half of an ELECTRA TF checkpoint")
     p.add_argument("--no_strict", action="store_true", help="load what matches; print missing/unexpected keys")
+    p.add_argument("--layout", choices=LAYOUTS, default=None,
+                   help="UER key names of a UER-py era for --to uer/safetensors: uer (since July 2023), uer_2023 "
+                        "(Feb 2022 - July 2023), uer_2021 / uer_2021_albert (before 2022); default: the input's "
+                        "layout when it is a UER file, else uer")
+    add_model_flags(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -34,13 +46,14 @@ def main(argv=None):
 
     try:
         model = load_model(args.input, config=args.config, strict=not args.no_strict, vocab=args.vocab_path,
-                           tf_model=args.tf_model)
-        out = save_model(model, args.output, format=args.to, vocab=args.vocab_path)
+                           tf_model=args.tf_model, config_overrides=model_flag_overrides(args))
+        out = save_model(model, args.output, format=args.to, vocab=args.vocab_path, layout=args.layout)
     except UerLikeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report = getattr(model, "load_report", {}) or {}
-    print(f"{args.input} ({model.source_format}) -> {out} ({args.to}); targets {model.config.target}; "
+    src = model.source_format + (f", layout {model.uer_layout}" if getattr(model, "uer_layout", None) else "")
+    print(f"{args.input} ({src}) -> {out} ({args.to}); targets {model.config.target}; "
           f"{sum(p.numel() for p in model.parameters())} parameters"
           + (f"; missing {report.get('missing')}" if report.get("missing") else "")
           + (f"; unexpected {report.get('unexpected')}" if report.get("unexpected") else ""))

@@ -14,6 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):
+    from uer_like.cli import add_model_flags, model_flag_overrides
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="checkpoint file or directory")
     p.add_argument("--config", help="UER config for UER checkpoints")
@@ -25,6 +27,7 @@ def main(argv=None):
                    help="longest input in tokens (default: min(128, the model's max_seq_length)); a value above the "
                         "model's position embedding is an error")
     p.add_argument("--batch_size", type=int, default=32)
+    add_model_flags(p)
     args = p.parse_args(argv)
 
     import numpy as np
@@ -34,7 +37,8 @@ def main(argv=None):
     from uer_like.io.features import extract_features
 
     try:
-        model = load_model(args.model, config=args.config, vocab=args.vocab_path, seq_length=args.seq_length)
+        model = load_model(args.model, config=args.config, vocab=args.vocab_path, seq_length=args.seq_length,
+                           config_overrides=model_flag_overrides(args))
         if args.seq_length is None:
             args.seq_length = min(128, model.config.max_seq_length)
         with open(args.input, encoding="utf-8") as f:

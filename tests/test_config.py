@@ -37,6 +37,9 @@ def make_batch(model, cfg, vocab=200, B=3, S=16):
         batch["tgt_lm"] = torch.randint(1, vocab, (B, S), generator=g)
     if "cls" in cfg.target:
         batch["tgt_cls"] = torch.tensor([0, 1, 1])
+    if "bilm" in cfg.target:
+        batch["tgt_forward"] = torch.randint(1, vocab, (B, S), generator=g)
+        batch["tgt_backward"] = torch.randint(1, vocab, (B, S), generator=g)
     return batch
 
 

@@ -50,6 +50,32 @@ def add_preprocess_args(p):
                         "auto: native when built")
 
 
+def add_model_flags(p):
+    """UER-py's model flags, laid over the config (as UER-py's command line overrode its JSON config): they
+    name the components of configs from before 2021, which held sizes only
+    (`--embedding word_pos_seg --encoder transformer --target bert`)."""
+    g = p.add_argument_group("model flags (UER-py's; override the config)")
+    g.add_argument("--embedding", default=None, help="word_pos_seg, word_pos, word, word_sinusoidalpos, ...")
+    g.add_argument("--encoder", default=None, help="transformer, lstm, gru, rnn, bilstm, bigru, birnn")
+    g.add_argument("--target", nargs="+", default=None, help="bert, albert, mlm, lm, bilm, cls, sp (one or more)")
+    g.add_argument("--mask", default=None, choices=("fully_visible", "causal"))
+    g.add_argument("--layernorm_positioning", default=None, choices=("post", "pre"))
+    for flag in ("remove_embedding_layernorm", "factorized_embedding_parameterization", "parameter_sharing",
+                 "tie_weights", "has_lmtarget_bias", "bidirectional"):
+        g.add_argument("--" + flag, action="store_const", const=True, default=None)
+
+
+def model_flag_overrides(args):
+    """The model flags given on the command line, as config keys."""
+    keys = ("embedding", "encoder", "target", "mask", "layernorm_positioning", "remove_embedding_layernorm",
+            "factorized_embedding_parameterization", "parameter_sharing", "tie_weights", "has_lmtarget_bias",
+            "bidirectional")
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if isinstance(out.get("target"), list) and len(out["target"]) == 1:
+        out["target"] = out["target"][0]  # UER-py's single target strings (bert, albert)
+    return out
+
+
 def _bool(s):
     if s.lower() in ("1", "true", "yes"):
         return True

@@ -60,7 +60,8 @@ class ModelConfig:
     # data
     data_processor: str = "bert"
     tokenizer: str = "bert"
-    # recurrent encoders
+    # recurrent encoders: torch's bidirectional stack for lstm/gru/rnn (bilstm/bigru/birnn are UER-py's
+    # two separate stacks)
     bidirectional: bool = False
 
     # ------------------------------------------------------------------ construction
@@ -141,6 +142,9 @@ class ModelConfig:
                     f"{source}: emb_size {self.emb_size} differs from hidden_size {self.hidden_size}; "
                     "set factorized_embedding_parameterization: true (ALBERT) or make them equal"
                 )
+        if self.bidirectional and self.encoder not in ("lstm", "gru", "rnn"):
+            raise ConfigError(f"{source}: config key 'bidirectional' applies to the lstm, gru and rnn encoders, not "
+                              f"'{self.encoder}'" + (" (bidirectional already)" if self.encoder.startswith("bi") else ""))
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{source}: config key 'dropout' must be in [0, 1), got {self.dropout}")
         if self.vocab_size is not None and self.vocab_size <= 0:
@@ -226,19 +230,24 @@ def load_config(path_or_name, **overrides):
     """Load a UER-format JSON config (a path, or a name inside configs/) into a ModelConfig."""
     if isinstance(path_or_name, ModelConfig):
         return path_or_name.replace(**overrides) if overrides else path_or_name
-    if isinstance(path_or_name, dict):
-        d = dict(path_or_name)
-        source = "config"
-    else:
-        path = resolve_config_path(path_or_name)
-        try:
-            with open(path, encoding="utf-8") as f:
-                d = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}: not valid JSON: {e}") from None
-        source = path
+    d, source = read_config_dict(path_or_name)
     d.update(overrides)
     return ModelConfig.from_dict(d, source=source)
+
+
+def read_config_dict(path_or_name):
+    """The raw JSON object of a config (a path, a name inside configs/ or a dict) -> (dict copy, source)."""
+    if isinstance(path_or_name, dict):
+        return dict(path_or_name), "config"
+    path = resolve_config_path(path_or_name)
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: a config must be a JSON object, got {type(d).__name__}")
+    return d, path
 
 
 def save_config(config, path):

@@ -196,3 +196,22 @@ def normalize(d, source="config"):
         raise ConfigError(f"{source}: config key 'hidden_act' must be one activation name, got {out['hidden_act']!r}")
     out.update(forced)
     return out
+
+
+def config_for_layout(d, layout):
+    """A config dict (current form) in the form UER-py read in the era of a checkpoint layout (io/uer.py), so
+    that the NAME_config.json written beside a file saved in that layout works with that UER-py."""
+    if layout == "uer":
+        return d
+    d = dict(d)
+    for name, keys in EMBEDDING_STRINGS.items():
+        if name != "bert" and keys["embedding"] == d.get("embedding"):
+            d["embedding"] = name
+            break
+    if layout in ("uer_2021", "uer_2021_albert"):
+        t = d.get("target")
+        if t == ["mlm", "sp"]:
+            d["target"] = "albert" if layout == "uer_2021_albert" else "bert"
+        elif isinstance(t, list) and len(t) == 1:
+            d["target"] = t[0]
+    return d

@@ -73,7 +73,7 @@ def _init_weights(module):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, (nn.LSTM, nn.GRU)):
+    elif isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
         for name, p in module.named_parameters():
             if "weight" in name:
                 nn.init.normal_(p, mean=0.0, std=0.02)

@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from ..cli import add_model_flags, model_flag_overrides
 from ..errors import CheckpointError, ConfigError, UerLikeError
 from ..io.checkpoint import load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
@@ -95,6 +96,7 @@ def build_parser(task_name):
     g.add_argument("--adv_type", choices=["fgm"], default="fgm", help="the adversarial method")
     g.add_argument("--fgm_epsilon", type=float, default=1.0,
                    help="L2 norm of the FGM perturbation of the word-embedding matrix (UER-py's default is 1e-6)")
+    add_model_flags(p)
     return p
 
 
@@ -212,7 +214,7 @@ def run(task_name, argv=None):
         core.log(f"loaded the fine-tuned model {args.load_model_path}")
     else:
         config, backbone, pooler = core.load_backbone(args.pretrained_model_path, args.config_path,
-                                                      len(tokenizer.vocab))
+                                                      len(tokenizer.vocab), model_flag_overrides(args))
         if config.max_seq_length < args.seq_length:
             raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
         model = task.build_model(config, len(tokenizer.vocab), backbone=backbone, pooler=pooler)

@@ -112,7 +112,7 @@ def load_finetuned(model, path):
     return model
 
 
-def load_backbone(pretrained_model_path, config_path, vocab_size):
+def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrides=None):
     """-> (config, (embedding, encoder), pooler) of a pretrained model, or (config, None, None) for random
     init. Loading goes through uer_like.load_model (UER-format, the framework's own output, Hugging Face
     and Google checkpoints); its target heads are ignored except the pooler (dense + tanh on [CLS], held
@@ -122,12 +122,14 @@ def load_backbone(pretrained_model_path, config_path, vocab_size):
         from ..io.checkpoint import load_model
 
         try:
-            model = load_model(pretrained_model_path, config=config_path, strict=False, vocab_size=vocab_size)
+            model = load_model(pretrained_model_path, config=config_path, strict=False, vocab_size=vocab_size,
+                               config_overrides=config_overrides)
         except ConfigError:
             saved = _training_checkpoint_config(pretrained_model_path) if config_path is None else None
             if saved is None:
                 raise
-            model = load_model(pretrained_model_path, config=saved, strict=False, vocab_size=vocab_size)
+            model = load_model(pretrained_model_path, config=saved, strict=False, vocab_size=vocab_size,
+                               config_overrides=config_overrides)
         rows = model.embedding.word.embedding.weight.shape[0]
         if rows < vocab_size:
             raise CheckpointError(f"{pretrained_model_path}: the word embedding has {rows} rows but the vocabulary has "
@@ -140,7 +142,7 @@ def load_backbone(pretrained_model_path, config_path, vocab_size):
                 pooler = {k: v.detach().clone() for k, v in lin.state_dict().items()}
                 break
         return model.config, (model.embedding, model.encoder), pooler
-    config = load_config(config_path or "bert/base_config.json")
+    config = load_config(config_path or "bert/base_config.json", **(config_overrides or {}))
     if config.vocab_size != vocab_size:
         config = config.replace(vocab_size=vocab_size)
     return config, None, None

@@ -28,7 +28,7 @@ from ..config import load_config
 from ..errors import CheckpointError, ConfigError
 from . import hf as hfmod
 from .safe import is_safetensors, read_tensor_file, safetensors_metadata
-from .uer import from_uer_state_dict, to_uer_state_dict
+from . import uer as uerfmt
 
 logger = logging.getLogger("uer_like")
 
@@ -153,7 +153,8 @@ def check_seq_length(config, seq_length, source="model"):
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_length=None, tf_model=None):
+def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_length=None, tf_model=None,
+               config_overrides=None):
     """Load a model from any supported checkpoint (see the module docstring); the format is detected.
 
     config: for UER checkpoints, the UER-format config (a name in configs/, a path, a dict or a ModelConfig);
@@ -163,8 +164,13 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     vocab / vocab_size: the vocabulary (path or Vocab) or its size, checked against the word embedding.
     seq_length: checked against the position embedding, so that a too long setting fails at start.
     tf_model: for ELECTRA TF checkpoints, "discriminator" (default) or "generator".
+    config_overrides: UER config keys laid over the config (a CLI's --embedding/--encoder/--target ...); for
+      UER checkpoints whose config names no embedding/encoder/target (UER-py before 2021), what neither
+      gives is read off the checkpoint's tensor names (logged).
+    UER files of every UER-py era load (io/uer.py: the layout is detected from the tensor names; a file
+    matching none is an error naming the closest layout and the keys that differ).
     The model remembers where it came from: model.source_format, model.source_path, model.hf_config,
-    model.vocab_path, model.load_report ({"missing": [...], "unexpected": [...]})."""
+    model.uer_layout (UER files), model.vocab_path, model.load_report ({"missing": [...], "unexpected": [...]})."""
     kind = detect_format(path)
     if kind == "tf":
         from .tf import read_tf_checkpoint
@@ -194,12 +200,12 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
             raise CheckpointError(f"{path}: a directory without a checkpoint (no Hugging Face config.json with a "
                                   "model_type, no TF checkpoint, no model.safetensors / pytorch_model.bin)")
         return load_model(weights[0], config=config, strict=strict, vocab_size=vocab_size, vocab=vocab,
-                          seq_length=seq_length)
+                          seq_length=seq_length, config_overrides=config_overrides)
     else:
         state = read_tensor_file(path)
         hf_cfg = _hf_config_arg(config)
         if _is_uer_state(state) and hf_cfg is None:
-            model = _load_uer_state(state, path, config, strict, vocab_size)
+            model = _load_uer_state(state, path, config, strict, vocab_size, config_overrides)
             model.source_format = "uer"
             model.vocab_path = None
         else:
@@ -245,7 +251,9 @@ def _first_file(d, names):
     return None
 
 
-def _load_uer_state(state, path, config, strict, vocab_size):
+def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=None):
+    from ..config import ModelConfig, read_config_dict
+    from ..legacy_config import MODULE_KEYS
     from ..model import Model
 
     if config is None:
@@ -257,11 +265,23 @@ def _load_uer_state(state, path, config, strict, vocab_size):
         if config is None:
             raise ConfigError(f"{path}: no config given and none found beside it "
                               "(pass config=..., e.g. 'bert/base_config.json')")
-    config = load_config(config)
     if state and all(k.startswith("module.") for k in state):  # saved from a DataParallel/DDP wrapper
         state = {k[len("module."):]: v for k, v in state.items()}
-    state = from_uer_state_dict(state)
-    word = state.get("embedding.word.embedding.weight")
+    if isinstance(config, ModelConfig):
+        config = config.replace(**config_overrides) if config_overrides else config
+    else:
+        raw, source = read_config_dict(config)
+        raw.update(config_overrides or {})
+        inferred, why = uerfmt.infer_components(state)
+        absent = [k for k in MODULE_KEYS if k not in raw]
+        if absent:  # UER-py before 2021: the components came from command-line flags
+            raw.update({k: v for k, v in inferred.items() if k not in raw})
+            logger.info("%s: the config names no %s; read from the checkpoint's tensor names: %s", source,
+                        "/".join(absent), "; ".join(why))
+        else:  # what the tensors' presence settles, when the config does not say (2019-2020 LM heads had a bias)
+            raw.update({k: inferred[k] for k in uerfmt.PRESENCE_KEYS if k in inferred and k not in raw})
+        config = ModelConfig.from_dict(raw, source=source)
+    word = _first_present(state, ("embedding.word.embedding.weight", "embedding.word_embedding.weight"))
     ckpt_vocab = int(word.shape[0]) if word is not None else None
     if vocab_size is not None and ckpt_vocab is not None and vocab_size != ckpt_vocab:
         raise CheckpointError(f"{path}: the checkpoint's word embedding has {ckpt_vocab} rows but the vocabulary "
@@ -272,17 +292,48 @@ def _load_uer_state(state, path, config, strict, vocab_size):
         raise CheckpointError(f"{path}: cannot tell the vocabulary size (no embedding.word.embedding.weight)")
     if config.vocab_size != n:
         config = config.replace(vocab_size=n)
-    pos = state.get("embedding.pos.embedding.weight")
+    pos = _first_present(state, ("embedding.pos.embedding.weight", "embedding.position_embedding.weight"))
     if pos is not None and "pos" in config.embedding and pos.shape[0] != config.max_seq_length + config.position_offset:
         raise CheckpointError(
             f"{path}: the position embedding has {pos.shape[0]} rows but the config says max_seq_length "
             f"{config.max_seq_length} (+ position_offset {config.position_offset}); set max_seq_length to "
             f"{pos.shape[0] - config.position_offset}")
     model = Model(config, n)
-    missing, unexpected = load_into(model, state, strict=strict, source=path)
+    layout, diff = uerfmt.detect_layout(state, list(model.state_dict()), config)
+    if diff:
+        desc = "; ".join(f"{k} ({len(v)}): {', '.join(v[:12])}" + (" ..." if len(v) > 12 else "")
+                         for k, v in diff.items() if v)
+        msg = (f"{path}: the tensor names match no UER layout for this config; closest: {layout} "
+               f"({uerfmt.LAYOUT_DESCRIPTIONS[layout]}), keys that differ: {desc}")
+        if strict:
+            raise CheckpointError(msg + " (check the config against the checkpoint, or pass strict=False to load "
+                                        "the matching tensors only)")
+        logger.warning("%s", msg)
+    internal = uerfmt.from_uer_state_dict(state, layout, config)
+    if config.tie_weights:
+        _fill_tied(model, internal)
+    missing, unexpected = load_into(model, internal, strict=strict, source=path)
     model.hf_config = None
+    model.uer_layout = layout
     model.load_report = {"missing": missing, "unexpected": unexpected}
+    if layout != "uer":
+        logger.info("%s: UER layout %s (%s)", path, layout, uerfmt.LAYOUT_DESCRIPTIONS[layout])
     return model
+
+
+def _first_present(state, names):
+    for n in names:
+        if n in state:
+            return state[n]
+    return None
+
+
+def _fill_tied(model, internal):
+    """A file holding a tied weight under one of its two names only: the other name gets the same tensor."""
+    own = model.state_dict()
+    for a, b in uerfmt.TIED:
+        if a in own and b in own and (a in internal) != (b in internal):
+            internal[b if a in internal else a] = internal[a if a in internal else b]
 
 
 def _load_hf_state(state, hf_cfg, source, strict):
@@ -368,7 +419,7 @@ def _infer_format(path):
     return "safetensors"
 
 
-def save_model(model, path, format=None, vocab=None):
+def save_model(model, path, format=None, vocab=None, layout=None):
     """Save weights.
 
     format "uer": UER-py's key names in a torch .bin (tied weights under both names), as UER-py reads them;
@@ -377,7 +428,10 @@ def save_model(model, path, format=None, vocab=None):
     *LMHeadModel class), with model.safetensors, config.json and the tokenizer files (from the release the
     model was loaded from, else a BertTokenizer over `vocab` or the model's known vocabulary).
     format None: by the path (.safetensors -> safetensors, .bin/.pt -> uer, a directory or no extension ->
-    hf). The UER formats also write NAME_config.json beside the weights. Returns the path written."""
+    hf). The UER formats also write NAME_config.json beside the weights.
+    layout (the UER formats): the key names of a UER-py era (io/uer.py LAYOUTS: "uer" since July 2023,
+    "uer_2023", "uer_2021", "uer_2021_albert"); default: the layout the model was loaded from, else "uer".
+    NAME_config.json is then written in that era's form too. Returns the path written."""
     fmt = format or _infer_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
@@ -386,10 +440,17 @@ def save_model(model, path, format=None, vocab=None):
     if fmt == "uer" and path.lower().endswith(".safetensors"):
         raise ValueError(f"{path}: format 'uer' writes a torch pickle; use format='safetensors' for a .safetensors "
                          "path, or a .bin path")
-    state = to_uer_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    from ..legacy_config import config_for_layout
+
+    layout = layout or getattr(model, "uer_layout", None) or "uer"
+    try:
+        state = uerfmt.to_uer_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()}, layout,
+                                         model.config)
+    except uerfmt.LayoutError as e:
+        raise ConfigError(f"{path}: {e}") from None
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
-    cfg_json = json.dumps(model.config.to_dict(), indent=2, ensure_ascii=False)
+    cfg_json = json.dumps(config_for_layout(model.config.to_dict(), layout), indent=2, ensure_ascii=False)
     if fmt == "uer":
         torch.save(state, tmp)
     else:

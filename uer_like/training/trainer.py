@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 
-from ..config import load_config
+from ..config import ModelConfig, load_config
 from ..data.dataset import Dataset
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
@@ -96,6 +96,9 @@ class Trainer:
         self.dataset = Dataset(args.dataset_path)
         self.manifest = self.dataset.manifest
         self.config = load_config(args.config, **args.config_overrides)
+        pre = self._pretrained_defining_config()
+        if pre is not None:
+            self.config = pre.config
         self._check_dataset()
         vocab_size = self.manifest["vocab"]["size"]
         self.config = self.config.replace(vocab_size=vocab_size)
@@ -105,7 +108,7 @@ class Trainer:
         self.model = Model(self.config, vocab_size)
         torch.manual_seed(args.seed + 1000003 * self.info.rank)  # dropout differs between ranks
         if args.pretrained_model_path:
-            self._load_pretrained(args.pretrained_model_path, vocab_size)
+            self._load_pretrained(args.pretrained_model_path, vocab_size, pre)
         self.model.to(self.info.device)
 
         self.world = self.info.world_size
@@ -144,11 +147,29 @@ class Trainer:
                         "training on the dataset's instances", cfg.data_processor, m["data_processor"],
                         ", ".join(cfg.target))
 
-    def _load_pretrained(self, path, vocab_size):
+    def _pretrained_defining_config(self):
+        """A UER checkpoint under a config that names no embedding/encoder/target (UER-py before 2021, flags
+        not given either): the model loaded with the components read off its tensor names, else None."""
+        from ..config import read_config_dict
+        from ..legacy_config import has_module_keys
+
+        a = self.args
+        if not a.pretrained_model_path or isinstance(a.config, ModelConfig) or \
+                detect_format(a.pretrained_model_path) in ("hf", "tf"):
+            return None
+        raw, _ = read_config_dict(a.config)
+        raw.update(a.config_overrides)
+        if has_module_keys(raw):
+            return None
+        return load_model(a.pretrained_model_path, config=a.config, config_overrides=a.config_overrides,
+                          strict=False)
+
+    def _load_pretrained(self, path, vocab_size, pre=None):
         """Initialise from released weights in any format load_model reads (UER, safetensors, Hugging Face,
         Google TF). Heads the checkpoint lacks stay initialised; each difference is logged by name."""
         fmt = detect_format(path)
-        pre = load_model(path, config=None if fmt in ("hf", "tf") else self.config, strict=False)
+        if pre is None:
+            pre = load_model(path, config=None if fmt in ("hf", "tf") else self.config, strict=False)
         arch = {k: v for k, v in pre.config.diff(self.config).items()
                 if k not in ("target", "dropout", "vocab_size", "data_processor", "tokenizer")}
         if arch:
