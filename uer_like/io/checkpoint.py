@@ -301,10 +301,10 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
     model = Model(config, n)
     layout, diff = uerfmt.detect_layout(state, list(model.state_dict()), config)
     if diff:
-        desc = "; ".join(f"{k} ({len(v)}): {', '.join(v[:12])}" + (" ..." if len(v) > 12 else "")
+        desc = "; ".join(f"{k} keys ({len(v)}): {', '.join(v[:20])}" + (" ..." if len(v) > 20 else "")
                          for k, v in diff.items() if v)
-        msg = (f"{path}: the tensor names match no UER layout for this config; closest: {layout} "
-               f"({uerfmt.LAYOUT_DESCRIPTIONS[layout]}), keys that differ: {desc}")
+        msg = (f"{path}: checkpoint does not match the model config in any UER layout; closest: {layout} "
+               f"({uerfmt.LAYOUT_DESCRIPTIONS[layout]}): {desc}")
         if strict:
             raise CheckpointError(msg + " (check the config against the checkpoint, or pass strict=False to load "
                                         "the matching tensors only)")

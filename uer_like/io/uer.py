@@ -144,7 +144,8 @@ def detect_layout(keys, internal_keys, config):
     for layout in LAYOUTS:
         have = set(keys)
         try:
-            want = set(file_keys(internal_keys, layout, config))
+            want_list = file_keys(internal_keys, layout, config)
+            want = set(want_list)
             if config.tie_weights:  # a tied weight stored under one of its names only is complete
                 for pair in TIED:
                     if set(pair) <= internal:
@@ -153,7 +154,8 @@ def detect_layout(keys, internal_keys, config):
                             have |= names
         except LayoutError:
             continue
-        missing, unexpected = sorted(want - have), sorted(have - want)
+        missing = [k for k in want_list if k not in have]
+        unexpected = [k for k in keys if k not in want]
         if not missing and not unexpected:
             return layout, {}
         score = len(missing) + len(unexpected)
