@@ -19,7 +19,7 @@ def main():
     from uer_like.data.preprocess import run_preprocess
 
     opts = vars(args)
-    if opts["vocab_path"] is None and opts["tokenizer"] != "sentencepiece":
+    if opts["vocab_path"] is None and opts["tokenizer"] != "sentencepiece" and not opts.get("spm_model_path"):
         opts["vocab_path"] = DEFAULT_VOCAB
     run_preprocess(**opts)
 

@@ -31,8 +31,15 @@ def build_parser():
                    help="a UER-format JSON config: a path or a name in configs/ (e.g. bert/base_config.json)")
     p.add_argument("--dataset_path", default=None, help="made by preprocess.py (default: the bundled sample corpus)")
     p.add_argument("--vocab_path", default=None, help="checked against the dataset's vocabulary")
+    p.add_argument("--spm_model_path", default=None,
+                   help="SentencePiece model of a word-based dataset (preprocess.py --spm_model_path); checked "
+                        "against the dataset's vocabulary")
     p.add_argument("--pretrained_model_path", default=None, help="initialise from these weights (UER format)")
-    p.add_argument("--output_model_path", default="output/model.bin", help="final weights, UER format")
+    p.add_argument("--output_model_path", default="output/model.bin", help="final weights (see --output_format)")
+    p.add_argument("--output_format", default="uer", choices=("uer", "safetensors", "hf"),
+                   help="final weights: uer (UER-py's .bin + NAME_config.json, the default), safetensors (same names "
+                        "in NAME.safetensors), hf (a directory transformers loads: config, weights, tokenizer files; "
+                        "named as --output_model_path without .bin)")
     p.add_argument("--checkpoint_dir", default=None, help="default: <output_model_path without .bin>_checkpoints")
     p.add_argument("--resume", default="auto", help="auto (continue from checkpoint_dir if it has checkpoints), "
                                                     "never, or a checkpoint file")
@@ -108,8 +115,9 @@ def main():
     ckpt_dir = args.checkpoint_dir
     tb = args.tensorboard_dir
     targs = TrainArgs(
-        dataset_path=dataset, config=args.config, vocab_path=args.vocab_path,
+        dataset_path=dataset, config=args.config, vocab_path=args.vocab_path, spm_model_path=args.spm_model_path,
         pretrained_model_path=args.pretrained_model_path, output_model_path=args.output_model_path,
+        output_format=args.output_format,
         checkpoint_dir=ckpt_dir, total_steps=args.total_steps, batch_size=args.batch_size,
         accumulation_steps=args.accumulation_steps, global_batch_size=args.global_batch_size,
         learning_rate=args.learning_rate, warmup=args.warmup,

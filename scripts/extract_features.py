@@ -20,6 +20,8 @@ def main(argv=None):
     p.add_argument("--model", required=True, help="checkpoint file or directory")
     p.add_argument("--config", help="UER config for UER checkpoints")
     p.add_argument("--vocab_path", help="vocab.txt (default: the release's own)")
+    p.add_argument("--spm_model_path", help="SentencePiece model whose pieces are the vocabulary (word-based "
+                                            "releases, as UER-py)")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--pooling", default="mean", choices=["first", "mean", "max", "last", "none"])
@@ -38,6 +40,7 @@ def main(argv=None):
 
     try:
         model = load_model(args.model, config=args.config, vocab=args.vocab_path, seq_length=args.seq_length,
+                           vocab_size=_spm_size(args.spm_model_path),
                            config_overrides=model_flag_overrides(args))
         if args.seq_length is None:
             args.seq_length = min(128, model.config.max_seq_length)
@@ -45,7 +48,7 @@ def main(argv=None):
             texts = [tuple(line.rstrip("\n").split("\t", 1)) if "\t" in line else line.rstrip("\n") for line in f]
         texts = [t for t in texts if t]
         feats = extract_features(model, texts, vocab_path=args.vocab_path, seq_length=args.seq_length,
-                                 pooling=args.pooling, batch_size=args.batch_size)
+                                 pooling=args.pooling, batch_size=args.batch_size, spm_model_path=args.spm_model_path)
     except UerLikeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -55,6 +58,14 @@ def main(argv=None):
         np.save(args.output, feats)
     print(f"{len(texts)} texts -> {args.output}")
     return 0
+
+
+def _spm_size(spm_model_path):
+    if not spm_model_path:
+        return None
+    from uer_like.tokenizers.spm import load_processor
+
+    return load_processor(spm_model_path).GetPieceSize()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ def add_tokenizer_args(p):
 
     p.add_argument("--tokenizer", default="bert", choices=TOKENIZERS.names())
     p.add_argument("--vocab_path", default=None, help="WordPiece vocabulary (default models/google_zh_vocab.txt)")
-    p.add_argument("--spm_model_path", default=None, help="SentencePiece model for --tokenizer sentencepiece")
+    p.add_argument("--spm_model_path", default=None,
+                   help="SentencePiece model: with the default tokenizer its pieces are the vocabulary (as UER-py)")
     p.add_argument("--do_lower_case", default=True, type=_bool, help="lower-case and strip accents (bert tokenizer)")
 
 

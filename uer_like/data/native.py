@@ -45,6 +45,8 @@ def unsupported_reason(o):
                 "(python setup.py build_ext --inplace)")
     if o["tokenizer"] != "bert":
         return f"the {o['tokenizer']!r} tokenizer has no native implementation"
+    if o.get("spm_model_path"):
+        return "SentencePiece (--spm_model_path) has no native implementation"
     if o["whole_word_masking"]:
         from ..segmentation import NATIVE_AVAILABLE
 

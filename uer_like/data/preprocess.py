@@ -185,7 +185,7 @@ def build_manifest(o, vocab):
         "mask_decision": o["mask_decision"], "seed": o["seed"], "short_seq_prob": o["short_seq_prob"],
         "tokenizer": o["tokenizer"], "do_lower_case": o["do_lower_case"],
         "vocab": {"sha256": vocab.sha256 if hasattr(vocab, "sha256") else None, "size": len(vocab),
-                  "file": os.path.basename(o["vocab_path"] or "")},
+                  "file": os.path.basename(o["vocab_path"] or o["spm_model_path"] or "")},
         "corpus": {"file": os.path.basename(o["corpus_path"]), "bytes": os.path.getsize(o["corpus_path"]),
                    "format": o["corpus_format"]},
         "invalid_lines_policy": o["invalid_lines"], "chunk_bytes": o["chunk_bytes"],

@@ -10,17 +10,24 @@ from .checkpoint import check_seq_length
 POOLINGS = ("first", "mean", "max", "last", "none")
 
 
-def build_text_encoder(model, vocab_path=None, do_lower_case=True):
+def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_path=None):
     """A function (text_a, text_b=None) -> (ids, seg) for the model: Google BERT tokenisation over a
-    vocab.txt ([CLS] a [SEP] b [SEP], segments 1/2), or the release's own Hugging Face tokenizer when it
-    has no vocab.txt (GPT-2 BPE)."""
+    vocab.txt ([CLS] a [SEP] b [SEP], segments 1/2), SentencePiece over a model's own pieces when
+    `spm_model_path` is given (as UER-py; the word-based releases), or the release's own Hugging Face
+    tokenizer when it has no vocab.txt (GPT-2 BPE)."""
     vocab_path = vocab_path or getattr(model, "vocab_path", None)
-    if vocab_path and vocab_path.endswith(".txt"):
-        from ..tokenizers.bert import BertTokenizer
-        from ..tokenizers.vocab import Vocab
+    if spm_model_path or (vocab_path and vocab_path.endswith(".txt")):
+        if spm_model_path:
+            from ..tokenizers.spm import SentencePieceTokenizer
 
-        vocab = Vocab.load(vocab_path, required=())
-        tok = BertTokenizer(vocab, do_lower_case=do_lower_case)
+            tok = SentencePieceTokenizer(None, spm_model_path=spm_model_path)
+            vocab = tok.vocab
+        else:
+            from ..tokenizers.bert import BertTokenizer
+            from ..tokenizers.vocab import Vocab
+
+            vocab = Vocab.load(vocab_path, required=())
+            tok = BertTokenizer(vocab, do_lower_case=do_lower_case)
         causal = model.config.mask == "causal"
         cls_id, sep_id = vocab.get("[CLS]"), vocab.get("[SEP]")
 
@@ -55,7 +62,8 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True):
 
 
 @torch.no_grad()
-def extract_features(model, texts, vocab_path=None, seq_length=None, pooling="mean", batch_size=32, encoder=None):
+def extract_features(model, texts, vocab_path=None, seq_length=None, pooling="mean", batch_size=32, encoder=None,
+                     spm_model_path=None):
     """Encode texts (strings, or (text_a, text_b) pairs) with a loaded model in eval mode.
 
     pooling: "first" ([CLS]), "mean"/"max" over the tokens, "last" (the last token; for causal models),
@@ -69,7 +77,7 @@ def extract_features(model, texts, vocab_path=None, seq_length=None, pooling="me
     if seq_length is None:
         seq_length = min(128, model.config.max_seq_length)
     check_seq_length(model.config, seq_length)
-    encode = encoder or build_text_encoder(model, vocab_path)
+    encode = encoder or build_text_encoder(model, vocab_path, spm_model_path=spm_model_path)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -1,35 +1,75 @@
-"""SentencePiece tokenizer (`--spm_model_path`), e.g. the word-based Chinese RoBERTa releases."""
+"""SentencePiece tokenization, as UER-py does it (`--spm_model_path`), e.g. the word-based Chinese RoBERTa
+releases (cluecorpussmall_spm.model).
+
+UER-py's BertTokenizer given --spm_model_path ignores the vocabulary file and WordPiece: the vocabulary is the
+SentencePiece model's pieces (id = piece id), tokens come from `EncodeAsPieces` with no lower-casing or other
+preprocessing, and a piece ending in a digit and a comma is split again (XLNet's `encode_pieces`): its text
+without the comma and without "▁" is encoded anew and the comma appended. XLNet's code then drops a leading
+"▁" the new pieces gained when the original piece had none; in UER-py that check compares text with bytes
+and never holds on Python 3, so the "▁" stays. `uer_encode_pieces` reproduces this, quirk included.
+"""
+import hashlib
 import os
 
 from ..errors import DataError
 from ..registry import TOKENIZERS
 from .vocab import Vocab
 
+UNDERLINE = "\u2581"
+
+
+def uer_encode_pieces(sp, text):
+    """UER-py's uer.utils.tokenizers.encode_pieces(sp, text) on Python 3 (see the module docstring)."""
+    out = []
+    for piece in sp.EncodeAsPieces(text):
+        if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
+            cur = sp.EncodeAsPieces(piece[:-1].replace(UNDERLINE, ""))
+            cur.append(piece[-1])
+            out.extend(cur)
+        else:
+            out.append(piece)
+    return out
+
+
+def load_processor(spm_model_path):
+    if not spm_model_path or not os.path.isfile(spm_model_path):
+        raise DataError(f"sentencepiece model not found: {spm_model_path} (pass --spm_model_path)")
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor()
+    sp.Load(spm_model_path)
+    return sp
+
+
+def spm_vocab(sp, spm_model_path):
+    """The model's pieces as a Vocab (id = piece id, as UER-py); sha256 is the model file's."""
+    vocab = Vocab([sp.IdToPiece(i) for i in range(sp.GetPieceSize())], spm_model_path)
+    with open(spm_model_path, "rb") as f:
+        vocab.sha256 = hashlib.sha256(f.read()).hexdigest()
+    return vocab
+
 
 @TOKENIZERS.register("sentencepiece")
 class SentencePieceTokenizer:
-    def __init__(self, vocab=None, spm_model_path=None, **kwargs):
-        if not spm_model_path or not os.path.isfile(spm_model_path):
-            raise DataError(f"sentencepiece model not found: {spm_model_path} (pass --spm_model_path)")
-        import sentencepiece as spm
+    """`vocab`: None for the model's own pieces (UER-py), or a vocabulary file mapping pieces to ids."""
 
-        self.sp = spm.SentencePieceProcessor()
-        self.sp.Load(spm_model_path)
+    def __init__(self, vocab=None, spm_model_path=None, **kwargs):
+        self.sp = load_processor(spm_model_path)
         if vocab is not None:
             self.vocab = vocab if isinstance(vocab, Vocab) else Vocab.load(vocab)
         else:
-            self.vocab = Vocab([self.sp.IdToPiece(i) for i in range(self.sp.GetPieceSize())], spm_model_path)
+            self.vocab = spm_vocab(self.sp, spm_model_path)
             missing = [t for t in ("[CLS]", "[SEP]", "[MASK]", "[PAD]") if t not in self.vocab]
             if missing:
                 raise DataError(f"{spm_model_path}: the sentencepiece vocabulary lacks {', '.join(missing)}; "
                                 "pass a --vocab_path that has them")
 
     def tokenize(self, text):
-        return self.sp.EncodeAsPieces(text)
+        return uer_encode_pieces(self.sp, text)
 
     def tokenize_with_starts(self, text):
         pieces = self.tokenize(text)
-        return pieces, [0 if p.startswith("\u2581") else -1 for p in pieces]
+        return pieces, [0 if p.startswith(UNDERLINE) else -1 for p in pieces]
 
     def encode(self, text):
         return self.vocab.convert_tokens_to_ids(self.tokenize(text))

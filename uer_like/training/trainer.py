@@ -35,8 +35,10 @@ class TrainArgs:
     dataset_path: str
     config: str = "bert/base_config.json"
     vocab_path: Optional[str] = None
+    spm_model_path: Optional[str] = None  # checked against the dataset's vocabulary, as vocab_path
     pretrained_model_path: Optional[str] = None
     output_model_path: str = "output/model.bin"
+    output_format: str = "uer"  # the final weights: uer (UER-py's .bin), safetensors, or hf (a transformers directory)
     checkpoint_dir: Optional[str] = None
     total_steps: int = 100000
     batch_size: int = 32
@@ -72,8 +74,23 @@ class TrainArgs:
         for k in ("total_steps", "batch_size", "accumulation_steps", "report_steps", "save_checkpoint_steps"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"--{k} must be at least 1, got {getattr(self, k)}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ConfigError(f"--output_format {self.output_format!r} is not valid; choices: {', '.join(OUTPUT_FORMATS)}")
         if self.checkpoint_dir is None:
             self.checkpoint_dir = os.path.splitext(self.output_model_path)[0] + "_checkpoints"
+
+    def final_weights_path(self):
+        """--output_model_path for --output_format: hf writes a directory (the path without .bin/.safetensors),
+        safetensors a .safetensors file."""
+        stem, ext = os.path.splitext(self.output_model_path)
+        if self.output_format == "hf":
+            return stem if ext.lower() in (".bin", ".pt", ".safetensors") else self.output_model_path
+        if self.output_format == "safetensors":
+            return stem + ".safetensors" if ext.lower() != ".safetensors" else self.output_model_path
+        return self.output_model_path
+
+
+OUTPUT_FORMATS = ("uer", "safetensors", "hf")
 
 
 class Trainer:
@@ -99,6 +116,13 @@ class Trainer:
         pre = self._pretrained_defining_config()
         if pre is not None:
             self.config = pre.config
+        if args.output_format == "hf":  # refuse at the start what cannot be written at the end
+            from ..io.hf import hf_family_for
+
+            try:
+                hf_family_for(self.config)
+            except ConfigError as e:
+                raise ConfigError(f"--output_format hf: {e}; use --output_format uer or safetensors") from None
         self._check_dataset()
         vocab_size = self.manifest["vocab"]["size"]
         self.config = self.config.replace(vocab_size=vocab_size)
@@ -132,14 +156,17 @@ class Trainer:
         if m["seq_length"] > cfg.max_seq_length and "pos" in cfg.embedding:
             raise ConfigError(f"{a.dataset_path}: seq_length {m['seq_length']} exceeds the model's max_seq_length "
                               f"{cfg.max_seq_length}; preprocess with --seq_length <= {cfg.max_seq_length}")
-        if a.vocab_path:
+        for flag, path in (("--vocab_path", a.vocab_path), ("--spm_model_path", a.spm_model_path)):
+            if not path:
+                continue
             from ..tokenizers import Vocab
+            from ..tokenizers.spm import load_processor, spm_vocab
 
-            v = Vocab.load(a.vocab_path, required=())
+            v = spm_vocab(load_processor(path), path) if flag == "--spm_model_path" else Vocab.load(path, required=())
             if m["vocab"]["sha256"] and v.sha256 != m["vocab"]["sha256"]:
                 raise DataError(f"{a.dataset_path} was made with another vocabulary ({m['vocab']['file']}, "
-                                f"{m['vocab']['size']} tokens) than --vocab_path {a.vocab_path} ({len(v)} tokens); "
-                                f"re-run preprocess.py with --vocab_path {a.vocab_path}")
+                                f"{m['vocab']['size']} tokens) than {flag} {path} ({len(v)} tokens); "
+                                f"re-run preprocess.py with {flag} {path}")
         # refuses a dataset whose processor cannot supply the config's targets, naming the fix
         self.collate = Collator(self.dataset, cfg.target, a.seed)
         if cfg.data_processor != m["data_processor"]:
@@ -277,8 +304,10 @@ class Trainer:
         else:
             model = self.model
         if self.info.is_main:
-            save_model(model, self.args.output_model_path, format="uer")
-            logger.info("saved UER-format weights to %s", self.args.output_model_path)
+            a = self.args
+            path = a.final_weights_path()
+            save_model(model, path, format=a.output_format, vocab=a.vocab_path if a.output_format == "hf" else None)
+            logger.info("saved the final weights (%s) to %s", a.output_format, path)
         dist_utils.barrier(self.info)
 
     # ------------------------------------------------------------------ the loop
