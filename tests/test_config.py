@@ -43,7 +43,11 @@ def make_batch(model, cfg, vocab=200, B=3, S=16):
     return batch
 
 
-@pytest.mark.parametrize("name", list_configs())
+# configs/chinese_roberta holds 24 sizes of one generated shape (tests/test_zoo_configs.py): one stands for all
+CONFIGS = [n for n in list_configs() if not n.startswith("chinese_roberta/") or n.endswith("/L-2_H-128_config.json")]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
 def test_every_config_builds_trains_and_round_trips(name, tmp_path):
     cfg = shrunk(name)
     model = uer_like.build_model(cfg, vocab_size=200)
