@@ -79,3 +79,24 @@ def test_flat_config_takes_its_components_from_the_pretrained_model(tmp_path):
         (["word", "pos"], "causal", "pre", ["lm"], True)
     ref = uer_like.load_model(os.path.join(d, "gpt2_tiny_2023.bin"), os.path.join(d, "gpt2_tiny_2023_config.json"))
     assert all(torch.equal(a, b) for a, b in zip(ref.state_dict().values(), t.model.state_dict().values()))
+
+
+def test_bilstm_bilm_config_pretrains_on_an_lm_dataset(tmp_path):
+    """configs/rnn/bilstm_config.json is UER-py's (bilstm + bilm, data_processor bilm): an lm dataset feeds it,
+    the collator deriving the next-token and previous-token targets."""
+    from uer_like.training.batches import Collator
+    from uer_like.data.dataset import Dataset
+
+    ds, _ = preprocess(str(tmp_path), TEXT[:20000], data_processor="lm", seq_length=16, corpus_format="line")
+    batch = Collator(Dataset(ds), ["bilm"], seed=1)([0, 1], 0)
+    src, fwd, bwd = batch["src"][0], batch["tgt_forward"][0], batch["tgt_backward"][0]
+    n = int((batch["seg"][0] > 0).sum())
+    assert torch.equal(fwd[: n - 1], src[1:n]) and torch.equal(bwd[1:n], src[: n - 1]) and bwd[0] == 0
+    args = TrainArgs(dataset_path=ds, config="rnn/bilstm_config.json", total_steps=2, batch_size=2,
+                     output_model_path=str(tmp_path / "m.bin"), report_steps=1,
+                     config_overrides={"emb_size": 16, "hidden_size": 32})
+    t = Trainer(args)
+    t.train()
+    back = uer_like.load_model(str(tmp_path / "m.bin"))
+    assert back.config.encoder == "bilstm" and back.config.target == ["bilm"]
+    assert "encoder.rnn_backward.weight_hh_l1" in torch.load(tmp_path / "m.bin", weights_only=True)
