@@ -190,7 +190,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
         state = {}
         for f in _hf_weights_in(path):
             state.update(read_tensor_file(f))
-        model = _load_hf_state(state, hf_cfg, path, strict)
+        model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=path)
         model.source_format = "hf"
         model.vocab_path = _first_file(path, ("vocab.txt",))
     elif kind == "uer" and os.path.isdir(path):
@@ -215,7 +215,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
                 raise ConfigError(
                     f"{path}: the tensors have Hugging Face names but no config.json with a model_type was given "
                     "or found beside the file (pass config='.../config.json')")
-            model = _load_hf_state(state, hf_cfg, path, strict)
+            model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=os.path.dirname(os.path.abspath(path)))
             model.source_format = "hf"
             model.vocab_path = _first_file(os.path.dirname(os.path.abspath(path)), ("vocab.txt",))
     model.source_path = path
@@ -336,8 +336,13 @@ def _fill_tied(model, internal):
             internal[b if a in internal else a] = internal[a if a in internal else b]
 
 
-def _load_hf_state(state, hf_cfg, source, strict):
+def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None):
     from ..model import Model
+
+    ln_originals = None
+    sidecar = os.path.join(ln_dir, hfmod.LAYERNORM_SIDECAR) if ln_dir else None
+    if sidecar and os.path.isfile(sidecar) and (hf_cfg.get("uer_like") or {}).get("gamma_scaled"):
+        ln_originals = read_tensor_file(sidecar)
 
     family = hfmod.family_of(hf_cfg, source)
     canon = hfmod.canonical_state(state, family)
@@ -347,7 +352,8 @@ def _load_hf_state(state, hf_cfg, source, strict):
     if word is not None and word.shape[0] != config.vocab_size:
         raise CheckpointError(f"{source}: the word embedding has {word.shape[0]} rows but config.json says "
                               f"vocab_size {config.vocab_size}")
-    internal, unexpected, missing = hfmod.state_from_hf(canon, hf_cfg, family, config, source=source)
+    internal, unexpected, missing = hfmod.state_from_hf(canon, hf_cfg, family, config, source=source,
+                                                        ln_originals=ln_originals)
     if strict and (missing or unexpected):
         parts = []
         if missing:
@@ -470,19 +476,25 @@ def save_hf(model, out_dir, vocab=None, family=None):
     from safetensors.torch import save_file
 
     family = family or hfmod.hf_family_for(model.config)
-    if model.config.layernorm != "torch":
-        logger.warning("the model uses UER's layer norm (%s); transformers computes the standard layer norm, so "
-                       "its outputs will differ slightly (config.json records uer_like.layernorm for the way back)",
-                       model.config.layernorm)
+    if model.config.layernorm not in ("torch", "normal"):
+        logger.warning("the model uses the %s layer norm, which transformers' %s does not compute", model.config.layernorm,
+                       family)
     source_hf = getattr(model, "hf_config", None)
     if source_hf is not None and hfmod.FAMILIES.get(source_hf.get("model_type")) != family:
         source_hf = None
     hf_cfg = hfmod.hf_config_for(model, family, source_hf)
-    state = hfmod.state_to_hf(model, family, hf_cfg)
+    originals = {}
+    state = hfmod.state_to_hf(model, family, hf_cfg, originals)
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, "model.safetensors.tmp")
     save_file(state, tmp, metadata={"format": "pt"})
     os.replace(tmp, os.path.join(out_dir, "model.safetensors"))
+    sidecar = os.path.join(out_dir, hfmod.LAYERNORM_SIDECAR)
+    if originals:
+        save_file(originals, sidecar + ".tmp", metadata={"format": "pt"})
+        os.replace(sidecar + ".tmp", sidecar)
+    elif os.path.exists(sidecar):
+        os.remove(sidecar)
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(hf_cfg, f, indent=2, ensure_ascii=False)
     source_dir = None

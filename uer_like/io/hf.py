@@ -21,10 +21,15 @@ nothing attends to, and they differ (zero row vs type-0 row; RoBERTa also gives 
 padding_idx). For RoBERTa's single token type the UER table is [padding, type 0, type 0].
 
 Layer norms. Hugging Face layer norms are the standard ones: imported models get `layernorm: "torch"`
-with the checkpoint's eps. A model trained with UER's own layer norm ("normal") exports with a note
-in config.json (`uer_like.layernorm`) that brings it back exactly on re-import; transformers itself
-then computes standard layer norms, which differ slightly (as with UER-py's own converters).
+with the checkpoint's eps. UER's own layer norm ("normal", every UER-format checkpoint) divides by the
+unbiased standard deviation plus eps, the standard one by the square root of the biased variance plus eps:
+a model with UER layer norms exports with every gamma multiplied by sqrt((n - 1) / n) and eps 1e-12, so that
+transformers computes the same function up to UER's eps (a relative difference of eps / std: 1e-6 / std), with the
+original gammas in `uer_like_layernorm.safetensors` beside the weights (transformers ignores the file) and a
+note in config.json (`uer_like.layernorm`, `uer_like.gamma_scaled`), which bring the model back exactly on
+re-import (without the file, or if the exported gammas were changed since, the gammas are divided back).
 """
+import math
 import json
 import logging
 import os
@@ -46,6 +51,18 @@ _BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids", ".at
 ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_fast", "gelu_fast": "gelu_fast", "gelu_pytorch_tanh": "gelu_fast",
                "relu": "relu", "silu": "silu", "swish": "silu", "linear": "linear"}
 ACT_TO_HF = {"gelu": "gelu", "gelu_fast": "gelu_new", "relu": "relu", "silu": "silu", "linear": "linear"}
+
+LAYERNORM_SIDECAR = "uer_like_layernorm.safetensors"  # exact UER layer-norm gammas of an export (see above)
+
+
+def uer_gamma_factor(n):
+    """UER layer norm = standard layer norm with gamma x sqrt((n - 1) / n) (up to where eps goes)."""
+    return math.sqrt((n - 1) / n)
+
+
+def _scaled_gamma(t):
+    return (t.double() * uer_gamma_factor(t.shape[-1])).to(t.dtype)
+
 
 TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
                    "special_tokens_map.json", "spiece.model", "sentencepiece.bpe.model", "added_tokens.json")
@@ -330,9 +347,12 @@ def uer_config_from_hf(hf, targets, source="config.json"):
     return family, ModelConfig.from_dict(d, source=source)
 
 
-def state_from_hf(hf_state, hf, family, cfg, source="checkpoint"):
-    """HF tensors (canonical names) -> (internal state dict, unexpected HF keys, missing HF keys)."""
+def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=None):
+    """HF tensors (canonical names) -> (internal state dict, unexpected HF keys, missing HF keys).
+    ln_originals: the exact gammas of an export with scaled UER layer norms (LAYERNORM_SIDECAR), by internal name."""
     extras = hf.get("uer_like") or {}
+    scaled = bool(extras.get("gamma_scaled")) and cfg.layernorm == "normal"
+    stale = []
     out, used, missing = {}, set(), []
     if not cfg.tie_weights:
         # untied heads (transformers 5): the decoder's own bias is the one the forward pass adds
@@ -354,7 +374,14 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint"):
             continue
         used.update(present)
         ts = [hf_state[k] for k in rule.hf]
-        if rule.kind == "copy":
+        if rule.kind == "copy" and scaled and rule.internal.endswith(".gamma"):
+            orig = (ln_originals or {}).get(rule.internal)
+            if orig is not None and orig.shape == ts[0].shape and torch.equal(_scaled_gamma(orig.to(ts[0].dtype)), ts[0]):
+                out[rule.internal] = orig.to(ts[0].dtype)
+            else:
+                stale.append(rule.internal)
+                out[rule.internal] = (ts[0].double() / uer_gamma_factor(ts[0].shape[-1])).to(ts[0].dtype)
+        elif rule.kind == "copy":
             out[rule.internal] = ts[0]
         elif rule.kind == "qkv":
             if len({tuple(t.shape) for t in ts}) != 1:
@@ -383,6 +410,9 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint"):
         if k in hf_state and k not in used:
             if k.endswith(".bias") or cfg.tie_weights:
                 used.add(k)
+    if stale:
+        logger.info("%s: %d UER layer-norm gammas recomputed from the scaled ones (no exact copy in %s, or "
+                    "changed since the export)", source, len(stale), LAYERNORM_SIDECAR)
     unexpected = [k for k in hf_state if k not in used]
     return out, unexpected, missing
 
@@ -475,7 +505,9 @@ def hf_config_for(model, family, source_hf=None):
     dtype = str(next(iter(state.values())).dtype).replace("torch.", "") if state else "float32"
     if c.hidden_act not in ACT_TO_HF:
         raise ConfigError(f"hidden_act {c.hidden_act!r} has no Hugging Face name")
-    eps = c.layernorm_eps if c.layernorm_eps is not None else (1e-6 if c.layernorm == "normal" else 1e-12)
+    # UER layer norms (eps added to the standard deviation) export with scaled gammas and an eps that vanishes
+    # inside transformers' square root: the output then differs from UER's by eps / std (module docstring)
+    eps = 1e-12 if c.layernorm == "normal" else c.layernorm_eps if c.layernorm_eps is not None else 1e-12
     arch = _architecture(family, c.target)
     if family == "gpt2":
         hf = {"model_type": "gpt2", "architectures": [arch], "vocab_size": model.vocab_size,
@@ -515,6 +547,8 @@ def hf_config_for(model, family, source_hf=None):
     extras = {}
     if c.layernorm != "torch":
         extras.update(layernorm=c.layernorm, layernorm_eps=c.layernorm_eps)
+    if c.layernorm == "normal":
+        extras["gamma_scaled"] = True
     if family != "gpt2" and "seg" in c.embedding:
         pad = state["embedding.seg.embedding.weight"][0]
         if bool((pad != 0).any()):
@@ -524,8 +558,10 @@ def hf_config_for(model, family, source_hf=None):
     return hf
 
 
-def state_to_hf(model, family, hf_cfg):
-    """Internal state -> HF state dict with the *For* class layout (base prefix included)."""
+def state_to_hf(model, family, hf_cfg, originals=None):
+    """Internal state -> HF state dict with the *For* class layout (base prefix included). UER layer norms
+    ("normal") get scaled gammas (see the module docstring); `originals`, a dict, receives the unscaled ones
+    by internal name."""
     cfg = model.config
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     out = {}
@@ -541,7 +577,11 @@ def state_to_hf(model, family, hf_cfg):
             if rule.internal not in state:
                 raise CheckpointError(f"the model lacks {rule.internal}, which the {family} export needs")
             t = state[rule.internal]
-            if rule.kind == "copy":
+            if rule.kind == "copy" and cfg.layernorm == "normal" and rule.internal.endswith(".gamma"):
+                if originals is not None:
+                    originals[rule.internal] = t.contiguous().clone()
+                vals = [_scaled_gamma(t)]
+            elif rule.kind == "copy":
                 vals = [t]
             elif rule.kind == "qkv":
                 vals = list(t.chunk(3, dim=0))
