@@ -72,8 +72,8 @@ TRAINING_ONLY_KEYS = frozenset({
     "do_lower_case",
     # sequence length of the data (the model's limit is max_seq_length), preprocessing parallelism
     "seq_length", "processes_num", "docs_buffer_size",
-    # adversarial fine-tuning switches of run_classifier (off unless use_adv is true, see below)
-    "adv_type", "fgm_epsilon", "pgd_k", "pgd_alpha", "pgd_epsilon",
+    # adversarial fine-tuning (fine-tuning flags here: --use_adv, --adv_type, --fgm_epsilon)
+    "use_adv", "adv_type", "fgm_epsilon", "pgd_k", "pgd_alpha", "pgd_epsilon",
 })
 
 # Keys that change the model or its data and that uer_like does not implement (yet): an error naming the
@@ -86,7 +86,6 @@ NOT_IMPLEMENTED_KEYS = {
     "attention_head_size": "an attention head size other than hidden_size / heads_num is not implemented",
     "relative_attention_buckets_num": "T5 relative position buckets are not implemented",
     "prefix_lm_loss": "the prefix-LM loss is not implemented",
-    "use_adv": "adversarial training (use_adv) is not implemented",
     "full_sentences": "full_sentences packing is not implemented",
     "dynamic_masking": "a preprocessing option here: pass --dynamic_masking to preprocess.py",
     "whole_word_masking": "a preprocessing option here: pass --whole_word_masking to preprocess.py",
