@@ -12,6 +12,9 @@ The input format is detected (UER .bin/.pt/.safetensors, Hugging Face directory,
 in a .safetensors file; --to hf a directory transformers loads (with the tokenizer files). UER files of every
 UER-py era are read (their layout detected from the tensor names); --layout picks the era written.
 UER-py's model flags (--embedding, --encoder, --target, ...) override the config, as in UER-py.
+A model fine-tuned by finetune/run_*.py (MODEL_finetune.json beside it) converts --to hf as a transformers task
+class (ForSequenceClassification, ForTokenClassification, ForQuestionAnswering, ForMultipleChoice), and such
+a directory converts back (--to uer) to a fine-tuned model finetune/ runs.
 """
 import argparse
 import logging
@@ -44,7 +47,17 @@ def main(argv=None):
     from uer_like.errors import UerLikeError
     from uer_like.io import load_model, save_model
 
+    from uer_like.io import hf_tasks
+
     try:
+        if args.to == "hf" and not os.path.isdir(args.input) and hf_tasks.read_meta(args.input) is not None:
+            out = hf_tasks.export_finetuned(args.input, args.output, config=args.config, vocab=args.vocab_path)
+            print(f"{args.input} (fine-tuned {hf_tasks.read_meta(args.input)['task']}) -> {out} (hf)")
+            return 0
+        if args.to != "hf" and hf_tasks.is_task_dir(args.input):
+            out = hf_tasks.import_finetuned(args.input, args.output)
+            print(f"{args.input} (Hugging Face task model) -> {out} (fine-tuned, uer)")
+            return 0
         model = load_model(args.input, config=args.config, strict=not args.no_strict, vocab=args.vocab_path,
                            tf_model=args.tf_model, config_overrides=model_flag_overrides(args))
         out = save_model(model, args.output, format=args.to, vocab=args.vocab_path, layout=args.layout)

@@ -471,8 +471,9 @@ def save_model(model, path, format=None, vocab=None, layout=None):
     return path
 
 
-def save_hf(model, out_dir, vocab=None, family=None):
-    """Write a Hugging Face directory: model.safetensors, config.json, tokenizer files."""
+def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
+    """Write a Hugging Face directory: model.safetensors, config.json, tokenizer files. task_head (fine-tuned
+    models, io/hf_tasks.py): (architecture, config.json entries, head tensors by Hugging Face name)."""
     from safetensors.torch import save_file
 
     family = family or hfmod.hf_family_for(model.config)
@@ -483,8 +484,15 @@ def save_hf(model, out_dir, vocab=None, family=None):
     if source_hf is not None and hfmod.FAMILIES.get(source_hf.get("model_type")) != family:
         source_hf = None
     hf_cfg = hfmod.hf_config_for(model, family, source_hf)
+    if task_head is not None:
+        architecture, entries, head_state = task_head
+        hf_cfg["architectures"] = [architecture]  # before state_to_hf: it decides the key prefixes
+        extras = {**hf_cfg.get("uer_like", {}), **entries.pop("uer_like", {})}
+        hf_cfg.update(entries, uer_like=extras)
     originals = {}
     state = hfmod.state_to_hf(model, family, hf_cfg, originals)
+    if task_head is not None:
+        state.update({k: v.detach().cpu().contiguous().clone() for k, v in head_state.items()})
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, "model.safetensors.tmp")
     save_file(state, tmp, metadata={"format": "pt"})

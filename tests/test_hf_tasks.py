@@ -1,0 +1,139 @@
+"""Fine-tuned models out to Hugging Face and back (io/hf_tasks.py, scripts/convert.py): classifier, tagger,
+span extractor and multiple choice heads load in transformers' task classes with the same logits, and come back
+as the same files."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from uer_like.config import load_config
+from uer_like.finetune import core
+from uer_like.finetune.classification import Classifier
+from uer_like.finetune.mrc import SpanExtractor
+from uer_like.finetune.multiple_choice import MultipleChoice
+from uer_like.finetune.tagging import Tagger
+from uer_like.io import hf_tasks
+from conftest import ROOT
+
+transformers = pytest.importorskip("transformers")
+V = 21128
+TAGS = {"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3, "I-LOC": 4}
+
+
+def config(layernorm="torch"):
+    over = dict(layers_num=1)
+    if layernorm == "torch":
+        over.update(layernorm="torch", layernorm_eps=1e-12)
+    return load_config("bert/tiny_config.json", **over)
+
+
+def make(task, cfg):
+    torch.manual_seed(3)
+    if task == "classification":
+        model, meta = Classifier(cfg, V, 3), {"task": task, "seq_length": 64, "labels_num": 3}
+    elif task == "tagging":
+        model, meta = Tagger(cfg, V, len(TAGS)), {"task": task, "seq_length": 64, "label2id": TAGS, "crf": False}
+    elif task == "mrc":
+        model, meta = SpanExtractor(cfg, V), {"task": task, "seq_length": 64, "doc_stride": 16,
+                                              "max_query_length": 8, "max_answer_length": 10}
+    else:
+        model, meta = MultipleChoice(cfg, V), {"task": task, "seq_length": 64, "max_choices_num": 4}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("output_layer"):
+                p.normal_(0, 0.5)
+    return model.eval(), meta
+
+
+def inputs():
+    g = torch.Generator().manual_seed(0)
+    src = torch.randint(100, 8000, (3, 12), generator=g)
+    seg = torch.ones_like(src)
+    seg[0, 7:] = 2
+    seg[2, 9:] = 0
+    src[2, 9:] = 0
+    return src, seg
+
+
+def ours(task, model, src, seg):
+    with torch.no_grad():
+        if task == "classification":
+            return model(src, seg)
+        if task == "tagging":
+            return model(src, seg)
+        if task == "mrc":
+            return torch.stack(model(src, seg), -1)
+        return model.scores(src, seg).view(1, -1)
+
+
+def theirs(task, hf, src, seg):
+    kw = dict(input_ids=src, token_type_ids=(seg - 1).clamp(min=0), attention_mask=(seg > 0).long())
+    with torch.no_grad():
+        if task == "multiple_choice":
+            return hf(**{k: v.unsqueeze(0) for k, v in kw.items()}).logits
+        out = hf(**kw)
+        return torch.stack([out.start_logits, out.end_logits], -1) if task == "mrc" else out.logits
+
+
+AUTO = {"classification": "AutoModelForSequenceClassification", "tagging": "AutoModelForTokenClassification",
+        "mrc": "AutoModelForQuestionAnswering", "multiple_choice": "AutoModelForMultipleChoice"}
+
+
+@pytest.mark.parametrize("task", sorted(AUTO))
+def test_fine_tuned_model_to_transformers_and_back(task, tmp_path):
+    model, meta = make(task, config())
+    path = str(tmp_path / "ft.bin")
+    core.save_finetuned(model, path, meta)
+    out = hf_tasks.export_finetuned(path, str(tmp_path / "hf"))
+    hf = getattr(transformers, AUTO[task]).from_pretrained(out).eval()
+    src, seg = inputs()
+    a, b = ours(task, model, src, seg), theirs(task, hf, src, seg)
+    keep = (seg > 0) if task in ("tagging", "mrc") else torch.ones(a.shape[:1], dtype=torch.bool)
+    torch.testing.assert_close(b[keep], a[keep], atol=1e-5, rtol=0)
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    if task == "tagging":
+        assert cfg["id2label"] == {str(i): t for t, i in TAGS.items()} and cfg["label2id"] == TAGS
+    if task == "classification":
+        assert cfg["num_labels"] == 3 and cfg["problem_type"] == "single_label_classification"
+    # and back: the same three files
+    back = hf_tasks.import_finetuned(out, str(tmp_path / "back.bin"))
+    ref, got = torch.load(path, weights_only=True), torch.load(back, weights_only=True)
+    assert sorted(ref) == sorted(got) and all(torch.equal(ref[k], got[k]) for k in ref)
+    for suffix in ("_config.json", "_finetune.json"):
+        assert json.load(open(str(tmp_path / "ft") + suffix)) == json.load(open(str(tmp_path / "back") + suffix))
+
+
+def test_uer_layer_norm_classifier_through_the_command_line(tmp_path):
+    """A classifier with UER's layer norm (as fine-tuned from the UER zoo): scripts/convert.py both ways;
+    transformers' logits differ only by where the layer norms' eps goes; the way back is exact."""
+    model, meta = make("classification", config("normal"))
+    path = str(tmp_path / "ft.bin")
+    core.save_finetuned(model, path, meta)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    run = [sys.executable, os.path.join(ROOT, "scripts", "convert.py")]
+    r = subprocess.run(run + ["--input", path, "--output", str(tmp_path / "hf"), "--to", "hf"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "hf")).eval()
+    src, seg = inputs()
+    torch.testing.assert_close(theirs("classification", hf, src, seg), ours("classification", model, src, seg),
+                               atol=1e-4, rtol=0)
+    r = subprocess.run(run + ["--input", str(tmp_path / "hf"), "--output", str(tmp_path / "back.bin"), "--to", "uer"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    ref, got = torch.load(path, weights_only=True), torch.load(tmp_path / "back.bin", weights_only=True)
+    assert all(torch.equal(ref[k], got[k]) for k in ref) and sorted(ref) == sorted(got)
+
+
+def test_a_crf_tagger_is_refused_in_one_line(tmp_path):
+    from uer_like.errors import ConfigError
+
+    cfg = config()
+    model = Tagger(cfg, V, len(TAGS), use_crf=True)
+    path = str(tmp_path / "ft.bin")
+    core.save_finetuned(model, path, {"task": "tagging", "seq_length": 64, "label2id": TAGS, "crf": True})
+    with pytest.raises(ConfigError, match="CRF"):
+        hf_tasks.export_finetuned(path, str(tmp_path / "hf"))

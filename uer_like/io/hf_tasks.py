@@ -1,0 +1,234 @@
+"""Fine-tuned models (finetune/) <-> Hugging Face task directories.
+
+A model fine-tuned here is a UER-format file (`embedding.*`, `encoder.*` and its head) with PATH_config.json
+and PATH_finetune.json (the task settings) beside it. Its head maps onto a transformers task class:
+
+  task             head here                              transformers class (Bert/Roberta/Albert/Electra...)
+  classification,  output_layer_1 (dense + tanh on [CLS])  ...ForSequenceClassification: bert/albert pooler +
+  regression,      output_layer_2                          classifier; roberta classifier.dense + out_proj
+  multi_label
+  tagging          output_layer                            ...ForTokenClassification: classifier
+  mrc              output_layer [2, hidden] (start, end)    ...ForQuestionAnswering: qa_outputs
+  multiple_choice  output_layer_1, output_layer_2 [1, h]   ...ForMultipleChoice: pooler + classifier
+
+id2label / label2id come from the task settings (the tags of a tagger, the class ids of a classifier);
+regression and multi_label set problem_type. config.json keeps the task settings and the UER config under
+`uer_like.finetune`, and UER layer norms keep their exact gammas beside the weights (io/hf.py), so the way
+back (`import_finetuned`) writes the same three files again, tensors bit for bit.
+
+Not representable, refused in one line: a CRF on a tagger, pooling other than the first token for a
+classifier, ELECTRA's classification heads (gelu, not tanh).
+"""
+import json
+import os
+
+import torch
+
+from ..config import load_config, read_config_dict
+from ..errors import CheckpointError, ConfigError
+from . import hf as hfmod
+
+SUFFIX = {"classification": "ForSequenceClassification", "regression": "ForSequenceClassification",
+          "multi_label": "ForSequenceClassification", "tagging": "ForTokenClassification",
+          "mrc": "ForQuestionAnswering", "multiple_choice": "ForMultipleChoice"}
+CLASS_PREFIX = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra"}
+PROBLEM_TYPE = {"classification": "single_label_classification", "regression": "regression",
+                "multi_label": "multi_label_classification"}
+POOLED = ("classification", "regression", "multi_label", "multiple_choice")  # dense + tanh on [CLS] first
+
+
+def meta_path(path):
+    return os.path.splitext(path)[0] + "_finetune.json"
+
+
+def read_meta(path):
+    """The task settings saved beside a fine-tuned model, or None when it is not one."""
+    p = meta_path(path)
+    if not os.path.isfile(p):
+        return None
+    with open(p, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def is_task_dir(path):
+    """Whether a Hugging Face directory holds one of the task classes above."""
+    p = os.path.join(path, "config.json") if os.path.isdir(path) else None
+    if not p or not os.path.isfile(p):
+        return False
+    with open(p, encoding="utf-8") as f:
+        arch = (json.load(f).get("architectures") or [""])[0]
+    return any(arch.endswith(s) for s in set(SUFFIX.values()))
+
+
+def _head_layout(task, family):
+    """-> (backbone targets, [(internal head key prefix, HF key prefix)]) for a task in a family."""
+    if task in ("classification", "regression", "multi_label"):
+        if family == "roberta":
+            return [], [("output_layer_1.", "classifier.dense."), ("output_layer_2.", "classifier.out_proj.")]
+        if family in ("bert", "albert"):
+            return ["pooler"], [("output_layer_2.", "classifier.")]
+    elif task == "multiple_choice":
+        if family in ("bert", "albert", "roberta"):
+            return ["pooler"], [("output_layer_2.", "classifier.")]
+    elif task == "tagging":
+        return [], [("output_layer.", "classifier.")]
+    elif task == "mrc":
+        return [], [("output_layer.", "qa_outputs.")]
+    else:
+        raise ConfigError(f"the fine-tuning task {task!r} has no Hugging Face class here; exportable: "
+                          f"{', '.join(SUFFIX)}")
+    raise ConfigError(f"a {task} head on a {family} model has no transformers equivalent (its classification "
+                      "head differs); exportable families for it: bert, roberta, albert")
+
+
+def _labels(task, meta, head_rows):
+    """config.json entries for the labels of a task."""
+    if task == "tagging":
+        l2i = {str(k): int(v) for k, v in (meta.get("label2id") or {}).items()}
+        if not l2i:
+            l2i = {f"LABEL_{i}": i for i in range(head_rows)}
+        i2l = {str(v): k for k, v in l2i.items()}
+    elif task in ("classification", "multi_label", "regression"):
+        i2l = {str(i): str(i) if task != "regression" else "LABEL_0" for i in range(head_rows)}
+        l2i = {v: int(k) for k, v in i2l.items()}
+    else:
+        return {}
+    out = {"num_labels": len(i2l), "id2label": i2l, "label2id": l2i}
+    if task in PROBLEM_TYPE:
+        out["problem_type"] = PROBLEM_TYPE[task]
+    return out
+
+
+def export_finetuned(path, out_dir, config=None, vocab=None):
+    """A fine-tuned UER-format model (with PATH_finetune.json beside it) -> a transformers task directory."""
+    from ..model import Model
+    from .checkpoint import _find_config, load_into, read_tensor_file, save_hf
+    from .uer import from_uer_state_dict
+
+    meta = read_meta(path)
+    if meta is None or "task" not in meta:
+        raise ConfigError(f"{path}: no task settings ({os.path.basename(meta_path(path))}) beside it: not a model "
+                          "fine-tuned by finetune/run_*.py")
+    task = meta["task"]
+    cfg_source = config or _find_config(path)
+    if cfg_source is None:
+        raise ConfigError(f"{path}: no config given and none found beside it")
+    raw_config, _ = read_config_dict(cfg_source) if not isinstance(cfg_source, dict) else (dict(cfg_source), "config")
+    cfg = load_config(raw_config)
+    state = from_uer_state_dict(read_tensor_file(path))
+    if any(k.startswith("crf.") for k in state):
+        raise ConfigError(f"{path}: the tagger has a CRF layer, which transformers' token classification classes "
+                          "do not have; fine-tune without --crf_target to export it")
+    if task in POOLED and task != "multiple_choice" and cfg.pooling != "first":
+        raise ConfigError(f"{path}: the classifier pools with '{cfg.pooling}'; transformers' classes pool the "
+                          "first token (fine-tune with --pooling first to export it)")
+    family = hfmod.hf_family_for(cfg.replace(target=[]))
+    if family not in CLASS_PREFIX:
+        raise ConfigError(f"{path}: a fine-tuned {family} model has no transformers task class here")
+    targets, heads = _head_layout(task, family)
+    word = state.get("embedding.word.embedding.weight")
+    if word is None:
+        raise CheckpointError(f"{path}: no embedding.word.embedding.weight: not a fine-tuned uer_like model")
+    backbone_cfg = cfg.replace(target=targets, vocab_size=int(word.shape[0]))
+    model = Model(backbone_cfg, int(word.shape[0]))
+    backbone = {k: v for k, v in state.items() if k.startswith(("embedding.", "encoder."))}
+    if targets == ["pooler"]:
+        backbone.update({"target.pooler.linear_1." + k.split(".")[-1]: v for k, v in state.items()
+                         if k.startswith("output_layer_1.")})
+    load_into(model, backbone, strict=True, source=path)
+    used = set(backbone)
+    if targets:
+        used |= {k for k in state if k.startswith("output_layer_1.")}
+    head_state = {}
+    for ours, theirs in heads:
+        for k, v in state.items():
+            if k.startswith(ours):
+                head_state[theirs + k[len(ours):]] = v
+                used.add(k)
+    left = [k for k in state if k not in used]
+    if left:
+        raise CheckpointError(f"{path}: tensors the {task} export has no place for: {', '.join(left[:10])}")
+    rows = next(v.shape[0] for k, v in head_state.items() if k.endswith("weight") and "dense" not in k)
+    entries = _labels(task, meta, rows)
+    entries["uer_like"] = {"finetune": {"meta": meta, "config": raw_config}}
+    model.vocab_path = getattr(vocab, "path", vocab) if vocab is not None else None
+    return save_hf(model, out_dir, vocab=vocab, family=family,
+                   task_head=(CLASS_PREFIX[family] + SUFFIX[task], entries, head_state))
+
+
+def import_finetuned(hf_dir, out_path):
+    """A transformers task directory (exported here, or any *ForSequenceClassification / TokenClassification /
+    QuestionAnswering / MultipleChoice of a supported family) -> a fine-tuned UER-format model at out_path with
+    its _config.json and _finetune.json. Returns out_path."""
+    from .checkpoint import _hf_weights_in, read_tensor_file
+    from .uer import to_uer_state_dict
+
+    with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as f:
+        hf = json.load(f)
+    arch = (hf.get("architectures") or [""])[0]
+    family = hfmod.family_of(hf, os.path.join(hf_dir, "config.json"))
+    saved = (hf.get("uer_like") or {}).get("finetune") or {}
+    task = (saved.get("meta") or {}).get("task")
+    if task is None:
+        by_suffix = {v: k for k, v in SUFFIX.items() if k not in ("regression", "multi_label")}
+        task = next((t for s, t in by_suffix.items() if arch.endswith(s)), None)
+        if task == "classification" and hf.get("problem_type") == "regression":
+            task = "regression"
+        elif task == "classification" and hf.get("problem_type") == "multi_label_classification":
+            task = "multi_label"
+    if task is None:
+        raise ConfigError(f"{hf_dir}: {arch or 'no architecture'} is not a task class this converts "
+                          f"(*{', *'.join(sorted(set(SUFFIX.values())))})")
+    targets, heads = _head_layout(task, family)
+    state = {}
+    for f in _hf_weights_in(hf_dir):
+        state.update(read_tensor_file(f))
+    canon = hfmod.canonical_state(state, family)
+    _, cfg = hfmod.uer_config_from_hf(hf, targets, source=hf_dir)
+    sidecar = os.path.join(hf_dir, hfmod.LAYERNORM_SIDECAR)
+    ln = read_tensor_file(sidecar) if os.path.isfile(sidecar) else None
+    internal, unexpected, missing = hfmod.state_from_hf(canon, hf, family, cfg, source=hf_dir, ln_originals=ln)
+    if missing:
+        raise CheckpointError(f"{hf_dir}: missing tensors: {', '.join(missing[:10])}")
+    out = {k: v for k, v in internal.items() if k.startswith(("embedding.", "encoder."))}
+    if targets == ["pooler"]:
+        out.update({"output_layer_1." + k.split(".")[-1]: v for k, v in internal.items()
+                    if k.startswith("target.pooler.linear_1.")})
+    for ours, theirs in heads:
+        for k in list(unexpected):
+            if k.startswith(theirs):
+                out[ours + k[len(theirs):]] = canon[k]
+                unexpected.remove(k)
+    if unexpected:
+        raise CheckpointError(f"{hf_dir}: tensors with no place in the {task} model: {', '.join(unexpected[:10])}")
+    meta = saved.get("meta") or _meta_from_hf(task, hf, out)
+    config = saved.get("config") or cfg.to_dict()
+    file_state = to_uer_state_dict(out)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    if out_path.lower().endswith(".safetensors"):
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in file_state.items()}, out_path, metadata={"format": "pt"})
+    else:
+        torch.save(file_state, out_path)
+    stem = os.path.splitext(out_path)[0]
+    with open(stem + "_config.json", "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
+    with open(stem + "_finetune.json", "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2, ensure_ascii=False)
+    return out_path
+
+
+def _meta_from_hf(task, hf, state):
+    """Task settings for a task directory made elsewhere (what finetune/ needs to run it)."""
+    meta = {"task": task, "seq_length": 512 if task == "mrc" else 128}
+    if task == "tagging":
+        i2l = hf.get("id2label") or {}
+        meta.update(label2id={v: int(k) for k, v in i2l.items()}, crf=False)
+    elif task in ("classification", "multi_label"):
+        meta["labels_num"] = int(state["output_layer_2.weight"].shape[0])
+    elif task == "mrc":
+        meta.update(doc_stride=128, max_query_length=64, max_answer_length=50)
+    elif task == "multiple_choice":
+        meta["max_choices_num"] = 4
+    return meta
