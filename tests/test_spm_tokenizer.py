@@ -3,6 +3,7 @@ tokens as UER-py's BertTokenizer makes them (its digit-comma quirk included); co
 output on lines of the shared corpora (tests/data/uer_py_fixtures/spm_tokens.json, made by UER-py 7c1f731)."""
 import json
 import os
+import unicodedata
 
 import numpy as np
 import pytest
@@ -36,6 +37,13 @@ def test_default_tokenizer_with_spm_matches_uer_py(spm_path, reference):
         assert tok.convert_tokens_to_ids(tokens) == rec["ids"], (rec["source"], rec["line"])
         quirky += tokens != tok.sp.EncodeAsPieces(rec["text"])
     assert quirky >= 4  # lines where UER-py's digit-comma re-encoding changes the pieces
+    # offsets for masking: every piece is a unit of its own (as UER-py masks them), starting where its text is
+    for rec in reference:
+        pieces, starts = tok.tokenize_with_starts(rec["text"])
+        assert pieces == rec["tokens"]
+        for p, st in zip(pieces, starts):
+            bare = p.replace("\u2581", "")
+            assert st >= 0 and unicodedata.normalize("NFKC", rec["text"][st:]).startswith(bare), (p, st)
 
 
 def test_preprocess_and_features_with_spm(spm_path, reference, tmp_path):
@@ -49,6 +57,7 @@ def test_preprocess_and_features_with_spm(spm_path, reference, tmp_path):
     assert manifest["vocab"]["size"] == 100000 and manifest["vocab"]["file"] == "cluecorpussmall_spm.model"
     ds = Dataset(out)
     ids = ds.instance_ids(0).tolist()
+    assert ds.instance_bits(0).all()  # each SentencePiece token masks on its own, not glued to the previous
     want = reference[[r["text"] for r in reference].index(texts[0])]["ids"]
     assert ids[0] == 2 and ids[1:1 + len(want)] == want[:510]
 

@@ -22,13 +22,52 @@ def uer_encode_pieces(sp, text):
     """UER-py's uer.utils.tokenizers.encode_pieces(sp, text) on Python 3 (see the module docstring)."""
     out = []
     for piece in sp.EncodeAsPieces(text):
-        if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
-            cur = sp.EncodeAsPieces(piece[:-1].replace(UNDERLINE, ""))
-            cur.append(piece[-1])
-            out.extend(cur)
-        else:
-            out.append(piece)
+        out.extend(_resplit(sp, piece) if _quirk(piece) else [piece])
     return out
+
+
+def _resplit(sp, piece):
+    """A piece ending in a digit and a comma, as UER-py re-encodes it (the module docstring)."""
+    return sp.EncodeAsPieces(piece[:-1].replace(UNDERLINE, "")) + [piece[-1]]
+
+
+def _quirk(piece):
+    return len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit()
+
+
+def uer_encode_with_starts(sp, text):
+    """uer_encode_pieces with each piece's character offset in `text` (every piece is its own unit for
+    masking, as in UER-py; an offset is where the piece's text begins, after any space its "▁" stands for)."""
+    proto = sp.encode(text, out_type="proto") if hasattr(sp, "encode") else None
+    if proto is None:  # pragma: no cover (sentencepiece without protos)
+        pieces = uer_encode_pieces(sp, text)
+        return pieces, [0] * len(pieces)
+    char_at = [0] * (len(text.encode("utf-8")) + 1)
+    b = 0
+    for i, ch in enumerate(text):
+        n = len(ch.encode("utf-8"))
+        for k in range(n):
+            char_at[b + k] = i
+        b += n
+    char_at[b] = len(text)
+    pieces, starts = [], []
+    for p in proto.pieces:
+        surface = p.surface
+        core = surface.lstrip()
+        start = char_at[p.begin] + (len(surface) - len(core))
+        if not _quirk(p.piece):
+            pieces.append(p.piece)
+            starts.append(start)
+            continue
+        pos = 0
+        for sub in _resplit(sp, p.piece):
+            bare = sub.replace(UNDERLINE, "")
+            i = core.find(bare, pos) if bare else -1
+            pieces.append(sub)
+            starts.append(start + (i if i >= 0 else pos))
+            if i >= 0:
+                pos = i + len(bare)
+    return pieces, starts
 
 
 def load_processor(spm_model_path):
@@ -68,8 +107,9 @@ class SentencePieceTokenizer:
         return uer_encode_pieces(self.sp, text)
 
     def tokenize_with_starts(self, text):
-        pieces = self.tokenize(text)
-        return pieces, [0 if p.startswith(UNDERLINE) else -1 for p in pieces]
+        """-> (pieces, starts): every piece is a unit of its own (as UER-py masks SentencePiece tokens), with
+        the character offset where it begins (whole-word masking groups the pieces of a jieba word)."""
+        return uer_encode_with_starts(self.sp, text)
 
     def encode(self, text):
         return self.vocab.convert_tokens_to_ids(self.tokenize(text))
