@@ -3,8 +3,6 @@ span extractor and multiple choice heads load in transformers' task classes with
 as the same files."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -106,24 +104,28 @@ def test_fine_tuned_model_to_transformers_and_back(task, tmp_path):
         assert json.load(open(str(tmp_path / "ft") + suffix)) == json.load(open(str(tmp_path / "back") + suffix))
 
 
+def convert(*argv):
+    """scripts/convert.py's main, in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("convert_script", os.path.join(ROOT, "scripts", "convert.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main(list(argv))
+
+
 def test_uer_layer_norm_classifier_through_the_command_line(tmp_path):
     """A classifier with UER's layer norm (as fine-tuned from the UER zoo): scripts/convert.py both ways;
     transformers' logits differ only by where the layer norms' eps goes; the way back is exact."""
     model, meta = make("classification", config("normal"))
     path = str(tmp_path / "ft.bin")
     core.save_finetuned(model, path, meta)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    run = [sys.executable, os.path.join(ROOT, "scripts", "convert.py")]
-    r = subprocess.run(run + ["--input", path, "--output", str(tmp_path / "hf"), "--to", "hf"], capture_output=True,
-                       text=True, env=env)
-    assert r.returncode == 0, r.stderr
+    assert convert("--input", path, "--output", str(tmp_path / "hf"), "--to", "hf") == 0
     hf = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "hf")).eval()
     src, seg = inputs()
     torch.testing.assert_close(theirs("classification", hf, src, seg), ours("classification", model, src, seg),
                                atol=1e-4, rtol=0)
-    r = subprocess.run(run + ["--input", str(tmp_path / "hf"), "--output", str(tmp_path / "back.bin"), "--to", "uer"],
-                       capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stderr
+    assert convert("--input", str(tmp_path / "hf"), "--output", str(tmp_path / "back.bin"), "--to", "uer") == 0
     ref, got = torch.load(path, weights_only=True), torch.load(tmp_path / "back.bin", weights_only=True)
     assert all(torch.equal(ref[k], got[k]) for k in ref) and sorted(ref) == sorted(got)
 

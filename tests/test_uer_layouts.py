@@ -139,22 +139,22 @@ def test_unknown_names_report_the_closest_layout_and_the_keys_that_differ(tmp_pa
     assert model.load_report["missing"] == ["target.sp.linear_1.weight"]
 
 
-def test_convert_cli_takes_uer_py_flags_and_a_layout(tmp_path):
+def test_convert_cli_takes_uer_py_flags_and_a_layout(tmp_path, capsys):
     """scripts/convert.py: a pre-2021 file with its flat config and UER-py's flags, written in the current
     layout, reproduces UER-py's outputs."""
-    import subprocess
-    import sys
+    import importlib.util
 
-    bin_path, cfg_path, io_path = paths("albert_2021")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("convert_script", os.path.join(root, "scripts", "convert.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    bin_path, cfg_path, io_path = paths("albert_2021")
     out = tmp_path / "new.bin"
-    r = subprocess.run([sys.executable, os.path.join(root, "scripts", "convert.py"), "--input", bin_path,
-                        "--config", cfg_path, "--embedding", "word_pos_seg", "--encoder", "transformer",
-                        "--target", "albert", "--factorized_embedding_parameterization", "--parameter_sharing",
-                        "--output", str(out), "--to", "uer", "--layout", "uer"],
-                       capture_output=True, text=True, cwd=root, env=dict(os.environ, PYTHONPATH=root))
-    assert r.returncode == 0, r.stderr
-    assert "layout uer_2021_albert" in r.stdout
+    rc = script.main(["--input", bin_path, "--config", cfg_path, "--embedding", "word_pos_seg", "--encoder",
+                      "transformer", "--target", "albert", "--factorized_embedding_parameterization",
+                      "--parameter_sharing", "--output", str(out), "--to", "uer", "--layout", "uer"])
+    assert rc == 0
+    assert "layout uer_2021_albert" in capsys.readouterr().out
     keys = set(torch.load(out, weights_only=True))
     assert "target.sp.linear_1.weight" in keys and "embedding.word.embedding.weight" in keys
     model = uer_like.load_model(str(out))
