@@ -37,13 +37,29 @@ class Model(nn.Module):
         return list(self.config.target)
 
     # ------------------------------------------------------------------ the public API
-    def embed(self, src, seg):
-        """src, seg: [batch, seq] (seg 1/2 for the sentences, 0 for padding) -> [batch, seq, emb_size]."""
-        return self.embedding(src, seg)
+    def embed(self, src, seg, *, positions=None):
+        """src, seg: [batch, seq] (seg 1/2 for the sentences, 0 for padding) -> [batch, seq, emb_size].
+        positions: [batch | 1, seq] token positions (0-based), or None for 0..seq-1."""
+        return self.embedding(src, seg, positions)
 
-    def encode(self, src, seg):
-        """-> encoder output [batch, seq, hidden_size]."""
-        return self.encoder(self.embedding(src, seg), seg)
+    def encode(self, src, seg, *, positions=None, cache=None):
+        """-> encoder output [batch, seq, hidden_size].
+
+        cache: from `init_cache`; src/seg are then the tokens that follow the cached ones, and positions
+        default to each row's count of real tokens so far (left-padded prompts keep their own positions).
+        """
+        if cache is not None and positions is None:
+            positions = cache.default_positions(seg)
+        return self.encoder(self.embedding(src, seg, positions), seg, positions=positions, cache=cache)
+
+    def init_cache(self, batch_size, max_length, *, padded=True):
+        """An empty decoding cache (a key/value cache, or an LSTM/GRU's carried state) for `batch_size` rows
+        of at most `max_length` tokens. padded=False promises that no row holds padding (a cheaper step)."""
+        init = getattr(self.encoder, "init_cache", None)
+        if init is None:
+            raise ConfigError(f"encoder '{self.config.encoder}' has no incremental decoding (no init_cache)")
+        p = next(self.parameters())
+        return init(batch_size, max_length, dtype=p.dtype, device=p.device, padded=padded)
 
     def target_logits(self, hidden, seg=None):
         """Logits of every target, by name: mlm/lm [batch, seq, vocab], sp [batch, 2], cls [batch, labels]."""

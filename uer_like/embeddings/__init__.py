@@ -18,10 +18,12 @@ class Embedding(nn.Module):
         self.layer_norm = None if config.remove_embedding_layernorm else build_layernorm(config, config.emb_size)
         self.dropout = Dropout(config.dropout)
 
-    def forward(self, src, seg):
+    def forward(self, src, seg, positions=None):
+        # src, seg: [batch, seq]; positions: [batch | 1, seq] token positions, or None for 0..seq-1.
+        # Every component takes (src, seg, positions) and returns [batch | 1, seq, emb_size].
         emb = None
         for name in self.names:
-            e = getattr(self, name)(src, seg)
+            e = getattr(self, name)(src, seg, positions)
             emb = e if emb is None else emb + e
         if self.layer_norm is not None:
             emb = self.layer_norm(emb)

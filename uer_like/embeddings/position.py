@@ -14,7 +14,9 @@ class PositionEmbedding(nn.Module):
         self.max_len = config.max_seq_length
         self.embedding = nn.Embedding(config.max_seq_length + config.position_offset, config.emb_size)
 
-    def forward(self, src, seg):
+    def forward(self, src, seg, positions=None):
+        if positions is not None:
+            return self.embedding(positions + self.offset if self.offset else positions)
         seq_len = src.size(1)
         pos = torch.arange(self.offset, self.offset + seq_len, device=src.device)
         return self.embedding(pos).unsqueeze(0)

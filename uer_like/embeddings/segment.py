@@ -11,5 +11,5 @@ class SegmentEmbedding(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(config.segment_vocab_size, config.emb_size)
 
-    def forward(self, src, seg):
+    def forward(self, src, seg, positions=None):
         return self.embedding(seg)

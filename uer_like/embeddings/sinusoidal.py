@@ -21,5 +21,7 @@ class SinusoidalPositionEmbedding(nn.Module):
         pe[:, 1::2] = torch.cos(position * div_term)[:, : dim // 2]
         self.register_buffer("pe", pe, persistent=False)
 
-    def forward(self, src, seg):
+    def forward(self, src, seg, positions=None):
+        if positions is not None:
+            return self.pe[positions]
         return self.pe[: src.size(1)].unsqueeze(0)

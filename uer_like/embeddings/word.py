@@ -14,6 +14,6 @@ class WordEmbedding(nn.Module):
         self.embedding = nn.Embedding(vocab_size, config.emb_size)
         self.scale = math.sqrt(config.emb_size) if "sinusoidalpos" in config.embedding else None
 
-    def forward(self, src, seg):
+    def forward(self, src, seg, positions=None):
         emb = self.embedding(src)
         return emb * self.scale if self.scale is not None else emb

@@ -1,7 +1,9 @@
 """Transformer encoder: post-LN (BERT) or pre-LN with final layer norm (GPT-2); full or causal mask;
-ALBERT's factorised embedding projection and cross-layer parameter sharing."""
+ALBERT's factorised embedding projection and cross-layer parameter sharing; a key/value cache for
+incremental decoding."""
 import torch.nn as nn
 
+from ..layers.context import AttentionContext, KVCache
 from ..layers.norms import build_layernorm
 from ..layers.transformer import TransformerLayer
 from ..registry import ENCODERS
@@ -23,17 +25,22 @@ class TransformerEncoder(nn.Module):
         else:
             self.transformer = nn.ModuleList([TransformerLayer(config) for _ in range(config.layers_num)])
         self.layer_norm = build_layernorm(config) if config.layernorm_positioning == "pre" else None
+        self.heads_num = config.heads_num
+        self.per_head_size = config.hidden_size // config.heads_num
 
-    def forward(self, emb, seg):
-        # emb: [batch, seq, emb_size]; seg: [batch, seq] (0 = padding)
+    def init_cache(self, batch_size, max_length, *, dtype, device, padded=True):
+        """An empty KVCache for `batch_size` rows of at most `max_length` tokens (see layers/context.py)."""
+        return KVCache(self.layers_num, batch_size, self.heads_num, self.per_head_size, max_length, dtype, device,
+                       padded=padded)
+
+    def forward(self, emb, seg, positions=None, cache=None):
+        # emb: [batch, seq, emb_size]; seg: [batch, seq] (0 = padding); positions: [batch | 1, seq] or None
+        # (0..seq-1); cache: a KVCache from init_cache (the new tokens follow the cached ones) or None
         hidden = self.linear(emb) if self.linear is not None else emb
-        if self.causal:
-            attn_mask, is_causal = None, True
-        else:
-            attn_mask, is_causal = (seg > 0)[:, None, None, :], False  # [batch, 1, 1, seq]
+        ctx = AttentionContext.build(seg, self.causal, positions, cache)
         for i in range(self.layers_num):
             layer = self.transformer if self.parameter_sharing else self.transformer[i]
-            hidden = layer(hidden, attn_mask, is_causal)
+            hidden = layer(hidden, ctx, i)
         if self.layer_norm is not None:
             hidden = self.layer_norm(hidden)
         return hidden

@@ -1,4 +1,5 @@
-"""Multi-head self-attention: one fused QKV projection and torch's scaled_dot_product_attention.
+"""Multi-head self-attention: one fused QKV projection, a position scheme hook, torch's
+scaled_dot_product_attention.
 
 UER checkpoints name three projections (self_attn.linear_layers.{0,1,2}); io/uer.py splits and joins
 the fused weight at the file boundary.
@@ -9,8 +10,37 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class AttentionScheme(nn.Module):
+    """How attention uses token positions: the hook for position schemes.
+
+    The default is this class itself: absolute positions (learned or sinusoidal) are added to the
+    embedding before the encoder, so attention leaves q and k alone and runs scaled_dot_product_attention
+    with the context's mask. A scheme subclasses it (an nn.Module, so it may own parameters, e.g. a
+    relative-position bias table) and overrides one or both methods:
+
+    - `transform(q, k, ctx)` -> (q, k): q and k of the new tokens, per head, [batch, heads, seq, head_dim],
+      before the keys are cached; `ctx.query_positions` [batch | 1, seq] gives their positions. Rotary
+      embeddings rotate q and k here, so the cache holds rotated keys and cached keys are never rotated again.
+    - `attend(q, k, v, ctx, dropout_p, scale)` -> [batch, heads, seq, head_dim]: q of the new tokens, k and v
+      of every key (cached ones first, [batch, heads, keys, head_dim]); `ctx.mask` (bool, True = may attend,
+      [batch, 1, queries | 1, keys], or None), `ctx.is_causal`, `ctx.query_positions` and
+      `ctx.key_positions` [batch | 1, keys]. Relative schemes compute attention here: NEZHA adds its
+      relative-position tables to the scores and the weighted values, T5 turns its bucketed bias into a
+      float `attn_mask` for SDPA, XLNet computes its own content and position terms.
+
+    A layer receives its scheme as `MultiHeadedAttention(..., scheme=MyScheme(...))`.
+    """
+
+    def transform(self, q, k, ctx):
+        return q, k
+
+    def attend(self, q, k, v, ctx, dropout_p, scale):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask, dropout_p=dropout_p,
+                                              is_causal=ctx.is_causal, scale=scale)
+
+
 class MultiHeadedAttention(nn.Module):
-    def __init__(self, hidden_size, heads_num, dropout, bias=True, scale=True):
+    def __init__(self, hidden_size, heads_num, dropout, bias=True, scale=True, scheme=None):
         super().__init__()
         self.heads_num = heads_num
         self.per_head_size = hidden_size // heads_num
@@ -18,15 +48,12 @@ class MultiHeadedAttention(nn.Module):
         self.final_linear = nn.Linear(hidden_size, hidden_size, bias=bias)
         self.dropout = dropout
         self.scale = 1.0 / math.sqrt(self.per_head_size) if scale else 1.0
+        self.scheme = scheme if scheme is not None else AttentionScheme()
 
-    def forward(self, x, attn_mask=None, is_causal=False):
-        # x: [batch, seq, hidden]; attn_mask: bool [batch, 1, 1|seq, seq], True = may attend
-        b, s, h = x.shape
-        qkv = self.qkv(x).view(b, s, 3, self.heads_num, self.per_head_size).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # [batch, heads, seq, per_head]
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal and attn_mask is None, scale=self.scale,
-        )
-        out = out.transpose(1, 2).reshape(b, s, h)
-        return self.final_linear(out)
+    def forward(self, x, ctx, index=0):
+        # x: [batch, seq, hidden]; ctx: the forward's AttentionContext; index: the layer (its cache slot)
+        q, k, v = ctx.split_heads(self.qkv(x), self.heads_num)  # [batch, heads, seq, per_head]
+        q, k = self.scheme.transform(q, k, ctx)
+        k, v = ctx.keys_values(index, k, v)
+        out = self.scheme.attend(q, k, v, ctx, self.dropout if self.training else 0.0, self.scale)
+        return self.final_linear(ctx.merge_heads(out))

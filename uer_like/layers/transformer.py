@@ -21,10 +21,11 @@ class TransformerLayer(nn.Module):
         self.dropout_2 = Dropout(config.dropout)
         self.layer_norm_2 = build_layernorm(config)
 
-    def forward(self, hidden, attn_mask=None, is_causal=False):
+    def forward(self, hidden, ctx, index=0):
+        # hidden: [batch, seq, hidden]; ctx: the forward's AttentionContext; index: the layer's cache slot
         if self.pre_ln:
-            inter = self.dropout_1(self.self_attn(self.layer_norm_1(hidden), attn_mask, is_causal))
+            inter = self.dropout_1(self.self_attn(self.layer_norm_1(hidden), ctx, index))
             hidden = hidden + inter
             return hidden + self.dropout_2(self.feed_forward(self.layer_norm_2(hidden)))
-        inter = self.layer_norm_1(hidden + self.dropout_1(self.self_attn(hidden, attn_mask, is_causal)))
+        inter = self.layer_norm_1(hidden + self.dropout_1(self.self_attn(hidden, ctx, index)))
         return self.layer_norm_2(inter + self.dropout_2(self.feed_forward(inter)))

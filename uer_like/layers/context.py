@@ -1,0 +1,206 @@
+"""What one encoder forward tells its layers: the attention context, and the decoding caches.
+
+An encoder builds one `AttentionContext` per forward (`AttentionContext.build(seg, causal, positions,
+cache)`) and passes it to every layer. Everything about the layout of the batch lives here, not in the
+layers: which keys a query may see (padding, causal order), the positions of queries and keys, how the
+fused QKV projection splits into heads and back, and where the layer's keys and values are cached.
+
+Positions are absolute token indices, 0-based (a position embedding adds its own `position_offset`).
+`positions=None` means 0..seq-1 for every row, as in training.
+
+Incremental decoding (a `KVCache` for transformers, an `RnnState` for LSTM/GRU; both `DecodingCache`s):
+a batch of prompts of different lengths is **left-padded** (seg 0 on the left). All rows share the column
+index of the cache; each row's padding columns are masked out of attention through `cache.key_mask`, and
+each row's positions count its own real tokens, so a prompt gets the same positions it would get alone.
+"""
+import torch
+
+
+class DecodingCache:
+    """What every decoding cache keeps per column: whether it is a real token and its position.
+
+    length: columns filled so far; max_length: the capacity. key_mask [batch, max_length] (True = a
+    real token) exists when the batch may hold padding (`padded=True`); with `padded=False` the caller
+    promises there is none and seg's zeros are not looked at (a cheaper decoding step).
+    positions [batch, max_length]: the position of each column's token (the key positions attention
+    schemes see).
+    """
+
+    def __init__(self, batch_size, max_length, device, padded=True):
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.length = 0
+        self.key_mask = torch.zeros(batch_size, max_length, dtype=torch.bool, device=device) if padded else None
+        self.positions = torch.zeros(batch_size, max_length, dtype=torch.long, device=device)
+
+    def default_positions(self, seg):
+        """Positions of new tokens when the caller gives none: each row continues its count of real tokens
+        (seg > 0), so left padding does not shift a prompt's positions; padding gets position 0."""
+        s = seg.size(1)
+        if self.key_mask is None:
+            return torch.arange(self.length, self.length + s, device=seg.device).unsqueeze(0).expand(seg.size(0), s)
+        real = seg > 0
+        seen = self.key_mask[:, : self.length].sum(1, keepdim=True)
+        return (seen + real.cumsum(1) - 1).clamp_(min=0)
+
+    def append(self, seg, positions):
+        """Record s new columns (their padding and positions); returns the first new column."""
+        start, s = self.length, seg.size(1)
+        end = start + s
+        if end > self.max_length:
+            raise ValueError(f"the decoding cache holds {self.max_length} tokens; {start} are used and {s} more "
+                             "were given")
+        if self.key_mask is not None:
+            self.key_mask[:, start:end] = seg > 0
+        if positions is not None:
+            self.positions[:, start:end] = positions
+        else:
+            self.positions[:, start:end] = torch.arange(start, end, device=seg.device)
+        self.length = end
+        return start
+
+    def reorder(self, index):
+        """Keep rows `index` (beam search): row i becomes the old row index[i]."""
+        n = self.length
+        if self.key_mask is not None:
+            self.key_mask[:, :n] = self.key_mask[index, :n]
+        self.positions[:, :n] = self.positions[index, :n]
+
+
+class KVCache(DecodingCache):
+    """Preallocated keys and values of every transformer layer for incremental decoding.
+
+    k, v: [layers, batch, heads, max_length, head_dim]; columns 0..length-1 are filled. A position scheme
+    that transforms keys (rotary) does so before they are written, so the cache holds transformed keys.
+    """
+
+    def __init__(self, layers, batch_size, heads, head_dim, max_length, dtype, device, padded=True):
+        super().__init__(batch_size, max_length, device, padded)
+        shape = (layers, batch_size, heads, max_length, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+
+    def reorder(self, index):
+        n = self.length
+        self.k[:, :, :, :n] = self.k[:, :, :, :n].index_select(1, index)
+        self.v[:, :, :, :n] = self.v[:, :, :, :n].index_select(1, index)
+        super().reorder(index)
+
+
+class RnnState(DecodingCache):
+    """The carried hidden state of an LSTM/GRU encoder (`state`: h, or (h, c); None before the first call)."""
+
+    def __init__(self, batch_size, max_length, device, padded=True):
+        super().__init__(batch_size, max_length, device, padded)
+        self.state = None
+
+    def reorder(self, index):
+        if self.state is not None:
+            self.state = tuple(t.index_select(1, index) for t in self.state) if isinstance(self.state, tuple) \
+                else self.state.index_select(1, index)
+        super().reorder(index)
+
+
+class AttentionContext:
+    """One forward's attention facts, shared by every layer.
+
+    mask: bool [batch, 1, queries | 1, keys], True = may attend, or None (no mask);
+    is_causal: use scaled_dot_product_attention's own causal mask (only when queries and keys are the same
+      tokens: it aligns top-left, so it is never used with cached keys);
+    seg: [batch, queries], the segments of the new tokens (0 = padding);
+    positions: [batch | 1, queries] query positions, or None for 0..seq-1 (see query_positions);
+    cache: the KVCache or None; start: the cache column of the first new token.
+    """
+
+    __slots__ = ("seg", "mask", "is_causal", "positions", "cache", "start", "end")
+
+    def __init__(self, seg, mask=None, is_causal=False, positions=None, cache=None, start=0, end=0):
+        self.seg = seg
+        self.mask = mask
+        self.is_causal = is_causal
+        self.positions = positions
+        self.cache = cache
+        self.start = start
+        self.end = end
+
+    @classmethod
+    def build(cls, seg, causal, positions=None, cache=None):
+        """seg: [batch, seq] of the new tokens (0 = padding).
+
+        Without a cache: fully visible attention masks padding keys; causal attention uses the causal mask
+        alone when positions are the default (padding can then only be on the right, after every real
+        token) and adds the padding mask when positions are given (a left-padded batch).
+        With a cache: the new tokens see every real cached token and, if causal, the new ones up to themselves.
+        """
+        if cache is None:
+            if not causal:
+                return cls(seg, (seg > 0)[:, None, None, :], False, positions)
+            if positions is None:
+                return cls(seg, None, True)
+            s = seg.size(1)
+            return cls(seg, _causal_padding_mask(seg > 0, 0, s, seg.device), False, positions)
+        s = seg.size(1)
+        start = cache.append(seg, positions)
+        end = start + s
+        if cache.key_mask is None:
+            if s == 1 or not causal:
+                mask = None
+            elif start == 0:
+                return cls(seg, None, True, positions, cache, start, end)
+            else:
+                mask = torch.ones(s, end, dtype=torch.bool, device=seg.device).tril_(start)
+        elif s == 1 or not causal:
+            mask = cache.key_mask[:, None, None, :end]
+        else:
+            mask = _causal_padding_mask(cache.key_mask[:, :end], start, s, seg.device)
+        return cls(seg, mask, False, positions, cache, start, end)
+
+    @property
+    def query_positions(self):
+        """[batch | 1, queries]: positions of the new tokens (0..seq-1 when none were given)."""
+        if self.positions is not None:
+            return self.positions
+        return torch.arange(self.seg.size(1), device=self.seg.device).unsqueeze(0)
+
+    @property
+    def key_positions(self):
+        """[batch | 1, keys]: positions of every key, cached ones included."""
+        if self.cache is not None:
+            return self.cache.positions[:, : self.end]
+        return self.query_positions
+
+    # ------------------------------------------------------------------ layout
+    @staticmethod
+    def split_heads(qkv, heads):
+        """Fused projection [batch, seq, 3 * hidden] -> q, k, v, each [batch, heads, seq, head_dim]."""
+        b, s, _ = qkv.shape
+        qkv = qkv.view(b, s, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        return qkv[0], qkv[1], qkv[2]
+
+    @staticmethod
+    def merge_heads(out):
+        """[batch, heads, seq, head_dim] -> [batch, seq, hidden]."""
+        b, _, s, _ = out.shape
+        return out.transpose(1, 2).reshape(b, s, -1)
+
+    def keys_values(self, index, k, v):
+        """Layer `index`'s keys and values to attend to: the new ones, after the cached ones when decoding
+        (the new ones are written into the cache)."""
+        cache = self.cache
+        if cache is None:
+            return k, v
+        ck, cv = cache.k[index], cache.v[index]
+        ck[:, :, self.start:self.end] = k
+        cv[:, :, self.start:self.end] = v
+        return ck[:, :, : self.end], cv[:, :, : self.end]
+
+
+def _causal_padding_mask(key_real, start, s, device):
+    """bool [batch, 1, s, start + s]: query i (column start + i) sees real keys up to its own column, and
+    always itself, so a padding query never has an empty row (SDPA would return NaN there)."""
+    end = start + s
+    causal = torch.ones(s, end, dtype=torch.bool, device=device).tril_(start)
+    mask = causal & key_real[:, None, None, :end]
+    own = torch.arange(s, device=device)
+    mask[:, :, own, start + own] = True
+    return mask
