@@ -46,8 +46,15 @@ class ModelConfig:
     remove_embedding_layernorm: bool = False
     remove_transformer_bias: bool = False
     remove_attention_scale: bool = False
+    remove_attention_bias: bool = False  # q/k/v/output projections without bias, the feed-forward keeps its own
     factorized_embedding_parameterization: bool = False
     parameter_sharing: bool = False
+    # how attention sees token order (uer_like/layers/positions/): "absolute" (the embedding's pos /
+    # sinusoidalpos), "rotary" (RoFormer), "nezha" (functional relative), "xlnet" (relative attention)
+    position_scheme: str = "absolute"
+    max_relative_position: int = 64  # nezha: relative distances are clipped to +-max_relative_position
+    rotary_value: bool = False  # rotary: rotate the values too (RoFormer's option)
+    clamp_len: int = -1  # xlnet: relative distances clamped to +-clamp_len when > 0
     # heads
     tie_weights: bool = False
     has_lmtarget_bias: bool = False
@@ -57,6 +64,8 @@ class ModelConfig:
     vocab_size: Optional[int] = None
     segment_vocab_size: int = 3  # UER: 0 padding, 1 sentence A, 2 sentence B
     position_offset: int = 0  # RoBERTa-style position ids start at padding_idx + 1
+    task_type_vocab_size: int = 3  # ERNIE 2.0/3.0 "task" embedding: its rows
+    task_id: int = 0  # and the task type every token gets
     # data
     data_processor: str = "bert"
     tokenizer: str = "bert"
@@ -102,7 +111,7 @@ class ModelConfig:
     # ------------------------------------------------------------------ validation
     def validate(self, source="config"):
         from . import modules  # noqa: F401  (registers every embedding/encoder/target)
-        from .registry import ACTIVATIONS, EMBEDDINGS, ENCODERS, LAYERNORMS, TARGETS
+        from .registry import ACTIVATIONS, EMBEDDINGS, ENCODERS, LAYERNORMS, POSITION_SCHEMES, TARGETS
 
         def bad(key, value, valid):
             raise ConfigError(f"{source}: config key '{key}' has invalid value {value!r}; valid choices: {', '.join(map(str, valid))}")
@@ -116,6 +125,10 @@ class ModelConfig:
         ENCODERS.get(self.encoder, key="encoder")
         for name in self.target:
             TARGETS.get(name, key="target")
+        POSITION_SCHEMES.get(self.position_scheme, key="position_scheme").check_config(self, source)
+        if "task" in self.embedding and not 0 <= self.task_id < self.task_type_vocab_size:
+            raise ConfigError(f"{source}: config key 'task_id' {self.task_id} is outside the {self.task_type_vocab_size} "
+                              f"task types 0..{self.task_type_vocab_size - 1} (task_type_vocab_size)")
         ACTIVATIONS.get(self.hidden_act, key="hidden_act")
         LAYERNORMS.get(self.layernorm, key="layernorm")
         if self.mask not in MASKS:

@@ -4,7 +4,7 @@ import torch.nn as nn
 from ..layers.dropout import Dropout
 from ..layers.norms import build_layernorm
 from ..registry import EMBEDDINGS
-from . import position, segment, sinusoidal, word  # noqa: F401  (registration)
+from . import position, segment, sinusoidal, task, word  # noqa: F401  (registration)
 
 
 class Embedding(nn.Module):

@@ -354,6 +354,7 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None):
                               f"vocab_size {config.vocab_size}")
     internal, unexpected, missing = hfmod.state_from_hf(canon, hf_cfg, family, config, source=source,
                                                         ln_originals=ln_originals)
+    hf_extras = internal.pop("hf_extras", {})
     if strict and (missing or unexpected):
         parts = []
         if missing:
@@ -379,6 +380,7 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None):
     load_into(model, internal, strict=False, source=source, quiet=True)
     model.hf_config = dict(hf_cfg)
     model.hf_family = family
+    model.hf_extras = hf_extras
     model.load_report = {"missing": missing, "unexpected": unexpected}
     return model
 
@@ -476,7 +478,7 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     models, io/hf_tasks.py): (architecture, config.json entries, head tensors by Hugging Face name)."""
     from safetensors.torch import save_file
 
-    family = family or hfmod.hf_family_for(model.config)
+    family = family or hfmod.hf_family_for(model.config, prefer=getattr(model, "hf_family", None))
     if model.config.layernorm not in ("torch", "normal"):
         logger.warning("the model uses the %s layer norm, which transformers' %s does not compute", model.config.layernorm,
                        family)

@@ -1,5 +1,7 @@
 """Hugging Face checkpoints <-> uer_like models: BERT (and every BERT-architecture release: Chinese
-RoBERTa-wwm-ext, MacBERT, ERNIE 1.0), RoBERTa, ALBERT, ELECTRA (discriminator and generator), GPT-2.
+RoBERTa-wwm-ext, MacBERT), ERNIE 1.0/3.0 (task-type embeddings), RoBERTa, ALBERT, ELECTRA (discriminator
+and generator), GPT-2, NEZHA (functional relative positions), RoFormer (rotary positions) and XLNet
+(relative attention; HFL's Chinese XLNet).
 
 One table of rules per family maps Hugging Face names to internal names; the same table serves both
 directions, so import and export cannot drift apart. A rule is (HF keys, internal key, kind):
@@ -9,6 +11,11 @@ directions, so import and export cannot drift apart. A rule is (HF keys, interna
   seg    HF token types <-> UER segments (see below)
   eye    ALBERT's embedding_hidden_mapping_in when the uer_like model has emb_size == hidden_size and
          no projection: an identity on export (exact)
+  xin    XLNet's [d_model, heads, head_dim] input projection (q, k, v, r) <-> a Linear weight [hidden, d_model]
+  xqkv   XLNet's q, k, v <-> the fused qkv weight
+  xout   XLNet's output projection o [d_model, heads, head_dim] <-> a Linear weight [d_model, hidden]
+  extra  a tensor the uer_like model does not use (XLNet's mask_emb, only for two-stream pretraining):
+         kept beside the model (model.hf_extras) and written back on export
 
 Segments. UER uses 3 segment rows: 0 padding, 1 sentence A, 2 sentence B. Hugging Face uses
 `type_vocab_size` token types (2 for BERT: 0 A, 1 B; 1 for RoBERTa) and gives padding type 0. So the
@@ -43,10 +50,21 @@ from ..errors import CheckpointError, ConfigError
 logger = logging.getLogger("uer_like")
 
 # model_type -> family, and the attribute name of the base model inside *For* classes
-FAMILIES = {"bert": "bert", "ernie": "bert", "roberta": "roberta", "albert": "albert", "electra": "electra", "gpt2": "gpt2"}
-BASE_PREFIX = {"bert": "bert", "roberta": "roberta", "albert": "albert", "electra": "electra", "gpt2": "transformer"}
-# buffers that some transformers versions saved, never weights
-_BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids", ".attn.bias", ".attn.masked_bias")
+FAMILIES = {"bert": "bert", "ernie": "ernie", "roberta": "roberta", "albert": "albert", "electra": "electra",
+            "gpt2": "gpt2", "nezha": "nezha", "roformer": "roformer", "xlnet": "xlnet"}
+BASE_PREFIX = {"bert": "bert", "ernie": "ernie", "roberta": "roberta", "albert": "albert", "electra": "electra",
+               "gpt2": "transformer", "nezha": "nezha", "roformer": "roformer", "xlnet": "transformer"}
+# base prefixes that releases of a family also use (ERNIE 1.0 converted as BERT; NEZHA's own PyTorch code)
+OTHER_PREFIXES = {"bert": ("ernie.",), "ernie": ("bert.",), "nezha": ("bert.",)}
+# families with BERT's layer, pooler and pre-training head names
+BERT_LIKE = ("bert", "ernie", "nezha")
+# class-name prefix of each family's *For* classes
+CLASS_PREFIX = {"bert": "Bert", "ernie": "Ernie", "nezha": "Nezha", "roformer": "RoFormer", "roberta": "Roberta",
+                "albert": "Albert", "electra": "Electra", "gpt2": "GPT2", "xlnet": "XLNet"}
+# buffers that some transformers versions saved, never weights (NEZHA's relative table and RoFormer's rotary
+# table are functions of the config; export writes RoFormer's, which transformers expects)
+_BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids", ".attn.bias", ".attn.masked_bias",
+                    "relative_positions_encoding.positions_encoding", "encoder.embed_positions.weight")
 
 ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_fast", "gelu_fast": "gelu_fast", "gelu_pytorch_tanh": "gelu_fast",
                "relu": "relu", "silu": "silu", "swish": "silu", "linear": "linear"}
@@ -106,11 +124,37 @@ def _bert_layer(hf, internal):
 
 
 def _embeddings(cfg):
-    r = [Rule("embeddings.word_embeddings.weight", "embedding.word.embedding.weight"),
-         Rule("embeddings.position_embeddings.weight", "embedding.pos.embedding.weight")]
+    r = [Rule("embeddings.word_embeddings.weight", "embedding.word.embedding.weight")]
+    if "pos" in cfg.embedding:
+        r.append(Rule("embeddings.position_embeddings.weight", "embedding.pos.embedding.weight"))
     if "seg" in cfg.embedding:
         r.append(Rule("embeddings.token_type_embeddings.weight", "embedding.seg.embedding.weight", "seg"))
+    if "task" in cfg.embedding:
+        r.append(Rule("embeddings.task_type_embeddings.weight", "embedding.task.embedding.weight"))
     r += _ln("embeddings.LayerNorm", "embedding.layer_norm")
+    return r
+
+
+def _xlnet_rules(cfg):
+    """XLNet (transformers' XLNetModel names, without the `transformer.` prefix) <-> uer_like with the xlnet
+    position scheme: post-LN layers, attention projections without bias, per-layer relative-attention biases."""
+    r = [Rule("word_embedding.weight", "embedding.word.embedding.weight"), Rule("mask_emb", "mask_emb", "extra")]
+    for i in range(cfg.layers_num):
+        h, e = f"layer.{i}", f"encoder.transformer.{i}"
+        a, s = f"{h}.rel_attn", f"{e}.self_attn"
+        r.append(Rule([f"{a}.q", f"{a}.k", f"{a}.v"], f"{s}.qkv.weight", "xqkv"))
+        r.append(Rule(f"{a}.o", f"{s}.final_linear.weight", "xout"))
+        r.append(Rule(f"{a}.r", f"{s}.scheme.r.weight", "xin"))
+        r += [Rule(f"{a}.{n}", f"{s}.scheme.{n}") for n in ("r_w_bias", "r_r_bias", "r_s_bias", "seg_embed")]
+        r += _ln(f"{a}.layer_norm", f"{e}.layer_norm_1")
+        r += _linear(f"{h}.ff.layer_1", f"{e}.feed_forward.linear_1") + _linear(f"{h}.ff.layer_2", f"{e}.feed_forward.linear_2")
+        r += _ln(f"{h}.ff.layer_norm", f"{e}.layer_norm_2")
+    if "lm" in cfg.target:
+        r.append(Rule("lm_loss.bias", "target.lm.output_layer.bias"))
+        if not cfg.tie_weights:
+            r.append(Rule("lm_loss.weight", "target.lm.output_layer.weight"))
+    if "cls" in cfg.target:
+        r += _linear("sequence_summary.summary", "target.cls.linear_1") + _linear("logits_proj", "target.cls.linear_2")
     return r
 
 
@@ -141,6 +185,8 @@ def build_rules(family, cfg):
             r.append(Rule("lm_head.weight", "target.lm.output_layer.weight"))
         return r
 
+    if family == "xlnet":
+        return _xlnet_rules(cfg)
     r = _embeddings(cfg)
     if family == "albert":
         if cfg.factorized_embedding_parameterization:
@@ -164,11 +210,15 @@ def build_rules(family, cfg):
                            "mlm", tied)
         return r
 
-    if family == "electra" and cfg.factorized_embedding_parameterization:
+    if family in ("electra", "roformer") and cfg.factorized_embedding_parameterization:
         r += _linear("embeddings_project", "encoder.linear")
     for i in range(cfg.layers_num):
         r += _bert_layer(f"encoder.layer.{i}", f"encoder.transformer.{i}")
-    if family == "bert":
+    if family == "roformer":
+        if "mlm" in t:
+            r += _mlm_head("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias",
+                           "cls.predictions.decoder.weight", "mlm", tied)
+    elif family in BERT_LIKE:
         for name in ("sp", "cls", "pooler"):
             if name in t:
                 r += _linear("pooler.dense", f"target.{name}.linear_1")
@@ -201,6 +251,8 @@ def build_rules(family, cfg):
 def _is_base_key(family, key):
     if family == "gpt2":
         return not key.startswith("lm_head.")
+    if family == "xlnet":
+        return key.split(".")[0] in ("word_embedding", "mask_emb", "layer")
     return key.split(".")[0] in ("embeddings", "embeddings_project", "encoder", "pooler")
 
 
@@ -214,15 +266,15 @@ def family_of(hf_config, source="config.json"):
     mt = hf_config.get("model_type")
     if mt not in FAMILIES:
         raise ConfigError(f"{source}: model_type {mt!r} is not supported; supported: {', '.join(FAMILIES)} "
-                          "(BERT-architecture releases such as Chinese RoBERTa-wwm-ext, MacBERT and ERNIE 1.0 "
-                          "are model_type 'bert')")
+                          "(BERT-architecture releases such as Chinese RoBERTa-wwm-ext and MacBERT are model_type "
+                          "'bert')")
     return FAMILIES[mt]
 
 
 def canonical_state(state, family):
     """Strip the base prefix (`bert.`, `roberta.`, ... `transformer.`), drop saved buffers, rename the
     LayerNorm gamma/beta of old checkpoints to weight/bias."""
-    prefixes = (BASE_PREFIX[family] + ".",) + (("ernie.",) if family == "bert" else ())
+    prefixes = (BASE_PREFIX[family] + ".",) + OTHER_PREFIXES.get(family, ())
     out = {}
     for k, v in state.items():
         if k.endswith(_BUFFER_SUFFIXES) or k == "position_ids":
@@ -240,7 +292,7 @@ def canonical_state(state, family):
 def targets_from_keys(family, keys):
     keys = set(keys)
     t = []
-    if family == "bert":
+    if family in BERT_LIKE:
         if "cls.predictions.bias" in keys or "cls.predictions.transform.dense.weight" in keys:
             t.append("mlm")
         if "cls.seq_relationship.weight" in keys:
@@ -268,6 +320,14 @@ def targets_from_keys(family, keys):
             t.append("electra_disc")
         if "generator_predictions.dense.weight" in keys:
             t.append("electra_gen")
+    elif family == "roformer":
+        if "cls.predictions.bias" in keys or "cls.predictions.transform.dense.weight" in keys:
+            t.append("mlm")
+    elif family == "xlnet":
+        if "lm_loss.bias" in keys:
+            t.append("lm")
+        if "logits_proj.weight" in keys:
+            t.append("cls")  # XLNetForSequenceClassification: summary (last token) -> tanh -> logits_proj
     elif family == "gpt2":
         t.append("lm")
     return t
@@ -304,26 +364,58 @@ def uer_config_from_hf(hf, targets, source="config.json"):
                  layernorm_positioning="pre", layernorm="torch", layernorm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
                  remove_attention_scale=not hf.get("scale_attn_weights", True), target=targets or ["lm"],
                  data_processor="lm")
+    elif family == "xlnet":
+        d_model, heads = need("d_model"), need("n_head")
+        if hf.get("d_head") is not None and int(hf["d_head"]) * heads != d_model:
+            raise ConfigError(f"{source}: d_head {hf['d_head']} x n_head {heads} != d_model {d_model} (not supported)")
+        if hf.get("bi_data"):
+            raise ConfigError(f"{source}: bi_data=true (bidirectional pretraining data) is not supported")
+        attn_type = hf.get("attn_type", "bi")
+        if attn_type not in ("bi", "uni"):
+            raise ConfigError(f"{source}: attn_type {attn_type!r} is not supported; supported: bi, uni")
+        if "cls" in targets and (hf.get("summary_type", "last") != "last" or not hf.get("summary_use_proj", True)
+                                 or hf.get("summary_activation", "tanh") != "tanh"):
+            raise ConfigError(f"{source}: XLNet sequence summary {hf.get('summary_type')!r} / "
+                              f"{hf.get('summary_activation')!r} is not supported (only 'last' with a tanh projection)")
+        d.update(emb_size=d_model, hidden_size=d_model, feedforward_size=need("d_inner"), heads_num=heads,
+                 layers_num=need("n_layer"), max_seq_length=int(extras.get("max_seq_length", 512)),
+                 dropout=float(hf.get("dropout", 0.1)), hidden_act=act(hf.get("ff_activation", "gelu")),
+                 embedding=["word"], remove_embedding_layernorm=True, encoder="transformer",
+                 mask="causal" if attn_type == "uni" else "fully_visible", layernorm_positioning="post",
+                 layernorm="torch", layernorm_eps=float(hf.get("layer_norm_eps", 1e-12)), remove_attention_bias=True,
+                 position_scheme="xlnet", clamp_len=int(hf.get("clamp_len", -1) or -1), target=targets,
+                 has_lmtarget_bias=True, data_processor="lm" if attn_type == "uni" else "mlm")
+        if "cls" in targets:
+            d.update(labels_num=int(hf.get("num_labels") or len(hf.get("id2label") or {}) or 2), pooling="last",
+                     data_processor="cls")
     else:
         if (hf.get("position_embedding_type") or "absolute") != "absolute":
             raise ConfigError(f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not supported "
                               "(only 'absolute')")
-        if hf.get("use_task_id"):
-            raise ConfigError(f"{source}: ERNIE with use_task_id=true (task type embeddings) is not supported")
         if hf.get("is_decoder") or hf.get("add_cross_attention"):
             raise ConfigError(f"{source}: decoder / cross-attention models are not supported")
         hidden = need("hidden_size")
-        emb = hf.get("embedding_size") or hidden if family in ("albert", "electra") else hidden
+        emb = hf.get("embedding_size") or hidden if family in ("albert", "electra", "roformer") else hidden
         offset = (int(hf.get("pad_token_id", 1)) + 1) if family == "roberta" else 0
         max_pos = need("max_position_embeddings")
         if max_pos <= offset:
             raise ConfigError(f"{source}: max_position_embeddings {max_pos} leaves no positions after the offset {offset}")
         tvs = int(hf.get("type_vocab_size", 2))
+        # NEZHA and RoFormer put positions into attention: no position embedding
+        embedding = ["word"] + (["pos"] if family not in ("nezha", "roformer") else []) + (["seg"] if tvs > 0 else [])
+        if family == "ernie" and hf.get("use_task_id"):
+            embedding.append("task")
+            d.update(task_type_vocab_size=int(hf.get("task_type_vocab_size", 3)))
+        if family == "nezha":
+            d.update(position_scheme="nezha", max_relative_position=int(hf.get("max_relative_position", 64)))
+        if family == "roformer":
+            d.update(position_scheme="rotary", rotary_value=bool(hf.get("rotary_value", False)),
+                     factorized_embedding_parameterization=emb != hidden)
         d.update(emb_size=emb, hidden_size=hidden, feedforward_size=need("intermediate_size"),
                  heads_num=need("num_attention_heads"), layers_num=need("num_hidden_layers"),
                  max_seq_length=max_pos - offset, position_offset=offset,
                  dropout=float(hf.get("hidden_dropout_prob", 0.1)), hidden_act=act(hf.get("hidden_act", "gelu")),
-                 embedding=["word", "pos", "seg"] if tvs > 0 else ["word", "pos"],
+                 embedding=embedding,
                  segment_vocab_size=max(3, tvs + 1), encoder="transformer", mask="fully_visible",
                  layernorm_positioning="post", layernorm="torch", layernorm_eps=float(hf.get("layer_norm_eps", 1e-12)),
                  target=targets, data_processor="bert" if "sp" in targets else "mlm")
@@ -339,6 +431,8 @@ def uer_config_from_hf(hf, targets, source="config.json"):
         if "cls" in targets:
             d.update(labels_num=int(hf.get("num_labels") or len(hf.get("id2label") or {}) or 2), pooling="first",
                      data_processor="cls")
+    if "task" in d.get("embedding", ()) and extras.get("task_id"):
+        d["task_id"] = int(extras["task_id"])
     d["tie_weights"] = bool(hf.get("tie_word_embeddings", True))
     d["vocab_size"] = need("vocab_size")
     if extras.get("layernorm") in ("normal", "torch"):
@@ -347,9 +441,15 @@ def uer_config_from_hf(hf, targets, source="config.json"):
     return family, ModelConfig.from_dict(d, source=source)
 
 
+def _xlnet_in(t):
+    """XLNet [d_model, heads, head_dim] input projection -> Linear weight [heads * head_dim, d_model]."""
+    return t.reshape(t.shape[0], -1).t().contiguous()
+
+
 def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=None):
     """HF tensors (canonical names) -> (internal state dict, unexpected HF keys, missing HF keys).
-    ln_originals: the exact gammas of an export with scaled UER layer norms (LAYERNORM_SIDECAR), by internal name."""
+    ln_originals: the exact gammas of an export with scaled UER layer norms (LAYERNORM_SIDECAR), by internal name.
+    Tensors of `extra` rules are returned under their HF names in out["hf_extras"] (a dict)."""
     extras = hf.get("uer_like") or {}
     scaled = bool(extras.get("gamma_scaled")) and cfg.layernorm == "normal"
     stale = []
@@ -390,6 +490,12 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
             out[rule.internal] = torch.cat(ts, dim=0)
         elif rule.kind == "conv":
             out[rule.internal] = ts[0].t().contiguous()
+        elif rule.kind in ("xin", "xqkv"):
+            out[rule.internal] = torch.cat([_xlnet_in(t) for t in ts], dim=0)
+        elif rule.kind == "xout":
+            out[rule.internal] = ts[0].reshape(ts[0].shape[0], -1).contiguous()
+        elif rule.kind == "extra":
+            out.setdefault("hf_extras", {})[rule.hf[0]] = ts[0]
         elif rule.kind == "seg":
             tt = ts[0]
             if tt.shape[0] != tvs:
@@ -406,7 +512,7 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
     # tied decoder weights that old checkpoints store (and transformers ignores in favour of the embedding)
     for k in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias", "lm_head.decoder.weight",
               "lm_head.decoder.bias", "predictions.decoder.weight", "predictions.decoder.bias",
-              "generator_lm_head.weight", "lm_head.weight"):
+              "generator_lm_head.weight", "lm_head.weight", "lm_loss.weight"):
         if k in hf_state and k not in used:
             if k.endswith(".bias") or cfg.tie_weights:
                 used.add(k)
@@ -418,15 +524,26 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
 
 
 # ---------------------------------------------------------------------------------------------- uer_like -> HF
-def hf_family_for(config):
-    """Which Hugging Face family can represent a uer_like config, or a ConfigError saying why none can."""
+def hf_family_for(config, prefer=None):
+    """Which Hugging Face family can represent a uer_like config, or a ConfigError saying why none can.
+    prefer: the family the model was loaded from, kept when it can still represent the model (an ERNIE 1.0
+    release stays model_type 'ernie')."""
     c = config
     if c.encoder != "transformer":
         raise ConfigError(f"encoder {c.encoder!r} has no Hugging Face equivalent here (only 'transformer')")
     if c.feed_forward != "dense" or c.remove_transformer_bias or c.layernorm == "t5":
         raise ConfigError("gated feed-forward, bias-free transformers and T5 layer norms have no BERT/GPT-2 "
                           "equivalent for export")
+    scheme = c.position_scheme
+    if scheme == "xlnet":
+        return _xlnet_family(c)
+    if c.remove_attention_bias:
+        raise ConfigError("attention projections without bias (remove_attention_bias) export only as XLNet "
+                          "(position_scheme 'xlnet')")
     if c.mask == "causal":
+        if scheme != "absolute":
+            raise ConfigError(f"a causal model with position_scheme {scheme!r} (such as NEZHA-Gen) has no Hugging Face "
+                              "class to export to; save it in UER or safetensors format")
         if c.layernorm_positioning != "pre" or c.embedding != ["word", "pos"] or not c.remove_embedding_layernorm:
             raise ConfigError("a causal model exports as GPT-2 only with embedding [word, pos], "
                               "remove_embedding_layernorm and layernorm_positioning 'pre'")
@@ -436,24 +553,40 @@ def hf_family_for(config):
             raise ConfigError("GPT-2 export needs position_offset 0")
         return "gpt2"
     if c.layernorm_positioning != "post" or c.remove_embedding_layernorm:
-        raise ConfigError("a fully visible model exports as BERT/RoBERTa/ALBERT/ELECTRA only with post layer norm "
-                          "and the embedding layer norm")
-    if c.embedding not in (["word", "pos", "seg"], ["word", "pos"]):
-        raise ConfigError(f"embedding {c.embedding} has no Hugging Face equivalent (need word, pos[, seg])")
-    if c.parameter_sharing:
-        family = "albert"
-    elif {"electra_disc", "electra_gen"} & set(c.target) or c.factorized_embedding_parameterization:
-        family = "electra"
-    elif c.position_offset:
-        family = "roberta"
+        raise ConfigError("a fully visible model exports as BERT/RoBERTa/ALBERT/ELECTRA/ERNIE/NEZHA/RoFormer only "
+                          "with post layer norm and the embedding layer norm")
+    emb = sorted(c.embedding)
+    if scheme in ("nezha", "rotary"):
+        family = "nezha" if scheme == "nezha" else "roformer"
+        if emb not in (["seg", "word"], ["word"]):
+            raise ConfigError(f"embedding {c.embedding} has no {family} equivalent (need word[, seg])")
+        if c.parameter_sharing or c.position_offset or (family == "nezha" and c.factorized_embedding_parameterization):
+            raise ConfigError(f"a {family} export has no parameter sharing, position offset"
+                              + (" or embedding projection" if family == "nezha" else ""))
+    elif "task" in c.embedding:
+        family = "ernie"
+        if emb not in (["pos", "seg", "task", "word"], ["pos", "task", "word"]):
+            raise ConfigError(f"embedding {c.embedding} has no ERNIE equivalent (need word, pos[, seg], task)")
+        if c.parameter_sharing or c.position_offset or c.factorized_embedding_parameterization:
+            raise ConfigError("an ERNIE export has no parameter sharing, position offset or embedding projection")
     else:
-        family = "bert"
-    allowed = {"bert": {"mlm", "sp", "cls", "pooler"}, "roberta": {"mlm", "pooler", "cls"},
+        if emb not in (["pos", "seg", "word"], ["pos", "word"]):
+            raise ConfigError(f"embedding {c.embedding} has no Hugging Face equivalent (need word, pos[, seg])")
+        if c.parameter_sharing:
+            family = "albert"
+        elif {"electra_disc", "electra_gen"} & set(c.target) or c.factorized_embedding_parameterization:
+            family = "electra"
+        elif c.position_offset:
+            family = "roberta"
+        else:
+            family = "ernie" if prefer == "ernie" else "bert"
+    allowed = {"bert": {"mlm", "sp", "cls", "pooler"}, "ernie": {"mlm", "sp", "cls", "pooler"},
+               "nezha": {"mlm", "sp", "cls", "pooler"}, "roformer": {"mlm"}, "roberta": {"mlm", "pooler", "cls"},
                "albert": {"mlm", "sp", "pooler"}, "electra": {"electra_disc", "electra_gen", "mlm"}}[family]
     bad = set(c.target) - allowed
     if bad:
         raise ConfigError(f"{family} export does not support the target(s) {sorted(bad)}; supported: {sorted(allowed)}")
-    if family in ("bert", "roberta") and len({"sp", "cls", "pooler"} & set(c.target)) > 1:
+    if family in BERT_LIKE + ("roberta",) and len({"sp", "cls", "pooler"} & set(c.target)) > 1:
         raise ConfigError(f"a {family} export has one pooler; targets {c.target} would need several")
     if {"mlm", "cls"} <= set(c.target):
         raise ConfigError("no Hugging Face class has both an MLM head and a classifier: export the model once with "
@@ -465,25 +598,50 @@ def hf_family_for(config):
         raise ConfigError("an 'mlm' target exports as the ELECTRA generator only with hidden_act gelu "
                           "(use the 'electra_gen' target)")
     if "cls" in c.target and c.pooling != "first":
-        raise ConfigError(f"the cls target exports as BertForSequenceClassification only with pooling 'first', "
-                          f"got {c.pooling!r}")
+        raise ConfigError(f"the cls target exports as {CLASS_PREFIX[family]}ForSequenceClassification only with "
+                          f"pooling 'first', got {c.pooling!r}")
     return family
+
+
+def _xlnet_family(c):
+    if (c.embedding != ["word"] or not c.remove_embedding_layernorm or not c.remove_attention_bias
+            or c.layernorm_positioning != "post" or c.factorized_embedding_parameterization or c.parameter_sharing):
+        raise ConfigError("position_scheme 'xlnet' exports to transformers' XLNet only with embedding [word], "
+                          "remove_embedding_layernorm, remove_attention_bias, post layer norm, no embedding projection "
+                          "and no parameter sharing")
+    t = set(c.target)
+    if t - {"lm", "cls"} or t == {"lm", "cls"}:
+        raise ConfigError(f"XLNet export supports the target 'lm' (XLNetLMHeadModel) or 'cls' "
+                          f"(XLNetForSequenceClassification), got {c.target}")
+    if "lm" in t and not c.has_lmtarget_bias:
+        raise ConfigError("XLNet's LM head has a bias: export needs has_lmtarget_bias true")
+    if "cls" in t and c.pooling != "last":
+        raise ConfigError(f"the cls target exports as XLNetForSequenceClassification only with pooling 'last', "
+                          f"got {c.pooling!r}")
+    return "xlnet"
 
 
 def _architecture(family, targets):
     t = set(targets)
     if family == "gpt2":
         return "GPT2LMHeadModel"
-    if family == "bert":
+    if family == "xlnet":
+        if "lm" in t:
+            return "XLNetLMHeadModel"
+        return "XLNetForSequenceClassification" if "cls" in t else "XLNetModel"
+    if family in BERT_LIKE:
+        p = CLASS_PREFIX[family]
         if {"mlm", "sp"} <= t:
-            return "BertForPreTraining"
+            return f"{p}ForPreTraining"
         if "mlm" in t:
-            return "BertForMaskedLM"
+            return f"{p}ForMaskedLM"
         if "sp" in t:
-            return "BertForNextSentencePrediction"
+            return f"{p}ForNextSentencePrediction"
         if "cls" in t:
-            return "BertForSequenceClassification"
-        return "BertModel"
+            return f"{p}ForSequenceClassification"
+        return f"{p}Model"
+    if family == "roformer":
+        return "RoFormerForMaskedLM" if "mlm" in t else "RoFormerModel"
     if family == "roberta":
         if "mlm" in t:
             return "RobertaForMaskedLM"
@@ -516,6 +674,19 @@ def hf_config_for(model, family, source_hf=None):
               "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
               "layer_norm_epsilon": eps, "scale_attn_weights": not c.remove_attention_scale,
               "tie_word_embeddings": c.tie_weights, "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
+    elif family == "xlnet":
+        hf = {"model_type": "xlnet", "architectures": [arch], "vocab_size": model.vocab_size,
+              "d_model": c.hidden_size, "n_layer": c.layers_num, "n_head": c.heads_num,
+              "d_head": c.hidden_size // c.heads_num, "d_inner": c.feedforward_size,
+              "ff_activation": ACT_TO_HF[c.hidden_act], "untie_r": True,
+              "attn_type": "uni" if c.mask == "causal" else "bi", "bi_data": False, "clamp_len": c.clamp_len,
+              "same_length": False, "dropout": c.dropout, "layer_norm_eps": eps, "initializer_range": 0.02,
+              "mem_len": None, "reuse_len": None, "tie_word_embeddings": c.tie_weights,
+              "summary_type": "last", "summary_use_proj": True, "summary_activation": "tanh",
+              "summary_last_dropout": c.dropout, "pad_token_id": 5, "bos_token_id": 1, "eos_token_id": 2}
+        if "cls" in c.target:
+            hf.update(num_labels=c.labels_num, id2label={str(i): f"LABEL_{i}" for i in range(c.labels_num)},
+                      label2id={f"LABEL_{i}": i for i in range(c.labels_num)})
     else:
         tvs = c.segment_vocab_size - 1 if "seg" in c.embedding else 1  # no segments: one zero token type
         if family == "roberta" and "seg" in c.embedding:
@@ -530,7 +701,15 @@ def hf_config_for(model, family, source_hf=None):
               "layer_norm_eps": eps, "tie_word_embeddings": c.tie_weights, "initializer_range": 0.02,
               "position_embedding_type": "absolute",
               "pad_token_id": c.position_offset - 1 if family == "roberta" else 0}
-        if family in ("albert", "electra"):
+        if family in ("nezha", "roformer"):
+            del hf["position_embedding_type"]
+        if family == "nezha":
+            hf["max_relative_position"] = c.max_relative_position
+        if family == "roformer":
+            hf["rotary_value"] = c.rotary_value
+        if family == "ernie":
+            hf.update(use_task_id="task" in c.embedding, task_type_vocab_size=c.task_type_vocab_size)
+        if family in ("albert", "electra", "roformer"):
             hf["embedding_size"] = c.emb_size
         if family == "albert":
             hf.update(num_hidden_groups=1, inner_group_num=1, classifier_dropout_prob=0.1)
@@ -549,7 +728,11 @@ def hf_config_for(model, family, source_hf=None):
         extras.update(layernorm=c.layernorm, layernorm_eps=c.layernorm_eps)
     if c.layernorm == "normal":
         extras["gamma_scaled"] = True
-    if family != "gpt2" and "seg" in c.embedding:
+    if family == "xlnet":
+        extras["max_seq_length"] = c.max_seq_length
+    if family == "ernie" and "task" in c.embedding and c.task_id:
+        extras["task_id"] = c.task_id
+    if family not in ("gpt2", "xlnet") and "seg" in c.embedding:
         pad = state["embedding.seg.embedding.weight"][0]
         if bool((pad != 0).any()):
             extras["segment_padding_row"] = [float(x) for x in pad.float().tolist()]
@@ -573,6 +756,10 @@ def state_to_hf(model, family, hf_cfg, originals=None):
         if rule.kind == "eye":
             dev = state["embedding.word.embedding.weight"]
             vals = [torch.eye(cfg.hidden_size, dtype=dev.dtype), torch.zeros(cfg.hidden_size, dtype=dev.dtype)]
+        elif rule.kind == "extra":  # kept from the release, or zeros (XLNet's mask_emb: two-stream pretraining only)
+            word = state["embedding.word.embedding.weight"]
+            kept = (getattr(model, "hf_extras", None) or {}).get(rule.hf[0])
+            vals = [kept if kept is not None else torch.zeros(1, 1, word.shape[1], dtype=word.dtype)]
         else:
             if rule.internal not in state:
                 raise CheckpointError(f"the model lacks {rule.internal}, which the {family} export needs")
@@ -591,10 +778,24 @@ def state_to_hf(model, family, hf_cfg, originals=None):
                 if tvs == 1 and t.shape[0] == 3 and not torch.equal(t[1], t[2]):
                     logger.warning("RoBERTa export: segment rows 1 and 2 differ; only row 1 is kept (type 0)")
                 vals = [t[1:1 + tvs]]
+            elif rule.kind in ("xin", "xqkv", "xout"):
+                d_model, heads = cfg.hidden_size, cfg.heads_num
+                parts = t.chunk(3, dim=0) if rule.kind == "xqkv" else [t]
+                if rule.kind == "xout":
+                    vals = [t.reshape(d_model, heads, -1)]
+                else:
+                    vals = [w.t().reshape(d_model, heads, -1) for w in parts]
         for name, v in zip(rule.hf, vals):
             key = (prefix + name) if (_is_base_key(family, name) and not bare) else name
             out[key] = v.contiguous().clone()
-    if family != "gpt2" and "seg" not in cfg.embedding:  # a zero token-type row adds nothing: exact
+    if family == "roformer":  # transformers keeps the rotary sin/cos table as a (frozen) weight
+        from ..layers.positions.rotary import rotary_table
+
+        cos, sin = rotary_table(cfg.max_seq_length, cfg.hidden_size // cfg.heads_num)
+        dtype = state["embedding.word.embedding.weight"].dtype
+        key = "encoder.embed_positions.weight"
+        out[key if bare else prefix + key] = torch.cat([sin, cos], dim=-1).to(dtype)
+    if family not in ("gpt2", "xlnet") and "seg" not in cfg.embedding:  # a zero token-type row adds nothing: exact
         word = state["embedding.word.embedding.weight"]
         key = "embeddings.token_type_embeddings.weight" if bare else prefix + "embeddings.token_type_embeddings.weight"
         out[key] = torch.zeros(1, word.shape[1], dtype=word.dtype)

@@ -1,0 +1,34 @@
+"""What the schemes that put positions into attention share: the config check and the mask helpers."""
+import torch
+
+from ...errors import ConfigError
+
+ABSOLUTE_EMBEDDINGS = ("pos", "sinusoidalpos")
+
+
+def check_relative_config(config, source, scheme):
+    if config.encoder != "transformer":
+        raise ConfigError(f"{source}: position_scheme '{scheme}' needs encoder 'transformer', got {config.encoder!r}")
+    absolute = [e for e in config.embedding if e in ABSOLUTE_EMBEDDINGS]
+    if absolute:
+        raise ConfigError(f"{source}: position_scheme '{scheme}' puts positions into attention; the embedding must "
+                          f"not add absolute positions too: remove {', '.join(map(repr, absolute))} from "
+                          f"embedding {config.embedding}")
+
+
+def boolean_mask(ctx, queries, keys, device):
+    """The context's mask as bool [batch | 1, 1, queries | 1, keys] (True = may attend), or None when every
+    key is visible; SDPA's own causal flag becomes an explicit lower-triangular mask."""
+    if ctx.mask is not None:
+        return ctx.mask
+    if ctx.is_causal:
+        return torch.ones(queries, keys, dtype=torch.bool, device=device).tril_(keys - queries)[None, None]
+    return None
+
+
+def masked_bias(bias, mask):
+    """A float attention bias with the keys a query may not see pushed to the dtype's minimum (finite, so a
+    row without any visible key gives uniform weights instead of NaN)."""
+    if mask is None:
+        return bias
+    return bias.masked_fill(~mask, torch.finfo(bias.dtype).min)
