@@ -18,17 +18,26 @@ SMALL = dict(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_he
 MAX_DIFFS = {}
 
 
-def _inputs(pad_id=0, pairs=True):
+def _inputs(pad_id=0, pairs=True, left=False):
+    """ids, attention mask, token types; `left`: XLNet's layout (padding on the left, <cls> last in its own
+    token type 2)."""
     g = torch.Generator().manual_seed(1)
-    ids = torch.randint(5, V, (3, 12), generator=g)
+    ids = torch.randint(9, V, (3, 12), generator=g)
     mask = torch.ones_like(ids)
-    mask[1, 9:] = 0
-    mask[2, 6:] = 0
-    ids[mask == 0] = pad_id
     tt = torch.zeros_like(ids)
-    if pairs:
+    if left:
+        mask[1, :3] = 0
+        mask[2, :6] = 0
         tt[0, 7:] = 1
-        tt[1, 5:9] = 1
+        tt[1, 8:] = 1
+        tt[:, -1] = 2
+    else:
+        mask[1, 9:] = 0
+        mask[2, 6:] = 0
+        if pairs:
+            tt[0, 7:] = 1
+            tt[1, 5:9] = 1
+    ids[mask == 0] = pad_id
     return ids, mask, tt
 
 
@@ -63,7 +72,18 @@ def _family_cases():
                                   T.ElectraForPreTraining, {"electra_disc": "logits"}),
         "electra_generator": (lambda: T.ElectraForMaskedLM(T.ElectraConfig(embedding_size=16, **SMALL)),
                               T.ElectraForMaskedLM, {"electra_gen": "logits"}),
+        "ernie_task_id": (lambda: T.ErnieForPreTraining(T.ErnieConfig(use_task_id=True, task_type_vocab_size=3, **SMALL)),
+                          T.ErnieForPreTraining, {"mlm": "prediction_logits", "sp": "seq_relationship_logits"}),
+        "roformer": (lambda: T.RoFormerForMaskedLM(T.RoFormerConfig(embedding_size=16, rotary_value=True, **SMALL)),
+                     T.RoFormerForMaskedLM, {"mlm": "logits"}),
+        "xlnet": (lambda: T.XLNetLMHeadModel(T.XLNetConfig(**XLNET_SMALL)), T.XLNetLMHeadModel, {"lm": "logits"}),
+        "xlnet_sequence_classification": (
+            lambda: T.XLNetForSequenceClassification(T.XLNetConfig(num_labels=3, **XLNET_SMALL)),
+            T.XLNetForSequenceClassification, {"cls": "logits"}),
     }
+
+
+XLNET_SMALL = dict(vocab_size=V, d_model=32, n_layer=2, n_head=4, d_inner=37, ff_activation="gelu")
 
 
 def _perturb(model, std=0.1):
@@ -72,6 +92,8 @@ def _perturb(model, std=0.1):
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for name, p in model.named_parameters():
+            if not p.requires_grad:  # RoFormer's rotary table: a function of the config
+                continue
             noise = torch.randn(p.shape, generator=g) * std
             if "LayerNorm.weight" in name or "layer_norm.weight" in name or ".ln_" in name and name.endswith("weight"):
                 p.copy_(1.0 + noise)
@@ -79,11 +101,11 @@ def _perturb(model, std=0.1):
                 p.add_(noise)
 
 
-def _hf_forward(model, family, ids, mask, tt):
+def _hf_forward(model, family, ids, mask, tt, **kw):
     with torch.no_grad():
         if family == "gpt2":
             return model(input_ids=ids, output_hidden_states=True)
-        return model(input_ids=ids, attention_mask=mask, token_type_ids=tt, output_hidden_states=True)
+        return model(input_ids=ids, attention_mask=mask, token_type_ids=tt, output_hidden_states=True, **kw)
 
 
 @pytest.mark.parametrize("family", list(_family_cases()))
@@ -98,9 +120,9 @@ def test_family_parity_and_export(family, tmp_path):
 
     model = load_model(str(src)).eval()
     assert set(model.config.target) == set(heads)
-    pad = 1 if family.startswith("roberta") else 0
+    pad = {"roberta": 1, "xlnet": 5}.get(family.split("_")[0], 0)
     causal = family == "gpt2"
-    ids, mask, tt = _inputs(pad_id=pad, pairs=not family.startswith(("roberta", "gpt2")))
+    ids, mask, tt = _inputs(pad_id=pad, pairs=not family.startswith(("roberta", "gpt2")), left=family.startswith("xlnet"))
     if family == "bert_untied_head":
         assert not model.config.tie_weights
         assert model.target.mlm.linear_2.weight is not model.embedding.word.embedding.weight
@@ -113,7 +135,7 @@ def test_family_parity_and_export(family, tmp_path):
         hidden = model.encode(ids, seg)
         logits = model.target_logits(hidden, seg)
     diffs = {"hidden": _maxdiff(hidden, out.hidden_states[-1], mask)}
-    if family.startswith(("bert", "roberta")):  # ALBERT/ELECTRA hidden_states[0] is after the projection
+    if family.startswith(("bert", "roberta", "ernie")):  # ALBERT/ELECTRA hidden_states[0] is after the projection
         diffs["embedding"] = _maxdiff(emb, out.hidden_states[0], mask)
     for name, attr in heads.items():
         ours, theirs = logits[name], getattr(out, attr)
@@ -144,6 +166,16 @@ def test_family_parity_and_export(family, tmp_path):
     again = load_model(str(out_dir))
     for k, v in model.state_dict().items():
         assert torch.equal(v, again.state_dict()[k]), k
+    if family == "ernie_task_id":  # another task type (config task_id, kept in config.json by the export)
+        cfg.setdefault("uer_like", {})["task_id"] = 2
+        (out_dir / "config.json").write_text(json.dumps(cfg))
+        task2 = load_model(str(out_dir)).eval()
+        assert task2.config.task_id == 2
+        ref = _hf_forward(hf_model, family, ids, mask, tt, task_type_ids=torch.full_like(ids, 2))
+        with torch.no_grad():
+            hidden2 = task2.encode(ids, seg)
+        diffs["task_id_2"] = _maxdiff(hidden2, ref.hidden_states[-1], mask)
+        assert diffs["task_id_2"] <= TOL and _maxdiff(hidden2, hidden, mask) > 1e-3
     MAX_DIFFS[family] = diffs
     report = os.environ.get("UER_LIKE_PARITY_REPORT")
     if report:

@@ -73,6 +73,15 @@ class ModelConfig:
     # two separate stacks)
     bidirectional: bool = False
 
+    @property
+    def position_limit(self):
+        """The longest sequence the model's positions cover: max_seq_length when a table bounds them (learned
+        or sinusoidal absolute positions, the rotary table), None when nothing does (NEZHA's clipped relative
+        distances, XLNet's relative encodings, a model without positions)."""
+        if "pos" in self.embedding or "sinusoidalpos" in self.embedding or self.position_scheme == "rotary":
+            return self.max_seq_length
+        return None
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_dict(cls, d, source="config"):

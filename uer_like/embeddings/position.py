@@ -1,6 +1,7 @@
 import torch
 import torch.nn as nn
 
+from ..layers.positions.common import check_sequence_length
 from ..registry import EMBEDDINGS
 
 
@@ -18,5 +19,6 @@ class PositionEmbedding(nn.Module):
         if positions is not None:
             return self.embedding(positions + self.offset if self.offset else positions)
         seq_len = src.size(1)
+        check_sequence_length(seq_len, self.max_len, "position embedding")
         pos = torch.arange(self.offset, self.offset + seq_len, device=src.device)
         return self.embedding(pos).unsqueeze(0)

@@ -3,6 +3,7 @@ import math
 import torch
 import torch.nn as nn
 
+from ..layers.positions.common import check_sequence_length
 from ..registry import EMBEDDINGS
 
 
@@ -24,4 +25,5 @@ class SinusoidalPositionEmbedding(nn.Module):
     def forward(self, src, seg, positions=None):
         if positions is not None:
             return self.pe[positions]
+        check_sequence_length(src.size(1), self.pe.size(0), "sinusoidal position table")
         return self.pe[: src.size(1)].unsqueeze(0)

@@ -145,11 +145,11 @@ def check_seq_length(config, seq_length, source="model"):
     """Refuse, before anything runs, a sequence length the position embedding cannot cover."""
     if seq_length is None:
         return
-    if "pos" in config.embedding or "sinusoidalpos" in config.embedding:
-        if seq_length > config.max_seq_length:
-            raise ConfigError(
-                f"{source}: seq_length {seq_length} exceeds the model's max_position_embeddings "
-                f"(max_seq_length {config.max_seq_length}); use seq_length <= {config.max_seq_length}")
+    limit = config.position_limit
+    if limit is not None and seq_length > limit:
+        table = "rotary position table" if config.position_scheme == "rotary" else "max_position_embeddings"
+        raise ConfigError(f"{source}: seq_length {seq_length} exceeds the model's {table} "
+                          f"(max_seq_length {limit}); use seq_length <= {limit}")
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -5,6 +5,7 @@ from .attention import MultiHeadedAttention
 from .dropout import Dropout
 from .feed_forward import FEED_FORWARD_CLASSES
 from .norms import build_layernorm
+from .positions import build_scheme
 
 
 class TransformerLayer(nn.Module):
@@ -12,8 +13,9 @@ class TransformerLayer(nn.Module):
         super().__init__()
         bias = not config.remove_transformer_bias
         self.pre_ln = config.layernorm_positioning == "pre"
-        self.self_attn = MultiHeadedAttention(config.hidden_size, config.heads_num, config.dropout, bias=bias,
-                                              scale=not config.remove_attention_scale)
+        self.self_attn = MultiHeadedAttention(config.hidden_size, config.heads_num, config.dropout,
+                                              bias=bias and not config.remove_attention_bias,
+                                              scale=not config.remove_attention_scale, scheme=build_scheme(config))
         self.dropout_1 = Dropout(config.dropout)
         self.layer_norm_1 = build_layernorm(config)
         self.feed_forward = FEED_FORWARD_CLASSES[config.feed_forward](

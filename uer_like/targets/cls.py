@@ -13,8 +13,9 @@ def pool(hidden, seg, pooling):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
     if pooling == "max":
         return (hidden + (mask - 1) * 1e4).max(1).values
-    if pooling == "last":
-        last = (seg > 0).sum(1).clamp(min=1) - 1
+    if pooling == "last":  # the last real token, whichever side the padding is on (XLNet pads on the left)
+        real = (seg > 0).long()
+        last = (real * torch.arange(1, seg.size(1) + 1, device=seg.device)).argmax(1)
         return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
     raise ValueError(pooling)
 

@@ -1,6 +1,6 @@
-"""Tokenizers by name (`--tokenizer bert|char|space|sentencepiece`)."""
+"""Tokenizers by name (`--tokenizer bert|char|space|sentencepiece|xlnet`)."""
 from ..registry import TOKENIZERS
-from . import bert, simple, spm  # noqa: F401  (registration)
+from . import bert, simple, spm, xlnet  # noqa: F401  (registration)
 from .bert import BertTokenizer  # noqa: F401
 from .vocab import Vocab  # noqa: F401
 
@@ -10,6 +10,8 @@ def build_tokenizer(name, vocab_path=None, spm_model_path=None, do_lower_case=Tr
     pieces (the vocabulary file is not used); `char`/`space` split as usual and look the tokens up in the
     model's pieces; `sentencepiece` uses `vocab_path` when given, else the model's pieces."""
     cls = TOKENIZERS.get(name, key="tokenizer")
+    if name == "xlnet":  # the vocabulary is the sentencepiece model's own
+        return cls(spm_model_path=spm_model_path)
     if spm_model_path and name == "bert":
         return spm.SentencePieceTokenizer(None, spm_model_path=spm_model_path)
     vocab = Vocab.load(vocab_path) if vocab_path else None

@@ -7,11 +7,14 @@ from ..resources import resolve
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 REQUIRED = (PAD, UNK, CLS, SEP, MASK)
+# the role of each special token -> its spelling (BERT's); a vocabulary may spell them otherwise (XLNet: <cls>)
+BERT_SPECIALS = {"pad": PAD, "unk": UNK, "cls": CLS, "sep": SEP, "mask": MASK}
 
 
 class Vocab:
-    def __init__(self, tokens, path=None):
+    def __init__(self, tokens, path=None, specials=None):
         self.path = path
+        self.specials = dict(BERT_SPECIALS, **(specials or {}))
         self.i2w = list(tokens)
         self.w2i = {}
         for i, w in enumerate(self.i2w):
@@ -55,29 +58,30 @@ class Vocab:
 
     @property
     def pad_id(self):
-        return self.w2i.get(PAD, 0)
+        return self.w2i.get(self.specials["pad"], 0)
 
     @property
     def unk_id(self):
-        return self.w2i[UNK]
+        return self.w2i[self.specials["unk"]]
 
     @property
     def cls_id(self):
-        return self.w2i[CLS]
+        return self.w2i[self.specials["cls"]]
 
     @property
     def sep_id(self):
-        return self.w2i[SEP]
+        return self.w2i[self.specials["sep"]]
 
     @property
     def mask_id(self):
-        return self.w2i[MASK]
+        return self.w2i[self.specials["mask"]]
 
     def special_ids(self):
-        return sorted({i for w, i in self.w2i.items() if w.startswith("[") and w.endswith("]")})
+        ids = {i for w, i in self.w2i.items() if w.startswith("[") and w.endswith("]")}
+        return sorted(ids | {self.w2i[t] for t in self.specials.values() if t in self.w2i})
 
     def convert_tokens_to_ids(self, tokens):
-        unk = self.w2i.get(UNK, 0)
+        unk = self.w2i.get(self.specials["unk"], 0)
         return [self.w2i.get(t, unk) for t in tokens]
 
     def convert_ids_to_tokens(self, ids):

@@ -153,9 +153,13 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _check_dataset(self):
         m, cfg, a = self.manifest, self.config, self.args
-        if m["seq_length"] > cfg.max_seq_length and "pos" in cfg.embedding:
+        if cfg.position_limit is not None and m["seq_length"] > cfg.position_limit:
             raise ConfigError(f"{a.dataset_path}: seq_length {m['seq_length']} exceeds the model's max_seq_length "
                               f"{cfg.max_seq_length}; preprocess with --seq_length <= {cfg.max_seq_length}")
+        if "lm" in cfg.target and cfg.encoder == "transformer" and cfg.mask != "causal":
+            raise ConfigError(f"{a.config}: the target 'lm' predicts the next token, which a {cfg.mask!r} mask lets "
+                              "every token see; set mask 'causal' (for XLNet: its attn_type 'uni'; the two-stream "
+                              "permutation LM is not implemented)")
         for flag, path in (("--vocab_path", a.vocab_path), ("--spm_model_path", a.spm_model_path)):
             if not path:
                 continue

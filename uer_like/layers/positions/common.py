@@ -1,7 +1,7 @@
 """What the schemes that put positions into attention share: the config check and the mask helpers."""
 import torch
 
-from ...errors import ConfigError
+from ...errors import ConfigError, DataError
 
 ABSOLUTE_EMBEDDINGS = ("pos", "sinusoidalpos")
 
@@ -14,6 +14,13 @@ def check_relative_config(config, source, scheme):
         raise ConfigError(f"{source}: position_scheme '{scheme}' puts positions into attention; the embedding must "
                           f"not add absolute positions too: remove {', '.join(map(repr, absolute))} from "
                           f"embedding {config.embedding}")
+
+
+def check_sequence_length(length, limit, table):
+    """A one-line error for a sequence longer than a position table covers (instead of an index error)."""
+    if length > limit:
+        raise DataError(f"a sequence of {length} tokens is longer than the {table} covers (max_seq_length {limit}); "
+                        f"truncate it to {limit} tokens or use a model with a longer table")
 
 
 def boolean_mask(ctx, queries, keys, device):

@@ -1,9 +1,9 @@
 import torch
 
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError
 from ...registry import POSITION_SCHEMES
 from ..attention import AttentionScheme
-from .common import check_relative_config
+from .common import check_relative_config, check_sequence_length
 
 
 def rotary_table(max_len, dim):
@@ -53,9 +53,8 @@ class RotaryPositions(AttentionScheme):
         return torch.stack((a * cos - b * sin, b * cos + a * sin), dim=-1).flatten(-2)
 
     def transform(self, q, k, ctx):
-        if ctx.positions is None and q.size(2) > self.max_len:
-            raise DataError(f"a sequence of {q.size(2)} tokens is longer than the rotary position table "
-                            f"(max_seq_length {self.max_len}); truncate it or use a model with a longer table")
+        if ctx.positions is None:
+            check_sequence_length(q.size(2), self.max_len, "rotary position table")
         positions = ctx.query_positions
         return self._rotate(q, positions), self._rotate(k, positions)
 
