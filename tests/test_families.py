@@ -41,7 +41,7 @@ def one_thread():
 
 def tiny_config(family, **over):
     name, extra = FAMILIES[family]
-    return uer_like.load_config(name, **dict(TINY, **extra, **over))
+    return uer_like.load_config(name, **{**TINY, **extra, **over})
 
 
 # ---------------------------------------------------------------------------------------------- NEZHA
@@ -162,3 +162,145 @@ def test_tiny_model_of_each_family_pretrains_on_the_bundled_corpus(family, corpu
     assert last < first * 0.93, (family, first, last)
     again = load_model(str(tmp_path / "m.bin"))
     assert again.config.position_scheme == cfg.position_scheme and again.config.embedding == cfg.embedding
+
+
+# ---------------------------------------------------------------------------------------------- XLNet input
+def make_xlnet_spm(path):
+    """A sentencepiece model with XLNet's special pieces (<unk> <s> </s> <cls> <sep> <pad> <mask> <eod> <eop>,
+    ids 0-8 as HFL's spiece.model) and the first 3,000 single characters of the Chinese BERT vocabulary,
+    written directly (no training), so tests get an XLNet tokenizer in milliseconds."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    m = pb.ModelProto()
+    m.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
+    m.trainer_spec.unk_id, m.trainer_spec.bos_id, m.trainer_spec.eos_id, m.trainer_spec.pad_id = 0, 1, 2, -1
+    m.normalizer_spec.name = "identity"
+    m.normalizer_spec.add_dummy_prefix = m.normalizer_spec.remove_extra_whitespaces = True
+    m.normalizer_spec.escape_whitespaces = True
+    kind = pb.ModelProto.SentencePiece
+
+    def add(piece, score, t=kind.NORMAL):
+        p = m.pieces.add()
+        p.piece, p.score, p.type = piece, score, t
+
+    add("<unk>", 0, kind.UNKNOWN)
+    add("<s>", 0, kind.CONTROL)
+    add("</s>", 0, kind.CONTROL)
+    for s in ("<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>"):
+        add(s, 0, kind.USER_DEFINED)
+    add("\u2581", -1.0)
+    chars = [t for t in open(VOCAB, encoding="utf-8").read().split("\n") if len(t) == 1 and not t.isspace()]
+    for c in dict.fromkeys(chars[:3000]):
+        add(c, -5.0)
+    with open(path, "wb") as f:
+        f.write(m.SerializeToString())
+    return path
+
+
+def test_xlnet_tokenizer_and_layout_match_transformers(tmp_path):
+    """Our XLNet tokenizer against transformers' XLNetTokenizer on the same spiece.model (pieces of real
+    text, with XLNet's normalisation), and the fine-tuning input layout against its pair encoding:
+    `a <sep> b <sep> <cls>`, token types 0/1/2 (our segments 1/2/3), padding on the left."""
+    transformers = pytest.importorskip("transformers")
+    from uer_like.finetune import data as D
+    from uer_like.finetune.classification import encode_pair
+    from uer_like.tokenizers import build_tokenizer
+
+    make_xlnet_spm(str(tmp_path / "spiece.model"))
+    theirs = transformers.XLNetTokenizer.from_pretrained(str(tmp_path))
+    ours = build_tokenizer("xlnet", spm_model_path=str(tmp_path / "spiece.model"))
+    text = open(SAMPLE_CORPUS, encoding="utf-8").read()[:60000].split("\n")
+    lines = [t for t in text if t.strip()][:200] + ["  hello,   ``world'' 123,456 café", "Ｆｕｌｌ宽度，测试。"]
+    assert [ours.tokenize(t) for t in lines] == [theirs.tokenize(t) for t in lines]
+    enc = D.Encoder(ours)
+    pairs = [("今天天气很好", "我们去公园"), ("一个很长的句子，有二十个字以上的内容在这里", None)]
+    feats = [encode_pair(enc, a, b, 64) for a, b in pairs]
+    src, seg = D.pad([f[0] for f in feats], enc.pad_id, left=enc.pad_left), D.pad([f[1] for f in feats], 0, enc.pad_left)
+    ref = theirs([a for a, _ in pairs[:1]], [b for _, b in pairs[:1]], return_token_type_ids=True)
+    single = theirs([pairs[1][0]])
+    assert src[0, -len(ref["input_ids"][0]):].tolist() == ref["input_ids"][0]
+    assert (seg[0, -len(ref["token_type_ids"][0]):] - 1).tolist() == ref["token_type_ids"][0]
+    assert src[1].tolist()[-len(single["input_ids"][0]):] == single["input_ids"][0]
+    assert src[0, 0].item() == enc.pad_id and seg[0, 0].item() == 0  # padding on the left
+
+
+# ---------------------------------------------------------------------------------------------- fine-tuning
+@pytest.fixture(scope="module")
+def finetune_setup(tmp_path_factory, corpus_datasets):
+    """Small slices of the three sample tasks, and a random tiny model of each family: UER format for the
+    BERT-layout families (the corpus vocabulary), a Hugging Face directory with its spiece.model for XLNet."""
+    need(SAMPLES)
+    d = tmp_path_factory.mktemp("finetune")
+
+    def head(src, dst, n):
+        lines = open(os.path.join(SAMPLES, src), encoding="utf-8").read().split("\n")
+        (d / dst).write_text("\n".join(lines[:n + 1]) + "\n", encoding="utf-8")
+        return str(d / dst)
+
+    cmrc = json.load(open(os.path.join(SAMPLES, "cmrc", "train.json"), encoding="utf-8"))
+    cmrc["data"] = cmrc["data"][:2]
+    (d / "cmrc.json").write_text(json.dumps(cmrc, ensure_ascii=False), encoding="utf-8")
+    data = {"cls": head("book_review/train.tsv", "cls.tsv", 16), "ner": head("msra_ner/train.tsv", "ner.tsv", 16),
+            "label2id": os.path.join(SAMPLES, "msra_ner", "label2id.json"), "mrc": str(d / "cmrc.json")}
+    models = {}
+    torch.manual_seed(0)
+    for family in FAMILIES:
+        if family == "xlnet":
+            spm = make_xlnet_spm(str(d / "spiece.model"))
+            from uer_like.tokenizers import build_tokenizer
+
+            n = len(build_tokenizer("xlnet", spm_model_path=spm).vocab)
+            model = uer_like.build_model(tiny_config("xlnet", mask="fully_visible", tokenizer="xlnet"), vocab_size=n)
+            out = d / "xlnet_hf"
+            save_model(model, str(out), format="hf")
+            (out / "spiece.model").write_bytes(open(spm, "rb").read())
+            models[family] = ["--pretrained_model_path", str(out)]
+        else:
+            model = uer_like.build_model(tiny_config(family), vocab_size=corpus_datasets["vocab_size"])
+            path = str(d / f"{family}.bin")
+            save_model(model, path, format="uer")
+            models[family] = ["--pretrained_model_path", path, "--config_path", path[:-4] + "_config.json",
+                              "--vocab_path", corpus_datasets["vocab"]]
+    return data, models
+
+
+def run_script(script, argv):
+    """A finetune script's command line, in this process: its exit status."""
+    old = sys.argv
+    sys.argv = [script] + argv
+    try:
+        runpy.run_path(os.path.join(ROOT, "finetune", script), run_name="__main__")
+    except SystemExit as e:
+        return e.code
+    finally:
+        sys.argv = old
+    return 0
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_each_family_finetunes_with_run_classifier_run_ner_and_run_cmrc(family, finetune_setup, tmp_path):
+    data, model_args = finetune_setup
+    common = model_args[family] + ["--epochs_num", "1", "--max_steps", "2", "--batch_size", "8",
+                                   "--learning_rate", "1e-3", "--no_progress", "--seq_length", "64"]
+    runs = {"run_classifier.py": ["--train_path", data["cls"], "--test_path", data["cls"]],
+            "run_ner.py": ["--train_path", data["ner"], "--test_path", data["ner"], "--label2id_path", data["label2id"]],
+            "run_cmrc.py": ["--train_path", data["mrc"], "--doc_stride", "32"]}
+    for script, argv in runs.items():
+        out = str(tmp_path / (script[:-3] + ".bin"))
+        assert run_script(script, common + argv + ["--output_model_path", out]) == 0, (family, script)
+        assert os.path.isfile(out), (family, script)
+        report = json.load(open(out[:-4] + "_report.json"))
+        assert report["history"], (family, script)
+
+
+def test_xlnet_directory_without_its_sentencepiece_model_is_one_line_error(finetune_setup, tmp_path, capsys):
+    data, model_args = finetune_setup
+    import shutil
+
+    broken = tmp_path / "xlnet_no_spm"
+    shutil.copytree(model_args["xlnet"][1], broken)
+    os.remove(broken / "spiece.model")
+    code = run_script("run_classifier.py", ["--pretrained_model_path", str(broken), "--train_path", data["cls"],
+                                            "--output_model_path", str(tmp_path / "m.bin")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "spiece.model" in err[0] and "--spm_model_path" in err[0], err

@@ -116,17 +116,14 @@ def warn_empty_classes(path, label_lines, labels_num):
 
 
 def encode_pair(enc, text_a, text_b, seq_length):
-    """-> (src, seg) of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, pairs truncated longest first."""
+    """-> (src, seg) of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (XLNet: `a <sep> b <sep> <cls>`), pairs
+    truncated longest first."""
     a = enc.ids(text_a)
     if text_b is not None:
-        b = enc.ids(text_b)
-        a, b = D.truncate_pair(a, b, seq_length - 3)
-        src = [enc.cls_id] + a + [enc.sep_id] + b + [enc.sep_id]
-        seg = [1] * (len(a) + 2) + [2] * (len(b) + 1)
+        a, b = D.truncate_pair(a, enc.ids(text_b), seq_length - 3)
     else:
-        a = a[:seq_length - 2]
-        src = [enc.cls_id] + a + [enc.sep_id]
-        seg = [1] * len(src)
+        a, b = a[:seq_length - 2], None
+    src, seg, _, _ = enc.pack(a, b)
     return src, seg
 
 
@@ -220,7 +217,9 @@ class SentenceTask(Task):
         return encode_classification(examples, self.enc, self.args.seq_length)
 
     def collate(self, feats):
-        batch = {"src": D.pad([f["src"] for f in feats], self.enc.pad_id), "seg": D.pad([f["seg"] for f in feats], 0),
+        left = self.enc.pad_left
+        batch = {"src": D.pad([f["src"] for f in feats], self.enc.pad_id, left),
+                 "seg": D.pad([f["seg"] for f in feats], 0, left),
                  "label": self.collate_labels(feats)}
         if "logits" in feats[0]:
             batch["soft"] = torch.tensor([f["logits"] for f in feats], dtype=torch.float)

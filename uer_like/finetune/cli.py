@@ -19,11 +19,14 @@ import time
 import torch
 
 from ..cli import add_model_flags, model_flag_overrides
-from ..errors import CheckpointError, ConfigError, UerLikeError
+from ..config import load_config
+from ..errors import CheckpointError, ConfigError, DataError, UerLikeError
 from ..io.checkpoint import load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
+from ..registry import TOKENIZERS
 from ..resources import resolve
 from ..tokenizers import build_tokenizer
+from ..tokenizers.xlnet import SPM_FILE
 from ..training.optim import SCHEDULERS
 from ..training.precision import AMP_CHOICES
 from . import core
@@ -55,8 +58,11 @@ def build_parser(task_name):
                    help="model config (default: the one beside the model, else bert/base_config.json)")
     g.add_argument("--vocab_path", default=None,
                    help="default: vocab.txt beside/in the pretrained model if there is one, else " + DEFAULT_VOCAB)
-    g.add_argument("--spm_model_path", default=None)
-    g.add_argument("--tokenizer", default="bert", choices=["bert", "char", "space", "sentencepiece"])
+    g.add_argument("--spm_model_path", default=None,
+                   help="sentencepiece model (default for xlnet: spiece.model in/beside the pretrained model)")
+    g.add_argument("--tokenizer", default=None, choices=TOKENIZERS.names(),
+                   help="default: the model's (xlnet for an XLNet model, with its input layout: a <sep> b <sep> "
+                        "<cls>), else bert")
     g.add_argument("--dropout", type=float, default=None, help="override the config's dropout")
     g = p.add_argument_group("data")
     g.add_argument("--train_path", default=None)
@@ -174,8 +180,7 @@ def run(task_name, argv=None):
         meta = core.read_finetune_meta(args.load_model_path)
         if meta.get("task") and meta["task"] != task_name:
             raise ConfigError(f"{args.load_model_path}: a fine-tuned {meta['task']} model, not a {task_name} model")
-    tokenizer = build_tokenizer(args.tokenizer, _resolve_vocab(args.vocab_path or _model_vocab(args)),
-                                args.spm_model_path)
+    tokenizer = _build_tokenizer(args)
     enc = D.Encoder(tokenizer)
     if args.seq_length is None:
         args.seq_length = meta.get("seq_length", task_cls.defaults.get("seq_length", 128))
@@ -259,6 +264,45 @@ def run(task_name, argv=None):
         with open(report_path, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2, ensure_ascii=False)
     return report
+
+
+def _model_dirs(args):
+    for p in (args.pretrained_model_path, args.load_model_path):
+        if p:
+            yield p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p))
+
+
+def _model_tokenizer(args):
+    """The tokenizer the model was made with: its config's (a Hugging Face XLNet directory, or a UER config
+    with `tokenizer`), else bert."""
+    from ..io.checkpoint import _hf_config_at
+
+    for d in _model_dirs(args):
+        hf, _ = _hf_config_at(d)
+        if hf is not None:
+            return "xlnet" if hf.get("model_type") == "xlnet" else "bert"
+    cfg = args.config_path or (_beside(args.load_model_path, "_config.json") if args.load_model_path else None) \
+        or (_beside(args.pretrained_model_path, "_config.json") if args.pretrained_model_path else None)
+    if cfg:
+        try:
+            return load_config(cfg).tokenizer
+        except UerLikeError:
+            return "bert"  # the config's own error comes where it is loaded
+    return "bert"
+
+
+def _build_tokenizer(args):
+    name = args.tokenizer or _model_tokenizer(args)
+    spm = args.spm_model_path
+    if name == "xlnet" and spm is None:
+        dirs = list(_model_dirs(args))
+        found = [os.path.join(d, SPM_FILE) for d in dirs if os.path.isfile(os.path.join(d, SPM_FILE))]
+        if not found:
+            where = dirs[0] if dirs else "the model"
+            raise DataError(f"{where}: an XLNet model without its sentencepiece model ({SPM_FILE}, which the "
+                            f"release ships beside the weights); copy it there or pass --spm_model_path")
+        spm = found[0]
+    return build_tokenizer(name, _resolve_vocab(args.vocab_path or _model_vocab(args)), spm)
 
 
 def _model_vocab(args):

@@ -80,13 +80,36 @@ def read_json(path):
 
 # ====================================================================== encoding
 class Encoder:
-    """Text -> ids with a uer_like tokenizer (BERT-style [CLS]/[SEP])."""
+    """Text -> ids with a uer_like tokenizer, and the model input layout of its family (`pack`):
+
+    - BERT (every tokenizer but XLNet's): `[CLS] a [SEP] (b [SEP])`, segments 1 and 2, padding on the right;
+    - XLNet (`--tokenizer xlnet`, HFL's convention): `a <sep> (b <sep>) <cls>`, the final <cls> in a segment
+      of its own (3), padding on the left where only src/seg are padded (XLNet's attention is relative, so
+      the padding side changes no real token's output)."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         self.vocab = tokenizer.vocab
         self.cls_id, self.sep_id, self.pad_id = self.vocab.cls_id, self.vocab.sep_id, self.vocab.pad_id
         self.unk_id = self.vocab.unk_id
+        self.layout = getattr(tokenizer, "layout", "bert")
+        self.pad_left = getattr(tokenizer, "padding_side", "right") == "left"
+
+    def pack(self, a, b=None):
+        """One or two id sequences -> (src, seg, start of a, start of b) in the layout; 2 special tokens for
+        one sequence, 3 for two, in both layouts."""
+        sep = [self.sep_id]
+        if self.layout == "xlnet":
+            src = a + sep + (b + sep if b is not None else []) + [self.cls_id]
+            seg = [1] * (len(a) + 1) + ([2] * (len(b) + 1) if b is not None else []) + [3]
+            return src, seg, 0, len(a) + 1
+        src = [self.cls_id] + a + sep + (b + sep if b is not None else [])
+        seg = [1] * (len(a) + 2) + ([2] * (len(b) + 1) if b is not None else [])
+        return src, seg, 1, len(a) + 2
+
+    def cls_index(self, src):
+        """Where the classification token of a packed src is."""
+        return len(src) - 1 if self.layout == "xlnet" else 0
 
     def ids(self, text):
         return self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
@@ -142,8 +165,10 @@ def truncate_pair(a, b, max_len):
 
 
 # ====================================================================== batching
-def pad(seqs, value):
+def pad(seqs, value, left=False):
     n = max(len(s) for s in seqs)
+    if left:
+        return torch.tensor([[value] * (n - len(s)) + list(s) for s in seqs], dtype=torch.long)
     return torch.tensor([list(s) + [value] * (n - len(s)) for s in seqs], dtype=torch.long)
 
 

@@ -174,9 +174,10 @@ read_mrc.last_counts = {}
 
 
 def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, train=False):
-    """[CLS] question [SEP] context window [SEP]; windows slide by doc_stride over long contexts.
-    Training windows that do not contain the answer point start/end at [CLS] (index 0); training examples
-    without a placed answer (answer_start None) are left out."""
+    """[CLS] question [SEP] context window [SEP] (XLNet: question <sep> window <sep> <cls>); windows slide by
+    doc_stride over long contexts. Training windows that do not contain the answer point start/end at the
+    classification token ([CLS], index 0; XLNet's <cls>, last); training examples without a placed answer
+    (answer_start None) are left out."""
     feats, skipped = [], []
     cache = {}
     for i, ex in enumerate(examples):
@@ -209,9 +210,7 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
                 break
             start += min(length, doc_stride)
         for w, (ws, wl) in enumerate(windows):
-            src = [enc.cls_id] + q + [enc.sep_id] + ctx_ids[ws:ws + wl] + [enc.sep_id]
-            seg = [1] * (len(q) + 2) + [2] * (wl + 1)
-            ctx_offset = len(q) + 2
+            src, seg, _, ctx_offset = enc.pack(q, ctx_ids[ws:ws + wl])
             token_map, max_ctx = {}, {}
             for k in range(wl):
                 token_map[ctx_offset + k] = ws + k
@@ -222,7 +221,7 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
                 if ws <= tok_start and tok_end < ws + wl:
                     f["start"], f["end"] = tok_start - ws + ctx_offset, tok_end - ws + ctx_offset
                 else:
-                    f["start"], f["end"] = 0, 0
+                    f["start"] = f["end"] = enc.cls_index(src)
             feats.append(f)
     if skipped:
         logger.warning("%d training question(s) skipped: the answer covers no token of the context (first: %s)",

@@ -102,13 +102,12 @@ def encode_c3(examples, enc, seq_length):
         q, doc = enc.ids(ex["question"]), enc.ids(ex["document"])
         srcs, segs = [], []
         for c in ex["choices"]:
-            a = [enc.cls_id] + enc.ids(c) + [enc.sep_id] + q + [enc.sep_id]
-            a = a[:seq_length - 2] + ([enc.sep_id] if len(a) > seq_length - 2 else [])
-            room = seq_length - len(a) - 1
-            d = doc[:max(room, 0)]
+            first = (enc.ids(c) + [enc.sep_id] + q)[:seq_length - 3]
+            d = doc[:max(seq_length - 3 - len(first), 0)]
             cut += len(d) < len(doc)
-            srcs.append(a + d + [enc.sep_id])
-            segs.append([1] * len(a) + [2] * (len(d) + 1))
+            src, seg, _, _ = enc.pack(first, d)
+            srcs.append(src)
+            segs.append(seg)
         feats.append({"src": srcs, "seg": segs, "label": ex["label"] if ex["label"] is not None else -100,
                       "example": i})
     if cut:

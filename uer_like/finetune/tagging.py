@@ -114,16 +114,15 @@ def encode_tagging(examples, enc, seq_length, label2id):
         units = [enc.unit_ids(u) for u in ex["tokens"]]
         start = 0
         while start < len(units):
-            src, word_pos, labels = [enc.cls_id], [], []
+            pieces, word_pos, labels = [], [], []
             j = start
-            while j < len(units) and (len(src) - 1 + len(units[j]) <= room or j == start):
-                pieces = units[j][:room]
-                word_pos.append(len(src))
+            while j < len(units) and (len(pieces) + len(units[j]) <= room or j == start):
+                word_pos.append(len(pieces))
                 labels.append(label2id[ex["tags"][j]] if ex["tags"] is not None else IGNORE_INDEX)
-                src.extend(pieces)
+                pieces.extend(units[j][:room])
                 j += 1
-            src.append(enc.sep_id)
-            feats.append({"src": src, "seg": [1] * len(src), "word_pos": word_pos, "labels": labels,
+            src, seg, first, _ = enc.pack(pieces)  # [CLS] pieces [SEP] (XLNet: pieces <sep> <cls>)
+            feats.append({"src": src, "seg": seg, "word_pos": [first + p for p in word_pos], "labels": labels,
                           "example": i, "offset": start})
             start = j
     return feats

@@ -384,10 +384,9 @@ def uer_config_from_hf(hf, targets, source="config.json"):
                  mask="causal" if attn_type == "uni" else "fully_visible", layernorm_positioning="post",
                  layernorm="torch", layernorm_eps=float(hf.get("layer_norm_eps", 1e-12)), remove_attention_bias=True,
                  position_scheme="xlnet", clamp_len=int(hf.get("clamp_len", -1) or -1), target=targets,
-                 has_lmtarget_bias=True, data_processor="lm" if attn_type == "uni" else "mlm")
+                 has_lmtarget_bias=True, data_processor="lm", pooling="last", tokenizer="xlnet")
         if "cls" in targets:
-            d.update(labels_num=int(hf.get("num_labels") or len(hf.get("id2label") or {}) or 2), pooling="last",
-                     data_processor="cls")
+            d.update(labels_num=int(hf.get("num_labels") or len(hf.get("id2label") or {}) or 2), data_processor="cls")
     else:
         if (hf.get("position_embedding_type") or "absolute") != "absolute":
             raise ConfigError(f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not supported "
