@@ -4,6 +4,8 @@ optimizer (AdamW) and precision, measured in one run with the two interleaved ro
 
     python benchmarks/train_speed.py                       # BERT-mini (mlm+sp) and GPT-2 mini (lm), CPU fp32
     python benchmarks/train_speed.py --models bert-base --seq_length 512 --batch_size 32 --precision bf16  # GPU MFU
+    git worktree add /tmp/before main && python benchmarks/train_speed.py --models bert-mini --baseline /tmp/before
+        # this tree against another one (e.g. before a change), both in the same rounds
 
 tokens/s counts real tokens (the batches here have no padding). Both sides train on the same token ids;
 uer_like masks 15% of the tokens for MLM and computes vocabulary logits only there (its design), Hugging
@@ -30,9 +32,27 @@ SIZES = {  # name: (layers, hidden, heads, targets)
 VOCAB = 21128
 
 
-def uer_model(kind, L, H, A, dropout):
+def load_baseline(tree):
+    """The uer_like package of another source tree, imported as `uer_like_baseline` (the package imports itself
+    relatively, so a copy under another name is independent of this tree's)."""
+    import importlib
+    import shutil
+    import tempfile
+
+    src = os.path.join(tree, "uer_like")
+    if not os.path.isfile(os.path.join(src, "__init__.py")):
+        sys.exit(f"--baseline {tree}: no uer_like package there")
+    tmp = tempfile.mkdtemp(prefix="uer_like_baseline_")
+    shutil.copytree(src, os.path.join(tmp, "uer_like_baseline"), ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    shutil.copytree(os.path.join(tree, "configs"), os.path.join(tmp, "configs"))
+    sys.path.insert(0, tmp)
+    return importlib.import_module("uer_like_baseline")
+
+
+def uer_model(kind, L, H, A, dropout, package=None):
     import uer_like
 
+    uer_like = package or uer_like
     name = "bert/base_config.json" if kind == "bert" else "gpt2/base_config.json"
     cfg = uer_like.load_config(name, layers_num=L, hidden_size=H, emb_size=H, heads_num=A, feedforward_size=4 * H,
                                dropout=dropout)
@@ -111,7 +131,10 @@ def main():
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--json", default=None, help="write results here")
+    p.add_argument("--baseline", default=None,
+                   help="another source tree whose uer_like is timed in the same rounds (e.g. a worktree of main)")
     args = p.parse_args()
+    baseline = load_baseline(args.baseline) if args.baseline else None
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -123,6 +146,9 @@ def main():
         torch.manual_seed(0)
         models = {"uer_like": uer_model(kind, L, H, A, args.dropout).to(device),
                   "transformers": hf_model(kind, L, H, A, args.dropout, args.seq_length).to(device)}
+        if baseline is not None:
+            torch.manual_seed(0)
+            models["baseline"] = uer_model(kind, L, H, A, args.dropout, baseline).to(device)
         opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=device.type == "cuda") for k, m in models.items()}
         if args.compile:
             models = {k: torch.compile(m) for k, m in models.items()}
@@ -139,6 +165,9 @@ def main():
         for k in models:
             row[k] = tokens / statistics.median(times[k])
         row["ratio"] = row["uer_like"] / row["transformers"]
+        if baseline is not None:
+            row["baseline_tree"] = args.baseline
+            row["vs_baseline"] = row["uer_like"] / row["baseline"]
         if device.type == "cuda":
             n = sum(p.numel() for p in models["uer_like"].parameters())
             flops = 6 * n + 12 * L * H * args.seq_length
@@ -155,6 +184,11 @@ def main():
     for r in results:
         print(f"| {r['model']} | {r['batch']} x {r['seq']} | {r['precision']} | {r['uer_like']:,.0f} | "
               f"{r['transformers']:,.0f} | {r['ratio']:.2f}x |")
+    if baseline is not None:
+        print(f"\n| model | uer_like (this tree) tokens/s | uer_like ({args.baseline}) tokens/s | ratio |")
+        print("|---|---:|---:|---:|")
+        for r in results:
+            print(f"| {r['model']} | {r['uer_like']:,.0f} | {r['baseline']:,.0f} | {r['vs_baseline']:.3f}x |")
     if args.json:
         json.dump({"machine": machine, "results": results}, open(args.json, "w"), indent=2)
 

@@ -100,6 +100,13 @@ def test_relative_scheme_with_absolute_positions_too_is_one_line_error(scheme):
     assert "\n" not in msg and f"position_scheme '{scheme}'" in msg and "remove 'pos'" in msg
 
 
+def test_tencentpretrain_rotary_flag_is_the_rotary_scheme():
+    cfg = uer_like.load_config("bert/base_config.json", embedding=["word", "seg"], rotary_position_embedding=True)
+    assert cfg.position_scheme == "rotary"
+    with pytest.raises(ConfigError, match="contradicts position_scheme 'nezha'"):
+        uer_like.load_config("nezha/base_config.json", rotary_position_embedding=True)
+
+
 def test_sequence_longer_than_a_position_table_is_one_line_error():
     for family in ("roformer", "ernie"):  # the rotary table, the learned position embedding
         model = uer_like.build_model(tiny_config(family, max_seq_length=16), vocab_size=50)
@@ -294,13 +301,23 @@ def test_each_family_finetunes_with_run_classifier_run_ner_and_run_cmrc(family, 
 
 
 def test_xlnet_directory_without_its_sentencepiece_model_is_one_line_error(finetune_setup, tmp_path, capsys):
-    data, model_args = finetune_setup
+    """With spiece.model beside the weights, features come out in XLNet's layout; without it, fine-tuning
+    and feature extraction each stop with one line naming the file."""
     import shutil
 
+    from uer_like.io import extract_features
+
+    data, model_args = finetune_setup
+    good = model_args["xlnet"][1]
+    feats = extract_features(load_model(good), ["今天天气很好", ("一句", "两句")], pooling="last")
+    assert feats.shape == (2, TINY["hidden_size"])
     broken = tmp_path / "xlnet_no_spm"
-    shutil.copytree(model_args["xlnet"][1], broken)
+    shutil.copytree(good, broken)
     os.remove(broken / "spiece.model")
     code = run_script("run_classifier.py", ["--pretrained_model_path", str(broken), "--train_path", data["cls"],
                                             "--output_model_path", str(tmp_path / "m.bin")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "spiece.model" in err[0] and "--spm_model_path" in err[0], err
+    with pytest.raises(DataError, match="spiece.model") as e:
+        extract_features(load_model(str(broken)), ["今天"])
+    assert "\n" not in str(e.value)

@@ -153,6 +153,21 @@ def has_module_keys(d):
     return isinstance(d, dict) and any(k in d for k in MODULE_KEYS)
 
 
+def _rotary_flag(d, source):
+    """TencentPretrain's `rotary_position_embedding: true` (its LLaMA configs) is `position_scheme: "rotary"`."""
+    if "rotary_position_embedding" not in d:
+        return d
+    rotary = d.pop("rotary_position_embedding")
+    if not isinstance(rotary, bool):
+        raise ConfigError(f"{source}: config key 'rotary_position_embedding' must be true or false, got {rotary!r}")
+    if rotary:
+        if d.get("position_scheme", "rotary") != "rotary":
+            raise ConfigError(f"{source}: rotary_position_embedding true contradicts position_scheme "
+                              f"{d['position_scheme']!r}")
+        d["position_scheme"] = "rotary"
+    return d
+
+
 def normalize(d, source="config"):
     """A raw UER-format config dict (any era) -> a dict of ModelConfig keys in the current form.
 
@@ -173,6 +188,7 @@ def normalize(d, source="config"):
         if key in ("relative_position_embedding", "share_relative_position_embedding"):
             continue  # false here (check_family refused true)
         out[key] = value
+    out = _rotary_flag(out, source)
     emb = out.get("embedding")
     if isinstance(emb, str) and emb in EMBEDDING_STRINGS:
         forced.update(EMBEDDING_STRINGS[emb])

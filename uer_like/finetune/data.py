@@ -8,6 +8,7 @@ import random
 import torch
 
 from ..errors import DataError
+from ..tokenizers import layout
 from ..tokenizers.bert import BertTokenizer
 
 IGNORE_INDEX = -100
@@ -97,19 +98,12 @@ class Encoder:
 
     def pack(self, a, b=None):
         """One or two id sequences -> (src, seg, start of a, start of b) in the layout; 2 special tokens for
-        one sequence, 3 for two, in both layouts."""
-        sep = [self.sep_id]
-        if self.layout == "xlnet":
-            src = a + sep + (b + sep if b is not None else []) + [self.cls_id]
-            seg = [1] * (len(a) + 1) + ([2] * (len(b) + 1) if b is not None else []) + [3]
-            return src, seg, 0, len(a) + 1
-        src = [self.cls_id] + a + sep + (b + sep if b is not None else [])
-        seg = [1] * (len(a) + 2) + ([2] * (len(b) + 1) if b is not None else [])
-        return src, seg, 1, len(a) + 2
+        one sequence, 3 for two, in both layouts (tokenizers/layout.py)."""
+        return layout.pack(self.layout, self.cls_id, self.sep_id, a, b)
 
     def cls_index(self, src):
         """Where the classification token of a packed src is."""
-        return len(src) - 1 if self.layout == "xlnet" else 0
+        return layout.cls_index(self.layout, src)
 
     def ids(self, text):
         return self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))

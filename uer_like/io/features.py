@@ -14,7 +14,10 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
     """A function (text_a, text_b=None) -> (ids, seg) for the model: Google BERT tokenisation over a
     vocab.txt ([CLS] a [SEP] b [SEP], segments 1/2), SentencePiece over a model's own pieces when
     `spm_model_path` is given (as UER-py; the word-based releases), or the release's own Hugging Face
-    tokenizer when it has no vocab.txt (GPT-2 BPE)."""
+    tokenizer when it has no vocab.txt (GPT-2 BPE), or for XLNet its spiece.model (`spm_model_path`, else
+    the one beside the weights) and its layout (a <sep> b <sep> <cls>)."""
+    if model.config.tokenizer == "xlnet":
+        return _xlnet_text_encoder(model, spm_model_path)
     vocab_path = vocab_path or getattr(model, "vocab_path", None)
     if spm_model_path or (vocab_path and vocab_path.endswith(".txt")):
         if spm_model_path:
@@ -59,6 +62,27 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
 
         return encode
     raise ConfigError("no vocabulary for the model: pass vocab_path=... (a vocab.txt)")
+
+
+def _xlnet_text_encoder(model, spm_path=None):
+    """XLNet: its sentencepiece model (spm_path, or spiece.model beside the weights) and its layout."""
+    from ..tokenizers import build_tokenizer
+    from ..tokenizers.layout import pack
+    from ..tokenizers.xlnet import SPM_FILE
+
+    if spm_path is None:
+        src = getattr(model, "source_path", None) or "the model"
+        d = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
+        spm_path = os.path.join(d, SPM_FILE)
+    tok = build_tokenizer("xlnet", spm_model_path=spm_path)
+    vocab = tok.vocab
+
+    def encode(a, b=None):
+        ids_b = tok.encode(b) if b is not None else None
+        src, seg, _, _ = pack("xlnet", vocab.cls_id, vocab.sep_id, tok.encode(a), ids_b)
+        return src, seg
+
+    return encode
 
 
 @torch.no_grad()

@@ -264,6 +264,8 @@ def hf_names(family, cfg):
 # ---------------------------------------------------------------------------------------------- HF -> uer_like
 def family_of(hf_config, source="config.json"):
     mt = hf_config.get("model_type")
+    if mt == "bert" and hf_config.get("use_task_id"):  # early ERNIE 3.0 conversions: BERT plus task types
+        return "ernie"
     if mt not in FAMILIES:
         raise ConfigError(f"{source}: model_type {mt!r} is not supported; supported: {', '.join(FAMILIES)} "
                           "(BERT-architecture releases such as Chinese RoBERTa-wwm-ext and MacBERT are model_type "
