@@ -259,8 +259,7 @@ def finetune_setup(tmp_path_factory, corpus_datasets):
             n = len(build_tokenizer("xlnet", spm_model_path=spm).vocab)
             model = uer_like.build_model(tiny_config("xlnet", mask="fully_visible", tokenizer="xlnet"), vocab_size=n)
             out = d / "xlnet_hf"
-            save_model(model, str(out), format="hf")
-            (out / "spiece.model").write_bytes(open(spm, "rb").read())
+            save_model(model, str(out), format="hf", vocab=spm)  # writes spiece.model beside the weights
             models[family] = ["--pretrained_model_path", str(out)]
         else:
             model = uer_like.build_model(tiny_config(family), vocab_size=corpus_datasets["vocab_size"])

@@ -514,7 +514,14 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None) if vocab is not None else None
     if vocab_path is None:
         vocab_path = getattr(model, "vocab_path", None) or _default_vocab(model)
-    if vocab_path is not None:
+    if vocab_path is not None and vocab_path.endswith(".model"):  # a sentencepiece model (XLNet)
+        from ..tokenizers.xlnet import load_spm
+
+        n = load_spm(vocab_path).GetPieceSize()
+        if n != model.vocab_size:
+            raise CheckpointError(f"the sentencepiece model {vocab_path} has {n} pieces but the model's word embedding "
+                                  f"{model.vocab_size} rows")
+    elif vocab_path is not None:
         check_vocab(model.vocab_size, vocab_path, "the model")
     written = hfmod.write_tokenizer_files(out_dir, family, vocab_path=vocab_path, source_dir=source_dir)
     if not written:

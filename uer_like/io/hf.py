@@ -809,7 +809,8 @@ def state_to_hf(model, family, hf_cfg, originals=None):
 
 def write_tokenizer_files(out_dir, family, vocab_path=None, source_dir=None, do_lower_case=True):
     """Tokenizer files for transformers: the source release's files when the model came from one, else a
-    BertTokenizer over a one-token-per-line vocabulary (Google BERT format). Returns the files written."""
+    BertTokenizer over a one-token-per-line vocabulary (Google BERT format), or for XLNet its sentencepiece
+    model (`vocab_path` ending in .model) as spiece.model. Returns the files written."""
     written = []
     if source_dir and os.path.isdir(source_dir):
         for name in TOKENIZER_FILES:
@@ -821,6 +822,13 @@ def write_tokenizer_files(out_dir, family, vocab_path=None, source_dir=None, do_
                 written.append(name)
         if written:
             return written
+    if family == "xlnet":  # XLNet's tokenizer is its sentencepiece model
+        if vocab_path is None or not vocab_path.endswith(".model"):
+            return written
+        shutil.copyfile(vocab_path, os.path.join(out_dir, "spiece.model"))
+        with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+            json.dump({"tokenizer_class": "XLNetTokenizer", "do_lower_case": False, "keep_accents": False}, f, indent=2)
+        return ["spiece.model", "tokenizer_config.json"]
     if vocab_path is None:
         return written
     if not vocab_path.endswith(".txt"):
