@@ -320,3 +320,21 @@ def test_xlnet_directory_without_its_sentencepiece_model_is_one_line_error(finet
     with pytest.raises(DataError, match="spiece.model") as e:
         extract_features(load_model(str(broken)), ["今天"])
     assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+@pytest.mark.parametrize("family", ["nezha_gen", "rotary_causal"])
+def test_relative_schemes_decode_with_the_cache_as_the_full_forward(family):
+    """NEZHA-Gen (nezha/gen_base: NEZHA with a causal mask and an LM head) and a causal rotary model:
+    left-padded prompts and then new tokens through the key/value cache give each prompt's full-forward
+    hidden states (relative positions from the cache's key positions; rotary keys cached rotated)."""
+    from test_decoding_cache import V, _check_decoding
+
+    over = dict(TINY, layers_num=2, max_relative_position=3)
+    torch.manual_seed(0)
+    if family == "nezha_gen":
+        model = uer_like.build_model("nezha/gen_base_config.json", vocab_size=V, **over)
+    else:
+        model = uer_like.build_model("roformer/small_config.json", vocab_size=V, mask="causal", target=["lm"],
+                                     **dict(over, rotary_value=True))
+    _check_decoding(model.eval(), [5, 9, 1, 7])
