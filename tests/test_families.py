@@ -222,7 +222,8 @@ def test_xlnet_tokenizer_and_layout_match_transformers(tmp_path):
     enc = D.Encoder(ours)
     pairs = [("今天天气很好", "我们去公园"), ("一个很长的句子，有二十个字以上的内容在这里", None)]
     feats = [encode_pair(enc, a, b, 64) for a, b in pairs]
-    src, seg = D.pad([f[0] for f in feats], enc.pad_id, left=enc.pad_left), D.pad([f[1] for f in feats], 0, enc.pad_left)
+    src = D.pad([f[0] for f in feats], enc.pad_id, left=enc.pad_left)
+    seg = D.pad([f[1] for f in feats], 0, left=enc.pad_left)
     ref = theirs([a for a, _ in pairs[:1]], [b for _, b in pairs[:1]], return_token_type_ids=True)
     single = theirs([pairs[1][0]])
     assert src[0, -len(ref["input_ids"][0]):].tolist() == ref["input_ids"][0]
@@ -289,7 +290,8 @@ def test_each_family_finetunes_with_run_classifier_run_ner_and_run_cmrc(family, 
     common = model_args[family] + ["--epochs_num", "1", "--max_steps", "2", "--batch_size", "8",
                                    "--learning_rate", "1e-3", "--no_progress", "--seq_length", "64"]
     runs = {"run_classifier.py": ["--train_path", data["cls"], "--test_path", data["cls"]],
-            "run_ner.py": ["--train_path", data["ner"], "--test_path", data["ner"], "--label2id_path", data["label2id"]],
+            "run_ner.py": ["--train_path", data["ner"], "--test_path", data["ner"],
+                           "--label2id_path", data["label2id"]],
             "run_cmrc.py": ["--train_path", data["mrc"], "--doc_stride", "32"]}
     for script, argv in runs.items():
         out = str(tmp_path / (script[:-3] + ".bin"))

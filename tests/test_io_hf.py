@@ -72,7 +72,7 @@ def _family_cases():
                                   T.ElectraForPreTraining, {"electra_disc": "logits"}),
         "electra_generator": (lambda: T.ElectraForMaskedLM(T.ElectraConfig(embedding_size=16, **SMALL)),
                               T.ElectraForMaskedLM, {"electra_gen": "logits"}),
-        "ernie_task_id": (lambda: T.ErnieForPreTraining(T.ErnieConfig(use_task_id=True, task_type_vocab_size=3, **SMALL)),
+        "ernie_task_id": (lambda: T.ErnieForPreTraining(T.ErnieConfig(use_task_id=True, **SMALL)),
                           T.ErnieForPreTraining, {"mlm": "prediction_logits", "sp": "seq_relationship_logits"}),
         "roformer": (lambda: T.RoFormerForMaskedLM(T.RoFormerConfig(embedding_size=16, rotary_value=True, **SMALL)),
                      T.RoFormerForMaskedLM, {"mlm": "logits"}),

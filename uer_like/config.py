@@ -136,8 +136,9 @@ class ModelConfig:
             TARGETS.get(name, key="target")
         POSITION_SCHEMES.get(self.position_scheme, key="position_scheme").check_config(self, source)
         if "task" in self.embedding and not 0 <= self.task_id < self.task_type_vocab_size:
-            raise ConfigError(f"{source}: config key 'task_id' {self.task_id} is outside the {self.task_type_vocab_size} "
-                              f"task types 0..{self.task_type_vocab_size - 1} (task_type_vocab_size)")
+            raise ConfigError(f"{source}: config key 'task_id' {self.task_id} is outside the "
+                              f"{self.task_type_vocab_size} task types 0..{self.task_type_vocab_size - 1} "
+                              "(task_type_vocab_size)")
         ACTIVATIONS.get(self.hidden_act, key="hidden_act")
         LAYERNORMS.get(self.layernorm, key="layernorm")
         if self.mask not in MASKS:

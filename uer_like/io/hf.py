@@ -147,7 +147,8 @@ def _xlnet_rules(cfg):
         r.append(Rule(f"{a}.r", f"{s}.scheme.r.weight", "xin"))
         r += [Rule(f"{a}.{n}", f"{s}.scheme.{n}") for n in ("r_w_bias", "r_r_bias", "r_s_bias", "seg_embed")]
         r += _ln(f"{a}.layer_norm", f"{e}.layer_norm_1")
-        r += _linear(f"{h}.ff.layer_1", f"{e}.feed_forward.linear_1") + _linear(f"{h}.ff.layer_2", f"{e}.feed_forward.linear_2")
+        r += _linear(f"{h}.ff.layer_1", f"{e}.feed_forward.linear_1")
+        r += _linear(f"{h}.ff.layer_2", f"{e}.feed_forward.linear_2")
         r += _ln(f"{h}.ff.layer_norm", f"{e}.layer_norm_2")
     if "lm" in cfg.target:
         r.append(Rule("lm_loss.bias", "target.lm.output_layer.bias"))

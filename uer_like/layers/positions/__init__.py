@@ -25,4 +25,3 @@ from . import absolute, nezha, rotary, xlnet  # noqa: F401  (registration)
 def build_scheme(config):
     """The configured scheme for one attention layer."""
     return POSITION_SCHEMES.get(config.position_scheme, key="position_scheme")(config)
-
