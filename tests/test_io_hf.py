@@ -189,6 +189,8 @@ UER_CASES = {
     "roberta/base": ("BertForMaskedLM", {}),  # UER's Chinese RoBERTa: BERT architecture
     "albert/base": ("AlbertForPreTraining", {"emb_size": 16}),
     "gpt2/base": ("GPT2LMHeadModel", {}),
+    "ernie/3.0_base": ("ErnieForMaskedLM", {"task_id": 2}),
+    "xlnet/base": ("XLNetLMHeadModel", {}),
 }
 
 
@@ -218,11 +220,12 @@ def test_uer_model_exports_with_identical_outputs(name, tmp_path):
     with torch.no_grad():
         ours = model.encode(ids, seg)
         logits = model.target_logits(ours, seg)
+        kw = {"task_type_ids": torch.full_like(ids, extra["task_id"])} if "task_id" in extra else {}
         out = hf(input_ids=ids, output_hidden_states=True) if causal else \
-            hf(input_ids=ids, attention_mask=mask, token_type_ids=tt, output_hidden_states=True)
+            hf(input_ids=ids, attention_mask=mask, token_type_ids=tt, output_hidden_states=True, **kw)
     assert _maxdiff(ours, out.hidden_states[-1], mask) <= TOL
     first = {"BertForPreTraining": "prediction_logits", "AlbertForPreTraining": "prediction_logits"}.get(arch, "logits")
-    head = "lm" if causal else "mlm"
+    head = "lm" if "lm" in logits else "mlm"
     assert _maxdiff(logits[head], getattr(out, first), mask) <= TOL
     if "sp" in logits:
         second = "sop_logits" if arch.startswith("Albert") else "seq_relationship_logits"
