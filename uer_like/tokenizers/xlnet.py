@@ -10,7 +10,8 @@ import unicodedata
 
 from ..errors import DataError
 from ..registry import TOKENIZERS
-from .vocab import Vocab
+from .spm import load_processor, spm_vocab
+from .vocab import BERT_SPECIALS
 
 XLNET_SPECIALS = {"pad": "<pad>", "unk": "<unk>", "cls": "<cls>", "sep": "<sep>", "mask": "<mask>"}
 SPM_FILE = "spiece.model"
@@ -20,11 +21,7 @@ def load_spm(path, what="XLNet"):
     if not path or not os.path.isfile(path):
         raise DataError(f"{path}: no sentencepiece model, which the {what} tokenizer needs (pass --spm_model_path, "
                         f"or keep the release's {SPM_FILE} beside its weights)")
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor()
-    sp.Load(path)
-    return sp
+    return load_processor(path)
 
 
 @TOKENIZERS.register("xlnet")
@@ -35,8 +32,8 @@ class XLNetTokenizer:
     def __init__(self, vocab=None, spm_model_path=None, do_lower_case=False, **kwargs):
         self.sp = load_spm(spm_model_path)
         self.do_lower_case = do_lower_case
-        self.vocab = Vocab([self.sp.IdToPiece(i) for i in range(self.sp.GetPieceSize())], spm_model_path,
-                           specials=XLNET_SPECIALS)
+        self.vocab = spm_vocab(self.sp, spm_model_path)
+        self.vocab.specials = dict(BERT_SPECIALS, **XLNET_SPECIALS)
         missing = [t for t in XLNET_SPECIALS.values() if t not in self.vocab]
         if missing:
             raise DataError(f"{spm_model_path}: not an XLNet sentencepiece model: it lacks {', '.join(missing)}")
