@@ -340,3 +340,22 @@ def test_relative_schemes_decode_with_the_cache_as_the_full_forward(family):
         model = uer_like.build_model("roformer/small_config.json", vocab_size=V, mask="causal", target=["lm"],
                                      **dict(over, rotary_value=True))
     _check_decoding(model.eval(), [5, 9, 1, 7])
+
+
+@pytest.mark.parametrize("scheme", ["nezha", "xlnet", "rotary"])
+def test_schemes_take_a_boolean_or_an_additive_attention_mask(scheme):
+    """The context's mask may be bool (True = may attend) or additive (0 / -inf, as decoding steps pass it):
+    each scheme's attention gives the same output with either."""
+    from uer_like.layers.context import AttentionContext
+    from uer_like.layers.positions import build_scheme
+
+    family = {"nezha": "nezha", "xlnet": "xlnet", "rotary": "roformer"}[scheme]
+    layer_scheme = build_scheme(tiny_config(family, max_relative_position=2, rotary_value=scheme == "rotary"))
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 6, 16, generator=g) for _ in range(3))
+    seg = torch.tensor([[1, 1, 2, 2, 2, 0], [1, 1, 1, 0, 0, 0]])
+    allowed = (seg > 0)[:, None, None, :]
+    additive = torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf"))
+    outs = [layer_scheme.attend(q, k, v, AttentionContext(seg, mask), 0.0, 0.25) for mask in (allowed, additive)]
+    real = seg > 0
+    assert (outs[0] - outs[1]).abs()[real[:, None].expand(-1, 4, -1)].max() < 1e-6

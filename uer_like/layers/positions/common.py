@@ -23,9 +23,10 @@ def check_sequence_length(length, limit, table):
                         f"truncate it to {limit} tokens or use a model with a longer table")
 
 
-def boolean_mask(ctx, queries, keys, device):
-    """The context's mask as bool [batch | 1, 1, queries | 1, keys] (True = may attend), or None when every
-    key is visible; SDPA's own causal flag becomes an explicit lower-triangular mask."""
+def context_mask(ctx, queries, keys, device):
+    """The context's mask [batch | 1, 1, queries | 1, keys] (bool, True = may attend, or an additive float
+    mask), or None when every key is visible; SDPA's own causal flag becomes an explicit lower-triangular
+    bool mask."""
     if ctx.mask is not None:
         return ctx.mask
     if ctx.is_causal:
@@ -33,9 +34,12 @@ def boolean_mask(ctx, queries, keys, device):
     return None
 
 
-def masked_bias(bias, mask):
-    """A float attention bias with the keys a query may not see pushed to the dtype's minimum (finite, so a
-    row without any visible key gives uniform weights instead of NaN)."""
+def apply_mask(scores, mask):
+    """Attention scores (or a float bias) with the context's mask applied: a bool mask pushes the keys a
+    query may not see to the dtype's minimum (finite, so a row without any visible key gives uniform
+    weights instead of NaN); an additive float mask is added."""
     if mask is None:
-        return bias
-    return bias.masked_fill(~mask, torch.finfo(bias.dtype).min)
+        return scores
+    if mask.dtype == torch.bool:
+        return scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    return scores + mask.to(scores.dtype)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from ...errors import ConfigError
 from ...registry import POSITION_SCHEMES
 from ..attention import AttentionScheme
-from .common import boolean_mask, check_relative_config
+from .common import apply_mask, check_relative_config, context_mask
 
 
 @POSITION_SCHEMES.register("nezha")
@@ -57,10 +57,7 @@ class NezhaRelativePositions(AttentionScheme):
         bucket = (dist.clamp(-m, m) + m).unsqueeze(1).expand(b, h, sq, sk)
         table = self.table.to(q.dtype)
         scores = torch.matmul(q, k.transpose(-1, -2)) + torch.gather(torch.matmul(q, table.t()), -1, bucket)
-        scores = scores * scale
-        mask = boolean_mask(ctx, sq, sk, q.device)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        scores = apply_mask(scores * scale, context_mask(ctx, sq, sk, q.device))
         probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
         if dropout_p:
             probs = F.dropout(probs, dropout_p, training=True)

@@ -5,7 +5,7 @@ from ...errors import ConfigError
 from ...registry import POSITION_SCHEMES
 from ..attention import AttentionScheme
 from ..dropout import Dropout
-from .common import boolean_mask, check_relative_config, masked_bias
+from .common import apply_mask, check_relative_config, context_mask
 
 
 @POSITION_SCHEMES.register("xlnet")
@@ -64,6 +64,6 @@ class XLNetRelativeAttention(AttentionScheme):
         seg_scores = torch.matmul(q + self.r_s_bias[:, None], self.seg_embed.permute(1, 2, 0))  # [b, h, sq, 2]
         differ = (ctx.seg[:, :, None] != ctx.seg[:, None, :]).unsqueeze(1)  # [batch, 1, sq, sk]
         ef = torch.where(differ, seg_scores[..., 1:], seg_scores[..., :1])
-        bias = masked_bias((bd + ef) * scale, boolean_mask(ctx, sq, sk, q.device))
+        bias = apply_mask((bd + ef) * scale, context_mask(ctx, sq, sk, q.device))
         return torch.nn.functional.scaled_dot_product_attention(
             q + self.r_w_bias[:, None], k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
