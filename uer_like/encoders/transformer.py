@@ -1,6 +1,11 @@
 """Transformer encoder: post-LN (BERT) or pre-LN with final layer norm (GPT-2); full or causal mask;
 ALBERT's factorised embedding projection and cross-layer parameter sharing; a key/value cache for
-incremental decoding."""
+incremental decoding.
+
+In training (module.training, no cache) the encoder is unpadded when the batch holds padding: the layers
+compute on the real tokens only, packed as [n_tokens, hidden], attention on the padded layout (see
+layers/context.py); the output is padded again, zeros at padding. `unpad = False` keeps every token.
+Evaluation and decoding keep the padded path, so outputs at padding positions stay what they always were."""
 import torch.nn as nn
 
 from ..layers.context import AttentionContext, KVCache
@@ -27,6 +32,7 @@ class TransformerEncoder(nn.Module):
         self.layer_norm = build_layernorm(config) if config.layernorm_positioning == "pre" else None
         self.heads_num = config.heads_num
         self.per_head_size = config.hidden_size // config.heads_num
+        self.unpad = True  # in training: compute on real tokens only
 
     def init_cache(self, batch_size, max_length, *, dtype, device, padded=True):
         """An empty KVCache for `batch_size` rows of at most `max_length` tokens (see layers/context.py)."""
@@ -36,11 +42,14 @@ class TransformerEncoder(nn.Module):
     def forward(self, emb, seg, positions=None, cache=None):
         # emb: [batch, seq, emb_size]; seg: [batch, seq] (0 = padding); positions: [batch | 1, seq] or None
         # (0..seq-1); cache: a KVCache from init_cache (the new tokens follow the cached ones) or None
-        hidden = self.linear(emb) if self.linear is not None else emb
         ctx = AttentionContext.build(seg, self.causal, positions, cache)
+        packed = self.unpad and self.training and ctx.unpadded()
+        hidden = ctx.unpad(emb) if packed else emb  # [n_tokens, emb_size] when packed
+        if self.linear is not None:
+            hidden = self.linear(hidden)
         for i in range(self.layers_num):
             layer = self.transformer if self.parameter_sharing else self.transformer[i]
             hidden = layer(hidden, ctx, i)
         if self.layer_norm is not None:
             hidden = self.layer_norm(hidden)
-        return hidden
+        return ctx.pad(hidden) if packed else hidden

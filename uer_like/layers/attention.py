@@ -51,9 +51,10 @@ class MultiHeadedAttention(nn.Module):
         self.scheme = scheme if scheme is not None else AttentionScheme()
 
     def forward(self, x, ctx, index=0):
-        # x: [batch, seq, hidden]; ctx: the forward's AttentionContext; index: the layer (its cache slot)
-        q, k, v = ctx.split_heads(self.qkv(x), self.heads_num)  # [batch, heads, seq, per_head]
+        # x: [batch, seq, hidden], or [n_tokens, hidden] when the forward is unpadded (see layers/context.py:
+        # attention itself runs on the padded layout); ctx: the forward's AttentionContext; index: the layer
+        q, k, v = ctx.split_heads(ctx.pad(self.qkv(x)), self.heads_num)  # [batch, heads, seq, per_head]
         q, k = self.scheme.transform(q, k, ctx)
         k, v = ctx.keys_values(index, k, v)
         out = self.scheme.attend(q, k, v, ctx, self.dropout if self.training else 0.0, self.scale)
-        return self.final_linear(ctx.merge_heads(out))
+        return self.final_linear(ctx.unpad(ctx.merge_heads(out)))

@@ -12,6 +12,14 @@ Incremental decoding (a `KVCache` for transformers, an `RnnState` for LSTM/GRU; 
 a batch of prompts of different lengths is **left-padded** (seg 0 on the left). All rows share the column
 index of the cache; each row's padding columns are masked out of attention through `cache.key_mask`, and
 each row's positions count its own real tokens, so a prompt gets the same positions it would get alone.
+
+Unpadding (`AttentionContext.unpadded`): in training the encoder computes only on real tokens. The hidden
+states travel between layers packed, [n_tokens, hidden] (the rows of seg > 0, row-major); every dense op
+(projections, feed-forward, layer norms, dropout) runs on that. Attention alone goes back to the padded
+layout for its own step (`ctx.pad` of the fused QKV output, `ctx.unpad` of its merged heads), so masks,
+positions and every position scheme see exactly the batch they would see padded, and real tokens get the
+same values. Zeros stand in for the padding rows there; padding keys are masked (or, causal with default
+positions, come after every real token) so they never reach a real token.
 """
 import torch
 
@@ -112,7 +120,7 @@ class AttentionContext:
     cache: the KVCache or None; start: the cache column of the first new token.
     """
 
-    __slots__ = ("seg", "mask", "is_causal", "positions", "cache", "start", "end")
+    __slots__ = ("seg", "mask", "is_causal", "positions", "cache", "start", "end", "index")
 
     def __init__(self, seg, mask=None, is_causal=False, positions=None, cache=None, start=0, end=0):
         self.seg = seg
@@ -122,6 +130,34 @@ class AttentionContext:
         self.cache = cache
         self.start = start
         self.end = end
+        self.index = None  # [n_tokens] flat (row-major) positions of the real tokens when unpadded
+
+    # ------------------------------------------------------------------ unpadding
+    def unpadded(self):
+        """Switch this forward to packed hidden states when the batch holds padding: returns True and keeps
+        the real tokens' flat positions, or False (nothing to gain: no padding, or a decoding cache, whose
+        columns are the padded layout)."""
+        if self.cache is not None:
+            return False
+        real = (self.seg > 0).reshape(-1)
+        index = real.nonzero().squeeze(1)
+        if index.numel() == real.numel():
+            return False
+        self.index = index
+        return True
+
+    def pad(self, x):
+        """Packed [n_tokens, C] -> [batch, seq, C] with zeros at padding; padded input is returned as is."""
+        if self.index is None or x.dim() != 2:
+            return x
+        b, s = self.seg.shape
+        return x.new_zeros(b * s, x.size(-1)).index_copy(0, self.index, x).view(b, s, -1)
+
+    def unpad(self, x):
+        """[batch, seq, C] -> packed [n_tokens, C] (the real tokens); as is when this forward is not unpadded."""
+        if self.index is None:
+            return x
+        return x.reshape(-1, x.size(-1)).index_select(0, self.index)
 
     @classmethod
     def build(cls, seg, causal, positions=None, cache=None):
