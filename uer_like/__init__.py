@@ -1,13 +1,15 @@
 """uer_like: a UER-style pluggable pretraining framework (embedding > encoder > target, from JSON configs).
 
-The model and weights API (Model, build_model, load_model, save_model) is imported on first use, so that
-torch-free work (preprocess.py, configs, tokenizers, segmentation) starts without importing torch."""
+The model and weights API (Model, build_model, load_model, save_model) and text generation (generate,
+score) are imported on first use, so that torch-free work (preprocess.py, configs, tokenizers, segmentation) starts
+without importing torch."""
 from .config import ModelConfig, load_config  # noqa: F401
 from .errors import CheckpointError, ConfigError, DataError, DistributedError, UerLikeError  # noqa: F401
 
 __version__ = "0.1.0"
 
-_LAZY = {"Model": ".model", "build_model": ".model", "load_model": ".io", "save_model": ".io"}
+_LAZY = {"Model": ".model", "build_model": ".model", "load_model": ".io", "save_model": ".io",
+         "generate": ".generation", "score": ".generation"}
 __all__ = ["ModelConfig", "load_config", "CheckpointError", "ConfigError", "DataError", "DistributedError",
            "UerLikeError", "segment", *_LAZY]
 

@@ -1,0 +1,229 @@
+"""Text generation (uer_like.generate / score, scripts/generate_lm.py).
+
+References: transformers' GPT2LMHeadModel.generate and its logits processors on a GPT-2 made at random by
+transformers (saved, loaded with load_model); the uncached full forward for the caches; UER-py's gpt2_tiny
+fixture through the script."""
+import pytest
+import torch
+
+import uer_like
+from uer_like.errors import ConfigError, DataError
+from uer_like.generation import apply_repetition_penalty, top_k_filter, top_p_filter
+
+transformers = pytest.importorskip("transformers")
+
+V = 300
+N_NEW = 16
+# prompts of different lengths (left padding inside generate); the one-token prompt has no context at all
+PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 40], [14], [15, 16, 17, 18]]
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    """(transformers model, our model loaded from its saved directory)."""
+    torch.manual_seed(0)
+    # a wide initializer gives peaked distributions: greedy/beam choices are not decided by float noise
+    cfg = transformers.GPT2Config(vocab_size=V, n_embd=64, n_layer=2, n_head=4, n_positions=48, resid_pdrop=0.0,
+                                  embd_pdrop=0.0, attn_pdrop=0.0, initializer_range=0.2, bos_token_id=1,
+                                  eos_token_id=2)
+    hf = transformers.GPT2LMHeadModel(cfg).eval()
+    d = tmp_path_factory.mktemp("gpt2")
+    hf.save_pretrained(d)
+    return hf, uer_like.load_model(str(d))
+
+
+def _hf_generate(hf, prompts, eos=None, **kw):
+    """transformers' continuations, cut after the first eos (what follows is its padding)."""
+    s = max(len(p) for p in prompts)
+    ids = torch.tensor([[0] * (s - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (s - len(p)) + [1] * len(p) for p in prompts])
+    with torch.no_grad():
+        out = hf.generate(ids, attention_mask=mask, pad_token_id=0, eos_token_id=eos, do_sample=False, **kw)
+    rows = out[:, s:].tolist()
+    return [r[:r.index(eos) + 1] if eos is not None and eos in r else r for r in rows]
+
+
+def _eos_from(rows):
+    """A token transformers' own greedy output produces a few steps in (so an eos there stops a row early)."""
+    return rows[0][4]
+
+
+# ------------------------------------------------------------------------------------------- parity
+def test_greedy_matches_transformers_for_prompts_of_different_lengths(gpt2):
+    hf, m = gpt2
+    ref = _hf_generate(hf, PROMPTS, max_new_tokens=N_NEW)
+    assert uer_like.generate(m, PROMPTS, N_NEW) == ref
+    eos = _eos_from(ref)
+    ref_eos = _hf_generate(hf, PROMPTS, eos=eos, max_new_tokens=N_NEW)
+    assert any(len(r) < N_NEW for r in ref_eos)  # the end token stops some rows
+    assert uer_like.generate(m, PROMPTS, N_NEW, eos_token_id=eos) == ref_eos
+    # min_new_tokens and the repetition penalty, as transformers' processors apply them
+    kw = dict(eos_token_id=eos, min_new_tokens=6, repetition_penalty=1.4)
+    ref = _hf_generate(hf, PROMPTS, eos=eos, max_new_tokens=N_NEW, min_new_tokens=6, repetition_penalty=1.4)
+    assert uer_like.generate(m, PROMPTS, N_NEW, **kw) == ref
+    # each prompt alone gives what it gives in the batch
+    for p, row in zip(PROMPTS, uer_like.generate(m, PROMPTS, N_NEW)):
+        assert uer_like.generate(m, [p], N_NEW)[0] == row
+
+
+@pytest.mark.parametrize("length_penalty", [1.0, 0.6, 2.0])
+def test_beam_search_matches_transformers(gpt2, length_penalty):
+    hf, m = gpt2
+    eos = _eos_from(_hf_generate(hf, PROMPTS, max_new_tokens=N_NEW))
+    for e in (None, eos):
+        ref = _hf_generate(hf, PROMPTS, eos=e, max_new_tokens=N_NEW, num_beams=4, length_penalty=length_penalty)
+        ours = uer_like.generate(m, PROMPTS, N_NEW, num_beams=4, length_penalty=length_penalty, eos_token_id=e)
+        assert ours == ref, (e, ours, ref)
+
+
+def test_beam_search_with_repetition_penalty_matches_transformers(gpt2):
+    hf, m = gpt2
+    eos = _eos_from(_hf_generate(hf, PROMPTS, max_new_tokens=N_NEW))
+    ref = _hf_generate(hf, PROMPTS, eos=eos, max_new_tokens=N_NEW, num_beams=3, repetition_penalty=1.5,
+                       min_new_tokens=4)
+    ours = uer_like.generate(m, PROMPTS, N_NEW, num_beams=3, repetition_penalty=1.5, min_new_tokens=4,
+                             eos_token_id=eos)
+    assert ours == ref
+
+
+def test_score_matches_transformers_log_probs(gpt2):
+    hf, m = gpt2
+    seqs = PROMPTS + [list(range(3, 45))]
+    got = uer_like.score(m, seqs)
+    for s, lp in zip(seqs, got):
+        with torch.no_grad():
+            logits = hf(torch.tensor([s])).logits[0, :-1]
+        want = torch.log_softmax(logits, -1).gather(1, torch.tensor(s[1:])[:, None])[:, 0]
+        assert len(lp) == len(s) - 1
+        assert len(s) == 1 or (torch.tensor(lp) - want).abs().max() < 1e-5
+
+
+# ------------------------------------------------------------------------------------------- the caches
+def _lstm():
+    torch.manual_seed(0)
+    return uer_like.build_model("rnn/lstm_config.json", vocab_size=V, emb_size=32, hidden_size=48, dropout=0.0).eval()
+
+
+@pytest.mark.parametrize("prompts", [PROMPTS, [[3, 4, 5, 6]] * 3], ids=["left_padded", "no_padding"])
+@pytest.mark.parametrize("which", ["gpt2", "lstm"])
+def test_cached_and_uncached_logits_agree_at_every_step(gpt2, which, prompts):
+    m = gpt2[1] if which == "gpt2" else _lstm()
+    ids_c, logits_c = uer_like.generate(m, prompts, 20, return_logits=True)
+    ids_u, logits_u = uer_like.generate(m, prompts, 20, return_logits=True, use_cache=False)
+    assert ids_c == ids_u
+    assert logits_c.shape == (20, len(prompts), V)
+    assert (logits_c - logits_u).abs().max() < 1e-5
+
+
+def test_single_token_steps_never_use_the_top_left_causal_flag(gpt2, monkeypatch):
+    # scaled_dot_product_attention(is_causal=True) aligns its mask top-left: one query against T cached
+    # keys would see only the first key. Every decoding step must go without the flag.
+    import torch.nn.functional as F
+
+    calls = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+        calls.append((q.size(2), k.size(2), is_causal))
+        return real(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    for prompts in ([[3, 4, 5, 6]] * 2, PROMPTS):  # without padding (no mask at all) and left-padded
+        calls.clear()
+        uer_like.generate(gpt2[1], prompts, 5)
+        steps = [c for c in calls if c[0] == 1]
+        assert steps and all(keys > 1 and not causal for _, keys, causal in steps)
+
+
+def test_beam_search_cached_equals_uncached_for_lstm():
+    m = _lstm()
+    for e in (None, 7):
+        assert uer_like.generate(m, PROMPTS, 12, num_beams=3, eos_token_id=e) == \
+            uer_like.generate(m, PROMPTS, 12, num_beams=3, eos_token_id=e, use_cache=False)
+
+
+def test_lstm_language_model_generates_each_prompt_as_alone():
+    m = _lstm()
+    rows = uer_like.generate(m, PROMPTS, 10)
+    assert [len(r) for r in rows] == [10] * len(PROMPTS)
+    for p, row in zip(PROMPTS, rows):
+        assert uer_like.generate(m, [p], 10)[0] == row
+    assert all(len(r) == 9 for r in uer_like.score(m, [list(range(3, 13))] * 2))
+
+
+# ------------------------------------------------------------------------------------------- sampling
+def test_seeded_sampling_is_reproducible_and_top_k_1_is_greedy(gpt2):
+    m = gpt2[1]
+    kw = dict(do_sample=True, temperature=1.3, top_p=0.9, seed=7)
+    a = uer_like.generate(m, PROMPTS, N_NEW, **kw)
+    assert a == uer_like.generate(m, PROMPTS, N_NEW, **kw)
+    assert a != uer_like.generate(m, PROMPTS, N_NEW, **dict(kw, seed=8))
+    greedy = uer_like.generate(m, PROMPTS, N_NEW)
+    assert uer_like.generate(m, PROMPTS, N_NEW, do_sample=True, top_k=1, seed=3) == greedy
+    assert uer_like.generate(m, PROMPTS, N_NEW, do_sample=True, top_k=1, top_p=0.5, temperature=2.0) == greedy
+
+
+def test_sampled_tokens_lie_in_the_top_k_of_their_step(gpt2):
+    m = gpt2[1]
+    ids, logits = uer_like.generate(m, PROMPTS, N_NEW, do_sample=True, top_k=3, seed=0, return_logits=True)
+    top3 = logits.topk(3, -1).indices  # [steps, batch, 3]
+    for b, row in enumerate(ids):
+        for t, tok in enumerate(row):
+            assert tok in top3[t, b].tolist()
+    assert len({tok for row in ids for tok in row}) > 3  # it samples, not always the top token
+
+
+def test_filters_match_transformers_logits_processors():
+    from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 80, generator=g) * 3
+    logits[0, :5] = 2.0  # ties at the k-th value
+    ids = torch.randint(0, 80, (6, 12), generator=g)
+    for k in (1, 5, 40, 200):
+        for keep in (1, 2):
+            assert torch.equal(top_k_filter(logits, k, keep), TopKLogitsWarper(k, min_tokens_to_keep=keep)(ids, logits))
+    for p in (0.05, 0.3, 0.9, 0.999, 1.0):
+        for keep in (1, 2):
+            assert torch.equal(top_p_filter(logits, p, keep), TopPLogitsWarper(p, min_tokens_to_keep=keep)(ids, logits))
+    seen = torch.zeros(6, 80, dtype=torch.bool).scatter_(1, ids, True)
+    for penalty in (0.7, 1.3):
+        want = RepetitionPenaltyLogitsProcessor(penalty)(ids, logits.clone())
+        assert torch.equal(apply_repetition_penalty(logits, seen, penalty), want)
+
+
+# ------------------------------------------------------------------------------------------- lengths, errors
+def test_per_prompt_budgets_and_the_position_table(gpt2):
+    m = gpt2[1]  # 48 positions
+    rows = uer_like.generate(m, PROMPTS, [3, 0, 5, 1])
+    assert [len(r) for r in rows] == [3, 0, 5, 1]
+    assert rows[2] == uer_like.generate(m, PROMPTS, 5)[2]
+    assert len(uer_like.generate(m, [[5] * 40], 8)[0]) == 8  # exactly fills the table
+    with pytest.raises(DataError, match=r"prompt 0 has 40 tokens; with 9 new tokens .* 48"):
+        uer_like.generate(m, [[5] * 40], 9)
+    with pytest.raises(DataError, match="sequence 0 has 49 tokens"):
+        uer_like.score(m, [[5] * 49])
+
+
+def test_bad_inputs_are_one_line_errors(gpt2):
+    m = gpt2[1]
+    cases = [
+        (lambda: uer_like.generate(m, [[5, 6], []], 4), DataError, "prompt 1 is empty"),
+        (lambda: uer_like.generate(m, [[5, V]], 4), DataError, "outside the model's vocabulary"),
+        (lambda: uer_like.generate(m, PROMPTS, 4, do_sample=True, top_p=0.0), ConfigError,
+         r"top_p must be in \(0, 1\]"),
+        (lambda: uer_like.generate(m, PROMPTS, 4, top_p=1.5), ConfigError, "top_p"),
+        (lambda: uer_like.generate(m, PROMPTS, 4, do_sample=True, temperature=0), ConfigError, "temperature"),
+        (lambda: uer_like.generate(m, PROMPTS, 4, num_beams=0), ConfigError, "num_beams"),
+        (lambda: uer_like.generate(m, PROMPTS, [1, 2]), ConfigError, "4 prompts"),
+    ]
+    torch.manual_seed(0)
+    bert = uer_like.build_model("bert/tiny_config.json", vocab_size=V)
+    cases.append((lambda: uer_like.generate(bert, PROMPTS, 4), ConfigError, r"no 'lm' target \(its targets: mlm, sp\)"))
+    bilstm = uer_like.build_model("rnn/bilstm_config.json", vocab_size=V, emb_size=16, hidden_size=16, target=["lm"])
+    cases.append((lambda: uer_like.generate(bilstm, PROMPTS, 4), ConfigError, "bidirectional"))
+    for call, kind, match in cases:
+        with pytest.raises(kind, match=match) as e:
+            call()
+        assert "\n" not in str(e.value)

@@ -1,0 +1,491 @@
+"""Text generation from left-to-right language models (GPT-2 and its variants, LSTM/GRU language models).
+
+    uer_like.generate(model, prompts, max_new_tokens, ...) -> one list of new token ids per prompt
+    uer_like.score(model, sequences) -> one list of per-token log-probabilities per sequence
+
+The model is any `Model` with an `lm` target and a left-to-right encoder: a transformer with the causal
+mask (learned, sinusoidal or rotary positions, pre- or post-LN, ALBERT sharing) or an lstm/gru/rnn stack.
+
+How a batch is laid out: prompts of different lengths are **left-padded** to the longest one. Every row
+counts its own positions (a prompt gets the positions it would get alone: 0 for its first real token) and
+its padding is masked out of attention (transformers) or never enters the state (RNNs), so a prompt's
+continuation does not depend on the other prompts of its batch. A batch whose prompts have one length
+runs without any mask (the cheaper step).
+
+Decoding is incremental: one prefill over the prompts writes a preallocated cache (`Model.init_cache`: the
+keys and values of every layer for prompt + max_new_tokens columns, or an RNN's carried state), then
+every step feeds one token per row. A single new query attends to every cached key through an explicit
+padding mask or none at all, never through scaled_dot_product_attention's `is_causal` flag (which aligns
+top-left: one query would see only the first key). `use_cache=False` re-runs the whole sequence for each
+token (the reference the cache is tested against).
+
+The decoding rules follow transformers' `generate`: greedy; sampling with temperature, top-k and top-p
+(applied in that order, after the repetition penalty and min_new_tokens); beam search with transformers'
+length penalty (a finished hypothesis scores sum(log p) / new_tokens ** length_penalty) and its default
+stopping heuristic (`early_stopping=False`); beam sampling with do_sample and num_beams > 1.
+
+Length: prompt + max_new_tokens must fit the model's position table (max_seq_length, for learned,
+sinusoidal or rotary positions): a longer request is an error naming the prompt, never a silent run past
+the table. `max_new_tokens` may be one number per prompt (a row stops at its own budget), which is how
+scripts/generate_lm.py fills each prompt up to --seq_length.
+
+A returned continuation stops after the end token (included) when `eos_token_id` is given, or after
+max_new_tokens tokens.
+"""
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError, DataError
+
+__all__ = ["generate", "score"]
+
+_NEG = -1.0e9  # transformers' beam-search "impossible" score
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def check_lm(model):
+    """The model must have an lm target and a left-to-right encoder; a one-line error otherwise."""
+    config = model.config
+    if "lm" not in config.target:
+        raise ConfigError(f"the model has no 'lm' target (its targets: {', '.join(config.target)}); generation "
+                          "needs a left-to-right language model (target lm, as UER's GPT-2 and LSTM LMs)")
+    if config.encoder == "transformer" and config.mask != "causal":
+        raise ConfigError(f"the model's transformer uses mask '{config.mask}'; generation needs a left-to-right "
+                          "model (mask 'causal')")
+    if getattr(model.encoder, "bidirectional", False):
+        raise ConfigError(f"the '{config.encoder}' encoder is bidirectional (it reads the whole sequence); "
+                          "generation needs a left-to-right encoder")
+
+
+def _check_options(do_sample, temperature, top_k, top_p, repetition_penalty, num_beams, length_penalty,
+                   min_new_tokens, eos_token_id, vocab):
+    if not isinstance(num_beams, int) or num_beams < 1:
+        raise ConfigError(f"num_beams must be an integer >= 1, got {num_beams!r}")
+    if do_sample and not temperature > 0:
+        raise ConfigError(f"temperature must be > 0 for sampling, got {temperature!r} (use do_sample=False "
+                          "for greedy decoding)")
+    if not isinstance(top_k, int) or top_k < 0:
+        raise ConfigError(f"top_k must be an integer >= 0 (0 = off), got {top_k!r}")
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must be in (0, 1] (1 = off), got {top_p!r}")
+    if not repetition_penalty > 0:
+        raise ConfigError(f"repetition_penalty must be > 0 (1 = off), got {repetition_penalty!r}")
+    if not isinstance(min_new_tokens, int) or min_new_tokens < 0:
+        raise ConfigError(f"min_new_tokens must be an integer >= 0, got {min_new_tokens!r}")
+    if not isinstance(length_penalty, (int, float)):
+        raise ConfigError(f"length_penalty must be a number, got {length_penalty!r}")
+    if eos_token_id is not None and not (isinstance(eos_token_id, int) and 0 <= eos_token_id < vocab):
+        raise ConfigError(f"eos_token_id must be a token id in [0, {vocab}), got {eos_token_id!r}")
+
+
+def _check_prompts(prompts, vocab, what="prompt"):
+    if isinstance(prompts, torch.Tensor):
+        prompts = prompts.tolist()
+    if not isinstance(prompts, (list, tuple)) or not prompts:
+        raise DataError(f"give a non-empty list of {what}s (each a list of token ids)")
+    out = []
+    for i, p in enumerate(prompts):
+        if isinstance(p, torch.Tensor):
+            p = p.tolist()
+        if not isinstance(p, (list, tuple)) or (p and not isinstance(p[0], int)):
+            raise DataError(f"{what} {i} is not a list of token ids: {str(p)[:60]}")
+        if not p:
+            raise DataError(f"{what} {i} is empty: give at least one token (e.g. the start token [CLS])")
+        lo, hi = min(p), max(p)
+        if lo < 0 or hi >= vocab:
+            raise DataError(f"{what} {i} holds token id {lo if lo < 0 else hi}, outside the model's vocabulary "
+                            f"[0, {vocab})")
+        out.append(list(p))
+    return out
+
+
+def _budgets(max_new_tokens, n):
+    if isinstance(max_new_tokens, int):
+        budgets = [max_new_tokens] * n
+    else:
+        budgets = list(max_new_tokens)
+        if len(budgets) != n:
+            raise ConfigError(f"max_new_tokens gives {len(budgets)} budgets for {n} prompts")
+    for b in budgets:
+        if not isinstance(b, int) or b < 0:
+            raise ConfigError(f"max_new_tokens must be integers >= 0, got {b!r}")
+    return budgets
+
+
+def _check_lengths(model, prompts, budgets):
+    limit = model.config.position_limit
+    if limit is None:
+        return
+    for i, (p, b) in enumerate(zip(prompts, budgets)):
+        if len(p) + b > limit:
+            raise DataError(f"prompt {i} has {len(p)} tokens; with {b} new tokens it would need {len(p) + b} "
+                            f"positions but the model's position table has {limit} (max_seq_length): "
+                            f"ask for at most {max(limit - len(p), 0)} new tokens or shorten the prompt")
+
+
+# ---------------------------------------------------------------------------------------------- logits rules
+def apply_repetition_penalty(scores, seen, penalty):
+    """transformers' RepetitionPenaltyLogitsProcessor: scores of tokens already in the row (seen: bool
+    [rows, vocab]) are divided by the penalty when positive, multiplied when negative."""
+    penalised = torch.where(scores < 0, scores * penalty, scores / penalty)
+    return torch.where(seen, penalised, scores)
+
+
+def top_k_filter(scores, top_k, min_keep=1):
+    """transformers' TopKLogitsWarper: keep the top_k highest scores (ties with the k-th kept), -inf elsewhere."""
+    k = min(max(top_k, min_keep), scores.size(-1))
+    kth = torch.topk(scores, k)[0][..., -1, None]
+    return scores.masked_fill(scores < kth, float("-inf"))
+
+
+def top_p_filter(scores, top_p, min_keep=1):
+    """transformers' TopPLogitsWarper: keep the smallest set of most probable tokens whose probabilities
+    add up to top_p or more (the token that crosses top_p is kept), -inf elsewhere."""
+    sorted_scores, order = torch.sort(scores, descending=False)
+    cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+    remove = cumulative <= (1 - top_p)
+    remove[..., -min_keep:] = False
+    remove = remove.scatter(1, order, remove)
+    return scores.masked_fill(remove, float("-inf"))
+
+
+class _Rules:
+    """The logits processors of one generate call, in transformers' order: repetition penalty,
+    min_new_tokens, then (sampling only) temperature, top-k, top-p."""
+
+    def __init__(self, do_sample, temperature, top_k, top_p, repetition_penalty, min_new_tokens, eos, min_keep):
+        self.penalty = repetition_penalty if repetition_penalty != 1.0 else None
+        self.min_new = min_new_tokens if eos is not None else 0
+        self.eos = eos
+        self.temperature = temperature if do_sample and temperature != 1.0 else None
+        self.top_k = top_k if do_sample and top_k > 0 else 0
+        self.top_p = top_p if do_sample and top_p < 1.0 else None
+        self.min_keep = min_keep
+        self.active = bool(self.penalty or self.min_new or self.temperature or self.top_k or self.top_p)
+
+    def __call__(self, scores, seen, t):
+        # scores: [rows, vocab] float32; seen: bool [rows, vocab] or None; t: tokens generated so far
+        if self.penalty is not None:
+            scores = apply_repetition_penalty(scores, seen, self.penalty)
+        if t < self.min_new:
+            scores = scores.clone()
+            scores[:, self.eos] = float("-inf")
+        if self.temperature is not None:
+            scores = scores / self.temperature
+        if self.top_k:
+            scores = top_k_filter(scores, self.top_k, self.min_keep)
+        if self.top_p is not None:
+            scores = top_p_filter(scores, self.top_p, self.min_keep)
+        return scores
+
+
+# ---------------------------------------------------------------------------------------------- the model side
+def _left_pad(prompts, device):
+    """-> src, seg [batch, longest] left-padded (seg 1 = token, 0 = padding), lengths [batch]."""
+    n, s = len(prompts), max(len(p) for p in prompts)
+    src = torch.zeros(n, s, dtype=torch.long)
+    seg = torch.zeros(n, s, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        src[i, s - len(p):] = torch.tensor(p, dtype=torch.long)
+        seg[i, s - len(p):] = 1
+    lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
+    return src.to(device), seg.to(device), lengths.to(device)
+
+
+class _Decoder:
+    """Feeds the model: prefill() over the left-padded prompts, then step(tokens) one token per row, each
+    returning the next-token logits [rows, vocab] (float32). reorder(index) keeps rows `index` (beams).
+
+    Cached: a preallocated cache of prompt + max_new columns. Uncached: the whole sequence each step."""
+
+    def __init__(self, model, src, seg, lengths, max_new, use_cache):
+        rows, p = src.shape
+        self.model = model
+        # the vocabulary projection is most of a small model's step; [hidden, vocab] row-major is 2-3x faster
+        # than nn.Linear's [vocab, hidden] for a few rows on CPU (one copy per call)
+        head = model.target.lm.output_layer
+        self.head_t = head.weight.t().contiguous()
+        self.head_b = head.bias
+        self.padded = bool((seg == 0).any())
+        self.use_cache = use_cache
+        dev = src.device
+        # positions of the new tokens: each row continues its own count
+        self.new_pos = lengths[:, None] + torch.arange(max(max_new, 1), device=dev)
+        self.prompt_pos = (seg.cumsum(1) - 1).clamp_(min=0) if self.padded else None
+        self.src, self.seg = src, seg
+        self.t = 0
+        if use_cache:
+            self.cache = model.init_cache(rows, p + max_new, padded=self.padded)
+            self.ones = torch.ones(rows, 1, dtype=torch.long, device=dev)
+        else:
+            total = p + max_new
+            self.all_src = torch.zeros(rows, total, dtype=torch.long, device=dev)
+            self.all_src[:, :p] = src
+            self.all_seg = torch.ones(rows, total, dtype=torch.long, device=dev)
+            self.all_seg[:, :p] = seg
+            if self.padded:
+                self.all_pos = torch.cat([self.prompt_pos, self.new_pos[:, :max_new]], 1)
+            self.p = p
+
+    def _logits(self, hidden):
+        h = hidden[:, -1]
+        out = h @ self.head_t if self.head_b is None else torch.addmm(self.head_b, h, self.head_t)
+        return out.float()
+
+    def prefill(self):
+        if self.use_cache:
+            return self._logits(self.model.encode(self.src, self.seg, positions=self.prompt_pos, cache=self.cache))
+        return self._logits(self.model.encode(self.src, self.seg, positions=self.prompt_pos))
+
+    def step(self, tokens):
+        t = self.t
+        self.t += 1
+        if self.use_cache:
+            h = self.model.encode(tokens.view(-1, 1), self.ones, positions=self.new_pos[:, t:t + 1], cache=self.cache)
+            return self._logits(h)
+        end = self.p + t + 1
+        self.all_src[:, end - 1] = tokens
+        pos = self.all_pos[:, :end] if self.padded else None
+        return self._logits(self.model.encode(self.all_src[:, :end], self.all_seg[:, :end], positions=pos))
+
+    def reorder(self, index):
+        # beams move only within their prompt's rows, which share padding and positions: only the tokens move
+        if self.use_cache:
+            self.cache.reorder(index)
+        else:
+            self.all_src = self.all_src.index_select(0, index)
+
+
+def _seen_tokens(src, seg, vocab):
+    """bool [rows, vocab]: the tokens each row's prompt holds (padding excluded)."""
+    seen = torch.zeros(src.size(0), vocab + 1, dtype=torch.bool, device=src.device)
+    seen.scatter_(1, src.masked_fill(seg == 0, vocab), True)
+    return seen[:, :vocab].contiguous()
+
+
+def _generator(seed, device):
+    if seed is None:
+        return None
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
+
+
+# ---------------------------------------------------------------------------------------------- the API
+def generate(model, prompts, max_new_tokens, *, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
+             repetition_penalty=1.0, num_beams=1, length_penalty=1.0, eos_token_id=None, min_new_tokens=0,
+             seed=None, use_cache=True, return_logits=False):
+    """Continue each prompt (a list of token ids; lengths may differ) by up to max_new_tokens tokens.
+
+    Returns one list of new token ids per prompt (the continuation only; it ends with eos_token_id when the
+    row stopped there). max_new_tokens: an int, or one int per prompt. do_sample=False and num_beams=1:
+    greedy. Sampling uses `seed` (a torch.Generator of its own: the same seed, the same output) or torch's
+    global generator. num_beams > 1: beam search (beam sampling with do_sample). The rules are
+    transformers' (see the module docstring). use_cache=False recomputes the whole sequence every step.
+    return_logits=True (num_beams 1): also returns the raw model logits of every step, [steps, batch, vocab].
+    Errors (one line): a model that is not a left-to-right LM (ConfigError), an empty prompt or an id outside
+    the vocabulary (DataError), prompt + new tokens longer than the position table (DataError), bad options
+    (ConfigError).
+    """
+    check_lm(model)
+    vocab = model.target.lm.output_layer.out_features
+    _check_options(do_sample, temperature, top_k, top_p, repetition_penalty, num_beams, length_penalty,
+                   min_new_tokens, eos_token_id, vocab)
+    prompts = _check_prompts(prompts, vocab)
+    budgets = _budgets(max_new_tokens, len(prompts))
+    _check_lengths(model, prompts, budgets)
+    if return_logits and num_beams > 1:
+        raise ConfigError("return_logits is for num_beams=1")
+    max_new = max(budgets)
+    if max_new == 0:
+        return ([[] for _ in prompts], torch.zeros(0, len(prompts), vocab)) if return_logits else [[] for _ in prompts]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            if num_beams == 1:
+                return _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample, temperature,
+                                         top_k, top_p, repetition_penalty, eos_token_id, min_new_tokens, seed,
+                                         use_cache, return_logits)
+            return _beam_search(model, prompts, budgets, max_new, vocab, device, num_beams, do_sample, temperature,
+                                top_k, top_p, repetition_penalty, length_penalty, eos_token_id, min_new_tokens, seed,
+                                use_cache)
+    finally:
+        model.train(was_training)
+
+
+def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample, temperature, top_k, top_p,
+                      repetition_penalty, eos, min_new_tokens, seed, use_cache, return_logits):
+    n = len(prompts)
+    src, seg, lengths = _left_pad(prompts, device)
+    rules = _Rules(do_sample, temperature, top_k, top_p, repetition_penalty, min_new_tokens, eos, 1)
+    seen = _seen_tokens(src, seg, vocab) if rules.penalty is not None else None
+    gen = _generator(seed, device)
+    out = torch.zeros(n, max_new, dtype=torch.long, device=device)
+    uneven = len(set(budgets)) > 1
+    budget = torch.tensor(budgets, device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    steps = []
+    dec = _Decoder(model, src, seg, lengths, max_new, use_cache)
+    logits = dec.prefill()
+    t = 0
+    while True:
+        if return_logits:
+            steps.append(logits.clone())
+        scores = rules(logits, seen, t) if rules.active else logits
+        if do_sample:
+            nxt = torch.multinomial(scores.softmax(-1), 1, generator=gen).view(-1)
+        else:
+            nxt = scores.argmax(-1)
+        out[:, t] = nxt
+        t += 1
+        if t == max_new:
+            break
+        if eos is not None:
+            done |= nxt == eos
+        if uneven:
+            done |= budget <= t
+        if (eos is not None or uneven) and bool(done.all()):
+            break
+        if seen is not None:
+            seen.scatter_(1, nxt[:, None], True)
+        logits = dec.step(nxt)
+    result = []
+    rows = out[:, :t].tolist()
+    for row, b in zip(rows, budgets):
+        row = row[:b]
+        if eos is not None and eos in row:
+            row = row[:row.index(eos) + 1]
+        result.append(row)
+    if return_logits:
+        return result, torch.stack(steps)
+    return result
+
+
+def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, do_sample, temperature, top_k, top_p,
+                 repetition_penalty, length_penalty, eos, min_new_tokens, seed, use_cache):
+    """transformers' beam search (generation/utils.py `_beam_search`, early_stopping=False), vectorised the
+    same way: per step the top 2 * num_beams continuations over every beam; those ending in eos (or at the
+    length budget) among the top num_beams become finished hypotheses scored sum(log p) / new ** penalty;
+    the best num_beams unfinished ones run on; a batch item stops when its best running beam can no longer
+    beat its worst finished one."""
+    n = len(prompts)
+    src, seg, lengths = _left_pad(prompts, device)
+    expand = torch.arange(n, device=device).repeat_interleave(nb)
+    src, seg, lengths = src[expand], seg[expand], lengths[expand]
+    keep = 2 * nb  # transformers: max(2, 1 + number of eos tokens) * num_beams
+    # transformers keeps at least (number of eos tokens + 1) tokens, and 2 without eos, in beam sampling
+    rules = _Rules(do_sample, temperature, top_k, top_p, repetition_penalty, min_new_tokens, eos, 2)
+    seen = _seen_tokens(src, seg, vocab) if rules.penalty is not None else None
+    gen = _generator(seed, device)
+    budget = torch.tensor(budgets, device=device)
+    top_mask = torch.zeros(keep, dtype=torch.bool, device=device)
+    top_mask[:nb] = True
+    offset = (torch.arange(n, device=device) * nb)[:, None]
+
+    run_seq = torch.zeros(n, nb, max_new, dtype=torch.long, device=device)
+    run_scores = torch.zeros(n, nb, device=device)
+    run_scores[:, 1:] = _NEG
+    fin_seq = torch.zeros(n, nb, max_new, dtype=torch.long, device=device)
+    fin_scores = torch.full((n, nb), _NEG, device=device)
+    fin_len = torch.zeros(n, nb, dtype=torch.long, device=device)
+    fin = torch.zeros(n, nb, dtype=torch.bool, device=device)
+    open_ = torch.ones(n, 1, dtype=torch.bool, device=device)  # transformers' is_early_stop_heuristic_unsatisfied
+
+    dec = _Decoder(model, src, seg, lengths, max_new, use_cache)
+    logits = dec.prefill()
+    for t in range(max_new):
+        logp = F.log_softmax(logits, dim=-1)
+        if rules.active:
+            logp = rules(logp, seen, t)
+        acc = (logp.view(n, nb, vocab) + run_scores[:, :, None]).view(n, nb * vocab)
+        if do_sample:
+            idx = torch.multinomial(acc.softmax(-1), keep, generator=gen)
+            lp = acc.gather(1, idx)
+            lp, order = lp.sort(dim=-1, descending=True)
+            idx = idx.gather(1, order)
+        else:
+            lp, idx = torch.topk(acc, keep)
+        beam = idx // vocab  # [n, keep]: the running beam each candidate extends
+        tok = idx % vocab
+        cand = run_seq.gather(1, beam[:, :, None].expand(-1, -1, max_new)).clone()
+        cand[:, :, t] = tok
+        hits = (budget <= t + 1)[:, None].expand(n, keep)
+        if eos is not None:
+            hits = hits | (tok == eos)
+        # the best num_beams unfinished candidates run on
+        run_lp = lp + hits.float() * _NEG
+        nxt = torch.topk(run_lp, nb)[1]
+        run_seq = cand.gather(1, nxt[:, :, None].expand(-1, -1, max_new))
+        run_scores = run_lp.gather(1, nxt)
+        src_beam = beam.gather(1, nxt)
+        # candidates among the top num_beams that just finished compete with the finished hypotheses
+        just = hits & top_mask[None, :]
+        flp = lp / ((t + 1) ** length_penalty)
+        flp = flp + (~open_).float() * _NEG + (~just).float() * _NEG
+        m_scores = torch.cat([fin_scores, flp], 1)
+        m_seq = torch.cat([fin_seq, cand], 1)
+        m_len = torch.cat([fin_len, torch.full_like(lp, t + 1, dtype=torch.long)], 1)
+        m_fin = torch.cat([fin, just], 1)
+        best = torch.topk(m_scores, nb)[1]
+        fin_scores = m_scores.gather(1, best)
+        fin_seq = m_seq.gather(1, best[:, :, None].expand(-1, -1, max_new))
+        fin_len = m_len.gather(1, best)
+        fin = m_fin.gather(1, best)
+        # can a running beam still beat the worst finished hypothesis? (transformers' heuristic)
+        best_possible = run_scores[:, :1] / ((t + 1) ** length_penalty)
+        worst = torch.where(fin, fin_scores.min(1, keepdim=True)[0], torch.full_like(fin_scores, _NEG))
+        open_ = open_ & (best_possible > worst).any(-1, keepdim=True) & (budget > t + 1)[:, None]
+        if not bool(open_.any()) or bool(hits.all()):
+            break
+        index = (src_beam + offset).view(-1)
+        dec.reorder(index)
+        step_tok = run_seq[:, :, t].reshape(-1)
+        if seen is not None:
+            seen = seen.index_select(0, index)
+            seen.scatter_(1, step_tok[:, None], True)
+        logits = dec.step(step_tok)
+    seqs = fin_seq[:, 0].tolist()
+    lens = fin_len[:, 0].tolist()
+    return [s[:k] for s, k in zip(seqs, lens)]
+
+
+def score(model, sequences, *, batch_size=32):
+    """Per-token log-probabilities: for each sequence (a list of token ids, at least one), the log-probability
+    the model gives each token after the first given the ones before it (a list of len - 1 floats).
+    Perplexity is exp(-mean); a cloze ranks candidates by their sum. Sequences longer than the position
+    table are an error."""
+    check_lm(model)
+    vocab = model.target.lm.output_layer.out_features
+    sequences = _check_prompts(sequences, vocab, what="sequence")
+    limit = model.config.position_limit
+    if limit is not None:
+        for i, s in enumerate(sequences):
+            if len(s) > limit:
+                raise DataError(f"sequence {i} has {len(s)} tokens, more than the model's position table covers "
+                                f"(max_seq_length {limit})")
+    device = next(model.parameters()).device
+    head = model.target.lm.output_layer
+    out = [None] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for b in range(0, len(order), batch_size):
+                idx = order[b:b + batch_size]
+                s = max(len(sequences[i]) for i in idx)
+                src = torch.zeros(len(idx), s, dtype=torch.long)
+                seg = torch.zeros_like(src)
+                for r, i in enumerate(idx):  # right padding: causal attention never sees it
+                    src[r, :len(sequences[i])] = torch.tensor(sequences[i])
+                    seg[r, :len(sequences[i])] = 1
+                src, seg = src.to(device), seg.to(device)
+                logp = F.log_softmax(head(model.encode(src, seg)[:, :-1]).float(), dim=-1)
+                got = logp.gather(2, src[:, 1:, None])[..., 0].cpu()
+                for r, i in enumerate(idx):
+                    out[i] = got[r, :len(sequences[i]) - 1].tolist()
+    finally:
+        model.train(was_training)
+    return out
