@@ -3,6 +3,8 @@
 References: transformers' GPT2LMHeadModel.generate and its logits processors on a GPT-2 made at random by
 transformers (saved, loaded with load_model); the uncached full forward for the caches; UER-py's gpt2_tiny
 fixture through the script."""
+import re
+
 import pytest
 import torch
 
@@ -113,6 +115,28 @@ def test_cached_and_uncached_logits_agree_at_every_step(gpt2, which, prompts):
     assert ids_c == ids_u
     assert logits_c.shape == (20, len(prompts), V)
     assert (logits_c - logits_u).abs().max() < 1e-5
+
+
+SMALL = dict(layers_num=2, hidden_size=32, emb_size=32, heads_num=4, feedforward_size=64, dropout=0.0)
+OTHER_LMS = {
+    "post_ln_causal": ("bert/tiny_config.json", dict(SMALL, mask="causal", target=["lm"])),
+    "albert_shared": ("albert/base_config.json", dict(SMALL, mask="causal", target=["lm"])),
+    "nezha_gen": ("nezha/gen_base_config.json", SMALL),
+    "rotary_causal": ("roformer/small_config.json", dict(SMALL, mask="causal", target=["lm"])),
+    "gru": ("rnn/gru_config.json", dict(emb_size=32, hidden_size=32, dropout=0.0)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_LMS))
+def test_other_language_models_decode_through_their_cache_as_the_full_forward(kind):
+    name, kw = OTHER_LMS[kind]
+    torch.manual_seed(0)
+    m = uer_like.build_model(name, vocab_size=V, **kw).eval()
+    ids_c, logits_c = uer_like.generate(m, PROMPTS, 12, return_logits=True)
+    ids_u, logits_u = uer_like.generate(m, PROMPTS, 12, return_logits=True, use_cache=False)
+    assert ids_c == ids_u and (logits_c - logits_u).abs().max() < 1e-5
+    assert uer_like.generate(m, PROMPTS, 8, num_beams=3) == uer_like.generate(m, PROMPTS, 8, num_beams=3,
+                                                                              use_cache=False)
 
 
 def test_single_token_steps_never_use_the_top_left_causal_flag(gpt2, monkeypatch):
@@ -227,3 +251,118 @@ def test_bad_inputs_are_one_line_errors(gpt2):
         with pytest.raises(kind, match=match) as e:
             call()
         assert "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------- scripts/generate_lm.py
+def _script():
+    import importlib.util
+    import os
+
+    from conftest import ROOT
+
+    path = os.path.join(ROOT, "scripts", "generate_lm.py")
+    spec = importlib.util.spec_from_file_location("generate_lm_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run_script(tmp_path, capsys, lines, *args):
+    test = tmp_path / "prompts.txt"
+    test.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    out = tmp_path / "out.txt"
+    rc = _script().main(["--test_path", str(test), "--prediction_path", str(out), *args])
+    err = capsys.readouterr().err
+    return rc, (out.read_text(encoding="utf-8").split("\n")[:-1] if rc == 0 else None), err
+
+
+def _uer_py_greedy(model, vocab, text, seq_length):
+    """UER-py's generate_lm.py loop with top_k 1: [CLS] + tokens, the whole sequence re-run for each new
+    token, the argmax of the lm logits at the last position; here it also stops after [SEP]."""
+    from uer_like.tokenizers import BertTokenizer
+
+    tok = BertTokenizer(vocab)
+    ids = tok.convert_tokens_to_ids(["[CLS]"] + tok.tokenize(text))
+    new = []
+    with torch.inference_mode():
+        while len(ids) < seq_length:
+            src = torch.tensor([ids])
+            nxt = int(model.target_logits(model.encode(src, torch.ones_like(src)))["lm"][0, -1].argmax())
+            ids.append(nxt)
+            if nxt == vocab.id("[SEP]"):
+                break
+            new.append(nxt)
+    return "".join(t[2:] if t.startswith("##") else t for t in vocab.convert_ids_to_tokens(new))
+
+
+def test_gpt2_tiny_fixture_generates_through_the_script(tmp_path, capsys):
+    import os
+
+    from conftest import FIXTURES, VOCAB, need
+    from uer_like.tokenizers import Vocab
+
+    d = need(os.path.join(FIXTURES, "uer"))
+    ckpt, cfg = os.path.join(d, "gpt2_tiny.bin"), os.path.join(d, "gpt2_tiny_config.json")
+    lines = ["易先生早期的杰作", "", "学摄影成本大么？应该怎么样开始？",
+             "误打误撞地到了他们家"]
+    flags = ["--load_model_path", ckpt, "--config_path", cfg, "--seq_length", "30", "--batch_size", "3"]
+    rc, out, err = _run_script(tmp_path, capsys, lines, *flags, "--top_k", "1")
+    assert rc == 0, err
+    model = uer_like.load_model(ckpt, config=cfg).eval()
+    vocab = Vocab.load(VOCAB)
+    # the empty line generates from [CLS] alone
+    assert out == [line + _uer_py_greedy(model, vocab, line, 30) for line in lines]
+    assert all(len(o) > len(line) for o, line in zip(out, lines))
+    # sampling with a seed is reproducible; beam search runs
+    sampled = [_run_script(tmp_path, capsys, lines, *flags, "--seed", "3", "--top_p", "0.9")[1] for _ in range(2)]
+    assert sampled[0] == sampled[1] and sampled[0] != out
+    rc, beams, err = _run_script(tmp_path, capsys, lines, *flags, "--num_beams", "3", "--max_new_tokens", "6")
+    assert rc == 0 and [b[:len(line)] for b, line in zip(beams, lines)] == lines, err
+
+
+def test_lstm_and_hugging_face_gpt2_generate_through_the_script(tmp_path, capsys, gpt2):
+    from conftest import VOCAB
+
+    torch.manual_seed(0)
+    lstm = uer_like.build_model("rnn/lstm_config.json", vocab_size=21128, emb_size=32, hidden_size=32)
+    uer_like.save_model(lstm, str(tmp_path / "lstm.bin"))  # lstm_config.json beside it
+    lines = ["今天天气很好", "我们"]
+    rc, out, err = _run_script(tmp_path, capsys, lines, "--load_model_path", str(tmp_path / "lstm.bin"),
+                               "--seq_length", "16", "--top_k", "1")
+    assert rc == 0, err
+    assert [o[:len(line)] for o, line in zip(out, lines)] == lines
+    assert all(len(o) > len(line) for o, line in zip(out, lines))
+    # a Hugging Face GPT-2 directory with its own vocab.txt (as uer/gpt2-chinese-*): [CLS] is id 101
+    hf_dir = tmp_path / "hf"
+    gpt2[0].save_pretrained(hf_dir)
+    with open(VOCAB, encoding="utf-8") as f:
+        tokens = [next(f).rstrip("\n") for _ in range(V)]
+    (hf_dir / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    rc, out, err = _run_script(tmp_path, capsys, [""], "--load_model_path", str(hf_dir), "--seq_length", "12",
+                               "--top_k", "1", "--end_token", "")
+    assert rc == 0, err
+    want = uer_like.generate(gpt2[1], [[101]], 11)[0]
+    assert out == ["".join(tokens[i] for i in want)]
+
+
+def test_script_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    import os
+
+    from conftest import FIXTURES, need
+
+    d = need(os.path.join(FIXTURES, "uer"))
+    gpt2_tiny = ["--load_model_path", os.path.join(d, "gpt2_tiny.bin")]
+    small_vocab = tmp_path / "vocab.txt"
+    small_vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", encoding="utf-8")
+    cases = [
+        (gpt2_tiny + ["--top_p", "0"], r"--top_p must be in \(0, 1\], got 0.0"),
+        (gpt2_tiny + ["--top_p", "1.5"], r"--top_p must be in \(0, 1\]"),
+        (gpt2_tiny + ["--seq_length", "6"], r"prompts.txt line 2 has 9 tokens, which leaves no room"),
+        (gpt2_tiny + ["--seq_length", "200"], "exceeds the model's max_position_embeddings"),
+        (gpt2_tiny + ["--vocab_path", str(small_vocab)], "vocabulary and the checkpoint do not match: .* 5 "),
+        (["--load_model_path", os.path.join(d, "bert_tiny.bin")], r"no 'lm' target \(its targets: mlm, sp\)"),
+    ]
+    for flags, message in cases:
+        rc, _, err = _run_script(tmp_path, capsys, ["我们", "易先生早期的杰作"], *flags)
+        assert rc == 2 and err.count("\n") == 1 and err.startswith("error: "), (flags, err)
+        assert re.search(message, err), (message, err)

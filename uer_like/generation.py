@@ -489,3 +489,46 @@ def score(model, sequences, *, batch_size=32):
     finally:
         model.train(was_training)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- text in, text out
+def detokenize(tokens, tokenizer="bert"):
+    """Tokens back to text as UER-py's generate_lm.py writes them: joined without spaces (Chinese characters),
+    WordPiece's '##' marks dropped; SentencePiece's '▁' becomes a space; the space tokenizer joins with spaces."""
+    if tokenizer == "space":
+        return " ".join(tokens)
+    text = "".join(t[2:] if t.startswith("##") else t for t in tokens)
+    return text.replace("\u2581", " ") if tokenizer == "sentencepiece" or "\u2581" in text else text
+
+
+def generate_text(model, tokenizer, texts, *, seq_length, max_new_tokens=None, batch_size=8, start_token="[CLS]",
+                  end_token="[SEP]", tokenizer_name="bert", source="prompt", **options):
+    """Text prompts in, generated text out (the continuation of each prompt, without the end token).
+
+    UER GPT-2 conventions: each prompt is start_token + its tokens ([CLS], as UER-py); generation stops at
+    end_token ([SEP]; None: never) or when the prompt + new tokens reach seq_length (UER-py's meaning:
+    the total length), and after max_new_tokens new tokens when given. An empty prompt generates from the
+    start token alone. A prompt of seq_length tokens or more is an error naming `source` and its line
+    (1-based). options: generate()'s (do_sample, top_k, top_p, temperature, num_beams, ...)."""
+    vocab = tokenizer.vocab
+    start = vocab.get(start_token) if start_token else None
+    eos = vocab.get(end_token) if end_token else None
+    prompts, budgets = [], []
+    for i, text in enumerate(texts):
+        ids = ([start] if start is not None else []) + tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
+        if not ids:
+            raise DataError(f"{source} line {i + 1} is empty and the vocabulary has no start token {start_token}")
+        if len(ids) >= seq_length:
+            raise DataError(f"{source} line {i + 1} has {len(ids)} tokens, which leaves no room to generate within "
+                            f"seq_length {seq_length}: shorten the prompt or raise --seq_length")
+        room = seq_length - len(ids)
+        budgets.append(room if max_new_tokens is None else min(max_new_tokens, room))
+        prompts.append(ids)
+    out = []
+    for b in range(0, len(prompts), batch_size):
+        rows = generate(model, prompts[b:b + batch_size], budgets[b:b + batch_size], eos_token_id=eos, **options)
+        for row in rows:
+            if eos is not None and row and row[-1] == eos:
+                row = row[:-1]
+            out.append(detokenize(vocab.convert_ids_to_tokens(row), tokenizer_name))
+    return out
