@@ -201,11 +201,7 @@ class _Decoder:
     def __init__(self, model, src, seg, lengths, max_new, use_cache):
         rows, p = src.shape
         self.model = model
-        # the vocabulary projection is most of a small model's step; [hidden, vocab] row-major is 2-3x faster
-        # than nn.Linear's [vocab, hidden] for a few rows on CPU (one copy per call)
-        head = model.target.lm.output_layer
-        self.head_t = head.weight.t().contiguous()
-        self.head_b = head.bias
+        self.head = _Head(model.target.lm.output_layer, rows)
         self.padded = bool((seg == 0).any())
         self.use_cache = use_cache
         dev = src.device
@@ -228,9 +224,7 @@ class _Decoder:
             self.p = p
 
     def _logits(self, hidden):
-        h = hidden[:, -1]
-        out = h @ self.head_t if self.head_b is None else torch.addmm(self.head_b, h, self.head_t)
-        return out.float()
+        return self.head(hidden[:, -1]).float()
 
     def prefill(self):
         if self.use_cache:
@@ -254,6 +248,33 @@ class _Decoder:
             self.cache.reorder(index)
         else:
             self.all_src = self.all_src.index_select(0, index)
+
+
+class _Head:
+    """The vocabulary projection, the largest matmul of a small model's step, laid out for a few rows.
+
+    On CPU, nn.Linear's [vocab, hidden] weight makes MKL re-pack the whole matrix at every call: one row
+    runs 2-3x faster against a [hidden, vocab] copy (a matrix-vector product), several rows 2x faster
+    through a oneDNN weight packed once per generate call. Elsewhere (GPU) nn.Linear as it is."""
+
+    def __init__(self, linear, rows):
+        self.linear = linear
+        self.run = linear
+        w, b = linear.weight, linear.bias
+        if w.device.type != "cpu" or w.dtype != torch.float32:
+            return
+        if rows > 1 and torch.backends.mkldnn.is_available():
+            try:
+                packed = torch.ops.mkldnn._reorder_linear_weight(w, rows)
+                self.run = lambda h: torch.ops.mkldnn._linear_pointwise(h, packed, b, "none", [], "")
+                return
+            except (AttributeError, RuntimeError):  # a torch build without these oneDNN ops
+                pass
+        wt = w.t().contiguous()
+        self.run = (lambda h: h @ wt) if b is None else (lambda h: torch.addmm(b, h, wt))
+
+    def __call__(self, h):
+        return self.run(h)
 
 
 def _seen_tokens(src, seg, vocab):
@@ -337,7 +358,7 @@ def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample
         if do_sample:
             nxt = torch.multinomial(scores.softmax(-1), 1, generator=gen).view(-1)
         else:
-            nxt = scores.argmax(-1)
+            nxt = scores.max(-1).indices  # the first maximum, as argmax, but faster on CPU
         out[:, t] = nxt
         t += 1
         if t == max_new:
