@@ -223,6 +223,8 @@ def test_per_prompt_budgets_and_the_position_table(gpt2):
     rows = uer_like.generate(m, PROMPTS, [3, 0, 5, 1])
     assert [len(r) for r in rows] == [3, 0, 5, 1]
     assert rows[2] == uer_like.generate(m, PROMPTS, 5)[2]
+    beams = uer_like.generate(m, PROMPTS, [3, 0, 5, 1], num_beams=2)
+    assert [len(r) for r in beams] == [3, 0, 5, 1] and beams[2] == uer_like.generate(m, PROMPTS, 5, num_beams=2)[2]
     assert len(uer_like.generate(m, [[5] * 40], 8)[0]) == 8  # exactly fills the table
     with pytest.raises(DataError, match=r"prompt 0 has 40 tokens; with 9 new tokens .* 48"):
         uer_like.generate(m, [[5] * 40], 9)

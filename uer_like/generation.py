@@ -469,7 +469,7 @@ def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, do_sample,
         logits = dec.step(step_tok)
     seqs = fin_seq[:, 0].tolist()
     lens = fin_len[:, 0].tolist()
-    return [s[:k] for s, k in zip(seqs, lens)]
+    return [s[:min(k, b)] for s, k, b in zip(seqs, lens, budgets)]  # a zero budget still ran one step
 
 
 def score(model, sequences, *, batch_size=32):
