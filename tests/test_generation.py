@@ -139,6 +139,18 @@ def test_other_language_models_decode_through_their_cache_as_the_full_forward(ki
                                                                               use_cache=False)
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_vocabulary_projection_layouts_equal_the_linear_layer(bias):
+    from uer_like.generation import _Head
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(48, 500, bias=bias)
+    for rows in (1, 3, 8):
+        h = torch.randn(rows, 48)
+        with torch.inference_mode():
+            assert (_Head(linear, rows)(h) - linear(h)).abs().max() < 1e-5
+
+
 def test_single_token_steps_never_use_the_top_left_causal_flag(gpt2, monkeypatch):
     # scaled_dot_product_attention(is_causal=True) aligns its mask top-left: one query against T cached
     # keys would see only the first key. Every decoding step must go without the flag.
@@ -320,6 +332,18 @@ def test_gpt2_tiny_fixture_generates_through_the_script(tmp_path, capsys):
     assert sampled[0] == sampled[1] and sampled[0] != out
     rc, beams, err = _run_script(tmp_path, capsys, lines, *flags, "--num_beams", "3", "--max_new_tokens", "6")
     assert rc == 0 and [b[:len(line)] for b, line in zip(beams, lines)] == lines, err
+    # UER-py's layout before July 2023 (embedding.word_embedding.weight, target.output_layer.weight) and
+    # the same weights as safetensors
+    d23 = need(os.path.join(FIXTURES, "uer_2023"))
+    old_ckpt = os.path.join(d23, "gpt2_tiny_2023.bin")
+    rc, out23, err = _run_script(tmp_path, capsys, lines, "--load_model_path", old_ckpt, "--seq_length", "20",
+                                 "--top_k", "1")
+    old_model = uer_like.load_model(old_ckpt).eval()
+    assert rc == 0 and out23 == [line + _uer_py_greedy(old_model, vocab, line, 20) for line in lines], err
+    uer_like.save_model(old_model, str(tmp_path / "m.safetensors"))
+    rc, out_st, err = _run_script(tmp_path, capsys, lines, "--load_model_path", str(tmp_path / "m.safetensors"),
+                                  "--seq_length", "20", "--top_k", "1")
+    assert rc == 0 and out_st == out23, err
 
 
 def test_lstm_and_hugging_face_gpt2_generate_through_the_script(tmp_path, capsys, gpt2):
