@@ -59,7 +59,9 @@ def build_parser():
     p.add_argument("--report_steps", type=int, default=100)
     p.add_argument("--save_checkpoint_steps", type=int, default=10000)
     p.add_argument("--keep_checkpoints", type=int, default=3)
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto (default): bf16 autocast where the CPU (AMX or AVX512_BF16) or GPU multiplies bf16 "
+                        "natively, else fp32; the log says which and why")
     p.add_argument("--fp16", action="store_true", help="same as --precision fp16 (UER-py's flag)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--fsdp", action="store_true", help="shard parameters, gradients and optimizer state (torchrun)")

@@ -157,6 +157,8 @@ def main():
                    help="extra columns of this tree in the same rounds: padded (the encoder without unpadding), "
                         "fp32 / bf16 (under that precision instead of --precision)")
     p.add_argument("--no_transformers", action="store_true", help="leave transformers out")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after timing, profile 3 steps of each side (torch.profiler) and print its top N ops")
     p.add_argument("--baseline", default=None,
                    help="another source tree whose uer_like is timed in the same rounds (e.g. a worktree of main)")
     args = p.parse_args()
@@ -220,6 +222,15 @@ def main():
                 row["mfu_transformers"] = row["transformers"] * flops / peak
         results.append(row)
         print(json.dumps(row))
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            for k, m in models.items():
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    timed(m, opts[k], batches, k == "transformers", amps[k], 3, device)
+                print(f"\nprofile: {name}, {k} (3 steps; self CPU time)")
+                print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile,
+                                                max_name_column_width=48))
     machine = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
     print(f"\nmachine: {machine}; torch {torch.__version__}")
     if not args.no_transformers:

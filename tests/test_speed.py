@@ -114,8 +114,87 @@ def test_exact_resume_after_sigkill_with_unpadding(padded_dataset, tmp_path_fact
     b = Collator(ds, ["mlm"], 5)(list(range(4)), 0)
     assert (b["seg"] == 0).any() and b["n_tokens"] < b["seg"].numel()  # padding to skip
     ref, out = str(tmp_path_factory.mktemp("ref")), str(tmp_path_factory.mktemp("killed"))
-    run(cmd(dataset, ref, steps=8))
-    code, _ = run_until_step(cmd(dataset, out, steps=8), 5, out=out)
+    auto = ["--precision", "auto"]  # the default: bf16 on a CPU with AVX512_BF16 or AMX, else fp32
+    run(cmd(dataset, ref, steps=8, extra=auto))
+    code, _ = run_until_step(cmd(dataset, out, steps=8, extra=auto), 5, out=out)
     assert code == -signal.SIGKILL
-    run(cmd(dataset, out, steps=8))
+    run(cmd(dataset, out, steps=8, extra=auto))
     assert_same_run(ref, out)
+
+
+def test_fused_head_under_bf16_autocast_multiplies_in_bf16_and_accumulates_in_float32():
+    """The reference: the same head written plainly with h and W rounded to bf16 (what the matmuls see),
+    logits, softmax and loss in float32 (F.cross_entropy). The fused head under autocast matches it closely,
+    and is farther from the float32 head than from it."""
+    import torch.nn.functional as F
+
+    from uer_like.layers.cross_entropy import CHUNK_ROWS, linear_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    n, hid, vocab = CHUNK_ROWS + 300, 48, 500  # two chunks
+    h = torch.randn(n, hid, generator=g)
+    w = (torch.randn(vocab, hid, generator=g) * 0.3).requires_grad_()
+    b = (torch.randn(vocab, generator=g) * 0.1).requires_grad_()
+    y = torch.randint(0, vocab, (n,), generator=g)
+    y[::7] = -100
+
+    def plain(hh, ww):
+        hh = hh.detach().requires_grad_()
+        loss = F.cross_entropy(hh @ ww.t() + b, y)
+        gh, gw, gb = torch.autograd.grad(loss, (hh, w, b))
+        return loss, gh, gw, gb
+
+    ref = plain(h.bfloat16().float(), w.bfloat16().float())
+    full = plain(h, w)
+    hb = h.bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = linear_cross_entropy(hb, w, b, y)
+    assert loss.dtype == torch.float32
+    gh, gw, gb = torch.autograd.grad(loss, (hb, w, b))
+    assert gh.dtype == torch.bfloat16 and gw.dtype == torch.float32 and gb.dtype == torch.float32
+    assert abs(loss.item() - ref[0].item()) < 1e-4 * abs(ref[0].item())
+    assert abs(loss.item() - full[0].item()) > abs(loss.item() - ref[0].item())
+    for got, want in ((gh.float(), ref[1]), (gw, ref[2]), (gb, ref[3])):
+        assert (got - want).abs().max() <= 1e-2 * want.abs().max(), (got - want).abs().max()
+
+
+def test_precision_auto_follows_the_cpu_flags():
+    from uer_like.training.precision import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu, {"avx512f", "amx_bf16", "amx_tile"})[0] == "bf16"
+    p, why = resolve_precision("auto", cpu, {"avx512f", "avx512_bf16", "avx512_vnni"})
+    assert p == "bf16" and "avx512_bf16" in why
+    p, why = resolve_precision("auto", cpu, {"avx2", "avx512f"})
+    assert p == "fp32" and "no bf16" in why
+    assert resolve_precision("fp32", cpu, {"amx_bf16"})[0] == "fp32"
+
+
+def test_gpu_benchmark_reduced_cpu_mode_names_every_figure(capsys):
+    """benchmarks/gpu.py --cpu end to end (tiny sizes, one step each, DDP on two gloo processes): every model,
+    variant and figure it reports on a GPU appears in its output."""
+    import importlib
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # also for the spawned DDP processes (they import gpu)
+    try:
+        gpu = importlib.import_module("gpu")
+        rows, ddp = gpu.main(["--cpu", "--no_compile", "--steps", "1", "--warmup", "1", "--ddp_steps", "1"])
+    finally:
+        sys.path.remove(os.path.join(ROOT, "benchmarks"))
+    out = capsys.readouterr().out
+    for name, *_ in gpu.RUNS:
+        for variant, _, compiled in gpu.VARIANTS:
+            assert f"| {name} | {variant} |" in out
+            row = next(r for r in rows if r["run"] == name and r["variant"] == variant)
+            if compiled:
+                assert row["skipped"] == "--no_compile"
+            else:
+                assert row["tokens/s"] > 0 and "MFU" in row
+    for figure in gpu.FIGURES:
+        assert figure in out
+    assert "MFU n/a" in out and "peak unknown" in out  # a CPU has no peak in the table
+    assert ddp["world"] == 2 and ddp["identical"]
+    assert "DDP: 2 processes" in out and "weights identical on every rank: yes" in out

@@ -4,7 +4,12 @@ For LM/MLM heads the logits ([tokens, vocab]) are the largest tensor of a step. 
 chunk, logits = h W^T + b, the loss (logsumexp - logit of the label), whether the label is the arg max,
 and, when gradients are needed, d loss / d logits = (softmax - onehot) / count, folded at once into the
 gradients of h, W and b. Same FLOPs as the plain way, a fraction of the memory traffic; tests compare
-loss and gradients with F.cross_entropy."""
+loss and gradients with F.cross_entropy.
+
+Under autocast (bf16/fp16) the three matmuls run in that dtype (h and W cast once), while the logits are
+taken to float32 for the softmax, the loss accumulates in float32, and the weight and bias gradients
+accumulate chunk by chunk in float32 (each chunk's W-gradient product is rounded to the low precision once,
+as an autocast Linear's weight gradient is)."""
 import torch
 
 CHUNK_ROWS = 1024
@@ -12,18 +17,25 @@ CHUNK_ROWS = 1024
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, weight, bias, labels, ignore_index, need_grad):
+    def forward(ctx, h, weight, bias, labels, ignore_index, need_grad, compute_dtype):
+        # compute_dtype: the matmuls' dtype (the autocast dtype, or weight's); the rest runs in weight's dtype
         n = h.shape[0]
+        acc = weight.dtype
         valid = labels != ignore_index
-        count = valid.sum().clamp(min=1).to(h.dtype)
-        loss = h.new_zeros(())
+        count = valid.sum().clamp(min=1).to(acc)
+        loss = torch.zeros((), dtype=acc, device=h.device)
         correct = torch.zeros((), dtype=torch.long, device=h.device)
         gh = torch.empty_like(h) if need_grad else None
         gw = torch.zeros_like(weight) if need_grad else None
         gb = torch.zeros_like(bias) if (need_grad and bias is not None) else None
+        w = weight.to(compute_dtype)
+        hx = h.to(compute_dtype)
+        low = compute_dtype != acc
         for s in range(0, n, CHUNK_ROWS):
-            hc, yc, vc = h[s:s + CHUNK_ROWS], labels[s:s + CHUNK_ROWS], valid[s:s + CHUNK_ROWS]
-            logits = hc @ weight.t()
+            hc, yc, vc = hx[s:s + CHUNK_ROWS], labels[s:s + CHUNK_ROWS], valid[s:s + CHUNK_ROWS]
+            logits = hc @ w.t()
+            if low:
+                logits = logits.to(acc)
             if bias is not None:
                 logits += bias
             mx = logits.max(-1, keepdim=True).values
@@ -31,7 +43,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             logits.sub_(mx)
             sumexp = logits.exp_().sum(-1, keepdim=True)  # logits now holds exp(logit - max)
             lse = sumexp.log() + mx
-            vf = vc.to(h.dtype).unsqueeze(1)
+            vf = vc.to(acc).unsqueeze(1)
             loss += ((lse - picked) * vf).sum()
             correct += ((picked >= mx) & vc.unsqueeze(1)).sum()
             if need_grad:
@@ -39,10 +51,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 rows = torch.arange(g.shape[0], device=g.device)
                 g[rows, yc.clamp(min=0)] -= 1.0
                 g.mul_(vf / count)
-                gh[s:s + CHUNK_ROWS] = g @ weight
-                gw.addmm_(g.t(), hc)
                 if gb is not None:
                     gb += g.sum(0)
+                if low:
+                    g = g.to(compute_dtype)
+                    gh[s:s + CHUNK_ROWS] = g @ w
+                    gw += g.t() @ hc
+                else:
+                    gh[s:s + CHUNK_ROWS] = g @ w
+                    gw.addmm_(g.t(), hc)
         ctx.save_for_backward(gh, gw, gb)
         ctx.has_bias = bias is not None
         ctx.mark_non_differentiable(correct)
@@ -53,14 +70,17 @@ class _LinearCrossEntropy(torch.autograd.Function):
         gh, gw, gb = ctx.saved_tensors
         if gh is None:
             raise RuntimeError("linear_cross_entropy was called without need_grad and cannot be differentiated")
-        return gh * grad_loss, gw * grad_loss, (gb * grad_loss if ctx.has_bias else None), None, None, None
+        return (gh * grad_loss.to(gh.dtype), gw * grad_loss, (gb * grad_loss if ctx.has_bias else None),
+                None, None, None, None)
 
 
 def linear_cross_entropy(h, weight, bias, labels, ignore_index=-100):
     """-> (mean loss over labels != ignore_index, number of rows whose label is the arg max).
     h: [n, hidden]; weight: [vocab, hidden]; labels: [n]."""
     need = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
-    # under autocast the head runs in the weight's precision (float32): the loss and the weight gradient
-    # accumulate there (a bf16 variant of the three matmuls would be faster on GPU; not done yet)
-    with torch.autocast(device_type=h.device.type, enabled=False):
-        return _LinearCrossEntropy.apply(h.to(weight.dtype), weight, bias, labels, ignore_index, need)
+    dev = h.device.type
+    # under autocast the matmuls run in the autocast dtype; the loss and the gradients of W and b accumulate
+    # in the weight's dtype (float32); h's gradient comes back in h's dtype
+    compute = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else weight.dtype
+    with torch.autocast(device_type=dev, enabled=False):
+        return _LinearCrossEntropy.apply(h, weight, bias, labels, ignore_index, need, compute)

@@ -22,10 +22,9 @@ from . import distributed as dist_utils
 from .batches import Collator, SampleOrder
 from .checkpoint import load_checkpoint, load_latest, rng_state, save_checkpoint, set_rng_state
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
-from .precision import autocast
+from .precision import DTYPES, PRECISIONS, autocast, resolve_precision
 
 logger = logging.getLogger("uer_like")
-PRECISIONS = ("fp32", "fp16", "bf16")
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "A10": 125e12, "V100": 125e12, "L40": 181e12,
               "4090": 165e12, "3090": 71e12, "T4": 65e12}
 
@@ -54,7 +53,7 @@ class TrainArgs:
     report_steps: int = 100
     save_checkpoint_steps: int = 10000
     keep_checkpoints: int = 3
-    precision: str = "fp32"
+    precision: str = "auto"  # bf16 where the CPU/GPU multiplies bf16 natively, else fp32 (training/precision.py)
     compile: bool = False
     fsdp: bool = False
     device: str = "auto"
@@ -95,6 +94,7 @@ OUTPUT_FORMATS = ("uer", "safetensors", "hf")
 
 class Trainer:
     def __init__(self, args: TrainArgs):
+        self._t_created = time.time()
         args.validate()
         self.args = args
         self.info = dist_utils.setup(args.device)
@@ -147,7 +147,10 @@ class Trainer:
         self.step = 0
         self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay,
                                          fused=self.info.device.type == "cuda")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=args.precision == "fp16" and self.info.device.type == "cuda")
+        self.precision, why = resolve_precision(args.precision, self.info.device)
+        if self.info.is_main:
+            logger.info("precision %s (%s)", self.precision, why)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16" and self.info.device.type == "cuda")
         self._resume()
 
     # ------------------------------------------------------------------ set-up
@@ -316,8 +319,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def _autocast(self):
-        p = self.args.precision
-        return autocast(self.info.device, {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[p])
+        return autocast(self.info.device, DTYPES[self.precision])
 
     def _to_device(self, batch):
         dev = self.info.device
@@ -333,11 +335,8 @@ class Trainer:
     def train(self):
         a, info = self.args, self.info
         old_handler = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
-        tb = None
-        if info.is_main and a.tensorboard_dir:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(a.tensorboard_dir)
+        tb = _LazyWriter(a.tensorboard_dir) if info.is_main and a.tensorboard_dir else None
+        first_step = self.step + 1
         trace = open(a.trace_path, "a") if (a.trace_path and info.is_main) else None
         n_params = sum(p.numel() for p in self.model.parameters())
         bar = None
@@ -381,6 +380,8 @@ class Trainer:
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
+                if self.step == first_step and info.is_main:
+                    _log_first_step(self._t_created)
                 stats.add_step(gnorm)
                 if a.trace_path:  # every rank joins the collectives; rank 0 writes
                     self._trace(trace, step_loss, lr, step_ids)
@@ -457,11 +458,48 @@ class Trainer:
             return None
         name = torch.cuda.get_device_name(self.info.device)
         peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
-        if peak is None or self.args.precision == "fp32":
+        if peak is None or self.precision == "fp32":
             return None
         c = self.config
         flops_per_token = 6 * n_params + 12 * c.layers_num * c.hidden_size * self.manifest["seq_length"]
         return tok_s * flops_per_token / (peak * self.world)
+
+
+class _LazyWriter:
+    """A tensorboard SummaryWriter created (and tensorboard imported, about a second) at the first scalar."""
+
+    def __init__(self, log_dir):
+        self.log_dir = log_dir
+        self.writer = None
+
+    def add_scalar(self, *a, **kw):
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(self.log_dir)
+        self.writer.add_scalar(*a, **kw)
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _process_age():
+    """Seconds since this process started (Linux /proc), or None."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return time.time() - (btime + start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _log_first_step(t_created):
+    age = _process_age()
+    since = f"{age:.1f} s after the process started, " if age is not None else ""
+    logger.info("first step done %s%.1f s after the trainer was created", since, time.time() - t_created)
 
 
 class _Stats:
