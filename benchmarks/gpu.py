@@ -130,16 +130,16 @@ def measure(run, variant, args, device, dtype):
             "padding": 1 - sum(n for _, n in data) / (len(data) * B * S)}
 
 
-def _ddp_worker(rank, world, args, port, result):
+def _ddp_worker(rank, world, args, init_file, result):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     cuda = not args.cpu
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     if cuda:
         torch.cuda.set_device(rank)
     device = torch.device("cuda", rank) if cuda else torch.device("cpu")
-    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
     try:
         name, config, L, H, A, S, B = (CPU_RUNS if args.cpu else RUNS)[0]
         torch.manual_seed(0)
@@ -163,17 +163,15 @@ def _ddp_worker(rank, world, args, port, result):
 
 
 def ddp_check(args):
-    import socket
+    import tempfile
 
     import torch.multiprocessing as mp
 
     world = torch.cuda.device_count() if not args.cpu else 2
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     result = ctx.SimpleQueue()
-    mp.spawn(_ddp_worker, args=(world, args, port, result), nprocs=world, join=True)
+    with tempfile.TemporaryDirectory() as d:  # file rendezvous: no port to race for
+        mp.spawn(_ddp_worker, args=(world, args, os.path.join(d, "rendezvous"), result), nprocs=world, join=True)
     return result.get()
 
 
