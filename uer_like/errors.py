@@ -19,3 +19,7 @@ class CheckpointError(UerLikeError, ValueError):
 
 class DistributedError(UerLikeError, RuntimeError):
     """A distributed run cannot go on: another rank failed, or the rendezvous cannot be reached."""
+
+
+class TrainingError(UerLikeError, RuntimeError):
+    """Training cannot go on: the loss diverged, or an output location cannot be written."""

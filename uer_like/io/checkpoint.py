@@ -26,6 +26,7 @@ import torch
 
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError
+from ..outputs import atomic_write
 from . import hf as hfmod
 from .safe import is_safetensors, read_tensor_file, safetensors_metadata
 from . import uer as uerfmt
@@ -230,7 +231,18 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     elif model.vocab_path:
         check_vocab(rows, model.vocab_path, path, auto=True)
     check_seq_length(model.config, seq_length, path)
+    warn_nonfinite(model, path)
     return model
+
+
+def warn_nonfinite(model, source):
+    """Log a warning naming the tensors that hold NaN/inf values (weights of a diverged run); returns them."""
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        logger.warning("%s: %d tensor(s) hold NaN/inf values (%s%s): these weights are unusable (a diverged "
+                       "run?); use an earlier checkpoint", source, len(bad), ", ".join(bad[:3]),
+                       ", ..." if len(bad) > 3 else "")
+    return bad
 
 
 def _hf_config_arg(config):
@@ -442,11 +454,11 @@ def save_model(model, path, format=None, vocab=None, layout=None):
     NAME_config.json is then written in that era's form too. Returns the path written."""
     fmt = format or _infer_format(path)
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
     if fmt == "hf":
         return save_hf(model, path, vocab=vocab)
     if fmt == "uer" and path.lower().endswith(".safetensors"):
-        raise ValueError(f"{path}: format 'uer' writes a torch pickle; use format='safetensors' for a .safetensors "
+        raise ConfigError(f"{path}: format 'uer' writes a torch pickle; use format='safetensors' for a .safetensors "
                          "path, or a .bin path")
     from ..legacy_config import config_for_layout
 
@@ -456,28 +468,27 @@ def save_model(model, path, format=None, vocab=None, layout=None):
                                          model.config)
     except uerfmt.LayoutError as e:
         raise ConfigError(f"{path}: {e}") from None
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"could not create the directory of {path}: {os.strerror(e.errno)}") from None
     cfg_json = json.dumps(config_for_layout(model.config.to_dict(), layout), indent=2, ensure_ascii=False)
     if fmt == "uer":
-        torch.save(state, tmp)
+        atomic_write(path, lambda f: torch.save(state, f), error=CheckpointError, what="weights")
     else:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        save_file({k: v.contiguous().clone() for k, v in state.items()}, tmp,
-                  metadata={"format": "pt", "uer_like_config": cfg_json})
-    os.replace(tmp, path)
-    cfg_path = os.path.splitext(path)[0] + "_config.json"
-    with open(cfg_path, "w", encoding="utf-8") as f:
-        f.write(cfg_json)
+        blob = {k: v.contiguous().clone() for k, v in state.items()}
+        atomic_write(path, lambda f: f.write(save(blob, metadata={"format": "pt", "uer_like_config": cfg_json})),
+                     error=CheckpointError, what="weights")
+    atomic_write(os.path.splitext(path)[0] + "_config.json", lambda f: f.write(cfg_json.encode("utf-8")),
+                 error=CheckpointError, what="config")
     return path
 
 
 def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     """Write a Hugging Face directory: model.safetensors, config.json, tokenizer files. task_head (fine-tuned
     models, io/hf_tasks.py): (architecture, config.json entries, head tensors by Hugging Face name)."""
-    from safetensors.torch import save_file
-
     family = family or hfmod.hf_family_for(model.config, prefer=getattr(model, "hf_family", None))
     if model.config.layernorm not in ("torch", "normal"):
         logger.warning("the model uses the %s layer norm, which transformers' %s does not compute", model.config.layernorm,
@@ -495,14 +506,18 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     state = hfmod.state_to_hf(model, family, hf_cfg, originals)
     if task_head is not None:
         state.update({k: v.detach().cpu().contiguous().clone() for k, v in head_state.items()})
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = os.path.join(out_dir, "model.safetensors.tmp")
-    save_file(state, tmp, metadata={"format": "pt"})
-    os.replace(tmp, os.path.join(out_dir, "model.safetensors"))
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"could not create {out_dir}: {os.strerror(e.errno)}") from None
+    from safetensors.torch import save
+
+    atomic_write(os.path.join(out_dir, "model.safetensors"), lambda f: f.write(save(state, metadata={"format": "pt"})),
+                 error=CheckpointError, what="weights")
     sidecar = os.path.join(out_dir, hfmod.LAYERNORM_SIDECAR)
     if originals:
-        save_file(originals, sidecar + ".tmp", metadata={"format": "pt"})
-        os.replace(sidecar + ".tmp", sidecar)
+        atomic_write(sidecar, lambda f: f.write(save(originals, metadata={"format": "pt"})), error=CheckpointError,
+                     what="weights")
     elif os.path.exists(sidecar):
         os.remove(sidecar)
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:

@@ -14,9 +14,11 @@ import re
 import torch
 
 from ..errors import CheckpointError
+from ..outputs import atomic_write, remove_stale_tmp
 
 logger = logging.getLogger("uer_like")
 NAME = re.compile(r"^step_(\d{9})\.pt$")
+TMP_PATTERN = r"^step_\d{9}\.pt\.tmp-(?P<pid>\d+)$"  # written by atomic_write
 
 
 def rng_state():
@@ -52,31 +54,24 @@ def list_checkpoints(directory):
 
 
 def save_checkpoint(directory, step, payload, keep_last=3):
-    """Atomic write; raises (never logs and goes on) when the write fails, e.g. on a full disk."""
+    """Atomic write; raises CheckpointError naming the path and the cause (e.g. "No space left on device")
+    when the write fails, with the partial file removed and the earlier checkpoints kept. Rotation runs
+    only after the new checkpoint is complete."""
     os.makedirs(directory, exist_ok=True)
+    remove_stale_tmp(directory, TMP_PATTERN)
     path = checkpoint_path(directory, step)
-    tmp = f"{path}.tmp-{os.getpid()}"
+    atomic_write(path, lambda f: torch.save(payload, f), error=CheckpointError, what="checkpoint")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         dfd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-    except BaseException as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise CheckpointError(f"could not write checkpoint {path}: {e}") from e
-        raise
+    except OSError:
+        pass
     for _, old in list_checkpoints(directory)[:-keep_last] if keep_last > 0 else []:
-        os.remove(old)
+        if old != path:
+            os.remove(old)
     return path
 
 
@@ -87,16 +82,27 @@ def load_checkpoint(path):
         raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "step" not in ckpt:
         raise CheckpointError(f"{path}: not a uer_like training checkpoint")
+    bad = [k for k, v in ckpt["model"].items() if torch.is_tensor(v) and v.is_floating_point()
+           and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} tensor(s) hold NaN/inf values ({', '.join(bad[:3])})")
     return ckpt
 
 
 def load_latest(directory):
-    """The newest checkpoint that loads, or None. Corrupt ones are reported and skipped."""
-    for step, path in reversed(list_checkpoints(directory)):
+    """The newest checkpoint that loads, or None when the directory has none. Corrupt ones are reported and
+    skipped; when every one is corrupt that is an error (never a silent start from step 0)."""
+    found = list_checkpoints(directory)
+    problems = []
+    for step, path in reversed(found):
         try:
             ckpt = load_checkpoint(path)
         except CheckpointError as e:
             logger.warning("skipping %s; trying an earlier checkpoint", e)
+            problems.append(str(e))
             continue
         return path, ckpt
+    if found:
+        raise CheckpointError(f"{directory}: none of its {len(found)} checkpoint(s) loads (the newest: "
+                              f"{problems[0]}); move them away, or pass --resume never to start again from step 0")
     return None

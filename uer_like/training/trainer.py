@@ -15,7 +15,8 @@ import torch
 
 from ..config import ModelConfig, load_config
 from ..data.dataset import Dataset
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
+from ..outputs import check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
 from ..model import Model
 from . import distributed as dist_utils
@@ -53,6 +54,7 @@ class TrainArgs:
     report_steps: int = 100
     save_checkpoint_steps: int = 10000
     keep_checkpoints: int = 3
+    max_nonfinite_steps: int = 5  # a NaN/inf loss or gradient norm skips the step; this many in a row stop the run
     precision: str = "auto"  # bf16 where the CPU/GPU multiplies bf16 natively, else fp32 (training/precision.py)
     compile: bool = False
     fsdp: bool = False
@@ -70,7 +72,8 @@ class TrainArgs:
             raise ConfigError(f"--scheduler {self.scheduler!r} is not valid; choices: {', '.join(SCHEDULERS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"--optimizer {self.optimizer!r} is not valid; choices: {', '.join(OPTIMIZERS)}")
-        for k in ("total_steps", "batch_size", "accumulation_steps", "report_steps", "save_checkpoint_steps"):
+        for k in ("total_steps", "batch_size", "accumulation_steps", "report_steps", "save_checkpoint_steps",
+                  "max_nonfinite_steps"):
             if getattr(self, k) < 1:
                 raise ConfigError(f"--{k} must be at least 1, got {getattr(self, k)}")
         if self.output_format not in OUTPUT_FORMATS:
@@ -134,6 +137,8 @@ class Trainer:
         if args.pretrained_model_path:
             self._load_pretrained(args.pretrained_model_path, vocab_size, pre)
         self.model.to(self.info.device)
+        if self.info.is_main:
+            self._check_outputs()
 
         self.world = self.info.world_size
         if args.global_batch_size:
@@ -145,6 +150,9 @@ class Trainer:
         self.global_batch = args.batch_size * self.world * args.accumulation_steps
         self.order = SampleOrder(len(self.dataset), self.global_batch, args.seed)
         self.step = 0
+        self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss or gradient norm (all time)
+        self.nonfinite_streak = 0  # ... in a row, up to now (checkpoints are only written when it is 0)
+        self.last_checkpoint = None
         self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay,
                                          fused=self.info.device.type == "cuda")
         self.precision, why = resolve_precision(args.precision, self.info.device)
@@ -180,6 +188,21 @@ class Trainer:
             logger.info("config data_processor %r, dataset made with %r, which supplies the config's targets (%s): "
                         "training on the dataset's instances", cfg.data_processor, m["data_processor"],
                         ", ".join(cfg.target))
+
+    def _check_outputs(self):
+        """Every location the run writes is writable and has room, before any training (not at the first
+        save, hours later)."""
+        a = self.args
+        n = sum(p.numel() for p in self.model.parameters())
+        final = a.final_weights_path()
+        check_writable(a.checkpoint_dir, "--checkpoint_dir", need_bytes=12 * n, error=TrainingError)  # + Adam
+        check_writable(os.path.dirname(os.path.abspath(final)), "the directory of --output_model_path",
+                       need_bytes=4 * n, error=TrainingError)
+        if a.tensorboard_dir:
+            check_writable(a.tensorboard_dir, "--tensorboard_dir", error=TrainingError)
+        if a.trace_path:
+            check_writable(os.path.dirname(os.path.abspath(a.trace_path)), "the directory of --trace_path",
+                           error=TrainingError)
 
     def _pretrained_defining_config(self):
         """A UER checkpoint under a config that names no embedding/encoder/target (UER-py before 2021, flags
@@ -275,6 +298,8 @@ class Trainer:
         states = ckpt["rng"]
         set_rng_state(states[self.info.rank] if self.info.rank < len(states) else states[0])
         self.step = ckpt["step"]
+        self.skipped_steps = ckpt.get("skipped_steps", 0)
+        self.last_checkpoint = path
         if self.info.is_main:
             logger.info("resumed from %s at step %d", path, self.step)
 
@@ -288,16 +313,56 @@ class Trainer:
         return ({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, self.optimizer.state_dict())
 
     def save(self):
+        """A checkpoint of the full state; never of non-finite weights (so rotation never removes the last
+        finite checkpoint), and not while non-finite steps are being skipped."""
+        if self.nonfinite_streak:
+            if self.info.is_main:
+                logger.warning("step %d: no checkpoint while steps are non-finite (the last one: %s)", self.step,
+                               self.last_checkpoint or "none")
+            return
+        self._check_weights_finite("a checkpoint")
         rngs = dist_utils.all_gather_object(self.info, rng_state())
         model_sd, optim_sd = self._state_dicts()
-        if self.info.is_main:
+
+        def write():
             payload = {"model": model_sd, "optimizer": optim_sd, "scaler": self.scaler.state_dict(),
                        "step": self.step, "rng": rngs, "config": self.config.to_dict(),
                        "global_batch": self.global_batch, "world_size": self.world,
+                       "skipped_steps": self.skipped_steps,
                        "dataset": {k: self.manifest[k] for k in ("data_processor", "instances", "tokens")}}
             path = save_checkpoint(self.args.checkpoint_dir, self.step, payload, self.args.keep_checkpoints)
             logger.info("saved checkpoint %s", path)
-        dist_utils.barrier(self.info)
+            return path
+
+        self.last_checkpoint = self._on_main(write)
+
+    def _on_main(self, fn):
+        """fn() on rank 0; its result, or its UerLikeError raised on every rank (no rank waits for one that
+        failed)."""
+        out = None
+        if self.info.is_main:
+            try:
+                out = ("ok", fn())
+            except UerLikeError as e:
+                if not self.info.enabled:
+                    raise
+                out = ("error", type(e).__name__, str(e))
+        out = dist_utils.broadcast_object(self.info, out)
+        if out[0] == "error":
+            raise {c.__name__: c for c in (CheckpointError, TrainingError, ConfigError, DataError)}.get(
+                out[1], TrainingError)(out[2])
+        return out[1]
+
+    def _check_weights_finite(self, what):
+        """Every rank checks its parameters (its shards under FSDP); all agree before anything is written."""
+        bad = torch.zeros((), device=self.info.device)
+        for p in self.model.parameters():
+            t = p.to_local() if hasattr(p, "to_local") else p
+            bad += (~torch.isfinite(t.detach())).sum()
+        dist_utils.all_reduce_sum(self.info, bad)
+        if bad.item() > 0:
+            raise TrainingError(f"step {self.step}: the weights hold {int(bad.item())} NaN/inf values; not writing "
+                                f"{what} (the last finite checkpoint: {self.last_checkpoint or 'none'})")
 
     def save_weights(self):
         """The final weights, UER format, for fine-tuning (a collective under FSDP: every rank calls it)."""
@@ -310,12 +375,15 @@ class Trainer:
                 load_into(model, state, strict=True, source="FSDP state")
         else:
             model = self.model
-        if self.info.is_main:
+        self._check_weights_finite("the final weights")
+
+        def write():
             a = self.args
             path = a.final_weights_path()
             save_model(model, path, format=a.output_format, vocab=a.vocab_path if a.output_format == "hf" else None)
             logger.info("saved the final weights (%s) to %s", a.output_format, path)
-        dist_utils.barrier(self.info)
+
+        self._on_main(write)
 
     # ------------------------------------------------------------------ the loop
     def _autocast(self):
@@ -376,15 +444,24 @@ class Trainer:
                 gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), a.max_grad_norm)
                 if hasattr(gnorm, "full_tensor"):  # FSDP: a DTensor
                     gnorm = gnorm.full_tensor()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+                skipped = self._nonfinite_guard(step_loss, gnorm)
+                if not skipped:
+                    self.scaler.step(self.optimizer)
+                self.scaler.update()  # with fp16, an overflow the scaler found lowers the scale
                 self.optimizer.zero_grad(set_to_none=True)
-                self.step += 1
+                self.step += 1  # a skipped step still consumes its batch: the data order stays a function of step
                 if self.step == first_step and info.is_main:
                     _log_first_step(self._t_created)
-                stats.add_step(gnorm)
+                if not skipped:
+                    stats.add_step(gnorm)
                 if a.trace_path:  # every rank joins the collectives; rank 0 writes
-                    self._trace(trace, step_loss, lr, step_ids)
+                    self._trace(trace, step_loss, lr, step_ids, skipped)
+                if self.nonfinite_streak >= a.max_nonfinite_steps:
+                    raise TrainingError(
+                        f"the loss or gradient norm was NaN/inf for {self.nonfinite_streak} steps in a row (up to "
+                        f"step {self.step}, learning rate {lr:.3g}): the run diverged; the last finite checkpoint "
+                        f"is {self.last_checkpoint or 'none (none was written)'}; lower --learning_rate or "
+                        "--max_grad_norm, or check the data")
                 if bar is not None:
                     bar.update(1)
                 if self.step % a.report_steps == 0 or self.step == a.total_steps:
@@ -412,6 +489,30 @@ class Trainer:
             if old_handler is not None:
                 signal.signal(signal.SIGTERM, old_handler)
 
+    def _nonfinite_guard(self, step_loss, gnorm):
+        """True when this step's optimizer update must be skipped: the loss or the gradient norm is NaN/inf on
+        any rank (one small all-reduce; every rank decides the same). With the fp16 grad scaler an overflow of
+        the scaled gradients (finite loss) is the scaler's to handle: it skips the step and lowers the scale;
+        that counts as non-finite only once the scale is below 1 (the gradients overflow unscaled)."""
+        flags = torch.stack([(~torch.isfinite(step_loss.float())).float(),
+                             (~torch.isfinite(gnorm.float().to(step_loss.device))).float()])
+        dist_utils.all_reduce_sum(self.info, flags)
+        loss_bad, grad_bad = (v > 0 for v in flags.tolist())
+        if not (loss_bad or grad_bad):
+            self.nonfinite_streak = 0
+            return False
+        if self.scaler.is_enabled() and not loss_bad and self.scaler.get_scale() >= 1.0:
+            return False  # scaler.step skips it
+        self.nonfinite_streak += 1
+        self.skipped_steps += 1
+        if self.info.is_main:
+            what = " and ".join(w for w, b in (("loss", loss_bad), ("gradient norm", grad_bad)) if b)
+            logger.warning("step %d: non-finite %s (loss %s, grad norm %s); optimizer step skipped (%d in a row, "
+                           "the run stops at %d: --max_nonfinite_steps)", self.step + 1, what,
+                           f"{step_loss.item():.4g}", f"{float(gnorm):.4g}", self.nonfinite_streak,
+                           self.args.max_nonfinite_steps)
+        return True
+
     def _stop_agreed(self):
         if not self.info.enabled:
             return self.stop_requested
@@ -420,7 +521,7 @@ class Trainer:
         torch.distributed.all_reduce(flag, group=self.info.cpu_group)
         return bool(flag.item() > 0)
 
-    def _trace(self, trace, step_loss, lr, step_ids):
+    def _trace(self, trace, step_loss, lr, step_ids, skipped=False):
         loss = step_loss.clone()
         dist_utils.all_reduce_sum(self.info, loss)
         per_rank = dist_utils.all_gather_object(self.info, [i.tolist() for i in step_ids])
@@ -428,6 +529,8 @@ class Trainer:
         ids = [per_rank[r][k] for k in range(len(step_ids)) for r in range(self.world)]
         if trace is not None:
             rec = {"step": self.step, "loss": loss.item() / self.world, "lr": lr, "ids": ids}
+            if skipped:
+                rec["skipped"] = True
             trace.write(json.dumps(rec) + "\n")
             trace.flush()
 
