@@ -95,8 +95,9 @@ typedef struct {
 } mgroup;
 
 typedef struct {
-    mgroup *groups;
-    uint8_t *flag;
+    mgroup *groups, *cands;
+    size_t *idx, *run;
+    uint8_t *flag, *cov;
     size_t cap;
 } mask_work;
 
@@ -108,9 +109,21 @@ static int mask_work_reserve(mask_work *w, size_t n)
     mgroup *g = (mgroup *)realloc(w->groups, nc * sizeof(mgroup));
     if (!g) return -1;
     w->groups = g;
+    g = (mgroup *)realloc(w->cands, nc * sizeof(mgroup));
+    if (!g) return -1;
+    w->cands = g;
+    size_t *z = (size_t *)realloc(w->idx, nc * sizeof(size_t));
+    if (!z) return -1;
+    w->idx = z;
+    z = (size_t *)realloc(w->run, nc * sizeof(size_t));
+    if (!z) return -1;
+    w->run = z;
     uint8_t *f = (uint8_t *)realloc(w->flag, nc);
     if (!f) return -1;
     w->flag = f;
+    f = (uint8_t *)realloc(w->cov, nc);
+    if (!f) return -1;
+    w->cov = f;
     w->cap = nc;
     return 0;
 }
@@ -118,9 +131,47 @@ static int mask_work_reserve(mask_work *w, size_t n)
 static void mask_work_free(mask_work *w)
 {
     free(w->groups);
+    free(w->cands);
+    free(w->idx);
+    free(w->run);
     free(w->flag);
+    free(w->cov);
     memset(w, 0, sizeof(*w));
 }
+
+/* MacBERT's similar-word table (masking.py SimilarWords): a lexicon of token-id sequences, the keys (lexicon
+ * indices) with their candidates (lexicon indices), an open-addressing hash over the keys' ids, and the
+ * lexicon indices grouped by length (ascending: SimilarWords.by_length). */
+typedef struct {
+    int64_t nlex, nkeys, ncands, maxlen;
+    int64_t *lex_ids, *lex_off, *key_lex, *cand_off, *cands, *len_off, *len_idx, *slots;
+    size_t nslots; /* a power of two; slots hold key index + 1, 0 empty */
+} sim_table;
+
+static uint64_t seq_hash(const int64_t *ids, size_t n)
+{
+    uint64_t h = 0x51D051D0ULL ^ (uint64_t)n;
+    for (size_t i = 0; i < n; i++) h = mix64(h ^ (uint64_t)ids[i]) + GOLDEN;
+    return h;
+}
+
+/* -> the key index of ids[0..n), or -1 */
+static int64_t sim_find(const sim_table *s, const int64_t *ids, size_t n)
+{
+    size_t mask = s->nslots - 1, h = (size_t)seq_hash(ids, n) & mask;
+    for (;;) {
+        int64_t k = s->slots[h];
+        if (!k) return -1;
+        int64_t w = s->key_lex[k - 1];
+        size_t len = (size_t)(s->lex_off[w + 1] - s->lex_off[w]);
+        if (len == n && memcmp(s->lex_ids + s->lex_off[w], ids, n * sizeof(int64_t)) == 0) return k - 1;
+        h = (h + 1) & mask;
+    }
+}
+
+enum { S_MLM, S_SPAN, S_NGRAM, S_MACBERT, S_PERT, S_NSTRATEGIES };
+#define MAX_SPAN 64
+#define MAX_NGRAM 16
 
 typedef struct {
     const int64_t *special;
@@ -128,7 +179,33 @@ typedef struct {
     int64_t vocab_size, mask_id;
     double prob;
     int whole_word, per_word;
+    /* strategies other than mlm (masking.py mask_with) */
+    int strategy;
+    const double *span_cum; /* [span_max + 1] */
+    int64_t span_max;
+    const double *ngram_cum; /* [ngram_max + 1] */
+    int64_t ngram_max, pert_window;
+    const sim_table *sim;
 } mask_opts;
+
+typedef struct {
+    int strategy;
+    double span_cum[MAX_SPAN + 1], ngram_cum[MAX_NGRAM + 1];
+    int64_t span_max, ngram_max, pert_window;
+    const sim_table *sim;
+} strat_args;
+
+static void apply_masking(mask_opts *mo, const strat_args *sa)
+{
+    mo->strategy = sa->strategy;
+    mo->span_cum = sa->span_cum;
+    mo->span_max = sa->span_max;
+    mo->ngram_cum = sa->ngram_cum;
+    mo->ngram_max = sa->ngram_max;
+    mo->pert_window = sa->pert_window;
+    mo->sim = sa->sim;
+}
+
 
 /* mask_instance: ids[0..n) -> out[0..n) (masked); the chosen positions (ascending) and their original
  * ids go to pos / lab (capacity >= n). Returns the number chosen, or (size_t)-1 on out of memory. */
@@ -187,6 +264,198 @@ static size_t mask_one(const int64_t *ids, const uint8_t *bits, size_t n, const 
     return m;
 }
 
+/* draw_from (masking.py): k in 1..limit with P(k) proportional to cum[k] - cum[k-1] */
+static int64_t draw_from(const double *cum, int64_t limit, sm64 *rng)
+{
+    double u = cum[limit] * sm_random(rng);
+    for (int64_t k = 1; k < limit; k++)
+        if (u < cum[k]) return k;
+    return limit;
+}
+
+/* 80/10/10 over out[a..b): one decision r (per_word) or one per token */
+static void replace_tokens(int64_t *out, size_t a, size_t b, double r, const mask_opts *o, sm64 *rng)
+{
+    for (size_t i = a; i < b; i++) {
+        double ri = o->per_word ? r : sm_random(rng);
+        if (ri < 0.8)
+            out[i] = o->mask_id;
+        else if (ri < 0.9)
+            out[i] = sm_randint(rng, 1, o->vocab_size - 1);
+    }
+}
+
+/* _random_word: a lexicon word of n tokens, else n random ids */
+static void random_word(int64_t *dst, size_t n, const mask_opts *o, sm64 *rng)
+{
+    const sim_table *s = o->sim;
+    if (s && (int64_t)n <= s->maxlen && s->len_off[n + 1] > s->len_off[n]) {
+        int64_t cnt = s->len_off[n + 1] - s->len_off[n];
+        int64_t w = s->len_idx[s->len_off[n] + sm_randint(rng, 0, cnt - 1)];
+        memcpy(dst, s->lex_ids + s->lex_off[w], n * sizeof(int64_t));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) dst[i] = sm_randint(rng, 1, o->vocab_size - 1);
+}
+
+static void shuffle_groups(mgroup *g, size_t n, sm64 *rng)
+{
+    for (size_t i = n ? n - 1 : 0; i > 0; i--) {
+        size_t j = (size_t)sm_randint(rng, 0, (int64_t)i);
+        mgroup t = g[i];
+        g[i] = g[j];
+        g[j] = t;
+    }
+}
+
+static void shuffle_sizes(size_t *g, size_t n, sm64 *rng)
+{
+    for (size_t i = n ? n - 1 : 0; i > 0; i--) {
+        size_t j = (size_t)sm_randint(rng, 0, (int64_t)i);
+        size_t t = g[i];
+        g[i] = g[j];
+        g[j] = t;
+    }
+}
+
+static void shuffle_i64(int64_t *g, size_t n, sm64 *rng)
+{
+    for (size_t i = n ? n - 1 : 0; i > 0; i--) {
+        size_t j = (size_t)sm_randint(rng, 0, (int64_t)i);
+        int64_t t = g[i];
+        g[i] = g[j];
+        g[j] = t;
+    }
+}
+
+/* mask_with (masking.py) for the span, ngram, macbert and pert strategies; as mask_one otherwise. pos/lab:
+ * the chosen positions ascending and their labels (original ids, or for pert original positions). */
+static size_t mask_with(const int64_t *ids, const uint8_t *bits, size_t n, const mask_opts *o, sm64 *rng,
+                        int64_t *out, int64_t *pos, int64_t *lab, mask_work *w)
+{
+    if (o->strategy == S_MLM) return mask_one(ids, bits, n, o, rng, out, pos, lab, w);
+    if (mask_work_reserve(w, n + 1) < 0) return (size_t)-1;
+    mgroup *u = w->groups;
+    size_t nu = 0, n_cand = 0;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = ids[i];
+        int sp = 0;
+        for (int k = 0; k < o->nspecial; k++)
+            if (ids[i] == o->special[k]) sp = 1;
+        if (sp) continue;
+        n_cand++;
+        if (o->whole_word && !bits[i] && nu && u[nu - 1].start + u[nu - 1].len == i)
+            u[nu - 1].len++;
+        else {
+            u[nu].start = i;
+            u[nu].len = 1;
+            nu++;
+        }
+    }
+    if (n_cand == 0) return 0;
+    int64_t budget = (int64_t)((double)n_cand * o->prob + 0.5);
+    if (budget < 1) budget = 1;
+    memset(w->flag, 0, n);
+    int64_t count = 0;
+#define UEND(k) (u[k].start + u[k].len)
+    if (o->strategy == S_SPAN || o->strategy == S_PERT) {
+        mgroup *c = w->cands;
+        size_t nc = 0;
+        if (o->strategy == S_SPAN) {
+            size_t k = 0;
+            while (k < nu) {
+                int64_t len = draw_from(o->span_cum, o->span_max, rng);
+                size_t j = k + 1;
+                while (j < nu && (int64_t)(j - k) < len && UEND(j - 1) == u[j].start) j++;
+                c[nc].start = u[k].start;
+                c[nc].len = UEND(j - 1) - u[k].start;
+                nc++;
+                k = j;
+            }
+        } else {
+            memcpy(c, u, nu * sizeof(mgroup));
+            nc = nu;
+        }
+        shuffle_groups(c, nc, rng);
+        for (size_t k = 0; k < nc; k++) {
+            if (count >= budget) break;
+            if (count + (int64_t)c[k].len > budget) continue;
+            count += (int64_t)c[k].len;
+            memset(w->flag + c[k].start, 1, c[k].len);
+            if (o->strategy == S_SPAN) {
+                double r = o->per_word ? sm_random(rng) : 0.0;
+                replace_tokens(out, c[k].start, c[k].start + c[k].len, r, o, rng);
+            }
+        }
+    } else {
+        size_t *run = w->run, *starts = w->idx;
+        uint8_t *cov = w->cov;
+        run[nu - 1] = 1;
+        for (size_t k = nu - 1; k-- > 0;) {
+            run[k] = 1;
+            if (UEND(k) == u[k + 1].start) run[k] = run[k + 1] + 1 < (size_t)o->ngram_max ? run[k + 1] + 1 : (size_t)o->ngram_max;
+        }
+        for (size_t k = 0; k < nu; k++) starts[k] = k;
+        shuffle_sizes(starts, nu, rng);
+        memset(cov, 0, nu);
+        for (size_t q = 0; q < nu; q++) {
+            if (count >= budget) break;
+            size_t k = starts[q];
+            if (cov[k]) continue;
+            size_t g = (size_t)draw_from(o->ngram_cum, (int64_t)run[k], rng);
+            while (g > 1 && count + (int64_t)(UEND(k + g - 1) - u[k].start) > budget) g--;
+            int64_t ntok = (int64_t)(UEND(k + g - 1) - u[k].start);
+            if (count + ntok > budget) continue;
+            int any = 0;
+            for (size_t v = k; v < k + g; v++) any |= cov[v];
+            if (any) continue;
+            count += ntok;
+            for (size_t v = k; v < k + g; v++) {
+                cov[v] = 1;
+                size_t a = u[v].start, b = UEND(v);
+                memset(w->flag + a, 1, b - a);
+                if (o->strategy == S_NGRAM) {
+                    double r = o->per_word ? sm_random(rng) : 0.0;
+                    replace_tokens(out, a, b, r, o, rng);
+                    continue;
+                }
+                double r = sm_random(rng); /* macbert: per word */
+                if (r < 0.8) {
+                    int64_t key = o->sim ? sim_find(o->sim, ids + a, b - a) : -1;
+                    int64_t c0 = key >= 0 ? o->sim->cand_off[key] : 0, c1 = key >= 0 ? o->sim->cand_off[key + 1] : 0;
+                    if (c1 > c0) {
+                        int64_t wd = o->sim->cands[c0 + sm_randint(rng, 0, c1 - c0 - 1)];
+                        memcpy(out + a, o->sim->lex_ids + o->sim->lex_off[wd], (b - a) * sizeof(int64_t));
+                    } else {
+                        random_word(out + a, b - a, o, rng);
+                    }
+                } else if (r < 0.9) {
+                    random_word(out + a, b - a, o, rng);
+                }
+            }
+        }
+    }
+#undef UEND
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w->flag[i]) {
+            pos[m] = (int64_t)i;
+            lab[m++] = o->strategy == S_PERT ? (int64_t)i : ids[i];
+        }
+    if (o->strategy == S_PERT) { /* _permute: shuffle within windows */
+        int64_t W = o->pert_window;
+        size_t i = 0;
+        while (i < m) {
+            size_t j = i;
+            while (j < m && pos[j] / W == pos[i] / W) j++;
+            shuffle_i64(lab + i, j - i, rng);
+            for (size_t q = i; q < j; q++) out[pos[q]] = ids[lab[q]];
+            i = j;
+        }
+    }
+    return m;
+}
+
 /* ====================================================================== */
 /* the chunk                                                              */
 /* ====================================================================== */
@@ -207,6 +476,7 @@ typedef struct {
     double mask_prob, short_seq_prob;
     uint64_t seed, chunk_idx;
     int64_t cls_id, sep_id, pad_id, mask_id, vocab_size;
+    const strat_args *masking;
 } pc_opts;
 
 typedef struct {
@@ -387,7 +657,7 @@ static int emit(const pc_opts *o, chunk_state *c, pc_result *r, int64_t seg_a, i
         sm64 rng;
         sm_init(&rng, keys, 5);
         int64_t *pos = AT(c->inst_pos, int64_t), *lab = AT(c->inst_lab, int64_t);
-        size_t m = mask_one(ids, bits, n, &c->mo, &rng, AT(r->ids, int64_t) + r->ids.n, pos, lab, &c->mw);
+        size_t m = mask_with(ids, bits, n, &c->mo, &rng, AT(r->ids, int64_t) + r->ids.n, pos, lab, &c->mw);
         if (m == (size_t)-1) return -1;
         r->ids.n += n;
         for (size_t i = 0; i < m; i++) {
@@ -669,6 +939,7 @@ static void process(const pc_opts *o, const unsigned char *data, size_t len, pc_
     c.mo.prob = o->mask_prob;
     c.mo.whole_word = o->whole_word;
     c.mo.per_word = o->per_word;
+    apply_masking(&c.mo, o->masking);
 
     pool = (uint32_t *)malloc((len + 1) * sizeof(uint32_t));
     if (!pool) goto oom;
@@ -878,6 +1149,191 @@ static void pc_result_free(pc_result *r)
 }
 
 /* ====================================================================== */
+/* Python: the masking strategy argument                                  */
+/* ====================================================================== */
+#define SIM_CAPSULE "uer_like._native.similar_table"
+
+static void sim_free(sim_table *s)
+{
+    if (!s) return;
+    free(s->lex_ids);
+    free(s->lex_off);
+    free(s->key_lex);
+    free(s->cand_off);
+    free(s->cands);
+    free(s->len_off);
+    free(s->len_idx);
+    free(s->slots);
+    free(s);
+}
+
+static void sim_capsule_free(PyObject *cap) { sim_free((sim_table *)PyCapsule_GetPointer(cap, SIM_CAPSULE)); }
+
+static int64_t *copy_i64(const Py_buffer *b, int64_t *n)
+{
+    *n = (int64_t)(b->len / 8);
+    int64_t *p = (int64_t *)malloc((size_t)b->len + 8);
+    if (p && b->len) memcpy(p, b->buf, (size_t)b->len);
+    return p;
+}
+
+const char native_similar_table_doc[] =
+    "similar_table(lex_ids, lex_off, key_lex, cand_off, cands) -> capsule\n\n"
+    "MacBERT's similar-word table (SimilarWords.flat() of uer_like/data/masking.py, int64 buffers) for the\n"
+    "masking argument of preprocess_chunk and mask_instances.";
+
+PyObject *native_similar_table(PyObject *self, PyObject *args)
+{
+    Py_buffer b[5];
+    memset(b, 0, sizeof(b));
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*:similar_table", &b[0], &b[1], &b[2], &b[3], &b[4])) return NULL;
+    PyObject *res = NULL;
+    sim_table *s = (sim_table *)calloc(1, sizeof(sim_table));
+    int64_t nids, noff, nkoff;
+    const char *bad = NULL;
+    for (int i = 0; i < 5; i++)
+        if (b[i].len % 8) bad = "buffer sizes must be multiples of 8";
+    if (!s) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    if (bad) goto bad;
+    s->lex_ids = copy_i64(&b[0], &nids);
+    s->lex_off = copy_i64(&b[1], &noff);
+    s->key_lex = copy_i64(&b[2], &s->nkeys);
+    s->cand_off = copy_i64(&b[3], &nkoff);
+    s->cands = copy_i64(&b[4], &s->ncands);
+    if (!s->lex_ids || !s->lex_off || !s->key_lex || !s->cand_off || !s->cands) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    s->nlex = noff - 1;
+    if (noff < 1 || s->lex_off[0] != 0 || s->lex_off[noff - 1] != nids || nkoff != s->nkeys + 1 ||
+        s->cand_off[0] != 0 || s->cand_off[s->nkeys] != s->ncands) {
+        bad = "inconsistent offsets";
+        goto bad;
+    }
+    for (int64_t i = 0; i < s->nlex; i++) {
+        int64_t len = s->lex_off[i + 1] - s->lex_off[i];
+        if (len < 1 || len > (1 << 20)) {
+            bad = "lexicon words must have 1..2^20 tokens";
+            goto bad;
+        }
+        if (len > s->maxlen) s->maxlen = len;
+    }
+    for (int64_t i = 0; i < s->nkeys; i++)
+        if (s->key_lex[i] < 0 || s->key_lex[i] >= s->nlex || s->cand_off[i + 1] < s->cand_off[i]) {
+            bad = "bad key";
+            goto bad;
+        }
+    for (int64_t i = 0; i < s->ncands; i++)
+        if (s->cands[i] < 0 || s->cands[i] >= s->nlex) {
+            bad = "bad candidate";
+            goto bad;
+        }
+    /* lexicon indices by length, ascending */
+    s->len_off = (int64_t *)calloc((size_t)s->maxlen + 2, sizeof(int64_t));
+    s->len_idx = (int64_t *)malloc(((size_t)s->nlex + 1) * sizeof(int64_t));
+    s->nslots = 16;
+    while (s->nslots < 2 * (size_t)s->nkeys + 2) s->nslots *= 2;
+    s->slots = (int64_t *)calloc(s->nslots, sizeof(int64_t));
+    if (!s->len_off || !s->len_idx || !s->slots) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (int64_t i = 0; i < s->nlex; i++) s->len_off[s->lex_off[i + 1] - s->lex_off[i] + 1]++;
+    for (int64_t l = 1; l <= s->maxlen + 1; l++) s->len_off[l] += s->len_off[l - 1];
+    {
+        int64_t *fill = (int64_t *)malloc(((size_t)s->maxlen + 2) * sizeof(int64_t));
+        if (!fill) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        memcpy(fill, s->len_off, ((size_t)s->maxlen + 2) * sizeof(int64_t));
+        for (int64_t i = 0; i < s->nlex; i++) s->len_idx[fill[s->lex_off[i + 1] - s->lex_off[i]]++] = i;
+        free(fill);
+    }
+    for (int64_t k = 0; k < s->nkeys; k++) {
+        int64_t wd = s->key_lex[k];
+        const int64_t *ids = s->lex_ids + s->lex_off[wd];
+        size_t n = (size_t)(s->lex_off[wd + 1] - s->lex_off[wd]);
+        if (sim_find(s, ids, n) >= 0) {
+            bad = "duplicate key";
+            goto bad;
+        }
+        size_t h = (size_t)seq_hash(ids, n) & (s->nslots - 1);
+        while (s->slots[h]) h = (h + 1) & (s->nslots - 1);
+        s->slots[h] = k + 1;
+    }
+    res = PyCapsule_New(s, SIM_CAPSULE, sim_capsule_free);
+    if (res) s = NULL;
+    goto out;
+bad:
+    PyErr_Format(PyExc_ValueError, "similar_table: %s", bad);
+out:
+    sim_free(s);
+    for (int i = 0; i < 5; i++) PyBuffer_Release(&b[i]);
+    return res;
+}
+
+/* The optional keyword `masking`, removed from kwds (*kwds_io becomes a new reference or NULL): a tuple
+ * (strategy, span_cum bytes, ngram_cum bytes, pert_window, similar_table capsule or None), the doubles as
+ * MaskingOptions computes them. Absent: mlm. Returns -1 with an exception set. */
+static int pop_masking(PyObject **kwds_io, strat_args *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->span_max = sa->ngram_max = 1;
+    sa->span_cum[1] = sa->ngram_cum[1] = 1.0;
+    sa->pert_window = 2;
+    PyObject *kw = *kwds_io;
+    *kwds_io = NULL;
+    if (!kw) return 0;
+    PyObject *m = PyDict_GetItemString(kw, "masking");
+    kw = PyDict_Copy(kw);
+    if (!kw) return -1;
+    *kwds_io = kw;
+    if (!m) return 0;
+    Py_INCREF(m);
+    if (PyDict_DelItemString(kw, "masking") < 0) {
+        Py_DECREF(m);
+        return -1;
+    }
+    int rc = -1;
+    if (m == Py_None) {
+        rc = 0;
+        goto done;
+    }
+    Py_buffer sc = {0}, nc = {0};
+    PyObject *cap;
+    long long pw;
+    if (!PyArg_ParseTuple(m, "iy*y*LO:masking", &sa->strategy, &sc, &nc, &pw, &cap)) goto done;
+    if (sa->strategy < 0 || sa->strategy >= S_NSTRATEGIES || sc.len % 8 || nc.len % 8 || sc.len < 16 ||
+        nc.len < 16 || sc.len / 8 > MAX_SPAN + 1 || nc.len / 8 > MAX_NGRAM + 1 || pw < 2) {
+        PyErr_SetString(PyExc_ValueError, "masking: bad strategy, table sizes or window");
+    } else {
+        memcpy(sa->span_cum, sc.buf, (size_t)sc.len);
+        memcpy(sa->ngram_cum, nc.buf, (size_t)nc.len);
+        sa->span_max = sc.len / 8 - 1;
+        sa->ngram_max = nc.len / 8 - 1;
+        sa->pert_window = pw;
+        if (cap != Py_None) {
+            sa->sim = (const sim_table *)PyCapsule_GetPointer(cap, SIM_CAPSULE);
+            if (!sa->sim) goto bufs;
+        }
+        if (sa->strategy == S_MACBERT && !sa->sim)
+            PyErr_SetString(PyExc_ValueError, "masking: macbert needs a similar_table");
+        else
+            rc = 0;
+    }
+bufs:
+    PyBuffer_Release(&sc);
+    PyBuffer_Release(&nc);
+done:
+    Py_DECREF(m);
+    return rc;
+}
+
+/* ====================================================================== */
 /* Python: WordPiece                                                      */
 /* ====================================================================== */
 typedef struct {
@@ -1040,7 +1496,7 @@ const char native_preprocess_chunk_doc[] =
     "mask_lengths, mask_pos, mask_labels} as bytes (int64, uint8, int64, int32, int32, int64, int32,\n"
     "int32), lines, documents and report [(kind, count, first_lines)]; or {'error': (line_no, kind,\n"
     "detail, field)} under policy 'error'; or {'fallback': True} when the chunk holds something only\n"
-    "the Python path handles (a non-ASCII or huge cls label).";
+    "the Python path handles (a non-ASCII or huge cls label). masking=: as mask_instances.";
 
 PyObject *native_preprocess_chunk(PyObject *self, PyObject *args, PyObject *kwds)
 {
@@ -1054,11 +1510,17 @@ PyObject *native_preprocess_chunk(PyObject *self, PyObject *args, PyObject *kwds
     long long seq_length, dups, cls_id, sep_id, pad_id, mask_id, vocab_size;
     int static_mask, whole_word, per_word;
     double mask_prob, short_seq_prob;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOSK$sssLLpppddOLLLLL:preprocess_chunk", kwlist, &wpo, &sego,
-                                     &data, &chunk_idx, &proc, &fmt, &pol, &seq_length, &dups, &static_mask,
-                                     &whole_word, &per_word, &mask_prob, &short_seq_prob, &seed_o, &cls_id,
-                                     &sep_id, &pad_id, &mask_id, &vocab_size))
+    strat_args sa;
+    if (pop_masking(&kwds, &sa) < 0) {
+        Py_XDECREF(kwds);
         return NULL;
+    }
+    int ok = PyArg_ParseTupleAndKeywords(args, kwds, "OOSK$sssLLpppddOLLLLL:preprocess_chunk", kwlist, &wpo, &sego,
+                                         &data, &chunk_idx, &proc, &fmt, &pol, &seq_length, &dups, &static_mask,
+                                         &whole_word, &per_word, &mask_prob, &short_seq_prob, &seed_o, &cls_id,
+                                         &sep_id, &pad_id, &mask_id, &vocab_size);
+    Py_XDECREF(kwds);
+    if (!ok) return NULL;
     if (!PyObject_TypeCheck(wpo, &NativeWordPieceType)) {
         PyErr_SetString(PyExc_TypeError, "wordpiece must be a uer_like._native.WordPiece");
         return NULL;
@@ -1096,6 +1558,7 @@ PyObject *native_preprocess_chunk(PyObject *self, PyObject *args, PyObject *kwds
     o.pad_id = pad_id;
     o.mask_id = mask_id;
     o.vocab_size = vocab_size;
+    o.masking = &sa;
     if (sego != Py_None) {
         o.seg = native_segmenter_acquire(sego);
         if (!o.seg) return NULL;
@@ -1167,21 +1630,29 @@ const char native_mask_instances_doc[] =
     "mask_instance (uer_like/data/masking.py) over a batch: ids int64 and bits uint8 concatenated,\n"
     "lengths int64 per instance, keys uint64 [N x n_keys]: instance i draws from\n"
     "SplitMix64(*keys[i]). special: the special ids. Returns bytes: int64 masked ids (concatenated),\n"
-    "int64 mask counts, int64 positions (within each instance, ascending), int64 original ids.";
+    "int64 mask counts, int64 positions (within each instance, ascending), int64 original ids (pert: original\n"
+    "positions). masking=(strategy, span_cum, ngram_cum, pert_window, similar_table or None): a strategy\n"
+    "of masking.py other than mlm (uer_like.data.native.masking_arg builds it).";
 
 PyObject *native_mask_instances(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"ids", "lengths", "bits", "keys", "n_keys", "special", "vocab_size", "mask_id",
-                             "prob", "whole_word", "per_word", NULL};
+                             "prob", "whole_word", "per_word", NULL}; /* and masking=: pop_masking */
     Py_buffer bi = {0}, bl = {0}, bb = {0}, bk = {0};
     Py_ssize_t nkeys;
     PyObject *special_o;
     long long vocab_size, mask_id;
     double prob;
     int whole_word, per_word;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*y*y*nOLLdpp:mask_instances", kwlist, &bi, &bl, &bb, &bk,
-                                     &nkeys, &special_o, &vocab_size, &mask_id, &prob, &whole_word, &per_word))
+    strat_args sa;
+    if (pop_masking(&kwds, &sa) < 0) {
+        Py_XDECREF(kwds);
         return NULL;
+    }
+    int ok = PyArg_ParseTupleAndKeywords(args, kwds, "y*y*y*y*nOLLdpp:mask_instances", kwlist, &bi, &bl, &bb, &bk,
+                                         &nkeys, &special_o, &vocab_size, &mask_id, &prob, &whole_word, &per_word);
+    Py_XDECREF(kwds);
+    if (!ok) return NULL;
     PyObject *res = NULL, *sp_seq = NULL;
     int64_t special[16];
     size_t nids = (size_t)bi.len / 8, ninst = (size_t)bl.len / 8;
@@ -1217,6 +1688,7 @@ PyObject *native_mask_instances(PyObject *self, PyObject *args, PyObject *kwds)
         if (special[i] == -1 && PyErr_Occurred()) goto out;
     }
     mask_opts mo = {special, (int)nsp, vocab_size, mask_id, prob, whole_word, per_word};
+    apply_masking(&mo, &sa);
     int64_t *out_ids = (int64_t *)malloc((nids + 1) * 8), *mlen = (int64_t *)malloc((ninst + 1) * 8);
     int64_t *pos = (int64_t *)malloc((nids + 1) * 8), *lab = (int64_t *)malloc((nids + 1) * 8);
     mask_work mw = {0};
@@ -1229,7 +1701,7 @@ PyObject *native_mask_instances(PyObject *self, PyObject *args, PyObject *kwds)
             sm64 rng;
             sm_init(&rng, keys + i * (size_t)nkeys, (size_t)nkeys);
             size_t n = (size_t)lengths[i];
-            size_t m = mask_one(ids + off, bits + off, n, &mo, &rng, out_ids + off, pos + npos, lab + npos, &mw);
+            size_t m = mask_with(ids + off, bits + off, n, &mo, &rng, out_ids + off, pos + npos, lab + npos, &mw);
             if (m == (size_t)-1) {
                 oom = 1;
                 break;

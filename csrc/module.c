@@ -652,6 +652,7 @@ static PyMethodDef native_methods[] = {
      native_preprocess_chunk_doc},
     {"mask_instances", (PyCFunction)(void (*)(void))native_mask_instances, METH_VARARGS | METH_KEYWORDS,
      native_mask_instances_doc},
+    {"similar_table", (PyCFunction)native_similar_table, METH_VARARGS, native_similar_table_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef native_module = {

@@ -13,6 +13,8 @@
 extern PyTypeObject NativeWordPieceType;
 PyObject *native_preprocess_chunk(PyObject *self, PyObject *args, PyObject *kwds);
 PyObject *native_mask_instances(PyObject *self, PyObject *args, PyObject *kwds);
+PyObject *native_similar_table(PyObject *self, PyObject *args);
+extern const char native_similar_table_doc[];
 extern const char native_preprocess_chunk_doc[];
 extern const char native_mask_instances_doc[];
 

@@ -38,6 +38,21 @@ def add_preprocess_args(p):
     p.add_argument("--mask_decision", default="word", choices=("word", "token"),
                    help="whether the 80/10/10 [MASK]/random/keep choice is drawn once per word or per token")
     p.add_argument("--mask_prob", type=float, default=0.15)
+    g = p.add_argument_group("masking strategies (one at most; README: Masking strategies)")
+    g.add_argument("--span_masking", action="store_true",
+                   help="UER-py's span masking: geometric span lengths (of words with --whole_word_masking)")
+    g.add_argument("--span_geo_prob", type=float, default=0.2, help="span masking: the geometric parameter, in (0, 1)")
+    g.add_argument("--span_max_length", type=int, default=10, help="span masking: the longest span")
+    g.add_argument("--ngram_masking", action="store_true", help="n-gram masking (n-grams of words with "
+                                                                "--whole_word_masking)")
+    g.add_argument("--ngram_probs", type=float, nargs="+", default=None,
+                   help="probabilities of 1-grams, 2-grams, ... (default: 1/n for 1..3; MacBERT: 0.4 0.3 0.2 0.1)")
+    g.add_argument("--macbert_masking", action="store_true",
+                   help="MacBERT's MLM as correction: n-grams replaced by similar words (--similar_words_path)")
+    g.add_argument("--similar_words_path", default=None, help="MacBERT: `word<TAB>candidate candidate ...` lines")
+    g.add_argument("--pert_masking", action="store_true",
+                   help="PERT's permuted LM: chosen tokens shuffled within windows; the target predicts positions")
+    g.add_argument("--pert_window", type=int, default=16, help="PERT: tokens move within windows of this size")
     p.add_argument("--short_seq_prob", type=float, default=0.1)
     p.add_argument("--user_dict", default=None, help="extra jieba dictionary (word [freq] [tag] lines)")
     p.add_argument("--processes_num", type=int, default=1)

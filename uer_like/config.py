@@ -69,9 +69,26 @@ class ModelConfig:
     # data
     data_processor: str = "bert"
     tokenizer: str = "bert"
+    # masking strategy the model is pretrained with (preprocessing choices, checked against the dataset's
+    # manifest; uer_like/data/masking.py): UER-py's span keys, n-gram, MacBERT and PERT; one at most
+    span_masking: bool = False
+    span_geo_prob: float = 0.2
+    span_max_length: int = 10
+    ngram_masking: bool = False
+    ngram_probs: List[float] = field(default_factory=list)  # of 1-grams, 2-grams, ...; empty: the default
+    macbert_masking: bool = False
+    pert_masking: bool = False
+    pert_window: int = 16
     # recurrent encoders: torch's bidirectional stack for lstm/gru/rnn (bilstm/bigru/birnn are UER-py's
     # two separate stacks)
     bidirectional: bool = False
+
+    @property
+    def masking_strategy(self):
+        """mlm, span, ngram, macbert or pert (masking.py), from the *_masking keys."""
+        from .data.masking import strategy_of
+
+        return strategy_of(self.to_dict(), "config")
 
     @property
     def position_limit(self):
@@ -179,6 +196,11 @@ class ModelConfig:
 
         if self.data_processor not in DATA_PROCESSOR_NAMES:
             bad("data_processor", self.data_processor, DATA_PROCESSOR_NAMES)
+        from .data.masking import check_values, strategy_of
+
+        d = self.to_dict()
+        strategy_of(d, source)
+        check_values(d, source)
         from .registry import TOKENIZERS
         from . import tokenizers  # noqa: F401
 
@@ -197,6 +219,10 @@ def _coerce(key, value, f, source):
         t = [a for a in args if a is not type(None)][0]
         origin = typing.get_origin(t)
         args = typing.get_args(t)
+    if origin in (list, List) and args and args[0] is float:
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+            raise ConfigError(f"{source}: config key '{key}' must be a list of numbers, got {value!r}")
+        return [float(v) for v in value]
     if origin in (list, List):
         if isinstance(value, str):
             value = [value]

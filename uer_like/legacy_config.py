@@ -79,9 +79,6 @@ TRAINING_ONLY_KEYS = frozenset({
 # Keys that change the model or its data and that uer_like does not implement (yet): an error naming the
 # key, never silently dropped. The value is what to tell the user.
 NOT_IMPLEMENTED_KEYS = {
-    "span_masking": "span masking is not implemented",
-    "span_geo_prob": "span masking is not implemented",
-    "span_max_length": "span masking is not implemented",
     "has_residual_attention": "residual attention (RealFormer) is not implemented",
     "attention_head_size": "an attention head size other than hidden_size / heads_num is not implemented",
     "relative_attention_buckets_num": "T5 relative position buckets are not implemented",

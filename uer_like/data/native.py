@@ -125,7 +125,7 @@ def process_chunk(task):
         static_mask=P.static_masking(o), whole_word=bool(o["whole_word_masking"]),
         per_word=o["mask_decision"] == "word", mask_prob=float(o["mask_prob"]),
         short_seq_prob=float(o["short_seq_prob"]), seed=o["seed"], cls_id=vocab.cls_id, sep_id=vocab.sep_id,
-        pad_id=vocab.pad_id, mask_id=vocab.mask_id, vocab_size=len(vocab))
+        pad_id=vocab.pad_id, mask_id=vocab.mask_id, vocab_size=len(vocab), masking=masking_arg(P._W["masking"]))
     if "fallback" in r:
         return P.process_chunk(task)
     if "error" in r:
@@ -141,11 +141,32 @@ def process_chunk(task):
             "bytes": end - start}
 
 
+def masking_arg(o):
+    """The `masking=` argument of the C functions for MaskingOptions o (None: mlm): the strategy, the
+    cumulative tables computed here (so both paths draw with the same doubles), the PERT window and the
+    similar-word table (built once per table and kept on it)."""
+    from .masking import STRATEGIES
+
+    if o is None or o.strategy == "mlm":
+        return None
+    sim = None
+    if o.similar is not None:
+        sim = getattr(o.similar, "_native", None)
+        if sim is None:
+            sim = _native.similar_table(*(np.ascontiguousarray(a, np.int64) for a in o.similar.flat()))
+            o.similar._native = sim
+    return (STRATEGIES.index(o.strategy), np.asarray(o.span_cum, np.float64).tobytes(),
+            np.asarray(o.ngram_cum, np.float64).tobytes(), int(o.pert_window), sim)
+
+
 def mask_instances(ids, lengths, bits, keys, special, vocab_size, mask_id, prob=0.15, whole_word=False,
-                   decision_per_word=True):
-    """mask_instance (masking.py) over a batch, in C. ids / bits: the instances concatenated;
-    lengths: per instance; keys: [N, K] integers, instance i draws from SplitMix64(*keys[i]).
-    -> (masked ids, mask counts, positions within each instance, original ids), int64 arrays."""
+                   decision_per_word=True, options=None):
+    """mask_instance (masking.py) over a batch, in C (mask_with for MaskingOptions `options`, which then
+    decide prob, whole_word and decision_per_word). ids / bits: the instances concatenated; lengths: per
+    instance; keys: [N, K] integers, instance i draws from SplitMix64(*keys[i]).
+    -> (masked ids, mask counts, positions within each instance, labels), int64 arrays."""
+    if options is not None:
+        prob, whole_word, decision_per_word = options.prob, options.whole_word, options.per_word
     ids = np.ascontiguousarray(ids, np.int64)
     lengths = np.ascontiguousarray(lengths, np.int64)
     bits = np.ascontiguousarray(bits, np.uint8)
@@ -154,6 +175,6 @@ def mask_instances(ids, lengths, bits, keys, special, vocab_size, mask_id, prob=
     n_keys = keys.shape[1] if keys.ndim == 2 else 0
     out, mlen, pos, lab = _native.mask_instances(ids, lengths, bits, keys, n_keys, list(special), int(vocab_size),
                                                  int(mask_id), float(prob), bool(whole_word),
-                                                 bool(decision_per_word))
+                                                 bool(decision_per_word), masking=masking_arg(options))
     return (np.frombuffer(out, np.int64), np.frombuffer(mlen, np.int64), np.frombuffer(pos, np.int64),
             np.frombuffer(lab, np.int64))

@@ -11,12 +11,12 @@ import time
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..tokenizers import build_tokenizer
 from . import corpus as corpus_mod
 from .corpus import DEFAULT_CHUNK_BYTES, LineError, LineReport, chunk_boundaries, read_chunk_documents
 from .dataset import DatasetWriter
-from .masking import mask_instance
+from .masking import MaskingOptions, SimilarWords, check_values, mask_with, strategy_of
 from .processors import (DATA_PROCESSOR_NAMES, PURPOSE_PAIRS, PURPOSE_STATIC_MASK, SentenceEncoder, cls_instance,
                          lm_instances, mlm_instances, parse_cls_line, sentence_pair_instances)
 from .rng import SplitMix64
@@ -29,7 +29,9 @@ def default_options(**kw):
                 dup_factor=1, dynamic_masking=False, whole_word_masking=False, mask_prob=0.15,
                 mask_decision="word", seed=7, tokenizer="bert", spm_model_path=None, do_lower_case=True,
                 corpus_format=None, invalid_lines="skip", chunk_bytes=DEFAULT_CHUNK_BYTES, processes_num=1,
-                short_seq_prob=0.1, user_dict=None, implementation="auto")
+                short_seq_prob=0.1, user_dict=None, implementation="auto", span_masking=False, span_geo_prob=0.2,
+                span_max_length=10, ngram_masking=False, ngram_probs=None, macbert_masking=False,
+                similar_words_path=None, pert_masking=False, pert_window=16)
     unknown = set(kw) - set(opts)
     if unknown:
         raise TypeError(f"unknown preprocess options: {sorted(unknown)}")
@@ -56,7 +58,40 @@ def validate_options(o):
         raise DataError(f"--mask_prob must be in (0, 1), got {o['mask_prob']}")
     if o["data_processor"] == "cls" and o["corpus_format"] != "line":
         raise DataError("the cls processor reads `label<TAB>text` lines: use --corpus_format line")
+    validate_masking(o)
     corpus_mod.corpus_size(o["corpus_path"])
+
+
+def validate_masking(o):
+    """The masking strategy flags: one strategy, parameters in range, a processor that masks."""
+    try:
+        strategy = strategy_of(o, "preprocess", prefix="--")
+        check_values(o, "preprocess", prefix="--")
+    except ConfigError as e:
+        raise DataError(str(e)) from None
+    if strategy != "mlm" and not uses_masks(o):
+        raise DataError(f"preprocess: --{strategy}_masking masks instances, which the {o['data_processor']!r} "
+                        "processor does not (use bert, albert or mlm)")
+    if strategy == "macbert" and not o["similar_words_path"]:
+        raise DataError("preprocess: --macbert_masking needs --similar_words_path (a `word<TAB>candidates` file)")
+    if o["similar_words_path"] and strategy != "macbert":
+        raise DataError("preprocess: --similar_words_path is for --macbert_masking, which is not on")
+    if o["ngram_probs"] and strategy not in ("ngram", "macbert"):
+        raise DataError("preprocess: --ngram_probs is for --ngram_masking or --macbert_masking, neither of which is on")
+    return strategy
+
+
+def masking_options(o, tokenizer=None):
+    """MaskingOptions of the preprocess options (tokenizer: for the similar-words file)."""
+    strategy = strategy_of(o, "preprocess", prefix="--")
+    similar = None
+    if strategy == "macbert":
+        enc = SentenceEncoder(tokenizer)
+        similar = SimilarWords.load(o["similar_words_path"], lambda text: enc(text).ids)
+    return MaskingOptions(strategy=strategy, prob=o["mask_prob"], whole_word=bool(o["whole_word_masking"]),
+                          per_word=o["mask_decision"] == "word", span_geo_prob=float(o["span_geo_prob"]),
+                          span_max_length=o["span_max_length"], ngram_probs=tuple(map(float, o["ngram_probs"] or ())),
+                          pert_window=o["pert_window"], similar=similar)
 
 
 def uses_masks(o):
@@ -88,7 +123,7 @@ def _init_worker(o):
         # (the Python path chosen by "auto" for options the native path lacks) the C segmenter when built
         seg = Segmenter(user_dict=o["user_dict"], native=False if o.get("implementation") == "python" else None).cut
     _W.clear()
-    _W.update(o=o, tok=tok, enc=SentenceEncoder(tok, seg), vocab=tok.vocab)
+    _W.update(o=o, tok=tok, enc=SentenceEncoder(tok, seg), vocab=tok.vocab, masking=masking_options(o, tok))
 
 
 def _chunk_documents(o, path, chunk_idx, start, end, enc):
@@ -140,9 +175,8 @@ def process_chunk(task):
         if static_masking(o):
             for k, inst in enumerate(insts):
                 rng = SplitMix64(o["seed"], PURPOSE_STATIC_MASK, chunk_idx, dup, k)
-                masked, pos, labels = mask_instance(inst.ids, inst.bits, special, rng, len(vocab), vocab.mask_id,
-                                                    o["mask_prob"], o["whole_word_masking"],
-                                                    o["mask_decision"] == "word")
+                masked, pos, labels = mask_with(inst.ids, inst.bits, special, rng, len(vocab), vocab.mask_id,
+                                                _W["masking"])
                 instances.append((inst, masked, pos, labels))
         else:
             instances.extend((inst, None, None, None) for inst in insts)
@@ -191,7 +225,13 @@ def build_manifest(o, vocab):
         "invalid_lines_policy": o["invalid_lines"], "chunk_bytes": o["chunk_bytes"],
         "special_ids": {"pad": vocab.pad_id, "cls": vocab.cls_id, "sep": vocab.sep_id, "mask": vocab.mask_id},
         "segmenter": None,
+        "masking": {"strategy": "mlm"},
     }
+    if uses_masks(o):
+        mo = masking_options(o) if "masking" not in _W else _W["masking"]
+        m["masking"] = mo.manifest()
+        if mo.similar is not None and o["dynamic_masking"]:  # drawn at training time: the table travels along
+            m["masking"]["similar_table"] = mo.similar.to_json()
     if o["whole_word_masking"]:
         from ..segmentation import dictionary_hash
 

@@ -8,7 +8,7 @@ of processes, as long as the global batch is kept. Dynamic masks are keyed by (s
 import numpy as np
 import torch
 
-from ..data.masking import mask_instance
+from ..data.masking import SimilarWords, mask_with, options_from_manifest
 from ..data.processors import PROCESSOR_TARGETS, PURPOSE_DYNAMIC_MASK
 from ..data.rng import SplitMix64
 from ..errors import DataError
@@ -66,14 +66,20 @@ class Collator:
         self.prob = m["mask_prob"]
         self.per_word = m["mask_decision"] == "word"
         self.dynamic = m["dynamic_masking"]
+        s = m.get("masking") or {}
+        similar = SimilarWords.from_json(s["similar_table"], s.get("similar_words")) if "similar_table" in s else None
+        self.masking = options_from_manifest(m, similar)
+        if self.masking.strategy == "macbert" and self.dynamic and similar is None:
+            raise DataError(f"{dataset.path}: a dynamic MacBERT dataset without its similar-word table; re-run "
+                            "preprocess.py")
 
     def mask(self, idx, epoch, ids):
         if self.ds.static_masks:
             pos, labels = self.ds.instance_masks(idx)
             return ids, pos, labels
         rng = SplitMix64(self.seed, PURPOSE_DYNAMIC_MASK, epoch, int(idx))
-        masked, pos, labels = mask_instance(ids.tolist(), self.ds.instance_bits(idx).tolist(), self.special, rng,
-                                            self.vocab_size, self.mask_id, self.prob, self.whole_word, self.per_word)
+        masked, pos, labels = mask_with(ids.tolist(), self.ds.instance_bits(idx).tolist(), self.special, rng,
+                                        self.vocab_size, self.mask_id, self.masking)
         return np.asarray(masked, np.int64), np.asarray(pos, np.int64), np.asarray(labels, np.int64)
 
     def mask_batch(self, indices, epoch, rows):
@@ -89,8 +95,7 @@ class Collator:
         keys = np.array([[self.seed & M, PURPOSE_DYNAMIC_MASK, int(epoch) & M, int(i) & M] for i in indices],
                         np.uint64)
         out, mlen, pos, lab = native.mask_instances(np.concatenate(rows), lengths, bits, keys, self.special,
-                                                    self.vocab_size, self.mask_id, self.prob, self.whole_word,
-                                                    self.per_word)
+                                                    self.vocab_size, self.mask_id, options=self.masking)
         ends, mends = np.cumsum(lengths), np.cumsum(mlen)
         return [(out[e - n:e], pos[m - k:m], lab[m - k:m]) for e, n, m, k in zip(ends, lengths, mends, mlen)]
 

@@ -15,6 +15,7 @@ import torch
 
 from ..config import ModelConfig, load_config
 from ..data.dataset import Dataset
+from ..data.masking import check_dataset_strategy
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
 from ..outputs import check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
@@ -184,6 +185,7 @@ class Trainer:
                                 f"re-run preprocess.py with {flag} {path}")
         # refuses a dataset whose processor cannot supply the config's targets, naming the fix
         self.collate = Collator(self.dataset, cfg.target, a.seed)
+        check_dataset_strategy(cfg, m, a.dataset_path)  # and one masked otherwise than the config says
         if cfg.data_processor != m["data_processor"]:
             logger.info("config data_processor %r, dataset made with %r, which supplies the config's targets (%s): "
                         "training on the dataset's instances", cfg.data_processor, m["data_processor"],
