@@ -47,6 +47,9 @@ def unsupported_reason(o):
         return f"the {o['tokenizer']!r} tokenizer has no native implementation"
     if o.get("spm_model_path"):
         return "SentencePiece (--spm_model_path) has no native implementation"
+    if any(o.get(k) for k in ("span_masking", "ngram_masking", "macbert_masking", "pert_masking")) and \
+            not has_strategies():
+        return "uer_like._native was built before the masking strategies: rebuild it (python setup.py build_ext --inplace)"
     if o["whole_word_masking"]:
         from ..segmentation import NATIVE_AVAILABLE
 
@@ -125,7 +128,7 @@ def process_chunk(task):
         static_mask=P.static_masking(o), whole_word=bool(o["whole_word_masking"]),
         per_word=o["mask_decision"] == "word", mask_prob=float(o["mask_prob"]),
         short_seq_prob=float(o["short_seq_prob"]), seed=o["seed"], cls_id=vocab.cls_id, sep_id=vocab.sep_id,
-        pad_id=vocab.pad_id, mask_id=vocab.mask_id, vocab_size=len(vocab), masking=masking_arg(P._W["masking"]))
+        pad_id=vocab.pad_id, mask_id=vocab.mask_id, vocab_size=len(vocab), **masking_kw(P._W["masking"]))
     if "fallback" in r:
         return P.process_chunk(task)
     if "error" in r:
@@ -159,6 +162,17 @@ def masking_arg(o):
             np.asarray(o.ngram_cum, np.float64).tobytes(), int(o.pert_window), sim)
 
 
+def masking_kw(o):
+    """{} for mlm (an extension built before the strategies takes that call), else {"masking": ...}."""
+    arg = masking_arg(o)
+    return {} if arg is None else {"masking": arg}
+
+
+def has_strategies():
+    """Whether the built extension knows the masking strategies (else: rebuild it)."""
+    return AVAILABLE and hasattr(_native, "similar_table")
+
+
 def mask_instances(ids, lengths, bits, keys, special, vocab_size, mask_id, prob=0.15, whole_word=False,
                    decision_per_word=True, options=None):
     """mask_instance (masking.py) over a batch, in C (mask_with for MaskingOptions `options`, which then
@@ -175,6 +189,6 @@ def mask_instances(ids, lengths, bits, keys, special, vocab_size, mask_id, prob=
     n_keys = keys.shape[1] if keys.ndim == 2 else 0
     out, mlen, pos, lab = _native.mask_instances(ids, lengths, bits, keys, n_keys, list(special), int(vocab_size),
                                                  int(mask_id), float(prob), bool(whole_word),
-                                                 bool(decision_per_word), masking=masking_arg(options))
+                                                 bool(decision_per_word), **masking_kw(options))
     return (np.frombuffer(out, np.int64), np.frombuffer(mlen, np.int64), np.frombuffer(pos, np.int64),
             np.frombuffer(lab, np.int64))

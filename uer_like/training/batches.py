@@ -87,7 +87,8 @@ class Collator:
         uer_like._native is built (identical to the Python mask_instance, which stays the reference)."""
         from ..data import native
 
-        if self.ds.static_masks or not native.AVAILABLE or not len(rows):
+        if self.ds.static_masks or not native.AVAILABLE or not len(rows) or \
+                (self.masking.strategy != "mlm" and not native.has_strategies()):
             return [self.mask(i, epoch, ids) for i, ids in zip(indices, rows)]
         lengths = np.fromiter((len(r) for r in rows), np.int64, len(rows))
         bits = np.concatenate([self.ds.instance_bits(int(i)) for i in indices])
