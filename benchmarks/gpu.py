@@ -158,6 +158,7 @@ def _ddp_worker(rank, world, args, init_file, result):
         if rank == 0:
             result.put({"world": world, "tokens/s": total.item(),
                         "identical": all(torch.equal(gathered[0], g) for g in gathered[1:])})
+        dist.barrier()  # no rank tears down its gloo/nccl connections while a peer still uses them
     finally:
         dist.destroy_process_group()
 
