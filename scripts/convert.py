@@ -3,6 +3,7 @@
 
     python scripts/convert.py --input models/bert.bin --config bert/base --output out/hf --to hf
     python scripts/convert.py --input hf_dir --output model.bin --to uer
+    python scripts/convert.py --input electra.bin --electra_part discriminator --output disc.bin --to uer
     python scripts/convert.py --input google/bert_model.ckpt --output model.safetensors --to safetensors
     python scripts/convert.py --input old_zoo_model.bin --config models/bert_base_config.json \
         --embedding word_pos_seg --encoder transformer --target bert --output new.bin --to uer --layout uer
@@ -35,6 +36,9 @@ def main(argv=None):
     p.add_argument("--config", help="UER config (name in configs/ or path) for UER input; HF/Google config for others")
     p.add_argument("--vocab_path", help="vocabulary to check against the checkpoint and to write for --to hf")
     p.add_argument("--tf_model", choices=["discriminator", "generator"], help="which half of an ELECTRA TF checkpoint")
+    p.add_argument("--electra_part", choices=["discriminator", "generator"],
+                   help="an ELECTRA pretraining model (target 'electra'): convert only this half (without it, --to hf "
+                        "writes OUTPUT/discriminator and OUTPUT/generator, --to uer the whole model)")
     p.add_argument("--no_strict", action="store_true", help="load what matches; print missing/unexpected keys")
     p.add_argument("--layout", choices=LAYOUTS, default=None,
                    help="UER key names of a UER-py era for --to uer/safetensors: uer (since July 2023), uer_2023 "
@@ -60,6 +64,16 @@ def main(argv=None):
             return 0
         model = load_model(args.input, config=args.config, strict=not args.no_strict, vocab=args.vocab_path,
                            tf_model=args.tf_model, config_overrides=model_flag_overrides(args))
+        if args.electra_part:
+            from uer_like.errors import ConfigError
+            from uer_like.targets.electra import electra_parts
+
+            if "electra" not in model.config.target:
+                raise ConfigError(f"--electra_part: {args.input} is not an ELECTRA pretraining model (targets "
+                                  f"{model.config.target})")
+            source = model.source_format
+            model = electra_parts(model)[0 if args.electra_part == "discriminator" else 1]
+            model.source_format = source
         out = save_model(model, args.output, format=args.to, vocab=args.vocab_path, layout=args.layout)
     except UerLikeError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -18,6 +18,9 @@ def shrunk(name):
         over["emb_size"] = 16
     if cfg.encoder != "transformer":
         over.pop("heads_num"), over.pop("feedforward_size")
+    if "electra" in cfg.target:
+        over.update(generator_hidden_size=16, generator_heads_num=1, generator_feedforward_size=32,
+                    generator_layers_num=1)
     return load_config(name, **over)
 
 
@@ -28,7 +31,9 @@ def make_batch(model, cfg, vocab=200, B=3, S=16):
     seg[:, S // 2:] = 2
     seg[0, -3:] = 0
     batch = {"src": src, "seg": seg}
-    if "mlm" in cfg.target:
+    if "electra" in cfg.target:
+        batch["electra_seed"] = 5
+    if "mlm" in cfg.target or "electra" in cfg.target:
         batch["mlm_pos"] = torch.tensor([1, 5, S + 2, 2 * S + 7])
         batch["mlm_labels"] = torch.tensor([3, 4, 5, 6])
     if "sp" in cfg.target:

@@ -82,6 +82,14 @@ class ModelConfig:
     # recurrent encoders: torch's bidirectional stack for lstm/gru/rnn (bilstm/bigru/birnn are UER-py's
     # two separate stacks)
     bidirectional: bool = False
+    # ELECTRA pretraining (the 'electra' target, targets/electra.py): the generator's sizes (None: a quarter of
+    # the discriminator's hidden size and heads, 4 x hidden feed-forward, the discriminator's layer count) and
+    # the discriminator loss weight (lambda)
+    generator_hidden_size: Optional[int] = None
+    generator_heads_num: Optional[int] = None
+    generator_feedforward_size: Optional[int] = None
+    generator_layers_num: Optional[int] = None
+    electra_lambda: float = 50.0
 
     @property
     def masking_strategy(self):
@@ -201,6 +209,10 @@ class ModelConfig:
         d = self.to_dict()
         strategy_of(d, source)
         check_values(d, source)
+        if "electra" in self.target:
+            from .targets.electra import check_config
+
+            check_config(self, source)
         from .registry import TOKENIZERS
         from . import tokenizers  # noqa: F401
 

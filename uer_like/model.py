@@ -29,12 +29,20 @@ class Model(nn.Module):
         for name in ("mlm", "electra_gen"):  # masked-LM heads: vocabulary projection = word embedding
             if hasattr(self.target, name):
                 getattr(self.target, name).linear_2.weight = word
+        if hasattr(self.target, "electra"):  # the ELECTRA generator's projection
+            self.target.electra.generator_head.linear_2.weight = word
         if hasattr(self.target, "lm"):
             self.target.lm.output_layer.weight = word
 
     @property
     def target_names(self):
         return list(self.config.target)
+
+    @property
+    def loss_names(self):
+        """The names of the per-target results forward() returns (a target may report parts: ELECTRA's
+        electra_gen and electra_disc)."""
+        return [n for name in self.config.target for n in getattr(getattr(self.target, name), "report_names", (name,))]
 
     # ------------------------------------------------------------------ the public API
     def embed(self, src, seg, *, positions=None):
@@ -67,14 +75,20 @@ class Model(nn.Module):
 
     def forward(self, batch):
         """Training forward: batch dict (src, seg and each target's keys) -> {"loss", per-target dicts}."""
-        hidden = self.encode(batch["src"], batch["seg"])
+        hidden = None  # the encoder output, computed once for the targets that take it
         out = {}
         total = None
         for name in self.config.target:
             target = getattr(self.target, name)
             if not all(k in batch for k in target.batch_keys):
                 continue
-            res = target.loss(hidden, batch)
+            if hasattr(target, "model_loss"):  # a target that runs the model itself (ELECTRA)
+                res = target.model_loss(self, batch)
+                out.update(res.pop("parts", {}))
+            else:
+                if hidden is None:
+                    hidden = self.encode(batch["src"], batch["seg"])
+                res = target.loss(hidden, batch)
             out[name] = res
             total = res["loss"] if total is None else total + res["loss"]
         if total is None:

@@ -449,12 +449,22 @@ def save_model(model, path, format=None, vocab=None, layout=None):
     model was loaded from, else a BertTokenizer over `vocab` or the model's known vocabulary).
     format None: by the path (.safetensors -> safetensors, .bin/.pt -> uer, a directory or no extension ->
     hf). The UER formats also write NAME_config.json beside the weights.
+    A model with the `electra` target (ELECTRA pretraining) saves whole in the UER formats; format "hf" writes
+    PATH/discriminator (ElectraForPreTraining) and PATH/generator (ElectraForMaskedLM); for either half in a UER
+    file, save the models of targets.electra.electra_parts(model) (scripts/convert.py --electra_part).
     layout (the UER formats): the key names of a UER-py era (io/uer.py LAYOUTS: "uer" since July 2023,
     "uer_2023", "uer_2021", "uer_2021_albert"); default: the layout the model was loaded from, else "uer".
     NAME_config.json is then written in that era's form too. Returns the path written."""
     fmt = format or _infer_format(path)
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt == "hf" and "electra" in model.config.target:  # ELECTRA pretraining: two transformers models
+        from ..targets.electra import electra_parts
+
+        disc, gen = electra_parts(model)
+        save_hf(disc, os.path.join(path, "discriminator"), vocab=vocab or _default_vocab(model))
+        save_hf(gen, os.path.join(path, "generator"), vocab=vocab or _default_vocab(model))
+        return path
     if fmt == "hf":
         return save_hf(model, path, vocab=vocab)
     if fmt == "uer" and path.lower().endswith(".safetensors"):

@@ -51,6 +51,7 @@ _SP_HEADS = {"uer_2023": "sp", "uer_2021": "nsp", "uer_2021_albert": "sop"}
 SINUSOIDAL_BUFFER = "embedding.pe"
 TIED = [("embedding.word.embedding.weight", "target.mlm.linear_2.weight"),
         ("embedding.word.embedding.weight", "target.electra_gen.linear_2.weight"),
+        ("embedding.word.embedding.weight", "target.electra.generator_head.linear_2.weight"),
         ("embedding.word.embedding.weight", "target.lm.output_layer.weight")]  # word_sinusoidalpos's table, in the state dict before July 2023
 
 

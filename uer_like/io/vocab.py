@@ -11,6 +11,7 @@ logger = logging.getLogger("uer_like")
 # (target, parameter) pairs whose first dimension is the vocabulary
 _VOCAB_PARAMS = ("embedding.word.embedding.weight", "target.mlm.linear_2.weight", "target.mlm.linear_2.bias",
                  "target.electra_gen.linear_2.weight", "target.electra_gen.linear_2.bias",
+                 "target.electra.generator_head.linear_2.weight", "target.electra.generator_head.linear_2.bias",
                  "target.lm.output_layer.weight", "target.lm.output_layer.bias")
 
 

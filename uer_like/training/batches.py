@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from ..data.masking import SimilarWords, mask_with, options_from_manifest
-from ..data.processors import PROCESSOR_TARGETS, PURPOSE_DYNAMIC_MASK
-from ..data.rng import SplitMix64
+from ..data.processors import PROCESSOR_TARGETS, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE
+from ..data.rng import SplitMix64, derive
 from ..errors import DataError
+from ..registry import TARGETS
 
 
 class SampleOrder:
@@ -44,7 +45,8 @@ class SampleOrder:
 
 
 class Collator:
-    """Builds the tensors a model's targets need from instance ids of one micro-batch."""
+    """Builds the batch fields a model's targets declare (their `batch_keys`) from instance ids of one
+    micro-batch."""
 
     def __init__(self, dataset, targets, seed, pad_to_multiple=8):
         m = dataset.manifest
@@ -56,6 +58,9 @@ class Collator:
                             f"{list(PROCESSOR_TARGETS[self.processor])}, but the model config asks for {missing}; "
                             f"re-run preprocess.py with a matching --data_processor or change the config's target")
         self.targets = targets
+        from .. import modules  # noqa: F401  (registration)
+
+        self.fields = {k for t in targets for k in TARGETS.get(t, key="target").batch_keys}
         self.seed = seed
         self.pad_to = pad_to_multiple
         sp = m["special_ids"]
@@ -112,8 +117,9 @@ class Collator:
         batch = {}
         mlm_pos, mlm_labels = [], []
         tgt_lm = np.zeros((B, L), np.int64) if lm else None
-        tgt_backward = np.zeros((B, L), np.int64) if "bilm" in self.targets else None
-        masks = self.mask_batch(indices, epoch, rows) if "mlm" in self.targets and not lm else None
+        tgt_backward = np.zeros((B, L), np.int64) if "tgt_backward" in self.fields else None
+        masked = "mlm_pos" in self.fields and not lm
+        masks = self.mask_batch(indices, epoch, rows) if masked else None
         for b, (i, ids) in enumerate(zip(indices, rows)):
             n = lengths[b]
             a = int(self.ds.seg_a_len[i])
@@ -124,7 +130,7 @@ class Collator:
                 if tgt_backward is not None:  # the backward LM predicts the previous token
                     tgt_backward[b, 1:n] = ids[:n - 1]
                 continue
-            if "mlm" in self.targets:
+            if masked:
                 ids, pos, labels = masks[b]
                 mlm_pos.append(pos + b * L)
                 mlm_labels.append(labels)
@@ -139,13 +145,15 @@ class Collator:
         if tgt_backward is not None:
             batch["tgt_forward"] = batch["tgt_lm"]
             batch["tgt_backward"] = torch.from_numpy(tgt_backward)
-        if "mlm" in self.targets:
+        if masked:
             batch["mlm_pos"] = torch.from_numpy(np.concatenate(mlm_pos).astype(np.int64))
             batch["mlm_labels"] = torch.from_numpy(np.concatenate(mlm_labels).astype(np.int64))
         labels = torch.from_numpy(np.asarray(self.ds.labels[np.asarray(indices)], np.int64))
-        if "sp" in self.targets:
+        if "tgt_sp" in self.fields:
             batch["tgt_sp"] = labels
-        if "cls" in self.targets:
+        if "tgt_cls" in self.fields:
             batch["tgt_cls"] = labels
+        if "electra_seed" in self.fields:  # ELECTRA's sampling noise: a function of the step (resume draws the same)
+            batch["electra_seed"] = derive(self.seed, PURPOSE_ELECTRA_SAMPLE, int(epoch), int(indices[0])) >> 1
         batch["n_tokens"] = int(sum(lengths))
         return batch

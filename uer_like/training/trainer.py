@@ -124,7 +124,13 @@ class Trainer:
             from ..io.hf import hf_family_for
 
             try:
-                hf_family_for(self.config)
+                if "electra" in self.config.target:  # written as its two halves (io/checkpoint.py save_model)
+                    from ..targets.electra import discriminator_config, generator_config
+
+                    hf_family_for(discriminator_config(self.config))
+                    hf_family_for(generator_config(self.config))
+                else:
+                    hf_family_for(self.config)
             except ConfigError as e:
                 raise ConfigError(f"--output_format hf: {e}; use --output_format uer or safetensors") from None
         self._check_dataset()
@@ -418,7 +424,7 @@ class Trainer:
             bar = tqdm(total=a.total_steps, initial=self.step, desc="pretrain", dynamic_ncols=True,
                        mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=None)
             logs.enter_context(logging_redirect_tqdm())  # log lines above the bar, each printed once
-        stats = _Stats(self.config.target, info.device)
+        stats = _Stats(self.model.loss_names, info.device)
         t_report = time.time()
         micro = a.accumulation_steps
         self.train_model.train()
@@ -469,7 +475,7 @@ class Trainer:
                 if self.step % a.report_steps == 0 or self.step == a.total_steps:
                     t = time.time()
                     self._report(stats.reduce(info), lr, t - t_report, tb, n_params)
-                    stats = _Stats(self.config.target, info.device)
+                    stats = _Stats(self.model.loss_names, info.device)
                     t_report = time.time()
                 stop = self._stop_agreed()
                 if self.step % a.save_checkpoint_steps == 0 or self.step == a.total_steps or stop:
@@ -541,7 +547,7 @@ class Trainer:
             return
         tok_s = s["tokens"] / max(dt, 1e-9)
         parts = [f"step {self.step}/{self.args.total_steps}"]
-        for name in self.config.target:
+        for name in self.model.loss_names:
             if name in s["targets"]:
                 t = s["targets"][name]
                 parts.append(f"{name} loss {t['loss']:.4f} acc {t['acc']:.4f}")
