@@ -13,7 +13,7 @@ import torch
 
 from conftest import ROOT, SAMPLE_CORPUS
 from helpers import preprocess
-from test_resume import assert_same_run, resumed_step, run, run_until_step, trace
+from test_resume import assert_same_run, resumed_step, run, run_until_step, torchrun, trace
 
 TINY = {"emb_size": 32, "hidden_size": 64, "feedforward_size": 128, "heads_num": 2, "layers_num": 2,
         "generator_hidden_size": 32, "generator_heads_num": 1, "generator_feedforward_size": 64,
@@ -103,6 +103,21 @@ def test_sigkill_then_resume_is_identical(setup, tmp_path):
     assert resumed_step(r.stderr) is not None
     assert len(trace(ref)) == 8
     assert_same_run(ref, out)
+
+
+def test_two_processes_match_one(setup, tmp_path):
+    """DDP (torchrun, 2 ranks x batch 8, gloo) samples and trains as one process with batch 8 x accumulation 2:
+    micro-batch m of a step has the same instances, hence the same sampling seed, either way."""
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+
+    def c(out, *more):
+        args = cmd(setup, out, 6, ["--dropout", "0", "--save_checkpoint_steps", "1000", *more])
+        args[args.index("--batch_size") + 1] = "8"
+        return args
+
+    run(c(one, "--accumulation_steps", "2"))
+    run(torchrun(2) + c(two)[1:])
+    assert_same_run(one, two, exact=False)
 
 
 def _inputs():
