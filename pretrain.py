@@ -62,6 +62,9 @@ def build_parser():
     p.add_argument("--max_nonfinite_steps", type=int, default=5,
                    help="a NaN/inf loss or gradient norm skips the optimizer step (no checkpoint is written while "
                         "it lasts); this many such steps in a row stop the run with an error")
+    p.add_argument("--verify_dataset", action="store_true",
+                   help="read the whole dataset at start: section checksums, offsets, every id below the vocabulary "
+                        "size (opening it checks only the header, in constant time)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto (default): bf16 autocast where the CPU (AMX or AVX512_BF16) or GPU multiplies bf16 "
                         "natively, else fp32; the log says which and why")
@@ -129,7 +132,7 @@ def main():
         scheduler=args.scheduler, optimizer=args.optimizer, weight_decay=args.weight_decay,
         max_grad_norm=args.max_grad_norm, seed=args.seed, report_steps=args.report_steps,
         save_checkpoint_steps=args.save_checkpoint_steps, keep_checkpoints=args.keep_checkpoints,
-        max_nonfinite_steps=args.max_nonfinite_steps,
+        max_nonfinite_steps=args.max_nonfinite_steps, verify_dataset=args.verify_dataset,
         precision="fp16" if args.fp16 else args.precision, compile=args.compile, fsdp=args.fsdp,
         device=args.device, resume=args.resume, tensorboard_dir=tb, deterministic=args.deterministic,
         trace_path=args.trace_path, config_overrides=overrides)

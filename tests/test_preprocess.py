@@ -130,7 +130,7 @@ def test_offsets_are_64_bit_past_2_to_the_31_tokens(tmp_path):
     offsets = np.array([0, n_tok - 40, n_tok], np.int64)
     rest_off = off_off + 64
     header = {"format_version": 1, "file_size": rest_off + 192, "data_processor": "mlm", "instances": 2,
-              "sections": {"ids": {"offset": ids_off, "dtype": "uint16", "count": n_tok},
+              "tokens": n_tok, "vocab": {"size": 21128}, "sections": {"ids": {"offset": ids_off, "dtype": "uint16", "count": n_tok},
                            "offsets": {"offset": off_off, "dtype": "int64", "count": 3},
                            "seg_a_len": {"offset": rest_off, "dtype": "int32", "count": 2},
                            "labels": {"offset": rest_off + 64, "dtype": "int32", "count": 2},

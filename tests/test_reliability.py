@@ -236,3 +236,51 @@ def test_read_only_output_location_is_refused_before_training(dataset, tmp_path,
     last = err.strip().splitlines()[-1]
     assert "is not writable: Permission denied" in last and str(ro) in last, last
     assert "step 1" not in err  # refused before any training
+
+
+# ------------------------------------------------------------------------------------------ dataset body
+def _corrupt_id(ds, tmp_path, value=None, flip=None):
+    import struct
+
+    from uer_like.data.dataset import Dataset
+
+    d = Dataset(ds)
+    s = d.manifest["sections"]["ids"]
+    data = bytearray(open(ds, "rb").read())
+    item = d.ids.dtype.itemsize
+    at = s["offset"] + item * 9
+    if value is not None:
+        data[at:at + item] = int(value).to_bytes(item, "little")
+    else:
+        data[at] ^= flip
+    p = tmp_path / "corrupt.bin"
+    p.write_bytes(bytes(data))
+    return str(p), d.manifest["vocab"]["size"]
+
+
+def test_out_of_vocabulary_id_in_the_body_is_one_line(dataset, tmp_path, capsys):
+    """An id past the vocabulary in the data body: not an IndexError in the embedding mid-training but one line
+    naming the dataset; --verify_dataset refuses it before the first step."""
+    path, v = _corrupt_id(dataset, tmp_path, value=60000)
+    code, err = run_cli("pretrain.py", cli_argv(path, tmp_path, "--total_steps", 30, "--save_checkpoint_steps", 100),
+                        capsys)
+    last = err.strip().splitlines()[-1]
+    assert code != 0 and "Traceback" not in err and "IndexError" not in err
+    assert path in last and "token id 60000, outside the vocabulary" in last, last
+    (tmp_path / "v").mkdir()
+    code, err = run_cli("pretrain.py", cli_argv(path, tmp_path / "v", "--total_steps", 30, "--verify_dataset"), capsys)
+    last = err.strip().splitlines()[-1]
+    assert code != 0 and "Traceback" not in err and path in last and "token id 60000" in last, last
+    assert not (tmp_path / "v" / "m_checkpoints").exists() or not os.listdir(tmp_path / "v" / "m_checkpoints")
+
+
+def test_verify_dataset_finds_a_changed_id(dataset, tmp_path, capsys):
+    path, _ = _corrupt_id(dataset, tmp_path, flip=1)
+    code, err = run_cli("pretrain.py", cli_argv(path, tmp_path, "--total_steps", 1, "--verify_dataset"), capsys)
+    last = err.strip().splitlines()[-1]
+    assert code != 0 and "Traceback" not in err
+    assert path in last and "section ids does not match its checksum" in last, last
+    (tmp_path / "ok").mkdir()
+    code, err = run_cli("pretrain.py", cli_argv(dataset, tmp_path / "ok", "--total_steps", 1, "--verify_dataset"),
+                        capsys)
+    assert code in (0, None), err

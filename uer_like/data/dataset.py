@@ -13,7 +13,16 @@
                   and original ids; `ids` then holds the already-masked tokens
 Opening reads the header only (O(1)); the arrays are numpy memmaps shared by every process.
 All offsets and counts are 64-bit.
+
+Integrity: the header records "header_sha256" (of its own JSON without that key), and per section its
+"sha256" and, for token sections, its "max". Opening checks the header checksum, that every section has the
+dtype its name implies, lies 64-byte aligned inside the file after the header, overlaps no other, and that the
+counts agree (offsets = instances + 1, ids = tokens = the last offset...), and that the recorded maximum id is
+below the vocabulary size: all O(1) in the dataset's size. `Dataset.verify()` (pretrain.py --verify_dataset)
+reads the body: section checksums, offsets non-decreasing, every id below the vocabulary size. Datasets
+written before these keys still load (the structural checks apply; the missing checksums are not checked).
 """
+import hashlib
 import json
 import os
 import shutil
@@ -27,6 +36,10 @@ from ..errors import DataError
 MAGIC = b"UERLDS01"
 FORMAT_VERSION = 1
 ALIGN = 64
+SECTION_DTYPES = {"ids": ("uint16", "uint32"), "offsets": ("int64",), "seg_a_len": ("int32",), "labels": ("int32",),
+                  "word_bits": ("uint8",), "mask_offsets": ("int64",), "mask_pos": ("int32",),
+                  "mask_labels": ("int32",)}
+TOKEN_SECTIONS = ("ids", "mask_labels")  # their "max" is checked against the vocabulary size
 
 
 def ids_dtype(vocab_size):
@@ -53,6 +66,8 @@ class DatasetWriter:
         names = self.SECTIONS + (self.MASK_SECTIONS if static_masks else ())
         self.files = {n: open(os.path.join(self.tmp_dir, n), "wb") for n in names}
         self.counts = {n: 0 for n in names}
+        self.hashes = {n: hashlib.sha256() for n in names}
+        self.maxima = {n: -1 for n in TOKEN_SECTIONS if n in names}
         self.n_tokens = 0
         self.n_masked = 0
         self.n_instances = 0
@@ -62,8 +77,12 @@ class DatasetWriter:
             self._write("mask_offsets", np.zeros(1, np.int64))
 
     def _write(self, name, arr):
+        if name in self.maxima and np.size(arr):
+            self.maxima[name] = max(self.maxima[name], int(np.max(arr)))
         arr = np.ascontiguousarray(arr, dtype=self.dtypes[name])
-        self.files[name].write(arr.tobytes())
+        data = arr.tobytes()
+        self.files[name].write(data)
+        self.hashes[name].update(data)
         self.counts[name] += arr.size
 
     def add(self, ids, lengths, seg_a_len, labels, bits, mask_lengths=None, mask_pos=None, mask_labels=None):
@@ -102,10 +121,14 @@ class DatasetWriter:
             pos = _align(16 + len(header))
             for name in self.files:
                 sections[name] = {"offset": pos, "dtype": np.dtype(self.dtypes[name]).name,
-                                  "count": self.counts[name]}
+                                  "count": self.counts[name], "sha256": self.hashes[name].hexdigest()}
+                if name in self.maxima:
+                    sections[name]["max"] = self.maxima[name]
                 pos = _align(pos + self.counts[name] * np.dtype(self.dtypes[name]).itemsize)
             manifest["sections"] = sections
             manifest["file_size"] = pos
+            manifest.pop("header_sha256", None)
+            manifest["header_sha256"] = header_checksum(manifest)
             new = json.dumps(manifest, ensure_ascii=False, sort_keys=True).encode("utf-8")
             stable = len(new) == len(header)
             header = new
@@ -135,7 +158,16 @@ def _align(x):
     return (x + ALIGN - 1) // ALIGN * ALIGN
 
 
+def header_checksum(manifest):
+    """sha256 of the header's JSON without its "header_sha256" key (as the writer serialises it)."""
+    m = {k: v for k, v in manifest.items() if k != "header_sha256"}
+    return hashlib.sha256(json.dumps(m, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def read_manifest(path):
+    """The header, checked against the file (see the module docstring); DataError naming `path` otherwise."""
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a directory, not a dataset file (made by preprocess.py)")
     if not os.path.isfile(path):
         raise DataError(f"dataset not found: {path} (make one with preprocess.py)")
     with open(path, "rb") as f:
@@ -151,14 +183,95 @@ def read_manifest(path):
         try:
             manifest = json.loads(f.read(n).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise DataError(f"{path}: corrupt dataset header") from None
+            raise DataError(f"{path}: corrupt dataset header (not valid JSON)") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: corrupt dataset header (not a JSON object)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{path}: dataset format version {manifest.get('format_version')} is not supported "
                         f"(this uer_like reads version {FORMAT_VERSION}); re-run preprocess.py")
-    size = os.path.getsize(path)
-    if size < manifest["file_size"]:
-        raise DataError(f"{path}: truncated dataset ({size} bytes, the header says {manifest['file_size']})")
+    if "header_sha256" in manifest and manifest["header_sha256"] != header_checksum(manifest):
+        raise DataError(f"{path}: corrupt dataset header (its checksum does not match); re-run preprocess.py")
+    try:
+        _check_layout(manifest, 16 + n, os.path.getsize(path))
+    except _Corrupt as e:
+        raise DataError(f"{path}: corrupt dataset: {e}; re-run preprocess.py") from None
+    except KeyError as e:
+        raise DataError(f"{path}: corrupt dataset header (the key {e} is missing); re-run preprocess.py") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"{path}: corrupt dataset header ({type(e).__name__}: {e}); re-run preprocess.py") from None
     return manifest
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _int(v, what, lo=0):
+    if type(v) is not int or v < lo:
+        raise _Corrupt(f"{what} is {v!r}, not an integer >= {lo}")
+    return v
+
+
+def _check_layout(m, header_end, size):
+    """Sections inside the file, aligned, not overlapping, of the dtypes their names imply, counts consistent."""
+    file_size = _int(m["file_size"], "file_size")
+    if size < file_size:
+        raise _Corrupt(f"truncated ({size} bytes, the header says {file_size})")
+    sections = m["sections"]
+    if not isinstance(sections, dict):
+        raise _Corrupt("no sections table")
+    names = set(sections)
+    need = set(DatasetWriter.SECTIONS)
+    masks = set(DatasetWriter.MASK_SECTIONS)
+    if not (names == need or names == need | masks):
+        raise _Corrupt(f"sections {sorted(names)} (expected {sorted(need)}, with {sorted(masks)} for static masks)")
+    vocab_size = _int(m["vocab"]["size"], "the vocabulary size", 1)
+    instances = _int(m["instances"], "instances")
+    tokens = _int(m["tokens"], "tokens")
+    spans = []
+    for name, s in sections.items():
+        if not isinstance(s, dict):
+            raise _Corrupt(f"section {name} is not described")
+        dt = s["dtype"]
+        if dt not in SECTION_DTYPES[name]:
+            raise _Corrupt(f"section {name} has dtype {dt!r} (expected {' or '.join(SECTION_DTYPES[name])})")
+        if name == "ids" and dt != np.dtype(ids_dtype(vocab_size)).name:
+            raise _Corrupt(f"ids of dtype {dt} do not match the vocabulary size {vocab_size}")
+        off = _int(s["offset"], f"section {name}'s offset")
+        count = _int(s["count"], f"section {name}'s count")
+        end = off + count * np.dtype(dt).itemsize
+        if off % ALIGN or off < header_end or end > file_size:
+            raise _Corrupt(f"section {name} (bytes {off}-{end}) is not an aligned range between the header "
+                           f"(ends at {header_end}) and the end of the file ({file_size})")
+        if count:
+            spans.append((off, end, name))
+        if name in TOKEN_SECTIONS and "max" in s:
+            mx = _int(s["max"], f"section {name}'s max", -1)
+            if mx >= vocab_size:
+                raise _Corrupt(f"token id {mx} in {name} is outside the vocabulary (size {vocab_size})")
+    spans.sort()
+    for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
+        if b0 < a1:
+            raise _Corrupt(f"sections {an} and {bn} overlap")
+    expect = {"offsets": instances + 1, "seg_a_len": instances, "labels": instances, "ids": tokens,
+              "word_bits": (tokens + 7) // 8, "mask_offsets": instances + 1}
+    if "mask_pos" in sections:
+        expect["mask_labels"] = sections["mask_pos"]["count"]
+    for name, n in expect.items():
+        if name in sections and sections[name]["count"] != n:
+            raise _Corrupt(f"section {name} has {sections[name]['count']} entries, the header's instances "
+                           f"({instances}) and tokens ({tokens}) imply {n}")
+
+
+def _check_ends(path, arrays, m):
+    """The offsets arrays start at 0 and end at their data's length (two reads)."""
+    for off_name, data_name in (("offsets", "ids"), ("mask_offsets", "mask_pos")):
+        if off_name in arrays:
+            o = arrays[off_name]
+            first, last = int(o[0]), int(o[-1])
+            if first != 0 or last != len(arrays[data_name]):
+                raise DataError(f"{path}: corrupt dataset: {off_name} run from {first} to {last}, "
+                                f"{data_name} has {len(arrays[data_name])} entries; re-run preprocess.py")
 
 
 class Dataset:
@@ -180,6 +293,36 @@ class Dataset:
         self.labels = self.arrays["labels"]
         self.word_bits = self.arrays["word_bits"]
         self.static_masks = "mask_offsets" in self.arrays
+        _check_ends(path, self.arrays, self.manifest)
+
+    def verify(self, block=1 << 24):
+        """Read the whole body: each section against its recorded sha256, offsets non-decreasing, every token id
+        below the vocabulary size. DataError naming the dataset and the first fault; returns bytes read."""
+        vocab_size = self.manifest["vocab"]["size"]
+        total = 0
+        for name, s in self.manifest["sections"].items():
+            arr = self.arrays[name]
+            h = hashlib.sha256()
+            prev = None
+            step = max(1, block // max(1, arr.itemsize))
+            for i in range(0, len(arr), step):
+                part = np.asarray(arr[i:i + step])
+                h.update(part.tobytes())
+                total += part.nbytes
+                if name in TOKEN_SECTIONS and part.size and int(part.max()) >= vocab_size:
+                    j = i + int(np.argmax(part >= vocab_size))
+                    raise DataError(f"{self.path}: token id {int(arr[j])} at {name}[{j}] is outside the vocabulary "
+                                    f"(size {vocab_size}): the dataset is corrupt; re-run preprocess.py")
+                if name in ("offsets", "mask_offsets") and part.size:
+                    ext = part if prev is None else np.concatenate([[prev], part])
+                    if (np.diff(ext) < 0).any():
+                        raise DataError(f"{self.path}: corrupt dataset: {name} decrease near entry {i}; "
+                                        "re-run preprocess.py")
+                    prev = part[-1]
+            if "sha256" in s and h.hexdigest() != s["sha256"]:
+                raise DataError(f"{self.path}: corrupt dataset: section {name} does not match its checksum; "
+                                "re-run preprocess.py")
+        return total
 
     def __len__(self):
         return len(self.offsets) - 1

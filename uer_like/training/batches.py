@@ -105,9 +105,19 @@ class Collator:
         ends, mends = np.cumsum(lengths), np.cumsum(mlen)
         return [(out[e - n:e], pos[m - k:m], lab[m - k:m]) for e, n, m, k in zip(ends, lengths, mends, mlen)]
 
+    def _check_ids(self, rows, indices):
+        """A token id outside the vocabulary (a corrupt body: opening checks only the header) is a DataError
+        naming the dataset and the instance, not an IndexError inside the embedding."""
+        for r, i in zip(rows, indices):
+            if r.size and int(r.max()) >= self.vocab_size:
+                raise DataError(f"{self.ds.path}: instance {int(i)} has token id {int(r.max())}, outside the "
+                                f"vocabulary (size {self.vocab_size}): the dataset is corrupt (pretrain.py "
+                                "--verify_dataset checks it whole); re-run preprocess.py")
+
     def __call__(self, indices, epoch):
         lm = self.processor == "lm"
         rows = [self.ds.instance_ids(int(i)) for i in indices]
+        self._check_ids(rows, indices)
         lengths = [len(r) - 1 if lm else len(r) for r in rows]
         L = max(lengths)
         L = (L + self.pad_to - 1) // self.pad_to * self.pad_to

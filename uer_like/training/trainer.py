@@ -55,6 +55,7 @@ class TrainArgs:
     report_steps: int = 100
     save_checkpoint_steps: int = 10000
     keep_checkpoints: int = 3
+    verify_dataset: bool = False  # read the whole dataset at start (checksums, offsets, ids < vocabulary size)
     max_nonfinite_steps: int = 5  # a NaN/inf loss or gradient norm skips the step; this many in a row stop the run
     precision: str = "auto"  # bf16 where the CPU/GPU multiplies bf16 natively, else fp32 (training/precision.py)
     compile: bool = False
@@ -116,6 +117,11 @@ class Trainer:
 
         self.dataset = Dataset(args.dataset_path)
         self.manifest = self.dataset.manifest
+        if args.verify_dataset:
+            t0 = time.time()
+            n = self.dataset.verify()
+            if self.info.is_main:
+                logger.info("%s: verified %.1f MB in %.1fs", args.dataset_path, n / 1e6, time.time() - t0)
         self.config = load_config(args.config, **args.config_overrides)
         pre = self._pretrained_defining_config()
         if pre is not None:
