@@ -14,6 +14,7 @@ def preprocess(tmp_path, corpus_text=None, corpus_path=None, name="ds.bin", **kw
     out = os.path.join(tmp_path, name)
     kw.setdefault("vocab_path", VOCAB)
     kw.setdefault("dup_factor", 1)
+    kw.setdefault("max_invalid_fraction", 1.0)  # tests of bad lines check their handling, not the threshold
     manifest = run_preprocess(corpus_path=corpus_path, dataset_path=out, progress=False, **kw)
     return out, manifest
 

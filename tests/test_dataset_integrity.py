@@ -173,3 +173,62 @@ def test_old_dataset_without_checksums_loads(small, tmp_path):
     _, ref = arrays_of(small)
     assert all(np.array_equal(arrs[k], ref[k]) for k in ref)
     Dataset(path).verify()
+
+
+# ------------------------------------------------------------------------------------------ corpus sanity
+@pytest.mark.parametrize("enc, name", [("utf-16", "UTF-16LE"), ("utf-16-be", None), ("utf-32", "UTF-32LE")])
+def test_utf16_and_utf32_corpora_are_refused_with_the_fix(tmp_path, enc, name):
+    text = "北京大学\n第二行\n" * 20
+    data = text.encode(enc)
+    if enc == "utf-16-be":
+        data = b"\xfe\xff" + data
+        name = "UTF-16BE"
+    with pytest.raises(DataError) as e:
+        preprocess(str(tmp_path), data, data_processor="mlm", seq_length=32, corpus_format="line")
+    msg = str(e.value)
+    assert name in msg and "iconv -f" in msg and "-t UTF-8" in msg and "\n" not in msg
+    assert not os.path.exists(tmp_path / "ds.bin")
+    # without a byte-order mark, mostly Latin text: mostly NUL bytes
+    with pytest.raises(DataError, match=r"are NUL: UTF-16/UTF-32 text without a byte-order mark.*iconv -f UTF-16LE"):
+        preprocess(str(tmp_path), ("Peking University, line %d\n" * 20).encode("utf-16-le"), data_processor="mlm",
+                   seq_length=32, corpus_format="line")
+
+
+def test_utf8_bom_is_stripped(tmp_path):
+    text = "北京大学在海淀区\n第二行的文字\n"
+    a, _ = preprocess(str(tmp_path), text, name="a.bin", data_processor="mlm", seq_length=32, corpus_format="line")
+    b, m = preprocess(str(tmp_path), b"\xef\xbb\xbf" + text.encode(), name="b.bin", data_processor="mlm",
+                      seq_length=32, corpus_format="line")
+    assert np.array_equal(np.asarray(Dataset(a).ids), np.asarray(Dataset(b).ids))
+    assert m["problems"]["counts"] == {"bom": 1}
+
+
+@pytest.mark.parametrize("impl", ["python", "native"])
+def test_mostly_invalid_corpus_fails_with_the_counts(tmp_path, impl):
+    from uer_like.data import native
+
+    if impl == "native" and not native.AVAILABLE:
+        pytest.fail("uer_like._native is not built (python setup.py build_ext --inplace)")
+    text = ("好的文字\n".encode() + b"bad \xff line\n") * 4 + "最后一行\n".encode() * 2
+    with pytest.raises(DataError) as e:
+        preprocess(str(tmp_path), text, data_processor="mlm", seq_length=32, corpus_format="line",
+                   implementation=impl, max_invalid_fraction=0.1)
+    msg = str(e.value)
+    assert "4 of 10 lines (40%) are invalid: 4 invalid_utf8 (first at line 2)" in msg, msg
+    assert "--max_invalid_fraction 0.1" in msg and not os.path.exists(tmp_path / "ds.bin")
+    _, m = preprocess(str(tmp_path), text, data_processor="mlm", seq_length=32, corpus_format="line",
+                      implementation=impl, max_invalid_fraction=0.5)
+    assert m["instances"] == 6 and m["problems"]["counts"] == {"invalid_utf8": 4}
+    with pytest.raises(DataError, match="max_invalid_fraction must be in"):
+        preprocess(str(tmp_path), text, data_processor="mlm", seq_length=32, max_invalid_fraction=1.5)
+
+
+def test_very_long_line_is_reported_with_its_number(tmp_path, caplog, monkeypatch):
+    from uer_like.data import corpus
+
+    monkeypatch.setattr(corpus, "LONG_LINE_BYTES", 3000)
+    text = "第一行\n" * 700 + "长" * 1200 + "\n第三行\n"  # line 701: 3600 bytes
+    with caplog.at_level("WARNING", logger="uer_like"):
+        preprocess(str(tmp_path), text, data_processor="mlm", seq_length=32, corpus_format="line", chunk_bytes=1000)
+    warned = [r.getMessage() for r in caplog.records if "without a newline" in r.getMessage()]
+    assert len(warned) == 1 and ":701: a line of 0.0 MB" in warned[0] and "split into --seq_length" in warned[0], warned

@@ -59,6 +59,9 @@ def add_preprocess_args(p):
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--invalid_lines", default="skip", choices=LINE_POLICIES,
                    help="what to do with a corpus line that is not UTF-8 or holds NUL bytes")
+    p.add_argument("--max_invalid_fraction", type=float, default=0.1,
+                   help="fail (writing nothing) when more than this fraction of the corpus lines are invalid "
+                        "(not UTF-8, NUL bytes, bad columns): a sign of the wrong encoding or format")
     p.add_argument("--chunk_bytes", type=int, default=1 << 20, help="unit of parallel work (output does not depend "
                                                                     "on --processes_num, but does on this)")
     p.add_argument("--implementation", default="auto", choices=("auto", "native", "python"),

@@ -15,10 +15,51 @@ DEFAULT_CHUNK_BYTES = 1 << 20
 MAX_REPORTED = 20
 
 
+INVALID_KINDS = ("invalid_utf8", "nul", "bad_columns")  # lines counted against --max_invalid_fraction
+LONG_LINE_BYTES = 1 << 20  # a line longer than this (no newline in 1 MB) is reported with its line number
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"), (b"\xff\xfe", "UTF-16LE"),
+         (b"\xfe\xff", "UTF-16BE"))
+
+
 def corpus_size(path):
+    if os.path.isdir(path):
+        raise DataError(f"the corpus {path} is a directory, not a text file")
     if not os.path.isfile(path):
         raise DataError(f"corpus not found: {path}")
     return os.path.getsize(path)
+
+
+def check_encoding(path, sample=1 << 16):
+    """Refuse a UTF-16/UTF-32 corpus (by its byte-order mark, or a start that is mostly NUL bytes) with the
+    iconv command that converts it. A UTF-8 BOM is fine: it is stripped from the line it starts."""
+    with open(path, "rb") as f:
+        head = f.read(sample)
+    for bom, enc in _BOMS:
+        if head.startswith(bom):
+            raise DataError(f"{path} is {enc} text (it starts with a {enc} byte-order mark); preprocess.py reads "
+                            f"UTF-8: convert it with `iconv -f {enc[:6]} -t UTF-8 {path} > {path}.utf8`")
+    if len(head) >= 16 and head.count(b"\0") > len(head) // 4:
+        pct = 100 * head.count(b"\0") / len(head)
+        enc = "UTF-16LE" if head[1::2].count(b"\0") > head[0::2].count(b"\0") else "UTF-16BE"
+        raise DataError(f"{path}: {pct:.0f}% of its first {len(head)} bytes are NUL: UTF-16/UTF-32 text without a "
+                        f"byte-order mark, or not text; preprocess.py reads UTF-8 (if it is UTF-16: "
+                        f"`iconv -f {enc} -t UTF-8 {path} > {path}.utf8`)")
+
+
+def long_lines(path, start, end, limit=LONG_LINE_BYTES):
+    """[(line number within the chunk, bytes)] of the lines longer than `limit` in [start, end)."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    out, pos, line_no = [], 0, 0
+    while pos < len(data):
+        line_no += 1
+        nl = data.find(b"\n", pos)
+        stop = len(data) if nl < 0 else nl
+        if stop - pos > limit:
+            out.append((line_no, stop - pos))
+        pos = stop + 1
+    return out
 
 
 def _next_doc_start(f, offset, fmt, size):

@@ -28,7 +28,7 @@ def default_options(**kw):
     opts = dict(corpus_path=None, vocab_path=None, dataset_path=None, data_processor="bert", seq_length=128,
                 dup_factor=1, dynamic_masking=False, whole_word_masking=False, mask_prob=0.15,
                 mask_decision="word", seed=7, tokenizer="bert", spm_model_path=None, do_lower_case=True,
-                corpus_format=None, invalid_lines="skip", chunk_bytes=DEFAULT_CHUNK_BYTES, processes_num=1,
+                corpus_format=None, invalid_lines="skip", max_invalid_fraction=0.1, chunk_bytes=DEFAULT_CHUNK_BYTES, processes_num=1,
                 short_seq_prob=0.1, user_dict=None, implementation="auto", span_masking=False, span_geo_prob=0.2,
                 span_max_length=10, ngram_masking=False, ngram_probs=None, macbert_masking=False,
                 similar_words_path=None, pert_masking=False, pert_window=16)
@@ -58,8 +58,11 @@ def validate_options(o):
         raise DataError(f"--mask_prob must be in (0, 1), got {o['mask_prob']}")
     if o["data_processor"] == "cls" and o["corpus_format"] != "line":
         raise DataError("the cls processor reads `label<TAB>text` lines: use --corpus_format line")
+    if not 0 <= o["max_invalid_fraction"] <= 1:
+        raise DataError(f"--max_invalid_fraction must be in [0, 1], got {o['max_invalid_fraction']}")
     validate_masking(o)
     corpus_mod.corpus_size(o["corpus_path"])
+    corpus_mod.check_encoding(o["corpus_path"])
 
 
 def validate_masking(o):
@@ -239,6 +242,31 @@ def build_manifest(o, vocab):
     return m
 
 
+def _warn_long_lines(o, task, lines_before):
+    """A line over LONG_LINE_BYTES (only a chunk that large can hold one, so others are not re-read)."""
+    _, start, end = task
+    if end - start <= corpus_mod.LONG_LINE_BYTES:
+        return
+    fate = ("split into --seq_length instances" if o["data_processor"] in ("mlm", "lm")
+            else "cut to --seq_length tokens (the rest is dropped)")
+    for line_no, n in corpus_mod.long_lines(o["corpus_path"], start, end, corpus_mod.LONG_LINE_BYTES):
+        logger.warning("%s:%d: a line of %.1f MB without a newline: it is one %s, %s; split the corpus into "
+                       "lines if that is not intended", o["corpus_path"], lines_before + line_no, n / 1e6,
+                       "document" if o["corpus_format"] == "line" else "sentence", fate)
+
+
+def _check_invalid_fraction(o, report, lines):
+    """More than --max_invalid_fraction of the lines invalid: the wrong encoding or format, not a few bad
+    lines; fail before writing a dataset of the rest."""
+    bad = {k: report.counts[k] for k in corpus_mod.INVALID_KINDS if report.counts.get(k)}
+    n = sum(bad.values())
+    if lines and n > o["max_invalid_fraction"] * lines:
+        kinds = ", ".join(f"{v} {k} (first at line {report.first[k][0]})" for k, v in bad.items())
+        raise DataError(f"{o['corpus_path']}: {n} of {lines} lines ({n / lines:.0%}) are invalid: {kinds}; more "
+                        f"than --max_invalid_fraction {o['max_invalid_fraction']}: is it UTF-8 text in the "
+                        f"{o['corpus_format']!r} format? (raise --max_invalid_fraction to keep the valid lines)")
+
+
 def run_preprocess(progress=True, **kw):
     """Preprocess a corpus into a dataset file. Keyword options as preprocess.py's flags."""
     o = default_options(**kw)
@@ -252,7 +280,7 @@ def run_preprocess(progress=True, **kw):
     chunk_fn = chunk_function(o)
     writer = DatasetWriter(o["dataset_path"], len(vocab), static_masks=static_masking(o))
     report = LineReport()
-    lines = docs = 0
+    lines = docs = n_chunks = 0
     t0 = time.time()
     bar = None
     if progress:
@@ -272,11 +300,14 @@ def run_preprocess(progress=True, **kw):
                 raise DataError(f"{o['corpus_path']}:{lines + line_no}: {msg}")
             writer.add(r["ids"], r["lengths"], r["seg_a_len"], r["labels"], r["bits"],
                        r["mask_lengths"], r["mask_pos"], r["mask_labels"])
+            _warn_long_lines(o, tasks[n_chunks], lines)
+            n_chunks += 1
             report.merge(r["report"], lines)
             lines += r["lines"]
             docs += r["documents"]
             if bar is not None:
                 bar.update(r["bytes"])
+        _check_invalid_fraction(o, report, lines)
         if writer.n_instances == 0:
             raise DataError(f"{o['corpus_path']}: no training instances: the corpus is empty, every line was "
                             f"invalid, or documents are too short (format {o['corpus_format']!r})")
