@@ -284,3 +284,58 @@ def test_verify_dataset_finds_a_changed_id(dataset, tmp_path, capsys):
     code, err = run_cli("pretrain.py", cli_argv(dataset, tmp_path / "ok", "--total_steps", 1, "--verify_dataset"),
                         capsys)
     assert code in (0, None), err
+
+
+# ------------------------------------------------------------------------------------------ preprocess outputs
+def _corpus(tmp_path):
+    p = tmp_path / "corpus.txt"
+    p.write_text("北京大学在海淀区\n第二行的文字\n" * 5, encoding="utf-8")
+    return p
+
+
+def _pre_argv(corpus, out):
+    return ["--corpus_path", corpus, "--dataset_path", out, "--data_processor", "mlm", "--corpus_format", "line",
+            "--seq_length", 32, "--dynamic_masking"]
+
+
+def test_preprocess_refuses_a_directory_or_read_only_place_at_start(tmp_path, monkeypatch, capsys):
+    corpus = _corpus(tmp_path)
+    code, err = run_cli("preprocess.py", _pre_argv(corpus, tmp_path), capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"--dataset_path {tmp_path} is a directory" in last, last
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    import uer_like.data.preprocess as P
+
+    def no_work(*a, **k):
+        raise AssertionError("processing started")
+
+    monkeypatch.setattr(P, "_init_worker", no_work)
+    _read_only(ro, monkeypatch)
+    try:
+        code, err = run_cli("preprocess.py", _pre_argv(corpus, ro / "ds.bin"), capsys)
+    finally:
+        os.chmod(ro, 0o755)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err
+    assert str(ro) in last and "is not writable: Permission denied" in last, last
+
+
+def test_preprocess_removes_the_temporaries_of_killed_runs(tmp_path, capsys):
+    import subprocess
+
+    corpus = _corpus(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".ds.bin.tmp-{dead.pid}-0123abcd"
+    stale.mkdir()
+    (stale / "ids").write_bytes(b"x" * 100)
+    alive = tmp_path / f".ds.bin.tmp-{os.getpid()}-0123abcd"  # a live writer's: kept
+    alive.mkdir()
+    other = tmp_path / f".other.bin.tmp-{dead.pid}-0123abcd"  # another dataset's: not this run's business
+    other.mkdir()
+    code, err = run_cli("preprocess.py", _pre_argv(corpus, tmp_path / "ds.bin"), capsys)
+    assert code in (0, None), err
+    assert not stale.exists() and alive.exists() and other.exists()
+    assert (tmp_path / "ds.bin").exists()

@@ -267,10 +267,28 @@ def _check_invalid_fraction(o, report, lines):
                         f"{o['corpus_format']!r} format? (raise --max_invalid_fraction to keep the valid lines)")
 
 
+def check_dataset_path(path):
+    """Before any work: the dataset path names a file in a writable directory with room; the hidden
+    .NAME.tmp-PID-* directories of killed runs writing the same NAME (their PID gone) are removed."""
+    import re
+
+    from ..outputs import check_writable, remove_stale_tmp
+
+    if not path:
+        raise DataError("--dataset_path is required")
+    if os.path.isdir(path):
+        raise DataError(f"--dataset_path {path} is a directory: name the dataset file to write "
+                        f"(e.g. {os.path.join(path, 'dataset.bin')})")
+    out_dir = os.path.dirname(os.path.abspath(path))
+    check_writable(out_dir, "--dataset_path: the directory", error=DataError)
+    remove_stale_tmp(out_dir, r"^\." + re.escape(os.path.basename(path)) + r"\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
 def run_preprocess(progress=True, **kw):
     """Preprocess a corpus into a dataset file. Keyword options as preprocess.py's flags."""
     o = default_options(**kw)
     validate_options(o)
+    check_dataset_path(o["dataset_path"])
     _init_worker(o)
     vocab = _W["vocab"]
     bounds = chunk_boundaries(o["corpus_path"], o["corpus_format"], o["chunk_bytes"])
