@@ -1,7 +1,9 @@
 """Small shared helpers for tests."""
 import os
+import runpy
+import sys
 
-from conftest import VOCAB
+from conftest import ROOT, VOCAB
 
 
 def preprocess(tmp_path, corpus_text=None, corpus_path=None, name="ds.bin", **kw):
@@ -17,6 +19,20 @@ def preprocess(tmp_path, corpus_text=None, corpus_path=None, name="ds.bin", **kw
     kw.setdefault("max_invalid_fraction", 1.0)  # tests of bad lines check their handling, not the threshold
     manifest = run_preprocess(corpus_path=corpus_path, dataset_path=out, progress=False, **kw)
     return out, manifest
+
+
+def run_cli(script, argv, capsys):
+    """A script's command line (a path under the checkout) in this process -> (exit status, stderr)."""
+    old = sys.argv
+    sys.argv = [script] + [str(a) for a in argv]
+    code = 0
+    try:
+        runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv = old
+    return code, capsys.readouterr().err
 
 
 def libasan():

@@ -4,7 +4,6 @@ the exit status matters)."""
 import errno
 import json
 import os
-import runpy
 import sys
 
 import pytest
@@ -14,7 +13,7 @@ from uer_like.errors import CheckpointError, TrainingError
 from uer_like.training.checkpoint import list_checkpoints, load_checkpoint
 from uer_like.training.trainer import TrainArgs, Trainer
 from conftest import ROOT, SAMPLE_CORPUS
-from helpers import preprocess
+from helpers import preprocess, run_cli
 
 SMALL = {"layers_num": 1, "hidden_size": 32, "emb_size": 32, "feedforward_size": 64, "heads_num": 2}
 
@@ -35,20 +34,6 @@ def args(ds, out, **kw):
                 output_model_path=str(out / "m.bin"), config_overrides=SMALL, seed=3)
     base.update(kw)
     return TrainArgs(**base)
-
-
-def run_cli(script, argv, capsys):
-    """A script's command line in this process -> (exit status, stderr)."""
-    old = sys.argv
-    sys.argv = [script] + [str(a) for a in argv]
-    code = 0
-    try:
-        runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
-    except SystemExit as e:
-        code = e.code
-    finally:
-        sys.argv = old
-    return code, capsys.readouterr().err
 
 
 def cli_argv(ds, out, *extra):

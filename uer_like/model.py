@@ -7,6 +7,7 @@ from .config import ModelConfig, load_config
 from .embeddings import Embedding
 from .errors import ConfigError
 from .registry import ENCODERS, TARGETS
+from .errors import DataError
 
 
 class Model(nn.Module):
@@ -92,7 +93,7 @@ class Model(nn.Module):
             out[name] = res
             total = res["loss"] if total is None else total + res["loss"]
         if total is None:
-            raise ValueError(f"the batch has keys {sorted(batch)} but none for the targets {self.config.target}")
+            raise DataError(f"the batch has keys {sorted(batch)} but none for the targets {self.config.target}")
         out["loss"] = total
         return out
 

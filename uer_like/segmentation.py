@@ -39,6 +39,7 @@ import os
 import re
 import threading
 from typing import Iterable, List, Optional, Sequence, Union
+from .errors import DataError
 
 try:  # pragma: no cover - depends on the build
     from uer_like import _native  # type: ignore[attr-defined]
@@ -245,7 +246,7 @@ def _load_userdict_native(impl, path: str) -> None:
             try:
                 line = line.decode("utf-8").lstrip("\ufeff")
             except UnicodeDecodeError:
-                raise ValueError("dictionary file %s must be utf-8" % path)
+                raise DataError("dictionary file %s must be utf-8" % path)
             if not line:
                 continue
             word, freq, tag = _re_userdict.match(line).groups()

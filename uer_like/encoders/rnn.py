@@ -30,7 +30,7 @@ def _stack(cell, config, hidden, bidirectional=False):
 
 def _half(config, what):
     if config.hidden_size % 2:
-        raise ValueError(f"{what} needs an even hidden_size, got {config.hidden_size}")
+        raise ConfigError(f"{what} needs an even hidden_size, got {config.hidden_size}")
     return config.hidden_size // 2
 
 

@@ -3,6 +3,7 @@ import torch.nn as nn
 
 from ..layers.cross_entropy import linear_cross_entropy
 from ..registry import TARGETS
+from ..errors import ConfigError
 
 
 @TARGETS.register("bilm")
@@ -20,7 +21,7 @@ class BilmTarget(nn.Module):
     def __init__(self, config, vocab_size):
         super().__init__()
         if config.hidden_size % 2:
-            raise ValueError(f"the bilm target needs an even hidden_size, got {config.hidden_size}")
+            raise ConfigError(f"the bilm target needs an even hidden_size, got {config.hidden_size}")
         self.half = config.hidden_size // 2
         self.output_layer = nn.Linear(self.half, vocab_size, bias=config.has_lmtarget_bias)
 

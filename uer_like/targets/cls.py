@@ -3,6 +3,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import TARGETS
+from ..errors import ConfigError
 
 
 def pool(hidden, seg, pooling):
@@ -17,7 +18,7 @@ def pool(hidden, seg, pooling):
         real = (seg > 0).long()
         last = (real * torch.arange(1, seg.size(1) + 1, device=seg.device)).argmax(1)
         return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
-    raise ValueError(pooling)
+    raise ConfigError(f"unknown pooling {pooling!r}; valid: first, mean, max, last")
 
 
 @TARGETS.register("cls")

@@ -2,6 +2,7 @@
 import math
 
 import torch
+from ..errors import ConfigError
 
 SCHEDULERS = ("linear", "cosine", "constant")
 OPTIMIZERS = ("adamw", "lamb")
@@ -20,7 +21,7 @@ def lr_at(step, total_steps, base_lr, warmup_ratio, scheduler="linear"):
         return base_lr * max(0.0, 1.0 - progress)
     if scheduler == "cosine":
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    raise ValueError(f"unknown scheduler {scheduler!r}; valid: {', '.join(SCHEDULERS)}")
+    raise ConfigError(f"unknown scheduler {scheduler!r}; valid: {', '.join(SCHEDULERS)}")
 
 
 def param_groups(model, weight_decay, lr_scale=None):
@@ -88,4 +89,4 @@ def build_optimizer(name, model, lr, weight_decay=0.01, betas=(0.9, 0.999), eps=
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **kw)
     if name == "lamb":
         return Lamb(groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+    raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")

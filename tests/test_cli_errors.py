@@ -1,0 +1,81 @@
+"""Every command-line script answers bad input with one line and exit status 2: no traceback, the message naming
+what is wrong (the file, the key, the flag). One table over preprocess.py, pretrain.py, finetune/run_*.py and
+scripts/, each case run through the script's real command line in this process."""
+import json
+import os
+
+import pytest
+
+from conftest import ROOT, SAMPLE_CORPUS
+from helpers import preprocess, run_cli
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    text = open(SAMPLE_CORPUS, encoding="utf-8").read()[:20000]
+    lines = [l for l in text.split("\n") if len(l) > 20][:16]
+    lm, _ = preprocess(str(d), "\n".join(lines) + "\n", name="lm.bin", data_processor="lm", seq_length=32,
+                       corpus_format="line")
+    f = {"dir": str(d), "lm": lm, "missing": str(d / "missing")}
+    (d / "utf16.txt").write_bytes("你好\n世界\n".encode("utf-16"))
+    f["utf16"] = str(d / "utf16.txt")
+    c = json.load(open(os.path.join(ROOT, "configs", "rnn", "bilstm_config.json")))
+    c["hidden_size"] = 33
+    (d / "bilstm_odd.json").write_text(json.dumps(c))
+    f["bilstm_odd"] = str(d / "bilstm_odd.json")
+    c = json.load(open(os.path.join(ROOT, "configs", "bert", "tiny_config.json")))
+    c["heads_numm"] = 2
+    (d / "typo.json").write_text(json.dumps(c))
+    f["typo"] = str(d / "typo.json")
+    (d / "no_header.tsv").write_text("1\t好看\n0\t难看\n", encoding="utf-8")
+    f["no_header"] = str(d / "no_header.tsv")
+    (d / "prompts.txt").write_text("你好\n", encoding="utf-8")
+    f["prompts"] = str(d / "prompts.txt")
+    os.makedirs(d / "adir", exist_ok=True)
+    f["adir"] = str(d / "adir")
+    return f
+
+
+M, O = "{missing}", "{dir}/out"
+CASES = [  # (script, argv, what the one line must say)
+    ("preprocess.py", ["--corpus_path", M + ".txt", "--dataset_path", O + ".bin"], "corpus not found"),
+    ("preprocess.py", ["--corpus_path", SAMPLE_CORPUS, "--vocab_path", M + ".vocab", "--dataset_path", O + ".bin"],
+     "vocabulary file not found"),
+    ("preprocess.py", ["--corpus_path", "{utf16}", "--dataset_path", O + ".bin"], "iconv -f UTF-16"),
+    ("preprocess.py", ["--corpus_path", SAMPLE_CORPUS, "--dataset_path", "{adir}"], "is a directory"),
+    ("pretrain.py", ["--config", M + ".json", "--dataset_path", "{lm}"], "not found"),
+    ("pretrain.py", ["--config", "{typo}", "--dataset_path", "{lm}"], "unknown config key 'heads_numm'"),
+    ("pretrain.py", ["--config", "gpt2/mini_config.json", "--dataset_path", M + ".bin"], "dataset not found"),
+    ("pretrain.py", ["--config", "bert/tiny_config.json", "--dataset_path", "{lm}", "--output_model_path",
+                     O + ".bin"], "made with data_processor 'lm'"),
+    ("pretrain.py", ["--config", "{bilstm_odd}", "--dataset_path", "{lm}", "--output_model_path", O + ".bin"],
+     "needs an even hidden_size, got 33"),
+    ("pretrain.py", ["--config", "gpt2/mini_config.json", "--dataset_path", "{lm}", "--pretrained_model_path",
+                     M + ".bin", "--output_model_path", O + ".bin"], "no such checkpoint"),
+    ("finetune/run_classifier.py", ["--train_path", M + ".tsv", "--dev_path", M + ".tsv", "--config_path",
+                                    "bert/tiny_config.json"], "no such file"),
+    ("finetune/run_classifier.py", ["--train_path", "{no_header}", "--dev_path", "{no_header}", "--config_path",
+                                    "bert/tiny_config.json"], "the first line must name the columns"),
+    ("finetune/run_ner.py", ["--train_path", M + ".tsv", "--dev_path", M + ".tsv", "--config_path",
+                             "bert/tiny_config.json"], "--label2id_path is required"),
+    ("finetune/run_cmrc.py", ["--train_path", M + ".json", "--dev_path", M + ".json", "--config_path",
+                              "bert/tiny_config.json"], "no such file"),
+    ("finetune/run_c3.py", ["--train_path", M + ".json", "--dev_path", M + ".json", "--config_path",
+                            "bert/tiny_config.json"], "no such file"),
+    ("scripts/convert.py", ["--input", M + ".bin", "--output", O, "--to", "hf"], "no such checkpoint"),
+    ("scripts/generate_lm.py", ["--load_model_path", M + ".bin", "--test_path", "{prompts}", "--prediction_path",
+                                O + ".txt"], "no such checkpoint"),
+    ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{prompts}", "--output", O + ".npy"],
+     "no such checkpoint"),
+]
+
+
+@pytest.mark.parametrize("script,argv,says", CASES, ids=[f"{c[0]}:{c[2]}" for c in CASES])
+def test_bad_input_is_one_line_and_exit_2(files, capsys, script, argv, says):
+    code, err = run_cli(script, [a.format(**files) for a in argv], capsys)
+    last = [l for l in err.splitlines() if l.strip()]
+    assert code == 2, (code, err[-2000:])
+    assert "Traceback" not in err, err[-2000:]
+    assert last and last[-1].startswith("error: ") and says in last[-1], err[-2000:]
+    assert not os.path.exists(files["dir"] + "/out.bin")  # nothing half-written
