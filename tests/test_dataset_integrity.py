@@ -103,6 +103,33 @@ def test_header_fuzz(small, tmp_path, checksum):
     assert refused > (180 if checksum else 60), (refused, same)
 
 
+
+def test_whole_file_fuzz_with_verify(small, tmp_path):
+    """200 random single-byte corruptions anywhere in the file (header, padding, every section), each opened and
+    checked as pretrain.py --verify_dataset does: refused with a DataError naming the file, or (a byte outside
+    any section and outside the checksummed header: padding) the same tokens. None loads changed data."""
+    data = open(small, "rb").read()
+    ref_manifest, ref = arrays_of(small)
+    rng = random.Random(4321)
+    refused = same = 0
+    for k in range(200):
+        i = rng.randrange(len(data))
+        new = rng.choice([c for c in range(256) if c != data[i]])
+        path = write(tmp_path, data[:i] + bytes([new]) + data[i + 1:])
+        try:
+            ds = Dataset(path)
+            ds.verify()
+            m, arrs = ds.manifest, {n: np.asarray(v).copy() for n, v in ds.arrays.items()}
+        except DataError as e:
+            assert path in str(e) and "\n" not in str(e), (k, i, str(e))
+            refused += 1
+            continue
+        assert m == ref_manifest and set(arrs) == set(ref), (k, i)
+        for name in ref:
+            assert np.array_equal(arrs[name], ref[name]), (k, i, name)
+        same += 1
+    assert refused > 100, (refused, same)
+
 def _corrupt(small, tmp_path, edit):
     data = open(small, "rb").read()
     m = json.loads(data[header_span(data)[0]:header_span(data)[1]])
