@@ -371,3 +371,17 @@ def test_dataset_made_with_another_strategy_is_refused(tmp_path_factory, tmp_pat
     args.config_overrides.update(span_masking=True, span_geo_prob=0.3)
     with pytest.raises(DataError, match=r"made with span_geo_prob 0.2, but the model config says 0.3"):
         Trainer(args)
+
+
+def test_pert_dataset_is_refused_for_pretraining_until_its_target_exists(tmp_path):
+    """A PERT dataset's labels are original positions: with the mlm target they would be read as token ids, so
+    pretraining refuses it in one line, whether or not the config names pert_masking."""
+    from uer_like.training.trainer import Trainer
+
+    ds, _ = preprocess(str(tmp_path), bert_slice(60000), data_processor="mlm", corpus_format="line", seq_length=64,
+                       pert_masking=True, pert_window=8)
+    for over in ({}, {"pert_masking": True}):
+        args = small_args(ds, tmp_path, config="roberta/tiny_config.json")
+        args.config_overrides.update(over)
+        with pytest.raises(DataError, match="PERT's permuted-LM masking needs a target"):
+            Trainer(args).train()

@@ -197,6 +197,10 @@ def check_dataset_strategy(config, manifest, path):
     for none trains on whatever masking the dataset has)."""
     want = getattr(config, "masking_strategy", "mlm")
     have = (manifest.get("masking") or {}).get("strategy", "mlm")
+    if "pert" in (want, have) and _masked(manifest):  # its labels are positions, not token ids
+        raise DataError(f"{path}: PERT's permuted-LM masking needs a target that predicts the original positions, "
+                        "which is not implemented yet (an mlm target would read the positions as token ids); "
+                        "pretrain with another masking strategy")
     if want == "mlm" or not _masked(manifest):
         return
     if have != want:
