@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from helpers import unused_port_outside_ephemeral_range
+
 from conftest import ROOT
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
@@ -131,7 +133,7 @@ def test_unreachable_store_is_an_error_naming_the_endpoint(monkeypatch):
     from uer_like.errors import DistributedError
     from uer_like.training import distributed
 
-    port = free_port()  # nothing listens there
+    port = unused_port_outside_ephemeral_range()  # nothing listens there, and no client is given it
     for k, v in dict(RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                      UER_LIKE_CONNECT_TIMEOUT="1").items():
         monkeypatch.setenv(k, v)
