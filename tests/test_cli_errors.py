@@ -37,6 +37,15 @@ def files(tmp_path_factory):
     return f
 
 
+@pytest.fixture(autouse=True)
+def fresh_process_state(monkeypatch):
+    """pretrain.py set up (single-process) distributed state in this process; later tests must not inherit it."""
+    from uer_like.training import distributed
+
+    monkeypatch.setattr(distributed, "_current", None)
+    yield
+
+
 M, O = "{missing}", "{dir}/out"
 CASES = [  # (script, argv, what the one line must say)
     ("preprocess.py", ["--corpus_path", M + ".txt", "--dataset_path", O + ".bin"], "corpus not found"),

@@ -133,6 +133,7 @@ def test_unreachable_store_is_an_error_naming_the_endpoint(monkeypatch):
     from uer_like.errors import DistributedError
     from uer_like.training import distributed
 
+    monkeypatch.setattr(distributed, "_current", None)  # a run earlier in this process may have set it up
     port = unused_port_outside_ephemeral_range()  # nothing listens there, and no client is given it
     for k, v in dict(RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                      UER_LIKE_CONNECT_TIMEOUT="1").items():
