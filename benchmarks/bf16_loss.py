@@ -19,16 +19,9 @@ import sys
 import tempfile
 import time
 
+from machine import cpu_description  # benchmarks/machine.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def cpu_flags():
-    try:
-        flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
-        name = next(l for l in open("/proc/cpuinfo") if l.startswith("model name")).split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        return "unknown CPU"
-    return f"{name}; " + ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
 
 
 def run(precision, args, out):
@@ -69,7 +62,7 @@ def main():
     for s in range(0, min(len(fp32), len(bf16)) - w + 1, w):
         a, b = sum(fp32[s:s + w]) / w, sum(bf16[s:s + w]) / w
         rows.append((s + 1, s + w, a, b, abs(b - a) / a))
-    print(f"machine: {cpu_flags()}; {args.config}, batch {args.batch_size} x {args.seq_length}, {args.steps} steps, "
+    print(f"machine: {cpu_description()}; {args.config}, batch {args.batch_size} x {args.seq_length}, {args.steps} steps, "
           f"{args.threads} threads; wall fp32 {t32:.0f} s, bf16 {t16:.0f} s")
     print("| steps | fp32 loss | bf16 loss | gap |")
     print("|---|---:|---:|---:|")

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from machine import cpu_description  # benchmarks/machine.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "corpora", "CLUECorpusSmall_bert_sampled.txt")
 VOCAB = os.path.join(ROOT, "models", "google_zh_vocab.txt")
@@ -40,15 +42,6 @@ def rates(log, pattern):
     return statistics.mean(r[1:]) if len(r) > 1 else (r[0] if r else float("nan"))
 
 
-def cpu():
-    try:
-        flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
-        name = next(l for l in open("/proc/cpuinfo") if l.startswith("model name")).split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        return "unknown CPU"
-    return f"{name}; " + ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--uer_py", required=True, help="a UER-py checkout")
@@ -63,12 +56,12 @@ def main():
         timed([py, "preprocess.py", "--corpus_path", CORPUS, "--vocab_path", VOCAB, "--dataset_path", uer_ds,
                "--processes_num", "1", "--data_processor", "bert", "--seq_length", "128", "--dynamic_masking"],
               args.uer_py)
-        import torch  # UER-py's dataset: pickled instances, padded to seq_length; the real-token fraction
+        import pickle  # UER-py's dataset: pickled instances, padded to seq_length; the real-token fraction
+
+        import torch  # only for the thread count printed
 
         real = total = 0
         with open(uer_ds, "rb") as f:
-            import pickle
-
             while True:
                 try:
                     inst = pickle.load(f)
@@ -100,7 +93,7 @@ def main():
                 tps[k].append(rates(log, pat) * (real_frac if k == "UER-py" else 1.0))
                 print(f"round {r + 1} {k:<16} wall {w:6.1f} s  real tokens/s {tps[k][-1]:,.0f}", flush=True)
     u_wall, u_tps = statistics.median(walls["UER-py"]), statistics.median(tps["UER-py"])
-    print(f"\nmachine: {cpu()}; {torch.get_num_threads()} threads; BERT-mini, batch 32 x 128, {args.steps} steps, "
+    print(f"\nmachine: {cpu_description()}; {torch.get_num_threads()} threads; BERT-mini, batch 32 x 128, {args.steps} steps, "
           f"UER-py's real-token fraction {real_frac:.3f}")
     print("| program | wall s (median) | vs UER-py | real tokens/s per step (median) | vs UER-py |")
     print("|---|---:|---:|---:|---:|")
