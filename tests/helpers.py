@@ -35,29 +35,6 @@ def run_cli(script, argv, capsys):
     return code, capsys.readouterr().err
 
 
-def unused_port_outside_ephemeral_range():
-    """A port nothing listens on, below the kernel's ephemeral range: a client connecting there retries without
-    ever being handed that same port as its own source port (a TCP self-connection, which 'succeeds' and would
-    make an unreachable endpoint reachable)."""
-    import random
-    import socket
-
-    try:
-        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(max(1025, low - 12000), low)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
-
-
 def libasan():
     """Path of gcc's AddressSanitizer runtime, or None when gcc or libasan is missing."""
     import shutil

@@ -13,8 +13,6 @@ import time
 
 import pytest
 
-from helpers import unused_port_outside_ephemeral_range
-
 from conftest import ROOT
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
@@ -134,7 +132,7 @@ def test_unreachable_store_is_an_error_naming_the_endpoint(monkeypatch):
     from uer_like.training import distributed
 
     monkeypatch.setattr(distributed, "_current", None)  # a run earlier in this process may have set it up
-    port = unused_port_outside_ephemeral_range()  # nothing listens there, and no client is given it
+    port = free_port()  # nothing listens there
     for k, v in dict(RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                      UER_LIKE_CONNECT_TIMEOUT="1").items():
         monkeypatch.setenv(k, v)

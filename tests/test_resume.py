@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import ROOT, SAMPLE_CORPUS
-from helpers import preprocess, unused_port_outside_ephemeral_range
+from helpers import preprocess
 
 TINY = ["--config", "roberta/tiny_config.json"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
@@ -298,7 +298,7 @@ def test_two_nodes_resume_a_killed_worker_from_the_same_checkpoint(dataset, two_
 
 def test_unreachable_rendezvous_fails_naming_the_endpoint():
     """A node whose rendezvous endpoint does not answer stops within a bounded time, naming host and port."""
-    port = unused_port_outside_ephemeral_range()
+    port = free_port()
     t0 = time.time()
     p = _popen(agent(port, ["--rdzv_conf", "is_host=false,read_timeout=3"]) + [os.path.join(ROOT, "pretrain.py")],
                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
