@@ -172,6 +172,7 @@ static int64_t sim_find(const sim_table *s, const int64_t *ids, size_t n)
 enum { S_MLM, S_SPAN, S_NGRAM, S_MACBERT, S_PERT, S_NSTRATEGIES };
 #define MAX_SPAN 64
 #define MAX_NGRAM 16
+#define MAX_SPECIAL 16 /* mask_instances takes at most 16 special ids; the chunk passes 3 */
 
 typedef struct {
     const int64_t *special;
@@ -285,8 +286,26 @@ static void replace_tokens(int64_t *out, size_t a, size_t b, double r, const mas
     }
 }
 
-/* _random_word: a lexicon word of n tokens, else n random ids */
-static void random_word(int64_t *dst, size_t n, const mask_opts *o, sm64 *rng)
+/* avoided_ids (masking.py): [MASK] and the special ids within 1..vocab_size-1, sorted, distinct (none when
+ * nothing else would be left); avoid has room for nspecial + 1. Returns the count. */
+static int avoided_ids(const mask_opts *o, int64_t *avoid)
+{
+    int na = 0;
+    for (int k = -1; k < o->nspecial; k++) {
+        int64_t t = k < 0 ? o->mask_id : o->special[k];
+        if (t < 1 || t >= o->vocab_size) continue;
+        int i = 0;
+        while (i < na && avoid[i] < t) i++;
+        if (i < na && avoid[i] == t) continue;
+        memmove(avoid + i + 1, avoid + i, (size_t)(na - i) * sizeof(int64_t));
+        avoid[i] = t;
+        na++;
+    }
+    return na < o->vocab_size - 1 ? na : 0;
+}
+
+/* _random_word: a lexicon word of n tokens, else n random ids other than avoid[0..na) (_random_token) */
+static void random_word(int64_t *dst, size_t n, const mask_opts *o, sm64 *rng, const int64_t *avoid, int na)
 {
     const sim_table *s = o->sim;
     if (s && (int64_t)n <= s->maxlen && s->len_off[n + 1] > s->len_off[n]) {
@@ -295,7 +314,12 @@ static void random_word(int64_t *dst, size_t n, const mask_opts *o, sm64 *rng)
         memcpy(dst, s->lex_ids + s->lex_off[w], n * sizeof(int64_t));
         return;
     }
-    for (size_t i = 0; i < n; i++) dst[i] = sm_randint(rng, 1, o->vocab_size - 1);
+    for (size_t i = 0; i < n; i++) {
+        int64_t t = sm_randint(rng, 1, o->vocab_size - 1 - na);
+        for (int k = 0; k < na; k++)
+            if (t >= avoid[k]) t++;
+        dst[i] = t;
+    }
 }
 
 static void shuffle_groups(mgroup *g, size_t n, sm64 *rng)
@@ -390,6 +414,8 @@ static size_t mask_with(const int64_t *ids, const uint8_t *bits, size_t n, const
     } else {
         size_t *run = w->run, *starts = w->idx;
         uint8_t *cov = w->cov;
+        int64_t avoid[MAX_SPECIAL + 1];
+        int na = o->strategy == S_MACBERT ? avoided_ids(o, avoid) : 0;
         run[nu - 1] = 1;
         for (size_t k = nu - 1; k-- > 0;) {
             run[k] = 1;
@@ -427,10 +453,10 @@ static size_t mask_with(const int64_t *ids, const uint8_t *bits, size_t n, const
                         int64_t wd = o->sim->cands[c0 + sm_randint(rng, 0, c1 - c0 - 1)];
                         memcpy(out + a, o->sim->lex_ids + o->sim->lex_off[wd], (b - a) * sizeof(int64_t));
                     } else {
-                        random_word(out + a, b - a, o, rng);
+                        random_word(out + a, b - a, o, rng, avoid, na);
                     }
                 } else if (r < 0.9) {
-                    random_word(out + a, b - a, o, rng);
+                    random_word(out + a, b - a, o, rng, avoid, na);
                 }
             }
         }
@@ -1654,7 +1680,7 @@ PyObject *native_mask_instances(PyObject *self, PyObject *args, PyObject *kwds)
     Py_XDECREF(kwds);
     if (!ok) return NULL;
     PyObject *res = NULL, *sp_seq = NULL;
-    int64_t special[16];
+    int64_t special[MAX_SPECIAL];
     size_t nids = (size_t)bi.len / 8, ninst = (size_t)bl.len / 8;
     const int64_t *ids = (const int64_t *)bi.buf, *lengths = (const int64_t *)bl.buf;
     const uint8_t *bits = (const uint8_t *)bb.buf;
@@ -1679,7 +1705,7 @@ PyObject *native_mask_instances(PyObject *self, PyObject *args, PyObject *kwds)
     sp_seq = PySequence_Fast(special_o, "special must be a sequence of int");
     if (!sp_seq) goto out;
     Py_ssize_t nsp = PySequence_Fast_GET_SIZE(sp_seq);
-    if (nsp > 16) {
+    if (nsp > MAX_SPECIAL) {
         PyErr_SetString(PyExc_ValueError, "at most 16 special ids");
         goto out;
     }

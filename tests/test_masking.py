@@ -196,6 +196,130 @@ def test_ngrams_are_adjacent_words_of_the_configured_lengths():
     assert triples / sum(runs.values()) > 0.8, runs
 
 
+# ------------------------------------------------------------------------------------------ macbert
+SIMILAR = "<similar words>"  # in a strategy's options: the similar-words file similar_words() writes
+
+
+def similar_words(tmp_path_factory):
+    """A similar-words file from the corpus's own jieba words (Chinese characters only, so one token each):
+    per length 1..4, the 150 most frequent words, each with 3 candidates among the next 300 of its length.
+    -> (path, {word ids: {candidate ids}}, {length: {ids of the file's words of that length}})."""
+    if "similar" not in _CACHE:
+        import re
+
+        from uer_like.segmentation import Segmenter
+        from uer_like.tokenizers import build_tokenizer
+
+        seg, han = Segmenter(), re.compile("^[\u4e00-\u9fff]+$")
+        freq = collections.Counter(w for line in bert_slice(600000).decode("utf-8").splitlines()
+                                   for w in seg.cut(line) if han.match(w))
+        by_len = collections.defaultdict(list)
+        for w, _ in sorted(freq.items(), key=lambda x: (-x[1], x[0])):
+            by_len[len(w)].append(w)
+        lines = ["# word<TAB>similar words", ""]
+        for n in range(1, 5):
+            words = by_len[n][:450]
+            assert len(words) == 450, (n, len(words))
+            lines += [f"{w}\t" + " ".join(words[150 + (3 * i + j) % 300] for j in range(3))
+                      for i, w in enumerate(words[:150])]
+        path = tmp_path_factory.mktemp("similar") / "similar.txt"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        vocab = build_tokenizer("bert", VOCAB).vocab
+        ids = lambda w: tuple(vocab.convert_tokens_to_ids(list(w)))  # noqa: E731
+        table, lexicon = {}, collections.defaultdict(set)
+        for line in lines[2:]:
+            w, cands = line.split("\t")
+            table[ids(w)] = {ids(c) for c in cands.split()}
+            lexicon[len(w)] |= {ids(w)} | table[ids(w)]
+        _CACHE["similar"] = (str(path), table, lexicon)
+    return _CACHE["similar"]
+
+
+def options(kw, tmp_path_factory):
+    """A strategy's preprocess options with SIMILAR replaced by the similar-words file."""
+    return {k: similar_words(tmp_path_factory)[0] if v == SIMILAR else v for k, v in kw.items()}
+
+
+def test_macbert_replaces_words_with_their_similar_words(tmp_path_factory):
+    """MacBERT over 600 KB of the corpus (bert pairs, whole words, static masks) with the corpus's own words as
+    the similar-words file: nothing becomes [MASK]; whole words are never split and n-grams of several words are
+    chosen; the labels are the original tokens (the same corpus made without masks); a chosen word with
+    candidates becomes one of them 80% of the time, stays 10%; a word without becomes another word of its length
+    from the file (or random non-special tokens where the file has none of that length) 90%, stays 10%; the
+    masked fraction is the configured rate."""
+    sim_path, table, lexicon = similar_words(tmp_path_factory)
+    text = bert_slice(600000)
+    path, m = dataset(tmp_path_factory, "macbert", text, data_processor="bert", seq_length=128,
+                      whole_word_masking=True, macbert_masking=True, similar_words_path=sim_path)
+    plain, _ = dataset(tmp_path_factory, "macbert_plain", text, data_processor="bert", seq_length=128,
+                       whole_word_masking=True, dynamic_masking=True)
+    s = m["masking"]
+    assert (s["strategy"], s["ngram_probs"]) == ("macbert", [0.4, 0.3, 0.2, 0.1])
+    assert (s["similar_words"]["file"], s["similar_words"]["words"], s["similar_words"]["dropped_candidates"]) == \
+        ("similar.txt", 600, 0)
+    assert abs(m["sections"]["mask_pos"]["count"] / (m["tokens"] - 3 * m["instances"]) - 0.15) < 0.005
+    orig_ds, mask_id = Dataset(plain), m["special_ids"]["mask"]
+    n = collections.Counter()
+    for i, (ids, bits, pos, lab, special) in enumerate(rows(path)):
+        orig = orig_ds.instance_ids(i)
+        assert (lab == orig[pos]).all() and len(ids) == len(orig)
+        keep = np.ones(len(ids), bool)
+        keep[pos] = False
+        assert (ids[keep] == orig[keep]).all()
+        assert not (ids == mask_id).any() and not np.isin(ids[pos], list(special)).any()
+        chosen = set(pos.tolist())
+        run = 0
+        for a, b in _words(bits, orig, special) + [[len(ids), len(ids)]]:
+            inside = sum(p in chosen for p in range(a, b))
+            assert inside in (0, b - a), (i, a, b, pos)
+            if not inside:
+                if run:
+                    n["runs"] += 1
+                    n["multi_word_runs"] += run > 1
+                run = 0
+                continue
+            run += 1
+            word, new = tuple(orig[a:b].tolist()), tuple(ids[a:b].tolist())
+            kind = "cand" if word in table else "other"
+            n[kind] += 1
+            n[kind + "_kept"] += new == word
+            n[kind + "_similar"] += word in table and new in table[word]
+            if new != word:
+                if b - a in lexicon:
+                    assert new in lexicon[b - a], (i, a, b, word, new)
+                else:
+                    n["random_tokens"] += b - a
+    assert n["cand"] > 5000 and n["other"] > 5000 and n["random_tokens"] > 20, n
+    assert abs(n["cand_similar"] / n["cand"] - 0.8) < 0.02, n
+    assert abs(n["cand_kept"] / n["cand"] - 0.1) < 0.02, n
+    assert abs(n["other_kept"] / n["other"] - 0.1) < 0.02, n
+    assert n["multi_word_runs"] / n["runs"] > 0.3, n
+
+
+def test_macbert_random_tokens_are_never_special():
+    """A word of a length the similar-words file lacks gets random tokens: never [MASK], [CLS], [SEP] or [PAD],
+    every other id drawn, in the Python and the native path alike (a vocabulary of 106 ids, so the special ones
+    would come up often)."""
+    need_native()
+    sim = SimilarWords([(1000, 1001), (1002, 1003)], {(1000, 1001): [1]})
+    o = MaskingOptions(strategy="macbert", prob=0.3, similar=sim)
+    ids = [101] + list(range(1, 41)) + [102] + list(range(41, 61)) + [102]
+    bits = [1] * len(ids)
+    special, seen = {0, 101, 102}, collections.Counter()
+    out_py = []
+    for seed in range(400):
+        out, pos, lab = mask_with(ids, bits, special, SplitMix64(seed), 106, 103, o)
+        assert lab == [ids[p] for p in pos] and len(pos) == round(60 * 0.3)
+        out_py.append(out)
+        seen.update(out[p] for p in pos if out[p] != ids[p])
+    assert set(seen) == set(range(1, 106)) - {101, 102, 103}
+    n = len(out_py)
+    keys = np.array([[seed] for seed in range(n)], np.uint64)
+    nat, _, _, _ = native.mask_instances(np.array(ids * n, np.int64), np.full(n, len(ids), np.int64),
+                                         np.array(bits * n, np.uint8), keys, special, 106, 103, options=o)
+    assert nat.reshape(n, -1).tolist() == out_py
+
+
 # ------------------------------------------------------------------------------------------ parity
 PARITY = {
     "span": dict(span_masking=True, mask_decision="token"),
@@ -203,17 +327,19 @@ PARITY = {
     "ngram": dict(ngram_masking=True, ngram_probs=[0.4, 0.3, 0.2, 0.1]),
     "ngram_wwm": dict(ngram_masking=True, whole_word_masking=True, mask_decision="token"),
     "pert_wwm": dict(pert_masking=True, whole_word_masking=True, pert_window=8),
+    "macbert": dict(macbert_masking=True, similar_words_path=SIMILAR, ngram_probs=[0.5, 0.5]),
+    "macbert_wwm": dict(macbert_masking=True, whole_word_masking=True, similar_words_path=SIMILAR),
 }
 
 
 @pytest.mark.parametrize("name", list(PARITY))
-def test_native_and_python_datasets_are_byte_identical(tmp_path, name):
+def test_native_and_python_datasets_are_byte_identical(tmp_path, tmp_path_factory, name):
     """The same corpus slice through --implementation python (jieba itself for whole words) and native:
     byte-identical dataset files, static masks, two duplicates, two processes, chunks of 48 KB."""
     need_native()
     data = bert_slice(160000)
     kw = dict(data_processor="albert" if "wwm" in name else "bert", seq_length=96, dup_factor=2, chunk_bytes=49152,
-              seed=13, **PARITY[name])
+              seed=13, **options(PARITY[name], tmp_path_factory))
     py, mp = preprocess(str(tmp_path), data, name="py.bin", implementation="python", **kw)
     nat, mn = preprocess(str(tmp_path), data, name="nat.bin", implementation="native", processes_num=2, **kw)
     assert mn["masking"]["strategy"] == name.split("_")[0]
@@ -225,7 +351,7 @@ def test_native_dynamic_masks_equal_python(tmp_path_factory, name, monkeypatch):
     """The Collator's dynamic masks: the native batch call and the Python mask_with draw the same masks."""
     from uer_like.training.batches import Collator
 
-    kw = dict(PARITY[name], dynamic_masking=True)
+    kw = dict(options(PARITY[name], tmp_path_factory), dynamic_masking=True)
     path, m = dataset(tmp_path_factory, f"dyn_{name}", bert_slice(120000), data_processor="bert", seq_length=96,
                       **kw)
     assert m["masking"]["strategy"] == name.split("_")[0] and m["dynamic_masking"]
@@ -296,17 +422,20 @@ def _losses(tmp_path):
     return [steps[k] for k in sorted(steps)]
 
 
-@pytest.mark.parametrize("name,dynamic", [("span", False), ("ngram_wwm", True)])
-def test_a_tiny_model_pretrains_with_the_strategy(tmp_path, name, dynamic):
+@pytest.mark.parametrize("name,dynamic", [("span", False), ("ngram_wwm", True), ("macbert_wwm", False),
+                                          ("macbert", True)])
+def test_a_tiny_model_pretrains_with_the_strategy(tmp_path, tmp_path_factory, name, dynamic):
     """BERT-tiny-sized (1 layer, 64 wide) for 12 steps on the corpus masked by the strategy, the config naming
-    it: the loss is finite and falls."""
+    it: the loss is finite and falls (MacBERT: the mlm target predicts the original words of the replaced and
+    kept ones; dynamic, the similar-word table travels in the manifest)."""
     from uer_like.training.trainer import Trainer
 
-    kw = dict(PARITY[name], dynamic_masking=dynamic)
+    kw = dict(options(PARITY[name], tmp_path_factory), dynamic_masking=dynamic)
     kw.pop("mask_decision", None)
-    ds, _ = preprocess(str(tmp_path), bert_slice(150000), data_processor="bert", seq_length=64, **kw)
+    ds, m = preprocess(str(tmp_path), bert_slice(150000), data_processor="bert", seq_length=64, **kw)
+    assert ("similar_table" in m["masking"]) == (dynamic and "macbert" in name)
     over = {k: v for k, v in kw.items() if k in ("span_masking", "span_geo_prob", "span_max_length", "ngram_masking",
-                                                 "ngram_probs")}
+                                                 "ngram_probs", "macbert_masking")}
     args = small_args(ds, tmp_path)
     args.config_overrides.update(over)
     Trainer(args).train()

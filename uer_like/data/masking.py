@@ -15,7 +15,9 @@ word-start bit is 0 joins the unit before it) with whole-word masking. Special t
            skipped when it overlaps a chosen one; 80/10/10 per unit (or token).
   macbert  MacBERT's MLM as correction: n-gram selection (default 1..4-grams at 40/30/20/10%), then per word
            80% a similar word from the similar-words file (a random word of the same length when the word has
-           no candidate), 10% a random word of the same length, 10% kept. Nothing becomes [MASK].
+           no candidate), 10% a random word of the same length, 10% kept. A random word is a word of the file
+           with as many tokens, or where it has none, random tokens other than [MASK] and the special tokens.
+           Nothing becomes [MASK].
   pert     PERT's permuted LM: units chosen as mlm does; the chosen token positions are shuffled among
            themselves within windows of pert_window positions ([0, W), [W, 2W), ...); the labels are the
            original positions of the tokens now at the chosen positions (so ids[label] restores them).
@@ -382,11 +384,28 @@ def _replace(out, a, b, r, per_word, rng, vocab_size, mask_id):
             out[i] = rng.randint(1, vocab_size - 1)
 
 
-def _random_word(n, sim, rng, vocab_size):
+def _random_word(n, sim, rng, vocab_size, avoid):
+    """A word of the similar-words file with n tokens, else n random tokens other than the ids in `avoid`."""
     words = sim.by_length.get(n) if sim is not None else None
     if words:
         return sim.lexicon[words[rng.randint(0, len(words) - 1)]]
-    return [rng.randint(1, vocab_size - 1) for _ in range(n)]
+    return [_random_token(rng, vocab_size, avoid) for _ in range(n)]
+
+
+def avoided_ids(special_ids, mask_id, vocab_size):
+    """The ids MacBERT's random tokens avoid ([MASK] and the special tokens), sorted, within 1..vocab_size-1
+    (none when nothing else would be left)."""
+    avoid = sorted(t for t in set(special_ids) | {mask_id} if 1 <= t < vocab_size)
+    return avoid if len(avoid) < vocab_size - 1 else []
+
+
+def _random_token(rng, vocab_size, avoid):
+    """Uniform over 1..vocab_size-1 without the ids in `avoid` (sorted): one draw, shifted past them."""
+    t = rng.randint(1, vocab_size - 1 - len(avoid))
+    for a in avoid:
+        if t >= a:
+            t += 1
+    return t
 
 
 def mask_with(ids, bits, special_ids, rng: SplitMix64, vocab_size, mask_id, o: MaskingOptions):
@@ -423,6 +442,7 @@ def mask_with(ids, bits, special_ids, rng: SplitMix64, vocab_size, mask_id, o: M
             return out, chosen, [ids[i] for i in chosen]
         return _permute(ids, out, chosen, o.pert_window, rng)
     # ngram / macbert
+    avoid = avoided_ids(special_ids, mask_id, vocab_size) if o.strategy == "macbert" else None
     cum = o.ngram_cum
     N = len(cum) - 1
     nu = len(units)
@@ -459,9 +479,9 @@ def mask_with(ids, bits, special_ids, rng: SplitMix64, vocab_size, mask_id, o: M
                 if cands:
                     word = o.similar.lexicon[cands[rng.randint(0, len(cands) - 1)]]
                 else:
-                    word = _random_word(b - a, o.similar, rng, vocab_size)
+                    word = _random_word(b - a, o.similar, rng, vocab_size, avoid)
             elif r < 0.9:
-                word = _random_word(b - a, o.similar, rng, vocab_size)
+                word = _random_word(b - a, o.similar, rng, vocab_size, avoid)
             else:
                 continue
             out[a:b] = word
