@@ -5,6 +5,7 @@ pretrains on each; bad inputs are refused in one line."""
 import collections
 import hashlib
 import os
+import re
 
 import numpy as np
 import pytest
@@ -205,8 +206,6 @@ def similar_words(tmp_path_factory):
     per length 1..4, the 150 most frequent words, each with 3 candidates among the next 300 of its length.
     -> (path, {word ids: {candidate ids}}, {length: {ids of the file's words of that length}})."""
     if "similar" not in _CACHE:
-        import re
-
         from uer_like.segmentation import Segmenter
         from uer_like.tokenizers import build_tokenizer
 
@@ -483,6 +482,56 @@ def test_bad_preprocess_flags_are_one_line(tmp_path, kw, msg):
     with pytest.raises(DataError, match=msg) as e:
         preprocess(str(tmp_path), bert_slice(2000), **kw)
     assert "\n" not in str(e.value)
+
+
+def _macbert_with(tmp_path, content, **kw):
+    path = tmp_path / "similar.txt"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return preprocess(str(tmp_path), bert_slice(20000), macbert_masking=True, similar_words_path=str(path), **kw)
+
+
+def test_bad_similar_words_lines_are_one_error_naming_the_file_and_lines(tmp_path):
+    """Lines without a TAB, without candidates, with an empty word or a word with a space, or not UTF-8: one
+    DataError naming the file and each line (the first five, then how many more); comments, blank lines, a
+    BOM and CRLF endings are fine."""
+    good = "\ufeff# word<TAB>candidates\r\n苹果\t香蕉 橘子\r\n\r\n"
+    bad = ["苹果 香蕉", "西瓜\t", "\t香蕉", "大 西瓜\t香瓜"]
+    content = (good + "\n".join(bad[:2])).encode("utf-8") + b"\n\xe8\x8b\t\xe9\xa6\x99\n" + \
+        "\n".join(bad[2:]).encode("utf-8")
+    path = re.escape(str(tmp_path / "similar.txt"))
+    with pytest.raises(DataError, match=path + r": 5 bad line\(s\) in the similar-words file \(expected "
+                       r"`word<TAB>candidate candidate ...`\): line 4: no TAB between the word and its candidates; "
+                       r"line 5: no candidates for '西瓜'; line 6: invalid UTF-8 at byte 0; line 7: empty word; "
+                       r"line 8: the word '大 西瓜' contains whitespace$") as e:
+        _macbert_with(tmp_path, content)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DataError, match=r": 7 bad line\(s\) .*; line 5: no TAB .* \(and 2 more\)$"):
+        _macbert_with(tmp_path, "\n".join(["苹果"] * 7))
+    for content, msg in [("# only a comment\n\n", "the similar-words file has no entries"),
+                         ("苹果\t大西瓜 苹果\n", r"no word of the similar-words file has a usable candidate \(a "
+                          r"candidate needs as many tokens as its word, and must differ from it\): line 1: '苹果' -> "
+                          r"'大西瓜' \(3 token\(s\), the word 2\); line 1: '苹果' -> '苹果' \(the word itself\)$")]:
+        with pytest.raises(DataError, match=path + ": " + msg) as e:
+            _macbert_with(tmp_path, content)
+        assert "\n" not in str(e.value)
+    with pytest.raises(DataError, match=r"--similar_words_path \S+missing.txt: No such file or directory$"):
+        preprocess(str(tmp_path), bert_slice(20000), macbert_masking=True,
+                   similar_words_path=str(tmp_path / "missing.txt"))
+
+
+def test_similar_words_of_another_length_are_dropped_with_a_warning(tmp_path, caplog):
+    """A candidate with another number of tokens than its word (or the word itself) cannot replace it in place:
+    it is dropped, one warning names the file and the lines, and the manifest counts them; the rest is used."""
+    content = "苹果\t香蕉 大西瓜 苹果\n中国\t美国\n我\t你 他们\n"
+    with caplog.at_level("WARNING", logger="uer_like"):
+        _, m = _macbert_with(tmp_path, content)
+    warned = [r.getMessage() for r in caplog.records if "similar-words" in r.getMessage()]
+    assert warned == [f"{tmp_path / 'similar.txt'}: 3 candidate(s) of the similar-words file dropped (a candidate "
+                      "needs as many tokens as its word, and must differ from it): line 1: '苹果' -> '大西瓜' (3 "
+                      "token(s), the word 2); line 1: '苹果' -> '苹果' (the word itself); line 3: '我' -> '他们' (2 "
+                      "token(s), the word 1)"]
+    s = m["masking"]["similar_words"]
+    assert (s["words"], s["lexicon"], s["dropped_candidates"]) == (3, 6, 3)
 
 
 def test_dataset_made_with_another_strategy_is_refused(tmp_path_factory, tmp_path):

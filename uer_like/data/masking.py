@@ -226,16 +226,20 @@ class SimilarWords:
 
     The file: UTF-8, one word per line, `word<TAB>candidate candidate ...` (candidates separated by spaces or
     tabs); blank lines and lines starting with '#' are skipped; a word on several lines gets all their
-    candidates. Words and candidates are tokenized with the dataset's tokenizer: a candidate with another number
-    of tokens than its word is dropped (the instance keeps its length), as is the word itself.
+    candidates. A line without a TAB, without candidates, with an empty word or one containing whitespace, or
+    not UTF-8 is an error (one DataError naming the lines). Words and candidates are tokenized with the
+    dataset's tokenizer: a candidate with another number of tokens than its word is dropped (the instance keeps
+    its length), as is the word itself; `dropped_at` lists them [(line, word, candidate, why)] (preprocess logs
+    them), and a file of which no candidate is left is an error.
 
     lexicon: the distinct token-id tuples (keys and candidates, first-seen order); table: key tuple -> candidate
     lexicon indices; by_length: token count -> lexicon indices (the random words of the same length)."""
 
-    def __init__(self, lexicon, table, source=None, sha256=None, dropped=0):
+    def __init__(self, lexicon, table, source=None, sha256=None, dropped=0, dropped_at=()):
         self.lexicon = [tuple(w) for w in lexicon]
         self.table = {tuple(k): list(v) for k, v in table.items()}
         self.source, self.sha256, self.dropped = source, sha256, dropped
+        self.dropped_at = list(dropped_at)
         self.by_length = {}
         for i, w in enumerate(self.lexicon):
             self.by_length.setdefault(len(w), []).append(i)
@@ -256,7 +260,7 @@ class SimilarWords:
                             f"`word<TAB>candidate candidate ...`): {shown}{more}")
         if not entries:
             raise DataError(f"{path}: the similar-words file has no entries (expected `word<TAB>candidate ...` lines)")
-        index, lexicon, table, dropped = {}, [], {}, 0
+        index, lexicon, table, dropped = {}, [], {}, []
 
         def intern(ids):
             if ids not in index:
@@ -264,23 +268,27 @@ class SimilarWords:
                 lexicon.append(ids)
             return index[ids]
 
-        for word, cands in entries:
+        for no, word, cands in entries:
             key = tuple(tokenize(word))
             if not key:
-                dropped += len(cands)
+                dropped += [(no, word, c, "the word has no tokens") for c in cands]
                 continue
             slot = table.setdefault(key, [])
             intern(key)
             for c in cands:
                 ids = tuple(tokenize(c))
                 if len(ids) != len(key) or ids == key:
-                    dropped += 1
+                    dropped.append((no, word, c, "the word itself" if ids == key else
+                                    f"{len(ids)} token(s), the word {len(key)}"))
                     continue
                 j = intern(ids)
                 if j not in slot:
                     slot.append(j)
         table = {k: v for k, v in table.items() if v}
-        return cls(lexicon, table, os.path.basename(path), hashlib.sha256(raw).hexdigest(), dropped)
+        if not table:
+            raise DataError(f"{path}: no word of the similar-words file has a usable candidate (a candidate needs "
+                            f"as many tokens as its word, and must differ from it): {describe_dropped(dropped)}")
+        return cls(lexicon, table, os.path.basename(path), hashlib.sha256(raw).hexdigest(), len(dropped), dropped)
 
     def describe(self):
         return {"file": self.source, "sha256": self.sha256, "words": len(self.table), "lexicon": len(self.lexicon),
@@ -314,8 +322,14 @@ class SimilarWords:
         return lex_ids, lex_off, key_lex, cand_off, cands
 
 
+def describe_dropped(dropped, limit=5):
+    """The first dropped candidates [(line, word, candidate, why)] in words."""
+    shown = "; ".join(f"line {no}: {w!r} -> {c!r} ({why})" for no, w, c, why in dropped[:limit])
+    return shown + (f" (and {len(dropped) - limit} more)" if len(dropped) > limit else "")
+
+
 def parse_similar_words(raw, path):
-    """bytes of a similar-words file -> ([(word, [candidates])], [(line_no, why)])."""
+    """bytes of a similar-words file -> ([(line_no, word, [candidates])], [(line_no, why)])."""
     entries, bad = [], []
     for no, line in enumerate(raw.split(b"\n"), 1):
         if line.endswith(b"\r"):
@@ -342,7 +356,7 @@ def parse_similar_words(raw, path):
         elif not cands:
             bad.append((no, f"no candidates for {word!r}"))
         else:
-            entries.append((word, cands))
+            entries.append((no, word, cands))
     return entries, bad
 
 

@@ -16,7 +16,7 @@ from ..tokenizers import build_tokenizer
 from . import corpus as corpus_mod
 from .corpus import DEFAULT_CHUNK_BYTES, LineError, LineReport, chunk_boundaries, read_chunk_documents
 from .dataset import DatasetWriter
-from .masking import MaskingOptions, SimilarWords, check_values, mask_with, strategy_of
+from .masking import MaskingOptions, SimilarWords, check_values, describe_dropped, mask_with, strategy_of
 from .processors import (DATA_PROCESSOR_NAMES, PURPOSE_PAIRS, PURPOSE_STATIC_MASK, SentenceEncoder, cls_instance,
                          lm_instances, mlm_instances, parse_cls_line, sentence_pair_instances)
 from .rng import SplitMix64
@@ -291,6 +291,11 @@ def run_preprocess(progress=True, **kw):
     check_dataset_path(o["dataset_path"])
     _init_worker(o)
     vocab = _W["vocab"]
+    similar = _W["masking"].similar
+    if similar is not None and similar.dropped_at:
+        logger.warning("%s: %d candidate(s) of the similar-words file dropped (a candidate needs as many tokens as "
+                       "its word, and must differ from it): %s", o["similar_words_path"], similar.dropped,
+                       describe_dropped(similar.dropped_at))
     bounds = chunk_boundaries(o["corpus_path"], o["corpus_format"], o["chunk_bytes"])
     tasks = [(i, bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
     from .native import chunk_function  # implementation: python (reference) | native | auto
