@@ -551,9 +551,10 @@ def test_dataset_made_with_another_strategy_is_refused(tmp_path_factory, tmp_pat
         Trainer(args)
 
 
-def test_pert_dataset_is_refused_for_pretraining_until_its_target_exists(tmp_path):
+def test_pert_dataset_is_refused_for_the_mlm_target(tmp_path):
     """A PERT dataset's labels are original positions: with the mlm target they would be read as token ids, so
-    pretraining refuses it in one line, whether or not the config names pert_masking."""
+    pretraining refuses it in one line, whether or not the config names pert_masking (the pert target trains on it:
+    tests/test_pert.py)."""
     from uer_like.training.trainer import Trainer
 
     ds, _ = preprocess(str(tmp_path), bert_slice(60000), data_processor="mlm", corpus_format="line", seq_length=64,
@@ -561,5 +562,5 @@ def test_pert_dataset_is_refused_for_pretraining_until_its_target_exists(tmp_pat
     for over in ({}, {"pert_masking": True}):
         args = small_args(ds, tmp_path, config="roberta/tiny_config.json")
         args.config_overrides.update(over)
-        with pytest.raises(DataError, match="PERT's permuted-LM masking needs a target"):
+        with pytest.raises(DataError, match="PERT's permuted-LM masking, whose labels are original positions: it trains the 'pert' target"):
             Trainer(args).train()

@@ -199,10 +199,18 @@ def check_dataset_strategy(config, manifest, path):
     for none trains on whatever masking the dataset has)."""
     want = getattr(config, "masking_strategy", "mlm")
     have = (manifest.get("masking") or {}).get("strategy", "mlm")
-    if "pert" in (want, have) and _masked(manifest):  # its labels are positions, not token ids
-        raise DataError(f"{path}: PERT's permuted-LM masking needs a target that predicts the original positions, "
-                        "which is not implemented yet (an mlm target would read the positions as token ids); "
-                        "pretrain with another masking strategy")
+    targets = list(getattr(config, "target", ()) or ())
+    if _masked(manifest) and (have == "pert") != ("pert" in targets):  # PERT's labels are positions, not ids
+        if have == "pert":
+            raise DataError(f"{path}: made with PERT's permuted-LM masking, whose labels are original positions: "
+                            f"it trains the 'pert' target (configs/pert), not {targets} (an mlm head would read "
+                            "the positions as token ids)")
+        raise DataError(f"{path}: the 'pert' target predicts the original positions of permuted tokens, but the "
+                        f"dataset was made with {have} masking; re-run preprocess.py with --pert_masking")
+    bad = [t for t in targets if t in ("mlm", "electra")]
+    if have == "pert" and bad and _masked(manifest):
+        raise DataError(f"{path}: a PERT dataset's labels are original positions; the target(s) {bad} would read "
+                        "them as token ids: use the 'pert' target alone (with sp where the processor has it)")
     if want == "mlm" or not _masked(manifest):
         return
     if have != want:
@@ -210,7 +218,7 @@ def check_dataset_strategy(config, manifest, path):
         raise DataError(f"{path}: made with {have} masking, but the model config asks for {want} masking "
                         f"({flag}); re-run preprocess.py with --{flag}")
     s = manifest["masking"]
-    for key in ("span_geo_prob", "span_max_length") if want == "span" else ():
+    for key in {"span": ("span_geo_prob", "span_max_length"), "pert": ("pert_window",)}.get(want, ()):
         if getattr(config, key) != s[key]:
             raise DataError(f"{path}: made with {key} {s[key]}, but the model config says {getattr(config, key)}; "
                             f"re-run preprocess.py with --{key} {getattr(config, key)}")

@@ -17,7 +17,8 @@ from ..errors import DataError
 from .rng import SplitMix64
 
 DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls")
-PROCESSOR_TARGETS = {"bert": ("mlm", "sp", "electra"), "albert": ("mlm", "sp", "electra"), "mlm": ("mlm", "electra"),
+PROCESSOR_TARGETS = {"bert": ("mlm", "sp", "electra", "pert"), "albert": ("mlm", "sp", "electra", "pert"),
+                     "mlm": ("mlm", "electra", "pert"),
                      "lm": ("lm", "bilm"), "cls": ("cls",)}
 PURPOSE_PAIRS, PURPOSE_STATIC_MASK, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE = 1, 2, 3, 4
 

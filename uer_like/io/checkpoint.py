@@ -465,6 +465,11 @@ def save_model(model, path, format=None, vocab=None, layout=None):
         save_hf(disc, os.path.join(path, "discriminator"), vocab=vocab or _default_vocab(model))
         save_hf(gen, os.path.join(path, "generator"), vocab=vocab or _default_vocab(model))
         return path
+    if fmt == "hf" and "pert" in model.config.target:  # PERT: the encoder, as HFL released it (BertModel)
+        from ..targets.pert import pert_encoder
+
+        logger.info("%s: PERT's pointer head has no Hugging Face class; the encoder is saved without it", path)
+        model = pert_encoder(model)
     if fmt == "hf":
         return save_hf(model, path, vocab=vocab)
     if fmt == "uer" and path.lower().endswith(".safetensors"):

@@ -7,4 +7,4 @@ output (ELECTRA: a generator, then the encoder again on the corrupted input) def
 batch)` instead, and may report its parts under `report_names` (its result's "parts").
 """
 from . import bilm, cls, lm, mlm, sp  # noqa: F401  (registration)
-from . import electra, electra_disc, electra_gen, pooler  # noqa: F401  (registration)
+from . import electra, electra_disc, electra_gen, pert, pooler  # noqa: F401  (registration)
