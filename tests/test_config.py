@@ -36,6 +36,9 @@ def make_batch(model, cfg, vocab=200, B=3, S=16):
     if "mlm" in cfg.target or "electra" in cfg.target:
         batch["mlm_pos"] = torch.tensor([1, 5, S + 2, 2 * S + 7])
         batch["mlm_labels"] = torch.tensor([3, 4, 5, 6])
+    if "pert" in cfg.target:  # permuted positions and the positions (in their rows) their tokens came from
+        batch["mlm_pos"] = torch.tensor([1, 5, S + 2, S + 4, 2 * S + 7])
+        batch["mlm_labels"] = torch.tensor([5, 1, 4, 2, 7])
     if "sp" in cfg.target:
         batch["tgt_sp"] = torch.tensor([0, 1, 0])
     if "lm" in cfg.target:

@@ -166,8 +166,10 @@ def test_sigterm_saves_and_exits_cleanly(dataset, reference, tmp_path):
 
 
 def torchrun(nproc, extra=()):
+    # a port free now, not one fixed per test process: an earlier run's store (or a socket of it in TIME_WAIT)
+    # can still hold a fixed one, and the next torchrun then fails to start
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
-            str(29500 + os.getpid() % 1000), *extra]
+            str(free_port()), *extra]
 
 
 @pytest.fixture(scope="module")
