@@ -80,6 +80,11 @@ def test_discriminator_learns_and_generator_loss_falls(setup, trained):
     disc = [float(x) for x in re.findall(r"electra_disc loss [0-9.]+ acc ([0-9.]+)", stderr)]
     assert len(gen) == 6 and len(disc) == 6, stderr[-2000:]
     assert gen[-1] < gen[0] - 0.5, gen  # the generator's MLM loss falls
+    # each report names the all-"original" baseline beside the discriminator's accuracy; at the end it is ahead
+    logged = [(float(a), float(b)) for a, b in
+              re.findall(r"electra_disc loss [0-9.]+ acc ([0-9.]+) \(baseline ([0-9.]+)\)", stderr)]
+    assert len(logged) == 6 and all(0.5 < b < 1 for _, b in logged), stderr[-2000:]
+    assert logged[-1][0] > logged[-1][1], logged
     model = load_model(os.path.join(out, "model.bin"))
     assert model.config.target == ["electra"]
     acc, baseline = _eval_batches(setup, model)

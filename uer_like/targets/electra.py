@@ -130,7 +130,8 @@ class ElectraTarget(nn.Module):
         # discriminator: which tokens were replaced
         hidden = model.encode(corrupted, seg)
         disc = self.discriminator_head.loss(hidden, {"tgt_rtd": rtd, "seg": seg})
-        disc["replaced"] = (rtd * (seg > 0)).sum()  # the all-"original" baseline accuracy is 1 - replaced / count
+        disc["replaced"] = (rtd * (seg > 0)).sum()
+        disc["baseline"] = disc["count"] - disc["replaced"]  # what predicting "original" everywhere gets right
         return {"loss": gen_loss + self.weight * disc["loss"], "correct": disc["correct"], "count": disc["count"],
                 "parts": {"electra_gen": gen, "electra_disc": disc}}
 

@@ -556,7 +556,8 @@ class Trainer:
         for name in self.model.loss_names:
             if name in s["targets"]:
                 t = s["targets"][name]
-                parts.append(f"{name} loss {t['loss']:.4f} acc {t['acc']:.4f}")
+                base = f" (baseline {t['baseline']:.4f})" if "baseline" in t else ""
+                parts.append(f"{name} loss {t['loss']:.4f} acc {t['acc']:.4f}{base}")
         parts += [f"lr {lr:.3g}", f"grad norm {s['grad_norm']:.3f}", f"{tok_s:,.0f} tokens/s"]
         mfu = self._mfu(tok_s, n_params)
         if mfu is not None:
@@ -566,6 +567,8 @@ class Trainer:
             for name, t in s["targets"].items():
                 tb.add_scalar(f"loss/{name}", t["loss"], self.step)
                 tb.add_scalar(f"acc/{name}", t["acc"], self.step)
+                if "baseline" in t:
+                    tb.add_scalar(f"baseline_acc/{name}", t["baseline"], self.step)
             tb.add_scalar("lr", lr, self.step)
             tb.add_scalar("grad_norm", s["grad_norm"], self.step)
             tb.add_scalar("tokens_per_s", tok_s, self.step)
@@ -624,7 +627,10 @@ class _Stats:
 
     def __init__(self, targets, device):
         self.device = device
-        self.sums = {t: torch.zeros(3, device=device, dtype=torch.float64) for t in targets}
+        # per target: loss, correct, count, and `baseline` (what a trivial predictor gets right, for targets that
+        # report one: ELECTRA's discriminator, against predicting "original" everywhere), -1 where absent
+        self.sums = {t: torch.zeros(4, device=device, dtype=torch.float64) for t in targets}
+        self.has_baseline = set()
         self.tokens = 0
         self.gnorm = torch.zeros((), device=device, dtype=torch.float64)
         self.steps = 0
@@ -635,7 +641,12 @@ class _Stats:
         for name, acc in self.sums.items():
             if name in out:
                 r = out[name]
-                acc += torch.stack([r["loss"].detach().double(), r["correct"].double(), r["count"].double()])
+                base = r.get("baseline")
+                if base is not None:
+                    self.has_baseline.add(name)
+                base = r["count"].new_zeros(()) if base is None else base
+                acc += torch.stack([r["loss"].detach().double(), r["correct"].double(), r["count"].double(),
+                                    base.double()])
         self.micro += 1
 
     def add_step(self, gnorm):
@@ -644,7 +655,7 @@ class _Stats:
 
     def reduce(self, info):
         names = list(self.sums)
-        flat = torch.stack([self.sums[n] for n in names]) if names else torch.zeros(0, 3)
+        flat = torch.stack([self.sums[n] for n in names]) if names else torch.zeros(0, 4)
         extra = torch.tensor([float(self.tokens), float(self.micro)], dtype=torch.float64,
                              device=self.device)
         dist_utils.all_reduce_sum(info, flat)
@@ -653,8 +664,10 @@ class _Stats:
         micro = max(extra[1].item(), 1.0)
         targets = {}
         for i, n in enumerate(names):
-            loss_sum, correct, count = flat[i].tolist()
+            loss_sum, correct, count, base = flat[i].tolist()
             targets[n] = {"loss": loss_sum / micro, "acc": correct / max(count, 1.0)}
+            if n in self.has_baseline:
+                targets[n]["baseline"] = base / max(count, 1.0)
         return {"targets": targets, "tokens": extra[0].item(),
                 "grad_norm": self.gnorm.item() / max(self.steps, 1)}
 
