@@ -17,7 +17,6 @@ from uer_like.data import native
 from uer_like.data.dataset import Dataset
 from uer_like.data.masking import (MaskingOptions, SimilarWords, _units, mask_with, options_from_manifest,
                                    span_candidates, span_length_pmf)
-from uer_like.data.processors import PURPOSE_STATIC_MASK
 from uer_like.data.rng import SplitMix64
 from uer_like.errors import ConfigError, DataError
 

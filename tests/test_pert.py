@@ -3,7 +3,6 @@ corpus: its pointer loss equals a computation written out position by position, 
 at the original positions (beyond the share of tokens left in place), static and dynamic; a PERT dataset and a
 token-predicting target, or the pert target and another masking, are refused in one line."""
 import json
-import re
 
 import pytest
 import torch

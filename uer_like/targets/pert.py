@@ -12,8 +12,8 @@ class PertTarget(nn.Module):
     """PERT's permuted LM (Cui et al. 2022): the tokens at some positions were shuffled among themselves
     (masking.py, strategy pert); at each such position the model predicts the position, in the same row, that
     its token came from. A pointer head: the hidden state at the permuted position goes through
-    linear -> act -> layer norm (BERT's MLM transform), and its dot products, scaled by 1/sqrt(hidden), with the encoder outputs of every
-    real position of its row are the logits (padding is excluded).
+    linear -> act -> layer norm (BERT's MLM transform); its dot products with the encoder outputs of every real
+    position of its row, scaled by 1/sqrt(hidden), are the logits (padding is excluded).
 
     Training: mlm_pos, flat indices into batch*seq of the permuted positions, and mlm_labels, the original
     positions within the row (so src[row, label] was the token now at the position)."""
@@ -44,8 +44,8 @@ class PertTarget(nn.Module):
         B, L, H = hidden.shape
         rows = torch.div(pos, L, rounding_mode="floor")
         q = self._query(hidden.reshape(-1, H).index_select(0, pos))  # [M, H]: the permuted positions only
-        # each query against the positions of its own row: one [B, L, L]-sized product would also score the
-        # positions nobody asked about, so scatter the queries into their rows and take the rows back
+        # the transform runs on the permuted positions only; scattered back into their rows (zeros elsewhere),
+        # one batched product scores each query against the positions of its own row, and its rows are taken back
         qfull = q.new_zeros(B * L, q.size(-1)).index_copy(0, pos, q).view(B, L, -1)
         scores = torch.bmm(qfull, hidden.transpose(1, 2).to(qfull.dtype)).reshape(B * L, L).index_select(0, pos)
         scores = scores.float().masked_fill((batch["seg"] == 0).index_select(0, rows), float("-inf"))

@@ -3,12 +3,11 @@ accumulation, exact resume, throughput logs."""
 import contextlib
 import json
 import logging
-import math
 import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
