@@ -247,8 +247,14 @@ def all_reduce_sum(info, tensor):
     return tensor
 
 
-def teardown(info):
+def teardown(info, finished=False):
+    """Leave the process group. finished (every rank got here normally): wait for all ranks first, so that no
+    rank closes its gloo connections while another still uses them (rank 0 saving the final weights after the
+    last collective, say); a rank leaving early that way aborted the other with "terminate called without an
+    active exception". After an error there is no barrier: the other ranks may be gone."""
     global _current
     if info.enabled and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
     _current = None

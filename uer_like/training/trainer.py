@@ -679,7 +679,10 @@ def _main_thread():
 
 def train(args: TrainArgs):
     trainer = Trainer(args)
+    finished = False
     try:
-        return trainer.train()
+        result = trainer.train()
+        finished = True
+        return result
     finally:
-        dist_utils.teardown(trainer.info)
+        dist_utils.teardown(trainer.info, finished=finished)
