@@ -84,3 +84,67 @@ def test_linear_cross_entropy_equals_cross_entropy_of_the_logits(bias):
         assert torch.allclose(got, want, atol=1e-12)
     with torch.no_grad():
         assert torch.allclose(linear_cross_entropy(h, w, b, y, ignore_index=0)[0], ref)
+
+
+def _attention_by_definition(q, k, v, mask, is_causal, keep, scale):
+    """softmax(q k^T x scale + mask) v with the kept weights `keep` (0 or 1 / (1 - p)), in float64."""
+    q, k, v = q.double(), k.double(), v.double()
+    s = q @ k.transpose(-1, -2) * scale
+    if is_causal:
+        mask = torch.ones(s.shape[-2:], dtype=torch.bool).tril()
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else s + mask.double()
+    return (torch.softmax(s, -1) * keep.double()) @ v
+
+
+@pytest.mark.parametrize("kind", ["padding", "causal", "float", "none"])
+def test_attention_with_dropout_on_cpu_is_the_definition_with_fast_dropouts_mask(kind):
+    from uer_like.layers.attention import attention
+
+    torch.manual_seed(0)
+    b, h, s, d, p = 3, 2, 9, 8, 0.3
+    q, k, v = (torch.randn(b, h, s, d, requires_grad=True) for _ in range(3))
+    mask = None
+    if kind == "padding":
+        mask = (torch.arange(s)[None, :] < torch.tensor([9, 5, 2])[:, None])[:, None, None, :]
+    elif kind == "float":
+        mask = torch.randn(b, 1, s, s)
+    torch.manual_seed(7)
+    out = attention(q, k, v, mask, kind == "causal", p, 0.3)
+    torch.manual_seed(7)  # the same draw, made on a tensor of the weights' shape
+    keep = fast_dropout(torch.ones(b, h, s, s), p)
+    assert 0.2 < (keep == 0).float().mean().item() < 0.4
+    ref = _attention_by_definition(q, k, v, mask, kind == "causal", keep, 0.3)
+    assert torch.allclose(out.double(), ref, atol=1e-5)
+    g = torch.randn_like(out)
+    got = torch.autograd.grad(out, (q, k, v), g)
+    want = torch.autograd.grad(ref, (q, k, v), g.double())
+    for a, w in zip(got, want):
+        assert torch.allclose(a, w, atol=1e-5)
+
+
+def test_attention_with_dropout_is_unbiased_and_sdpa_without():
+    import torch.nn.functional as F
+
+    from uer_like.layers.attention import attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 6, 4) for _ in range(3))
+    mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])[:, None, None, :]
+    exact = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.equal(attention(q, k, v, mask), exact)
+    mean = sum(attention(q, k, v, mask, dropout_p=0.5) for _ in range(4000)) / 4000
+    assert torch.allclose(mean, exact, atol=0.05)
+
+
+def test_attention_with_dropout_in_bf16_follows_fp32():
+    from uer_like.layers.attention import attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 32, 16) for _ in range(3))
+    torch.manual_seed(1)
+    ref = attention(q, k, v, None, True, 0.1)
+    torch.manual_seed(1)
+    low = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), None, True, 0.1)
+    assert low.dtype == torch.bfloat16
+    assert (low.float() - ref).abs().max().item() < 0.05

@@ -1,20 +1,50 @@
-"""Multi-head self-attention: one fused QKV projection, a position scheme hook, torch's
-scaled_dot_product_attention.
+"""Multi-head self-attention: one fused QKV projection, a position scheme hook, and `attention` (torch's
+scaled_dot_product_attention, or on CPU with dropout the same computation written out).
 
 UER checkpoints name three projections (self_attn.linear_layers.{0,1,2}); io/uer.py splits and joins
 the fused weight at the file boundary.
 """
 import math
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .dropout import fast_dropout
+
+
+def attention(q, k, v, mask=None, is_causal=False, dropout_p=0.0, scale=None):
+    """softmax(q k^T x scale + mask) v, dropout on the weights: scaled_dot_product_attention's contract
+    (mask: bool, True = may attend, or additive float; is_causal: lower-triangular, aligned top-left).
+
+    On CPU with dropout, torch's SDPA runs its math path: scores materialised, q, k and v copied to fp32
+    when they are bf16, and the weights dropped with Bernoulli sampling, the slowest op of a small
+    model's training step. The same computation is written out here instead: q k^T in the inputs' dtype,
+    the softmax in fp32, the weights back in the inputs' dtype, then `fast_dropout`. A query that may see
+    no key gets uniform weights (finite, not NaN). Elsewhere (no dropout, or another device) it is SDPA,
+    whose fused kernels win there."""
+    if dropout_p == 0.0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                              is_causal=is_causal, scale=scale)
+    scale = 1.0 / math.sqrt(q.size(-1)) if scale is None else scale
+    scores = torch.matmul(q, k.transpose(-1, -2))
+    if is_causal:
+        mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).tril_()
+    if mask is None:
+        scores = scores.float().mul_(scale)
+    else:  # one pass: fp32 bias + scale x scores (the sum promotes to fp32)
+        bias = (torch.zeros(mask.shape, device=q.device).masked_fill_(~mask, torch.finfo(torch.float32).min)
+                if mask.dtype == torch.bool else mask.float())
+        scores = torch.add(bias, scores, alpha=scale)
+    probs = torch.softmax(scores, dim=-1).to(v.dtype)
+    return torch.matmul(fast_dropout(probs, dropout_p), v)
 
 
 class AttentionScheme(nn.Module):
     """How attention uses token positions: the hook for position schemes.
 
     The default is this class itself: absolute positions (learned or sinusoidal) are added to the
-    embedding before the encoder, so attention leaves q and k alone and runs scaled_dot_product_attention
+    embedding before the encoder, so attention leaves q and k alone and runs `attention` (SDPA's contract)
     with the context's mask. A scheme subclasses it (an nn.Module, so it may own parameters, e.g. a
     relative-position bias table) and overrides one or both methods:
 
@@ -35,8 +65,7 @@ class AttentionScheme(nn.Module):
         return q, k
 
     def attend(self, q, k, v, ctx, dropout_p, scale):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask, dropout_p=dropout_p,
-                                              is_causal=ctx.is_causal, scale=scale)
+        return attention(q, k, v, ctx.mask, ctx.is_causal, dropout_p, scale)
 
 
 class MultiHeadedAttention(nn.Module):

@@ -1,11 +1,11 @@
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ...errors import ConfigError
 from ...registry import POSITION_SCHEMES
 from ..attention import AttentionScheme
+from ..dropout import fast_dropout
 from .common import apply_mask, check_relative_config, context_mask
 
 
@@ -59,7 +59,6 @@ class NezhaRelativePositions(AttentionScheme):
         scores = torch.matmul(q, k.transpose(-1, -2)) + torch.gather(torch.matmul(q, table.t()), -1, bucket)
         scores = apply_mask(scores * scale, context_mask(ctx, sq, sk, q.device))
         probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-        if dropout_p:
-            probs = F.dropout(probs, dropout_p, training=True)
+        probs = fast_dropout(probs, dropout_p)
         per_bucket = probs.new_zeros(b, h, sq, 2 * m + 1).scatter_add_(-1, bucket, probs)
         return torch.matmul(probs, v) + torch.matmul(per_bucket, table)

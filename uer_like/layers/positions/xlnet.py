@@ -3,7 +3,7 @@ import torch.nn as nn
 
 from ...errors import ConfigError
 from ...registry import POSITION_SCHEMES
-from ..attention import AttentionScheme
+from ..attention import AttentionScheme, attention
 from ..dropout import Dropout
 from .common import apply_mask, check_relative_config, context_mask
 
@@ -18,7 +18,7 @@ class XLNetRelativeAttention(AttentionScheme):
     pe is the sinusoidal encoding of the relative distance (sines then cosines over hidden_size, float32 as
     XLNet computes it; clamped to +-clamp_len when clamp_len > 0), W_r this layer's `r` projection, s_ij the
     layer's `seg_embed` row 0 when tokens i and j are in the same segment (equal seg ids) and row 1 when not.
-    The position and segment terms become a float mask, so scaled_dot_product_attention computes the softmax
+    The position and segment terms become a float mask, so `attention` (SDPA) computes the softmax
     and the weighted values; r_w is added to the queries.
 
     Segments: any seg ids work (only equality matters; HFL's convention gives the final <cls> its own
@@ -65,5 +65,4 @@ class XLNetRelativeAttention(AttentionScheme):
         differ = (ctx.seg[:, :, None] != ctx.seg[:, None, :]).unsqueeze(1)  # [batch, 1, sq, sk]
         ef = torch.where(differ, seg_scores[..., 1:], seg_scores[..., :1])
         bias = apply_mask((bd + ef) * scale, context_mask(ctx, sq, sk, q.device))
-        return torch.nn.functional.scaled_dot_product_attention(
-            q + self.r_w_bias[:, None], k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+        return attention(q + self.r_w_bias[:, None], k, v, bias, dropout_p=dropout_p, scale=scale)
