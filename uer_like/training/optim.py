@@ -1,5 +1,6 @@
 """Optimizers (AdamW, LAMB) and learning-rate schedules as pure functions of the optimizer step."""
 import math
+from collections import defaultdict
 
 import torch
 from ..errors import ConfigError
@@ -49,44 +50,159 @@ def set_lr(optimizer, lr):
         g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
-class Lamb(torch.optim.Optimizer):
+class Optimizer:
+    """What the trainers need of an optimizer, with torch.optim.Optimizer's param_groups, state and
+    state_dict layout (so checkpoints move between this and torch's optimizers), but not torch's class:
+    its first use imports torch._dynamo, about a second of every command's start-up on CPU.
+
+    Subclasses implement `_update(group, params, grads, states)` for the parameters of a group that have a
+    gradient; a new parameter's state is `_init_state(p)`."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        groups = list(params)
+        if groups and not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            group = {**self.defaults, **g, "params": list(g["params"])}
+            self.param_groups.append(group)
+        if not any(g["params"] for g in self.param_groups):
+            raise ValueError("the optimizer got no parameters")
+
+    def _init_state(self, p):
+        raise NotImplementedError
+
+    def _update(self, group, params, grads, states):
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            states = []
+            for p in params:
+                if not self.state[p]:
+                    self.state[p] = self._init_state(p)
+                states.append(self.state[p])
+            if params:
+                self._update(group, params, [p.grad for p in params], states)
+        return loss
+
+    def zero_grad(self, set_to_none=True):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_().zero_()
+
+    def state_dict(self):
+        """{"state": {index: state}, "param_groups": [{hyper-parameters..., "params": [indices]}]}, indices
+        counting the parameters of every group in order, as torch.optim's."""
+        index, groups = {}, []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {index[id(p)]: s for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Hyper-parameters and state from a state_dict of this optimizer or of torch.optim's counterpart;
+        state tensors move to their parameter's device (and floating ones to its dtype; "step" stays
+        float32)."""
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups) or any(
+                len(s["params"]) != len(g["params"]) for s, g in zip(saved, self.param_groups)):
+            raise ValueError("the optimizer state does not fit these parameters: groups of sizes "
+                             f"{[len(s['params']) for s in saved]} saved, {[len(g['params']) for g in self.param_groups]} here")
+        by_key = {}  # the saved keys (indices, or names from torch.distributed.checkpoint) by position
+        for s, g in zip(saved, self.param_groups):
+            by_key.update(zip(s["params"], g["params"]))
+            g.update({k: v for k, v in s.items() if k != "params"})
+        self.state = defaultdict(dict)
+        for key, st in state_dict["state"].items():
+            if key in by_key:
+                p = by_key[key]
+                self.state[p] = {k: _to_param(k, v, p) for k, v in st.items()}
+
+
+def _to_param(key, value, p):
+    if not isinstance(value, torch.Tensor):
+        return value
+    if key == "step":
+        return value.to(dtype=torch.float32, device=p.device)
+    return value.to(dtype=p.dtype if value.is_floating_point() else value.dtype, device=p.device)
+
+
+class AdamW(Optimizer):
+    """AdamW (Loshchilov & Hutter 2019) with torch's fused kernel, as torch.optim.AdamW(fused=True)
+    computes it (the same update to the bit; a test holds it to that), on every device."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=False,
+                                      maximize=False, foreach=None, capturable=False, differentiable=False,
+                                      fused=True, decoupled_weight_decay=True))
+
+    def _init_state(self, p):
+        return {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+
+    def _update(self, group, params, grads, states):
+        b1, b2 = group["betas"]
+        parts = {}  # the fused kernel takes one device and dtype at a time
+        for p, g, s in zip(params, grads, states):
+            lists = parts.setdefault((p.device, p.dtype), ([], [], [], [], []))
+            for lst, t in zip(lists, (p, g, s["exp_avg"], s["exp_avg_sq"], s["step"])):
+                lst.append(t)
+        for ps, gs, ms, vs, steps in parts.values():
+            torch._foreach_add_(steps, 1)
+            torch._fused_adamw_(ps, gs, ms, vs, [], steps, amsgrad=False, lr=group["lr"], beta1=b1, beta2=b2,
+                                weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+                                grad_scale=None, found_inf=None)
+
+
+class Lamb(Optimizer):
     """LAMB (You et al. 2019): Adam moments with a per-tensor trust ratio ||w|| / ||update||."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                t = state["step"]
-                update = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt().add_(group["eps"]))
-                if group["weight_decay"]:
-                    update.add_(p, alpha=group["weight_decay"])
-                w_norm, u_norm = p.norm(), update.norm()
-                trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
-                p.add_(update * trust, alpha=-group["lr"])
-        return loss
+    def _init_state(self, p):
+        return {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+
+    def _update(self, group, params, grads, states):
+        b1, b2 = group["betas"]
+        for p, grad, state in zip(params, grads, states):
+            state["step"] += 1
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m.mul_(b1).add_(grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            t = state["step"]
+            update = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt().add_(group["eps"]))
+            if group["weight_decay"]:
+                update.add_(p, alpha=group["weight_decay"])
+            w_norm, u_norm = p.norm(), update.norm()
+            trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
+            p.add_(update * trust, alpha=-group["lr"])
 
 
-def build_optimizer(name, model, lr, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-6, fused=False, lr_scale=None):
+def build_optimizer(name, model, lr, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-6, lr_scale=None):
     groups = param_groups(model, weight_decay, lr_scale)
     if name == "adamw":
-        kw = {"fused": True} if fused else {"foreach": True}
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **kw)
+        return AdamW(groups, lr=lr, betas=betas, eps=eps)
     if name == "lamb":
         return Lamb(groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     raise ConfigError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")

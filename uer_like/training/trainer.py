@@ -165,8 +165,7 @@ class Trainer:
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss or gradient norm (all time)
         self.nonfinite_streak = 0  # ... in a row, up to now (checkpoints are only written when it is 0)
         self.last_checkpoint = None
-        self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay,
-                                         fused=self.info.device.type == "cuda")
+        self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay)
         self.precision, why = resolve_precision(args.precision, self.info.device)
         if self.info.is_main:
             logger.info("precision %s (%s)", self.precision, why)
@@ -268,7 +267,7 @@ class Trainer:
                 if self._resume_optim is not None:
                     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-                    set_optimizer_state_dict(model, self.optimizer, self._resume_optim,
+                    set_optimizer_state_dict(model, (self.optimizer,), self._resume_optim,
                                              options=StateDictOptions(full_state_dict=True))
                 return torch.compile(model) if a.compile else model
         if self.info.enabled:
@@ -321,7 +320,7 @@ class Trainer:
         if self.args.fsdp and self.info.enabled:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
-            return get_state_dict(self.model, self.optimizer,
+            return get_state_dict(self.model, (self.optimizer,),
                                   options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         return ({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, self.optimizer.state_dict())
 
