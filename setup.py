@@ -65,6 +65,19 @@ if native_sources:
             extra_link_args=["-fsanitize=address"] if os.environ.get("UER_LIKE_ASAN") else [],
         )
     )
+kernel_sources = sorted(glob.glob(os.path.join("csrc", "kernels", "*.c")))
+if kernel_sources:
+    # training kernels: float reductions may be reassociated (vectorised); these are compile flags only,
+    # not -ffast-math at link time, which would change the whole process's denormal handling
+    fp = ["-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros", "-ffinite-math-only"]
+    ext_modules.append(
+        Extension(
+            "uer_like._kernels",
+            sources=kernel_sources,
+            extra_compile_args=["-O3", "-std=gnu99", "-Wall", "-pthread"] + fp,
+            extra_link_args=["-pthread"],
+        )
+    )
 
 setup(
     name="uer_like",

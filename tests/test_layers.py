@@ -148,3 +148,80 @@ def test_attention_with_dropout_in_bf16_follows_fp32():
     low = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), None, True, 0.1)
     assert low.dtype == torch.bfloat16
     assert (low.float() - ref).abs().max().item() < 0.05
+
+
+def _head_case(n, hid, vocab, bias, scale=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    h = (torch.randn(n, hid, generator=g) * scale).requires_grad_()
+    w = (torch.randn(vocab, hid, generator=g) * 0.3).requires_grad_()
+    b = (torch.randn(vocab, generator=g) * 0.1).requires_grad_() if bias else None
+    y = torch.randint(0, vocab, (n,), generator=g)
+    y[::7] = -100
+    return h, w, b, y
+
+
+def _head(h, w, b, y, dtype=None):
+    from uer_like.layers.cross_entropy import linear_cross_entropy
+
+    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        loss, correct = linear_cross_entropy(h, w, b, y)
+    params = [t for t in (h, w, b) if t is not None]
+    return (loss, correct, *torch.autograd.grad(loss, params))
+
+
+def test_the_native_softmax_kernel_is_built():
+    import uer_like.layers.cross_entropy as ce
+
+    assert ce._kernels is not None, "uer_like._kernels is not built (pip install -e . builds it)"
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("scale", [1.0, 40.0])  # 40: logits in the hundreds (exp's range reduction, underflow)
+def test_native_softmax_kernel_equals_cross_entropy_in_float64(bias, scale):
+    import torch.nn.functional as F
+
+    from uer_like.layers.cross_entropy import CHUNK_ROWS
+
+    h, w, b, y = _head_case(CHUNK_ROWS + 37, 24, 1001, bias, scale)  # two chunks; a vocabulary of odd size
+    loss, correct, *grads = _head(h, w, b, y)
+    params = [t for t in (h, w, b) if t is not None]
+    p64 = [t.detach().double().requires_grad_() for t in params]
+    logits = p64[0] @ p64[1].t() + (p64[2] if bias else 0)
+    ref = F.cross_entropy(logits, y)
+    want = torch.autograd.grad(ref, p64)
+    assert abs(loss.item() - ref.item()) <= 1e-5 * max(1.0, abs(ref.item()))
+    assert correct.item() == ((logits.argmax(-1) == y) & (y != -100)).sum().item()
+    for got, exp in zip(grads, want):
+        assert (got.double() - exp).abs().max() <= 1e-5 * max(1.0, exp.abs().max().item())
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_native_softmax_kernel_equals_the_torch_ops_it_replaces(dtype, monkeypatch):
+    import uer_like.layers.cross_entropy as ce
+
+    h, w, b, y = _head_case(700, 32, 3000, True)
+    native = _head(h, w, b, y, dtype)
+    monkeypatch.setattr(ce, "_kernels", None)
+    ops = _head(h, w, b, y, dtype)
+    assert native[1].item() == ops[1].item()
+    for got, want in zip(native[:1] + native[2:], ops[:1] + ops[2:]):
+        assert got.dtype == want.dtype
+        tol = 1e-6 if dtype is None else 1e-2  # bf16: a gradient rounds once either way, sometimes to neighbours
+        assert (got.float() - want.float()).abs().max() <= tol * want.float().abs().max()
+
+
+def test_native_softmax_kernel_threads_agree_and_bad_labels_are_refused():
+    h, w, b, y = _head_case(300, 16, 257, True)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _head(h, w, b, y)
+        torch.set_num_threads(3)
+        three = _head(h, w, b, y)
+    finally:
+        torch.set_num_threads(threads)
+    for a, c in zip(one, three):
+        assert torch.allclose(a.float(), c.float(), rtol=1e-6, atol=1e-7)
+    y[3] = 257
+    with pytest.raises(IndexError, match="outside the vocabulary of 257"):
+        _head(h, w, b, y)

@@ -9,10 +9,38 @@ loss and gradients with F.cross_entropy.
 Under autocast (bf16/fp16) the three matmuls run in that dtype (h and W cast once), while the logits are
 taken to float32 for the softmax, the loss accumulates in float32, and the weight and bias gradients
 accumulate chunk by chunk in float32 (each chunk's W-gradient product is rounded to the low precision once,
-as an autocast Linear's weight gradient is)."""
+as an autocast Linear's weight gradient is).
+
+On CPU, for float32 and bfloat16 logits, the softmax step of each chunk (loss, arg-max check, gradient of
+the logits, bias gradient) is the native kernel uer_like._kernels.softmax_xent: one read of the logits and
+one write of their gradient, in place, instead of about ten passes of torch ops and two dtype conversions
+(csrc/kernels/xent.c). Elsewhere, or without the built kernel, the same steps run as torch ops."""
 import torch
 
+try:  # pragma: no cover - depends on the build
+    from uer_like import _kernels
+except ImportError:  # pragma: no cover
+    _kernels = None
+
 CHUNK_ROWS = 1024
+
+
+def _use_kernel(h, compute_dtype, acc):
+    return (_kernels is not None and h.device.type == "cpu" and acc == torch.float32
+            and compute_dtype in (torch.float32, torch.bfloat16))
+
+
+def _kernel_chunk(logits, bias, labels, ignore_index, scale, need_grad, gb):
+    """The softmax step of one chunk by the native kernel: -> (loss sum, correct count); logits (contiguous,
+    [rows, vocab]) become d loss / d logits when need_grad, and gb accumulates the bias gradient."""
+    rows, vocab = logits.shape
+    loss = torch.empty(rows, dtype=torch.float32)
+    correct = torch.empty(rows, dtype=torch.uint8)
+    _kernels.softmax_xent(logits.data_ptr(), int(logits.dtype == torch.bfloat16), rows, vocab,
+                          bias.data_ptr() if bias is not None else 0, labels.data_ptr(), ignore_index,
+                          scale.data_ptr(), loss.data_ptr(), correct.data_ptr(), int(need_grad),
+                          gb.data_ptr() if (gb is not None and need_grad) else 0, torch.get_num_threads())
+    return loss.sum(), correct.sum()
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -31,6 +59,32 @@ class _LinearCrossEntropy(torch.autograd.Function):
         w = weight.to(compute_dtype)
         hx = h.to(compute_dtype)
         low = compute_dtype != acc
+        if _use_kernel(h, compute_dtype, acc):
+            labels = labels.contiguous()
+            bad = valid & ((labels < 0) | (labels >= weight.shape[0]))
+            if bool(bad.any()):
+                raise IndexError(f"label {int(labels[bad][0])} is outside the vocabulary of {weight.shape[0]}")
+            scale = (valid.to(acc) / count).contiguous()
+            b = bias.detach().contiguous() if bias is not None else None
+            buf = torch.empty(min(n, CHUNK_ROWS), weight.shape[0], dtype=compute_dtype, device=h.device)
+            for s in range(0, n, CHUNK_ROWS):
+                hc = hx[s:s + CHUNK_ROWS]
+                logits = torch.mm(hc, w.t(), out=buf[:hc.shape[0]])  # one buffer for every chunk
+                part_loss, part_correct = _kernel_chunk(logits, b, labels[s:s + CHUNK_ROWS], ignore_index,
+                                                        scale[s:s + CHUNK_ROWS], need_grad, gb)
+                loss += part_loss
+                correct += part_correct
+                if need_grad:  # logits now hold d loss / d logits, in the compute dtype
+                    if low:
+                        gh[s:s + CHUNK_ROWS] = logits @ w
+                        gw += logits.t() @ hc
+                    else:
+                        torch.mm(logits, w, out=gh[s:s + CHUNK_ROWS])
+                        gw.addmm_(logits.t(), hc)
+            ctx.save_for_backward(gh, gw, gb)
+            ctx.has_bias = bias is not None
+            ctx.mark_non_differentiable(correct)
+            return loss / count, correct
         for s in range(0, n, CHUNK_ROWS):
             hc, yc, vc = hx[s:s + CHUNK_ROWS], labels[s:s + CHUNK_ROWS], valid[s:s + CHUNK_ROWS]
             logits = hc @ w.t()
