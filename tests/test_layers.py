@@ -39,7 +39,19 @@ def test_uer_layer_norm_float32_and_constant_rows():
     assert torch.allclose(y[1], uer_py_layer_norm(x[1], ln.gamma, ln.beta, 1e-6), atol=1e-6)
 
 
-def test_fast_dropout_rate_scale_and_reproducibility():
+@pytest.fixture(params=["native", "torch ops"])
+def dropout_path(request, monkeypatch):
+    """fast_dropout through the native kernel, and through the torch-op recipe used without it."""
+    import uer_like.layers.dropout as D
+
+    if request.param == "native":
+        assert D._kernels is not None, "uer_like._kernels is not built (pip install -e . builds it)"
+    else:
+        monkeypatch.setattr(D, "_kernels", None)
+    return request.param
+
+
+def test_fast_dropout_rate_scale_and_reproducibility(dropout_path):
     x = torch.ones(200, 1000)
     torch.manual_seed(3)
     a = fast_dropout(x, 0.1)
@@ -53,13 +65,40 @@ def test_fast_dropout_rate_scale_and_reproducibility():
     assert fast_dropout(x, 0.1, training=False) is x
 
 
-def test_fast_dropout_gradient_is_the_mask():
+def test_fast_dropout_gradient_is_the_mask(dropout_path):
     x = torch.randn(50, 40, requires_grad=True)
     torch.manual_seed(1)
     y = fast_dropout(x, 0.25)
     y.sum().backward()
     mask = (y != 0).float() / 0.75
     assert torch.allclose(x.grad, mask)
+
+
+def test_fast_dropout_in_bf16_rounds_like_torch_and_keeps_the_kept_values(dropout_path):
+    # the kept values are torch's x * (1 / (1 - p)) in bf16 (one rounding), the others +0
+    torch.manual_seed(0)
+    x = torch.randn(300, 257).bfloat16()  # a size that is not a multiple of 4
+    y = fast_dropout(x, 0.2)
+    kept = y != 0
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y[kept], (x * (1 / 0.8))[kept])
+    assert abs((~kept).float().mean().item() - 0.2) < 0.01
+    assert not torch.signbit(y[~kept]).any()
+
+
+def test_native_dropout_mask_does_not_depend_on_the_thread_count():
+    x = torch.randn(700_001)  # several threads' worth, not a multiple of 4
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        torch.manual_seed(5)
+        one = fast_dropout(x, 0.3)
+        torch.set_num_threads(3)
+        torch.manual_seed(5)
+        three = fast_dropout(x, 0.3)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, three)
 
 
 @pytest.mark.parametrize("bias", [True, False])

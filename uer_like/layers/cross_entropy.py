@@ -14,7 +14,7 @@ as an autocast Linear's weight gradient is).
 On CPU, for float32 and bfloat16 logits, the softmax step of each chunk (loss, arg-max check, gradient of
 the logits, bias gradient) is the native kernel uer_like._kernels.softmax_xent: one read of the logits and
 one write of their gradient, in place, instead of about ten passes of torch ops and two dtype conversions
-(csrc/kernels/xent.c). Elsewhere, or without the built kernel, the same steps run as torch ops."""
+(csrc/kernels/training.c). Elsewhere, or without the built kernel, the same steps run as torch ops."""
 import torch
 
 try:  # pragma: no cover - depends on the build

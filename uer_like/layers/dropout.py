@@ -1,11 +1,45 @@
 """Dropout that is cheaper on CPU than torch's (whose Bernoulli sampling dominates there).
 
-Keep decisions come from 16-bit random integers sliced out of 64-bit draws of torch's default generator,
-so p is quantised to 1/65536 (0.1 -> 0.100006) and runs stay reproducible and resumable from the saved
-RNG state. On other devices it is torch's own dropout."""
+On CPU, float32 and bfloat16 tensors go through the native kernel uer_like._kernels.dropout: the keep mask
+comes from a counter-based generator keyed by one 64-bit seed drawn from torch's default generator, and the
+mask, the scaling and the zeroing are one pass (the backward one more); the mask is kept as bytes for the
+backward. Other dtypes, or a build without the kernel, use the same recipe as torch ops: 16-bit random
+integers sliced out of 64-bit draws of torch's default generator. Either way p is quantised to 1/65536
+(0.1 -> 0.100006) and runs stay reproducible and resumable from the saved RNG state. On other devices it is
+torch's own dropout."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+try:  # pragma: no cover - depends on the build
+    from uer_like import _kernels
+except ImportError:  # pragma: no cover
+    _kernels = None
+
+
+class _NativeDropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, p):
+        x = x.contiguous()
+        n = x.numel()
+        seed = int(torch.empty((), dtype=torch.int64).random_())
+        mask = torch.empty(x.shape, dtype=torch.uint8)
+        y = torch.empty_like(x)
+        scale = 1.0 / (1.0 - p)
+        _kernels.dropout(x.data_ptr(), y.data_ptr(), mask.data_ptr(), int(x.dtype == torch.bfloat16), n, 0, seed,
+                         round(p * 65536), scale, torch.get_num_threads())
+        ctx.save_for_backward(mask)
+        ctx.scale = scale
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        grad = grad.contiguous()
+        out = torch.empty_like(grad)
+        _kernels.dropout(grad.data_ptr(), out.data_ptr(), mask.data_ptr(), int(grad.dtype == torch.bfloat16),
+                         grad.numel(), 1, 0, 0, ctx.scale, torch.get_num_threads())
+        return out, None
 
 
 def fast_dropout(x, p, training=True):
@@ -13,6 +47,8 @@ def fast_dropout(x, p, training=True):
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, True)
+    if _kernels is not None and x.dtype in (torch.float32, torch.bfloat16):
+        return _NativeDropout.apply(x, p)
     n = x.numel()
     bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1)
     r = bits.view(torch.int16)[:n].view(x.shape)

@@ -1,20 +1,24 @@
-/* Row-wise softmax cross-entropy over vocabulary logits, in place, for uer_like.layers.cross_entropy.
+/* Native training kernels (CPU) for uer_like: uer_like._kernels.
 
-For each row r of logits [rows, V] (float32, or bfloat16 as uint16 bits), with x = logits[r] (+ bias):
+softmax_xent: the row-wise softmax cross-entropy over vocabulary logits, in place, for
+uer_like.layers.cross_entropy. For each row r of logits [rows, V] (float32, or bfloat16 as uint16 bits),
+with x = logits[r] (+ bias):
   loss[r]    = logsumexp(x) - x[label]            (0 for ignored rows)
   correct[r] = x[label] >= max(x)                 (0 for ignored rows)
   and, when gradients are wanted, logits[r] is overwritten with
   g[r]       = (softmax(x) - onehot(label)) * scale[r]      (zeros for ignored rows)
   rounded to the logits' dtype once (round to nearest even for bfloat16), and gbias += g[r] in float32.
-
 Everything is computed in float32, one row at a time in a buffer that stays in the L2 cache: the logits
 are read once and the gradient written once, where the same steps as torch ops read and write the whole
-[rows, V] block about ten times (and twice more to convert bfloat16). Rows are split over threads. exp is
-a Cody-Waite reduction and a degree-6 polynomial (within 2 ulp of expf on the range used, x - max <= 0).
+[rows, V] block about ten times (and twice more to convert bfloat16). exp is a Cody-Waite reduction and a
+degree-6 polynomial (within 2 ulp of expf on the range used, x - max <= 0).
 
-Built as its own extension (uer_like._kernels) with the floating-point flags that let the compiler
-vectorise the reductions (reassociation; no -ffast-math at link time, so the process's denormal mode is
-left alone), and on x86-64 with clones for AVX2 and AVX-512 picked at run time. */
+dropout: for uer_like.layers.dropout, the keep mask, the zeroing and the scaling in one pass (see below).
+
+Work is split over threads (pthreads; torch's thread count). Built as its own extension with the
+floating-point flags that let the compiler vectorise the reductions (reassociation; no -ffast-math at link
+time, so the process's denormal mode is left alone), and on x86-64 with clones for AVX2 and AVX-512
+picked at run time. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -232,13 +236,136 @@ static PyObject *softmax_xent(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------------
+   Dropout: keep decisions from a counter-based generator (splitmix64 of seed + k x golden gamma gives 64
+   bits for elements 4k..4k+3, 16 bits each; element i is dropped when its 16 bits are below `threshold`,
+   p quantised to 1/65536), so the mask depends on the seed and the element index only, not on the number
+   of threads. forward: y = x * scale where kept, 0 where dropped, and mask[i] = kept; backward:
+   dx = dy * scale where kept. bfloat16 values are multiplied in float32 and rounded to nearest even once,
+   as torch multiplies a bfloat16 tensor by a scalar. */
+
+typedef struct {
+    const void *x;
+    void *y;
+    uint8_t *mask;
+    int bf16, backward;
+    uint64_t seed;
+    uint32_t threshold;
+    float scale;
+    int64_t begin, end;
+} DropJob;
+
+static inline uint64_t splitmix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+VECTOR_CLONES
+static void make_mask(uint8_t *restrict mask, uint64_t seed, uint32_t threshold, int64_t begin, int64_t end) {
+    /* begin is a multiple of 4 */
+    for (int64_t k = begin / 4; k < (end + 3) / 4; k++) {
+        uint64_t h = splitmix64(seed + (uint64_t)k * 0x9e3779b97f4a7c15ULL);
+        for (int q = 0; q < 4; q++) {
+            int64_t i = 4 * k + q;
+            if (i < end) mask[i] = (uint32_t)((h >> (16 * q)) & 0xffffu) >= threshold;
+        }
+    }
+}
+
+VECTOR_CLONES
+static void apply_mask(void *y, const void *x, const uint8_t *restrict mask, int bf16, float scale, int64_t begin,
+                       int64_t end) {
+    /* branch-free (vectorised): the scaled value's bits ANDed with all ones where kept, zeros (+0) where not */
+    if (bf16) {
+        const uint16_t *s = (const uint16_t *)x;
+        uint16_t *d = (uint16_t *)y;
+        for (int64_t i = begin; i < end; i++)
+            d[i] = f32_to_bf16(bf16_to_f32(s[i]) * scale) & (uint16_t)(0u - (uint32_t)mask[i]);
+    } else {
+        const float *s = (const float *)x;
+        uint32_t *d = (uint32_t *)y;
+        for (int64_t i = begin; i < end; i++) {
+            float v = s[i] * scale;
+            uint32_t b;
+            memcpy(&b, &v, 4);
+            d[i] = b & (0u - (uint32_t)mask[i]);
+        }
+    }
+}
+
+static void *run_dropout(void *arg) {
+    DropJob *J = (DropJob *)arg;
+    if (!J->backward) make_mask(J->mask, J->seed, J->threshold, J->begin, J->end);
+    apply_mask(J->y, J->x, J->mask, J->bf16, J->scale, J->begin, J->end);
+    return NULL;
+}
+
+static const char dropout_doc[] =
+    "dropout(x, y, mask, bf16, n, backward, seed, threshold, scale, threads)\n\n"
+    "Pointers (int addresses of contiguous CPU buffers): x and y [n] float32 or bfloat16 (bf16=1; y may be x),\n"
+    "mask [n] uint8. Forward (backward=0) draws mask from seed (1 = kept: 16 random bits >= threshold) and\n"
+    "writes y = x * scale where kept, 0 elsewhere; backward (backward=1) reads mask and writes the same.";
+
+static PyObject *dropout(PyObject *self, PyObject *args) {
+    unsigned long long x, y, mask, seed;
+    int bf16, backward, threads;
+    long long n;
+    unsigned int threshold;
+    float scale;
+    if (!PyArg_ParseTuple(args, "KKKiLiKIfi", &x, &y, &mask, &bf16, &n, &backward, &seed, &threshold, &scale,
+                          &threads))
+        return NULL;
+    if (n <= 0) Py_RETURN_NONE;
+    /* below a quarter of a million elements one thread is as fast as two */
+    long long most = n / 262144 + 1;
+    if (threads > most) threads = (int)most;
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    DropJob jobs[64];
+    pthread_t tids[64];
+    int started[64] = {0};
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 0; t < threads; t++) {
+        DropJob *J = &jobs[t];
+        J->x = (const void *)(uintptr_t)x;
+        J->y = (void *)(uintptr_t)y;
+        J->mask = (uint8_t *)(uintptr_t)mask;
+        J->bf16 = bf16;
+        J->backward = backward;
+        J->seed = seed;
+        J->threshold = threshold;
+        J->scale = scale;
+        J->begin = (n * t / threads) & ~3LL;
+        J->end = t == threads - 1 ? n : (n * (t + 1) / threads) & ~3LL;
+    }
+    for (int t = 1; t < threads; t++) {
+        if (pthread_create(&tids[t], NULL, run_dropout, &jobs[t]) == 0)
+            started[t] = 1;
+        else
+            run_dropout(&jobs[t]);
+    }
+    run_dropout(&jobs[0]);
+    for (int t = 1; t < threads; t++)
+        if (started[t] && pthread_join(tids[t], NULL) != 0) failed = 1;
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_SetString(PyExc_RuntimeError, "dropout: a worker thread could not be joined");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef kernel_methods[] = {
     {"softmax_xent", softmax_xent, METH_VARARGS, softmax_xent_doc},
+    {"dropout", dropout, METH_VARARGS, dropout_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef kernel_module = {
     PyModuleDef_HEAD_INIT, "uer_like._kernels",
-    "Native training kernels for uer_like (CPU): the row-wise softmax cross-entropy of the vocabulary head.",
+    "Native training kernels for uer_like (CPU): the row-wise softmax cross-entropy of the vocabulary head,\n"
+    "and dropout.",
     -1, kernel_methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&kernel_module); }
