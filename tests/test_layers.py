@@ -264,3 +264,13 @@ def test_native_softmax_kernel_threads_agree_and_bad_labels_are_refused():
     y[3] = 257
     with pytest.raises(IndexError, match="outside the vocabulary of 257"):
         _head(h, w, b, y)
+
+
+def test_attention_with_a_float_mask_that_needs_a_gradient_gets_it():
+    from uer_like.layers.attention import attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 5, 4) for _ in range(3))
+    bias = torch.randn(2, 2, 5, 5, requires_grad=True)  # e.g. XLNet's position terms
+    attention(q, k, v, bias, dropout_p=0.1).sum().backward()
+    assert bias.grad is not None and bias.grad.abs().sum() > 0

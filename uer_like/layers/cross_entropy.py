@@ -17,10 +17,7 @@ one write of their gradient, in place, instead of about ten passes of torch ops 
 (csrc/kernels/training.c). Elsewhere, or without the built kernel, the same steps run as torch ops."""
 import torch
 
-try:  # pragma: no cover - depends on the build
-    from uer_like import _kernels
-except ImportError:  # pragma: no cover
-    _kernels = None
+from .kernels import NATIVE as _kernels
 
 CHUNK_ROWS = 1024
 

@@ -11,10 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-try:  # pragma: no cover - depends on the build
-    from uer_like import _kernels
-except ImportError:  # pragma: no cover
-    _kernels = None
+from .kernels import NATIVE as _kernels
 
 
 class _NativeDropout(torch.autograd.Function):
