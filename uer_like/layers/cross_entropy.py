@@ -57,7 +57,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         hx = h.to(compute_dtype)
         low = compute_dtype != acc
         if _use_kernel(h, compute_dtype, acc):
-            labels = labels.contiguous()
+            labels = labels.to(torch.int64).contiguous()  # the kernel reads int64 labels
             bad = valid & ((labels < 0) | (labels >= weight.shape[0]))
             if bool(bad.any()):
                 raise IndexError(f"label {int(labels[bad][0])} is outside the vocabulary of {weight.shape[0]}")
