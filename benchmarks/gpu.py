@@ -134,12 +134,14 @@ def _ddp_worker(rank, world, args, init_file, result):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
+    from uer_like.training.distributed import leave_together
+
     cuda = not args.cpu
     if cuda:
         torch.cuda.set_device(rank)
     device = torch.device("cuda", rank) if cuda else torch.device("cpu")
-    dist.init_process_group("nccl" if cuda else "gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world)
+    store = dist.FileStore(init_file, world)
+    dist.init_process_group("nccl" if cuda else "gloo", store=store, rank=rank, world_size=world)
     try:
         name, config, L, H, A, S, B = (CPU_RUNS if args.cpu else RUNS)[0]
         torch.manual_seed(0)
@@ -158,7 +160,7 @@ def _ddp_worker(rank, world, args, init_file, result):
         if rank == 0:
             result.put({"world": world, "tokens/s": total.item(),
                         "identical": all(torch.equal(gathered[0], g) for g in gathered[1:])})
-        dist.barrier()  # no rank tears down its gloo/nccl connections while a peer still uses them
+        leave_together(store, rank, world)  # no rank tears down its connections while a peer still uses them
     finally:
         dist.destroy_process_group()
 

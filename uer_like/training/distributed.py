@@ -247,14 +247,40 @@ def all_reduce_sum(info, tensor):
     return tensor
 
 
+def leave_together(store, rank, world, key="uer_like/teardown", timeout=TIMEOUT):
+    """After the last collective of a run that finished on every rank: a barrier, then a meeting on the
+    rendezvous store, before any rank closes its gloo connections.
+
+    A gloo barrier alone is not enough: a rank returns from it once it has received its own messages, while
+    its last message to a peer may still be on the way, and closing the connection then aborts the peer
+    ("terminate called without an active exception"; gloo issue 155). A rank reaches the store only after
+    its barrier completed, so once every rank has, every barrier message has arrived. The store's host (rank
+    0 when there is no torchrun agent) waits until the others have read the meeting, then leaves last."""
+    dist.barrier()
+    n = store.add(f"{key}/arrived", 1)
+    if n == world:
+        store.set(f"{key}/all", "1")
+    deadline = time.monotonic() + timeout.total_seconds()
+    while not store.check([f"{key}/all"]):
+        if time.monotonic() > deadline:
+            raise DistributedError(f"rank {rank}: the other ranks did not finish within {timeout.total_seconds():g}s")
+        time.sleep(0.005)
+    store.set(f"{key}/left/{rank}", "1")
+    if rank == 0:
+        others = [f"{key}/left/{r}" for r in range(1, world)]
+        while others and not store.check(others) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
 def teardown(info, finished=False):
-    """Leave the process group. finished (every rank got here normally): wait for all ranks first, so that no
+    """Leave the process group. finished (every rank got here normally): `leave_together` first, so that no
     rank closes its gloo connections while another still uses them (rank 0 saving the final weights after the
-    last collective, say); a rank leaving early that way aborted the other with "terminate called without an
-    active exception". After an error there is no barrier: the other ranks may be gone."""
+    last collective, say). After an error there is no barrier: the other ranks may be gone."""
     global _current
     if info.enabled and dist.is_initialized():
-        if finished:
+        if finished and info.store is not None:
+            leave_together(info.store, info.rank, info.world_size)
+        elif finished:  # a process group set up by the caller: no store of ours to meet on
             dist.barrier()
         dist.destroy_process_group()
     _current = None
