@@ -626,7 +626,8 @@ class _Stats:
     def __init__(self, targets, device):
         self.device = device
         # per target: loss, correct, count, and `baseline` (what a trivial predictor gets right, for targets that
-        # report one: ELECTRA's discriminator, against predicting "original" everywhere), -1 where absent
+        # report one: ELECTRA's discriminator, against predicting "original" everywhere; 0 for the others, which
+        # `has_baseline` leaves out of the report)
         self.sums = {t: torch.zeros(4, device=device, dtype=torch.float64) for t in targets}
         self.has_baseline = set()
         self.tokens = 0
