@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Training throughput: uer_like vs Hugging Face transformers, same sizes, batch, sequence length,
-optimizer (AdamW) and precision, measured in one run with the two interleaved round by round.
+optimizer and precision, measured in one run with the two interleaved round by round. The optimizer is AdamW
+with torch's fused kernel on every side: transformers' Trainer default (`adamw_torch_fused`, torch >= 2.8), and
+the update uer_like's own AdamW (training/optim.py) makes to the bit.
 
     python benchmarks/train_speed.py                       # BERT-mini (mlm+sp) and GPT-2 mini (lm), CPU fp32
     python benchmarks/train_speed.py --models bert-base --seq_length 512 --batch_size 32 --precision bf16  # GPU MFU
@@ -189,7 +191,7 @@ def main():
                 m.encoder.unpad = False
             amps[extra] = amp if extra == "padded" else amp_for({"bf16": torch.bfloat16, "fp32": None}[extra])
             models[extra] = m
-        opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=device.type == "cuda") for k, m in models.items()}
+        opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True) for k, m in models.items()}
         if args.compile:
             models = {k: torch.compile(m) for k, m in models.items()}
         batches = make_batches(kind, args.batch_size, args.seq_length, 4, device, args.padding)

@@ -272,3 +272,59 @@ def test_attention_with_a_float_mask_that_needs_a_gradient_gets_it():
     bias = torch.randn(2, 2, 5, 5, requires_grad=True)  # e.g. XLNet's position terms
     attention(q, k, v, bias, dropout_p=0.1).sum().backward()
     assert bias.grad is not None and bias.grad.abs().sum() > 0
+
+
+def _gelu_tanh_definition(x):
+    # GPT-2's gelu_new, 0.5 x (1 + tanh(u)), in float64, written as x sigmoid(2u) (the same function): 1 + tanh(u)
+    # cancels to 0 for u below about -19 even in float64
+    x = x.double()
+    return x * torch.sigmoid(2 * (2 / torch.pi) ** 0.5 * (x + 0.044715 * x**3))
+
+
+@pytest.mark.parametrize("path", ["native", "torch ops"])
+def test_gelu_fast_and_its_gradient_follow_the_definition_in_float32(path, monkeypatch):
+    import uer_like.layers.activations as A
+
+    if path == "native":
+        assert A._kernels is not None, "uer_like._kernels is not built (pip install -e . builds it)"
+    else:
+        monkeypatch.setattr(A, "_kernels", None)
+    torch.manual_seed(0)
+    # a non-contiguous view of an odd size; values out to +-40 (the sigmoid's both tails)
+    x = (torch.randn(301, 2 * 517) * 6).clamp(-40, 40)[:, ::2].requires_grad_()
+    dy = torch.randn(301, 517)
+    y = A.gelu_fast(x)
+    (dx,) = torch.autograd.grad(y, x, dy)
+    x64 = x.detach().double().requires_grad_()
+    ref = _gelu_tanh_definition(x64)
+    (dref,) = torch.autograd.grad(ref, x64, dy.double())
+    assert y.dtype == torch.float32 and dx.dtype == torch.float32
+    assert (y.double() - ref).abs().max() <= 2e-6 * ref.abs().max()
+    assert (dx.double() - dref).abs().max() <= 2e-6 * dref.abs().max()
+    assert ((y.double() - ref).abs() <= 1e-6 * ref.abs() + 1e-7).all()
+
+
+def test_native_gelu_fast_in_bf16_rounds_the_definition_once_and_threads_agree():
+    import uer_like.layers.activations as A
+
+    torch.manual_seed(1)
+    x = (torch.randn(700_001) * 4).bfloat16().requires_grad_()  # several threads' worth
+    dy = torch.randn(700_001).bfloat16()
+    threads = torch.get_num_threads()
+    try:
+        out = {}
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            y = A.gelu_fast(x)
+            out[n] = (y, *torch.autograd.grad(y, x, dy))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(out[1], out[3]))
+    y, dx = out[1]
+    assert y.dtype == torch.bfloat16 and dx.dtype == torch.bfloat16
+    x64 = x.detach().double().requires_grad_()
+    ref = _gelu_tanh_definition(x64)
+    (dref,) = torch.autograd.grad(ref, x64, dy.double())
+    # within one bfloat16 step (2^-7 relative) of the float64 value: a single rounding of a float32 result
+    for got, want in ((y, ref), (dx, dref)):
+        assert ((got.double() - want).abs() <= 2**-7 * want.abs() + 1e-30).all()

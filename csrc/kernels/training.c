@@ -15,6 +15,8 @@ degree-6 polynomial (within 2 ulp of expf on the range used, x - max <= 0).
 
 dropout: for uer_like.layers.dropout, the keep mask, the zeroing and the scaling in one pass (see below).
 
+gelu_tanh: GPT-2's GELU (tanh approximation) and its gradient, for uer_like.layers.activations (see below).
+
 Work is split over threads (pthreads; torch's thread count). Built as its own extension with the
 floating-point flags that let the compiler vectorise the reductions (reassociation; no -ffast-math at link
 time, so the process's denormal mode is left alone), and on x86-64 with clones for AVX2 and AVX-512
@@ -34,6 +36,35 @@ picked at run time. */
 #else
 #define VECTOR_CLONES
 #endif
+
+/* Runs fn(jobs[t]) for t in [0, threads): thread 0's share on the calling thread, the others on pthreads
+   (a share whose thread cannot be started runs here). Returns 0, or -1 if a thread could not be joined. */
+static int run_parallel(void *(*fn)(void *), void *jobs, size_t job_size, int threads) {
+    pthread_t tids[64];
+    int started[64] = {0};
+    int failed = 0;
+    for (int t = 1; t < threads; t++) {
+        void *job = (char *)jobs + (size_t)t * job_size;
+        if (pthread_create(&tids[t], NULL, fn, job) == 0)
+            started[t] = 1;
+        else
+            fn(job);
+    }
+    fn(jobs);
+    for (int t = 1; t < threads; t++)
+        if (started[t] && pthread_join(tids[t], NULL) != 0) failed = 1;
+    return failed ? -1 : 0;
+}
+
+/* threads for an elementwise pass over n values: below a quarter of a million values one thread is as fast
+   as two */
+static int elementwise_threads(long long n, int threads) {
+    long long most = n / 262144 + 1;
+    if (threads > most) threads = (int)most;
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    return threads;
+}
 
 typedef struct {
     void *logits;
@@ -182,8 +213,6 @@ static PyObject *softmax_xent(PyObject *self, PyObject *args) {
     if (threads > rows) threads = (int)rows;
     if (threads > 64) threads = 64;
     Job jobs[64];
-    pthread_t tids[64];
-    int started[64] = {0};
     float *mem = NULL;
     int per_thread = (bf16 ? 1 : 0) + ((gbias && need_grad) ? 1 : 0);
     if (per_thread) {
@@ -211,15 +240,7 @@ static PyObject *softmax_xent(PyObject *self, PyObject *args) {
         J->begin = rows * t / threads;
         J->end = rows * (t + 1) / threads;
     }
-    for (int t = 1; t < threads; t++) {
-        if (pthread_create(&tids[t], NULL, run_rows, &jobs[t]) == 0)
-            started[t] = 1;
-        else
-            run_rows(&jobs[t]); /* no thread: do its rows here */
-    }
-    run_rows(&jobs[0]);
-    for (int t = 1; t < threads; t++)
-        if (started[t] && pthread_join(tids[t], NULL) != 0) failed = 1;
+    failed = run_parallel(run_rows, jobs, sizeof(Job), threads);
     if (gbias && need_grad) {
         float *out = (float *)(uintptr_t)gbias;
         for (int t = 0; t < threads; t++) {
@@ -317,14 +338,8 @@ static PyObject *dropout(PyObject *self, PyObject *args) {
                           &threads))
         return NULL;
     if (n <= 0) Py_RETURN_NONE;
-    /* below a quarter of a million elements one thread is as fast as two */
-    long long most = n / 262144 + 1;
-    if (threads > most) threads = (int)most;
-    if (threads < 1) threads = 1;
-    if (threads > 64) threads = 64;
+    threads = elementwise_threads(n, threads);
     DropJob jobs[64];
-    pthread_t tids[64];
-    int started[64] = {0};
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     for (int t = 0; t < threads; t++) {
@@ -340,15 +355,7 @@ static PyObject *dropout(PyObject *self, PyObject *args) {
         J->begin = (n * t / threads) & ~3LL;
         J->end = t == threads - 1 ? n : (n * (t + 1) / threads) & ~3LL;
     }
-    for (int t = 1; t < threads; t++) {
-        if (pthread_create(&tids[t], NULL, run_dropout, &jobs[t]) == 0)
-            started[t] = 1;
-        else
-            run_dropout(&jobs[t]);
-    }
-    run_dropout(&jobs[0]);
-    for (int t = 1; t < threads; t++)
-        if (started[t] && pthread_join(tids[t], NULL) != 0) failed = 1;
+    failed = run_parallel(run_dropout, jobs, sizeof(DropJob), threads);
     Py_END_ALLOW_THREADS
     if (failed) {
         PyErr_SetString(PyExc_RuntimeError, "dropout: a worker thread could not be joined");
@@ -357,15 +364,129 @@ static PyObject *dropout(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------------
+   GELU, tanh approximation (GPT-2's gelu_new, UER's gelu_fast), forward and backward in one pass each:
+     gelu(x)  = 0.5 x (1 + tanh(u)) = x s,   u = c (x + a x^3),  s = sigmoid(2u) = 0.5 (1 + tanh(u))
+     gelu'(x) = s + x s (1 - s) 2 c (1 + 3 a x^2)
+   with c = sqrt(2 / pi), a = 0.044715, s from exp_nonpositive (exp(-|2u|), so it never overflows). In
+   float32 throughout; bfloat16 values are widened, and the result rounded to nearest even once, as torch's
+   bfloat16 GELU does. */
+
+typedef struct {
+    const void *x, *grad;
+    void *out;
+    int bf16, backward;
+    int64_t begin, end;
+} GeluJob;
+
+static inline float gelu_sigmoid(float x, float *dsdx_over_s1s) {
+    const float c = 0.7978845608028654f, a = 0.044715f;
+    float x2 = x * x;
+    float z = 2.0f * c * (x + a * x2 * x); /* 2u */
+    float e = exp_nonpositive(-fabsf(z));   /* exp(-|z|) in (0, 1] */
+    float r = 1.0f / (1.0f + e);
+    float s = z >= 0.0f ? r : e * r;       /* sigmoid(z) */
+    *dsdx_over_s1s = 2.0f * c * (1.0f + 3.0f * a * x2);
+    return s;
+}
+
+VECTOR_CLONES
+static void gelu_forward_f32(float *restrict y, const float *restrict x, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+        float d;
+        float s = gelu_sigmoid(x[i], &d);
+        y[i] = x[i] * s;
+    }
+}
+
+VECTOR_CLONES
+static void gelu_backward_f32(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t begin,
+                              int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+        float d;
+        float s = gelu_sigmoid(x[i], &d);
+        dx[i] = dy[i] * (s + x[i] * s * (1.0f - s) * d);
+    }
+}
+
+VECTOR_CLONES
+static void gelu_forward_bf16(uint16_t *restrict y, const uint16_t *restrict x, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+        float d, v = bf16_to_f32(x[i]);
+        float s = gelu_sigmoid(v, &d);
+        y[i] = f32_to_bf16(v * s);
+    }
+}
+
+VECTOR_CLONES
+static void gelu_backward_bf16(uint16_t *restrict dx, const uint16_t *restrict dy, const uint16_t *restrict x,
+                               int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+        float d, v = bf16_to_f32(x[i]);
+        float s = gelu_sigmoid(v, &d);
+        dx[i] = f32_to_bf16(bf16_to_f32(dy[i]) * (s + v * s * (1.0f - s) * d));
+    }
+}
+
+static void *run_gelu(void *arg) {
+    GeluJob *J = (GeluJob *)arg;
+    if (J->bf16) {
+        if (J->backward)
+            gelu_backward_bf16(J->out, J->grad, J->x, J->begin, J->end);
+        else
+            gelu_forward_bf16(J->out, J->x, J->begin, J->end);
+    } else if (J->backward) {
+        gelu_backward_f32(J->out, J->grad, J->x, J->begin, J->end);
+    } else {
+        gelu_forward_f32(J->out, J->x, J->begin, J->end);
+    }
+    return NULL;
+}
+
+static const char gelu_tanh_doc[] =
+    "gelu_tanh(x, grad, out, bf16, n, threads)\n\n"
+    "Pointers (int addresses of contiguous CPU buffers of n float32 values, or bfloat16 with bf16=1): with\n"
+    "grad 0, out = gelu(x) (tanh approximation); otherwise out = grad * gelu'(x). out may be x or grad.";
+
+static PyObject *gelu_tanh(PyObject *self, PyObject *args) {
+    unsigned long long x, grad, out;
+    int bf16, threads;
+    long long n;
+    if (!PyArg_ParseTuple(args, "KKKiLi", &x, &grad, &out, &bf16, &n, &threads)) return NULL;
+    if (n <= 0) Py_RETURN_NONE;
+    threads = elementwise_threads(n, threads);
+    GeluJob jobs[64];
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 0; t < threads; t++) {
+        GeluJob *J = &jobs[t];
+        J->x = (const void *)(uintptr_t)x;
+        J->grad = (const void *)(uintptr_t)grad;
+        J->out = (void *)(uintptr_t)out;
+        J->bf16 = bf16;
+        J->backward = grad != 0;
+        J->begin = n * t / threads;
+        J->end = n * (t + 1) / threads;
+    }
+    failed = run_parallel(run_gelu, jobs, sizeof(GeluJob), threads);
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_SetString(PyExc_RuntimeError, "gelu_tanh: a worker thread could not be joined");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef kernel_methods[] = {
     {"softmax_xent", softmax_xent, METH_VARARGS, softmax_xent_doc},
     {"dropout", dropout, METH_VARARGS, dropout_doc},
+    {"gelu_tanh", gelu_tanh, METH_VARARGS, gelu_tanh_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef kernel_module = {
     PyModuleDef_HEAD_INIT, "uer_like._kernels",
     "Native training kernels for uer_like (CPU): the row-wise softmax cross-entropy of the vocabulary head,\n"
-    "and dropout.",
+    "dropout and the tanh-approximation GELU.",
     -1, kernel_methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&kernel_module); }
