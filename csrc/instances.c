@@ -208,21 +208,21 @@ static void apply_masking(mask_opts *mo, const strat_args *sa)
 }
 
 
-/* mask_instance: ids[0..n) -> out[0..n) (masked); the chosen positions (ascending) and their original
- * ids go to pos / lab (capacity >= n). Returns the number chosen, or (size_t)-1 on out of memory. */
-static size_t mask_one(const int64_t *ids, const uint8_t *bits, size_t n, const mask_opts *o, sm64 *rng,
-                       int64_t *out, int64_t *pos, int64_t *lab, mask_work *w)
+/* Copies ids to out and groups the maskable positions (not special ids) into units: single tokens, or with
+ * whole_word the runs of a word start (bits[i] set) and its continuations. -> the number of units in g;
+ * *n_cand: the number of maskable positions. g has room for n units. */
+static size_t mask_units(const int64_t *ids, const uint8_t *bits, size_t n, const mask_opts *o, int64_t *out,
+                         mgroup *g, size_t *n_cand)
 {
-    if (mask_work_reserve(w, n + 1) < 0) return (size_t)-1;
-    mgroup *g = w->groups;
-    size_t ng = 0, n_cand = 0;
+    size_t ng = 0;
+    *n_cand = 0;
     for (size_t i = 0; i < n; i++) {
         out[i] = ids[i];
         int sp = 0;
         for (int k = 0; k < o->nspecial; k++)
             if (ids[i] == o->special[k]) sp = 1;
         if (sp) continue;
-        n_cand++;
+        (*n_cand)++;
         if (o->whole_word && !bits[i] && ng && g[ng - 1].start + g[ng - 1].len == i)
             g[ng - 1].len++;
         else {
@@ -231,6 +231,18 @@ static size_t mask_one(const int64_t *ids, const uint8_t *bits, size_t n, const 
             ng++;
         }
     }
+    return ng;
+}
+
+/* mask_instance: ids[0..n) -> out[0..n) (masked); the chosen positions (ascending) and their original
+ * ids go to pos / lab (capacity >= n). Returns the number chosen, or (size_t)-1 on out of memory. */
+static size_t mask_one(const int64_t *ids, const uint8_t *bits, size_t n, const mask_opts *o, sm64 *rng,
+                       int64_t *out, int64_t *pos, int64_t *lab, mask_work *w)
+{
+    if (mask_work_reserve(w, n + 1) < 0) return (size_t)-1;
+    mgroup *g = w->groups;
+    size_t n_cand;
+    size_t ng = mask_units(ids, bits, n, o, out, g, &n_cand);
     if (n_cand == 0) return 0;
     int64_t num = (int64_t)((double)n_cand * o->prob + 0.5);
     if (num < 1) num = 1;
@@ -360,22 +372,8 @@ static size_t mask_with(const int64_t *ids, const uint8_t *bits, size_t n, const
     if (o->strategy == S_MLM) return mask_one(ids, bits, n, o, rng, out, pos, lab, w);
     if (mask_work_reserve(w, n + 1) < 0) return (size_t)-1;
     mgroup *u = w->groups;
-    size_t nu = 0, n_cand = 0;
-    for (size_t i = 0; i < n; i++) {
-        out[i] = ids[i];
-        int sp = 0;
-        for (int k = 0; k < o->nspecial; k++)
-            if (ids[i] == o->special[k]) sp = 1;
-        if (sp) continue;
-        n_cand++;
-        if (o->whole_word && !bits[i] && nu && u[nu - 1].start + u[nu - 1].len == i)
-            u[nu - 1].len++;
-        else {
-            u[nu].start = i;
-            u[nu].len = 1;
-            nu++;
-        }
-    }
+    size_t n_cand;
+    size_t nu = mask_units(ids, bits, n, o, out, u, &n_cand);
     if (n_cand == 0) return 0;
     int64_t budget = (int64_t)((double)n_cand * o->prob + 0.5);
     if (budget < 1) budget = 1;

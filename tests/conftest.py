@@ -53,3 +53,12 @@ def pytest_runtest_makereport(item, call):
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector):
     return _strict((yield))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: one thread is faster, and much faster on a busy machine (no waiting on a second one)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

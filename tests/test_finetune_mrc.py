@@ -5,7 +5,6 @@ import json
 import os
 
 import pytest
-import torch
 
 from uer_like.finetune import mrc as M
 from uer_like.finetune.cli import run
@@ -18,12 +17,8 @@ CTX2 = "北京大学创办于1898年，初名京师大学堂，是中国近代�
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster, and much faster on a busy machine (no waiting on a second one)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_torch_thread):
+    """Tiny models: one torch thread (conftest's one_torch_thread)."""
 
 
 def published():

@@ -24,12 +24,8 @@ TINY = ["--config_path", "bert/tiny_config.json", "--vocab_path", VOCAB, "--no_p
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster, and much faster on a busy machine (no waiting on a second one)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_torch_thread):
+    """Tiny models: one torch thread (conftest's one_torch_thread)."""
 
 
 def write(tmp_path, name, text):

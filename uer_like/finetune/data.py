@@ -15,7 +15,8 @@ IGNORE_INDEX = -100
 
 
 # ====================================================================== reading
-def _read_lines(path):
+def _read_bytes(path):
+    """A data file's bytes; a missing path, a missing file or one with nothing but whitespace is an error."""
     if not path:
         raise DataError("no data file given")
     if not os.path.isfile(path):
@@ -24,7 +25,11 @@ def _read_lines(path):
         raw = f.read()
     if not raw.strip():
         raise DataError(f"{path}: the file is empty")
-    lines = raw.split(b"\n")
+    return raw
+
+
+def _read_lines(path):
+    lines = _read_bytes(path).split(b"\n")
     out = []
     for i, line in enumerate(lines, 1):
         try:
@@ -63,14 +68,7 @@ def read_tsv(path, required=(), optional=()):
 
 def read_json(path):
     """A whole JSON file, with errors naming the file (and the line of a syntax error)."""
-    if not path:
-        raise DataError("no data file given")
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
-    with open(path, "rb") as f:
-        raw = f.read()
-    if not raw.strip():
-        raise DataError(f"{path}: the file is empty")
+    raw = _read_bytes(path)
     try:
         return json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as e:

@@ -24,7 +24,6 @@ import os
 
 import torch
 
-from ..config import load_config
 from ..errors import CheckpointError, ConfigError
 from ..outputs import atomic_write
 from . import hf as hfmod
@@ -368,13 +367,8 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None):
                                                         ln_originals=ln_originals)
     hf_extras = internal.pop("hf_extras", {})
     if strict and (missing or unexpected):
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
-        raise CheckpointError(f"{source}: the {family} checkpoint does not match its config: " + "; ".join(parts)
-                              + " (pass strict=False to load the matching tensors only)")
+        raise CheckpointError(f"{source}: the {family} checkpoint does not match its config: "
+                              + _key_report(missing, unexpected))
     if missing:
         logger.warning("%s: not in the checkpoint, left as initialised: %s", source, ", ".join(missing))
     if unexpected:
@@ -397,6 +391,16 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None):
     return model
 
 
+def _key_report(missing, unexpected):
+    """The missing and unexpected keys of a strict load, for its error message (the first 20 of each)."""
+    parts = []
+    if missing:
+        parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}")
+    if unexpected:
+        parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
+    return "; ".join(parts) + " (pass strict=False to load the matching tensors only)"
+
+
 def load_into(model, state, strict=True, source="checkpoint", quiet=False):
     """Copy tensors into a model, checking names and shapes. Returns (missing, unexpected)."""
     own = model.state_dict()
@@ -408,13 +412,8 @@ def load_into(model, state, strict=True, source="checkpoint", quiet=False):
         desc = "; ".join(f"{k}: checkpoint {a} vs model {b}" for k, a, b in mismatched[:10])
         raise CheckpointError(f"{source}: shape mismatch for {len(mismatched)} tensor(s): {desc}")
     if strict and (missing or unexpected):
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
-        raise CheckpointError(f"{source}: checkpoint does not match the model config: " + "; ".join(parts)
-                              + " (pass strict=False to load the matching tensors only)")
+        raise CheckpointError(f"{source}: checkpoint does not match the model config: "
+                              + _key_report(missing, unexpected))
     if not quiet:
         if missing:
             logger.warning("%s: not in the checkpoint, left as initialised: %s", source, ", ".join(missing))

@@ -292,48 +292,49 @@ def canonical_state(state, family):
     return out
 
 
+# The targets a Hugging Face checkpoint carries, read off its keys, by family ("bert" for every BERT_LIKE one).
+# Each rule is a list of alternatives (target, marker keys): the first whose markers meet the checkpoint's keys
+# is taken (no markers: always); the rules are taken in order.
+TARGET_RULES = {
+    "bert": [
+        [("mlm", ("cls.predictions.bias", "cls.predictions.transform.dense.weight"))],
+        [("sp", ("cls.seq_relationship.weight",)), ("cls", ("classifier.weight",)),
+         ("pooler", ("pooler.dense.weight",))],
+    ],
+    "roberta": [
+        [("mlm", ("lm_head.dense.weight",))],
+        # RobertaClassificationHead: dense -> tanh -> out_proj on <s>, as the cls target
+        [("cls", ("classifier.out_proj.weight",)), ("pooler", ("pooler.dense.weight",))],
+    ],
+    "albert": [
+        [("mlm", ("predictions.dense.weight",))],
+        [("sp", ("sop_classifier.classifier.weight",)), ("pooler", ("pooler.weight",))],
+    ],
+    "electra": [
+        [("electra_disc", ("discriminator_predictions.dense.weight",))],
+        [("electra_gen", ("generator_predictions.dense.weight",))],
+    ],
+    "roformer": [
+        [("mlm", ("cls.predictions.bias", "cls.predictions.transform.dense.weight"))],
+    ],
+    "xlnet": [
+        [("lm", ("lm_loss.bias",))],
+        # XLNetForSequenceClassification: summary (last token) -> tanh -> logits_proj
+        [("cls", ("logits_proj.weight",))],
+    ],
+    "gpt2": [[("lm", ())]],
+}
+
+
 def targets_from_keys(family, keys):
     keys = set(keys)
-    t = []
-    if family in BERT_LIKE:
-        if "cls.predictions.bias" in keys or "cls.predictions.transform.dense.weight" in keys:
-            t.append("mlm")
-        if "cls.seq_relationship.weight" in keys:
-            t.append("sp")
-        elif "classifier.weight" in keys:
-            t.append("cls")
-        elif "pooler.dense.weight" in keys:
-            t.append("pooler")
-    elif family == "roberta":
-        if "lm_head.dense.weight" in keys:
-            t.append("mlm")
-        if "classifier.out_proj.weight" in keys:
-            t.append("cls")  # RobertaClassificationHead: dense -> tanh -> out_proj on <s>, as the cls target
-        elif "pooler.dense.weight" in keys:
-            t.append("pooler")
-    elif family == "albert":
-        if "predictions.dense.weight" in keys:
-            t.append("mlm")
-        if "sop_classifier.classifier.weight" in keys:
-            t.append("sp")
-        elif "pooler.weight" in keys:
-            t.append("pooler")
-    elif family == "electra":
-        if "discriminator_predictions.dense.weight" in keys:
-            t.append("electra_disc")
-        if "generator_predictions.dense.weight" in keys:
-            t.append("electra_gen")
-    elif family == "roformer":
-        if "cls.predictions.bias" in keys or "cls.predictions.transform.dense.weight" in keys:
-            t.append("mlm")
-    elif family == "xlnet":
-        if "lm_loss.bias" in keys:
-            t.append("lm")
-        if "logits_proj.weight" in keys:
-            t.append("cls")  # XLNetForSequenceClassification: summary (last token) -> tanh -> logits_proj
-    elif family == "gpt2":
-        t.append("lm")
-    return t
+    found = []
+    for alternatives in TARGET_RULES.get("bert" if family in BERT_LIKE else family, ()):
+        for target, markers in alternatives:
+            if not markers or keys.intersection(markers):
+                found.append(target)
+                break
+    return found
 
 
 def uer_config_from_hf(hf, targets, source="config.json"):
