@@ -166,6 +166,23 @@ def test_optimizers_schedules_and_precisions_train(mlm_dataset, tmp_path, over):
     assert len(trace[0]["ids"]) == args.accumulation_steps
 
 
+def test_bf16_on_a_cpu_without_bf16_units_is_logged_as_a_warning(mlm_dataset, tmp_path, monkeypatch, caplog):
+    import logging
+
+    import uer_like.training.precision as P
+
+    monkeypatch.setattr(P, "cpu_flags", lambda path="/proc/cpuinfo": {"avx2", "fma"})
+    with caplog.at_level(logging.INFO, logger="uer_like"):
+        t = Trainer(small_args(mlm_dataset, tmp_path, total_steps=1, precision="bf16"))
+    assert t.precision == "bf16"  # asked for: still honoured
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and "bf16 matrix instructions" in r.message]
+    assert len(warned) == 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="uer_like"):
+        Trainer(small_args(mlm_dataset, tmp_path, total_steps=1, precision="auto"))
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING and "bf16" in r.message]
+
+
 def test_learning_rate_is_a_function_of_the_optimizer_step():
     from uer_like.training.optim import lr_at
 

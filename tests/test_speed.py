@@ -170,6 +170,17 @@ def test_precision_auto_follows_the_cpu_flags():
     assert resolve_precision("fp32", cpu, {"amx_bf16"})[0] == "fp32"
 
 
+def test_bf16_asked_for_on_a_cpu_without_bf16_units_is_warned_about():
+    from uer_like.training.precision import precision_warning
+
+    cpu = torch.device("cpu")
+    assert "35x" in precision_warning("bf16", cpu, {"avx2", "fma", "avx512f"})
+    assert precision_warning("bf16", cpu, {"avx2", "avx512_bf16"}) is None
+    assert precision_warning("bf16", cpu, {"amx_bf16"}) is None
+    assert precision_warning("fp32", cpu, {"avx2"}) is None
+    assert precision_warning("bf16", cpu, set()) is None  # flags not readable: nothing to go on
+
+
 def test_gpu_benchmark_reduced_cpu_mode_names_every_figure(capsys):
     """benchmarks/gpu.py --cpu end to end (tiny sizes, one step each, DDP on two gloo processes): every model,
     variant and figure it reports on a GPU appears in its output."""

@@ -7,8 +7,10 @@ and fp32 elsewhere:
 - CPU: bf16 when /proc/cpuinfo lists bf16 matrix instructions: AMX tiles (`amx_bf16`, Sapphire Rapids and
   later) or AVX512_BF16 dot products (`avx512_bf16`: AMD Zen 4, Cooper Lake). The second was measured before it
   became a rule: on a 2-core AMD EPYC Zen 4 (AVX512_BF16, no AMX), torch 2.13, BERT-mini 32 x 128 trains
-  1.34x faster under bf16 autocast than in fp32 (benchmarks/README.md, "bf16 on CPU"). Without either, fp32.
-`--precision fp32` (or bf16, fp16) overrides the choice.
+  1.34x faster under bf16 autocast than in fp32 (benchmarks/README.md, "Unpadding and bf16"). Without either, fp32.
+`--precision fp32` (or bf16, fp16) overrides the choice; bf16 asked for on a CPU without those instructions is
+logged as a warning (precision_warning): torch has no fast bf16 matrix product there, and BERT-mini trained
+35x slower in bf16 than in fp32 on an AVX2-only AMD EPYC Zen 3 (benchmarks/README.md, "Training speed").
 """
 import contextlib
 
@@ -48,6 +50,19 @@ def resolve_precision(requested, device, flags=None):
             return "bf16", f"auto: the CPU multiplies bf16 natively ({', '.join(have)}); --precision fp32 to turn it off"
         return "fp32", "auto: the CPU has no bf16 matrix instructions (no amx_bf16 or avx512_bf16 flag)"
     return "fp32", f"auto: no bf16 rule for device type {device.type!r}"
+
+
+def precision_warning(precision, device, flags=None):
+    """-> a sentence to log as a warning when `precision` will be slow on `device`, else None: bf16 on a CPU
+    whose flags (when readable) show no bf16 matrix instructions."""
+    if precision != "bf16" or device.type != "cpu":
+        return None
+    flags = cpu_flags() if flags is None else set(flags)
+    if not flags or any(f in flags for f in CPU_BF16_MATRIX_FLAGS):
+        return None
+    return ("bf16 on a CPU without bf16 matrix instructions (no amx_bf16 or avx512_bf16 flag): torch has no fast "
+            "bf16 matrix product there, which can be many times slower than fp32 (35x for BERT-mini on an AVX2-only "
+            "CPU); --precision auto or fp32 trains in fp32")
 
 
 def amp_dtype(device, amp="auto"):

@@ -23,7 +23,7 @@ from . import distributed as dist_utils
 from .batches import Collator, SampleOrder
 from .checkpoint import load_checkpoint, load_latest, rng_state, save_checkpoint, set_rng_state
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
-from .precision import DTYPES, PRECISIONS, autocast, resolve_precision
+from .precision import DTYPES, PRECISIONS, autocast, precision_warning, resolve_precision
 
 logger = logging.getLogger("uer_like")
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "A10": 125e12, "V100": 125e12, "L40": 181e12,
@@ -169,6 +169,9 @@ class Trainer:
         self.precision, why = resolve_precision(args.precision, self.info.device)
         if self.info.is_main:
             logger.info("precision %s (%s)", self.precision, why)
+            slow = precision_warning(self.precision, self.info.device)
+            if slow:
+                logger.warning(slow)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16" and self.info.device.type == "cuda")
         self._resume()
 
