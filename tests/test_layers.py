@@ -328,3 +328,26 @@ def test_native_gelu_fast_in_bf16_rounds_the_definition_once_and_threads_agree()
     # within one bfloat16 step (2^-7 relative) of the float64 value: a single rounding of a float32 result
     for got, want in ((y, ref), (dx, dref)):
         assert ((got.double() - want).abs() <= 2**-7 * want.abs() + 1e-30).all()
+
+
+def test_native_gelu_fast_second_derivatives_and_extreme_inputs():
+    import torch.nn.functional as F
+
+    import uer_like.layers.activations as A
+
+    assert A._kernels is not None, "uer_like._kernels is not built (pip install -e . builds it)"
+    # second derivatives (a gradient penalty, a Hessian-vector product) go through torch's differentiable backward
+    x = torch.linspace(-4, 4, 41, dtype=torch.float32).requires_grad_()
+    (g,) = torch.autograd.grad(A.gelu_fast(x).sum(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    x64 = x.detach().double().requires_grad_()
+    (g64,) = torch.autograd.grad(_gelu_tanh_definition(x64).sum(), x64, create_graph=True)
+    (h64,) = torch.autograd.grad(g64.sum(), x64)
+    assert (h.double() - h64).abs().max() <= 1e-5
+    # far out in the tails: gelu is x (right) and 0 (left), as torch's; its gradient 1 and 0 (at +-3e38 x^3
+    # overflows and both give NaN)
+    x = torch.tensor([-3e38, -1e19, -1e13, -100.0, 100.0, 1e13, 3e38], requires_grad=True)
+    y = A.gelu_fast(x)
+    (dx,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(y.detach(), F.gelu(x.detach(), approximate="tanh"))
+    assert torch.equal(dx[1:-1], torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0]))

@@ -383,7 +383,8 @@ static inline float gelu_sigmoid(float x, float *dsdx_over_s1s) {
     const float c = 0.7978845608028654f, a = 0.044715f;
     float x2 = x * x;
     float z = 2.0f * c * (x + a * x2 * x); /* 2u */
-    float e = exp_nonpositive(-fabsf(z));   /* exp(-|z|) in (0, 1] */
+    float a_z = fabsf(z);
+    float e = a_z < 87.0f ? exp_nonpositive(-a_z) : 0.0f; /* exp(-|z|) in [0, 1]: 0 where exp's clamp would not be */
     float r = 1.0f / (1.0f + e);
     float s = z >= 0.0f ? r : e * r;       /* sigmoid(z) */
     *dsdx_over_s1s = 2.0f * c * (1.0f + 3.0f * a * x2);
@@ -446,7 +447,7 @@ static void *run_gelu(void *arg) {
 static const char gelu_tanh_doc[] =
     "gelu_tanh(x, grad, out, bf16, n, threads)\n\n"
     "Pointers (int addresses of contiguous CPU buffers of n float32 values, or bfloat16 with bf16=1): with\n"
-    "grad 0, out = gelu(x) (tanh approximation); otherwise out = grad * gelu'(x). out may be x or grad.";
+    "grad 0, out = gelu(x) (tanh approximation); otherwise out = grad * gelu'(x). out must not overlap x or grad.";
 
 static PyObject *gelu_tanh(PyObject *self, PyObject *args) {
     unsigned long long x, grad, out;

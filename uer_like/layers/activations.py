@@ -8,21 +8,24 @@ from .kernels import NATIVE as _kernels
 
 class _NativeGeluTanh(torch.autograd.Function):
     """GELU's tanh approximation through uer_like._kernels.gelu_tanh: one pass forward, one backward (torch's
-    own CPU kernel evaluates tanh about four times slower on AVX2)."""
+    own CPU kernel evaluates tanh about four times slower on AVX2). A backward that builds a graph
+    (create_graph=True: second derivatives) is torch's gelu_backward, which is differentiable."""
 
     @staticmethod
     def forward(ctx, x):
+        ctx.save_for_backward(x)
         x = x.contiguous()
         y = torch.empty_like(x)
         _kernels.gelu_tanh(x.data_ptr(), 0, y.data_ptr(), int(x.dtype == torch.bfloat16), x.numel(),
                            torch.get_num_threads())
-        ctx.save_for_backward(x)
         return y
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return torch.ops.aten.gelu_backward(grad, x, approximate="tanh")
+        x = x.contiguous()
         grad = grad.contiguous().to(x.dtype)
         out = torch.empty_like(x)
         _kernels.gelu_tanh(x.data_ptr(), grad.data_ptr(), out.data_ptr(), int(x.dtype == torch.bfloat16),
