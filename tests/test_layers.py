@@ -351,3 +351,18 @@ def test_native_gelu_fast_second_derivatives_and_extreme_inputs():
     (dx,) = torch.autograd.grad(y.sum(), x)
     assert torch.equal(y.detach(), F.gelu(x.detach(), approximate="tanh"))
     assert torch.equal(dx[1:-1], torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0]))
+
+
+def test_native_dropout_backward_with_create_graph_is_differentiable():
+    import uer_like.layers.dropout as D
+
+    assert D._kernels is not None, "uer_like._kernels is not built (pip install -e . builds it)"
+    x = torch.randn(64, 33, requires_grad=True)
+    torch.manual_seed(2)
+    y = fast_dropout(x, 0.3)
+    kept = (y != 0).float() / 0.7
+    # d/dx of sum((dL/dx)^2) for L = sum(dropout(x)^2): the mask's scale enters four times
+    (g,) = torch.autograd.grad((y**2).sum(), x, create_graph=True)
+    assert torch.allclose(g, 2 * x * kept**2)
+    (h,) = torch.autograd.grad((g**2).sum(), x)
+    assert torch.allclose(h, 8 * x * kept**4, rtol=1e-5)

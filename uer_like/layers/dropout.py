@@ -32,6 +32,8 @@ class _NativeDropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: the same product as torch ops, differentiable in grad
+            return grad * mask.to(grad.dtype) * ctx.scale, None
         grad = grad.contiguous()
         out = torch.empty_like(grad)
         _kernels.dropout(grad.data_ptr(), out.data_ptr(), mask.data_ptr(), int(grad.dtype == torch.bfloat16),
