@@ -366,3 +366,14 @@ def test_native_dropout_backward_with_create_graph_is_differentiable():
     assert torch.allclose(g, 2 * x * kept**2)
     (h,) = torch.autograd.grad((g**2).sum(), x)
     assert torch.allclose(h, 8 * x * kept**4, rtol=1e-5)
+
+
+def test_the_fused_head_refuses_second_derivatives_instead_of_dropping_them():
+    from uer_like.layers.cross_entropy import linear_cross_entropy
+
+    h, w, b, y = _head_case(40, 16, 101, True)
+    loss, _ = linear_cross_entropy(h, w, b, y)
+    with pytest.raises(RuntimeError, match="no second derivatives"):
+        torch.autograd.grad(loss, h, create_graph=True)
+    loss, _ = linear_cross_entropy(h, w, b, y)
+    assert torch.autograd.grad(loss, h)[0].shape == h.shape  # a plain backward is unaffected

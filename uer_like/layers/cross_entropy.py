@@ -121,6 +121,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         gh, gw, gb = ctx.saved_tensors
         if gh is None:
             raise RuntimeError("linear_cross_entropy was called without need_grad and cannot be differentiated")
+        if torch.is_grad_enabled():  # create_graph=True: the gradients were computed in the forward, without a graph
+            raise RuntimeError("linear_cross_entropy (the fused vocabulary head) has no second derivatives: its "
+                               "gradients are computed in the forward pass; create_graph=True is not supported")
         return (gh * grad_loss.to(gh.dtype), gw * grad_loss, (gb * grad_loss if ctx.has_bias else None),
                 None, None, None, None)
 
