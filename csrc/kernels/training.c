@@ -56,6 +56,15 @@ static int run_parallel(void *(*fn)(void *), void *jobs, size_t job_size, int th
     return failed ? -1 : 0;
 }
 
+/* What a kernel returns after run_parallel: None, or NULL with a RuntimeError naming the kernel. */
+static PyObject *parallel_result(int failed, const char *kernel) {
+    if (failed) {
+        PyErr_Format(PyExc_RuntimeError, "%s: a worker thread could not be joined", kernel);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* threads for an elementwise pass over n values: below a quarter of a million values one thread is as fast
    as two */
 static int elementwise_threads(long long n, int threads) {
@@ -250,11 +259,7 @@ static PyObject *softmax_xent(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     free(mem);
-    if (failed) {
-        PyErr_SetString(PyExc_RuntimeError, "softmax_xent: a worker thread could not be joined");
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return parallel_result(failed, "softmax_xent");
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -357,11 +362,7 @@ static PyObject *dropout(PyObject *self, PyObject *args) {
     }
     failed = run_parallel(run_dropout, jobs, sizeof(DropJob), threads);
     Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_SetString(PyExc_RuntimeError, "dropout: a worker thread could not be joined");
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return parallel_result(failed, "dropout");
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -471,11 +472,7 @@ static PyObject *gelu_tanh(PyObject *self, PyObject *args) {
     }
     failed = run_parallel(run_gelu, jobs, sizeof(GeluJob), threads);
     Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_SetString(PyExc_RuntimeError, "gelu_tanh: a worker thread could not be joined");
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return parallel_result(failed, "gelu_tanh");
 }
 
 static PyMethodDef kernel_methods[] = {
