@@ -4,17 +4,20 @@
     python preprocess.py --corpus_path corpora/CLUECorpusSmall_bert_sampled.txt \
         --vocab_path models/google_zh_vocab.txt --dataset_path dataset.bin --data_processor bert
 """
-import argparse
-
 from uer_like.cli import add_preprocess_args, run_main, setup_logging
+from uer_like.flags import Parser
 from uer_like.resources import DEFAULT_VOCAB
 
 
 
+def build_parser():
+    p = Parser(description=__doc__)
+    add_preprocess_args(p)
+    return p
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_preprocess_args(parser)
-    args = parser.parse_args()
+    args = build_parser().parse_args()
     setup_logging()
     from uer_like.data.preprocess import run_preprocess
 

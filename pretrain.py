@@ -16,6 +16,7 @@ import sys
 
 from uer_like.cli import add_model_flags, model_flag_overrides, run_main, setup_logging
 from uer_like.errors import ConfigError
+from uer_like.flags import DROPOUT, Int, Parser
 from uer_like.resources import DEFAULT_VOCAB
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -24,9 +25,9 @@ SAMPLE_CORPUS = os.path.join(HERE, "corpora", "CLUECorpusSmall_bert_sampled.txt"
 
 def build_parser():
     from uer_like.training.optim import OPTIMIZERS, SCHEDULERS
-    from uer_like.training.trainer import PRECISIONS
+    from uer_like.training.trainer import PRECISIONS, TRAIN_ARG_RULES as R
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__)
     p.add_argument("--config", "--config_path", dest="config", default="bert/base_config.json",
                    help="a UER-format JSON config: a path or a name in configs/ (e.g. bert/base_config.json)")
     p.add_argument("--dataset_path", default=None, help="made by preprocess.py (default: the bundled sample corpus)")
@@ -43,23 +44,24 @@ def build_parser():
     p.add_argument("--checkpoint_dir", default=None, help="default: <output_model_path without .bin>_checkpoints")
     p.add_argument("--resume", default="auto", help="auto (continue from checkpoint_dir if it has checkpoints), "
                                                     "never, or a checkpoint file")
-    p.add_argument("--total_steps", type=int, default=100000, help="optimizer steps")
-    p.add_argument("--batch_size", type=int, default=32, help="per process and micro-step")
-    p.add_argument("--accumulation_steps", type=int, default=1)
-    p.add_argument("--global_batch_size", type=int, default=None,
+    p.add_argument("--total_steps", type=R["total_steps"], default=100000, help="optimizer steps")
+    p.add_argument("--batch_size", type=R["batch_size"], default=32, help="per process and micro-step")
+    p.add_argument("--accumulation_steps", type=R["accumulation_steps"], default=1)
+    p.add_argument("--global_batch_size", type=R["global_batch_size"], default=None,
                    help="samples per optimizer step over all processes; sets --accumulation_steps from the world "
                         "size, so a run keeps its batch when resumed on fewer or more processes")
-    p.add_argument("--learning_rate", type=float, default=1e-4)
-    p.add_argument("--warmup", type=float, default=0.01, help="fraction of total_steps")
+    p.add_argument("--learning_rate", type=R["learning_rate"], default=1e-4)
+    p.add_argument("--warmup", type=R["warmup"], default=0.01, help="fraction of total_steps")
     p.add_argument("--scheduler", default="linear", choices=SCHEDULERS)
     p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
-    p.add_argument("--weight_decay", type=float, default=0.01)
-    p.add_argument("--max_grad_norm", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--report_steps", type=int, default=100)
-    p.add_argument("--save_checkpoint_steps", type=int, default=10000)
-    p.add_argument("--keep_checkpoints", type=int, default=3)
-    p.add_argument("--max_nonfinite_steps", type=int, default=5,
+    p.add_argument("--weight_decay", type=R["weight_decay"], default=0.01)
+    p.add_argument("--max_grad_norm", type=R["max_grad_norm"], default=1.0)
+    p.add_argument("--seed", type=R["seed"], default=7)
+    p.add_argument("--report_steps", type=R["report_steps"], default=100)
+    p.add_argument("--save_checkpoint_steps", type=R["save_checkpoint_steps"], default=10000)
+    p.add_argument("--keep_checkpoints", type=R["keep_checkpoints"], default=3,
+                   help="the newest checkpoints kept (0: all)")
+    p.add_argument("--max_nonfinite_steps", type=R["max_nonfinite_steps"], default=5,
                    help="a NaN/inf loss or gradient norm skips the optimizer step (no checkpoint is written while "
                         "it lasts); this many such steps in a row stop the run with an error")
     p.add_argument("--verify_dataset", action="store_true",
@@ -75,9 +77,9 @@ def build_parser():
     p.add_argument("--tensorboard_dir", default=None, help="default: <checkpoint_dir>/tensorboard")
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--trace_path", default=None, help="write every step's loss, lr and sample ids (JSON lines)")
-    p.add_argument("--seq_length", type=int, default=128, help="for the bundled-corpus default dataset only")
+    p.add_argument("--seq_length", type=Int(min=8), default=128, help="for the bundled-corpus default dataset only")
     p.add_argument("--whole_word_masking", action="store_true", help="for the bundled-corpus default dataset only")
-    p.add_argument("--dropout", type=float, default=None, help="override the config's dropout")
+    p.add_argument("--dropout", type=DROPOUT, default=None, help="override the config's dropout")
     p.add_argument("--world_size", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--gpu_ranks", nargs="*", default=None, help=argparse.SUPPRESS)
     p.add_argument("--log_level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

@@ -17,7 +17,6 @@ A model fine-tuned by finetune/run_*.py (MODEL_finetune.json beside it) converts
 class (ForSequenceClassification, ForTokenClassification, ForQuestionAnswering, ForMultipleChoice), and such
 a directory converts back (--to uer) to a fine-tuned model finetune/ runs.
 """
-import argparse
 import logging
 import os
 import sys
@@ -29,7 +28,9 @@ def main(argv=None):
     from uer_like.cli import add_model_flags, model_flag_overrides
     from uer_like.io.uer import LAYOUTS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from uer_like.flags import Parser
+
+    p = Parser(description=__doc__)
     p.add_argument("--input", required=True, help="checkpoint file, Hugging Face directory or TF checkpoint")
     p.add_argument("--output", required=True, help="output file (uer, safetensors) or directory (hf)")
     p.add_argument("--to", required=True, choices=["uer", "hf", "safetensors"])

@@ -6,7 +6,6 @@
 --input: one text per line; a tab separates a sentence pair. --output: .npy (pooled, [n, hidden]) or
 .npz (--pooling none: one [tokens, hidden] array per line, named f0, f1, ...).
 """
-import argparse
 import os
 import sys
 
@@ -15,8 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main(argv=None):
     from uer_like.cli import add_model_flags, model_flag_overrides
+    from uer_like.flags import COUNT, Int, Parser
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__)
     p.add_argument("--model", required=True, help="checkpoint file or directory")
     p.add_argument("--config", help="UER config for UER checkpoints")
     p.add_argument("--vocab_path", help="vocab.txt (default: the release's own)")
@@ -25,10 +25,10 @@ def main(argv=None):
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--pooling", default="mean", choices=["first", "mean", "max", "last", "none"])
-    p.add_argument("--seq_length", type=int, default=None,
+    p.add_argument("--seq_length", type=Int(min=3), default=None,
                    help="longest input in tokens (default: min(128, the model's max_seq_length)); a value above the "
                         "model's position embedding is an error")
-    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--batch_size", type=COUNT, default=32)
     add_model_flags(p)
     args = p.parse_args(argv)
 

@@ -15,7 +15,6 @@ Decoding: sampling with --top_k/--top_p/--temperature (UER-py's defaults: top_k 
 --batch_size). --load_model_path takes anything uer_like.load_model reads: UER .bin files of every UER-py
 era (with --config_path), Hugging Face GPT-2 directories (uer/gpt2-chinese-*), safetensors.
 """
-import argparse
 import logging
 import os
 import sys
@@ -25,8 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def build_parser():
     from uer_like.cli import add_model_flags
+    from uer_like.flags import COUNT, NONNEG, POSITIVE, SEED, Float, Int, Parser
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__)
     p.add_argument("--load_model_path", required=True, help="the language model (any format load_model reads)")
     p.add_argument("--config_path", default=None, help="UER config of a UER checkpoint (default: the one beside it)")
     p.add_argument("--vocab_path", default=None,
@@ -35,18 +35,18 @@ def build_parser():
     p.add_argument("--tokenizer", default="bert", choices=("bert", "char", "space"))
     p.add_argument("--test_path", required=True, help="prompts, one per line")
     p.add_argument("--prediction_path", required=True, help="output: one line per prompt")
-    p.add_argument("--seq_length", type=int, default=128, help="total length: prompt ([CLS] included) + new tokens")
-    p.add_argument("--max_new_tokens", type=int, default=None, help="at most this many new tokens per prompt "
+    p.add_argument("--seq_length", type=Int(min=2), default=128, help="total length: prompt ([CLS] included) + new tokens")
+    p.add_argument("--max_new_tokens", type=COUNT, default=None, help="at most this many new tokens per prompt "
                                                                     "(default: up to --seq_length)")
-    p.add_argument("--top_k", type=int, default=70, help="sample from the k most probable tokens (0: all; 1: greedy)")
-    p.add_argument("--top_p", type=float, default=1.0, help="nucleus sampling, in (0, 1] (1: off)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--repetition_penalty", type=float, default=1.0)
-    p.add_argument("--num_beams", type=int, default=1, help="> 1: beam search instead of sampling")
-    p.add_argument("--length_penalty", type=float, default=1.0, help="beam search: score / new_tokens ** this")
-    p.add_argument("--min_new_tokens", type=int, default=0, help="no [SEP] before this many new tokens")
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--top_k", type=NONNEG, default=70, help="sample from the k most probable tokens (0: all; 1: greedy)")
+    p.add_argument("--top_p", type=Float(min=0, max=1, min_open=True), default=1.0, help="nucleus sampling, in (0, 1] (1: off)")
+    p.add_argument("--temperature", type=POSITIVE, default=1.0)
+    p.add_argument("--repetition_penalty", type=POSITIVE, default=1.0)
+    p.add_argument("--num_beams", type=Int(min=1, max=4096), default=1, help="> 1: beam search instead of sampling")
+    p.add_argument("--length_penalty", type=Float(min=-100, max=100), default=1.0, help="beam search: score / new_tokens ** this")
+    p.add_argument("--min_new_tokens", type=NONNEG, default=0, help="no [SEP] before this many new tokens")
+    p.add_argument("--batch_size", type=COUNT, default=8)
+    p.add_argument("--seed", type=SEED, default=7)
     p.add_argument("--start_token", default="[CLS]", help="put before every prompt ('' for none)")
     p.add_argument("--end_token", default="[SEP]", help="stop after it ('' for never)")
     add_model_flags(p)

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
+from ..flags import FRACTION, Int
 from ..targets.cls import pool
 from . import data as D
 from .data import IGNORE_INDEX
@@ -162,7 +163,7 @@ def classification_metrics(gold, pred, labels_num=None):
 
 # ====================================================================== task
 def add_labels_num_arg(g):
-    g.add_argument("--labels_num", type=int, default=None,
+    g.add_argument("--labels_num", type=Int(min=2, max=1 << 20), default=None,
                    help="number of classes (default: the largest training label + 1)")
 
 
@@ -247,7 +248,7 @@ class ClassificationTask(SentenceTask):
         g.add_argument("--soft_targets", action="store_true",
                        help="train on a teacher's logits too (a `logits` column: space-separated, one per class), "
                             "as UER-py's knowledge distillation")
-        g.add_argument("--soft_alpha", type=float, default=0.5,
+        g.add_argument("--soft_alpha", type=FRACTION, default=0.5,
                        help="weight of the soft-target MSE loss (1 - soft_alpha weighs the cross-entropy)")
 
     def read(self, path, labeled=True, train=False):

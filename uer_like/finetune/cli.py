@@ -21,6 +21,7 @@ import torch
 from ..cli import add_model_flags, model_flag_overrides
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError, DataError, UerLikeError
+from ..flags import DROPOUT, GRAD_NORM, LEARNING_RATE, SEED, WARMUP, COUNT, Float, Int, Parser
 from ..io.checkpoint import load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
 from ..registry import TOKENIZERS
@@ -41,8 +42,7 @@ def build_parser(task_name):
     serves several tasks)."""
     task_cls = get_task(task_name)
     siblings = tasks_of_script(task_cls.script)
-    p = argparse.ArgumentParser(prog=task_cls.script, description=f"Fine-tune / run: {task_cls.description}.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog=task_cls.script, description=f"Fine-tune / run: {task_cls.description}.")
     if len(siblings) > 1:
         p.add_argument("--task", choices=siblings, default=task_name,
                        help="the task (default: the fine-tuned model's with --load_model_path); "
@@ -63,36 +63,36 @@ def build_parser(task_name):
     g.add_argument("--tokenizer", default=None, choices=TOKENIZERS.names(),
                    help="default: the model's (xlnet for an XLNet model, with its input layout: a <sep> b <sep> "
                         "<cls>), else bert")
-    g.add_argument("--dropout", type=float, default=None, help="override the config's dropout")
+    g.add_argument("--dropout", type=DROPOUT, default=None, help="override the config's dropout")
     g = p.add_argument_group("data")
     g.add_argument("--train_path", default=None)
     g.add_argument("--dev_path", default=None)
     g.add_argument("--test_path", default=None)
     g.add_argument("--prediction_path", default=None, help="write predictions for --test_path here")
-    g.add_argument("--seq_length", type=int, default=None,
+    g.add_argument("--seq_length", type=Int(min=3), default=None,
                    help=f"max tokens per instance (default: the fine-tuned model's, else "
                         f"{task_cls.defaults.get('seq_length', 128)})")
     task_cls.add_args(p.add_argument_group(f"{task_name} task"))
     g = p.add_argument_group("training")
-    g.add_argument("--epochs_num", type=int, default=3)
-    g.add_argument("--batch_size", type=int, default=32)
-    g.add_argument("--learning_rate", type=float, default=2e-5)
-    g.add_argument("--warmup", type=float, default=0.1, help="fraction of the steps with rising learning rate")
+    g.add_argument("--epochs_num", type=Int(min=1, max=10 ** 6), default=3)
+    g.add_argument("--batch_size", type=COUNT, default=32)
+    g.add_argument("--learning_rate", type=LEARNING_RATE, default=2e-5)
+    g.add_argument("--warmup", type=WARMUP, default=0.1, help="fraction of the steps with rising learning rate")
     g.add_argument("--scheduler", choices=SCHEDULERS, default="linear",
                    help="after the warmup: linear or cosine decay to 0, or constant")
-    g.add_argument("--layerwise_lr_decay", type=float, default=1.0,
+    g.add_argument("--layerwise_lr_decay", type=Float(min=0, max=1, min_open=True), default=1.0,
                    help="learning rate x this per layer going down from the head (the top encoder layer trains at "
                         "lr x d, the embedding at lr x d^(layers+1)); 1: off")
-    g.add_argument("--weight_decay", type=float, default=0.01)
-    g.add_argument("--max_grad_norm", type=float, default=1.0)
-    g.add_argument("--max_steps", type=int, default=0, help="stop after this many steps (0: no limit)")
-    g.add_argument("--seed", type=int, default=7)
-    g.add_argument("--report_steps", type=int, default=100)
+    g.add_argument("--weight_decay", type=Float(min=0, max=1), default=0.01)
+    g.add_argument("--max_grad_norm", type=GRAD_NORM, default=1.0)
+    g.add_argument("--max_steps", type=Int(min=0, max=10 ** 9), default=0, help="stop after this many steps (0: no limit)")
+    g.add_argument("--seed", type=SEED, default=7)
+    g.add_argument("--report_steps", type=Int(min=1, max=10 ** 9), default=100)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     g.add_argument("--amp", choices=AMP_CHOICES, default="auto",
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32")
     g.add_argument("--fp16", action="store_true", help="same as --amp fp16")
-    g.add_argument("--threads", type=int, default=0,
+    g.add_argument("--threads", type=Int(min=0, max=4096), default=0,
                    help="CPU threads for torch (0: torch's default; 1 is often fastest on a busy machine)")
     g.add_argument("--no_progress", action="store_true", help="no progress bars (log lines instead)")
     g.add_argument("--report_path", default=None,
@@ -100,7 +100,7 @@ def build_parser(task_name):
     g = p.add_argument_group("adversarial training")
     g.add_argument("--use_adv", action="store_true", help="FGM adversarial training on the word embedding")
     g.add_argument("--adv_type", choices=["fgm"], default="fgm", help="the adversarial method")
-    g.add_argument("--fgm_epsilon", type=float, default=1.0,
+    g.add_argument("--fgm_epsilon", type=Float(min=0), default=1.0,
                    help="L2 norm of the FGM perturbation of the word-embedding matrix (UER-py's default is 1e-6)")
     add_model_flags(p)
     return p

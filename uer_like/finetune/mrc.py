@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import DataError
+from ..flags import COUNT
 from . import data as D
 from .models import TaskModel, init_linear
 from .tasks import TASKS, Task, logger
@@ -438,9 +439,9 @@ class MrcTask(Task):
 
     @staticmethod
     def add_args(g):
-        g.add_argument("--doc_stride", type=int, default=None, help="tokens between window starts (default 128)")
-        g.add_argument("--max_query_length", type=int, default=None, help="question tokens kept (default 64)")
-        g.add_argument("--max_answer_length", type=int, default=None, help="longest answer in tokens (default 50)")
+        g.add_argument("--doc_stride", type=COUNT, default=None, help="tokens between window starts (default 128)")
+        g.add_argument("--max_query_length", type=COUNT, default=None, help="question tokens kept (default 64)")
+        g.add_argument("--max_answer_length", type=COUNT, default=None, help="longest answer in tokens (default 50)")
 
     def __init__(self, args, encoder, meta=None):
         super().__init__(args, encoder, meta)

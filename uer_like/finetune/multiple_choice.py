@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
+from ..flags import Int
 from . import data as D
 from .models import TaskModel, init_linear
 from .tasks import TASKS, Task, log
@@ -126,7 +127,7 @@ class MultipleChoiceTask(Task):
 
     @staticmethod
     def add_args(g):
-        g.add_argument("--max_choices_num", type=int, default=None,
+        g.add_argument("--max_choices_num", type=Int(min=2, max=1024), default=None,
                        help="choices per question are padded to this many (default 4)")
         g.add_argument("--no_pooler_init", action="store_true",
                        help="start output_layer_1 at random instead of from the pretrained pooler")

@@ -67,6 +67,7 @@ class Optimizer:
             groups = [{"params": groups}]
         for g in groups:
             group = {**self.defaults, **g, "params": list(g["params"])}
+            _check_hyper(group)
             self.param_groups.append(group)
         if not any(g["params"] for g in self.param_groups):
             raise ValueError("the optimizer got no parameters")
@@ -135,6 +136,20 @@ class Optimizer:
             if key in by_key:
                 p = by_key[key]
                 self.state[p] = {k: _to_param(k, v, p) for k, v in st.items()}
+
+
+def _check_hyper(group):
+    """The checks torch.optim's constructors make: a negative learning rate would ascend the loss."""
+    lr, eps, wd = group.get("lr", 0.0), group.get("eps", 0.0), group.get("weight_decay", 0.0)
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"invalid learning rate: {lr}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"invalid epsilon value: {eps}")
+    if not (math.isfinite(wd) and wd >= 0):
+        raise ValueError(f"invalid weight_decay value: {wd}")
+    for i, b in enumerate(group.get("betas", ())):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"invalid beta parameter at index {i}: {b}")
 
 
 def _to_param(key, value, p):

@@ -16,6 +16,7 @@ from ..config import ModelConfig, load_config
 from ..data.dataset import Dataset
 from ..data.masking import check_dataset_strategy
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
+from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, NONNEG, SEED, WARMUP, Float, Int, check_value
 from ..outputs import check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
 from ..model import Model
@@ -73,10 +74,9 @@ class TrainArgs:
             raise ConfigError(f"--scheduler {self.scheduler!r} is not valid; choices: {', '.join(SCHEDULERS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"--optimizer {self.optimizer!r} is not valid; choices: {', '.join(OPTIMIZERS)}")
-        for k in ("total_steps", "batch_size", "accumulation_steps", "report_steps", "save_checkpoint_steps",
-                  "max_nonfinite_steps"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"--{k} must be at least 1, got {getattr(self, k)}")
+        for k, rule in TRAIN_ARG_RULES.items():
+            if getattr(self, k) is not None:
+                check_value(getattr(self, k), rule, f"--{k}")
         if self.output_format not in OUTPUT_FORMATS:
             raise ConfigError(f"--output_format {self.output_format!r} is not valid; choices: {', '.join(OUTPUT_FORMATS)}")
         if self.checkpoint_dir is None:
@@ -94,6 +94,12 @@ class TrainArgs:
 
 
 OUTPUT_FORMATS = ("uer", "safetensors", "hf")
+# the numeric fields' ranges, as the command line declares them (pretrain.py), for callers from Python
+TRAIN_ARG_RULES = {"total_steps": Int(min=1, max=10 ** 9), "batch_size": COUNT, "accumulation_steps": COUNT,
+                   "global_batch_size": COUNT, "learning_rate": LEARNING_RATE, "warmup": WARMUP,
+                   "weight_decay": Float(min=0, max=1), "max_grad_norm": GRAD_NORM, "seed": SEED,
+                   "report_steps": Int(min=1, max=10 ** 9), "save_checkpoint_steps": Int(min=1, max=10 ** 9),
+                   "keep_checkpoints": NONNEG, "max_nonfinite_steps": COUNT}
 
 
 class Trainer:

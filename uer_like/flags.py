@@ -1,0 +1,139 @@
+"""Command-line parsing shared by every script: numeric flags declared with their range, and a parser whose
+errors are one line.
+
+A numeric flag's `type` is an `Int` or `Float` carrying its range; argparse applies it, so every script
+refuses 0, a negative number, NaN, inf or an absurd size where the flag cannot take it, before any work,
+with one line naming the flag and exit status 2:
+
+    p.add_argument("--learning_rate", type=Float(min=0, min_open=True), default=1e-4)
+    error: argument --learning_rate: must be > 0, got -0.001
+
+Checks that involve a model or a file (a beam count above the vocabulary, a sequence length above the
+position embedding) run where that thing is known, with the same wording.
+"""
+import argparse
+import copy
+import math
+import sys
+
+from .errors import ConfigError
+
+# a sequence length, a batch or a beam count above this is a typo, not a plan (and would otherwise be found
+# out by an out-of-memory kill, minutes later)
+MAX_SIZE = 1 << 24
+
+
+class Number:
+    """An argparse type: parse `text` as `kind`, finite, within [min, max] (ends open where asked)."""
+
+    kind = float
+    kind_name = "number"
+
+    def __init__(self, min=None, max=None, min_open=False, max_open=False, allow=()):
+        self.min, self.max, self.min_open, self.max_open = min, max, min_open, max_open
+        self.allow = tuple(allow)  # values accepted outside the range (e.g. 0 meaning "off")
+
+    def describe(self):
+        parts = []
+        if self.min is not None:
+            parts.append(f"{'>' if self.min_open else '>='} {_fmt(self.min)}")
+        if self.max is not None:
+            parts.append(f"{'<' if self.max_open else '<='} {_fmt(self.max)}")
+        rng = " and ".join(parts)
+        if self.allow:
+            rng = (rng + " or " if rng else "") + " or ".join(_fmt(a) for a in self.allow)
+        return rng
+
+    def check(self, value, name="value"):
+        """value, or ValueError naming it and the range (for values that do not come from the command line)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be {self.kind_name}, got {value!r}")
+        if value in self.allow:
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+        lo_bad = self.min is not None and (value <= self.min if self.min_open else value < self.min)
+        hi_bad = self.max is not None and (value >= self.max if self.max_open else value > self.max)
+        if lo_bad or hi_bad:
+            raise ValueError(f"{name} must be {self.describe()}, got {_fmt(value)}")
+        return value
+
+    def __call__(self, text):
+        try:
+            value = self.kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be {self.kind_name}, got {text!r}") from None
+        try:
+            return self.check(value, "")
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).strip()) from None
+
+    def __repr__(self):  # argparse's help and error texts
+        return f"{self.kind_name} {self.describe()}".strip()
+
+
+class Int(Number):
+    kind = int
+    kind_name = "an integer"
+
+    def __init__(self, min=None, max=MAX_SIZE, **kw):
+        super().__init__(min=min, max=max, **kw)
+
+
+class Float(Number):
+    kind = float
+    kind_name = "a number"
+
+
+# the ranges most flags share
+COUNT = Int(min=1)  # steps, batch sizes, epochs, beams, processes
+NONNEG = Int(min=0)  # 0 meaning "none" or "off"
+SEED = Int(min=0, max=2 ** 32 - 1)  # numpy's and torch's seeds alike
+FRACTION = Float(min=0, max=1)  # probabilities and fractions, ends included
+FRACTION_OPEN = Float(min=0, max=1, min_open=True, max_open=True)
+POSITIVE = Float(min=0, min_open=True)  # learning rates, temperatures, epsilons
+NONNEG_FLOAT = Float(min=0)  # weight decay
+LEARNING_RATE = Float(min=0, max=10, min_open=True)  # above 10 nothing trains: a typo (1e6 for 1e-6)
+WARMUP = Float(min=0, max=1, max_open=True)  # a fraction of the steps
+GRAD_NORM = Float(min=0, min_open=True)
+DROPOUT = Float(min=0, max=1, max_open=True)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help keeps the module docstring's layout and shows every flag's default and range."""
+
+    def _format_action(self, action):
+        if action.help is None and action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action) or ""
+        if isinstance(action.type, Number) and f"[{action.type!r}]" not in text:
+            text = f"{text} [{action.type!r}]".strip()
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with defaults in --help and errors in one line (`error: argument --x: ...`, exit status 2)."""
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*a, **kw)
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _fmt(v):
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
+def check_value(value, rule, name):
+    """`rule.check` with a ConfigError naming `name` (library entry points called from Python)."""
+    try:
+        return rule.check(value, name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
