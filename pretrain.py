@@ -16,11 +16,12 @@ import sys
 
 from uer_like.cli import add_model_flags, model_flag_overrides, run_main, setup_logging
 from uer_like.errors import ConfigError
-from uer_like.flags import DROPOUT, Int, Parser
+from uer_like.flags import DROPOUT, Float, Int, Parser
 from uer_like.resources import DEFAULT_VOCAB
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_CORPUS = os.path.join(HERE, "corpora", "CLUECorpusSmall_bert_sampled.txt")
+STOPPED_EXIT = 143  # 128 + SIGTERM: what a shell reports for a process the signal ended
 
 
 def build_parser():
@@ -77,6 +78,12 @@ def build_parser():
     p.add_argument("--tensorboard_dir", default=None, help="default: <checkpoint_dir>/tensorboard")
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--trace_path", default=None, help="write every step's loss, lr and sample ids (JSON lines)")
+    p.add_argument("--allow_dataset_change", action="store_true",
+                   help="resume a checkpoint that was trained on another dataset than --dataset_path (refused "
+                        "otherwise: the checkpoint records its dataset's checksum)")
+    p.add_argument("--distributed_timeout", type=Float(min=1, max=7 * 24 * 3600), default=1800.0,
+                   help="seconds a collective waits for a rank that has stopped answering (a frozen worker) before "
+                        "the whole run fails")
     p.add_argument("--seq_length", type=Int(min=8), default=128, help="for the bundled-corpus default dataset only")
     p.add_argument("--whole_word_masking", action="store_true", help="for the bundled-corpus default dataset only")
     p.add_argument("--dropout", type=DROPOUT, default=None, help="override the config's dropout")
@@ -137,11 +144,14 @@ def main():
         max_nonfinite_steps=args.max_nonfinite_steps, verify_dataset=args.verify_dataset,
         precision="fp16" if args.fp16 else args.precision, compile=args.compile, fsdp=args.fsdp,
         device=args.device, resume=args.resume, tensorboard_dir=tb, deterministic=args.deterministic,
-        trace_path=args.trace_path, config_overrides=overrides)
+        trace_path=args.trace_path, allow_dataset_change=args.allow_dataset_change,
+        distributed_timeout=args.distributed_timeout, config_overrides=overrides)
     targs.validate()
     if targs.tensorboard_dir is None:
         targs.tensorboard_dir = os.path.join(targs.checkpoint_dir, "tensorboard")
-    train(targs)
+    step = train(targs)
+    if step < targs.total_steps:  # stopped by SIGTERM, checkpoint saved: not a finished run
+        sys.exit(STOPPED_EXIT)
 
 
 if __name__ == "__main__":

@@ -141,3 +141,52 @@ def test_unreachable_store_is_an_error_naming_the_endpoint(monkeypatch):
                                                r"\(MASTER_ADDR:MASTER_PORT\) within 1s"):
         distributed.setup("cpu")
     assert time.monotonic() - t0 < 30
+
+
+FROZEN = textwrap.dedent(r'''
+    import os, runpy, sys, time
+    from uer_like.training import trainer as T
+
+    if os.environ["RANK"] == "1":  # from step 3 on, rank 1 is alive but silent (a frozen worker)
+        real = T.Trainer._stop_agreed
+
+        def frozen(self):
+            if self.step >= 3:
+                time.sleep(600)
+            return real(self)
+
+        T.Trainer._stop_agreed = frozen
+    sys.argv = ["pretrain.py"] + sys.argv[1:]
+    runpy.run_path(os.path.join(os.environ["PYTHONPATH"], "pretrain.py"), run_name="__main__")
+''')
+
+
+def test_a_frozen_worker_fails_the_run_after_distributed_timeout(tmp_path):
+    """A rank that stops answering used to hold the others in a collective for a fixed 30 minutes; with
+    --distributed_timeout 5 the waiting rank fails within seconds, with one line saying why and which flag."""
+    from helpers import preprocess
+    from conftest import SAMPLE_CORPUS
+
+    text = open(SAMPLE_CORPUS, encoding="utf-8").read()[:60000]
+    lines = [l for l in text.split("\n") if len(l) > 20][:32]
+    ds, _ = preprocess(str(tmp_path), "\n".join(lines) + "\n", data_processor="mlm", seq_length=32,
+                       corpus_format="line", dynamic_masking=True)
+    port = str(free_port())
+    procs = [subprocess.Popen(
+        [sys.executable, "-c", FROZEN, "--config", "roberta/tiny_config.json", "--dataset_path", ds,
+         "--output_model_path", str(tmp_path / f"out{r}" / "m.bin"), "--batch_size", "4", "--total_steps", "50",
+         "--report_steps", "1", "--distributed_timeout", "5"],
+        env=dict(ENV, RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    try:
+        _, err = procs[0].communicate(timeout=300)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+    assert procs[0].returncode == 2, err[-3000:]
+    assert "step 3/50" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: rank 0: another rank did not answer within 5s") and \
+        "--distributed_timeout" in last, last

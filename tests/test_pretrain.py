@@ -177,6 +177,7 @@ def test_bf16_on_a_cpu_without_bf16_units_is_logged_as_a_warning(mlm_dataset, tm
     assert t.precision == "bf16"  # asked for: still honoured
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and "bf16 matrix instructions" in r.message]
     assert len(warned) == 1
+    t.close()  # its lock on the checkpoint directory, which the next trainer takes
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="uer_like"):
         Trainer(small_args(mlm_dataset, tmp_path, total_steps=1, precision="auto"))

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from uer_like.errors import CheckpointError, TrainingError
+from uer_like.errors import CheckpointError, DataError, TrainingError
 from uer_like.training.checkpoint import list_checkpoints, load_checkpoint
 from uer_like.training.trainer import TrainArgs, Trainer
 from conftest import ROOT, SAMPLE_CORPUS
@@ -47,11 +47,24 @@ def cli_argv(ds, out, *extra):
 
 
 # ------------------------------------------------------------------------------------------ non-finite guard
-def test_diverging_run_stops_with_the_last_finite_checkpoint_kept(dataset, tmp_path, capsys):
-    """--learning_rate 1e6: the loss is NaN from the second step. The run skips those steps, writes no
-    checkpoint while they last (so --keep_checkpoints 1 cannot rotate out the finite one), and stops after
-    --max_nonfinite_steps with one line and a non-zero exit; no final weights are written."""
-    code, err = run_cli("pretrain.py", cli_argv(dataset, tmp_path, "--learning_rate", "1e6", "--total_steps", 20,
+def test_diverging_run_stops_with_the_last_finite_checkpoint_kept(dataset, tmp_path, capsys, monkeypatch):
+    """A run whose loss turns NaN after its second step (a diverged run; injected, since the flags refuse the
+    learning rates that diverge in a few steps). The run skips those steps, writes no checkpoint while they last
+    (so --keep_checkpoints 1 cannot rotate out the finite one), and stops after --max_nonfinite_steps with one
+    line and a non-zero exit; no final weights are written."""
+    from uer_like.model import Model
+
+    real, calls = Model.forward, []
+
+    def diverging(self, batch):
+        out = real(self, batch)
+        calls.append(1)
+        if len(calls) > 2:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(Model, "forward", diverging)
+    code, err = run_cli("pretrain.py", cli_argv(dataset, tmp_path, "--total_steps", 20,
                                                 "--save_checkpoint_steps", 1, "--keep_checkpoints", 1,
                                                 "--max_nonfinite_steps", 3), capsys)
     assert code == 2
@@ -324,3 +337,89 @@ def test_preprocess_removes_the_temporaries_of_killed_runs(tmp_path, capsys):
     assert code in (0, None), err
     assert not stale.exists() and alive.exists() and other.exists()
     assert (tmp_path / "ds.bin").exists()
+
+
+# ------------------------------------------------------------------------------------------ resume and ownership
+def test_resume_refuses_another_dataset_unless_asked(dataset, tmp_path, caplog):
+    """A checkpoint records its dataset's header checksum. The same command after the dataset at that path was
+    regenerated (another --seq_length), or with another --dataset_path, used to resume silently on other data;
+    now it is one line naming both datasets and the ways out. A copy of the same dataset elsewhere resumes, and
+    --allow_dataset_change continues on purpose."""
+    import shutil
+
+    ds = str(tmp_path / "data" / "ds.bin")
+    os.makedirs(os.path.dirname(ds))
+    shutil.copy(dataset, ds)
+    Trainer(args(ds, tmp_path, total_steps=4)).train()
+    copy = str(tmp_path / "copy.bin")
+    shutil.copy(ds, copy)
+    t = Trainer(args(copy, tmp_path, total_steps=6))  # the same dataset moved: fine
+    assert t.step == 4
+    t.close()
+    text = open(SAMPLE_CORPUS, encoding="utf-8").read()[:60000]
+    lines = [l for l in text.split("\n") if len(l) > 20][:32]
+    other, _ = preprocess(str(tmp_path / "data"), "\n".join(lines) + "\n", name="ds.bin", data_processor="mlm",
+                          seq_length=24, corpus_format="line", dynamic_masking=True)
+    assert other == ds
+    with pytest.raises(DataError, match=r"was trained on another dataset .*seq_length 32.* than --dataset_path "
+                                        r".*seq_length 24.*--allow_dataset_change"):
+        Trainer(args(ds, tmp_path, total_steps=6))
+    with caplog.at_level("WARNING", logger="uer_like"):
+        t = Trainer(args(ds, tmp_path, total_steps=6, allow_dataset_change=True))
+    assert t.step == 4 and "--allow_dataset_change" in caplog.text
+    assert t.train() == 6
+
+
+def test_two_runs_on_one_checkpoint_directory(dataset, tmp_path, caplog):
+    """The second run writing the same checkpoint directory is refused at start, naming the first (they used to
+    resume from and overwrite each other's checkpoints); once the first ends, the directory is free; a lock file
+    left by a killed run is taken over, with a log line."""
+    first = Trainer(args(dataset, tmp_path, total_steps=4))
+    with pytest.raises(TrainingError, match=rf"is in use by another run \(PID {os.getpid()} on .*another "
+                                            r"--output_model_path"):
+        Trainer(args(dataset, tmp_path, total_steps=4, seed=11))
+    assert first.train() == 4
+    assert not (tmp_path / "m_checkpoints" / ".lock").exists()  # removed at release
+    (tmp_path / "m_checkpoints" / ".lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": "h",
+                                                                  "started": "yesterday"}))
+    with caplog.at_level("INFO", logger="uer_like"):
+        t = Trainer(args(dataset, tmp_path, total_steps=6))
+    assert "taking over the lock left by run PID 4194311" in caplog.text
+    t.close()
+
+
+def test_two_processes_on_one_output_path(dataset, tmp_path):
+    """The issue's reproduction with real processes: a second pretrain.py started while the first runs on the
+    same --output_model_path exits 2 with one line; the first finishes untouched."""
+    import subprocess
+    import time
+
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    argv = [sys.executable, os.path.join(ROOT, "pretrain.py")] + [str(a) for a in cli_argv(dataset, tmp_path)]
+    first = subprocess.Popen(argv + ["--total_steps", "400", "--report_steps", "50", "--seed", "1"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "m_checkpoints" / ".lock").exists():
+            assert first.poll() is None and time.time() < deadline, first.communicate()[1][-2000:]
+            time.sleep(0.1)
+        second = subprocess.run(argv + ["--total_steps", "400", "--seed", "2"], env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode == 2, second.stderr[-2000:]
+        last = second.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: --checkpoint_dir") and f"in use by another run (PID {first.pid}" in last
+        _, err = first.communicate(timeout=300)
+        assert first.returncode == 0, err[-2000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
+def test_output_model_path_naming_a_directory_is_refused_at_start(dataset, tmp_path, capsys):
+    os.makedirs(tmp_path / "m.bin")
+    code, err = run_cli("pretrain.py", cli_argv(dataset, tmp_path, "--total_steps", 2), capsys)
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert "--output_model_path" in last and "is an existing directory" in last, last
+    assert not list_checkpoints(tmp_path / "m_checkpoints")

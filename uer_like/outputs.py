@@ -132,3 +132,110 @@ def atomic_write(path, write, error=OSError, what="file"):
             pass
         raise
     return path
+
+
+class OutputLock:
+    """An exclusive lock on an output location (a checkpoint directory): a second run writing the same place is
+    refused at start, in one line naming the run that holds it, instead of both runs resuming from and
+    overwriting each other's checkpoints.
+
+    The lock is `flock` on DIRECTORY/.lock, so the kernel releases it when the holder exits, however it exits
+    (kill -9 included); the file records the holder (PID, host, start time) for the message, and is removed at
+    release. A lock file left by a killed run is taken over and logged. Where the file system has no flock
+    (some network file systems), the run goes on with a warning."""
+
+    NAME = ".lock"
+
+    def __init__(self, directory, what="--checkpoint_dir", error=OSError):
+        self.directory, self.what, self.error = directory, what, error
+        self.path = os.path.join(directory, self.NAME)
+        self.fd = None
+
+    def acquire(self):
+        import fcntl
+
+        while True:
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise self.error(f"{self.what} {os.path.abspath(self.directory)} is not writable: "
+                                 f"{os.strerror(e.errno) if e.errno else e}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe_holder(_read_holder(fd))
+                os.close(fd)
+                raise self.error(f"{self.what} {self.directory} is in use by another run ({holder}); two runs writing "
+                                 "one place would resume from and overwrite each other's checkpoints: wait for it to "
+                                 "end, or give this run another --output_model_path or --checkpoint_dir") from None
+            except OSError as e:  # no flock here (ENOLCK, EOPNOTSUPP on some network file systems)
+                logger.warning("%s %s: cannot lock it (%s); make sure no other run writes there", self.what,
+                               self.directory, os.strerror(e.errno) if e.errno else e)
+                os.close(fd)
+                return self
+            try:  # the file may have been removed by its holder's release between our open and our flock
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        previous = _read_holder(fd)
+        if previous.get("pid"):
+            logger.info("%s %s: taking over the lock left by run %s, which is no longer running", self.what,
+                        self.directory, _describe_holder(previous))
+        self._write_holder(fd)
+        self.fd = fd
+        return self
+
+    @staticmethod
+    def _write_holder(fd):
+        import json
+        import socket
+        import time
+
+        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                         "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me, 0)
+
+    def release(self):
+        """Remove the lock file, then unlock (removed first, so that no one waiting can hold a lock on a file
+        that is gone while a newcomer creates another)."""
+        if self.fd is None:
+            return
+        import fcntl
+
+        try:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _read_holder(fd):
+    import json
+
+    try:
+        data = os.pread(fd, 4096, 0)
+        info = json.loads(data.decode("utf-8")) if data else {}
+    except (OSError, ValueError):
+        info = {}
+    return info if isinstance(info, dict) else {}
+
+
+def _describe_holder(info):
+    if "pid" not in info:
+        return "holder unknown"
+    return f"PID {info['pid']} on {info.get('host', '?')}, started {info.get('started', '?')}"

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import List
 
 from ..errors import DataError
-from .rng import SplitMix64
 
 DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls")
 PROCESSOR_TARGETS = {"bert": ("mlm", "sp", "electra", "pert"), "albert": ("mlm", "sp", "electra", "pert"),

@@ -32,10 +32,34 @@ class DistInfo:
         return self.world_size > 1
 
 
-TIMEOUT = datetime.timedelta(minutes=30)  # collectives and store operations
+TIMEOUT = datetime.timedelta(minutes=30)  # collectives and store operations (pretrain.py --distributed_timeout)
 CONNECT_TIMEOUT_ENV = "UER_LIKE_CONNECT_TIMEOUT"  # seconds to reach MASTER_ADDR:MASTER_PORT (default 300)
 POLL_S = 0.05
 _current = None  # the DistInfo of this process once set up (setup() is idempotent)
+
+
+def set_timeout(seconds):
+    """How long collectives and store operations wait for a rank that does not answer (a frozen worker), from
+    the next setup() on; the run then fails on every rank instead of waiting."""
+    global TIMEOUT
+    TIMEOUT = datetime.timedelta(seconds=float(seconds))
+
+
+def collective_failure(info, exc):
+    """A DistributedError in one line for a failed collective (a rank frozen past the timeout, or gone), or
+    None when `exc` is not one."""
+    text = str(exc)
+    if not info.enabled or not isinstance(exc, RuntimeError) or not any(
+            s in text for s in ("Timed out", "timed out", "Connection closed", "Connection reset", "gloo", "NCCL",
+                                "c10d")):
+        return None
+    if "imed out" in text:
+        why = (f"another rank did not answer within {TIMEOUT.total_seconds():g}s (frozen or stopped; "
+               "pretrain.py --distributed_timeout sets the wait)")
+    else:
+        why = "another rank is gone (its own log says why)"
+    detail = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return DistributedError(f"rank {info.rank}: {why}: {detail[:200]}")
 
 
 def setup(device_arg="auto"):
@@ -247,7 +271,7 @@ def all_reduce_sum(info, tensor):
     return tensor
 
 
-def leave_together(store, rank, world, key="uer_like/teardown", timeout=TIMEOUT):
+def leave_together(store, rank, world, key="uer_like/teardown", timeout=None):
     """After the last collective of a run that finished on every rank: a barrier, then a meeting on the
     rendezvous store, before any rank closes its gloo connections.
 
@@ -256,6 +280,7 @@ def leave_together(store, rank, world, key="uer_like/teardown", timeout=TIMEOUT)
     ("terminate called without an active exception"; gloo issue 155). A rank reaches the store only after
     its barrier completed, so once every rank has, every barrier message has arrived. The store's host (rank
     0 when there is no torchrun agent) waits until the others have read the meeting, then leaves last."""
+    timeout = TIMEOUT if timeout is None else timeout
     dist.barrier()
     n = store.add(f"{key}/arrived", 1)
     if n == world:

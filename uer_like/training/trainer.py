@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -17,7 +18,7 @@ from ..data.dataset import Dataset
 from ..data.masking import check_dataset_strategy
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
 from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, NONNEG, SEED, WARMUP, Float, Int, check_value
-from ..outputs import check_writable
+from ..outputs import OutputLock, check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
 from ..model import Model
 from . import distributed as dist_utils
@@ -65,6 +66,8 @@ class TrainArgs:
     tensorboard_dir: Optional[str] = None
     deterministic: bool = False
     trace_path: Optional[str] = None  # JSON lines: every step's loss, lr and sample ids (for audits and tests)
+    allow_dataset_change: bool = False  # resume a checkpoint trained on another dataset, on purpose
+    distributed_timeout: float = 1800.0  # seconds a collective waits for a silent rank before the run fails
     config_overrides: dict = field(default_factory=dict)
 
     def validate(self):
@@ -107,19 +110,34 @@ class Trainer:
         self._t_created = time.time()
         args.validate()
         self.args = args
+        dist_utils.set_timeout(args.distributed_timeout)
         self.info = dist_utils.setup(args.device)
+        self.lock = None
         # an exception on one rank stops every rank at once (not a wait in the first collective), and the ranks
         # must agree on where they start
-        with dist_utils.start_up(self.info) as agree:
-            self._set_up(args)
-            agree.update(step=self.step, dataset_instances=len(self.dataset), global_batch=self.global_batch)
-        self.train_model = self._wrap(self.model)
+        try:
+            with dist_utils.start_up(self.info) as agree:
+                self._set_up(args)
+                agree.update(step=self.step, dataset_instances=len(self.dataset), global_batch=self.global_batch)
+            self.train_model = self._wrap(self.model)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """Release the checkpoint directory's lock (train() does at its end; so does garbage collection)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def _set_up(self, args):
         self.stop_requested = False
         if args.deterministic:
             torch.use_deterministic_algorithms(True)
 
+        if self.info.is_main:  # one run per checkpoint directory: taken before its checkpoints are read
+            self.lock = OutputLock(args.checkpoint_dir, "--checkpoint_dir", error=TrainingError).acquire()
+            weakref.finalize(self, self.lock.release)
         self.dataset = Dataset(args.dataset_path)
         self.manifest = self.dataset.manifest
         if args.verify_dataset:
@@ -216,6 +234,12 @@ class Trainer:
         a = self.args
         n = sum(p.numel() for p in self.model.parameters())
         final = a.final_weights_path()
+        if a.output_format == "hf" and os.path.isfile(final):
+            raise TrainingError(f"--output_model_path {final}: --output_format hf writes a directory there, but it is "
+                                "an existing file; give another path")
+        if a.output_format != "hf" and os.path.isdir(final):
+            raise TrainingError(f"--output_model_path {final} is an existing directory; the final weights "
+                                f"({a.output_format}) are a file: give a file name (e.g. {os.path.join(final, 'model.bin')})")
         check_writable(a.checkpoint_dir, "--checkpoint_dir", need_bytes=12 * n, error=TrainingError)  # + Adam
         check_writable(os.path.dirname(os.path.abspath(final)), "the directory of --output_model_path",
                        need_bytes=4 * n, error=TrainingError)
@@ -306,6 +330,7 @@ class Trainer:
             desc = "; ".join(f"{k}: checkpoint {v[0]!r} vs now {v[1]!r}" for k, v in sorted(diff.items()))
             raise ConfigError(f"{path}: the checkpoint was trained with another model config ({desc}); "
                               f"use the same config, or a new --output_model_path / --resume never to start afresh")
+        self._check_same_dataset(path, ckpt.get("dataset") or {})
         if ckpt["global_batch"] != self.global_batch:
             logger.warning("%s: global batch was %d, now %d: the data order changes from here",
                            path, ckpt["global_batch"], self.global_batch)
@@ -323,6 +348,39 @@ class Trainer:
         self.last_checkpoint = path
         if self.info.is_main:
             logger.info("resumed from %s at step %d", path, self.step)
+
+    def _dataset_identity(self):
+        m = self.manifest
+        return {"data_processor": m["data_processor"], "instances": m["instances"], "tokens": m["tokens"],
+                "seq_length": m["seq_length"], "header_sha256": m.get("header_sha256"),
+                "path": os.path.abspath(self.args.dataset_path)}
+
+    def _check_same_dataset(self, path, saved):
+        """A checkpoint resumes on the dataset it was trained on: the data order is a function of the step, so
+        on another dataset (regenerated at the same path, or another --dataset_path) the run would go on
+        silently with other samples. The header checksum identifies a dataset (copies and moves included);
+        checkpoints without it compare the counts."""
+        now = self._dataset_identity()
+        keys = ("header_sha256",) if saved.get("header_sha256") and now["header_sha256"] else \
+            ("data_processor", "instances", "tokens", "seq_length")
+        diff = [k for k in keys if k in saved and saved[k] != now[k]]
+        if not diff:
+            if saved.get("path") and saved["path"] != now["path"] and self.info.is_main:
+                logger.info("%s: the same dataset as the checkpoint's (%s), now at %s", path, saved["path"],
+                            now["path"])
+            return
+        def desc(d):
+            return (f"{d.get('path', 'path not recorded')}: {d.get('data_processor')}, {d.get('instances')} "
+                    f"instances, {d.get('tokens')} tokens, seq_length {d.get('seq_length', '?')}")
+        if self.args.allow_dataset_change:
+            if self.info.is_main:
+                logger.warning("%s was trained on another dataset (%s); continuing on %s as "
+                               "--allow_dataset_change asks: the data order restarts from this dataset's",
+                               path, desc(saved), desc(now))
+            return
+        raise DataError(f"{path} was trained on another dataset ({desc(saved)}) than --dataset_path ({desc(now)}); "
+                        "resume on the same dataset, pass --allow_dataset_change to continue on this one on "
+                        "purpose, or start afresh with another --output_model_path or --resume never")
 
     # ------------------------------------------------------------------ checkpoints
     def _state_dicts(self):
@@ -350,7 +408,7 @@ class Trainer:
                        "step": self.step, "rng": rngs, "config": self.config.to_dict(),
                        "global_batch": self.global_batch, "world_size": self.world,
                        "skipped_steps": self.skipped_steps,
-                       "dataset": {k: self.manifest[k] for k in ("data_processor", "instances", "tokens")}}
+                       "dataset": self._dataset_identity()}
             path = save_checkpoint(self.args.checkpoint_dir, self.step, payload, self.args.keep_checkpoints)
             logger.info("saved checkpoint %s", path)
             return path
@@ -495,11 +553,13 @@ class Trainer:
                     self.save()
                 if stop:
                     if info.is_main:
-                        logger.warning("stopped by SIGTERM at step %d; resume by running the same command", self.step)
+                        logger.warning("stopped by SIGTERM at step %d of %d, checkpoint saved (exit status 143); resume "
+                                       "by running the same command", self.step, a.total_steps)
                     return self.step
             self.save_weights()
             return self.step
         finally:
+            self.close()
             logs.close()
             if bar is not None:
                 bar.close()
@@ -693,5 +753,10 @@ def train(args: TrainArgs):
         result = trainer.train()
         finished = True
         return result
+    except RuntimeError as e:
+        failure = dist_utils.collective_failure(trainer.info, e)
+        if failure is None:
+            raise
+        raise failure from e
     finally:
         dist_utils.teardown(trainer.info, finished=finished)
