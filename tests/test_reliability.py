@@ -284,6 +284,41 @@ def test_verify_dataset_finds_a_changed_id(dataset, tmp_path, capsys):
     assert code in (0, None), err
 
 
+def _corrupt_offsets(ds, tmp_path, how):
+    """A copy of `ds` whose offsets section is changed with its header left intact: `swap` exchanges two inner
+    offsets (out of order), `shift` moves every inner offset one token on (the last stays: the header's counts
+    still agree)."""
+    import numpy as np
+
+    from uer_like.data.dataset import Dataset
+
+    d = Dataset(ds)
+    s = d.manifest["sections"]["offsets"]
+    data = bytearray(open(ds, "rb").read())
+    off = np.frombuffer(bytes(data[s["offset"]:s["offset"] + 8 * s["count"]]), np.int64).copy()
+    if how == "swap":
+        off[5], off[6] = off[6], off[5]
+    else:
+        off[1:-1] += 1
+    data[s["offset"]:s["offset"] + 8 * s["count"]] = off.tobytes()
+    p = tmp_path / f"{how}.bin"
+    p.write_bytes(bytes(data))
+    return str(p)
+
+
+@pytest.mark.parametrize("how", ["swap", "shift"])
+def test_corrupt_offsets_with_an_intact_header_stop_training(dataset, tmp_path, capsys, how):
+    """Offsets out of order, or all shifted by one token, used to train silently on misaligned instances
+    unless --verify_dataset was given; the per-batch checks stop the run at the first batch that reads one,
+    naming the dataset and the instance."""
+    path = _corrupt_offsets(dataset, tmp_path, how)
+    code, err = run_cli("pretrain.py", cli_argv(path, tmp_path, "--total_steps", 40, "--save_checkpoint_steps", 100),
+                        capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert path in last and "is malformed" in last and "re-run preprocess.py" in last, last
+
+
 # ------------------------------------------------------------------------------------------ preprocess outputs
 def _corpus(tmp_path):
     p = tmp_path / "corpus.txt"
@@ -337,6 +372,66 @@ def test_preprocess_removes_the_temporaries_of_killed_runs(tmp_path, capsys):
     assert code in (0, None), err
     assert not stale.exists() and alive.exists() and other.exists()
     assert (tmp_path / "ds.bin").exists()
+
+
+def test_preprocess_on_a_full_disk_leaves_nothing_and_the_next_run_cleans_first(tmp_path, monkeypatch, capsys):
+    """ENOSPC while the sections are written (the buffered files then fail to close as well): one line saying so,
+    and no hidden .tmp directory left (closing used to raise before the directory was removed). A killed run's
+    leftovers are removed before the free-space check, which they would otherwise fail."""
+    import subprocess
+
+    import uer_like.data.dataset as D
+    import uer_like.outputs as O
+
+    corpus = _corpus(tmp_path)
+    real_write = D.DatasetWriter._write
+
+    def full(self, name, arr):
+        if name == "labels":
+            for f in self.files.values():  # what a full disk leaves: buffers that cannot be flushed
+                f.write = lambda b: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+                f.close = lambda: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(self, name, arr)
+
+    monkeypatch.setattr(D.DatasetWriter, "_write", full)
+    code, err = run_cli("preprocess.py", _pre_argv(corpus, tmp_path / "ds.bin"), capsys)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert "No space left on device" in err.strip().splitlines()[-1]
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n], os.listdir(tmp_path)
+    monkeypatch.setattr(D.DatasetWriter, "_write", real_write)
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".ds.bin.tmp-{dead.pid}-0123abcd"
+    stale.mkdir()
+    real_check = O.check_writable
+
+    def check(directory, what, **kw):
+        assert not stale.exists(), "the free-space check ran before the killed run's files were removed"
+        return real_check(directory, what, **kw)
+
+    monkeypatch.setattr(O, "check_writable", check)
+    code, err = run_cli("preprocess.py", _pre_argv(corpus, tmp_path / "ds.bin"), capsys)
+    assert code in (0, None), err[-2000:]
+
+
+@pytest.mark.parametrize("layout", ["one_document", "paragraph_per_line"])
+def test_sentence_pairs_without_multi_sentence_documents_are_refused(tmp_path, capsys, layout):
+    """--data_processor bert on one paragraph per line gave every pair the same sentence-prediction label (sp
+    accuracy 0.98-1.0 learning nothing, the only hint "from 1 documents" in the log): refused with the fixes."""
+    text = open(SAMPLE_CORPUS, encoding="utf-8").read()
+    paragraphs = ["".join(d.split("\n")) for d in text.split("\n\n") if d.strip()][:300]
+    corpus = tmp_path / "paragraphs.txt"
+    corpus.write_text("\n".join(paragraphs) + "\n", encoding="utf-8")
+    fmt = ["--corpus_format", "line"] if layout == "paragraph_per_line" else []
+    code, err = run_cli("preprocess.py", ["--corpus_path", corpus, "--dataset_path", tmp_path / "ds.bin",
+                                          "--data_processor", "bert", "--seq_length", 64, "--dynamic_masking", *fmt],
+                        capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert "got the same sentence-prediction label" in last and "--data_processor mlm" in last, last
+    assert not (tmp_path / "ds.bin").exists()
 
 
 # ------------------------------------------------------------------------------------------ resume and ownership

@@ -149,9 +149,16 @@ class DatasetWriter:
         return manifest
 
     def abort(self):
-        for f in self.files.values():
-            f.close()
-        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        """Remove the partial sections (closing a file whose buffer cannot be flushed, on a full disk, raises:
+        that must not keep the directory)."""
+        try:
+            for f in self.files.values():
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        finally:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
 def _align(x):

@@ -3,6 +3,7 @@
 This is the reference implementation in Python; uer_like._native (csrc/) implements the same per-chunk
 function in C and must produce byte-identical datasets.
 """
+import errno
 import hashlib
 import logging
 import multiprocessing as mp
@@ -267,6 +268,28 @@ def _check_invalid_fraction(o, report, lines):
                         f"{o['corpus_format']!r} format? (raise --max_invalid_fraction to keep the valid lines)")
 
 
+SENTENCE_PAIR_PROCESSORS = {"bert": ("the actual next sentence", "a random sentence"),
+                            "albert": ("in order", "swapped")}  # what labels 0 and 1 mean
+DEGENERATE_PAIR_SHARE, DEGENERATE_MIN_INSTANCES = 0.95, 50
+
+
+def _check_pair_labels(o, counts, docs):
+    """The bert/albert processors on a corpus without multi-sentence documents (one paragraph per line; a file
+    without blank lines, which is one document) give nearly every pair the same sentence-prediction label:
+    the sp target then reaches ~100% accuracy learning nothing. Refused, with the fixes."""
+    total = int(counts.sum())
+    if total < DEGENERATE_MIN_INSTANCES or counts.max() < DEGENERATE_PAIR_SHARE * total:
+        return
+    meaning = SENTENCE_PAIR_PROCESSORS[o["data_processor"]][int(counts.argmax())]
+    raise DataError(
+        f"{o['corpus_path']}: {int(counts.max())} of {total} sentence pairs ({counts.max() / total:.0%}) got the same "
+        f"sentence-prediction label ({meaning}): read as {docs} document(s) in the {o['corpus_format']!r} format, "
+        f"the corpus has no documents of several sentences to pair, and the model's sp target would learn "
+        f"nothing. The {o['data_processor']} processor needs one sentence per line with a blank line between "
+        "documents (--corpus_format bert); for one paragraph or document per line, use --data_processor mlm "
+        "(masked LM only, as RoBERTa), or split the paragraphs into sentences first (finetune/tsv_to_corpus.py)")
+
+
 def check_dataset_path(path):
     """Before any work: the dataset path names a file in a writable directory with room; the hidden
     .NAME.tmp-PID-* directories of killed runs writing the same NAME (their PID gone) are removed."""
@@ -280,8 +303,9 @@ def check_dataset_path(path):
         raise DataError(f"--dataset_path {path} is a directory: name the dataset file to write "
                         f"(e.g. {os.path.join(path, 'dataset.bin')})")
     out_dir = os.path.dirname(os.path.abspath(path))
-    check_writable(out_dir, "--dataset_path: the directory", error=DataError)
+    # a killed run's leftovers first: on a disk that its leftovers filled, the free-space check would fail
     remove_stale_tmp(out_dir, r"^\." + re.escape(os.path.basename(path)) + r"\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
+    check_writable(out_dir, "--dataset_path: the directory", error=DataError)
 
 
 def run_preprocess(progress=True, **kw):
@@ -304,6 +328,7 @@ def run_preprocess(progress=True, **kw):
     writer = DatasetWriter(o["dataset_path"], len(vocab), static_masks=static_masking(o))
     report = LineReport()
     lines = docs = n_chunks = 0
+    pair_labels = np.zeros(2, np.int64)  # bert/albert: sentence-prediction labels 0 and 1
     t0 = time.time()
     bar = None
     if progress:
@@ -323,6 +348,8 @@ def run_preprocess(progress=True, **kw):
                 raise DataError(f"{o['corpus_path']}:{lines + line_no}: {msg}")
             writer.add(r["ids"], r["lengths"], r["seg_a_len"], r["labels"], r["bits"],
                        r["mask_lengths"], r["mask_pos"], r["mask_labels"])
+            if o["data_processor"] in SENTENCE_PAIR_PROCESSORS and len(r["labels"]):
+                pair_labels += np.bincount(np.asarray(r["labels"], np.int64), minlength=2)[:2]
             _warn_long_lines(o, tasks[n_chunks], lines)
             n_chunks += 1
             report.merge(r["report"], lines)
@@ -334,11 +361,18 @@ def run_preprocess(progress=True, **kw):
         if writer.n_instances == 0:
             raise DataError(f"{o['corpus_path']}: no training instances: the corpus is empty, every line was "
                             f"invalid, or documents are too short (format {o['corpus_format']!r})")
+        _check_pair_labels(o, pair_labels, docs)
         manifest = build_manifest(o, vocab)
         manifest.update(lines=lines, documents=docs, problems=report.to_dict())
         manifest = writer.close(manifest)
-    except BaseException:
+    except BaseException as e:
         writer.abort()
+        from ..outputs import first_os_error
+
+        ose = first_os_error(e) if not isinstance(e, DataError) else None
+        if ose is not None and ose.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+            raise DataError(f"could not write --dataset_path {o['dataset_path']}: {os.strerror(ose.errno)} "
+                            "(nothing was written; the partial files are removed)") from e
         raise
     finally:
         if pool is not None:

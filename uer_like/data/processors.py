@@ -22,6 +22,34 @@ PROCESSOR_TARGETS = {"bert": ("mlm", "sp", "electra", "pert"), "albert": ("mlm",
 PURPOSE_PAIRS, PURPOSE_STATIC_MASK, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE = 1, 2, 3, 4
 
 
+@dataclass(frozen=True)
+class InstanceShape:
+    """What every instance of a processor looks like, checked per batch at training time (cheap checks that
+    catch a corrupt dataset body whose header is intact: offsets out of order or shifted)."""
+    framed: bool  # [CLS] first and [SEP] last, segment 1 of at least [CLS] + one token
+    extra: int = 0  # tokens allowed beyond seq_length (lm: seq_length + 1, the target shifted by one)
+
+    def problem(self, ids, seg_a_len, seq_length, cls_id, sep_id):
+        """None, or what is wrong with one instance."""
+        n = len(ids)
+        if n < 2:
+            return f"{n} token(s)"
+        if n > seq_length + self.extra:
+            return f"{n} tokens, more than seq_length {seq_length}" + (f" + {self.extra}" if self.extra else "")
+        if self.framed:
+            if ids[0] != cls_id or ids[-1] != sep_id:
+                return f"does not start with [CLS] ({cls_id}) and end with [SEP] ({sep_id}): {int(ids[0])} ... " \
+                       f"{int(ids[-1])}"
+            if not 2 <= seg_a_len <= n:
+                return f"segment 1 of {seg_a_len} tokens in an instance of {n}"
+        return None
+
+
+INSTANCE_SHAPES = {"bert": InstanceShape(framed=True), "albert": InstanceShape(framed=True),
+                   "mlm": InstanceShape(framed=True), "cls": InstanceShape(framed=True),
+                   "lm": InstanceShape(framed=False, extra=1)}  # lm: only the first piece of a document is framed
+
+
 @dataclass
 class Sentence:
     ids: List[int]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..data.masking import SimilarWords, mask_with, options_from_manifest
-from ..data.processors import PROCESSOR_TARGETS, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE
+from ..data.processors import INSTANCE_SHAPES, PROCESSOR_TARGETS, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE
 from ..data.rng import SplitMix64, derive
 from ..errors import DataError
 from ..registry import TARGETS
@@ -66,6 +66,9 @@ class Collator:
         sp = m["special_ids"]
         self.pad_id, self.mask_id = sp["pad"], sp["mask"]
         self.special = {sp["pad"], sp["cls"], sp["sep"]}
+        self.cls_id, self.sep_id = sp["cls"], sp["sep"]
+        self.shape = INSTANCE_SHAPES[self.processor]
+        self.seq_length = m["seq_length"]
         self.vocab_size = m["vocab"]["size"]
         self.whole_word = m["whole_word_masking"]
         self.prob = m["mask_prob"]
@@ -105,19 +108,26 @@ class Collator:
         ends, mends = np.cumsum(lengths), np.cumsum(mlen)
         return [(out[e - n:e], pos[m - k:m], lab[m - k:m]) for e, n, m, k in zip(ends, lengths, mends, mlen)]
 
-    def _check_ids(self, rows, indices):
-        """A token id outside the vocabulary (a corrupt body: opening checks only the header) is a DataError
-        naming the dataset and the instance, not an IndexError inside the embedding."""
+    def _check_instances(self, rows, indices):
+        """Cheap checks of every instance of a batch (opening a dataset checks only its header): a token id
+        outside the vocabulary, a length outside 2..seq_length, a framed instance that does not run [CLS] ...
+        [SEP] (offsets out of order or shifted), a bad segment length. A DataError naming the dataset and the
+        instance, not an IndexError inside the embedding or silent training on misaligned tokens."""
         for r, i in zip(rows, indices):
+            i = int(i)
             if r.size and int(r.max()) >= self.vocab_size:
-                raise DataError(f"{self.ds.path}: instance {int(i)} has token id {int(r.max())}, outside the "
-                                f"vocabulary (size {self.vocab_size}): the dataset is corrupt (pretrain.py "
+                what = f"has token id {int(r.max())}, outside the vocabulary (size {self.vocab_size})"
+            else:
+                what = self.shape.problem(r, int(self.ds.seg_a_len[i]), self.seq_length, self.cls_id, self.sep_id)
+                what = what and f"is malformed ({what})"
+            if what:
+                raise DataError(f"{self.ds.path}: instance {i} {what}: the dataset is corrupt (pretrain.py "
                                 "--verify_dataset checks it whole); re-run preprocess.py")
 
     def __call__(self, indices, epoch):
         lm = self.processor == "lm"
         rows = [self.ds.instance_ids(int(i)) for i in indices]
-        self._check_ids(rows, indices)
+        self._check_instances(rows, indices)
         lengths = [len(r) - 1 if lm else len(r) for r in rows]
         L = max(lengths)
         L = (L + self.pad_to - 1) // self.pad_to * self.pad_to
