@@ -5,25 +5,40 @@ into a pretraining corpus in the BERT format: one sentence per line, a blank lin
     python finetune/tsv_to_corpus.py --input ../shared/data/corpora/book_review_cls.txt \
         --output corpora/book_review_bert.txt
 """
-import argparse
+import os
 import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from uer_like.flags import Int, Parser  # noqa: E402
 
 SPLIT = re.compile(r"(?<=[。！？!?])|(?<=……)")
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = Parser(description=__doc__)
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
-    p.add_argument("--column", type=int, default=-1, help="which tab-separated column holds the text (default: last)")
+    p.add_argument("--column", type=Int(min=-1000, max=1000), default=-1,
+                   help="which tab-separated column holds the text, counted from 0 (negative: from the end)")
     p.add_argument("--header", action="store_true", help="the first line is a header")
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     n = 0
     with open(args.input, encoding="utf-8") as f, open(args.output, "w", encoding="utf-8") as out:
         for i, line in enumerate(f):
             if args.header and i == 0:
                 continue
-            text = line.rstrip("\r\n").split("\t")[args.column].strip()
+            cols = line.rstrip("\r\n").split("\t")
+            if not -len(cols) <= args.column < len(cols):
+                print(f"error: {args.input}:{i + 1}: no column {args.column} (--column) in a line of {len(cols)} "
+                      "tab-separated column(s)", file=sys.stderr)
+                return 2
+            text = cols[args.column].strip()
             sents = []
             for s in SPLIT.split(text):
                 s = s.strip()
@@ -38,7 +53,8 @@ def main():
             out.write("\n".join(sents) + "\n\n")
             n += 1
     print(f"{n} documents written to {args.output}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
