@@ -152,3 +152,13 @@ def test_causal_mask_hides_the_future():
 def test_tied_weights_share_storage():
     model = uer_like.build_model(shrunk("bert/tiny_config.json"), vocab_size=100)
     assert model.target.mlm.linear_2.weight is model.embedding.word.embedding.weight
+
+
+def test_an_absurd_size_in_a_config_is_refused_before_building():
+    """max_seq_length 10^12 used to be accepted, and building the position table then died of memory."""
+    from uer_like.config import load_config
+    from uer_like.errors import ConfigError
+
+    for key in ("max_seq_length", "hidden_size", "layers_num"):
+        with pytest.raises(ConfigError, match=rf"config key '{key}' is 1000000000000, above \d+: a typo"):
+            load_config("bert/tiny_config.json", **{key: 10 ** 12})

@@ -21,6 +21,8 @@ LAYERNORM_POSITIONINGS = ("post", "pre")
 POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")
 
+MAX_CONFIG_SIZE = 1 << 22  # any size key (positions, widths, layers): larger is a typo, not a model
+
 
 @dataclass
 class ModelConfig:
@@ -174,13 +176,16 @@ class ModelConfig:
             bad("pooling", self.pooling, POOLINGS)
         if self.feed_forward not in FEED_FORWARDS:
             bad("feed_forward", self.feed_forward, FEED_FORWARDS)
-        for key in ("emb_size", "hidden_size", "layers_num", "max_seq_length", "labels_num", "segment_vocab_size"):
+        sizes = ("emb_size", "hidden_size", "layers_num", "max_seq_length", "labels_num", "segment_vocab_size")
+        if self.encoder == "transformer":
+            sizes += ("heads_num", "feedforward_size")
+        for key in sizes:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{source}: config key '{key}' must be positive, got {getattr(self, key)}")
+            if getattr(self, key) > MAX_CONFIG_SIZE:  # a typo, found here rather than by an out-of-memory kill
+                raise ConfigError(f"{source}: config key '{key}' is {getattr(self, key)}, above {MAX_CONFIG_SIZE}: "
+                                  "a typo?")
         if self.encoder == "transformer":
-            for key in ("heads_num", "feedforward_size"):
-                if getattr(self, key) <= 0:
-                    raise ConfigError(f"{source}: config key '{key}' must be positive, got {getattr(self, key)}")
             if self.hidden_size % self.heads_num:
                 raise ConfigError(
                     f"{source}: hidden_size {self.hidden_size} is not divisible by heads_num {self.heads_num}"
