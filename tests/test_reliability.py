@@ -47,11 +47,21 @@ def cli_argv(ds, out, *extra):
 
 
 # ------------------------------------------------------------------------------------------ non-finite guard
-def test_diverging_run_stops_with_the_last_finite_checkpoint_kept(dataset, tmp_path, capsys):
-    """--learning_rate 1e6: the loss is NaN from the second step. The run skips those steps, writes no
-    checkpoint while they last (so --keep_checkpoints 1 cannot rotate out the finite one), and stops after
-    --max_nonfinite_steps with one line and a non-zero exit; no final weights are written."""
-    code, err = run_cli("pretrain.py", cli_argv(dataset, tmp_path, "--learning_rate", "1e6", "--total_steps", 20,
+def test_diverging_run_stops_with_the_last_finite_checkpoint_kept(dataset, tmp_path, monkeypatch, capsys):
+    """The gradient norm is NaN from the second step on (as --learning_rate 1e6 made it, before the parser
+    capped the learning rate at 10). The run skips those steps, writes no checkpoint while they last (so
+    --keep_checkpoints 1 cannot rotate out the finite one), and stops after --max_nonfinite_steps with one
+    line and a non-zero exit; no final weights are written."""
+    real = torch.nn.utils.clip_grad_norm_
+    calls = []
+
+    def clip(params, max_norm):
+        calls.append(1)
+        n = real(params, max_norm)
+        return torch.full_like(n, float("nan")) if len(calls) >= 2 else n
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    code, err = run_cli("pretrain.py", cli_argv(dataset, tmp_path, "--total_steps", 20,
                                                 "--save_checkpoint_steps", 1, "--keep_checkpoints", 1,
                                                 "--max_nonfinite_steps", 3), capsys)
     assert code == 2
