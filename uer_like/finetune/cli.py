@@ -21,7 +21,7 @@ import torch
 from ..cli import add_model_flags, model_flag_overrides
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError, DataError, UerLikeError
-from ..flags import DROPOUT, GRAD_NORM, LEARNING_RATE, SEED, WARMUP, COUNT, Float, Int, Parser
+from ..flags import DROPOUT, Int, Parser
 from ..io.checkpoint import load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
 from ..registry import TOKENIZERS
@@ -42,6 +42,7 @@ def build_parser(task_name):
     serves several tasks)."""
     task_cls = get_task(task_name)
     siblings = tasks_of_script(task_cls.script)
+    R = core.TRAIN_ARG_RULES
     p = Parser(prog=task_cls.script, description=f"Fine-tune / run: {task_cls.description}.")
     if len(siblings) > 1:
         p.add_argument("--task", choices=siblings, default=task_name,
@@ -74,20 +75,23 @@ def build_parser(task_name):
                         f"{task_cls.defaults.get('seq_length', 128)})")
     task_cls.add_args(p.add_argument_group(f"{task_name} task"))
     g = p.add_argument_group("training")
-    g.add_argument("--epochs_num", type=Int(min=1, max=10 ** 6), default=3)
-    g.add_argument("--batch_size", type=COUNT, default=32)
-    g.add_argument("--learning_rate", type=LEARNING_RATE, default=2e-5)
-    g.add_argument("--warmup", type=WARMUP, default=0.1, help="fraction of the steps with rising learning rate")
+    g.add_argument("--epochs_num", type=R["epochs_num"], default=3)
+    g.add_argument("--batch_size", type=R["batch_size"], default=32)
+    g.add_argument("--learning_rate", type=R["learning_rate"], default=2e-5)
+    g.add_argument("--warmup", type=R["warmup"], default=0.1, help="fraction of the steps with rising learning rate")
     g.add_argument("--scheduler", choices=SCHEDULERS, default="linear",
                    help="after the warmup: linear or cosine decay to 0, or constant")
-    g.add_argument("--layerwise_lr_decay", type=Float(min=0, max=1, min_open=True), default=1.0,
+    g.add_argument("--layerwise_lr_decay", type=R["layerwise_lr_decay"], default=1.0,
                    help="learning rate x this per layer going down from the head (the top encoder layer trains at "
                         "lr x d, the embedding at lr x d^(layers+1)); 1: off")
-    g.add_argument("--weight_decay", type=Float(min=0, max=1), default=0.01)
-    g.add_argument("--max_grad_norm", type=GRAD_NORM, default=1.0)
-    g.add_argument("--max_steps", type=Int(min=0, max=10 ** 9), default=0, help="stop after this many steps (0: no limit)")
-    g.add_argument("--seed", type=SEED, default=7)
-    g.add_argument("--report_steps", type=Int(min=1, max=10 ** 9), default=100)
+    g.add_argument("--weight_decay", type=R["weight_decay"], default=0.01)
+    g.add_argument("--max_grad_norm", type=R["max_grad_norm"], default=1.0)
+    g.add_argument("--max_nonfinite_steps", type=R["max_nonfinite_steps"], default=core.NONFINITE_STEPS,
+                   help="a NaN/inf loss or gradient norm skips the optimizer step; this many such steps in a row stop "
+                        "the run with an error (a model with NaN/inf weights is never saved)")
+    g.add_argument("--max_steps", type=R["max_steps"], default=0, help="stop after this many steps (0: no limit)")
+    g.add_argument("--seed", type=R["seed"], default=7)
+    g.add_argument("--report_steps", type=R["report_steps"], default=100)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     g.add_argument("--amp", choices=AMP_CHOICES, default="auto",
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32")
@@ -100,7 +104,7 @@ def build_parser(task_name):
     g = p.add_argument_group("adversarial training")
     g.add_argument("--use_adv", action="store_true", help="FGM adversarial training on the word embedding")
     g.add_argument("--adv_type", choices=["fgm"], default="fgm", help="the adversarial method")
-    g.add_argument("--fgm_epsilon", type=Float(min=0), default=1.0,
+    g.add_argument("--fgm_epsilon", type=R["fgm_epsilon"], default=1.0,
                    help="L2 norm of the FGM perturbation of the word-embedding matrix (UER-py's default is 1e-6)")
     add_model_flags(p)
     return p
@@ -164,8 +168,6 @@ def run(task_name, argv=None):
     if args.load_model_path and args.pretrained_model_path:
         raise ConfigError("give --pretrained_model_path (a model to fine-tune) or --load_model_path (a fine-tuned "
                           "model), not both")
-    if not 0.0 < args.layerwise_lr_decay <= 1.0:
-        raise ConfigError(f"--layerwise_lr_decay must be in (0, 1], got {args.layerwise_lr_decay}")
     if args.threads:
         torch.set_num_threads(args.threads)
     core.set_seed(args.seed)
@@ -234,10 +236,10 @@ def run(task_name, argv=None):
     if args.train_path:
         report["history"] = core.train(task, model, train_feats, args, device, dtype, dev=dev, meta=task.meta())
         report["train_examples"] = len(train_ex)
-        if dev is not None and args.output_model_path and os.path.isfile(args.output_model_path):
+        if dev is not None and args.output_model_path:
             core.load_finetuned(model, args.output_model_path)
             model.to(device)
-            best = max(report["history"], key=lambda r: r.get("dev", {}).get(task.main_metric, float("-inf")))
+            best = [r for r in report["history"] if r.get("best")][-1]
             core.log(f"best dev {task.main_metric} {best['dev'][task.main_metric]:.4f} at epoch {best['epoch']}; "
                      f"model saved to {args.output_model_path}")
             report["best_epoch"] = best["epoch"]

@@ -1,0 +1,193 @@
+"""Fine-tuning guarded as pretraining is: the non-finite guard (shared with pretraining, training/guard.py),
+outputs checked at start, --seq_length too small for a task's input, a stray label, C3 questions whose answer
+is ambiguous, a text_b column the model does not read. Through the real command line (finetune/run_*.py in
+this process, so that a monkeypatched loss reaches it) where the exit status matters."""
+import argparse
+import json
+import os
+import runpy
+import sys
+
+import pytest
+import torch
+
+from uer_like.errors import ConfigError, DataError, TrainingError
+from uer_like.finetune import classification as C
+from uer_like.finetune import core
+from uer_like.finetune import data as D
+from uer_like.tokenizers import build_tokenizer
+from conftest import DATA, ROOT, VOCAB, need
+
+BOOK = os.path.join(DATA, "datasets", "samples", "book_review")
+TINY = ["--config_path", "bert/tiny_config.json", "--vocab_path", VOCAB, "--no_progress", "--threads", "1",
+        "--seq_length", "32", "--learning_rate", "1e-3"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_torch_thread):
+    """Tiny models: one torch thread (conftest's one_torch_thread)."""
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return D.Encoder(build_tokenizer("bert", VOCAB))
+
+
+def cli(script, argv, capsys):
+    """finetune/<script> in this process -> (exit status, stdout, stderr)."""
+    old = sys.argv
+    sys.argv = [script] + [str(a) for a in argv]
+    code = 0
+    try:
+        runpy.run_path(os.path.join(ROOT, "finetune", script), run_name="__main__")
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def last_line(err):
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()[-1]
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return str(p)
+
+
+def book(name):
+    return need(os.path.join(BOOK, name))
+
+
+def nan_loss_at(monkeypatch, calls):
+    """ClassificationTask.loss returns NaN at these (1-based) calls."""
+    real = C.ClassificationTask.loss
+    n = []
+
+    def loss(self, model, batch):
+        n.append(1)
+        value = real(self, model, batch)
+        return value * float("nan") if len(n) in calls else value
+
+    monkeypatch.setattr(C.ClassificationTask, "loss", loss)
+
+
+def nonfinite_in(path):
+    from uer_like.io.checkpoint import load_state_dict_file
+
+    return sum(int((~torch.isfinite(v)).sum()) for v in load_state_dict_file(str(path)).values()
+               if v.is_floating_point())
+
+
+def train_argv(tmp_path, *extra):
+    return TINY + ["--train_path", book("train.tsv"), "--dev_path", book("dev.tsv"), "--batch_size", 50,
+                   "--epochs_num", 3, "--output_model_path", tmp_path / "m.bin", *extra]
+
+
+# ------------------------------------------------------------------------------------------ non-finite guard
+def test_diverged_fine_tuning_stops_with_exit_2_keeping_the_finite_best_model(tmp_path, monkeypatch, capsys, caplog):
+    """The loss is NaN from the 6th step on (epoch 2 of 4-step epochs): those steps are skipped and the 3rd
+    in a row stops the run with one line naming the step, the learning rate, the fix and the model kept
+    (epoch 1's, finite). Before the guard, NaN weights were saved as the model and the run exited 0."""
+    nan_loss_at(monkeypatch, range(6, 100))
+    code, out, err = cli("run_classifier.py", train_argv(tmp_path, "--max_nonfinite_steps", 3), capsys)
+    assert code == 2
+    line = last_line(err)
+    assert line.startswith("error: the loss or gradient norm was NaN/inf for 3 steps in a row (up to step 8, "
+                           "learning rate "), line
+    assert "lower --learning_rate" in line and f"the best model so far (epoch 1) is at {tmp_path / 'm.bin'}" in line
+    assert "step 6: non-finite loss" in caplog.text and "epoch 1/3" in out and "epoch 2/3" not in out
+    assert nonfinite_in(tmp_path / "m.bin") == 0
+
+
+def test_diverged_from_the_start_writes_no_model(tmp_path, monkeypatch, capsys):
+    nan_loss_at(monkeypatch, range(1, 100))
+    code, _, err = cli("run_classifier.py", train_argv(tmp_path), capsys)
+    assert code == 2 and "5 steps in a row (up to step 5" in last_line(err) and "no model was written" in err
+    assert not (tmp_path / "m.bin").exists()
+
+
+def test_a_single_non_finite_step_is_skipped_and_training_goes_on(tmp_path, monkeypatch, capsys, caplog):
+    nan_loss_at(monkeypatch, {3})
+    code, _, err = cli("run_classifier.py", train_argv(tmp_path), capsys)
+    assert code == 0, err
+    assert "step 3: non-finite loss and gradient norm (loss nan, grad norm nan); optimizer step skipped (1 in a row" \
+        in caplog.text
+    report = json.load(open(tmp_path / "m_report.json"))
+    assert [r.get("skipped_steps", 0) for r in report["history"]] == [1, 0, 0]
+    assert all(r["train_loss"] == r["train_loss"] for r in report["history"])  # not NaN: skipped steps left out
+    assert nonfinite_in(tmp_path / "m.bin") == 0
+
+
+def test_an_epoch_with_nan_dev_outputs_is_never_the_best(tmp_path, monkeypatch, capsys, caplog):
+    """Epoch 1's dev outputs are NaN: before, the first epoch was always "best" (and a NaN metric then stayed
+    best for good). When no epoch's are finite, no model is kept and the run fails."""
+    real = C.ClassificationTask.outputs
+    nan_evaluations = {1}
+    n = []
+
+    def outputs(self, model, batch):
+        n.append(1)
+        res = real(self, model, batch)
+        return [o * float("nan") for o in res] if len(n) in nan_evaluations else res
+
+    monkeypatch.setattr(C.ClassificationTask, "outputs", outputs)
+    code, _, err = cli("run_classifier.py", train_argv(tmp_path, "--epochs_num", 2), capsys)
+    assert code == 0, err
+    assert "epoch 1 is not kept: its dev outputs or acc are NaN/inf" in caplog.text
+    report = json.load(open(tmp_path / "m_report.json"))
+    assert [r.get("best", False) for r in report["history"]] == [False, True] and report["best_epoch"] == 2
+
+    n.clear()
+    nan_evaluations.add(2)
+    code, _, err = cli("run_classifier.py", train_argv(tmp_path / "all", "--epochs_num", 2), capsys)
+    assert code == 2 and last_line(err).startswith("error: no epoch gave a model to keep (epoch 2: its dev outputs "
+                                                   "or acc are NaN/inf); no model was written; lower --learning_rate")
+    assert not (tmp_path / "all" / "m.bin").exists()
+
+
+def tiny_task(labels_num=2):
+    args = argparse.Namespace(labels_num=labels_num, seq_length=16, soft_targets=False, learning_rate=1e-3,
+                              weight_decay=0.0, max_grad_norm=1.0, warmup=0.0, epochs_num=1, batch_size=4,
+                              max_steps=0, seed=1, no_progress=True, report_steps=100, output_model_path=None)
+    from uer_like.config import load_config
+
+    task = C.ClassificationTask(args, D.Encoder(build_tokenizer("bert", VOCAB)))
+    texts = ["好书", "差", "不错啊", "无聊"] * 3
+    feats = task.encode([{"text_a": t, "text_b": None, "label": i % 2} for i, t in enumerate(texts)])
+    model = task.build_model(load_config("bert/tiny_config.json").replace(vocab_size=21128), 21128)
+    return task, args, feats, model
+
+
+def test_non_finite_weights_before_training_are_named_not_the_learning_rate():
+    """NaN weights (a model loaded with them) make every loss NaN: the error says so, not "lower the
+    learning rate"."""
+    task, args, feats, model = tiny_task()
+    with torch.no_grad():
+        model.output_layer_2.weight[0, 0] = float("nan")
+    with pytest.raises(TrainingError) as e:
+        core.train(task, model, feats, argparse.Namespace(**{**vars(args), "epochs_num": 5}), torch.device("cpu"),
+                   None)
+    assert "the weights hold 1 NaN/inf values from before these steps" in str(e.value)
+    assert "--learning_rate" not in str(e.value)
+
+
+@pytest.mark.parametrize("name,value,says", [
+    ("epochs_num", 0, "--epochs_num must be >= 1 .*, got 0"), ("batch_size", 0, "--batch_size must be >= 1 .*, got 0"),
+    ("batch_size", -2, "--batch_size must be >= 1 .*, got -2"),
+    ("learning_rate", float("nan"), "--learning_rate must be finite"),
+    ("max_nonfinite_steps", 0, "--max_nonfinite_steps must be >= 1 .*, got 0")])
+def test_library_train_refuses_values_the_command_line_refuses(name, value, says):
+    task, args, feats, model = tiny_task()
+    setattr(args, name, value)
+    with pytest.raises(ConfigError, match=says):
+        core.train(task, model, feats, args, torch.device("cpu"), None)
+
+
+def test_max_nonfinite_steps_is_a_fine_tuning_flag_with_pretraining_s_range(capsys):
+    code, _, err = cli("run_classifier.py", ["--max_nonfinite_steps", 0], capsys)
+    assert code == 2 and "argument --max_nonfinite_steps: must be >= 1 and <= 16777216, got 0" in last_line(err)
