@@ -191,3 +191,78 @@ def test_library_train_refuses_values_the_command_line_refuses(name, value, says
 def test_max_nonfinite_steps_is_a_fine_tuning_flag_with_pretraining_s_range(capsys):
     code, _, err = cli("run_classifier.py", ["--max_nonfinite_steps", 0], capsys)
     assert code == 2 and "argument --max_nonfinite_steps: must be >= 1 and <= 16777216, got 0" in last_line(err)
+
+
+# ------------------------------------------------------------------------------------------ outputs at start
+def deny_writes_under(monkeypatch, directory):
+    """Refuse to create files under `directory` with EACCES, as the kernel would in a read-only directory
+    (chmod does not stop root)."""
+    import errno
+
+    import uer_like.outputs as O
+
+    real = os.open
+
+    def deny(p, flags, *a, **k):
+        if str(p).startswith(str(directory)) and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), p)
+        return real(p, flags, *a, **k)
+
+    monkeypatch.setattr(O.os, "open", deny)
+
+
+@pytest.mark.parametrize("flag", ["--output_model_path", "--prediction_path", "--report_path"])
+def test_unwritable_output_is_refused_before_training(tmp_path, monkeypatch, capsys, flag):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    argv = TINY + ["--train_path", book("train.tsv"), "--test_path", book("test.tsv"), "--epochs_num", 1,
+                   "--output_model_path", tmp_path / "m.bin", flag, ro / "out"]
+    deny_writes_under(monkeypatch, ro)
+    code, out, err = cli("run_classifier.py", argv, capsys)
+    assert code == 2
+    assert last_line(err) == f"error: the directory of {flag} {ro} is not writable: Permission denied"
+    assert "training:" not in out
+
+
+def test_full_disk_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import uer_like.outputs as O
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(O.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
+    code, out, err = cli("run_classifier.py", TINY + ["--train_path", book("train.tsv"), "--output_model_path",
+                                                      tmp_path / "m.bin"], capsys)
+    assert code == 2 and "training:" not in out
+    line = last_line(err)
+    assert line.startswith(f"error: the directory of --output_model_path {tmp_path}: No space left on device"), line
+
+
+def test_output_model_path_naming_a_directory_or_an_input_is_refused_at_start(tmp_path, capsys):
+    code, out, err = cli("run_classifier.py", TINY + ["--train_path", book("train.tsv"), "--output_model_path",
+                                                      tmp_path], capsys)
+    assert code == 2 and "training:" not in out
+    assert last_line(err) == (f"error: --output_model_path {tmp_path} is a directory; give a file in it, e.g. "
+                              f"{tmp_path / 'model.bin'}")
+    test = write(tmp_path, "test.tsv", "label\ttext_a\n0\t好\n1\t差\n")
+    code, out, err = cli("run_classifier.py", TINY + ["--train_path", book("train.tsv"), "--output_model_path",
+                                                      tmp_path / "m.bin", "--test_path", test, "--prediction_path",
+                                                      test], capsys)
+    assert code == 2 and "training:" not in out
+    assert f"--prediction_path {test} is also --test_path: writing it would overwrite the input" in last_line(err)
+
+
+def test_fine_tuned_model_files_are_written_atomically(tmp_path, monkeypatch):
+    """save_finetuned: the weights, config and task settings each go through outputs.atomic_write."""
+    import uer_like.finetune.core as FC
+    import uer_like.io.checkpoint as IC
+
+    written = []
+    for mod in (FC, IC):
+        real = mod.atomic_write
+        monkeypatch.setattr(mod, "atomic_write", lambda p, w, _r=real, **k: (written.append(os.path.basename(p)),
+                                                                             _r(p, w, **k))[1])
+    _, _, _, model = tiny_task()
+    core.save_finetuned(model, str(tmp_path / "m.bin"), {"task": "classification"})
+    assert sorted(written) == ["m.bin", "m_config.json", "m_finetune.json"]
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]

@@ -20,10 +20,11 @@ import torch
 
 from ..cli import add_model_flags, model_flag_overrides
 from ..config import load_config
-from ..errors import CheckpointError, ConfigError, DataError, UerLikeError
+from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
 from ..flags import DROPOUT, Int, Parser
 from ..io.checkpoint import load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
+from ..outputs import atomic_write, check_writable, describe_write_error
 from ..registry import TOKENIZERS
 from ..resources import resolve
 from ..tokenizers import build_tokenizer
@@ -168,6 +169,7 @@ def run(task_name, argv=None):
     if args.load_model_path and args.pretrained_model_path:
         raise ConfigError("give --pretrained_model_path (a model to fine-tune) or --load_model_path (a fine-tuned "
                           "model), not both")
+    check_outputs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     core.set_seed(args.seed)
@@ -228,6 +230,9 @@ def run(task_name, argv=None):
         core.log(f"model: {'pretrained ' + args.pretrained_model_path if backbone else 'random initialisation'} "
                  f"({config.layers_num} layers, hidden {config.hidden_size}, "
                  f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters)")
+    if args.train_path and args.output_model_path:  # room for the weights (and their temporary copy)
+        check_writable(os.path.dirname(os.path.abspath(args.output_model_path)), "the directory of --output_model_path",
+                       need_bytes=4 * sum(p.numel() for p in model.parameters()), error=TrainingError)
     if args.dropout is not None:
         core.set_dropout(model, args.dropout)
     model.to(device)
@@ -256,16 +261,45 @@ def run(task_name, argv=None):
             report["test"] = core._jsonable(m)
             core.log(f"test ({args.test_path}): {task.summary(m)}")
         if args.prediction_path:
-            task.write(args.prediction_path, test_ex, test_feats, outputs, preds)
+            try:
+                task.write(args.prediction_path, test_ex, test_feats, outputs, preds)
+            except OSError as e:
+                raise TrainingError(f"could not write --prediction_path {args.prediction_path}: "
+                                    f"{describe_write_error(e, args.prediction_path)}") from None
             core.log(f"predictions for {len(test_ex)} examples written to {args.prediction_path} "
                      f"({time.time() - t0:.1f}s)")
-    report_path = args.report_path or (os.path.splitext(args.output_model_path)[0] + "_report.json"
-                                       if args.train_path and args.output_model_path else None)
+    report_path = _report_path(args)
     if report_path:
-        os.makedirs(os.path.dirname(os.path.abspath(report_path)) or ".", exist_ok=True)
-        with open(report_path, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
+        text = json.dumps(report, indent=2, ensure_ascii=False)
+        atomic_write(report_path, lambda f: f.write(text.encode("utf-8")), error=TrainingError, what="report")
     return report
+
+
+def _report_path(args):
+    return args.report_path or (os.path.splitext(args.output_model_path)[0] + "_report.json"
+                                if args.train_path and args.output_model_path else None)
+
+
+INPUT_FLAGS = ("train_path", "dev_path", "test_path", "config_path", "vocab_path", "spm_model_path")
+
+
+def check_outputs(args):
+    """Refuse at start, in one line naming the flag, an output the run could only fail to write after the
+    work: a directory given as the file, an input given as the output, a directory that cannot be created
+    or written, a full disk (outputs.check_writable)."""
+    outputs = {"--output_model_path": args.output_model_path if args.train_path else None,
+               "--prediction_path": args.prediction_path, "--report_path": _report_path(args)}
+    inputs = {os.path.realpath(getattr(args, k)): k for k in INPUT_FLAGS if getattr(args, k, None)}
+    for flag, path in outputs.items():
+        if not path:
+            continue
+        if os.path.isdir(path) or not os.path.basename(path):
+            raise ConfigError(f"{flag} {path} is a directory; give a file in it, e.g. "
+                              f"{os.path.join(path, 'model.bin' if flag == '--output_model_path' else 'out.txt')}")
+        if os.path.realpath(path) in inputs:
+            raise ConfigError(f"{flag} {path} is also --{inputs[os.path.realpath(path)]}: writing it would "
+                              "overwrite the input; give another path")
+        check_writable(os.path.dirname(os.path.abspath(path)), f"the directory of {flag}", error=TrainingError)
 
 
 def _model_dirs(args):

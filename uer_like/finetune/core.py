@@ -26,6 +26,7 @@ from ..io.checkpoint import load_into, load_state_dict_file, save_model
 from ..io.uer import from_uer_state_dict
 from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, SEED, WARMUP, Float, Int, check_value
 from ..layers.dropout import Dropout
+from ..outputs import atomic_write
 from ..training.guard import FIX, NonfiniteGuard, check_weights_finite
 from ..training.optim import build_optimizer, lr_at, set_lr
 from ..training.precision import amp_dtype, autocast, grad_scaler  # noqa: F401  (amp_dtype: the CLI's)
@@ -109,10 +110,11 @@ def layerwise_lr_scale(model, decay):
 # ====================================================================== checkpoints
 def save_finetuned(model, path, meta):
     """UER-format weights (as UER-py's fine-tuning scripts save them) + PATH_config.json (save_model) +
-    PATH_finetune.json (the task settings inference needs)."""
+    PATH_finetune.json (the task settings inference needs), each written atomically."""
     save_model(model, path, format="safetensors" if path.lower().endswith(".safetensors") else "uer")
-    with open(os.path.splitext(path)[0] + "_finetune.json", "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2, ensure_ascii=False)
+    text = json.dumps(meta, indent=2, ensure_ascii=False)
+    atomic_write(os.path.splitext(path)[0] + "_finetune.json", lambda f: f.write(text.encode("utf-8")),
+                 error=CheckpointError, what="task settings")
 
 
 def read_finetune_meta(path):
