@@ -266,3 +266,54 @@ def test_fine_tuned_model_files_are_written_atomically(tmp_path, monkeypatch):
     core.save_finetuned(model, str(tmp_path / "m.bin"), {"task": "classification"})
     assert sorted(written) == ["m.bin", "m_config.json", "m_finetune.json"]
     assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+
+
+# ------------------------------------------------------------------------------------------ --seq_length
+@pytest.mark.parametrize("seq_length", [0, 1, 2, 4])
+def test_sentence_pairs_need_room_for_a_token_of_each(enc, seq_length):
+    ex = [{"text_a": "好书", "text_b": "很好看", "label": 1}]
+    with pytest.raises(ConfigError, match=rf"--seq_length {seq_length} is too small for \[CLS\] text_a \[SEP\] "
+                                          r"text_b \[SEP\]: at least 5"):
+        C.encode_classification(ex, enc, seq_length)
+    f = C.encode_classification(ex, enc, 5)[0]
+    assert f["seg"] == [1, 1, 1, 2, 2]  # one token of each
+
+
+@pytest.mark.parametrize("seq_length", [0, 1, 2])
+def test_truncation_never_counts_from_the_end(enc, seq_length):
+    """a[:seq_length - 2] with seq_length 0 or 1 kept (nearly) everything; now every encoder refuses."""
+    from uer_like.finetune import tagging as T
+
+    with pytest.raises(ConfigError, match="--seq_length"):
+        C.encode_classification([{"text_a": "好书" * 50, "label": 1}], enc, seq_length)
+    with pytest.raises(ConfigError, match="--seq_length"):
+        T.encode_tagging([{"tokens": list("北京"), "tags": ["B-LOC", "I-LOC"]}], enc, seq_length,
+                         {"O": 0, "B-LOC": 1, "I-LOC": 2})
+    with pytest.raises(ValueError):
+        D.truncate_pair([1, 2], [3], seq_length - 3)
+
+
+def c3_doc(choices, answer=None, qid="7-1"):
+    q = {"question": "他们在做什么？", "choice": choices}
+    if answer is not None:
+        q["answer"] = answer
+    return [["男：你好。", "女：你好。"], [q], qid]
+
+
+@pytest.mark.parametrize("script,data,seq_length,layout", [
+    ("run_classifier.py", "label\ttext_a\ttext_b\n0\t好\t差\n1\t差\t好\n", 4, "[CLS] text_a [SEP] text_b [SEP]"),
+    ("run_c3.py", [c3_doc(["打招呼", "吃饭"], "打招呼")], 6,
+     "[CLS] choice [SEP] question [SEP] document [SEP]"),
+    ("run_cmrc.py", {"data": [{"paragraphs": [{"context": "他出生于北京。", "qas": [
+        {"id": "q1", "question": "他出生于哪里？", "answers": [{"text": "北京", "answer_start": 4}]}]}]}]},
+     4, "[CLS] question [SEP] context [SEP]")])
+def test_seq_length_below_a_task_s_minimum_is_one_line(tmp_path, capsys, script, data, seq_length, layout):
+    path = write(tmp_path, "train" + (".tsv" if isinstance(data, str) else ".json"),
+                 data if isinstance(data, str) else json.dumps(data, ensure_ascii=False))
+    argv = TINY + ["--train_path", path, "--output_model_path", tmp_path / "m.bin"]
+    argv[argv.index("--seq_length") + 1] = seq_length
+    code, out, err = cli(script, argv, capsys)
+    assert code == 2 and "training:" not in out
+    need_ = len(layout.split())
+    assert last_line(err) == f"error: --seq_length {seq_length} is too small for {layout}: at least {need_} (the " \
+                             "special tokens and one token of each part)"

@@ -119,6 +119,7 @@ def warn_empty_classes(path, label_lines, labels_num):
 def encode_pair(enc, text_a, text_b, seq_length):
     """-> (src, seg) of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (XLNet: `a <sep> b <sep> <cls>`), pairs
     truncated longest first."""
+    D.check_seq_length(seq_length, "single" if text_b is None else "pair")
     a = enc.ids(text_a)
     if text_b is not None:
         a, b = D.truncate_pair(a, enc.ids(text_b), seq_length - 3)

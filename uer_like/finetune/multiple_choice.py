@@ -98,6 +98,7 @@ def read_c3(path, max_choices_num=4, labeled=True):
 
 def encode_c3(examples, enc, seq_length):
     """One feature per question: the choice sequences `[CLS] choice [SEP] question [SEP] document [SEP]`."""
+    D.check_seq_length(seq_length, "choice")
     feats, cut = [], 0
     for i, ex in enumerate(examples):
         q, doc = enc.ids(ex["question"]), enc.ids(ex["document"])
