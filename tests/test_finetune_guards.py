@@ -317,3 +317,90 @@ def test_seq_length_below_a_task_s_minimum_is_one_line(tmp_path, capsys, script,
     need_ = len(layout.split())
     assert last_line(err) == f"error: --seq_length {seq_length} is too small for {layout}: at least {need_} (the " \
                              "special tokens and one token of each part)"
+
+
+# ------------------------------------------------------------------------------------------ labels
+def test_a_stray_label_is_refused_naming_file_line_and_fix(tmp_path, capsys):
+    rows = open(book("train.tsv"), encoding="utf-8").read().splitlines()
+    rows[57] = "7\t" + rows[57].split("\t", 1)[1]
+    train = write(tmp_path, "train.tsv", "\n".join(rows) + "\n")
+    code, out, err = cli("run_classifier.py", TINY + ["--train_path", train, "--output_model_path",
+                                                      tmp_path / "m.bin"], capsys)
+    assert code == 2 and "training:" not in out
+    assert last_line(err) == (f"error: {train}: 8 classes (0..7, from the largest label) but classes 2, 3, 4, 5, 6 "
+                              "have no training example (label 7 at line 58): a stray label? Fix the file, or pass "
+                              "--labels_num 8 to train 8 classes on purpose")
+    code, out, err = cli("run_classifier.py", TINY + ["--train_path", train, "--output_model_path", tmp_path / "m.bin",
+                                                      "--labels_num", 8, "--max_steps", 1], capsys)
+    assert code == 0 and json.load(open(tmp_path / "m_finetune.json"))["labels_num"] == 8
+
+
+@pytest.mark.parametrize("flag", ["--train_path", "--dev_path", "--test_path"])
+def test_a_label_outside_the_classes_names_file_and_line(tmp_path, capsys, flag):
+    bad = write(tmp_path, "bad.tsv", "label\ttext_a\n0\t好\n1\t差\n2\t一般\n")
+    files = {"--train_path": book("train.tsv"), "--dev_path": book("dev.tsv"), "--test_path": book("test.tsv")}
+    files[flag] = bad
+    argv = TINY + ["--labels_num", 2, "--output_model_path", tmp_path / "m.bin"]
+    for k, v in files.items():
+        argv += [k, v]
+    code, out, err = cli("run_classifier.py", argv, capsys)
+    assert code == 2 and "training:" not in out
+    assert last_line(err).startswith(f"error: {bad}:4: label 2 is outside the 2 classes 0..1")
+
+
+# ------------------------------------------------------------------------------------------ C3
+@pytest.mark.parametrize("docs,says", [
+    ([c3_doc(["认真", "马虎", "认真"], "认真")],
+     "document 7-1, question 1: the answer '认真' is choice 1 and 3: which one is right is not known"),
+    ([c3_doc(["打招呼", "吃饭"], "打招呼"), c3_doc(["打招呼", "吃饭"], qid="8-2")],
+     "document 8-2, question 1: no 'answer'"),
+    ([c3_doc(["a", "b", "c", "d", "e"], "a")],
+     "document 7-1, question 1: 5 choices, more than --max_choices_num 4; pass --max_choices_num 5"),
+    ([c3_doc(["打招呼", "吃饭"], "跑步")],
+     "document 7-1, question 1: the answer '跑步' is not one of its choices")])
+def test_c3_questions_that_cannot_be_scored_right_are_one_line(tmp_path, capsys, docs, says):
+    path = write(tmp_path, "c3.json", json.dumps(docs, ensure_ascii=False))
+    for flag in ("--train_path", "--test_path"):
+        argv = TINY + ["--train_path", path, "--output_model_path", tmp_path / "m.bin"]
+        if flag == "--test_path":
+            argv += ["--test_path", path]
+            ok = write(tmp_path, "ok.json", json.dumps([c3_doc(["是", "否"], "是")]))
+            argv[argv.index("--train_path") + 1] = ok
+        code, out, err = cli("run_c3.py", argv, capsys)
+        assert code == 2 and "training:" not in out
+        assert last_line(err).startswith(f"error: {path}: {says}"), last_line(err)
+
+
+def test_c3_choice_repeated_beside_another_answer_is_read(tmp_path):
+    """C3's own data has it (train 47-277: '认真' twice, the answer '马虎'): the label is not in doubt."""
+    from uer_like.finetune.multiple_choice import read_c3
+
+    doc = c3_doc(["可爱", "认真", "马虎", "认真"], "马虎")
+    path = write(tmp_path, "c3.json", json.dumps([doc], ensure_ascii=False))
+    assert read_c3(path)[0]["label"] == 2
+
+
+# ------------------------------------------------------------------------------------------ text_b
+def test_text_b_column_for_a_single_sentence_model_is_refused(tmp_path, capsys):
+    pairs = write(tmp_path, "pairs.tsv", "label\ttext_a\ttext_b\n0\t好\t差\n1\t差\t好\n")
+    argv = TINY + ["--train_path", book("train.tsv"), "--output_model_path", tmp_path / "m.bin", "--max_steps", 1]
+    code, out, err = cli("run_classifier.py", argv + ["--test_path", pairs], capsys)
+    assert code == 2 and "training:" not in out
+    assert last_line(err) == (f"error: {pairs}: a text_b column, but the model reads single sentences (fine-tuned on "
+                              f"{book('train.tsv')}); drop the text_b column (or fine-tune on pairs)")
+    code, _, err = cli("run_classifier.py", argv, capsys)
+    assert code == 0 and json.load(open(tmp_path / "m_finetune.json"))["text_pair"] is False
+    code, _, err = cli("run_classifier.py", ["--load_model_path", tmp_path / "m.bin", "--vocab_path", VOCAB,
+                                             "--no_progress", "--test_path", pairs], capsys)
+    assert code == 2 and last_line(err) == (f"error: {pairs}: a text_b column, but the model reads single sentences "
+                                            f"({tmp_path / 'm_finetune.json'}); drop the text_b column (or fine-tune "
+                                            "on pairs)")
+
+
+def test_a_pair_model_refuses_a_file_without_text_b(tmp_path, capsys):
+    pairs = write(tmp_path, "pairs.tsv", "label\ttext_a\ttext_b\n0\t好\t差\n1\t差\t好\n")
+    code, out, err = cli("run_classifier.py", TINY + ["--train_path", pairs, "--test_path", book("test.tsv"),
+                                                      "--output_model_path", tmp_path / "m.bin"], capsys)
+    assert code == 2 and "training:" not in out
+    assert last_line(err) == (f"error: {book('test.tsv')}: no text_b column, but the model reads sentence pairs "
+                              f"(fine-tuned on {pairs}); add the text_b column")

@@ -202,6 +202,10 @@ def run(task_name, argv=None):
             dev_ex = task.read(args.dev_path, labeled=True)
             dev = (dev_ex, task.encode(dev_ex))
         core.log(f"train {len(train_ex)} examples" + (f", dev {len(dev[0])}" if dev else ""))
+    if args.test_path:  # read before any training, so that its errors come first
+        labeled = task.is_labeled(args.test_path)
+        test_ex = task.read(args.test_path, labeled=labeled)
+        test_feats = task.encode(test_ex)
 
     # ---------------------------------------------------------------- model
     if args.load_model_path:
@@ -251,9 +255,6 @@ def run(task_name, argv=None):
 
     # ---------------------------------------------------------------- test / predict
     if args.test_path:
-        labeled = task.is_labeled(args.test_path)
-        test_ex = task.read(args.test_path, labeled=labeled)
-        test_feats = task.encode(test_ex)
         t0 = time.time()
         outputs, preds = core.evaluate(task, model, test_ex, test_feats, args, device, dtype, desc="test")
         if labeled and task.has_gold(test_ex):
