@@ -163,17 +163,21 @@ def tiny_task(labels_num=2):
     return task, args, feats, model
 
 
-def test_non_finite_weights_before_training_are_named_not_the_learning_rate():
+def test_non_finite_weights_before_training_are_named_not_the_learning_rate(tmp_path):
     """NaN weights (a model loaded with them) make every loss NaN: the error says so, not "lower the
     learning rate"."""
-    task, args, feats, model = tiny_task()
+    task, args, feats, model = tiny_task()  # 3 steps per epoch
     with torch.no_grad():
         model.output_layer_2.weight[0, 0] = float("nan")
-    with pytest.raises(TrainingError) as e:
-        core.train(task, model, feats, argparse.Namespace(**{**vars(args), "epochs_num": 5}), torch.device("cpu"),
-                   None)
-    assert "the weights hold 1 NaN/inf values from before these steps" in str(e.value)
-    assert "--learning_rate" not in str(e.value)
+    for epochs, max_steps, says in ((5, 5, "5 steps in a row (up to step 5"),  # the guard stops the run
+                                    (2, 10, "no epoch gave a model to keep (epoch 2: it ends in 6 non-finite")):
+        run_args = argparse.Namespace(**{**vars(args), "epochs_num": epochs, "max_nonfinite_steps": max_steps,
+                                         "output_model_path": str(tmp_path / "m.bin")})
+        with pytest.raises(TrainingError) as e:
+            core.train(task, model, feats, run_args, torch.device("cpu"), None)
+        assert says in str(e.value) and "--learning_rate" not in str(e.value)
+        assert "the weights hold 1 NaN/inf values from before these steps" in str(e.value)
+        assert not (tmp_path / "m.bin").exists()
 
 
 @pytest.mark.parametrize("name,value,says", [

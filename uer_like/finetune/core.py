@@ -27,7 +27,7 @@ from ..io.uer import from_uer_state_dict
 from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, SEED, WARMUP, Float, Int, check_value
 from ..layers.dropout import Dropout
 from ..outputs import atomic_write
-from ..training.guard import FIX, NonfiniteGuard, check_weights_finite
+from ..training.guard import FIX, NonfiniteGuard, cause, check_weights_finite, count_nonfinite
 from ..training.optim import build_optimizer, lr_at, set_lr
 from ..training.precision import amp_dtype, autocast, grad_scaler  # noqa: F401  (amp_dtype: the CLI's)
 from . import data as D
@@ -333,7 +333,8 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None):
         if args.max_steps and step >= args.max_steps:
             break
     if (dev is not None and best is None) or (args.output_model_path and kept == NOTHING_KEPT):
-        raise TrainingError(f"no epoch gave a model to keep ({last_problem}); {NOTHING_KEPT}; {FIX}")
+        raise TrainingError(f"no epoch gave a model to keep ({last_problem}); {NOTHING_KEPT}; "
+                            + (cause(count_nonfinite(model.parameters(), device)) if guard.skipped else FIX))
     return history
 
 

@@ -3,8 +3,10 @@
 - `skip_step`: an optimizer step whose loss or gradient norm is NaN/inf is skipped (the weights keep their
   values), with a warning; the caller counts the skipped steps in a row.
 - `diverged`: the TrainingError that stops a run after --max_nonfinite_steps such steps in a row: one line
-  naming the step, the learning rate, what was kept and the fix.
+  naming the step, the learning rate, what was kept and the fix (`cause`: NaN/inf weights from before the
+  skipped steps are named instead of the learning rate).
 - `check_weights_finite`: weights holding NaN/inf are never written (a checkpoint, the final or best model).
+- `NonfiniteGuard`: skip_step with its counts kept, for a loop without state of its own (fine-tuning's).
 
 Distributed callers pass `reduce`, which sums a tensor over the ranks in place, so that every rank decides
 the same.
@@ -62,14 +64,21 @@ def check_weights_finite(params, what, step, kept, device=None, reduce=None):
         raise TrainingError(f"step {step}: the weights hold {bad} NaN/inf values; not writing {what} ({kept})")
 
 
+def cause(bad_weights):
+    """Why the steps were non-finite, for an error: NaN/inf weights (`bad_weights` values; skipped steps never
+    change them, so they were there before: not the learning rate's doing), else divergence."""
+    if bad_weights:
+        return (f"the weights hold {bad_weights} NaN/inf values from before these steps (the pretrained model's? "
+                "load finite weights)")
+    return f"the run diverged; {FIX}"
+
+
 def diverged(streak, step, lr, kept, bad_weights=0):
     """The TrainingError that ends a run after `streak` non-finite steps in a row (up to step `step`, at
     learning rate `lr`); `kept`: what the run leaves on disk; `bad_weights`: the NaN/inf values in the
-    weights (skipped steps never change them, so these were there before: not the learning rate's doing)."""
-    cause = (f"the weights hold {bad_weights} NaN/inf values from before these steps (the pretrained model's? "
-             "load finite weights)" if bad_weights else f"the run diverged; {FIX}")
+    weights (cause)."""
     return TrainingError(f"the loss or gradient norm was NaN/inf for {streak} steps in a row (up to step {step}, "
-                         f"learning rate {lr:.3g}): {cause}; {kept}")
+                         f"learning rate {lr:.3g}): {cause(bad_weights)}; {kept}")
 
 
 class NonfiniteGuard:
