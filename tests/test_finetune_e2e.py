@@ -136,7 +136,7 @@ def test_finetune_from_hugging_face_directory(tmp_path):
     (hf_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     out = str(tmp_path / "ft.bin")
     run("classification", ["--pretrained_model_path", str(hf_dir), "--train_path", s("book_review", "train.tsv"),
-                           "--output_model_path", out, "--max_steps", "1", "--epochs_num", "1", "--learning_rate", "0",
+                           "--output_model_path", out, "--max_steps", "1", "--epochs_num", "1", "--learning_rate", "1e-30",
                            "--warmup", "0", "--seq_length", "32", "--no_progress"])
     from uer_like.finetune.cli import build_parser, make_task
     from uer_like.finetune.data import Encoder
@@ -147,7 +147,7 @@ def test_finetune_from_hugging_face_directory(tmp_path):
     task = make_task("classification", args, enc, {"labels_num": 2})
     config, _, _ = core.load_backbone(None, str(tmp_path / "ft_config.json"), len(vocab))
     model = core.load_finetuned(task.build_model(config, len(vocab)), out).eval()
-    with torch.no_grad():  # learning rate 0: the weights are the loaded ones; give it HF's classifier
+    with torch.no_grad():  # lr 1e-30 (0 is refused): the weights stay the loaded ones; give it HF's classifier
         model.output_layer_2.weight.copy_(ref.classifier.weight)
         model.output_layer_2.bias.copy_(ref.classifier.bias)
         assert torch.equal(model.output_layer_1.weight, ref.bert.pooler.dense.weight)

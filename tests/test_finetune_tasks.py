@@ -181,12 +181,15 @@ def test_bad_inputs_name_file_line_or_id(tmp_path, capsys):
         one_line_error(capsys, "classification", TINY + ["--task", "multi_label", "--labels_num", "3", "--train_path", p])
 
 
-def test_stray_label_warns_naming_empty_classes_and_its_line(tmp_path, caplog):
+def test_stray_label_is_refused_naming_empty_classes_its_line_and_the_fix(tmp_path):
     p = write(tmp_path, "train.tsv", "label\ttext_a\n0\t好\n1\t差\n0\t好\n5\t差\n1\t好\n")
     task = ClassificationTask(argparse.Namespace(labels_num=None, seq_length=16, soft_targets=False), None)
-    task.read(p, train=True)
-    assert task.labels_num == 6
-    assert "classes 2, 3, 4 have no training example; label 5 at line 5" in caplog.text
+    with pytest.raises(DataError) as e:
+        task.read(p, train=True)
+    assert f"{p}: 6 classes (0..5, from the largest label) but classes 2, 3, 4 have no training example (label 5 " \
+           "at line 5)" in str(e.value) and "--labels_num 6 to train 6 classes on purpose" in str(e.value)
+    task = ClassificationTask(argparse.Namespace(labels_num=6, seq_length=16, soft_targets=False), None)
+    assert len(task.read(p, train=True)) == 5 and task.labels_num == 6  # on purpose
 
 
 def test_load_model_path_refuses_pretraining_outputs(tmp_path, capsys):

@@ -15,6 +15,8 @@ Loss: cross-entropy; with --soft_targets, soft_alpha x MSE(logits, teacher logit
 cross-entropy, as UER-py. Metric: accuracy (per-class P/R/F1 and macro-F1 also reported).
 Predictions: a tsv with header `label` (+ `logits`, `prob` columns with --output_logits / --output_prob).
 """
+import os
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -25,7 +27,7 @@ from ..targets.cls import pool
 from . import data as D
 from .data import IGNORE_INDEX
 from .models import TaskModel, init_linear
-from .tasks import TASKS, Task, log, logger
+from .tasks import TASKS, Task, log
 
 
 # ====================================================================== head
@@ -98,27 +100,10 @@ def check_labels(examples, labels_num, path):
                             f"(learned from the training set or --labels_num)")
 
 
-def warn_empty_classes(path, label_lines, labels_num):
-    """label_lines: {label: [line numbers]}. Classes 0..labels_num-1 without an example are named, with the
-    labels above the first gap and their lines (a stray label makes a model with classes nobody meant)."""
-    empty = [c for c in range(labels_num) if c not in label_lines]
-    if not empty:
-        return empty
-    above = sorted(c for c in label_lines if c > empty[0])
-    where = "; ".join(f"label {c} at line{'s' if len(label_lines[c]) > 1 else ''} "
-                      + ", ".join(str(n) for n in label_lines[c][:3]) + (" ..." if len(label_lines[c]) > 3 else "")
-                      for c in above[:5])
-    logger.warning("%s: %d classes (0..%d, from the largest label) but class%s %s %s no training example; "
-                   "%s. A stray label? Fix the file, or pass --labels_num to set the number of classes",
-                   path, labels_num, labels_num - 1, "es" if len(empty) > 1 else "",
-                   ", ".join(map(str, empty[:20])) + (" ..." if len(empty) > 20 else ""),
-                   "have" if len(empty) > 1 else "has", where)
-    return empty
-
-
 def encode_pair(enc, text_a, text_b, seq_length):
     """-> (src, seg) of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (XLNet: `a <sep> b <sep> <cls>`), pairs
     truncated longest first."""
+    D.check_seq_length(seq_length, "single" if text_b is None else "pair")
     a = enc.ids(text_a)
     if text_b is not None:
         a, b = D.truncate_pair(a, enc.ids(text_b), seq_length - 3)
@@ -168,11 +153,25 @@ def add_labels_num_arg(g):
 
 
 def infer_labels_num(path, label_lines):
-    """labels_num from the training labels ({label: [lines]}): the largest + 1 (at least 2), with a warning
-    naming the classes that have no example."""
+    """labels_num from the training labels ({label: [line numbers]}): the largest + 1 (at least 2). Refused
+    (DataError) when a class below it has no training example: a stray label (7 in a file of 0s and 1s) would
+    make a model of classes nobody meant; the message names the labels above the first gap and their lines,
+    and --labels_num N, which trains N classes on purpose."""
     n = max(2, max(label_lines) + 1) if label_lines else 2
-    warn_empty_classes(path, label_lines, n)
-    return n
+    empty = [c for c in range(n) if c not in label_lines]
+    if not empty:
+        return n
+    classes = f"class {empty[0]} has" if len(empty) == 1 else f"classes {_first(empty, 20)} have"
+    above = sorted(c for c in label_lines if c > empty[0])
+    lines = "; ".join(f"label {c} at line{'s' if len(label_lines[c]) > 1 else ''} {_first(label_lines[c], 3)}"
+                      for c in above[:5]) + (" ..." if len(above) > 5 else "")
+    raise DataError(f"{path}: {n} classes (0..{n - 1}, from the largest label) but {classes} no training example"
+                    + (f" ({lines})" if lines else "") + ": a stray label? Fix the file, or pass "
+                    f"--labels_num {n} to train {n} classes on purpose")
+
+
+def _first(items, k):
+    return ", ".join(map(str, items[:k])) + (" ..." if len(items) > k else "")
 
 
 class SentenceTask(Task):
@@ -190,9 +189,30 @@ class SentenceTask(Task):
     def __init__(self, args, encoder, meta=None):
         super().__init__(args, encoder, meta)
         self.labels_num = getattr(args, "labels_num", None) or self.saved.get("labels_num")
+        # whether the model reads sentence pairs (a text_b column); None: not known (a model saved without it)
+        self.text_pair = self.saved.get("text_pair")
+        self.text_pair_from = f"{os.path.splitext(args.load_model_path)[0]}_finetune.json" \
+            if getattr(args, "load_model_path", None) else "its task settings"
 
     def meta(self):
-        return {**super().meta(), "labels_num": self.labels_num}
+        return {**super().meta(), "labels_num": self.labels_num, "text_pair": self.text_pair}
+
+    def read(self, path, labeled=True, train=False):
+        """read_examples, and every file of a run read as the model reads: single sentences or pairs (a
+        text_b column in one file only would be read otherwise than the model was trained)."""
+        examples = self.read_examples(path, labeled, train)
+        pair = examples[0]["text_b"] is not None
+        if self.text_pair is not None and pair != self.text_pair:
+            model = "sentence pairs" if self.text_pair else "single sentences"
+            fix = "add the text_b column" if self.text_pair else "drop the text_b column (or fine-tune on pairs)"
+            raise DataError(f"{path}: {'a' if pair else 'no'} text_b column, but the model reads {model} "
+                            f"({self.text_pair_from}); {fix}")
+        if train:
+            self.text_pair, self.text_pair_from = pair, f"fine-tuned on {path}"
+        return examples
+
+    def read_examples(self, path, labeled=True, train=False):
+        raise NotImplementedError
 
     def check_inference(self, model_path):
         if self.labels_num is None:
@@ -251,7 +271,7 @@ class ClassificationTask(SentenceTask):
         g.add_argument("--soft_alpha", type=FRACTION, default=0.5,
                        help="weight of the soft-target MSE loss (1 - soft_alpha weighs the cross-entropy)")
 
-    def read(self, path, labeled=True, train=False):
+    def read_examples(self, path, labeled=True, train=False):
         soft = bool(getattr(self.args, "soft_targets", False)) and train
         examples = read_classification(path, labeled=labeled, soft_targets=soft)
         if train and self.labels_num is None:

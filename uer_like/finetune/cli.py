@@ -20,10 +20,11 @@ import torch
 
 from ..cli import add_model_flags, model_flag_overrides
 from ..config import load_config
-from ..errors import CheckpointError, ConfigError, DataError, UerLikeError
-from ..flags import DROPOUT, GRAD_NORM, LEARNING_RATE, SEED, WARMUP, COUNT, Float, Int, Parser
+from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
+from ..flags import DROPOUT, Int, Parser
 from ..io.checkpoint import load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
+from ..outputs import atomic_write, check_writable, describe_write_error
 from ..registry import TOKENIZERS
 from ..resources import resolve
 from ..tokenizers import build_tokenizer
@@ -42,6 +43,7 @@ def build_parser(task_name):
     serves several tasks)."""
     task_cls = get_task(task_name)
     siblings = tasks_of_script(task_cls.script)
+    R = core.TRAIN_ARG_RULES
     p = Parser(prog=task_cls.script, description=f"Fine-tune / run: {task_cls.description}.")
     if len(siblings) > 1:
         p.add_argument("--task", choices=siblings, default=task_name,
@@ -74,20 +76,23 @@ def build_parser(task_name):
                         f"{task_cls.defaults.get('seq_length', 128)})")
     task_cls.add_args(p.add_argument_group(f"{task_name} task"))
     g = p.add_argument_group("training")
-    g.add_argument("--epochs_num", type=Int(min=1, max=10 ** 6), default=3)
-    g.add_argument("--batch_size", type=COUNT, default=32)
-    g.add_argument("--learning_rate", type=LEARNING_RATE, default=2e-5)
-    g.add_argument("--warmup", type=WARMUP, default=0.1, help="fraction of the steps with rising learning rate")
+    g.add_argument("--epochs_num", type=R["epochs_num"], default=3)
+    g.add_argument("--batch_size", type=R["batch_size"], default=32)
+    g.add_argument("--learning_rate", type=R["learning_rate"], default=2e-5)
+    g.add_argument("--warmup", type=R["warmup"], default=0.1, help="fraction of the steps with rising learning rate")
     g.add_argument("--scheduler", choices=SCHEDULERS, default="linear",
                    help="after the warmup: linear or cosine decay to 0, or constant")
-    g.add_argument("--layerwise_lr_decay", type=Float(min=0, max=1, min_open=True), default=1.0,
+    g.add_argument("--layerwise_lr_decay", type=R["layerwise_lr_decay"], default=1.0,
                    help="learning rate x this per layer going down from the head (the top encoder layer trains at "
                         "lr x d, the embedding at lr x d^(layers+1)); 1: off")
-    g.add_argument("--weight_decay", type=Float(min=0, max=1), default=0.01)
-    g.add_argument("--max_grad_norm", type=GRAD_NORM, default=1.0)
-    g.add_argument("--max_steps", type=Int(min=0, max=10 ** 9), default=0, help="stop after this many steps (0: no limit)")
-    g.add_argument("--seed", type=SEED, default=7)
-    g.add_argument("--report_steps", type=Int(min=1, max=10 ** 9), default=100)
+    g.add_argument("--weight_decay", type=R["weight_decay"], default=0.01)
+    g.add_argument("--max_grad_norm", type=R["max_grad_norm"], default=1.0)
+    g.add_argument("--max_nonfinite_steps", type=R["max_nonfinite_steps"], default=core.NONFINITE_STEPS,
+                   help="a NaN/inf loss or gradient norm skips the optimizer step; this many such steps in a row stop "
+                        "the run with an error (a model with NaN/inf weights is never saved)")
+    g.add_argument("--max_steps", type=R["max_steps"], default=0, help="stop after this many steps (0: no limit)")
+    g.add_argument("--seed", type=R["seed"], default=7)
+    g.add_argument("--report_steps", type=R["report_steps"], default=100)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     g.add_argument("--amp", choices=AMP_CHOICES, default="auto",
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32")
@@ -100,7 +105,7 @@ def build_parser(task_name):
     g = p.add_argument_group("adversarial training")
     g.add_argument("--use_adv", action="store_true", help="FGM adversarial training on the word embedding")
     g.add_argument("--adv_type", choices=["fgm"], default="fgm", help="the adversarial method")
-    g.add_argument("--fgm_epsilon", type=Float(min=0), default=1.0,
+    g.add_argument("--fgm_epsilon", type=R["fgm_epsilon"], default=1.0,
                    help="L2 norm of the FGM perturbation of the word-embedding matrix (UER-py's default is 1e-6)")
     add_model_flags(p)
     return p
@@ -164,8 +169,7 @@ def run(task_name, argv=None):
     if args.load_model_path and args.pretrained_model_path:
         raise ConfigError("give --pretrained_model_path (a model to fine-tune) or --load_model_path (a fine-tuned "
                           "model), not both")
-    if not 0.0 < args.layerwise_lr_decay <= 1.0:
-        raise ConfigError(f"--layerwise_lr_decay must be in (0, 1], got {args.layerwise_lr_decay}")
+    check_outputs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     core.set_seed(args.seed)
@@ -198,6 +202,10 @@ def run(task_name, argv=None):
             dev_ex = task.read(args.dev_path, labeled=True)
             dev = (dev_ex, task.encode(dev_ex))
         core.log(f"train {len(train_ex)} examples" + (f", dev {len(dev[0])}" if dev else ""))
+    if args.test_path:  # read before any training, so that its errors come first
+        labeled = task.is_labeled(args.test_path)
+        test_ex = task.read(args.test_path, labeled=labeled)
+        test_feats = task.encode(test_ex)
 
     # ---------------------------------------------------------------- model
     if args.load_model_path:
@@ -226,6 +234,9 @@ def run(task_name, argv=None):
         core.log(f"model: {'pretrained ' + args.pretrained_model_path if backbone else 'random initialisation'} "
                  f"({config.layers_num} layers, hidden {config.hidden_size}, "
                  f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters)")
+    if args.train_path and args.output_model_path:  # room for the weights (and their temporary copy)
+        check_writable(os.path.dirname(os.path.abspath(args.output_model_path)), "the directory of --output_model_path",
+                       need_bytes=4 * sum(p.numel() for p in model.parameters()), error=TrainingError)
     if args.dropout is not None:
         core.set_dropout(model, args.dropout)
     model.to(device)
@@ -234,19 +245,16 @@ def run(task_name, argv=None):
     if args.train_path:
         report["history"] = core.train(task, model, train_feats, args, device, dtype, dev=dev, meta=task.meta())
         report["train_examples"] = len(train_ex)
-        if dev is not None and args.output_model_path and os.path.isfile(args.output_model_path):
+        if dev is not None and args.output_model_path:
             core.load_finetuned(model, args.output_model_path)
             model.to(device)
-            best = max(report["history"], key=lambda r: r.get("dev", {}).get(task.main_metric, float("-inf")))
+            best = [r for r in report["history"] if r.get("best")][-1]
             core.log(f"best dev {task.main_metric} {best['dev'][task.main_metric]:.4f} at epoch {best['epoch']}; "
                      f"model saved to {args.output_model_path}")
             report["best_epoch"] = best["epoch"]
 
     # ---------------------------------------------------------------- test / predict
     if args.test_path:
-        labeled = task.is_labeled(args.test_path)
-        test_ex = task.read(args.test_path, labeled=labeled)
-        test_feats = task.encode(test_ex)
         t0 = time.time()
         outputs, preds = core.evaluate(task, model, test_ex, test_feats, args, device, dtype, desc="test")
         if labeled and task.has_gold(test_ex):
@@ -254,16 +262,45 @@ def run(task_name, argv=None):
             report["test"] = core._jsonable(m)
             core.log(f"test ({args.test_path}): {task.summary(m)}")
         if args.prediction_path:
-            task.write(args.prediction_path, test_ex, test_feats, outputs, preds)
+            try:
+                task.write(args.prediction_path, test_ex, test_feats, outputs, preds)
+            except OSError as e:
+                raise TrainingError(f"could not write --prediction_path {args.prediction_path}: "
+                                    f"{describe_write_error(e, args.prediction_path)}") from None
             core.log(f"predictions for {len(test_ex)} examples written to {args.prediction_path} "
                      f"({time.time() - t0:.1f}s)")
-    report_path = args.report_path or (os.path.splitext(args.output_model_path)[0] + "_report.json"
-                                       if args.train_path and args.output_model_path else None)
+    report_path = _report_path(args)
     if report_path:
-        os.makedirs(os.path.dirname(os.path.abspath(report_path)) or ".", exist_ok=True)
-        with open(report_path, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
+        text = json.dumps(report, indent=2, ensure_ascii=False)
+        atomic_write(report_path, lambda f: f.write(text.encode("utf-8")), error=TrainingError, what="report")
     return report
+
+
+def _report_path(args):
+    return args.report_path or (os.path.splitext(args.output_model_path)[0] + "_report.json"
+                                if args.train_path and args.output_model_path else None)
+
+
+INPUT_FLAGS = ("train_path", "dev_path", "test_path", "config_path", "vocab_path", "spm_model_path")
+
+
+def check_outputs(args):
+    """Refuse at start, in one line naming the flag, an output the run could only fail to write after the
+    work: a directory given as the file, an input given as the output, a directory that cannot be created
+    or written, a full disk (outputs.check_writable)."""
+    outputs = {"--output_model_path": args.output_model_path if args.train_path else None,
+               "--prediction_path": args.prediction_path, "--report_path": _report_path(args)}
+    inputs = {os.path.realpath(getattr(args, k)): k for k in INPUT_FLAGS if getattr(args, k, None)}
+    for flag, path in outputs.items():
+        if not path:
+            continue
+        if os.path.isdir(path) or not os.path.basename(path):
+            raise ConfigError(f"{flag} {path} is a directory; give a file in it, e.g. "
+                              f"{os.path.join(path, 'model.bin' if flag == '--output_model_path' else 'out.txt')}")
+        if os.path.realpath(path) in inputs:
+            raise ConfigError(f"{flag} {path} is also --{inputs[os.path.realpath(path)]}: writing it would "
+                              "overwrite the input; give another path")
+        check_writable(os.path.dirname(os.path.abspath(path)), f"the directory of {flag}", error=TrainingError)
 
 
 def _model_dirs(args):

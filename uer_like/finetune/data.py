@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..tokenizers import layout
 from ..tokenizers.bert import BertTokenizer
 
@@ -146,7 +146,27 @@ class Encoder:
         return out_ids, spans
 
 
+# the input layout of each kind of task (BERT's; XLNet's has as many special tokens): the smallest
+# --seq_length that keeps a token of every part is the layout's length (check_seq_length)
+LAYOUTS = {"single": "[CLS] text_a [SEP]", "pair": "[CLS] text_a [SEP] text_b [SEP]",
+           "mrc": "[CLS] question [SEP] context [SEP]", "choice": "[CLS] choice [SEP] question [SEP] document [SEP]"}
+
+
+def check_seq_length(seq_length, kind):
+    """ConfigError unless seq_length leaves at least one token of every part of the LAYOUTS[kind] input once
+    its special tokens are in: a shorter one would keep nothing of a part (or, as a slice bound, count from
+    the end: a[:seq_length - 2] with seq_length 1 keeps all but the last token)."""
+    layout = LAYOUTS[kind]
+    need = len(layout.split())
+    if seq_length < need:
+        raise ConfigError(f"--seq_length {seq_length} is too small for {layout}: at least {need} (the special "
+                          "tokens and one token of each part)")
+
+
 def truncate_pair(a, b, max_len):
+    """Pop from the longer of a and b until they fit max_len tokens together (max_len >= 2: check_seq_length)."""
+    if max_len < 2:
+        raise ValueError(f"truncate_pair: max_len {max_len} leaves no token of one of the two sequences")
     a, b = list(a), list(b)
     while len(a) + len(b) > max_len:
         if len(a) >= len(b):

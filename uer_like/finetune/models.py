@@ -8,6 +8,7 @@ parameter names, which are a file-format contract (loading, export).
 import torch.nn as nn
 
 from ..embeddings import Embedding
+from .. import modules  # noqa: F401  (registers every encoder a config can name)
 from ..registry import ENCODERS
 
 

@@ -179,6 +179,7 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
     doc_stride over long contexts. Training windows that do not contain the answer point start/end at the
     classification token ([CLS], index 0; XLNet's <cls>, last); training examples without a placed answer
     (answer_start None) are left out."""
+    D.check_seq_length(seq_length, "mrc")
     feats, skipped = [], []
     cache = {}
     for i, ex in enumerate(examples):
@@ -189,8 +190,9 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
         ctx_ids, ctx_spans = cache[key]
         room = seq_length - len(q) - 3
         if room < 1:
-            raise DataError(f"{ex['where']}: seq_length {seq_length} leaves no room for the context after a "
-                            f"{len(q)}-token question")
+            raise DataError(f"{ex['where']}: --seq_length {seq_length} leaves no room for the context after a "
+                            f"{len(q)}-token question; raise --seq_length above --max_query_length + 3, or lower "
+                            "--max_query_length")
         tok_start = tok_end = None
         if train and ex["answer_start"] is None:
             continue

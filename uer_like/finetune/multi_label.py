@@ -89,7 +89,7 @@ class MultiLabelTask(SentenceTask):
         SentenceTask.add_args(g)
         g.add_argument("--output_prob", action="store_true", help="add a prob column (one sigmoid per label)")
 
-    def read(self, path, labeled=True, train=False):
+    def read_examples(self, path, labeled=True, train=False):
         examples = read_multi_label(path, labeled)
         if train and self.labels_num is None:
             lines = {}

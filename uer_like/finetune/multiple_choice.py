@@ -80,7 +80,8 @@ def read_c3(path, max_choices_num=4, labeled=True):
             if len(choices) < 2:
                 raise DataError(f"{where}: {len(choices)} choice(s); a question needs 2 to {max_choices_num}")
             if len(choices) > max_choices_num:
-                raise DataError(f"{where}: {len(choices)} choices, more than --max_choices_num {max_choices_num}")
+                raise DataError(f"{where}: {len(choices)} choices, more than --max_choices_num {max_choices_num}; "
+                                f"pass --max_choices_num {len(choices)} (or more)")
             label = None
             if labeled:
                 if "answer" not in q:
@@ -88,6 +89,10 @@ def read_c3(path, max_choices_num=4, labeled=True):
                 if q["answer"] not in choices:
                     raise DataError(f"{where}: the answer {q['answer']!r} is not one of its choices "
                                     f"{', '.join(repr(c) for c in choices)}")
+                if choices.count(q["answer"]) > 1:
+                    at = [k + 1 for k, c in enumerate(choices) if c == q["answer"]]
+                    raise DataError(f"{where}: the answer {q['answer']!r} is choice {' and '.join(map(str, at))}: "
+                                    "which one is right is not known; make the choices differ")
                 label = choices.index(q["answer"])
             examples.append({"document": text, "question": q["question"], "choices": choices, "label": label,
                              "qid": f"{doc_id}#{qi + 1}", "where": where})
@@ -98,6 +103,7 @@ def read_c3(path, max_choices_num=4, labeled=True):
 
 def encode_c3(examples, enc, seq_length):
     """One feature per question: the choice sequences `[CLS] choice [SEP] question [SEP] document [SEP]`."""
+    D.check_seq_length(seq_length, "choice")
     feats, cut = [], 0
     for i, ex in enumerate(examples):
         q, doc = enc.ids(ex["question"]), enc.ids(ex["document"])
@@ -143,10 +149,19 @@ class MultipleChoiceTask(Task):
         return {**super().meta(), "max_choices_num": self.args.max_choices_num}
 
     def is_labeled(self, path):
+        """Whether the questions have answers: all (evaluated) or none (predicted only); some with and some
+        without is a DataError naming one of each (evaluating a part, or nothing, would not be what was asked)."""
         d = D.read_json(path)
-        return isinstance(d, list) and all(isinstance(q, dict) and "answer" in q for doc in d
-                                           if isinstance(doc, list) and len(doc) > 1 and isinstance(doc[1], list)
-                                           for q in doc[1])
+        first = {}  # has an answer -> the first such question
+        for di, doc in enumerate(d if isinstance(d, list) else []):
+            questions = doc[1] if isinstance(doc, list) and len(doc) > 1 and isinstance(doc[1], list) else []
+            for qi, q in enumerate(questions):
+                if isinstance(q, dict):
+                    first.setdefault("answer" in q, f"document {doc[2] if len(doc) > 2 else di + 1}, question {qi + 1}")
+        if len(first) == 2:
+            raise DataError(f"{path}: {first[False]}: no 'answer', but {first[True]} has one; give every question "
+                            "its answer (to evaluate) or none (to predict only)")
+        return True in first
 
     def read(self, path, labeled=True, train=False):
         return read_c3(path, self.args.max_choices_num, labeled)

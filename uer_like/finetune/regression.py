@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..errors import DataError
 from .classification import SentenceTask, encode_classification, read_rows
 from .data import IGNORE_INDEX
-from .tasks import TASKS
+from .tasks import TASKS, Task
 
 
 def read_regression(path, labeled=True):
@@ -87,9 +87,9 @@ class RegressionTask(SentenceTask):
         pass
 
     def meta(self):
-        return {"task": self.name, "seq_length": self.args.seq_length}
+        return {**Task.meta(self), "text_pair": self.text_pair}
 
-    def read(self, path, labeled=True, train=False):
+    def read_examples(self, path, labeled=True, train=False):
         return read_regression(path, labeled)
 
     def encode(self, examples, train=False):

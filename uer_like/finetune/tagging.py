@@ -108,6 +108,7 @@ def read_tagging(path, label2id, labeled=True):
 def encode_tagging(examples, enc, seq_length, label2id):
     """Each token (unit) -> its pieces; the tag sits on the first piece. Sentences longer than the window
     are cut into consecutive windows, so every token gets a prediction."""
+    D.check_seq_length(seq_length, "single")
     feats = []
     room = seq_length - 2
     for i, ex in enumerate(examples):

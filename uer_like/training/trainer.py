@@ -24,6 +24,7 @@ from ..model import Model
 from . import distributed as dist_utils
 from .batches import Collator, SampleOrder
 from .checkpoint import load_checkpoint, load_latest, rng_state, save_checkpoint, set_rng_state
+from .guard import check_weights_finite, count_nonfinite, diverged, skip_step
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
 from .precision import DTYPES, PRECISIONS, autocast, precision_warning, resolve_precision
 
@@ -434,14 +435,9 @@ class Trainer:
 
     def _check_weights_finite(self, what):
         """Every rank checks its parameters (its shards under FSDP); all agree before anything is written."""
-        bad = torch.zeros((), device=self.info.device)
-        for p in self.model.parameters():
-            t = p.to_local() if hasattr(p, "to_local") else p
-            bad += (~torch.isfinite(t.detach())).sum()
-        dist_utils.all_reduce_sum(self.info, bad)
-        if bad.item() > 0:
-            raise TrainingError(f"step {self.step}: the weights hold {int(bad.item())} NaN/inf values; not writing "
-                                f"{what} (the last finite checkpoint: {self.last_checkpoint or 'none'})")
+        check_weights_finite(self.model.parameters(), what, self.step,
+                             f"the last finite checkpoint: {self.last_checkpoint or 'none'}", self.info.device,
+                             self._reduce)
 
     def save_weights(self):
         """The final weights, UER format, for fine-tuning (a collective under FSDP: every rank calls it)."""
@@ -536,11 +532,9 @@ class Trainer:
                 if a.trace_path:  # every rank joins the collectives; rank 0 writes
                     self._trace(trace, step_loss, lr, step_ids, skipped)
                 if self.nonfinite_streak >= a.max_nonfinite_steps:
-                    raise TrainingError(
-                        f"the loss or gradient norm was NaN/inf for {self.nonfinite_streak} steps in a row (up to "
-                        f"step {self.step}, learning rate {lr:.3g}): the run diverged; the last finite checkpoint "
-                        f"is {self.last_checkpoint or 'none (none was written)'}; lower --learning_rate or "
-                        "--max_grad_norm, or check the data")
+                    raise diverged(self.nonfinite_streak, self.step, lr, "the last finite checkpoint is "
+                                   + (self.last_checkpoint or "none (none was written)"),
+                                   count_nonfinite(self.model.parameters(), info.device, self._reduce))
                 if bar is not None:
                     bar.update(1)
                 if self.step % a.report_steps == 0 or self.step == a.total_steps:
@@ -572,27 +566,15 @@ class Trainer:
 
     def _nonfinite_guard(self, step_loss, gnorm):
         """True when this step's optimizer update must be skipped: the loss or the gradient norm is NaN/inf on
-        any rank (one small all-reduce; every rank decides the same). With the fp16 grad scaler an overflow of
-        the scaled gradients (finite loss) is the scaler's to handle: it skips the step and lowers the scale;
-        that counts as non-finite only once the scale is below 1 (the gradients overflow unscaled)."""
-        flags = torch.stack([(~torch.isfinite(step_loss.float())).float(),
-                             (~torch.isfinite(gnorm.float().to(step_loss.device))).float()])
-        dist_utils.all_reduce_sum(self.info, flags)
-        loss_bad, grad_bad = (v > 0 for v in flags.tolist())
-        if not (loss_bad or grad_bad):
-            self.nonfinite_streak = 0
-            return False
-        if self.scaler.is_enabled() and not loss_bad and self.scaler.get_scale() >= 1.0:
-            return False  # scaler.step skips it
-        self.nonfinite_streak += 1
-        self.skipped_steps += 1
-        if self.info.is_main:
-            what = " and ".join(w for w, b in (("loss", loss_bad), ("gradient norm", grad_bad)) if b)
-            logger.warning("step %d: non-finite %s (loss %s, grad norm %s); optimizer step skipped (%d in a row, "
-                           "the run stops at %d: --max_nonfinite_steps)", self.step + 1, what,
-                           f"{step_loss.item():.4g}", f"{float(gnorm):.4g}", self.nonfinite_streak,
-                           self.args.max_nonfinite_steps)
-        return True
+        any rank (guard.skip_step: one small all-reduce; every rank decides the same)."""
+        skipped, self.nonfinite_streak = skip_step(step_loss, gnorm, self.nonfinite_streak,
+                                                   self.args.max_nonfinite_steps, self.step + 1, self.scaler,
+                                                   self._reduce, warn=self.info.is_main)
+        self.skipped_steps += skipped
+        return skipped
+
+    def _reduce(self, t):
+        dist_utils.all_reduce_sum(self.info, t)
 
     def _stop_agreed(self):
         if not self.info.enabled:
