@@ -408,3 +408,25 @@ def test_a_pair_model_refuses_a_file_without_text_b(tmp_path, capsys):
     assert code == 2 and "training:" not in out
     assert last_line(err) == (f"error: {book('test.tsv')}: no text_b column, but the model reads sentence pairs "
                               f"(fine-tuned on {pairs}); add the text_b column")
+
+
+def test_two_fine_tuning_runs_on_one_output_model_are_refused(tmp_path, capsys):
+    """One writer per output: while a run trains into --output_model_path, another run naming it is refused at
+    start (they would overwrite each other's "best" model); the lock goes with the run."""
+    from uer_like.outputs import OutputLock
+
+    need(BOOK)
+    out = tmp_path / "m.bin"
+    argv = [*TINY, "--train_path", os.path.join(BOOK, "train.tsv"), "--epochs_num", "1", "--max_steps", "2",
+            "--output_model_path", out]
+    held = OutputLock(str(tmp_path), "--output_model_path", name=".m.bin.lock").acquire()
+    try:
+        code, _, err = cli("run_classifier.py", argv, capsys)
+    finally:
+        held.release()
+    assert code == 2
+    assert f"in use by another run (PID {os.getpid()}" in last_line(err) and "--output_model_path" in last_line(err)
+    assert not out.exists()
+    code, _, err = cli("run_classifier.py", argv, capsys)
+    assert code == 0, err[-2000:]
+    assert out.exists() and not (tmp_path / ".m.bin.lock").exists()

@@ -144,11 +144,9 @@ class OutputLock:
     release. A lock file left by a killed run is taken over and logged. Where the file system has no flock
     (some network file systems), the run goes on with a warning."""
 
-    NAME = ".lock"
-
-    def __init__(self, directory, what="--checkpoint_dir", error=OSError):
+    def __init__(self, directory, what="--checkpoint_dir", error=OSError, name=".lock"):
         self.directory, self.what, self.error = directory, what, error
-        self.path = os.path.join(directory, self.NAME)
+        self.path = os.path.join(directory, name)
         self.fd = None
 
     def acquire(self):
@@ -167,8 +165,9 @@ class OutputLock:
                 holder = _describe_holder(_read_holder(fd))
                 os.close(fd)
                 raise self.error(f"{self.what} {self.directory} is in use by another run ({holder}); two runs writing "
-                                 "one place would resume from and overwrite each other's checkpoints: wait for it to "
-                                 "end, or give this run another --output_model_path or --checkpoint_dir") from None
+                                 "one place would overwrite each other's files: wait for it to end, or give this run "
+                                 "another --output_model_path" + (" or --checkpoint_dir" if self.what ==
+                                                                  "--checkpoint_dir" else "")) from None
             except OSError as e:  # no flock here (ENOLCK, EOPNOTSUPP on some network file systems)
                 logger.warning("%s %s: cannot lock it (%s); make sure no other run writes there", self.what,
                                self.directory, os.strerror(e.errno) if e.errno else e)

@@ -24,7 +24,7 @@ from ..errors import CheckpointError, ConfigError, DataError, TrainingError, Uer
 from ..flags import DROPOUT, Int, Parser
 from ..io.checkpoint import load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
-from ..outputs import atomic_write, check_writable, describe_write_error
+from ..outputs import OutputLock, atomic_write, check_writable, describe_write_error
 from ..registry import TOKENIZERS
 from ..resources import resolve
 from ..tokenizers import build_tokenizer
@@ -170,6 +170,18 @@ def run(task_name, argv=None):
         raise ConfigError("give --pretrained_model_path (a model to fine-tune) or --load_model_path (a fine-tuned "
                           "model), not both")
     check_outputs(args)
+    lock = None
+    if args.train_path and args.output_model_path:  # one run per output model (two would overwrite each other)
+        d, name = os.path.split(os.path.abspath(args.output_model_path))
+        lock = OutputLock(d, "--output_model_path", error=TrainingError, name=f".{name}.lock").acquire()
+    try:
+        return _run_checked(task_name, args, argv)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_checked(task_name, args, argv):
     if args.threads:
         torch.set_num_threads(args.threads)
     core.set_seed(args.seed)
