@@ -1488,7 +1488,7 @@ PyTypeObject NativeWordPieceType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "WordPiece(tokens, unk_id, do_lower_case=True)\n\n"
               "The BERT tokenizer of uer_like/tokenizers/bert.py over a vocabulary (tokens: Vocab.i2w;\n"
-              "the first id of a duplicated token wins, as Vocab.w2i).",
+              "the last id of a duplicated token wins, as Vocab.w2i).",
     .tp_methods = nwp_methods,
     .tp_getset = nwp_getset,
     .tp_init = (initproc)nwp_init,

@@ -121,10 +121,31 @@ static inline int32_t wp_find(const wp_vocab *v, const char *prefix, size_t plen
 
 int32_t wp_vocab_get(const wp_vocab *v, const char *utf8, size_t len) { return wp_find(v, "", 0, utf8, len); }
 
+/* a one-character BMP token's id, also kept in the direct table the tokenizer looks single characters up in */
+static void wp_note_bmp(wp_vocab *v, const char *utf8, size_t len, int32_t id)
+{
+    if (len > 3) return;
+    size_t nch = 0;
+    for (size_t i = 0; i < len; i++) nch += ((unsigned char)utf8[i] & 0xC0) != 0x80;
+    if (nch != 1) return;
+    uint32_t cp;
+    utf8_decode_se((const unsigned char *)utf8, len, &cp, NULL);
+    if (cp < 0x10000 && (cp < 0xDC80 || cp > 0xDCFF)) v->bmp[cp] = id;
+}
+
 int wp_vocab_add(wp_vocab *v, const char *utf8, size_t len, int32_t id)
 {
     if (len > 0xFFFFFFu) return 0; /* never a match for a <= 100-char word anyway */
-    if (wp_find(v, "", 0, utf8, len) >= 0) return 0; /* setdefault */
+    uint64_t h0 = fnv_final(fnv_step(FNV_INIT, (const unsigned char *)utf8, len));
+    for (size_t k = (size_t)h0 & v->mask; v->slots[k].id >= 0; k = (k + 1) & v->mask) {
+        wp_slot *sl = &v->slots[k];
+        if (sl->hash == h0 && sl->len == len && memcmp(v->pool + sl->off, utf8, len) == 0) {
+            /* a duplicated token: the last line's id wins, as in Google's BERT, transformers and UER-py */
+            sl->id = id;
+            wp_note_bmp(v, utf8, len, id);
+            return 0;
+        }
+    }
     if ((v->count + 1) * 2 > v->mask + 1 && wp_grow(v) < 0) return -1;
     if (v->pool_len + len > v->pool_cap) {
         size_t nc = v->pool_cap ? v->pool_cap * 2 : 1 << 16;
@@ -148,11 +169,7 @@ int wp_vocab_add(wp_vocab *v, const char *utf8, size_t len, int32_t id)
     size_t nch = 0;
     for (size_t i = 0; i < len; i++) nch += ((unsigned char)utf8[i] & 0xC0) != 0x80;
     if (nch > v->max_chars) v->max_chars = nch;
-    if (nch == 1 && len <= 3) { /* a one-character BMP token */
-        uint32_t cp;
-        utf8_decode_se((const unsigned char *)utf8, len, &cp, NULL);
-        if (cp < 0x10000 && (cp < 0xDC80 || cp > 0xDCFF)) v->bmp[cp] = id;
-    }
+    wp_note_bmp(v, utf8, len, id);
     return 0;
 }
 

@@ -68,3 +68,29 @@ def test_sentencepiece_tokenizer():
     tok = build_tokenizer("sentencepiece", VOCAB, spm_model_path=path)
     pieces = tok.tokenize("北京是中国的首都")
     assert "".join(pieces).replace("\u2581", "") == "北京是中国的首都"
+
+
+def test_a_token_on_two_lines_takes_its_last_id_as_hugging_face_does(tmp_path, caplog):
+    """A vocabulary that lists a token twice: Google's BERT, transformers and UER-py map it to its last line.
+    Ours mapped it to the first, silently giving other ids than the released model's tokenizer; now the same
+    ids, in the Python and the native tokenizer, with a warning naming the lines."""
+    transformers = pytest.importorskip("transformers")
+    from uer_like.data import native
+
+    words = open(VOCAB, encoding="utf-8").read().split("\n")[:8000]
+    words.insert(5000, "北")  # also at its own line further down
+    words.insert(6000, "##ing")
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(words) + "\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="uer_like"):
+        ours = BertTokenizer(str(path))
+    assert "'北' (lines" in caplog.text
+    hf = transformers.BertTokenizer(str(path))
+    text = "北京大学的testing和北方 playing"
+    want = hf.convert_tokens_to_ids(hf.tokenize(text))
+    assert ours.encode(text) == want and 5000 in want
+    if native.AVAILABLE:
+        import uer_like._native as N
+
+        wp = N.WordPiece(ours.vocab.i2w, ours.vocab.w2i["[UNK]"], True)
+        assert list(wp.tokenize(text)[0]) == want

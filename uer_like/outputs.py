@@ -152,6 +152,8 @@ class OutputLock:
     def acquire(self):
         import fcntl
 
+        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            raise self.error(f"{self.what} {self.directory} is a file, not a directory")
         while True:
             try:
                 os.makedirs(self.directory, exist_ok=True)

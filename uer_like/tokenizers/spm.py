@@ -76,7 +76,10 @@ def load_processor(spm_model_path):
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor()
-    sp.Load(spm_model_path)
+    try:
+        sp.Load(spm_model_path)
+    except (RuntimeError, OSError) as e:
+        raise DataError(f"{spm_model_path}: not a sentencepiece model ({str(e).strip().splitlines()[0][:120]})") from None
     return sp
 
 

@@ -1,9 +1,12 @@
 """Vocabulary: one token per line (Google BERT format), id = line number."""
 import hashlib
+import logging
 import os
 
 from ..errors import DataError
 from ..resources import resolve
+
+logger = logging.getLogger("uer_like")
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 REQUIRED = (PAD, UNK, CLS, SEP, MASK)
@@ -16,9 +19,9 @@ class Vocab:
         self.path = path
         self.specials = dict(BERT_SPECIALS, **(specials or {}))
         self.i2w = list(tokens)
-        self.w2i = {}
-        for i, w in enumerate(self.i2w):
-            self.w2i.setdefault(w, i)
+        # a token on several lines maps to its last line, as Google's BERT, transformers and UER-py read a
+        # vocabulary (the other lines' ids are never produced; Vocab.load warns)
+        self.w2i = {w: i for i, w in enumerate(self.i2w)}
 
     @classmethod
     def load(cls, path, required=REQUIRED):
@@ -37,6 +40,14 @@ class Vocab:
         if not tokens:
             raise DataError(f"{path}: the vocabulary is empty")
         vocab = cls([t.strip() if t.strip() else t for t in tokens], path)
+        if len(vocab.w2i) < len(vocab.i2w):
+            seen, dups = {}, []
+            for i, w in enumerate(vocab.i2w):
+                if w in seen:
+                    dups.append(f"{w!r} (lines {seen[w] + 1} and {i + 1})")
+                seen[w] = i
+            logger.warning("%s: %d token(s) on more than one line, each read with its last line's id as Google's "
+                           "BERT, transformers and UER-py read it: %s", path, len(dups), ", ".join(dups[:5]))
         missing = [t for t in required if t not in vocab.w2i]
         if missing:
             raise DataError(f"{path}: the vocabulary lacks the special token(s) {', '.join(missing)}, "

@@ -76,6 +76,8 @@ def save_checkpoint(directory, step, payload, keep_last=3):
 
 
 def load_checkpoint(path):
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint" + (" (a directory)" if os.path.isdir(path) else ""))
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

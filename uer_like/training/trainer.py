@@ -247,6 +247,8 @@ class Trainer:
         if a.tensorboard_dir:
             check_writable(a.tensorboard_dir, "--tensorboard_dir", error=TrainingError)
         if a.trace_path:
+            if os.path.isdir(a.trace_path):
+                raise TrainingError(f"--trace_path {a.trace_path} is a directory; give a file (JSON lines)")
             check_writable(os.path.dirname(os.path.abspath(a.trace_path)), "the directory of --trace_path",
                            error=TrainingError)
 
