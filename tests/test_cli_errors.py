@@ -88,3 +88,20 @@ def test_bad_input_is_one_line_and_exit_2(files, capsys, script, argv, says):
     assert "Traceback" not in err, err[-2000:]
     assert last and last[-1].startswith("error: ") and says in last[-1], err[-2000:]
     assert not os.path.exists(files["dir"] + "/out.bin")  # nothing half-written
+
+
+def test_integer_rules_refuse_fractions_from_python():
+    """flags.check_value with an integer rule: 2.5 is refused (it passed, so TrainArgs(batch_size=2.5) ran);
+    numpy's and torch's integers are integers."""
+    import numpy as np
+    import torch
+
+    from uer_like.errors import ConfigError
+    from uer_like.flags import COUNT, POSITIVE, check_value
+
+    with pytest.raises(ConfigError, match=r"^--batch_size must be an integer, got 2.5$"):
+        check_value(2.5, COUNT, "--batch_size")
+    assert check_value(np.int64(3), COUNT, "n") == 3 and type(check_value(torch.tensor(3), COUNT, "n")) is int
+    assert check_value(np.float32(0.5), POSITIVE, "t") == 0.5
+    with pytest.raises(ConfigError, match="must be finite"):
+        check_value(10 ** 400, POSITIVE, "t")

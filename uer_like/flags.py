@@ -14,6 +14,7 @@ position embedding) run where that thing is known, with the same wording.
 import argparse
 import copy
 import math
+import numbers
 import sys
 
 from .errors import ConfigError
@@ -45,9 +46,16 @@ class Number:
         return rng
 
     def check(self, value, name="value"):
-        """value, or ValueError naming it and the range (for values that do not come from the command line)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        """value (numpy's and torch's scalars as Python numbers), or ValueError naming it and the range (for
+        values that do not come from the command line)."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.kind is int else numbers.Real):
+            if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+                return self.check(value.item(), name)  # a 0-d tensor or array
             raise ValueError(f"{name} must be {self.kind_name}, got {value!r}")
+        try:
+            value = self.kind(value)
+        except OverflowError:  # an int beyond float's range
+            raise ValueError(f"{name} must be finite, got an integer of {len(str(abs(value)))} digits") from None
         if value in self.allow:
             return value
         if isinstance(value, float) and not math.isfinite(value):
