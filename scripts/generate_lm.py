@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def build_parser():
     from uer_like.cli import add_model_flags
-    from uer_like.flags import COUNT, NONNEG, POSITIVE, SEED, Float, Int, Parser
+    from uer_like.flags import COUNT, GENERATION_RULES as R, Parser  # the ranges uer_like.generate checks
 
     p = Parser(description=__doc__)
     p.add_argument("--load_model_path", required=True, help="the language model (any format load_model reads)")
@@ -35,18 +35,22 @@ def build_parser():
     p.add_argument("--tokenizer", default="bert", choices=("bert", "char", "space"))
     p.add_argument("--test_path", required=True, help="prompts, one per line")
     p.add_argument("--prediction_path", required=True, help="output: one line per prompt")
-    p.add_argument("--seq_length", type=Int(min=2), default=128, help="total length: prompt ([CLS] included) + new tokens")
+    p.add_argument("--seq_length", type=R["seq_length"], default=128,
+                   help="total length: prompt ([CLS] included) + new tokens")
     p.add_argument("--max_new_tokens", type=COUNT, default=None, help="at most this many new tokens per prompt "
                                                                     "(default: up to --seq_length)")
-    p.add_argument("--top_k", type=NONNEG, default=70, help="sample from the k most probable tokens (0: all; 1: greedy)")
-    p.add_argument("--top_p", type=Float(min=0, max=1, min_open=True), default=1.0, help="nucleus sampling, in (0, 1] (1: off)")
-    p.add_argument("--temperature", type=POSITIVE, default=1.0)
-    p.add_argument("--repetition_penalty", type=POSITIVE, default=1.0)
-    p.add_argument("--num_beams", type=Int(min=1, max=4096), default=1, help="> 1: beam search instead of sampling")
-    p.add_argument("--length_penalty", type=Float(min=-100, max=100), default=1.0, help="beam search: score / new_tokens ** this")
-    p.add_argument("--min_new_tokens", type=NONNEG, default=0, help="no [SEP] before this many new tokens")
-    p.add_argument("--batch_size", type=COUNT, default=8)
-    p.add_argument("--seed", type=SEED, default=7)
+    p.add_argument("--top_k", type=R["top_k"], default=70,
+                   help="sample from the k most probable tokens (0: all; 1: greedy)")
+    p.add_argument("--top_p", type=R["top_p"], default=1.0, help="nucleus sampling, in (0, 1] (1: off)")
+    p.add_argument("--temperature", type=R["temperature"], default=1.0)
+    p.add_argument("--repetition_penalty", type=R["repetition_penalty"], default=1.0)
+    p.add_argument("--num_beams", type=R["num_beams"], default=1,
+                   help="> 1: beam search instead of sampling (at most the vocabulary size)")
+    p.add_argument("--length_penalty", type=R["length_penalty"], default=1.0,
+                   help="beam search: score / new_tokens ** this")
+    p.add_argument("--min_new_tokens", type=R["min_new_tokens"], default=0, help="no [SEP] before this many new tokens")
+    p.add_argument("--batch_size", type=R["batch_size"], default=8)
+    p.add_argument("--seed", type=R["seed"], default=7)
     p.add_argument("--start_token", default="[CLS]", help="put before every prompt ('' for none)")
     p.add_argument("--end_token", default="[SEP]", help="stop after it ('' for never)")
     add_model_flags(p)
@@ -67,12 +71,8 @@ def main(argv=None):
 
 def _run(args):
     from uer_like.cli import model_flag_overrides
-    from uer_like.errors import ConfigError, DataError
+    from uer_like.errors import DataError
 
-    if not 0 < args.top_p <= 1:
-        raise ConfigError(f"--top_p must be in (0, 1], got {args.top_p}")
-    if args.top_k < 0 or args.temperature <= 0 or args.num_beams < 1 or args.seq_length < 2:
-        raise ConfigError("--top_k must be >= 0, --temperature > 0, --num_beams >= 1 and --seq_length >= 2")
     if not os.path.isfile(args.test_path):
         raise DataError(f"--test_path {args.test_path}: no such file")
 
@@ -108,7 +108,7 @@ def _run(args):
                           else args.tokenizer, source=args.test_path, do_sample=sample, top_k=args.top_k,
                           top_p=args.top_p, temperature=args.temperature, repetition_penalty=args.repetition_penalty,
                           num_beams=args.num_beams, length_penalty=args.length_penalty,
-                          min_new_tokens=args.min_new_tokens)
+                          min_new_tokens=args.min_new_tokens, option_prefix="--")
     with open(args.prediction_path, "w", encoding="utf-8") as f:
         for line, text in zip(lines, texts):
             f.write(line + text + "\n")

@@ -106,6 +106,14 @@ WARMUP = Float(min=0, max=1, max_open=True)  # a fraction of the steps
 GRAD_NORM = Float(min=0, min_open=True)
 DROPOUT = Float(min=0, max=1, max_open=True)
 
+# Library entry points whose script passes its flags straight through: the script declares the flags with
+# these rules and the library checks calls from Python with them (here, without torch, so that a parser
+# refuses a bad flag without importing it).
+GENERATION_RULES = {  # uer_like.generate / generate_text (generation.check_options), scripts/generate_lm.py
+    "max_new_tokens": NONNEG, "min_new_tokens": NONNEG, "top_k": NONNEG, "top_p": Float(min=0, max=1, min_open=True),
+    "temperature": POSITIVE, "repetition_penalty": POSITIVE, "num_beams": Int(min=1, max=4096),
+    "length_penalty": Float(min=-100, max=100), "seed": SEED, "batch_size": COUNT, "seq_length": Int(min=2)}
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """--help keeps the module docstring's layout and shows every flag's default and range."""
