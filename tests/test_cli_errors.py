@@ -32,6 +32,8 @@ def files(tmp_path_factory):
     f["no_header"] = str(d / "no_header.tsv")
     (d / "prompts.txt").write_text("你好\n", encoding="utf-8")
     f["prompts"] = str(d / "prompts.txt")
+    (d / "gbk.txt").write_bytes("你好\n世界\n".encode("utf-8") + "今天\n".encode("gbk"))
+    f["gbk"] = str(d / "gbk.txt")
     os.makedirs(d / "adir", exist_ok=True)
     f["adir"] = str(d / "adir")
     return f
@@ -77,6 +79,14 @@ CASES = [  # (script, argv, what the one line must say)
                                 O + ".txt"], "no such checkpoint"),
     ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{prompts}", "--output", O + ".npy"],
      "no such checkpoint"),
+    # the inputs and the output's place are checked before the model is loaded (here: a missing one)
+    ("scripts/generate_lm.py", ["--load_model_path", M + ".bin", "--test_path", "{gbk}", "--prediction_path",
+                                O + ".txt"], "gbk.txt:3: not valid UTF-8 (byte 0 of the line)"),
+    ("scripts/generate_lm.py", ["--load_model_path", M + ".bin", "--test_path", "{prompts}", "--prediction_path",
+                                "{adir}"], "is a directory; give a file path"),
+    ("scripts/generate_lm.py", ["--load_model_path", M + ".bin", "--test_path", "{prompts}", "--prediction_path",
+                                O + ".txt", "--threads", "-1"], "argument --threads: must be >= 0"),
+    ("finetune/run_classifier.py", ["--train_path", M + ".tsv", "--threads", "-2"], "argument --threads: must be >= 0"),
 ]
 
 

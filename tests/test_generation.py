@@ -492,6 +492,7 @@ def test_script_bad_inputs_are_one_line_errors(tmp_path, capsys):
         (gpt2_tiny + ["--top_p", "1.5"], r"argument --top_p: must be > 0 and <= 1"),
         (gpt2_tiny + ["--num_beams", "4", "--length_penalty", "nan"], r"argument --length_penalty: must be finite"),
         (gpt2_tiny + ["--batch_size", "0"], r"argument --batch_size: must be >= 1"),
+        (gpt2_tiny + ["--threads", "-1"], r"argument --threads: must be >= 0"),
         (gpt2_tiny + ["--start_token", "<s>"], r"^error: --start_token '<s>' is not in the tokenizer's vocabulary"),
         (gpt2_tiny + ["--seq_length", "6"], r"prompts.txt line 2 has 9 tokens, which leaves no room"),
         (gpt2_tiny + ["--seq_length", "200"], "exceeds the model's max_position_embeddings"),
@@ -503,3 +504,81 @@ def test_script_bad_inputs_are_one_line_errors(tmp_path, capsys):
         assert rc == 2 and err.count("\n") == 1 and err.startswith("error: "), (flags, err)
         assert re.search(message, err), (message, err)
 
+
+def _hf_dir_with_vocab(gpt2, path, capsys):
+    """The transformers GPT-2 (300 ids) saved with a vocab.txt of the first 300 tokens of google_zh_vocab."""
+    from conftest import VOCAB
+
+    gpt2[0].save_pretrained(path)
+    with open(VOCAB, encoding="utf-8") as f:
+        tokens = [next(f).rstrip("\n") for _ in range(V)]
+    (path / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    capsys.readouterr()  # save_pretrained's progress bar
+    return ["--load_model_path", str(path), "--seq_length", "12", "--top_k", "1"]
+
+
+def test_script_checks_prompts_options_and_the_output_before_generating(tmp_path, capsys, monkeypatch, gpt2):
+    """Before any generation, in one line: a prompt file that is not UTF-8 (its line), --num_beams above the
+    model's vocabulary, --prediction_path naming a directory or in a read-only one. Before: a
+    UnicodeDecodeError traceback, 301 beams over 300 tokens, and the output error after all the generation.
+    A missing directory is created."""
+    from helpers import read_only
+    from uer_like import generation
+
+    flags = _hf_dir_with_vocab(gpt2, tmp_path / "hf", capsys)
+    cases = [
+        (b"\xe4\xbd\xa0\xe5\xa5\xbd\n\xc4\xe3\xba\xc3\n", [], r"prompts.txt:2: not valid UTF-8 \(byte 0 of the line\); "
+                                                        r"--test_path must be UTF-8 text"),
+        ("我们\n".encode("utf-16"), [], r"--test_path .*prompts.txt is UTF-16LE text; it must be UTF-8: convert it "
+                                       r"with `iconv -f UTF-16 -t UTF-8 "),
+        (b"", [], r"--test_path .*prompts.txt is empty: give one prompt per line"),
+        (["我们"], ["--num_beams", str(V + 1)],
+         rf"^error: --num_beams must be <= {V} \(the model's vocabulary size\), got 301$"),
+        (["我们"], ["--max_new_tokens", "3"], None),
+    ]
+    real = generation.generate_text
+    for lines, extra, message in cases:
+        rc, out, err = _run_script(tmp_path, capsys, lines, *flags, *extra)
+        if message is None:
+            assert rc == 0 and len(out) == 1, err
+        else:
+            assert rc == 2 and err.count("\n") == 1 and err.startswith("error: "), (extra, err)
+            assert re.search(message, err), (message, err)
+    monkeypatch.setattr(generation, "generate_text", lambda *a, **k: pytest.fail("generation started"))
+    rc, _, err = _run_script(tmp_path, capsys, ["我们"], *flags, out=tmp_path)
+    assert rc == 2 and re.search(rf"^error: --prediction_path {tmp_path} is a directory; give a file path$", err), err
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    read_only(ro, monkeypatch)
+    try:
+        rc, _, err = _run_script(tmp_path, capsys, ["我们"], *flags, out=ro / "out.txt")
+    finally:
+        os.chmod(ro, 0o755)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"--prediction_path: the directory {ro} is not writable: Permission denied" in err, err
+    monkeypatch.setattr(generation, "generate_text", real)
+    rc, out, err = _run_script(tmp_path, capsys, ["我们"], *flags, out=tmp_path / "new" / "dir" / "out.txt")
+    assert rc == 0 and len(out) == 1, err
+
+
+def test_script_output_is_written_at_once_and_threads_apply(tmp_path, capsys, monkeypatch, gpt2):
+    """An interrupted write of --prediction_path leaves the previous file whole and no temporary (before: the
+    file was truncated at open); --threads sets torch's CPU threads before the model is loaded."""
+    flags = _hf_dir_with_vocab(gpt2, tmp_path / "hf", capsys)
+    out = tmp_path / "out.txt"
+    out.write_text("previous\n", encoding="utf-8")
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    rc, _, err = _run_script(tmp_path, capsys, ["我们", "你好"], *flags, "--threads", "1")
+    assert rc == 130 and err == "interrupted\n", err
+    assert out.read_text(encoding="utf-8") == "previous\n" and sorted(os.listdir(tmp_path)) == ["hf", "out.txt",
+                                                                                                 "prompts.txt"]
+    assert threads == [1]
+    monkeypatch.undo()
+    rc, lines, err = _run_script(tmp_path, capsys, ["我们", "你好"], *flags)
+    assert rc == 0 and [line[:2] for line in lines] == ["我们", "你好"], err
