@@ -113,6 +113,7 @@ GENERATION_RULES = {  # uer_like.generate / generate_text (generation.check_opti
     "max_new_tokens": NONNEG, "min_new_tokens": NONNEG, "top_k": NONNEG, "top_p": Float(min=0, max=1, min_open=True),
     "temperature": POSITIVE, "repetition_penalty": POSITIVE, "num_beams": Int(min=1, max=4096),
     "length_penalty": Float(min=-100, max=100), "seed": SEED, "batch_size": COUNT, "seq_length": Int(min=2)}
+FEATURE_RULES = {"seq_length": Int(min=3), "batch_size": COUNT}  # io.extract_features, scripts/extract_features.py
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
