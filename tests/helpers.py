@@ -1,4 +1,5 @@
 """Small shared helpers for tests."""
+import errno
 import os
 import runpy
 import sys
@@ -33,6 +34,31 @@ def run_cli(script, argv, capsys):
     finally:
         sys.argv = old
     return code, capsys.readouterr().err
+
+
+def read_only(path, monkeypatch):
+    """chmod a directory read-only; as root (where chmod does not stop a write) refuse writes under it with
+    EACCES instead, as the kernel would for another user."""
+    os.chmod(path, 0o555)
+    probe = os.path.join(path, ".probe")
+    try:
+        open(probe, "w").close()
+        os.remove(probe)
+        blocked = False
+    except PermissionError:
+        blocked = True
+    if not blocked:  # root
+        import uer_like.outputs as O
+
+        real = os.open
+        prefix = str(path)
+
+        def deny(p, flags, *a, **k):
+            if str(p).startswith(prefix) and flags & os.O_CREAT:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), p)
+            return real(p, flags, *a, **k)
+
+        monkeypatch.setattr(O.os, "open", deny)
 
 
 def libasan():

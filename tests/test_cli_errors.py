@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, SAMPLE_CORPUS
+from conftest import ROOT, SAMPLE_CORPUS, VOCAB
 from helpers import preprocess, run_cli
 
 
@@ -32,6 +32,11 @@ def files(tmp_path_factory):
     f["no_header"] = str(d / "no_header.tsv")
     (d / "prompts.txt").write_text("你好\n", encoding="utf-8")
     f["prompts"] = str(d / "prompts.txt")
+    (d / "gbk.txt").write_bytes("你好\n世界\n".encode("utf-8") + "今天\n".encode("gbk"))
+    f["gbk"] = str(d / "gbk.txt")
+    (d / "gap.txt").write_text("你好\n\n世界\n\n", encoding="utf-8")
+    f["gap"] = str(d / "gap.txt")
+    os.makedirs(d / "dir.npy", exist_ok=True)
     os.makedirs(d / "adir", exist_ok=True)
     f["adir"] = str(d / "adir")
     return f
@@ -85,6 +90,26 @@ CASES = [  # (script, argv, what the one line must say)
                                 O + ".txt"], "no such checkpoint"),
     ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{prompts}", "--output", O + ".npy"],
      "no such checkpoint"),
+    # the inputs and the output's place are checked before the model is loaded (here: a missing one)
+    ("scripts/generate_lm.py", ["--load_model_path", M + ".bin", "--test_path", "{gbk}", "--prediction_path",
+                                O + ".txt"], "gbk.txt:3: not valid UTF-8 (byte 0 of the line)"),
+    ("scripts/generate_lm.py", ["--load_model_path", M + ".bin", "--test_path", "{prompts}", "--prediction_path",
+                                "{adir}"], "is a directory; give a file path"),
+    ("scripts/generate_lm.py", ["--load_model_path", M + ".bin", "--test_path", "{prompts}", "--prediction_path",
+                                O + ".txt", "--threads", "-1"], "argument --threads: must be >= 0"),
+    ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{gbk}", "--output", O + ".npy"],
+     "gbk.txt:3: not valid UTF-8 (byte 0 of the line); --input must be UTF-8 text"),
+    ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{adir}", "--output", O + ".npy"],
+     "is a directory, not a text file"),
+    ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{gap}", "--output", O + ".npy"],
+     "gap.txt:2: an empty line (row 2 of the output is line 2)"),
+    ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{prompts}", "--output", "{dir}/dir"],
+     "dir.npy is a directory; give a file path"),
+    ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{prompts}", "--output", O + ".npy",
+                                     "--batch_size", "0"], "argument --batch_size: must be >= 1"),
+    ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{prompts}", "--output", O + ".npy",
+                                     "--threads", "nan"], "argument --threads: must be an integer"),
+    ("finetune/run_classifier.py", ["--train_path", M + ".tsv", "--threads", "-2"], "argument --threads: must be >= 0"),
 ]
 
 
@@ -96,3 +121,68 @@ def test_bad_input_is_one_line_and_exit_2(files, capsys, script, argv, says):
     assert "Traceback" not in err, err[-2000:]
     assert last and last[-1].startswith("error: ") and says in last[-1], err[-2000:]
     assert not os.path.exists(files["dir"] + "/out.bin")  # nothing half-written
+
+
+def test_extract_features_checks_before_loading_and_writes_at_once(files, tmp_path, monkeypatch, capsys):
+    """scripts/extract_features.py: --output in a read-only directory is refused before the model is loaded;
+    an interrupted write leaves the previous file whole; --threads is applied; the library refuses a
+    batch_size of 0 (before: range() with step 0) and a seq_length that cuts every text to nothing."""
+    import numpy as np
+    import torch
+
+    import uer_like
+    import uer_like.io
+    from helpers import read_only
+    from uer_like.errors import ConfigError
+    from uer_like.io.features import extract_features
+
+    torch.manual_seed(0)
+    model = uer_like.build_model("bert/tiny_config.json", layers_num=1, vocab_size=21128)
+    uer_like.save_model(model, str(tmp_path / "m.bin"))
+    (tmp_path / "t.txt").write_text("你好\n今天\t天气\n\n", encoding="utf-8")  # an empty line at the end: ignored
+    argv = ["--model", tmp_path / "m.bin", "--vocab_path", VOCAB, "--input", tmp_path / "t.txt", "--output"]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_load = uer_like.io.load_model
+    monkeypatch.setattr(uer_like.io, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    read_only(ro, monkeypatch)
+    try:
+        code, err = run_cli("scripts/extract_features.py", argv + [ro / "f.npy"], capsys)
+    finally:
+        os.chmod(ro, 0o755)
+    assert code == 2 and err.count("\n") == 1 and f"--output: the directory {ro} is not writable" in err, err
+    monkeypatch.undo()
+
+    code, err = run_cli("scripts/extract_features.py", argv + [tmp_path / "f", "--threads", "1"], capsys)
+    assert code in (0, None), err
+    feats = np.load(tmp_path / "f.npy")  # numpy's suffix, as np.save("f") wrote it
+    assert feats.shape == (2, 128)
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
+    code, err = run_cli("scripts/extract_features.py", argv + [tmp_path / "f.npy", "--threads", "1",
+                                                              "--pooling", "max"], capsys)
+    monkeypatch.undo()
+    assert code == 130 and err.strip() == "interrupted", err
+    assert threads == [1] and np.array_equal(np.load(tmp_path / "f.npy"), feats)
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
+    for kw, match in ((dict(batch_size=0), "batch_size must be >= 1"), (dict(seq_length=0), "seq_length must be >= 3")):
+        with pytest.raises(ConfigError, match=match):
+            extract_features(real_load(str(tmp_path / "m.bin")), ["你好"], vocab_path=VOCAB, **kw)
+
+
+def test_integer_rules_refuse_fractions_from_python():
+    """flags.check_value with an integer rule: 2.5 is refused (it passed, so TrainArgs(batch_size=2.5) ran);
+    numpy's and torch's integers are integers."""
+    import numpy as np
+    import torch
+
+    from uer_like.errors import ConfigError
+    from uer_like.flags import COUNT, POSITIVE, check_value
+
+    with pytest.raises(ConfigError, match=r"^--batch_size must be an integer, got 2.5$"):
+        check_value(2.5, COUNT, "--batch_size")
+    assert check_value(np.int64(3), COUNT, "n") == 3 and type(check_value(torch.tensor(3), COUNT, "n")) is int
+    assert check_value(np.float32(0.5), POSITIVE, "t") == 0.5
+    with pytest.raises(ConfigError, match="must be finite"):
+        check_value(10 ** 400, POSITIVE, "t")

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from uer_like.errors import ConfigError, DataError, TrainingError
+from uer_like.errors import ConfigError, TrainingError
 from uer_like.finetune import classification as C
 from uer_like.finetune import core
 from uer_like.finetune import data as D

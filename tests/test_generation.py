@@ -3,6 +3,7 @@
 References: transformers' GPT2LMHeadModel.generate and its logits processors on a GPT-2 made at random by
 transformers (saved, loaded with load_model); the uncached full forward for the caches; UER-py's gpt2_tiny
 fixture through the script."""
+import os
 import re
 
 import pytest
@@ -250,7 +251,7 @@ def test_bad_inputs_are_one_line_errors(gpt2):
         (lambda: uer_like.generate(m, [[5, 6], []], 4), DataError, "prompt 1 is empty"),
         (lambda: uer_like.generate(m, [[5, V]], 4), DataError, "outside the model's vocabulary"),
         (lambda: uer_like.generate(m, PROMPTS, 4, do_sample=True, top_p=0.0), ConfigError,
-         r"top_p must be in \(0, 1\]"),
+         r"top_p must be > 0 and <= 1, got 0"),
         (lambda: uer_like.generate(m, PROMPTS, 4, top_p=1.5), ConfigError, "top_p"),
         (lambda: uer_like.generate(m, PROMPTS, 4, do_sample=True, temperature=0), ConfigError, "temperature"),
         (lambda: uer_like.generate(m, PROMPTS, 4, num_beams=0), ConfigError, "num_beams"),
@@ -267,6 +268,108 @@ def test_bad_inputs_are_one_line_errors(gpt2):
         assert "\n" not in str(e.value)
 
 
+def test_options_are_checked_with_the_command_lines_ranges_and_the_model(gpt2):
+    """Every option is checked (flags.check_value, the ranges generate_lm.py's flags declare) before any work:
+    one ConfigError line naming it; ids against the model's vocabulary. Before: 5.5 new tokens was a
+    TypeError, a NaN length_penalty stopped beam search after 2 tokens, beams were not bounded by the
+    vocabulary, a float inside a prompt was truncated to an id."""
+    import numpy as np
+
+    m = gpt2[1]
+    cases = [
+        (dict(max_new_tokens=5.5), ConfigError, r"^max_new_tokens must be an integer, got 5.5$"),
+        (dict(max_new_tokens=[3, 2.5, 1, 1]), ConfigError, r"^max_new_tokens must be an integer, got 2.5$"),
+        (dict(max_new_tokens=-1), ConfigError, r"^max_new_tokens must be >= 0"),
+        (dict(length_penalty=float("nan"), num_beams=2), ConfigError, r"^length_penalty must be finite, got nan$"),
+        (dict(length_penalty=1e9, num_beams=2), ConfigError, r"^length_penalty must be >= -100 and <= 100"),
+        (dict(num_beams=V + 1), ConfigError, rf"^num_beams must be <= {V} \(the model's vocabulary size\), got 301$"),
+        (dict(num_beams=2.0), ConfigError, r"^num_beams must be an integer"),
+        (dict(top_k=-1), ConfigError, r"^top_k must be >= 0"),
+        (dict(top_k=2.5, do_sample=True), ConfigError, r"^top_k must be an integer"),
+        (dict(top_p=float("nan"), do_sample=True), ConfigError, r"^top_p must be finite"),
+        (dict(top_p=0.0, do_sample=True), ConfigError, r"^top_p must be > 0 and <= 1, got 0$"),
+        (dict(temperature=float("inf"), do_sample=True), ConfigError, r"^temperature must be finite"),
+        (dict(temperature=0, do_sample=True), ConfigError, r"^temperature must be > 0"),
+        (dict(repetition_penalty=0.0), ConfigError, r"^repetition_penalty must be > 0"),
+        (dict(repetition_penalty=float("nan")), ConfigError, r"^repetition_penalty must be finite"),
+        (dict(min_new_tokens=-2, eos_token_id=2), ConfigError, r"^min_new_tokens must be >= 0"),
+        (dict(eos_token_id=V), ConfigError, rf"^eos_token_id must be a token id in \[0, {V}\) \(the model's "),
+        (dict(eos_token_id=-1), ConfigError, r"^eos_token_id must be a token id"),
+        (dict(seed=-1, do_sample=True), ConfigError, r"^seed must be >= 0"),
+        (dict(do_sample="yes"), ConfigError, r"^do_sample must be True or False, got 'yes'$"),
+        (dict(prompts=[[5, 6.5]]), DataError, r"^prompt 0 holds 6.5, not a token id$"),
+        (dict(prompts=[5, 6, 7]), DataError, r"^prompt 0 is not a list of token ids: 5 \(give a list of prompts, "
+                                             r"e\.g\. \[\[5, 6, 7\]\] for one\)$"),
+    ]
+    for kw, kind, match in cases:
+        kw = {"prompts": PROMPTS, "max_new_tokens": 4, **kw}
+        with pytest.raises(kind, match=match) as e:
+            uer_like.generate(m, kw.pop("prompts"), kw.pop("max_new_tokens"), **kw)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"^batch_size must be >= 1 and <= \d+, got 0$"):
+        uer_like.score(m, PROMPTS, batch_size=0)
+    with pytest.raises(DataError, match=r"^sequence 1 holds token id 300, outside the model's vocabulary"):
+        uer_like.score(m, [[5, 6], [7, V]])
+    # integers of numpy and torch are integers
+    want = uer_like.generate(m, [[5, 6, 7]], 3)
+    assert uer_like.generate(m, [np.array([5, 6, 7])], np.int64(3)) == want
+    assert uer_like.generate(m, torch.tensor([[5, 6, 7]]), torch.tensor(3)) == want
+
+
+def test_non_finite_scores_are_one_line_errors(gpt2):
+    """A model whose output is NaN/inf (a weight of inf, built in Python: loading refuses such checkpoints)
+    is a one-line error naming the weight, not a torch.multinomial traceback, nor garbage tokens from an
+    argmax over NaN (greedy, beams) or NaN log-probabilities (score); a temperature so small that the
+    sampling probabilities overflow names the temperature."""
+    import copy
+
+    from uer_like.errors import CheckpointError
+
+    m = copy.deepcopy(gpt2[1])
+    with torch.no_grad():  # the output layer is tied to the word embedding: named as the embedding
+        m.target.lm.output_layer.weight[7, 3] = float("inf")
+    for kw in (dict(do_sample=True, seed=1), dict(), dict(num_beams=3), dict(num_beams=2, do_sample=True, seed=1)):
+        with pytest.raises(CheckpointError, match=r"^the model's output is not finite \(NaN or inf\): its weight "
+                                                  r"embedding\.word\.embedding\.weight holds inf") as e:
+            uer_like.generate(m, PROMPTS, 4, **kw)
+        assert "\n" not in str(e.value), kw
+    with pytest.raises(CheckpointError, match="embedding.word.embedding.weight holds inf"):
+        uer_like.score(m, PROMPTS)
+    with pytest.raises(ConfigError, match=r"^sampling probabilities are not finite: temperature 1e-40 and "
+                                          r"repetition_penalty 1 scale the scores past float32's range"):
+        uer_like.generate(gpt2[1], PROMPTS, 4, do_sample=True, temperature=1e-40)
+
+
+def test_generate_text_checks_its_options_and_names_the_prompt_line(gpt2):
+    """generate_text checks every option before the first batch runs (prefix: the script's '--'), the start and
+    end tokens against the vocabulary, and each prompt by its line; before, a start token missing from the
+    vocabulary was silently left out, an id past the model's vocabulary was 'prompt 0' of some batch."""
+    from conftest import VOCAB
+    from uer_like.generation import generate_text
+    from uer_like.tokenizers import BertTokenizer, Vocab
+
+    m = gpt2[1]  # 300 ids, 48 positions
+    tok = BertTokenizer(Vocab.load(VOCAB))  # 21128 tokens: 我 (2769) is past the model's vocabulary
+    texts = ["", "", "我们"]
+    cases = [
+        (dict(start_token="<s>"), r"^start_token '<s>' is not in the tokenizer's vocabulary$"),
+        (dict(end_token="</s>"), r"^end_token '</s>' is not in the tokenizer's vocabulary"),
+        (dict(seq_length=49), r"^seq_length 49 exceeds the model's position table \(max_seq_length 48\)$"),
+        (dict(batch_size=0), r"^batch_size must be >= 1 and <= \d+, got 0$"),
+        (dict(num_beams=V + 1), rf"^num_beams must be <= {V}"),
+        (dict(option_prefix="--", num_beams=V + 1), rf"^--num_beams must be <= {V}"),
+        (dict(option_prefix="--", length_penalty=float("nan")), r"^--length_penalty must be finite, got nan$"),
+        (dict(texts=["", "", "我们"], batch_size=2, start_token="[PAD]", end_token=None),
+         r"^prompts.txt line 3 holds token id 2769, outside the model's vocabulary \[0, 300\)$"),
+    ]
+    for kw, match in cases:
+        kw = {"texts": ["", ""], "seq_length": 8, "source": "prompts.txt", **kw}
+        with pytest.raises((ConfigError, DataError), match=match) as e:
+            generate_text(m, tok, kw.pop("texts"), **kw)
+        assert "\n" not in str(e.value)
+    assert len(generate_text(m, tok, texts[:2], seq_length=8, start_token="[PAD]", end_token=None)) == 2
+
+
 # ------------------------------------------------------------------------------------------- scripts/generate_lm.py
 def _script():
     import importlib.util
@@ -281,11 +384,15 @@ def _script():
     return mod
 
 
-def _run_script(tmp_path, capsys, lines, *args):
+def _run_script(tmp_path, capsys, lines, *args, out=None):
+    """(exit status, output lines, stderr); `lines` are the prompts (str) or the prompt file's bytes."""
     test = tmp_path / "prompts.txt"
-    test.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    out = tmp_path / "out.txt"
-    rc = _script().main(["--test_path", str(test), "--prediction_path", str(out), *args])
+    test.write_bytes(lines if isinstance(lines, bytes) else "".join(line + "\n" for line in lines).encode("utf-8"))
+    out = out or tmp_path / "out.txt"
+    try:
+        rc = _script().main(["--test_path", str(test), "--prediction_path", str(out), *args])
+    except SystemExit as e:  # the parser's refusals
+        rc = e.code
     err = capsys.readouterr().err
     return rc, (out.read_text(encoding="utf-8").split("\n")[:-1] if rc == 0 else None), err
 
@@ -381,8 +488,12 @@ def test_script_bad_inputs_are_one_line_errors(tmp_path, capsys):
     small_vocab = tmp_path / "vocab.txt"
     small_vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", encoding="utf-8")
     cases = [
-        (gpt2_tiny + ["--top_p", "0"], r"--top_p must be in \(0, 1\], got 0.0"),
-        (gpt2_tiny + ["--top_p", "1.5"], r"--top_p must be in \(0, 1\]"),
+        (gpt2_tiny + ["--top_p", "0"], r"argument --top_p: must be > 0 and <= 1, got 0"),
+        (gpt2_tiny + ["--top_p", "1.5"], r"argument --top_p: must be > 0 and <= 1"),
+        (gpt2_tiny + ["--num_beams", "4", "--length_penalty", "nan"], r"argument --length_penalty: must be finite"),
+        (gpt2_tiny + ["--batch_size", "0"], r"argument --batch_size: must be >= 1"),
+        (gpt2_tiny + ["--threads", "-1"], r"argument --threads: must be >= 0"),
+        (gpt2_tiny + ["--start_token", "<s>"], r"^error: --start_token '<s>' is not in the tokenizer's vocabulary"),
         (gpt2_tiny + ["--seq_length", "6"], r"prompts.txt line 2 has 9 tokens, which leaves no room"),
         (gpt2_tiny + ["--seq_length", "200"], "exceeds the model's max_position_embeddings"),
         (gpt2_tiny + ["--vocab_path", str(small_vocab)], "vocabulary and the checkpoint do not match: .* 5 "),
@@ -392,3 +503,82 @@ def test_script_bad_inputs_are_one_line_errors(tmp_path, capsys):
         rc, _, err = _run_script(tmp_path, capsys, ["我们", "易先生早期的杰作"], *flags)
         assert rc == 2 and err.count("\n") == 1 and err.startswith("error: "), (flags, err)
         assert re.search(message, err), (message, err)
+
+
+def _hf_dir_with_vocab(gpt2, path, capsys):
+    """The transformers GPT-2 (300 ids) saved with a vocab.txt of the first 300 tokens of google_zh_vocab."""
+    from conftest import VOCAB
+
+    gpt2[0].save_pretrained(path)
+    with open(VOCAB, encoding="utf-8") as f:
+        tokens = [next(f).rstrip("\n") for _ in range(V)]
+    (path / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    capsys.readouterr()  # save_pretrained's progress bar
+    return ["--load_model_path", str(path), "--seq_length", "12", "--top_k", "1"]
+
+
+def test_script_checks_prompts_options_and_the_output_before_generating(tmp_path, capsys, monkeypatch, gpt2):
+    """Before any generation, in one line: a prompt file that is not UTF-8 (its line), --num_beams above the
+    model's vocabulary, --prediction_path naming a directory or in a read-only one. Before: a
+    UnicodeDecodeError traceback, 301 beams over 300 tokens, and the output error after all the generation.
+    A missing directory is created."""
+    from helpers import read_only
+    from uer_like import generation
+
+    flags = _hf_dir_with_vocab(gpt2, tmp_path / "hf", capsys)
+    cases = [
+        (b"\xe4\xbd\xa0\xe5\xa5\xbd\n\xc4\xe3\xba\xc3\n", [], r"prompts.txt:2: not valid UTF-8 \(byte 0 of the line\); "
+                                                        r"--test_path must be UTF-8 text"),
+        ("我们\n".encode("utf-16"), [], r"--test_path .*prompts.txt is UTF-16LE text; it must be UTF-8: convert it "
+                                       r"with `iconv -f UTF-16 -t UTF-8 "),
+        (b"", [], r"--test_path .*prompts.txt is empty: give one prompt per line"),
+        (["我们"], ["--num_beams", str(V + 1)],
+         rf"^error: --num_beams must be <= {V} \(the model's vocabulary size\), got 301$"),
+        (["我们"], ["--max_new_tokens", "3"], None),
+    ]
+    real = generation.generate_text
+    for lines, extra, message in cases:
+        rc, out, err = _run_script(tmp_path, capsys, lines, *flags, *extra)
+        if message is None:
+            assert rc == 0 and len(out) == 1, err
+        else:
+            assert rc == 2 and err.count("\n") == 1 and err.startswith("error: "), (extra, err)
+            assert re.search(message, err), (message, err)
+    monkeypatch.setattr(generation, "generate_text", lambda *a, **k: pytest.fail("generation started"))
+    rc, _, err = _run_script(tmp_path, capsys, ["我们"], *flags, out=tmp_path)
+    assert rc == 2 and re.search(rf"^error: --prediction_path {tmp_path} is a directory; give a file path$", err), err
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    read_only(ro, monkeypatch)
+    try:
+        rc, _, err = _run_script(tmp_path, capsys, ["我们"], *flags, out=ro / "out.txt")
+    finally:
+        os.chmod(ro, 0o755)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"--prediction_path: the directory {ro} is not writable: Permission denied" in err, err
+    monkeypatch.setattr(generation, "generate_text", real)
+    rc, out, err = _run_script(tmp_path, capsys, ["我们"], *flags, out=tmp_path / "new" / "dir" / "out.txt")
+    assert rc == 0 and len(out) == 1, err
+
+
+def test_script_output_is_written_at_once_and_threads_apply(tmp_path, capsys, monkeypatch, gpt2):
+    """An interrupted write of --prediction_path leaves the previous file whole and no temporary (before: the
+    file was truncated at open); --threads sets torch's CPU threads before the model is loaded."""
+    flags = _hf_dir_with_vocab(gpt2, tmp_path / "hf", capsys)
+    out = tmp_path / "out.txt"
+    out.write_text("previous\n", encoding="utf-8")
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    rc, _, err = _run_script(tmp_path, capsys, ["我们", "你好"], *flags, "--threads", "1")
+    assert rc == 130 and err == "interrupted\n", err
+    assert out.read_text(encoding="utf-8") == "previous\n" and sorted(os.listdir(tmp_path)) == ["hf", "out.txt",
+                                                                                                 "prompts.txt"]
+    assert threads == [1]
+    monkeypatch.undo()
+    rc, lines, err = _run_script(tmp_path, capsys, ["我们", "你好"], *flags)
+    assert rc == 0 and [line[:2] for line in lines] == ["我们", "你好"], err

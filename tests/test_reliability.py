@@ -13,7 +13,7 @@ from uer_like.errors import CheckpointError, DataError, TrainingError
 from uer_like.training.checkpoint import list_checkpoints, load_checkpoint
 from uer_like.training.trainer import TrainArgs, Trainer
 from conftest import ROOT, SAMPLE_CORPUS
-from helpers import preprocess, run_cli
+from helpers import preprocess, read_only as _read_only, run_cli
 
 SMALL = {"layers_num": 1, "hidden_size": 32, "emb_size": 32, "feedforward_size": 64, "heads_num": 2}
 
@@ -190,31 +190,6 @@ def test_disk_full_at_the_final_weights(dataset, tmp_path, monkeypatch, capsys):
     assert [s for s, _ in list_checkpoints(tmp_path / "m_checkpoints")] == [2]
 
 
-def _read_only(path, monkeypatch):
-    """chmod a directory read-only; as root (where chmod does not stop a write) refuse writes under it with
-    EACCES instead, as the kernel would for another user."""
-    os.chmod(path, 0o555)
-    probe = os.path.join(path, ".probe")
-    try:
-        open(probe, "w").close()
-        os.remove(probe)
-        blocked = False
-    except PermissionError:
-        blocked = True
-    if not blocked:  # root
-        import uer_like.outputs as O
-
-        real = os.open
-        prefix = str(path)
-
-        def deny(p, flags, *a, **k):
-            if str(p).startswith(prefix) and flags & os.O_CREAT:
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), p)
-            return real(p, flags, *a, **k)
-
-        monkeypatch.setattr(O.os, "open", deny)
-
-
 @pytest.mark.parametrize("which", ["checkpoint_dir", "tensorboard_dir", "output_dir"])
 def test_read_only_output_location_is_refused_before_training(dataset, tmp_path, monkeypatch, capsys, which):
     ro = tmp_path / "ro"
@@ -238,7 +213,6 @@ def test_read_only_output_location_is_refused_before_training(dataset, tmp_path,
 
 # ------------------------------------------------------------------------------------------ dataset body
 def _corrupt_id(ds, tmp_path, value=None, flip=None):
-    import struct
 
     from uer_like.data.dataset import Dataset
 

@@ -1,10 +1,12 @@
-"""Flags shared by the command-line scripts (UER-py's names), derived from the registries."""
+"""Flags shared by the command-line scripts (UER-py's names), derived from the registries, and the reading of a
+script's text input."""
 import logging
+import os
 import sys
 
-from .data.corpus import CORPUS_FORMATS, LINE_POLICIES
+from .data.corpus import _BOMS, CORPUS_FORMATS, LINE_POLICIES
 from .data.processors import DATA_PROCESSOR_NAMES
-from .errors import UerLikeError
+from .errors import DataError, UerLikeError
 from .flags import FRACTION, FRACTION_OPEN, SEED, Int
 from .registry import TOKENIZERS
 
@@ -84,6 +86,48 @@ def add_model_flags(p):
     for flag in ("remove_embedding_layernorm", "factorized_embedding_parameterization", "parameter_sharing",
                  "tie_weights", "has_lmtarget_bias", "bidirectional"):
         g.add_argument("--" + flag, action="store_const", const=True, default=None)
+
+
+def add_threads_arg(p):
+    """--threads: CPU threads for torch (apply_threads sets them)."""
+    p.add_argument("--threads", type=Int(min=0, max=4096), default=0,
+                   help="CPU threads for torch (0: torch's default; 1 is often fastest on a busy machine)")
+
+
+def apply_threads(args):
+    """torch.set_num_threads(--threads); 0 keeps torch's default."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def read_text_lines(path, what):
+    """The lines of a UTF-8 text file given as flag `what` (prompts, texts): a BOM and each line's final \\r
+    dropped, nothing after a final newline. One-line errors: no such file, a directory, UTF-16/32 text (by
+    its byte-order mark) and bytes that are not UTF-8, named by the file and the line as the corpus readers
+    name them, with the iconv command that converts the file."""
+    if os.path.isdir(path):
+        raise DataError(f"{what} {path} is a directory, not a text file")
+    if not os.path.isfile(path):
+        raise DataError(f"{what} {path}: no such file")
+    with open(path, "rb") as f:
+        raw = f.read()
+    for bom, enc in _BOMS:
+        if raw.startswith(bom):
+            raise DataError(f"{what} {path} is {enc} text; it must be UTF-8: convert it with "
+                            f"`iconv -f {enc[:6]} -t UTF-8 {path} > {path}.utf8`")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        byte = e.start - (raw.rfind(b"\n", 0, e.start) + 1)
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte {byte} of the line); {what} must be UTF-8 text "
+                        f"(from GBK: `iconv -f GBK -t UTF-8 {path} > {path}.utf8`)") from None
+    lines = text.removeprefix("\ufeff").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def model_flag_overrides(args):

@@ -14,6 +14,7 @@ position embedding) run where that thing is known, with the same wording.
 import argparse
 import copy
 import math
+import numbers
 import sys
 
 from .errors import ConfigError
@@ -45,9 +46,16 @@ class Number:
         return rng
 
     def check(self, value, name="value"):
-        """value, or ValueError naming it and the range (for values that do not come from the command line)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        """value (numpy's and torch's scalars as Python numbers), or ValueError naming it and the range (for
+        values that do not come from the command line)."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.kind is int else numbers.Real):
+            if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+                return self.check(value.item(), name)  # a 0-d tensor or array
             raise ValueError(f"{name} must be {self.kind_name}, got {value!r}")
+        try:
+            value = self.kind(value)
+        except OverflowError:  # an int beyond float's range
+            raise ValueError(f"{name} must be finite, got an integer of {len(str(abs(value)))} digits") from None
         if value in self.allow:
             return value
         if isinstance(value, float) and not math.isfinite(value):
@@ -97,6 +105,15 @@ LEARNING_RATE = Float(min=0, max=10, min_open=True)  # above 10 nothing trains: 
 WARMUP = Float(min=0, max=1, max_open=True)  # a fraction of the steps
 GRAD_NORM = Float(min=0, min_open=True)
 DROPOUT = Float(min=0, max=1, max_open=True)
+
+# Library entry points whose script passes its flags straight through: the script declares the flags with
+# these rules and the library checks calls from Python with them (here, without torch, so that a parser
+# refuses a bad flag without importing it).
+GENERATION_RULES = {  # uer_like.generate / generate_text (generation.check_options), scripts/generate_lm.py
+    "max_new_tokens": NONNEG, "min_new_tokens": NONNEG, "top_k": NONNEG, "top_p": Float(min=0, max=1, min_open=True),
+    "temperature": POSITIVE, "repetition_penalty": POSITIVE, "num_beams": Int(min=1, max=4096),
+    "length_penalty": Float(min=-100, max=100), "seed": SEED, "batch_size": COUNT, "seq_length": Int(min=2)}
+FEATURE_RULES = {"seq_length": Int(min=3), "batch_size": COUNT}  # io.extract_features, scripts/extract_features.py
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

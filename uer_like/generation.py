@@ -31,11 +31,21 @@ scripts/generate_lm.py fills each prompt up to --seq_length.
 
 A returned continuation stops after the end token (included) when `eos_token_id` is given, or after
 max_new_tokens tokens.
+
+Errors are one line, before any work: every option by `check_options` (the ranges scripts/generate_lm.py
+declares its flags with, finite; beams and ids within the vocabulary), every prompt (token ids within the
+vocabulary and, with the new tokens, within the positions). A model whose output turns out NaN or inf
+(NaN/inf weights, an overflow) is a CheckpointError naming the weight, raised after the decoding loop
+(checked on the device, without a synchronisation per step), never garbage tokens or a multinomial
+traceback.
 """
+import operator
+
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, DataError
+from .errors import CheckpointError, ConfigError, DataError
+from .flags import GENERATION_RULES, NONNEG, Int, check_value
 
 __all__ = ["generate", "score"]
 
@@ -57,59 +67,81 @@ def check_lm(model):
                           "generation needs a left-to-right encoder")
 
 
-def _check_options(do_sample, temperature, top_k, top_p, repetition_penalty, num_beams, length_penalty,
-                   min_new_tokens, eos_token_id, vocab):
-    if not isinstance(num_beams, int) or num_beams < 1:
-        raise ConfigError(f"num_beams must be an integer >= 1, got {num_beams!r}")
-    if do_sample and not temperature > 0:
-        raise ConfigError(f"temperature must be > 0 for sampling, got {temperature!r} (use do_sample=False "
-                          "for greedy decoding)")
-    if not isinstance(top_k, int) or top_k < 0:
-        raise ConfigError(f"top_k must be an integer >= 0 (0 = off), got {top_k!r}")
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"top_p must be in (0, 1] (1 = off), got {top_p!r}")
-    if not repetition_penalty > 0:
-        raise ConfigError(f"repetition_penalty must be > 0 (1 = off), got {repetition_penalty!r}")
-    if not isinstance(min_new_tokens, int) or min_new_tokens < 0:
-        raise ConfigError(f"min_new_tokens must be an integer >= 0, got {min_new_tokens!r}")
-    if not isinstance(length_penalty, (int, float)):
-        raise ConfigError(f"length_penalty must be a number, got {length_penalty!r}")
-    if eos_token_id is not None and not (isinstance(eos_token_id, int) and 0 <= eos_token_id < vocab):
-        raise ConfigError(f"eos_token_id must be a token id in [0, {vocab}), got {eos_token_id!r}")
+SWITCHES = ("do_sample", "use_cache", "return_logits")
+TOKEN_ID = Int(max=None)
 
 
-def _check_prompts(prompts, vocab, what="prompt"):
-    if isinstance(prompts, torch.Tensor):
+def check_options(options, vocab=None, positions=None, prefix=""):
+    """Check generation options by name and return them normalised (numpy's and torch's integers as int);
+    None leaves an option unset. The numeric ones by flags.GENERATION_RULES (the ranges of generate_lm.py's
+    flags: finite, within range), the switches
+    True or False, eos_token_id and num_beams against `vocab` (the model's vocabulary size), seq_length
+    against `positions` (its position table); max_new_tokens may be one number per prompt. A bad one is a
+    ConfigError line naming it as `prefix + name` (scripts/generate_lm.py: "--num_beams")."""
+    out = {}
+    for name, value in options.items():
+        flag = prefix + name
+        if value is None:
+            pass
+        elif name in SWITCHES:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{flag} must be True or False, got {value!r}")
+        elif name == "max_new_tokens" and (isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) == 1):
+            value = [check_value(b, NONNEG, flag) for b in (value.tolist() if hasattr(value, "tolist") else value)]
+        elif name == "eos_token_id":
+            value = check_value(value, TOKEN_ID, flag)
+            if vocab is not None and not 0 <= value < vocab:
+                raise ConfigError(f"{flag} must be a token id in [0, {vocab}) (the model's vocabulary), got {value}")
+        elif name in GENERATION_RULES:
+            value = check_value(value, GENERATION_RULES[name], flag)
+        else:
+            raise ConfigError(f"unknown generation option {flag}")
+        out[name] = value
+    if vocab is not None and (out.get("num_beams") or 1) > vocab:
+        raise ConfigError(f"{prefix}num_beams must be <= {vocab} (the model's vocabulary size), got {out['num_beams']}")
+    if positions is not None and (out.get("seq_length") or 0) > positions:
+        raise ConfigError(f"{prefix}seq_length {out['seq_length']} exceeds the model's position table "
+                          f"(max_seq_length {positions})")
+    return out
+
+
+def _check_prompts(prompts, vocab, what="prompt", first=0):
+    """Lists of token ids (lists, tuples, arrays or tensors of integers) within [0, vocab); errors name
+    `what` and its number (counted from `first`)."""
+    if hasattr(prompts, "tolist"):  # a tensor or an array
         prompts = prompts.tolist()
     if not isinstance(prompts, (list, tuple)) or not prompts:
         raise DataError(f"give a non-empty list of {what}s (each a list of token ids)")
     out = []
-    for i, p in enumerate(prompts):
-        if isinstance(p, torch.Tensor):
+    for i, p in enumerate(prompts, first):
+        if hasattr(p, "tolist"):
             p = p.tolist()
-        if not isinstance(p, (list, tuple)) or (p and not isinstance(p[0], int)):
-            raise DataError(f"{what} {i} is not a list of token ids: {str(p)[:60]}")
+        if not isinstance(p, (list, tuple)):
+            hint = f" (give a list of {what}s, e.g. {str([list(prompts)])[:40]} for one)" if i == first else ""
+            raise DataError(f"{what} {i} is not a list of token ids: {str(p)[:60]}{hint}")
         if not p:
             raise DataError(f"{what} {i} is empty: give at least one token (e.g. the start token [CLS])")
-        lo, hi = min(p), max(p)
+        ids = []
+        for x in p:
+            try:
+                ids.append(operator.index(x))
+            except TypeError:
+                raise DataError(f"{what} {i} holds {x!r}, not a token id") from None
+        lo, hi = min(ids), max(ids)
         if lo < 0 or hi >= vocab:
             raise DataError(f"{what} {i} holds token id {lo if lo < 0 else hi}, outside the model's vocabulary "
                             f"[0, {vocab})")
-        out.append(list(p))
+        out.append(ids)
     return out
 
 
 def _budgets(max_new_tokens, n):
+    """One budget per prompt from max_new_tokens (checked by check_options: an int or a list of ints)."""
     if isinstance(max_new_tokens, int):
-        budgets = [max_new_tokens] * n
-    else:
-        budgets = list(max_new_tokens)
-        if len(budgets) != n:
-            raise ConfigError(f"max_new_tokens gives {len(budgets)} budgets for {n} prompts")
-    for b in budgets:
-        if not isinstance(b, int) or b < 0:
-            raise ConfigError(f"max_new_tokens must be integers >= 0, got {b!r}")
-    return budgets
+        return [max_new_tokens] * n
+    if len(max_new_tokens) != n:
+        raise ConfigError(f"max_new_tokens gives {len(max_new_tokens)} budgets for {n} prompts")
+    return max_new_tokens
 
 
 def _check_lengths(model, prompts, budgets):
@@ -177,6 +209,46 @@ class _Rules:
         if self.top_p is not None:
             scores = top_p_filter(scores, self.top_p, self.min_keep)
         return scores
+
+
+class _Guard:
+    """Non-finite scores, noted on the device (no synchronisation per step) and raised in one line after the
+    loop: NaN/inf logits (NaN/inf weights, or an overflow) would decode as garbage (an argmax over NaN) or
+    stop torch.multinomial with a traceback (a device-side assert on CUDA); probabilities that overflow
+    (a tiny temperature) likewise. NaN probabilities are sampled as 1 until then. (Reductions, not
+    torch.isfinite over [rows, vocab], which costs several times a softmax on CPU.)"""
+
+    def __init__(self, device):
+        self.bad_logits = torch.zeros((), dtype=torch.bool, device=device)
+        self.bad_probs = torch.zeros((), dtype=torch.bool, device=device)
+
+    def logits(self, logits):
+        lo, hi = torch.aminmax(logits)  # NaN propagates
+        self.bad_logits |= ~(torch.isfinite(lo) & torch.isfinite(hi))
+
+    def probs(self, probs):
+        self.bad_probs |= ~torch.isfinite(probs.sum())  # probabilities <= 1: the sum cannot overflow
+        return probs.nan_to_num_(nan=1.0)
+
+    def check(self, model, temperature, repetition_penalty):
+        if bool(self.bad_logits):
+            raise nonfinite_output(model)
+        if bool(self.bad_probs):
+            raise ConfigError(f"sampling probabilities are not finite: temperature {temperature:g} and "
+                              f"repetition_penalty {repetition_penalty:g} scale the scores past float32's range; "
+                              "use a larger temperature (or greedy decoding)")
+
+
+def nonfinite_output(model):
+    """The error for a model whose output is NaN or inf, naming the first weight that is."""
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            kind = "NaN" if bool(torch.isnan(p).any()) else "inf"
+            return CheckpointError(f"the model's output is not finite (NaN or inf): its weight {name} holds {kind} "
+                                   "(a diverged model: use a checkpoint saved before the loss became NaN)")
+    dtype = next(model.parameters()).dtype
+    return CheckpointError(f"the model's output is not finite (NaN or inf) although its weights are finite: an "
+                           f"overflow in {dtype}? (run the model in float32)")
 
 
 # ---------------------------------------------------------------------------------------------- the model side
@@ -306,13 +378,19 @@ def generate(model, prompts, max_new_tokens, *, do_sample=False, temperature=1.0
     return_logits=True (num_beams 1): also returns the raw model logits of every step, [steps, batch, vocab].
     Errors (one line): a model that is not a left-to-right LM (ConfigError), an empty prompt or an id outside
     the vocabulary (DataError), prompt + new tokens longer than the position table (DataError), bad options
-    (ConfigError).
+    (ConfigError: check_options, with generate_lm.py's ranges), a model whose output is NaN or inf
+    (CheckpointError).
     """
+    options = dict(locals())  # the arguments
+    del options["model"], options["prompts"]
     check_lm(model)
     vocab = model.target.lm.output_layer.out_features
-    _check_options(do_sample, temperature, top_k, top_p, repetition_penalty, num_beams, length_penalty,
-                   min_new_tokens, eos_token_id, vocab)
-    prompts = _check_prompts(prompts, vocab)
+    options = check_options(options, vocab)
+    return _generate(model, _check_prompts(prompts, vocab), vocab, **options)
+
+
+def _generate(model, prompts, vocab, max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty,
+              num_beams, length_penalty, eos_token_id, min_new_tokens, seed, use_cache, return_logits):
     budgets = _budgets(max_new_tokens, len(prompts))
     _check_lengths(model, prompts, budgets)
     if return_logits and num_beams > 1:
@@ -348,15 +426,17 @@ def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample
     budget = torch.tensor(budgets, device=device)
     done = torch.zeros(n, dtype=torch.bool, device=device)
     steps = []
+    guard = _Guard(device)
     dec = _Decoder(model, src, seg, lengths, max_new, use_cache)
     logits = dec.prefill()
     t = 0
     while True:
+        guard.logits(logits)
         if return_logits:
             steps.append(logits.clone())
         scores = rules(logits, seen, t) if rules.active else logits
         if do_sample:
-            nxt = torch.multinomial(scores.softmax(-1), 1, generator=gen).view(-1)
+            nxt = torch.multinomial(guard.probs(scores.softmax(-1)), 1, generator=gen).view(-1)
         else:
             nxt = scores.max(-1).indices  # the first maximum, as argmax, but faster on CPU
         out[:, t] = nxt
@@ -372,6 +452,7 @@ def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample
         if seen is not None:
             seen.scatter_(1, nxt[:, None], True)
         logits = dec.step(nxt)
+    guard.check(model, temperature, repetition_penalty)
     result = []
     rows = out[:, :t].tolist()
     for row, b in zip(rows, budgets):
@@ -414,15 +495,17 @@ def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, do_sample,
     fin = torch.zeros(n, nb, dtype=torch.bool, device=device)
     open_ = torch.ones(n, 1, dtype=torch.bool, device=device)  # transformers' is_early_stop_heuristic_unsatisfied
 
+    guard = _Guard(device)
     dec = _Decoder(model, src, seg, lengths, max_new, use_cache)
     logits = dec.prefill()
     for t in range(max_new):
+        guard.logits(logits)
         logp = F.log_softmax(logits, dim=-1)
         if rules.active:
             logp = rules(logp, seen, t)
         acc = (logp.view(n, nb, vocab) + run_scores[:, :, None]).view(n, nb * vocab)
         if do_sample:
-            idx = torch.multinomial(acc.softmax(-1), keep, generator=gen)
+            idx = torch.multinomial(guard.probs(acc.softmax(-1)), keep, generator=gen)
             lp = acc.gather(1, idx)
             lp, order = lp.sort(dim=-1, descending=True)
             idx = idx.gather(1, order)
@@ -467,6 +550,7 @@ def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, do_sample,
             seen = seen.index_select(0, index)
             seen.scatter_(1, step_tok[:, None], True)
         logits = dec.step(step_tok)
+    guard.check(model, temperature, repetition_penalty)
     seqs = fin_seq[:, 0].tolist()
     lens = fin_len[:, 0].tolist()
     return [s[:min(k, b)] for s, k, b in zip(seqs, lens, budgets)]  # a zero budget still ran one step
@@ -476,8 +560,10 @@ def score(model, sequences, *, batch_size=32):
     """Per-token log-probabilities: for each sequence (a list of token ids, at least one), the log-probability
     the model gives each token after the first given the ones before it (a list of len - 1 floats).
     Perplexity is exp(-mean); a cloze ranks candidates by their sum. Sequences longer than the position
-    table are an error."""
+    table, bad ids, a batch_size that is not a positive integer and a model whose output is NaN or inf are
+    one-line errors."""
     check_lm(model)
+    batch_size = check_options({"batch_size": batch_size})["batch_size"]
     vocab = model.target.lm.output_layer.out_features
     sequences = _check_prompts(sequences, vocab, what="sequence")
     limit = model.config.position_limit
@@ -505,6 +591,8 @@ def score(model, sequences, *, batch_size=32):
                 src, seg = src.to(device), seg.to(device)
                 logp = F.log_softmax(head(model.encode(src, seg)[:, :-1]).float(), dim=-1)
                 got = logp.gather(2, src[:, 1:, None])[..., 0].cpu()
+                if not bool(torch.isfinite(got).all()):  # a NaN or +inf logit makes its whole row NaN
+                    raise nonfinite_output(model)
                 for r, i in enumerate(idx):
                     out[i] = got[r, :len(sequences[i]) - 1].tolist()
     finally:
@@ -513,6 +601,18 @@ def score(model, sequences, *, batch_size=32):
 
 
 # ---------------------------------------------------------------------------------------------- text in, text out
+def _special_id(vocab, token, name, model_vocab):
+    """The id of a start/end token (None for none), which must be in the vocabulary and the model's."""
+    if not token:
+        return None
+    i = vocab.get(token)
+    if i is None:
+        raise ConfigError(f"{name} {token!r} is not in the tokenizer's vocabulary")
+    if i >= model_vocab:
+        raise ConfigError(f"{name} {token!r} is id {i}, outside the model's vocabulary [0, {model_vocab})")
+    return i
+
+
 def detokenize(tokens, tokenizer="bert"):
     """Tokens back to text as UER-py's generate_lm.py writes them: joined without spaces (Chinese characters),
     WordPiece's '##' marks dropped; SentencePiece's '▁' becomes a space; the space tokenizer joins with spaces."""
@@ -523,17 +623,25 @@ def detokenize(tokens, tokenizer="bert"):
 
 
 def generate_text(model, tokenizer, texts, *, seq_length, max_new_tokens=None, batch_size=8, start_token="[CLS]",
-                  end_token="[SEP]", tokenizer_name="bert", source="prompt", **options):
+                  end_token="[SEP]", tokenizer_name="bert", source="prompt", option_prefix="", **options):
     """Text prompts in, generated text out (the continuation of each prompt, without the end token).
 
     UER GPT-2 conventions: each prompt is start_token + its tokens ([CLS], as UER-py); generation stops at
     end_token ([SEP]; None: never) or when the prompt + new tokens reach seq_length (UER-py's meaning:
     the total length), and after max_new_tokens new tokens when given. An empty prompt generates from the
-    start token alone. A prompt of seq_length tokens or more is an error naming `source` and its line
-    (1-based). options: generate()'s (do_sample, top_k, top_p, temperature, num_beams, ...)."""
+    start token alone. options: generate()'s (do_sample, top_k, top_p, temperature, num_beams, ...).
+
+    Everything is checked before the first batch runs, each error one line: the options (check_options,
+    named `option_prefix + name`: scripts/generate_lm.py passes "--"), seq_length against the position
+    table, the start and end tokens against the vocabulary, and each prompt (its ids, its length within
+    seq_length), named by `source` and its line (1-based)."""
+    check_lm(model)
+    model_vocab = model.target.lm.output_layer.out_features
+    check_options({"seq_length": seq_length, "max_new_tokens": max_new_tokens, "batch_size": batch_size, **options},
+                  model_vocab, model.config.position_limit, option_prefix)
     vocab = tokenizer.vocab
-    start = vocab.get(start_token) if start_token else None
-    eos = vocab.get(end_token) if end_token else None
+    start = _special_id(vocab, start_token, option_prefix + "start_token", model_vocab)
+    eos = _special_id(vocab, end_token, option_prefix + "end_token", model_vocab)
     prompts, budgets = [], []
     for i, text in enumerate(texts):
         ids = ([start] if start is not None else []) + tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
@@ -545,6 +653,7 @@ def generate_text(model, tokenizer, texts, *, seq_length, max_new_tokens=None, b
         room = seq_length - len(ids)
         budgets.append(room if max_new_tokens is None else min(max_new_tokens, room))
         prompts.append(ids)
+    _check_prompts(prompts, model_vocab, what=f"{source} line", first=1)
     out = []
     for b in range(0, len(prompts), batch_size):
         rows = generate(model, prompts[b:b + batch_size], budgets[b:b + batch_size], eos_token_id=eos, **options)

@@ -109,6 +109,13 @@ def check_writable(directory, what, need_bytes=MIN_FREE_BYTES, error=OSError):
                     f"{need / 1e6:.1f} MB needed)")
 
 
+def check_output_file(path, what, error=OSError, need_bytes=MIN_FREE_BYTES):
+    """check_writable for the directory of output file `path` (flag `what`), which must not be a directory."""
+    if os.path.isdir(path):
+        raise error(f"{what} {path} is a directory; give a file path")
+    check_writable(os.path.dirname(os.path.abspath(path)), f"{what}: the directory", need_bytes, error)
+
+
 def atomic_write(path, write, error=OSError, what="file"):
     """write(file object) into PATH.tmp-PID, fsync, rename over `path`. On failure the temporary file is
     removed and `error` is raised with one line naming `path` and the cause."""

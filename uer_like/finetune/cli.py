@@ -16,9 +16,8 @@ import os
 import sys
 import time
 
-import torch
 
-from ..cli import add_model_flags, model_flag_overrides
+from ..cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
 from ..flags import DROPOUT, Int, Parser
@@ -97,8 +96,7 @@ def build_parser(task_name):
     g.add_argument("--amp", choices=AMP_CHOICES, default="auto",
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32")
     g.add_argument("--fp16", action="store_true", help="same as --amp fp16")
-    g.add_argument("--threads", type=Int(min=0, max=4096), default=0,
-                   help="CPU threads for torch (0: torch's default; 1 is often fastest on a busy machine)")
+    add_threads_arg(g)
     g.add_argument("--no_progress", action="store_true", help="no progress bars (log lines instead)")
     g.add_argument("--report_path", default=None,
                    help="JSON report of the run (default: MODEL_report.json beside --output_model_path)")
@@ -182,8 +180,7 @@ def run(task_name, argv=None):
 
 
 def _run_checked(task_name, args, argv):
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     core.set_seed(args.seed)
     device = core.get_device(args.device)
     dtype = core.amp_dtype(device, args.amp)

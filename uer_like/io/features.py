@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..flags import FEATURE_RULES, check_value
 from .checkpoint import check_seq_length
 
 POOLINGS = ("first", "mean", "max", "last", "none")
@@ -100,6 +101,8 @@ def extract_features(model, texts, vocab_path=None, seq_length=None, pooling="me
         raise ConfigError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
     if seq_length is None:
         seq_length = min(128, model.config.max_seq_length)
+    seq_length = check_value(seq_length, FEATURE_RULES["seq_length"], "seq_length")
+    batch_size = check_value(batch_size, FEATURE_RULES["batch_size"], "batch_size")
     check_seq_length(model.config, seq_length)
     encode = encoder or build_text_encoder(model, vocab_path, spm_model_path=spm_model_path)
     was_training = model.training
