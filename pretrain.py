@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from uer_like.cli import add_model_flags, model_flag_overrides, run_main, setup_logging
+from uer_like.cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides, run_main, setup_logging
 from uer_like.errors import ConfigError
 from uer_like.flags import DROPOUT, Float, Int, Parser
 from uer_like.resources import DEFAULT_VOCAB
@@ -90,6 +90,7 @@ def build_parser():
     p.add_argument("--world_size", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--gpu_ranks", nargs="*", default=None, help=argparse.SUPPRESS)
     p.add_argument("--log_level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_threads_arg(p)
     add_model_flags(p)
     return p
 
@@ -113,6 +114,7 @@ def default_dataset(config_name, seq_length, whole_word, overrides):
 
 def main():
     args = build_parser().parse_args()
+    apply_threads(args)
     setup_logging(args.log_level if int(os.environ.get("RANK", "0")) == 0 else "WARNING")
     if args.world_size is not None or args.gpu_ranks is not None:
         raise ConfigError("--world_size/--gpu_ranks are UER-py's launcher flags; uer_like uses torchrun: "

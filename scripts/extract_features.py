@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def main(argv=None):
+def build_parser():
     from uer_like.cli import add_model_flags, add_threads_arg
     from uer_like.flags import FEATURE_RULES, Parser
 
@@ -34,7 +34,11 @@ def main(argv=None):
     p.add_argument("--batch_size", type=FEATURE_RULES["batch_size"], default=32)
     add_threads_arg(p)
     add_model_flags(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     from uer_like.errors import UerLikeError
 
