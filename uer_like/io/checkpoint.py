@@ -154,13 +154,17 @@ def check_seq_length(config, seq_length, source="model"):
 
 # ---------------------------------------------------------------------------------------------- loading
 def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_length=None, tf_model=None,
-               config_overrides=None):
+               config_overrides=None, allow_nonfinite=False):
     """Load a model from any supported checkpoint (see the module docstring); the format is detected.
 
     config: for UER checkpoints, the UER-format config (a name in configs/, a path, a dict or a ModelConfig);
       for Hugging Face / TF weights, optionally the HF (or Google bert_config.json) config path or dict.
     strict: missing, unexpected or wrongly shaped tensors are errors (default). strict=False loads the
-      matching tensors and logs the rest by name (partial loads only on request).
+      matching tensors and logs the rest by name (partial loads only on request). A tensor of the wrong dtype
+      (integer, bool or complex values for a floating-point weight) is always an error.
+    allow_nonfinite: load weights holding NaN/inf values (with a warning naming them), to inspect a diverged
+      run's weights; by default they are an error naming the tensors (nothing can be trained or generated
+      from them).
     vocab / vocab_size: the vocabulary (path or Vocab) or its size, checked against the word embedding.
     seq_length: checked against the position embedding, so that a too long setting fails at start.
     tf_model: for ELECTRA TF checkpoints, "discriminator" (default) or "generator".
@@ -176,7 +180,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
         from .tf import read_tf_checkpoint
 
         hf_state, hf_cfg, cfg_path, vocab_path = read_tf_checkpoint(path, config=config, which=tf_model)
-        model = _load_hf_state(hf_state, hf_cfg, path, strict)
+        model = _load_hf_state(hf_state, hf_cfg, path, strict, allow_nonfinite=allow_nonfinite)
         model.source_format = "tf"
         model.vocab_path = vocab_path
     elif kind == "hf":
@@ -190,7 +194,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
         state = {}
         for f in _hf_weights_in(path):
             state.update(read_tensor_file(f))
-        model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=path)
+        model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=path, allow_nonfinite=allow_nonfinite)
         model.source_format = "hf"
         model.vocab_path = _first_file(path, ("vocab.txt",))
     elif kind == "uer" and os.path.isdir(path):
@@ -200,12 +204,12 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
             raise CheckpointError(f"{path}: a directory without a checkpoint (no Hugging Face config.json with a "
                                   "model_type, no TF checkpoint, no model.safetensors / pytorch_model.bin)")
         return load_model(weights[0], config=config, strict=strict, vocab_size=vocab_size, vocab=vocab,
-                          seq_length=seq_length, config_overrides=config_overrides)
+                          seq_length=seq_length, config_overrides=config_overrides, allow_nonfinite=allow_nonfinite)
     else:
         state = read_tensor_file(path)
         hf_cfg = _hf_config_arg(config)
         if _is_uer_state(state) and hf_cfg is None:
-            model = _load_uer_state(state, path, config, strict, vocab_size, config_overrides)
+            model = _load_uer_state(state, path, config, strict, vocab_size, config_overrides, allow_nonfinite)
             model.source_format = "uer"
             model.vocab_path = None
         else:
@@ -215,7 +219,8 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
                 raise ConfigError(
                     f"{path}: the tensors have Hugging Face names but no config.json with a model_type was given "
                     "or found beside the file (pass config='.../config.json')")
-            model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=os.path.dirname(os.path.abspath(path)))
+            model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=os.path.dirname(os.path.abspath(path)),
+                                   allow_nonfinite=allow_nonfinite)
             model.source_format = "hf"
             model.vocab_path = _first_file(os.path.dirname(os.path.abspath(path)), ("vocab.txt",))
     model.source_path = path
@@ -230,7 +235,8 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     elif model.vocab_path:
         check_vocab(rows, model.vocab_path, path, auto=True)
     check_seq_length(model.config, seq_length, path)
-    warn_nonfinite(model, path)
+    if allow_nonfinite:
+        warn_nonfinite(model, path)
     return model
 
 
@@ -262,7 +268,7 @@ def _first_file(d, names):
     return None
 
 
-def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=None):
+def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=None, allow_nonfinite=False):
     from ..config import ModelConfig, read_config_dict
     from ..legacy_config import MODULE_KEYS
     from ..model import Model
@@ -323,7 +329,8 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
     internal = uerfmt.from_uer_state_dict(state, layout, config)
     if config.tie_weights:
         _fill_tied(model, internal)
-    missing, unexpected = load_into(model, internal, strict=strict, source=path)
+    missing, unexpected = load_into(model, internal, strict=strict, source=path, allow_nonfinite=allow_nonfinite,
+                                    names=uerfmt.file_names(internal, layout, config))
     model.hf_config = None
     model.uer_layout = layout
     model.load_report = {"missing": missing, "unexpected": unexpected}
@@ -347,7 +354,7 @@ def _fill_tied(model, internal):
             internal[b if a in internal else a] = internal[a if a in internal else b]
 
 
-def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None):
+def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=False):
     from ..model import Model
 
     ln_originals = None
@@ -377,13 +384,14 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None):
     own = model.state_dict()
     bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in internal.items()
            if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    names = hfmod.hf_names(family, config)
     if bad:
-        names = hfmod.hf_names(family, config)
         desc = "; ".join(f"{'+'.join(names.get(k, (k,)))}: checkpoint {a} vs config {b} (uer_like {k})"
                          for k, a, b in bad[:10])
         raise CheckpointError(f"{source}: shape mismatch for {len(bad)} tensor(s) between the weights and "
                               f"config.json: {desc}")
-    load_into(model, internal, strict=False, source=source, quiet=True)
+    load_into(model, internal, strict=False, source=source, quiet=True, names=names,
+              allow_nonfinite=allow_nonfinite)
     model.hf_config = dict(hf_cfg)
     model.hf_family = family
     model.hf_extras = hf_extras
@@ -401,8 +409,10 @@ def _key_report(missing, unexpected):
     return "; ".join(parts) + " (pass strict=False to load the matching tensors only)"
 
 
-def load_into(model, state, strict=True, source="checkpoint", quiet=False):
-    """Copy tensors into a model, checking names and shapes. Returns (missing, unexpected)."""
+def load_into(model, state, strict=True, source="checkpoint", quiet=False, names=None, allow_nonfinite=False):
+    """Copy tensors into a model, checking names, shapes, dtypes and values (check_tensors). Returns
+    (missing, unexpected). names: key -> the file's key(s), for messages (Hugging Face names, UER's three
+    attention linears)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -414,6 +424,8 @@ def load_into(model, state, strict=True, source="checkpoint", quiet=False):
     if strict and (missing or unexpected):
         raise CheckpointError(f"{source}: checkpoint does not match the model config: "
                               + _key_report(missing, unexpected))
+    check_tensors({k: state[k] for k in own if k in state}, source, own=own, names=names,
+                  allow_nonfinite=allow_nonfinite)
     if not quiet:
         if missing:
             logger.warning("%s: not in the checkpoint, left as initialised: %s", source, ", ".join(missing))
@@ -424,6 +436,42 @@ def load_into(model, state, strict=True, source="checkpoint", quiet=False):
             if k in state:
                 v.copy_(state[k])
     return missing, unexpected
+
+
+def check_tensors(state, source, own=None, names=None, allow_nonfinite=False):
+    """Refuse, naming the tensors, what no weight can be loaded from: a dtype of another kind than the weight's
+    (own: the model's state dict; without it every tensor is a floating-point weight), i.e. integer, bool or
+    complex values for a floating-point weight (floating precisions convert: fp16/bf16/fp64 load into fp32);
+    and, unless allow_nonfinite, NaN/inf values (the weights of a diverged run).
+    names: key -> the file's key(s), for the message."""
+    def label(k):
+        return "+".join(names[k]) if names and k in names else k
+
+    def dtype(t):
+        return str(t.dtype).replace("torch.", "")
+
+    wrong = []
+    for k, v in state.items():
+        want = own[k] if own is not None else None
+        if not (v.is_floating_point() if want is None else
+                v.dtype == want.dtype or (v.is_floating_point() and want.is_floating_point())):
+            wrong.append((k, dtype(v), dtype(want) if want is not None else "floating point"))
+    if wrong:
+        desc = "; ".join(f"{label(k)}: checkpoint {a} vs model {b}" for k, a, b in wrong[:10])
+        raise CheckpointError(f"{source}: wrong dtype for {len(wrong)} tensor(s): {desc} (a floating-point weight is "
+                              "never loaded from integer, bool or complex values: the file was written wrongly or "
+                              "altered)")
+    if allow_nonfinite:
+        return
+    # a sum is NaN/inf when any value is (one cheap pass); only then count, which also rules out an overflow
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v.sum())
+           and not torch.isfinite(v).all()]
+    if bad:
+        desc = ", ".join(f"{label(k)} ({int((~torch.isfinite(state[k])).sum())} of {state[k].numel()} values)"
+                         for k in bad[:3])
+        raise CheckpointError(f"{source}: {len(bad)} tensor(s) hold NaN/inf values: {desc}"
+                              f"{', ...' if len(bad) > 3 else ''}; these weights are unusable (a diverged run?): "
+                              "use an earlier checkpoint")
 
 
 # ---------------------------------------------------------------------------------------------- saving

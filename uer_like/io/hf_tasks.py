@@ -102,7 +102,7 @@ def _labels(task, meta, head_rows):
 def export_finetuned(path, out_dir, config=None, vocab=None):
     """A fine-tuned UER-format model (with PATH_finetune.json beside it) -> a transformers task directory."""
     from ..model import Model
-    from .checkpoint import _find_config, load_into, read_tensor_file, save_hf
+    from .checkpoint import _find_config, check_tensors, load_into, read_tensor_file, save_hf
     from .uer import from_uer_state_dict
 
     meta = read_meta(path)
@@ -116,6 +116,7 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     raw_config, _ = read_config_dict(cfg_source) if not isinstance(cfg_source, dict) else (dict(cfg_source), "config")
     cfg = load_config(raw_config)
     state = from_uer_state_dict(read_tensor_file(path))
+    check_tensors(state, path)
     if any(k.startswith("crf.") for k in state):
         raise ConfigError(f"{path}: the tagger has a CRF layer, which transformers' token classification classes "
                           "do not have; fine-tune without --crf_target to export it")
@@ -160,7 +161,7 @@ def import_finetuned(hf_dir, out_path):
     """A transformers task directory (exported here, or any *ForSequenceClassification / TokenClassification /
     QuestionAnswering / MultipleChoice of a supported family) -> a fine-tuned UER-format model at out_path with
     its _config.json and _finetune.json. Returns out_path."""
-    from .checkpoint import _hf_weights_in, read_tensor_file
+    from .checkpoint import _hf_weights_in, check_tensors, read_tensor_file
     from .uer import to_uer_state_dict
 
     with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as f:
@@ -201,6 +202,7 @@ def import_finetuned(hf_dir, out_path):
                 unexpected.remove(k)
     if unexpected:
         raise CheckpointError(f"{hf_dir}: tensors with no place in the {task} model: {', '.join(unexpected[:10])}")
+    check_tensors(out, hf_dir, names=hfmod.hf_names(family, cfg))
     meta = saved.get("meta") or _meta_from_hf(task, hf, out)
     config = saved.get("config") or cfg.to_dict()
     file_state = to_uer_state_dict(out)
