@@ -39,7 +39,8 @@ def files(tmp_path_factory):
 
 
 def _bad_weights(d):
-    """Checkpoints with one NaN/inf weight or a weight of integer dtype, a fine-tuned model with a NaN in its head."""
+    """Checkpoints with one NaN/inf weight or a weight of integer dtype, a fine-tuned model with a NaN in its head,
+    and a Hugging Face directory / a UER config that are not valid JSON."""
     import torch
     from uer_like import build_model, save_model
     from uer_like.config import load_config
@@ -55,14 +56,21 @@ def _bad_weights(d):
     state = to_uer_state_dict(build_model("bert/tiny_config.json", vocab_size=21128).state_dict())
     state["embedding.pos.embedding.weight"] = (state["embedding.pos.embedding.weight"] * 1e4).long()
     torch.save(state, d / "int64.bin")
+    save_model(build_model("bert/tiny_config.json", vocab_size=10), str(d / "hf"), format="hf")
+    text = (d / "hf" / "config.json").read_text()
+    (d / "hf" / "config.json").write_text(text.replace('"model_type"', "model_type", 1))
     (d / "int64_config.json").write_text(json.dumps(load_config("bert/tiny_config.json").to_dict()))
     ft = Classifier(load_config("bert/tiny_config.json"), 21128, 2)
     with torch.no_grad():
         ft.output_layer_2.bias[1] = float("nan")
     save_finetuned(ft, str(d / "ft_nan.bin"), {"task": "classification", "seq_length": 32, "labels_num": 2})
     (d / "train.tsv").write_text("label\ttext_a\n1\t好看\n0\t难看\n", encoding="utf-8")
+    (d / "bad_config.json").write_text('{"emb_size": 128,\n  "hidden_size": 128,\n}')
+    import shutil
+    shutil.copy(d / "int64.bin", d / "bad.bin")
     return {k: str(d / v) for k, v in [("inf", "inf.bin"), ("inf_config", "inf_config.json"), ("int64", "int64.bin"),
-                                         ("ft_nan", "ft_nan.bin"), ("train", "train.tsv")]}
+                                         ("hf", "hf"), ("ft_nan", "ft_nan.bin"), ("train", "train.tsv"),
+                                         ("bad_cfg", "bad.bin")]}
 
 
 @pytest.fixture(autouse=True)
@@ -123,6 +131,12 @@ CASES = [  # (script, argv, what the one line must say)
      "--load_model_path {ft_nan}: 1 tensor(s) hold NaN/inf values: output_layer_2.bias (1 of 2 values)"),
     ("scripts/convert.py", ["--input", "{ft_nan}", "--output", O, "--to", "hf"],
      "ft_nan.bin: 1 tensor(s) hold NaN/inf values: output_layer_2.bias"),
+    # configs that are not JSON: the file, the line and the column
+    ("scripts/convert.py", ["--input", "{hf}", "--output", O + ".bin", "--to", "uer"],
+     "hf/config.json: not valid JSON: Expecting property name enclosed in double quotes at line 2, column 3"),
+    ("scripts/convert.py", ["--input", "{hf}", "--output", O, "--to", "hf"], "hf/config.json: not valid JSON"),
+    ("scripts/convert.py", ["--input", "{bad_cfg}", "--output", O + ".bin", "--to", "uer"],
+     "bad_config.json: not valid JSON: Expecting property name enclosed in double quotes at line 3, column 1"),
 ]
 
 

@@ -275,3 +275,24 @@ def test_non_finite_weights_are_refused_naming_the_first_tensors(tmp_path, caplo
                                               r"encoder\.layer\.0\.output\.LayerNorm\.weight \(1 of 32 values\)"):
         load_model(str(tmp_path / "hf"))
 
+
+def test_config_that_is_not_json_names_file_line_and_column(tmp_path):
+    from uer_like import ConfigError
+
+    model = _model()
+    save_model(model, str(tmp_path / "hf"), format="hf")
+    text = (tmp_path / "hf" / "config.json").read_text()
+    (tmp_path / "hf" / "config.json").write_text(text.replace('"model_type"', "model_type", 1))
+    line = text[:text.index('"model_type"')].count("\n") + 1
+    with pytest.raises(ConfigError, match=rf"hf/config\.json: not valid JSON: .* at line {line}, column 3$"):
+        load_model(str(tmp_path / "hf"))
+    save_model(model, str(tmp_path / "m.bin"), format="uer")
+    (tmp_path / "m_config.json").write_text('{"emb_size": 32,\n "hidden_size": 32,\n}')
+    with pytest.raises(ConfigError, match=r"m_config\.json: not valid JSON: .* at line 3, column 1$"):
+        load_model(str(tmp_path / "m.bin"))
+    (tmp_path / "m_config.json").write_bytes(b'{"emb_size": "\xff"}')
+    with pytest.raises(ConfigError, match=r"m_config\.json: not valid JSON: not UTF-8 text"):
+        load_model(str(tmp_path / "m.bin"))
+    cfg = json.dumps(model.config.to_dict())
+    (tmp_path / "m_config.json").write_bytes(b"\xef\xbb\xbf" + cfg.encode())  # a byte order mark is fine
+    load_model(str(tmp_path / "m.bin"))

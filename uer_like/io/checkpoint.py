@@ -24,6 +24,7 @@ import os
 
 import torch
 
+from ..config import read_json
 from ..errors import CheckpointError, ConfigError
 from ..outputs import atomic_write
 from . import hf as hfmod
@@ -55,18 +56,10 @@ def _find_config(path):
     return None
 
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
-
-
 def _hf_config_at(d):
     p = os.path.join(d, "config.json")
     if os.path.isfile(p):
-        cfg = _read_json(p)
+        cfg = read_json(p)
         if isinstance(cfg, dict) and "model_type" in cfg:
             return cfg, p
     return None, None
@@ -107,7 +100,7 @@ def _hf_weights_in(d):
     for n in HF_INDEX_NAMES:
         p = os.path.join(d, n)
         if os.path.isfile(p):
-            index = _read_json(p)
+            index = read_json(p)
             files = sorted(set((index.get("weight_map") or {}).values()))
             if not files:
                 raise CheckpointError(f"{p}: the index lists no weight files")
@@ -253,7 +246,7 @@ def warn_nonfinite(model, source):
 def _hf_config_arg(config):
     """`config` when it is a Hugging Face config (a dict or a .json path with a model_type), else None."""
     if isinstance(config, str) and config.endswith(".json") and os.path.isfile(config):
-        cand = _read_json(config)
+        cand = read_json(config)
         return cand if isinstance(cand, dict) and "model_type" in cand else None
     if isinstance(config, dict) and "model_type" in config:
         return config
@@ -278,7 +271,7 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
         if config is None and is_safetensors(path):
             meta = safetensors_metadata(path)
             if meta.get("uer_like_config"):
-                config = json.loads(meta["uer_like_config"])
+                config = read_json(f"{path} (its metadata's uer_like_config)", text=meta["uer_like_config"])
         if config is None:
             raise ConfigError(f"{path}: no config given and none found beside it "
                               "(pass config=..., e.g. 'bert/base_config.json')")

@@ -24,7 +24,7 @@ import os
 
 import torch
 
-from ..config import load_config, read_config_dict
+from ..config import load_config, read_config_dict, read_json
 from ..errors import CheckpointError, ConfigError
 from . import hf as hfmod
 
@@ -46,8 +46,7 @@ def read_meta(path):
     p = meta_path(path)
     if not os.path.isfile(p):
         return None
-    with open(p, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(p)
 
 
 def is_task_dir(path):
@@ -55,8 +54,8 @@ def is_task_dir(path):
     p = os.path.join(path, "config.json") if os.path.isdir(path) else None
     if not p or not os.path.isfile(p):
         return False
-    with open(p, encoding="utf-8") as f:
-        arch = (json.load(f).get("architectures") or [""])[0]
+    cfg = read_json(p)
+    arch = ((cfg.get("architectures") if isinstance(cfg, dict) else None) or [""])[0]
     return any(arch.endswith(s) for s in set(SUFFIX.values()))
 
 
@@ -164,8 +163,7 @@ def import_finetuned(hf_dir, out_path):
     from .checkpoint import _hf_weights_in, check_tensors, read_tensor_file
     from .uer import to_uer_state_dict
 
-    with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as f:
-        hf = json.load(f)
+    hf = read_json(os.path.join(hf_dir, "config.json"))
     arch = (hf.get("architectures") or [""])[0]
     family = hfmod.family_of(hf, os.path.join(hf_dir, "config.json"))
     saved = (hf.get("uer_like") or {}).get("finetune") or {}
