@@ -131,6 +131,8 @@ CASES = [  # (script, argv, what the one line must say)
      "--load_model_path {ft_nan}: 1 tensor(s) hold NaN/inf values: output_layer_2.bias (1 of 2 values)"),
     ("scripts/convert.py", ["--input", "{ft_nan}", "--output", O, "--to", "hf"],
      "ft_nan.bin: 1 tensor(s) hold NaN/inf values: output_layer_2.bias"),
+    ("scripts/convert.py", ["--input", "{ft_nan}", "--output", O + ".bin", "--to", "uer"],
+     "ft_nan.bin: 1 tensor(s) hold NaN/inf values: output_layer_2.bias"),
     # configs that are not JSON: the file, the line and the column
     ("scripts/convert.py", ["--input", "{hf}", "--output", O + ".bin", "--to", "uer"],
      "hf/config.json: not valid JSON: Expecting property name enclosed in double quotes at line 2, column 3"),

@@ -315,6 +315,10 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
                          for k, v in diff.items() if v)
         msg = (f"{path}: checkpoint does not match the model config in any UER layout; closest: {layout} "
                f"({uerfmt.LAYOUT_DESCRIPTIONS[layout]}): {desc}")
+        if strict and any(k.startswith(("output_layer", "crf.")) for k in diff.get("unexpected", ())):
+            raise CheckpointError(msg + " (a task head: a model fine-tuned by finetune/run_*.py, which runs it with "
+                                        "--load_model_path; scripts/convert.py converts it with its MODEL_finetune.json "
+                                        "beside it)")
         if strict:
             raise CheckpointError(msg + " (check the config against the checkpoint, or pass strict=False to load "
                                         "the matching tensors only)")

@@ -14,7 +14,8 @@ and PATH_finetune.json (the task settings) beside it. Its head maps onto a trans
 id2label / label2id come from the task settings (the tags of a tagger, the class ids of a classifier);
 regression and multi_label set problem_type. config.json keeps the task settings and the UER config under
 `uer_like.finetune`, and UER layer norms keep their exact gammas beside the weights (io/hf.py), so the way
-back (`import_finetuned`) writes the same three files again, tensors bit for bit.
+back (`import_finetuned`) writes the same three files again, tensors bit for bit. `convert_finetuned` rewrites
+a fine-tuned model in the other UER format (a torch .bin <-> .safetensors), its head kept.
 
 Not representable, refused in one line: a CRF on a tagger, pooling other than the first token for a
 classifier, ELECTRA's classification heads (gelu, not tanh).
@@ -203,19 +204,48 @@ def import_finetuned(hf_dir, out_path):
     check_tensors(out, hf_dir, names=hfmod.hf_names(family, cfg))
     meta = saved.get("meta") or _meta_from_hf(task, hf, out)
     config = saved.get("config") or cfg.to_dict()
-    file_state = to_uer_state_dict(out)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    if out_path.lower().endswith(".safetensors"):
-        from safetensors.torch import save_file
+    fmt = "safetensors" if out_path.lower().endswith(".safetensors") else "uer"
+    return _write_finetuned(to_uer_state_dict(out), out_path, fmt, config, meta)
 
-        save_file({k: v.contiguous() for k, v in file_state.items()}, out_path, metadata={"format": "pt"})
+
+def convert_finetuned(path, out_path, fmt, config=None):
+    """A fine-tuned UER-format model (PATH_finetune.json beside it) -> the same tensors, task head included, in
+    `fmt` ("uer": a torch .bin, or "safetensors") at out_path, with its _config.json and _finetune.json.
+    Returns out_path."""
+    from .checkpoint import _find_config, check_tensors, read_tensor_file
+
+    meta = read_meta(path)
+    cfg_source = config or _find_config(path)
+    if cfg_source is None:
+        raise ConfigError(f"{path}: no config given and none found beside it")
+    raw_config, _ = read_config_dict(cfg_source)
+    state = read_tensor_file(path)
+    check_tensors(state, path)
+    return _write_finetuned(state, out_path, fmt, raw_config, meta)
+
+
+def _write_finetuned(file_state, out_path, fmt, config, meta):
+    from ..outputs import atomic_write
+
+    if fmt == "uer" and out_path.lower().endswith(".safetensors"):
+        raise ConfigError(f"{out_path}: format 'uer' writes a torch pickle; use --to safetensors for a .safetensors "
+                          "path, or a .bin path")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"could not create the directory of {out_path}: {os.strerror(e.errno)}") from None
+    if fmt == "safetensors":
+        from safetensors.torch import save
+
+        blob = {k: v.contiguous().clone() for k, v in file_state.items()}
+        atomic_write(out_path, lambda f: f.write(save(blob, metadata={"format": "pt"})), error=CheckpointError,
+                     what="weights")
     else:
-        torch.save(file_state, out_path)
+        atomic_write(out_path, lambda f: torch.save(file_state, f), error=CheckpointError, what="weights")
     stem = os.path.splitext(out_path)[0]
-    with open(stem + "_config.json", "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2, ensure_ascii=False)
-    with open(stem + "_finetune.json", "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2, ensure_ascii=False)
+    for suffix, value in (("_config.json", config), ("_finetune.json", meta)):
+        text = json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8")
+        atomic_write(stem + suffix, lambda f: f.write(text), error=CheckpointError, what="settings")
     return out_path
 
 
