@@ -15,7 +15,8 @@ UER-py era are read (their layout detected from the tensor names); --layout pick
 UER-py's model flags (--embedding, --encoder, --target, ...) override the config, as in UER-py.
 A model fine-tuned by finetune/run_*.py (MODEL_finetune.json beside it) converts --to hf as a transformers task
 class (ForSequenceClassification, ForTokenClassification, ForQuestionAnswering, ForMultipleChoice), and such
-a directory converts back (--to uer) to a fine-tuned model finetune/ runs.
+a directory converts back (--to uer) to a fine-tuned model finetune/ runs; --to uer / --to safetensors rewrite
+such a model in the other UER format, its task head, MODEL_config.json and MODEL_finetune.json kept.
 """
 import logging
 import os
@@ -49,7 +50,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from uer_like.errors import UerLikeError
+    from uer_like.errors import ConfigError, UerLikeError
     from uer_like.io import load_model, save_model
 
     from uer_like.io import hf_tasks
@@ -59,6 +60,13 @@ def main(argv=None):
             out = hf_tasks.export_finetuned(args.input, args.output, config=args.config, vocab=args.vocab_path)
             print(f"{args.input} (fine-tuned {hf_tasks.read_meta(args.input)['task']}) -> {out} (hf)")
             return 0
+        if args.to != "hf" and not os.path.isdir(args.input) and hf_tasks.read_meta(args.input) is not None:
+            if args.layout not in (None, "uer"):
+                raise ConfigError(f"--layout {args.layout}: {args.input} is a fine-tuned model, written in the 'uer' "
+                                  "layout only")
+            out = hf_tasks.convert_finetuned(args.input, args.output, args.to, config=args.config)
+            print(f"{args.input} (fine-tuned {hf_tasks.read_meta(args.input).get('task')}) -> {out} ({args.to})")
+            return 0
         if args.to != "hf" and hf_tasks.is_task_dir(args.input):
             out = hf_tasks.import_finetuned(args.input, args.output)
             print(f"{args.input} (Hugging Face task model) -> {out} (fine-tuned, uer)")
@@ -66,7 +74,6 @@ def main(argv=None):
         model = load_model(args.input, config=args.config, strict=not args.no_strict, vocab=args.vocab_path,
                            tf_model=args.tf_model, config_overrides=model_flag_overrides(args))
         if args.electra_part:
-            from uer_like.errors import ConfigError
             from uer_like.targets.electra import electra_parts
 
             if "electra" not in model.config.target:

@@ -39,7 +39,43 @@ def files(tmp_path_factory):
     os.makedirs(d / "dir.npy", exist_ok=True)
     os.makedirs(d / "adir", exist_ok=True)
     f["adir"] = str(d / "adir")
+    f.update(_bad_weights(d))
     return f
+
+
+def _bad_weights(d):
+    """Checkpoints with one NaN/inf weight or a weight of integer dtype, a fine-tuned model with a NaN in its head,
+    and a Hugging Face directory / a UER config that are not valid JSON."""
+    import torch
+    from uer_like import build_model, save_model
+    from uer_like.config import load_config
+    from uer_like.finetune.classification import Classifier
+    from uer_like.finetune.core import save_finetuned
+    from uer_like.io.uer import to_uer_state_dict
+
+    torch.manual_seed(0)
+    lm = build_model("gpt2/mini_config.json", vocab_size=21128)
+    with torch.no_grad():
+        lm.encoder.transformer[2].feed_forward.linear_2.weight[0, :4] = float("inf")
+    save_model(lm, str(d / "inf.bin"))
+    state = to_uer_state_dict(build_model("bert/tiny_config.json", vocab_size=21128).state_dict())
+    state["embedding.pos.embedding.weight"] = (state["embedding.pos.embedding.weight"] * 1e4).long()
+    torch.save(state, d / "int64.bin")
+    save_model(build_model("bert/tiny_config.json", vocab_size=10), str(d / "hf"), format="hf")
+    text = (d / "hf" / "config.json").read_text()
+    (d / "hf" / "config.json").write_text(text.replace('"model_type"', "model_type", 1))
+    (d / "int64_config.json").write_text(json.dumps(load_config("bert/tiny_config.json").to_dict()))
+    ft = Classifier(load_config("bert/tiny_config.json"), 21128, 2)
+    with torch.no_grad():
+        ft.output_layer_2.bias[1] = float("nan")
+    save_finetuned(ft, str(d / "ft_nan.bin"), {"task": "classification", "seq_length": 32, "labels_num": 2})
+    (d / "train.tsv").write_text("label\ttext_a\n1\t好看\n0\t难看\n", encoding="utf-8")
+    (d / "bad_config.json").write_text('{"emb_size": 128,\n  "hidden_size": 128,\n}')
+    import shutil
+    shutil.copy(d / "int64.bin", d / "bad.bin")
+    return {k: str(d / v) for k, v in [("inf", "inf.bin"), ("inf_config", "inf_config.json"), ("int64", "int64.bin"),
+                                         ("hf", "hf"), ("ft_nan", "ft_nan.bin"), ("train", "train.tsv"),
+                                         ("bad_cfg", "bad.bin")]}
 
 
 @pytest.fixture(autouse=True)
@@ -110,6 +146,32 @@ CASES = [  # (script, argv, what the one line must say)
     ("scripts/extract_features.py", ["--model", M + ".bin", "--input", "{prompts}", "--output", O + ".npy",
                                      "--threads", "nan"], "argument --threads: must be an integer"),
     ("finetune/run_classifier.py", ["--train_path", M + ".tsv", "--threads", "-2"], "argument --threads: must be >= 0"),
+    # weights no model can be loaded from: refused at load by every entry point, naming the file and the tensors
+    ("scripts/convert.py", ["--input", "{int64}", "--output", O + ".bin", "--to", "uer"],
+     "int64.bin: wrong dtype for 1 tensor(s): embedding.pos.embedding.weight: checkpoint int64 vs model float32"),
+    ("scripts/convert.py", ["--input", "{inf}", "--output", O + ".bin", "--to", "uer"],
+     "inf.bin: 1 tensor(s) hold NaN/inf values: encoder.transformer.2.feed_forward.linear_2.weight (4 of 262144"),
+    ("scripts/generate_lm.py", ["--load_model_path", "{inf}", "--test_path", "{prompts}", "--prediction_path",
+                                O + ".txt"], "inf.bin: 1 tensor(s) hold NaN/inf values"),
+    ("scripts/extract_features.py", ["--model", "{inf}", "--input", "{prompts}", "--output", O + ".npy"],
+     "inf.bin: 1 tensor(s) hold NaN/inf values"),
+    ("pretrain.py", ["--config", "gpt2/mini_config.json", "--dataset_path", "{lm}", "--pretrained_model_path",
+                     "{inf}", "--output_model_path", O + ".bin"], "inf.bin: 1 tensor(s) hold NaN/inf values"),
+    ("finetune/run_classifier.py", ["--train_path", "{train}", "--pretrained_model_path", "{inf}", "--config_path",
+                                    "{inf_config}", "--output_model_path", O + ".bin"],
+     "inf.bin: 1 tensor(s) hold NaN/inf values"),
+    ("finetune/run_classifier.py", ["--load_model_path", "{ft_nan}", "--test_path", "{train}"],
+     "--load_model_path {ft_nan}: 1 tensor(s) hold NaN/inf values: output_layer_2.bias (1 of 2 values)"),
+    ("scripts/convert.py", ["--input", "{ft_nan}", "--output", O, "--to", "hf"],
+     "ft_nan.bin: 1 tensor(s) hold NaN/inf values: output_layer_2.bias"),
+    ("scripts/convert.py", ["--input", "{ft_nan}", "--output", O + ".bin", "--to", "uer"],
+     "ft_nan.bin: 1 tensor(s) hold NaN/inf values: output_layer_2.bias"),
+    # configs that are not JSON: the file, the line and the column
+    ("scripts/convert.py", ["--input", "{hf}", "--output", O + ".bin", "--to", "uer"],
+     "hf/config.json: not valid JSON: Expecting property name enclosed in double quotes at line 2, column 3"),
+    ("scripts/convert.py", ["--input", "{hf}", "--output", O, "--to", "hf"], "hf/config.json: not valid JSON"),
+    ("scripts/convert.py", ["--input", "{bad_cfg}", "--output", O + ".bin", "--to", "uer"],
+     "bad_config.json: not valid JSON: Expecting property name enclosed in double quotes at line 3, column 1"),
 ]
 
 
@@ -119,7 +181,7 @@ def test_bad_input_is_one_line_and_exit_2(files, capsys, script, argv, says):
     last = [l for l in err.splitlines() if l.strip()]
     assert code == 2, (code, err[-2000:])
     assert "Traceback" not in err, err[-2000:]
-    assert last and last[-1].startswith("error: ") and says in last[-1], err[-2000:]
+    assert last and last[-1].startswith("error: ") and says.format(**files) in last[-1], err[-2000:]
     assert not os.path.exists(files["dir"] + "/out.bin")  # nothing half-written
 
 

@@ -139,3 +139,25 @@ def test_a_crf_tagger_is_refused_in_one_line(tmp_path):
     core.save_finetuned(model, path, {"task": "tagging", "seq_length": 64, "label2id": TAGS, "crf": True})
     with pytest.raises(ConfigError, match="CRF"):
         hf_tasks.export_finetuned(path, str(tmp_path / "hf"))
+
+
+def test_fine_tuned_model_converts_between_the_uer_formats_with_its_head(tmp_path, capsys):
+    model, meta = make("tagging", config())
+    path, st, back = str(tmp_path / "ft.bin"), str(tmp_path / "ft.safetensors"), str(tmp_path / "back.bin")
+    core.save_finetuned(model, path, meta)
+    assert convert("--input", path, "--output", st, "--to", "safetensors") == 0
+    assert convert("--input", st, "--output", back, "--to", "uer") == 0
+    ref, got = torch.load(path, weights_only=True), torch.load(back, weights_only=True)
+    assert sorted(ref) == sorted(got) and all(torch.equal(ref[k], got[k]) for k in ref)
+    for out in (st, back):
+        for suffix in ("_config.json", "_finetune.json"):
+            assert json.load(open(str(tmp_path / "ft") + suffix)) == json.load(open(out.rsplit(".", 1)[0] + suffix))
+    again = core.load_finetuned(Tagger(config(), V, len(TAGS)).eval(), st)  # what finetune --load_model_path does
+    src, seg = inputs()
+    assert torch.equal(ours("tagging", again, src, seg), ours("tagging", model, src, seg))
+    capsys.readouterr()
+    assert convert("--input", path, "--output", str(tmp_path / "old.bin"), "--to", "uer", "--layout", "uer_2023") == 2
+    assert "is a fine-tuned model, written in the 'uer' layout only" in capsys.readouterr().err
+    os.remove(str(tmp_path / "ft_finetune.json"))  # as UER-py's fine-tuning scripts leave it
+    assert convert("--input", path, "--output", str(tmp_path / "x.bin"), "--to", "uer") == 2
+    assert "(a task head: a model fine-tuned by finetune/run_*.py" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import struct
 
 import pytest
@@ -191,3 +192,107 @@ def test_hf_shape_mismatch_names_the_hf_tensor(tmp_path):
     with pytest.raises(CheckpointError, match=r"encoder\.layer\.0\.intermediate\.dense\.weight: checkpoint \(37, 32\) "
                                               r"vs config \(40, 32\)"):
         load_model(str(tmp_path))
+
+
+def _retype_safetensors(src, dst, key, dtype):
+    """A copy of a safetensors file whose header declares `key` as `dtype` (same bytes: an I32 header over F32
+    data reads as integers of about 1e9)."""
+    raw = open(src, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    header[key]["dtype"] = dtype
+    body = json.dumps(header).encode()
+    open(dst, "wb").write(struct.pack("<Q", len(body)) + body + raw[8 + n:])
+    return str(dst)
+
+
+def test_a_tensor_of_another_dtype_kind_is_refused_naming_file_key_and_dtypes(tmp_path):
+    model = _model()
+    save_model(model, str(tmp_path / "m.safetensors"))
+    cfg = str(tmp_path / "m_config.json")
+    p = _retype_safetensors(tmp_path / "m.safetensors", tmp_path / "i32.safetensors", "embedding.pos.embedding.weight",
+                            "I32")
+    with pytest.raises(CheckpointError, match=r"i32\.safetensors: wrong dtype for 1 tensor\(s\): "
+                                              r"embedding\.pos\.embedding\.weight: checkpoint int32 vs model float32"):
+        load_model(p, config=cfg)
+    sd = to_uer_state_dict(model.state_dict())
+    for name, key, value, found in [
+            ("int64", "embedding.pos.embedding.weight", lambda t: (t * 1000).long(), "int64"),
+            ("bool", "encoder.transformer.1.feed_forward.linear_1.weight", lambda t: t > 0, "bool"),
+            ("complex", "target.mlm.linear_1.bias", lambda t: t.to(torch.complex64), "complex64"),
+            # one of the three attention linears, which are joined into one tensor on loading
+            ("qkv", "encoder.transformer.0.self_attn.linear_layers.1.weight", lambda t: t.to(torch.int32), "int32")]:
+        bad = dict(sd)
+        bad[key] = value(bad[key])
+        torch.save(bad, tmp_path / f"{name}.bin")
+        with pytest.raises(CheckpointError, match=rf"{name}\.bin: wrong dtype for 1 tensor\(s\): \S*"
+                                                  rf"{re.escape(key)}\S*: checkpoint {found} vs model float32"):
+            load_model(str(tmp_path / f"{name}.bin"), config=cfg)
+        with pytest.raises(CheckpointError, match="wrong dtype"):  # partial loads check dtypes too
+            load_model(str(tmp_path / f"{name}.bin"), config=cfg, strict=False)
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):  # floating precisions convert
+        torch.save({k: v.to(dtype) for k, v in sd.items()}, tmp_path / "lower.bin")
+        again = load_model(str(tmp_path / "lower.bin"), config=cfg)
+        assert again.embedding.word.embedding.weight.dtype == torch.float32
+        torch.testing.assert_close(again.embedding.word.embedding.weight,
+                                   model.embedding.word.embedding.weight.to(dtype).float(), rtol=0, atol=0)
+
+
+def test_hf_tensor_of_another_dtype_names_the_hf_keys(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, max_position_embeddings=16)
+    transformers.BertForMaskedLM(cfg).save_pretrained(tmp_path / "hf")
+    st = str(tmp_path / "hf" / "model.safetensors")
+    for key, says in [("bert.embeddings.position_embeddings.weight", "embeddings.position_embeddings.weight"),
+                      ("bert.encoder.layer.1.attention.self.key.weight",  # joined with query and value on loading
+                       "encoder.layer.1.attention.self.query.weight+encoder.layer.1.attention.self.key.weight")]:
+        os.replace(_retype_safetensors(st, tmp_path / "x.safetensors", key, "I32"), st)
+        with pytest.raises(CheckpointError, match=rf"hf: wrong dtype for 1 tensor\(s\): {re.escape(says)}"
+                                                  r"\S*: checkpoint int32 vs model float32"):
+            load_model(str(tmp_path / "hf"))
+        os.replace(_retype_safetensors(st, tmp_path / "x.safetensors", key, "F32"), st)
+
+
+def test_non_finite_weights_are_refused_naming_the_first_tensors(tmp_path, caplog):
+    model = _model()
+    with torch.no_grad():
+        model.encoder.transformer[1].feed_forward.linear_1.weight[2, :3] = float("nan")
+        model.encoder.transformer[0].layer_norm_2.gamma[5] = float("-inf")
+    for name in ("m.bin", "m.safetensors"):
+        save_model(model, str(tmp_path / name))
+        with pytest.raises(CheckpointError, match=rf"{re.escape(name)}: 2 tensor\(s\) hold NaN/inf values: "
+                                                  r"encoder\.transformer\.0\.layer_norm_2\.gamma \(1 of 32 values\), "
+                                                  r"encoder\.transformer\.1\.feed_forward\.linear_1\.weight "
+                                                  r"\(3 of 1184 values\); these weights are unusable"):
+            load_model(str(tmp_path / name))
+    with caplog.at_level(logging.WARNING, logger="uer_like"):  # an explicit opt-out, to inspect them
+        m = load_model(str(tmp_path / "m.bin"), allow_nonfinite=True)
+    assert torch.isnan(m.encoder.transformer[1].feed_forward.linear_1.weight[2, 0])
+    assert "2 tensor(s) hold NaN/inf values" in caplog.text
+    save_model(model, str(tmp_path / "hf"), format="hf")
+    with pytest.raises(CheckpointError, match=r"hf: 2 tensor\(s\) hold NaN/inf values: "
+                                              r"encoder\.layer\.0\.output\.LayerNorm\.weight \(1 of 32 values\)"):
+        load_model(str(tmp_path / "hf"))
+
+
+def test_config_that_is_not_json_names_file_line_and_column(tmp_path):
+    from uer_like import ConfigError
+
+    model = _model()
+    save_model(model, str(tmp_path / "hf"), format="hf")
+    text = (tmp_path / "hf" / "config.json").read_text()
+    (tmp_path / "hf" / "config.json").write_text(text.replace('"model_type"', "model_type", 1))
+    line = text[:text.index('"model_type"')].count("\n") + 1
+    with pytest.raises(ConfigError, match=rf"hf/config\.json: not valid JSON: .* at line {line}, column 3$"):
+        load_model(str(tmp_path / "hf"))
+    save_model(model, str(tmp_path / "m.bin"), format="uer")
+    (tmp_path / "m_config.json").write_text('{"emb_size": 32,\n "hidden_size": 32,\n}')
+    with pytest.raises(ConfigError, match=r"m_config\.json: not valid JSON: .* at line 3, column 1$"):
+        load_model(str(tmp_path / "m.bin"))
+    (tmp_path / "m_config.json").write_bytes(b'{"emb_size": "\xff"}')
+    with pytest.raises(ConfigError, match=r"m_config\.json: not valid JSON: not UTF-8 text"):
+        load_model(str(tmp_path / "m.bin"))
+    cfg = json.dumps(model.config.to_dict())
+    (tmp_path / "m_config.json").write_bytes(b"\xef\xbb\xbf" + cfg.encode())  # a byte order mark is fine
+    load_model(str(tmp_path / "m.bin"))

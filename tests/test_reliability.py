@@ -102,15 +102,21 @@ def test_a_non_finite_step_is_skipped_and_training_goes_on(dataset, tmp_path, mo
         "skipped_steps"] == 1
 
 
-def test_load_model_warns_on_non_finite_weights(tmp_path, caplog):
+def test_load_model_refuses_non_finite_weights_unless_asked(tmp_path, caplog):
     import uer_like
 
     model = uer_like.build_model("roberta/tiny_config.json", vocab_size=100, **SMALL)
     with torch.no_grad():
         model.embedding.word.embedding.weight[3, 0] = float("nan")
+        model.embedding.word.embedding.weight[4, :2] = float("inf")
     uer_like.save_model(model, str(tmp_path / "nan.bin"))
-    with caplog.at_level("WARNING", logger="uer_like"):
+    with pytest.raises(uer_like.CheckpointError, match=r"nan\.bin: 2 tensor\(s\) hold NaN/inf values: "
+                                                       r"embedding\.word\.embedding\.weight \(3 of 3200 values\), "
+                                                       r"target\.mlm\.linear_2\.weight \(3 of 3200 values\)"):
         uer_like.load_model(str(tmp_path / "nan.bin"))
+    with caplog.at_level("WARNING", logger="uer_like"):  # to inspect a diverged run's weights
+        again = uer_like.load_model(str(tmp_path / "nan.bin"), allow_nonfinite=True)
+    assert torch.isnan(again.embedding.word.embedding.weight[3, 0])
     assert "tensor(s) hold NaN/inf values (embedding.word.embedding.weight" in caplog.text and "unusable" in caplog.text
 
 

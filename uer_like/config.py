@@ -301,16 +301,27 @@ def load_config(path_or_name, **overrides):
     return ModelConfig.from_dict(d, source=source)
 
 
+def read_json(path, text=None):
+    """The value of a JSON file (or of `text`, read from `path`); what is not valid JSON, or not UTF-8, is a
+    ConfigError naming the file, the line and the column. A UTF-8 byte order mark is allowed."""
+    try:
+        if text is None:
+            with open(path, encoding="utf-8-sig") as f:
+                text = f.read()
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON: not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x})") \
+            from None
+
+
 def read_config_dict(path_or_name):
     """The raw JSON object of a config (a path, a name inside configs/ or a dict) -> (dict copy, source)."""
     if isinstance(path_or_name, dict):
         return dict(path_or_name), "config"
     path = resolve_config_path(path_or_name)
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+    d = read_json(path)
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: a config must be a JSON object, got {type(d).__name__}")
     return d, path

@@ -16,12 +16,11 @@ import os
 import sys
 import time
 
-
 from ..cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
 from ..flags import DROPOUT, Int, Parser
-from ..io.checkpoint import load_into, load_state_dict_file
+from ..io.checkpoint import check_tensors, load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
 from ..outputs import OutputLock, atomic_write, check_writable, describe_write_error
 from ..registry import TOKENIZERS
@@ -149,6 +148,7 @@ def check_finetuned_model(path, script):
         what = f"a pretrained model (pretraining heads: {', '.join(heads)})" if heads else "not a fine-tuned model"
         raise CheckpointError(f"--load_model_path {path}: {what}, with no fine-tuned task head (output_layer*); "
                               f"--load_model_path takes a model written by {script}'s training; {hint}")
+    check_tensors(state, f"--load_model_path {path}")  # before the task's data is read, and in its own words
     return state
 
 

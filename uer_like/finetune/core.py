@@ -20,7 +20,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from ..config import load_config
+from ..config import load_config, read_json
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..io.checkpoint import load_into, load_state_dict_file, save_model
 from ..io.uer import from_uer_state_dict
@@ -119,10 +119,7 @@ def save_finetuned(model, path, meta):
 
 def read_finetune_meta(path):
     p = os.path.splitext(path)[0] + "_finetune.json"
-    if os.path.isfile(p):
-        with open(p, encoding="utf-8") as f:
-            return json.load(f)
-    return {}
+    return read_json(p) if os.path.isfile(p) else {}
 
 
 def load_finetuned(model, path):

@@ -24,6 +24,7 @@ import os
 
 import torch
 
+from ..config import read_json
 from ..errors import CheckpointError, ConfigError
 from ..outputs import atomic_write
 from . import hf as hfmod
@@ -55,18 +56,10 @@ def _find_config(path):
     return None
 
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
-
-
 def _hf_config_at(d):
     p = os.path.join(d, "config.json")
     if os.path.isfile(p):
-        cfg = _read_json(p)
+        cfg = read_json(p)
         if isinstance(cfg, dict) and "model_type" in cfg:
             return cfg, p
     return None, None
@@ -107,7 +100,7 @@ def _hf_weights_in(d):
     for n in HF_INDEX_NAMES:
         p = os.path.join(d, n)
         if os.path.isfile(p):
-            index = _read_json(p)
+            index = read_json(p)
             files = sorted(set((index.get("weight_map") or {}).values()))
             if not files:
                 raise CheckpointError(f"{p}: the index lists no weight files")
@@ -154,13 +147,17 @@ def check_seq_length(config, seq_length, source="model"):
 
 # ---------------------------------------------------------------------------------------------- loading
 def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_length=None, tf_model=None,
-               config_overrides=None):
+               config_overrides=None, allow_nonfinite=False):
     """Load a model from any supported checkpoint (see the module docstring); the format is detected.
 
     config: for UER checkpoints, the UER-format config (a name in configs/, a path, a dict or a ModelConfig);
       for Hugging Face / TF weights, optionally the HF (or Google bert_config.json) config path or dict.
     strict: missing, unexpected or wrongly shaped tensors are errors (default). strict=False loads the
-      matching tensors and logs the rest by name (partial loads only on request).
+      matching tensors and logs the rest by name (partial loads only on request). A tensor of the wrong dtype
+      (integer, bool or complex values for a floating-point weight) is always an error.
+    allow_nonfinite: load weights holding NaN/inf values (with a warning naming them), to inspect a diverged
+      run's weights; by default they are an error naming the tensors (nothing can be trained or generated
+      from them).
     vocab / vocab_size: the vocabulary (path or Vocab) or its size, checked against the word embedding.
     seq_length: checked against the position embedding, so that a too long setting fails at start.
     tf_model: for ELECTRA TF checkpoints, "discriminator" (default) or "generator".
@@ -176,7 +173,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
         from .tf import read_tf_checkpoint
 
         hf_state, hf_cfg, cfg_path, vocab_path = read_tf_checkpoint(path, config=config, which=tf_model)
-        model = _load_hf_state(hf_state, hf_cfg, path, strict)
+        model = _load_hf_state(hf_state, hf_cfg, path, strict, allow_nonfinite=allow_nonfinite)
         model.source_format = "tf"
         model.vocab_path = vocab_path
     elif kind == "hf":
@@ -190,7 +187,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
         state = {}
         for f in _hf_weights_in(path):
             state.update(read_tensor_file(f))
-        model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=path)
+        model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=path, allow_nonfinite=allow_nonfinite)
         model.source_format = "hf"
         model.vocab_path = _first_file(path, ("vocab.txt",))
     elif kind == "uer" and os.path.isdir(path):
@@ -200,12 +197,12 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
             raise CheckpointError(f"{path}: a directory without a checkpoint (no Hugging Face config.json with a "
                                   "model_type, no TF checkpoint, no model.safetensors / pytorch_model.bin)")
         return load_model(weights[0], config=config, strict=strict, vocab_size=vocab_size, vocab=vocab,
-                          seq_length=seq_length, config_overrides=config_overrides)
+                          seq_length=seq_length, config_overrides=config_overrides, allow_nonfinite=allow_nonfinite)
     else:
         state = read_tensor_file(path)
         hf_cfg = _hf_config_arg(config)
         if _is_uer_state(state) and hf_cfg is None:
-            model = _load_uer_state(state, path, config, strict, vocab_size, config_overrides)
+            model = _load_uer_state(state, path, config, strict, vocab_size, config_overrides, allow_nonfinite)
             model.source_format = "uer"
             model.vocab_path = None
         else:
@@ -215,7 +212,8 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
                 raise ConfigError(
                     f"{path}: the tensors have Hugging Face names but no config.json with a model_type was given "
                     "or found beside the file (pass config='.../config.json')")
-            model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=os.path.dirname(os.path.abspath(path)))
+            model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=os.path.dirname(os.path.abspath(path)),
+                                   allow_nonfinite=allow_nonfinite)
             model.source_format = "hf"
             model.vocab_path = _first_file(os.path.dirname(os.path.abspath(path)), ("vocab.txt",))
     model.source_path = path
@@ -230,7 +228,8 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     elif model.vocab_path:
         check_vocab(rows, model.vocab_path, path, auto=True)
     check_seq_length(model.config, seq_length, path)
-    warn_nonfinite(model, path)
+    if allow_nonfinite:
+        warn_nonfinite(model, path)
     return model
 
 
@@ -247,7 +246,7 @@ def warn_nonfinite(model, source):
 def _hf_config_arg(config):
     """`config` when it is a Hugging Face config (a dict or a .json path with a model_type), else None."""
     if isinstance(config, str) and config.endswith(".json") and os.path.isfile(config):
-        cand = _read_json(config)
+        cand = read_json(config)
         return cand if isinstance(cand, dict) and "model_type" in cand else None
     if isinstance(config, dict) and "model_type" in config:
         return config
@@ -262,7 +261,7 @@ def _first_file(d, names):
     return None
 
 
-def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=None):
+def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=None, allow_nonfinite=False):
     from ..config import ModelConfig, read_config_dict
     from ..legacy_config import MODULE_KEYS
     from ..model import Model
@@ -272,7 +271,7 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
         if config is None and is_safetensors(path):
             meta = safetensors_metadata(path)
             if meta.get("uer_like_config"):
-                config = json.loads(meta["uer_like_config"])
+                config = read_json(f"{path} (its metadata's uer_like_config)", text=meta["uer_like_config"])
         if config is None:
             raise ConfigError(f"{path}: no config given and none found beside it "
                               "(pass config=..., e.g. 'bert/base_config.json')")
@@ -316,6 +315,10 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
                          for k, v in diff.items() if v)
         msg = (f"{path}: checkpoint does not match the model config in any UER layout; closest: {layout} "
                f"({uerfmt.LAYOUT_DESCRIPTIONS[layout]}): {desc}")
+        if strict and any(k.startswith(("output_layer", "crf.")) for k in diff.get("unexpected", ())):
+            raise CheckpointError(msg + " (a task head: a model fine-tuned by finetune/run_*.py, which runs it with "
+                                        "--load_model_path; scripts/convert.py converts it with its MODEL_finetune.json "
+                                        "beside it)")
         if strict:
             raise CheckpointError(msg + " (check the config against the checkpoint, or pass strict=False to load "
                                         "the matching tensors only)")
@@ -323,7 +326,8 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
     internal = uerfmt.from_uer_state_dict(state, layout, config)
     if config.tie_weights:
         _fill_tied(model, internal)
-    missing, unexpected = load_into(model, internal, strict=strict, source=path)
+    missing, unexpected = load_into(model, internal, strict=strict, source=path, allow_nonfinite=allow_nonfinite,
+                                    names=uerfmt.file_names(internal, layout, config))
     model.hf_config = None
     model.uer_layout = layout
     model.load_report = {"missing": missing, "unexpected": unexpected}
@@ -347,7 +351,7 @@ def _fill_tied(model, internal):
             internal[b if a in internal else a] = internal[a if a in internal else b]
 
 
-def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None):
+def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=False):
     from ..model import Model
 
     ln_originals = None
@@ -377,13 +381,14 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None):
     own = model.state_dict()
     bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in internal.items()
            if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    names = hfmod.hf_names(family, config)
     if bad:
-        names = hfmod.hf_names(family, config)
         desc = "; ".join(f"{'+'.join(names.get(k, (k,)))}: checkpoint {a} vs config {b} (uer_like {k})"
                          for k, a, b in bad[:10])
         raise CheckpointError(f"{source}: shape mismatch for {len(bad)} tensor(s) between the weights and "
                               f"config.json: {desc}")
-    load_into(model, internal, strict=False, source=source, quiet=True)
+    load_into(model, internal, strict=False, source=source, quiet=True, names=names,
+              allow_nonfinite=allow_nonfinite)
     model.hf_config = dict(hf_cfg)
     model.hf_family = family
     model.hf_extras = hf_extras
@@ -401,8 +406,10 @@ def _key_report(missing, unexpected):
     return "; ".join(parts) + " (pass strict=False to load the matching tensors only)"
 
 
-def load_into(model, state, strict=True, source="checkpoint", quiet=False):
-    """Copy tensors into a model, checking names and shapes. Returns (missing, unexpected)."""
+def load_into(model, state, strict=True, source="checkpoint", quiet=False, names=None, allow_nonfinite=False):
+    """Copy tensors into a model, checking names, shapes, dtypes and values (check_tensors). Returns
+    (missing, unexpected). names: key -> the file's key(s), for messages (Hugging Face names, UER's three
+    attention linears)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -414,6 +421,8 @@ def load_into(model, state, strict=True, source="checkpoint", quiet=False):
     if strict and (missing or unexpected):
         raise CheckpointError(f"{source}: checkpoint does not match the model config: "
                               + _key_report(missing, unexpected))
+    check_tensors({k: state[k] for k in own if k in state}, source, own=own, names=names,
+                  allow_nonfinite=allow_nonfinite)
     if not quiet:
         if missing:
             logger.warning("%s: not in the checkpoint, left as initialised: %s", source, ", ".join(missing))
@@ -424,6 +433,42 @@ def load_into(model, state, strict=True, source="checkpoint", quiet=False):
             if k in state:
                 v.copy_(state[k])
     return missing, unexpected
+
+
+def check_tensors(state, source, own=None, names=None, allow_nonfinite=False):
+    """Refuse, naming the tensors, what no weight can be loaded from: a dtype of another kind than the weight's
+    (own: the model's state dict; without it every tensor is a floating-point weight), i.e. integer, bool or
+    complex values for a floating-point weight (floating precisions convert: fp16/bf16/fp64 load into fp32);
+    and, unless allow_nonfinite, NaN/inf values (the weights of a diverged run).
+    names: key -> the file's key(s), for the message."""
+    def label(k):
+        return "+".join(names[k]) if names and k in names else k
+
+    def dtype(t):
+        return str(t.dtype).replace("torch.", "")
+
+    wrong = []
+    for k, v in state.items():
+        want = own[k] if own is not None else None
+        if not (v.is_floating_point() if want is None else
+                v.dtype == want.dtype or (v.is_floating_point() and want.is_floating_point())):
+            wrong.append((k, dtype(v), dtype(want) if want is not None else "floating point"))
+    if wrong:
+        desc = "; ".join(f"{label(k)}: checkpoint {a} vs model {b}" for k, a, b in wrong[:10])
+        raise CheckpointError(f"{source}: wrong dtype for {len(wrong)} tensor(s): {desc} (a floating-point weight is "
+                              "never loaded from integer, bool or complex values: the file was written wrongly or "
+                              "altered)")
+    if allow_nonfinite:
+        return
+    # a sum is NaN/inf when any value is (one cheap pass); only then count, which also rules out an overflow
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v.sum())
+           and not torch.isfinite(v).all()]
+    if bad:
+        desc = ", ".join(f"{label(k)} ({int((~torch.isfinite(state[k])).sum())} of {state[k].numel()} values)"
+                         for k in bad[:3])
+        raise CheckpointError(f"{source}: {len(bad)} tensor(s) hold NaN/inf values: {desc}"
+                              f"{', ...' if len(bad) > 3 else ''}; these weights are unusable (a diverged run?): "
+                              "use an earlier checkpoint")
 
 
 # ---------------------------------------------------------------------------------------------- saving

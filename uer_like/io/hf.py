@@ -46,6 +46,7 @@ import torch
 
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
+from .uer import cat
 
 logger = logging.getLogger("uer_like")
 
@@ -490,11 +491,11 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
             if len({tuple(t.shape) for t in ts}) != 1:
                 desc = ", ".join(f"{k} {tuple(t.shape)}" for k, t in zip(rule.hf, ts))
                 raise CheckpointError(f"{source}: query, key and value differ in shape: {desc}")
-            out[rule.internal] = torch.cat(ts, dim=0)
+            out[rule.internal] = cat(ts)
         elif rule.kind == "conv":
             out[rule.internal] = ts[0].t().contiguous()
         elif rule.kind in ("xin", "xqkv"):
-            out[rule.internal] = torch.cat([_xlnet_in(t) for t in ts], dim=0)
+            out[rule.internal] = cat([_xlnet_in(t) for t in ts])
         elif rule.kind == "xout":
             out[rule.internal] = ts[0].reshape(ts[0].shape[0], -1).contiguous()
         elif rule.kind == "extra":

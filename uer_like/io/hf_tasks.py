@@ -14,7 +14,8 @@ and PATH_finetune.json (the task settings) beside it. Its head maps onto a trans
 id2label / label2id come from the task settings (the tags of a tagger, the class ids of a classifier);
 regression and multi_label set problem_type. config.json keeps the task settings and the UER config under
 `uer_like.finetune`, and UER layer norms keep their exact gammas beside the weights (io/hf.py), so the way
-back (`import_finetuned`) writes the same three files again, tensors bit for bit.
+back (`import_finetuned`) writes the same three files again, tensors bit for bit. `convert_finetuned` rewrites
+a fine-tuned model in the other UER format (a torch .bin <-> .safetensors), its head kept.
 
 Not representable, refused in one line: a CRF on a tagger, pooling other than the first token for a
 classifier, ELECTRA's classification heads (gelu, not tanh).
@@ -24,7 +25,7 @@ import os
 
 import torch
 
-from ..config import load_config, read_config_dict
+from ..config import load_config, read_config_dict, read_json
 from ..errors import CheckpointError, ConfigError
 from . import hf as hfmod
 
@@ -46,8 +47,7 @@ def read_meta(path):
     p = meta_path(path)
     if not os.path.isfile(p):
         return None
-    with open(p, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(p)
 
 
 def is_task_dir(path):
@@ -55,8 +55,8 @@ def is_task_dir(path):
     p = os.path.join(path, "config.json") if os.path.isdir(path) else None
     if not p or not os.path.isfile(p):
         return False
-    with open(p, encoding="utf-8") as f:
-        arch = (json.load(f).get("architectures") or [""])[0]
+    cfg = read_json(p)
+    arch = ((cfg.get("architectures") if isinstance(cfg, dict) else None) or [""])[0]
     return any(arch.endswith(s) for s in set(SUFFIX.values()))
 
 
@@ -102,7 +102,7 @@ def _labels(task, meta, head_rows):
 def export_finetuned(path, out_dir, config=None, vocab=None):
     """A fine-tuned UER-format model (with PATH_finetune.json beside it) -> a transformers task directory."""
     from ..model import Model
-    from .checkpoint import _find_config, load_into, read_tensor_file, save_hf
+    from .checkpoint import _find_config, check_tensors, load_into, read_tensor_file, save_hf
     from .uer import from_uer_state_dict
 
     meta = read_meta(path)
@@ -116,6 +116,7 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     raw_config, _ = read_config_dict(cfg_source) if not isinstance(cfg_source, dict) else (dict(cfg_source), "config")
     cfg = load_config(raw_config)
     state = from_uer_state_dict(read_tensor_file(path))
+    check_tensors(state, path)
     if any(k.startswith("crf.") for k in state):
         raise ConfigError(f"{path}: the tagger has a CRF layer, which transformers' token classification classes "
                           "do not have; fine-tune without --crf_target to export it")
@@ -160,11 +161,10 @@ def import_finetuned(hf_dir, out_path):
     """A transformers task directory (exported here, or any *ForSequenceClassification / TokenClassification /
     QuestionAnswering / MultipleChoice of a supported family) -> a fine-tuned UER-format model at out_path with
     its _config.json and _finetune.json. Returns out_path."""
-    from .checkpoint import _hf_weights_in, read_tensor_file
+    from .checkpoint import _hf_weights_in, check_tensors, read_tensor_file
     from .uer import to_uer_state_dict
 
-    with open(os.path.join(hf_dir, "config.json"), encoding="utf-8") as f:
-        hf = json.load(f)
+    hf = read_json(os.path.join(hf_dir, "config.json"))
     arch = (hf.get("architectures") or [""])[0]
     family = hfmod.family_of(hf, os.path.join(hf_dir, "config.json"))
     saved = (hf.get("uer_like") or {}).get("finetune") or {}
@@ -201,21 +201,51 @@ def import_finetuned(hf_dir, out_path):
                 unexpected.remove(k)
     if unexpected:
         raise CheckpointError(f"{hf_dir}: tensors with no place in the {task} model: {', '.join(unexpected[:10])}")
+    check_tensors(out, hf_dir, names=hfmod.hf_names(family, cfg))
     meta = saved.get("meta") or _meta_from_hf(task, hf, out)
     config = saved.get("config") or cfg.to_dict()
-    file_state = to_uer_state_dict(out)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    if out_path.lower().endswith(".safetensors"):
-        from safetensors.torch import save_file
+    fmt = "safetensors" if out_path.lower().endswith(".safetensors") else "uer"
+    return _write_finetuned(to_uer_state_dict(out), out_path, fmt, config, meta)
 
-        save_file({k: v.contiguous() for k, v in file_state.items()}, out_path, metadata={"format": "pt"})
+
+def convert_finetuned(path, out_path, fmt, config=None):
+    """A fine-tuned UER-format model (PATH_finetune.json beside it) -> the same tensors, task head included, in
+    `fmt` ("uer": a torch .bin, or "safetensors") at out_path, with its _config.json and _finetune.json.
+    Returns out_path."""
+    from .checkpoint import _find_config, check_tensors, read_tensor_file
+
+    meta = read_meta(path)
+    cfg_source = config or _find_config(path)
+    if cfg_source is None:
+        raise ConfigError(f"{path}: no config given and none found beside it")
+    raw_config, _ = read_config_dict(cfg_source)
+    state = read_tensor_file(path)
+    check_tensors(state, path)
+    return _write_finetuned(state, out_path, fmt, raw_config, meta)
+
+
+def _write_finetuned(file_state, out_path, fmt, config, meta):
+    from ..outputs import atomic_write
+
+    if fmt == "uer" and out_path.lower().endswith(".safetensors"):
+        raise ConfigError(f"{out_path}: format 'uer' writes a torch pickle; use --to safetensors for a .safetensors "
+                          "path, or a .bin path")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"could not create the directory of {out_path}: {os.strerror(e.errno)}") from None
+    if fmt == "safetensors":
+        from safetensors.torch import save
+
+        blob = {k: v.contiguous().clone() for k, v in file_state.items()}
+        atomic_write(out_path, lambda f: f.write(save(blob, metadata={"format": "pt"})), error=CheckpointError,
+                     what="weights")
     else:
-        torch.save(file_state, out_path)
+        atomic_write(out_path, lambda f: torch.save(file_state, f), error=CheckpointError, what="weights")
     stem = os.path.splitext(out_path)[0]
-    with open(stem + "_config.json", "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2, ensure_ascii=False)
-    with open(stem + "_finetune.json", "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2, ensure_ascii=False)
+    for suffix, value in (("_config.json", config), ("_finetune.json", meta)):
+        text = json.dumps(value, indent=2, ensure_ascii=False).encode("utf-8")
+        atomic_write(stem + suffix, lambda f: f.write(text), error=CheckpointError, what="settings")
     return out_path
 
 

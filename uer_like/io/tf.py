@@ -30,12 +30,12 @@ the Hugging Face conversion and uer_like both compute exactly (erf): the loaded 
 Face conversion of the checkpoint; running the original TF graph gives slightly different numbers (pass a
 config with "hidden_act": "gelu_new" to follow TF's approximation instead).
 """
-import json
 import os
 import re
 
 import torch
 
+from ..config import read_json
 from ..errors import CheckpointError, ConfigError
 
 _SKIP = re.compile(r"(adam_m|adam_v|global_step|AdamWeightDecayOptimizer|beta1_power|beta2_power|_slot_|"
@@ -271,8 +271,7 @@ def read_tf_checkpoint(path, config=None, which=None):
                                   "pass config='bert_config.json')")
             cfg = _infer_electra_config(state, which)
         else:
-            with open(cfg_path, encoding="utf-8") as f:
-                cfg = json.load(f)
+            cfg = read_json(cfg_path)
     cfg = dict(cfg)
     cfg.setdefault("model_type", family)
     if cfg["model_type"] != family:

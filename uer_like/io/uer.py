@@ -85,17 +85,31 @@ def _rename(key, mapping):
     return key
 
 
-def file_keys(internal_keys, layout, config):
-    """The key names a file in `layout` holds for a model whose state dict has `internal_keys`."""
+def file_names(internal_keys, layout, config):
+    """{internal key: (the key or keys a file in `layout` holds it under)}."""
     mapping = prefix_map(layout, config.target)
-    out = []
+    out = {}
     for key in internal_keys:
         m = _QKV.match(key)
         names = [f"{m.group(1)}.linear_layers.{i}.{m.group(2)}" for i in range(3)] if m else [key]
-        out += [_rename(n, mapping) for n in names]
+        out[key] = tuple(_rename(n, mapping) for n in names)
+    return out
+
+
+def file_keys(internal_keys, layout, config):
+    """The key names a file in `layout` holds for a model whose state dict has `internal_keys`."""
+    out = [n for names in file_names(internal_keys, layout, config).values() for n in names]
     if layout != "uer" and "sinusoidalpos" in config.embedding:
         out.append(SINUSOIDAL_BUFFER)
     return out
+
+
+def cat(parts, dim=0):
+    """torch.cat without promotion to floating point: parts that include an integer, bool or complex tensor
+    join in that tensor's dtype, so that loading refuses the weight by its dtype (checkpoint.check_tensors)
+    rather than casting its values silently."""
+    odd = next((t.dtype for t in parts if not t.is_floating_point()), None)
+    return torch.cat([t.to(odd) for t in parts] if odd is not None else list(parts), dim=dim)
 
 
 def to_uer_state_dict(state_dict, layout="uer", config=None):
@@ -130,7 +144,7 @@ def from_uer_state_dict(state_dict, layout="uer", config=None):
             out[_rename(key, inverse)] = value
     for (prefix, kind), parts in groups.items():
         if len(parts) == 3:
-            out[f"{prefix}.qkv.{kind}"] = torch.cat([parts[i][1] for i in range(3)], dim=0)
+            out[f"{prefix}.qkv.{kind}"] = cat([parts[i][1] for i in range(3)])
         else:
             for key, value in parts.values():
                 out[key] = value
