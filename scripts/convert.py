@@ -25,11 +25,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def main(argv=None):
-    from uer_like.cli import add_model_flags, model_flag_overrides
-    from uer_like.io.uer import LAYOUTS
-
+def build_parser():
+    from uer_like.cli import add_model_flags
     from uer_like.flags import Parser
+    from uer_like.io.uer import LAYOUTS
 
     p = Parser(description=__doc__)
     p.add_argument("--input", required=True, help="checkpoint file, Hugging Face directory or TF checkpoint")
@@ -47,13 +46,17 @@ def main(argv=None):
                         "(Feb 2022 - July 2023), uer_2021 / uer_2021_albert (before 2022); default: the input's "
                         "layout when it is a UER file, else uer")
     add_model_flags(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    from uer_like.cli import model_flag_overrides
+
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from uer_like.errors import ConfigError, UerLikeError
-    from uer_like.io import load_model, save_model
-
-    from uer_like.io import hf_tasks
+    from uer_like.io import hf_tasks, load_model, save_model
 
     try:
         if args.to == "hf" and not os.path.isdir(args.input) and hf_tasks.read_meta(args.input) is not None:
