@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate text with a left-to-right language model (GPT-2, LSTM/GRU LMs), with UER-py's flags.
 
-    python scripts/generate_lm.py --load_model_path models/gpt2.bin --config_path models/gpt2/config.json \
+    python scripts/generate_lm.py --load_model_path output/gpt2_tiny.bin --config_path output/gpt2_tiny_config.json \
         --vocab_path models/google_zh_vocab.txt --test_path beginning.txt --prediction_path generated.txt \
         --seq_length 128 --top_k 70
 
