@@ -26,6 +26,7 @@ STOPPED_EXIT = 143  # 128 + SIGTERM: what a shell reports for a process the sign
 
 def build_parser():
     from uer_like.training.optim import OPTIMIZERS, SCHEDULERS
+    from uer_like.io.formats import writable
     from uer_like.training.trainer import PRECISIONS, TRAIN_ARG_RULES as R
 
     p = Parser(description=__doc__)
@@ -38,7 +39,7 @@ def build_parser():
                         "against the dataset's vocabulary")
     p.add_argument("--pretrained_model_path", default=None, help="initialise from these weights (UER format)")
     p.add_argument("--output_model_path", default="output/model.bin", help="final weights (see --output_format)")
-    p.add_argument("--output_format", default="uer", choices=("uer", "safetensors", "hf"),
+    p.add_argument("--output_format", default="uer", choices=writable(),
                    help="final weights: uer (UER-py's .bin + NAME_config.json, the default), safetensors (same names "
                         "in NAME.safetensors), hf (a directory transformers loads: config, weights, tokenizer files; "
                         "named as --output_model_path without .bin)")

@@ -28,12 +28,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def build_parser():
     from uer_like.cli import add_model_flags
     from uer_like.flags import Parser
+    from uer_like.io.formats import writable
     from uer_like.io.uer import LAYOUTS
 
     p = Parser(description=__doc__)
     p.add_argument("--input", required=True, help="checkpoint file, Hugging Face directory or TF checkpoint")
     p.add_argument("--output", required=True, help="output file (uer, safetensors) or directory (hf)")
-    p.add_argument("--to", required=True, choices=["uer", "hf", "safetensors"])
+    p.add_argument("--to", required=True, choices=writable())
     p.add_argument("--config", help="UER config (name in configs/ or path) for UER input; HF/Google config for others")
     p.add_argument("--vocab_path", help="vocabulary to check against the checkpoint and to write for --to hf")
     p.add_argument("--tf_model", choices=["discriminator", "generator"], help="which half of an ELECTRA TF checkpoint")
@@ -57,6 +58,7 @@ def main(argv=None):
 
     from uer_like.errors import ConfigError, UerLikeError
     from uer_like.io import hf_tasks, load_model, save_model
+    from uer_like.io.formats import LoadInfo
 
     try:
         if args.to == "hf" and not os.path.isdir(args.input) and hf_tasks.read_meta(args.input) is not None:
@@ -82,19 +84,19 @@ def main(argv=None):
             if "electra" not in model.config.target:
                 raise ConfigError(f"--electra_part: {args.input} is not an ELECTRA pretraining model (targets "
                                   f"{model.config.target})")
-            source = model.source_format
+            info = model.load_info
             model = electra_parts(model)[0 if args.electra_part == "discriminator" else 1]
-            model.source_format = source
+            model.load_info = LoadInfo(format=info.format, path=info.path, names=info.names)
         out = save_model(model, args.output, format=args.to, vocab=args.vocab_path, layout=args.layout)
     except UerLikeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = getattr(model, "load_report", {}) or {}
-    src = model.source_format + (f", layout {model.uer_layout}" if getattr(model, "uer_layout", None) else "")
+    info = model.load_info
+    src = info.format + (f", layout {info.layout}" if info.layout else "")
     print(f"{args.input} ({src}) -> {out} ({args.to}); targets {model.config.target}; "
           f"{sum(p.numel() for p in model.parameters())} parameters"
-          + (f"; missing {report.get('missing')}" if report.get("missing") else "")
-          + (f"; unexpected {report.get('unexpected')}" if report.get("unexpected") else ""))
+          + (f"; missing {info.missing}" if info.missing else "")
+          + (f"; unexpected {info.unexpected}" if info.unexpected else ""))
     return 0
 
 

@@ -105,7 +105,7 @@ def _run(args):
     model = load_model(args.load_model_path, config=args.config_path, vocab=args.vocab_path,
                        vocab_size=spm_size, seq_length=args.seq_length, config_overrides=model_flag_overrides(args))
     check_lm(model)
-    vocab_path = args.vocab_path or getattr(model, "vocab_path", None)
+    vocab_path = args.vocab_path or model.load_info.vocab_path
     if vocab_path is None and not args.spm_model_path:
         from uer_like.io import check_vocab
 

@@ -260,9 +260,10 @@ def test_fine_tuned_model_files_are_written_atomically(tmp_path, monkeypatch):
     """save_finetuned: the weights, config and task settings each go through outputs.atomic_write."""
     import uer_like.finetune.core as FC
     import uer_like.io.checkpoint as IC
+    import uer_like.io.formats.uer as IU
 
     written = []
-    for mod in (FC, IC):
+    for mod in (FC, IC, IU):
         real = mod.atomic_write
         monkeypatch.setattr(mod, "atomic_write", lambda p, w, _r=real, **k: (written.append(os.path.basename(p)),
                                                                              _r(p, w, **k))[1])

@@ -189,7 +189,7 @@ def test_roberta_wwm_ext_is_bert(tmp_path):
     cfg.architectures = ["BertForMaskedLM"]
     T.BertForMaskedLM(cfg).save_pretrained(tmp_path / "wwm")
     m = load_model(str(tmp_path / "wwm"))
-    assert m.config.position_offset == 0 and m.hf_family == "bert"
+    assert m.config.position_offset == 0 and m.load_info.family == "bert"
     save_model(m, str(tmp_path / "out"), format="hf")
     out_cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert out_cfg["model_type"] == "bert" and out_cfg["type_vocab_size"] == 2

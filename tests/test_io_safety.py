@@ -141,8 +141,8 @@ def test_strict_by_default_partial_only_on_request(tmp_path, caplog):
         m = load_model(str(tmp_path / "partial.bin"), config=cfg, strict=False)
     text = caplog.text
     assert "target.mlm.linear_1.weight" in text and "some.extra.tensor" in text
-    assert "target.sp.linear_1.weight" in m.load_report["missing"]
-    assert m.load_report["unexpected"] == ["some.extra.tensor"]
+    assert "target.sp.linear_1.weight" in m.load_info.missing
+    assert m.load_info.unexpected == ["some.extra.tensor"]
     assert torch.equal(m.embedding.word.embedding.weight, model.embedding.word.embedding.weight)
 
 

@@ -71,7 +71,7 @@ def test_uer_py_file_loads_with_its_config_and_reproduces_uer_py(name, tmp_path,
     layout = LOCAL[name][0] if name in LOCAL else SHARED[name]
     with caplog.at_level(logging.INFO, logger="uer_like"):
         model = uer_like.load_model(bin_path, cfg_path)
-    assert model.uer_layout == layout
+    assert model.load_info.layout == layout
     if name in FLAGS:  # a flat config: the components were read off the tensor names, and logged
         assert "read from the checkpoint's tensor names" in caplog.text
     check_outputs(model, io_path)
@@ -85,7 +85,7 @@ def test_uer_py_file_loads_with_its_config_and_reproduces_uer_py(name, tmp_path,
         assert torch.equal(mine[k], ref[k]), k
     # and the config written beside it reloads the same model
     again = uer_like.load_model(str(out))
-    assert again.config == model.config and again.uer_layout == layout
+    assert again.config == model.config and again.load_info.layout == layout
 
 
 @pytest.mark.parametrize("name", sorted(FLAGS))
@@ -109,7 +109,7 @@ def test_every_layout_saves_a_2023_model_under_its_own_names(tmp_path):
         assert ("target.sop_linear_1.weight" in keys) == (layout == "uer_2021_albert")
         assert ("embedding.word.embedding.weight" in keys) == (layout == "uer")
         again = uer_like.load_model(str(p))
-        assert again.uer_layout == layout
+        assert again.load_info.layout == layout
         check_outputs(again, io_path)
     cfg = json.load(open(tmp_path / "uer_2021_config.json"))
     assert cfg["target"] == "bert" and cfg["embedding"] == "word_pos_seg"  # the form UER-py read then
@@ -136,7 +136,7 @@ def test_unknown_names_report_the_closest_layout_and_the_keys_that_differ(tmp_pa
     assert "closest: uer_2021" in msg and "target.nsp_linear_1.weight" in msg and "target.nsp_dense.weight" in msg
     assert "\n" not in msg
     model = uer_like.load_model(str(p), cfg_path, config_overrides=FLAGS["bert_2021"], strict=False)
-    assert model.load_report["missing"] == ["target.sp.linear_1.weight"]
+    assert model.load_info.missing == ["target.sp.linear_1.weight"]
 
 
 def test_convert_cli_takes_uer_py_flags_and_a_layout(tmp_path, capsys):
@@ -158,5 +158,5 @@ def test_convert_cli_takes_uer_py_flags_and_a_layout(tmp_path, capsys):
     keys = set(torch.load(out, weights_only=True))
     assert "target.sp.linear_1.weight" in keys and "embedding.word.embedding.weight" in keys
     model = uer_like.load_model(str(out))
-    assert model.uer_layout == "uer"
+    assert model.load_info.layout == "uer"
     check_outputs(model, io_path)

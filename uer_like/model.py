@@ -11,6 +11,8 @@ from .errors import DataError
 
 
 class Model(nn.Module):
+    load_info = None  # where a loaded model came from: io/formats.LoadInfo, set by uer_like.load_model
+
     def __init__(self, config: ModelConfig, vocab_size: int):
         super().__init__()
         self.config = config

@@ -26,6 +26,10 @@ class Registry:
 
         return deco
 
+    def unregister(self, name):
+        """Remove an entry (a test's toy module, registered for the test only)."""
+        self._items.pop(name, None)
+
     def names(self):
         return sorted(self._items)
 
@@ -52,3 +56,4 @@ LAYERNORMS = Registry("layernorm")
 TOKENIZERS = Registry("tokenizer")
 DATA_PROCESSORS = Registry("data_processor")
 POSITION_SCHEMES = Registry("position_scheme")
+FORMATS = Registry("format")  # checkpoint formats on disk (uer_like/io/formats/): detect, read, write

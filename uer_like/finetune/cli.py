@@ -321,10 +321,10 @@ def _model_dirs(args):
 def _model_tokenizer(args):
     """The tokenizer the model was made with: its config's (a Hugging Face XLNet directory, or a UER config
     with `tokenizer`), else bert."""
-    from ..io.checkpoint import _hf_config_at
+    from ..io.formats.hf import hf_config_at
 
     for d in _model_dirs(args):
-        hf, _ = _hf_config_at(d)
+        hf, _ = hf_config_at(d)
         if hf is not None:
             return "xlnet" if hf.get("model_type") == "xlnet" else "bert"
     cfg = args.config_path or (_beside(args.load_model_path, "_config.json") if args.load_model_path else None) \

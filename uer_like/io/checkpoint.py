@@ -1,4 +1,5 @@
-"""load_model / save_model: format detection and safe loading.
+"""load_model / save_model: the formats registered in io/formats/ (one module each) detect, read and write;
+this module builds the model from what they read and checks it.
 
 Formats read by `load_model(path)`:
   - UER state dicts: `.bin`/`.pt` (torch pickle, scanned and read with weights_only=True) or `.safetensors`,
@@ -16,7 +17,11 @@ and wrongly shaped tensors are errors naming the keys; `strict=False` loads what
 (logs at WARNING) the rest.
 
 `save_model(model, path, format=None)`: "uer" (UER-py's key names in a torch .bin), "safetensors" (the
-same names in a .safetensors file, the project's default) or "hf" (a transformers directory).
+same names in a .safetensors file, the project's default) or "hf" (a transformers directory): the formats
+with a `write` (io/formats.writable()).
+
+A loaded model carries `model.load_info` (io/formats.LoadInfo): the format, path, key names (UER layout or HF
+family), the vocabulary and tokenizer directory found, and the tensors missing / unexpected.
 """
 import json
 import logging
@@ -27,16 +32,15 @@ import torch
 from ..config import read_json
 from ..errors import CheckpointError, ConfigError
 from ..outputs import atomic_write
+from . import formats
 from . import hf as hfmod
+from .formats import LoadInfo
 from .safe import is_safetensors, read_tensor_file, safetensors_metadata
 from . import uer as uerfmt
 
 logger = logging.getLogger("uer_like")
 
 CONFIG_NAMES = ("config.json", "uer_config.json")
-HF_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
-HF_INDEX_NAMES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-FORMATS = ("uer", "safetensors", "hf")
 
 
 def load_state_dict_file(path):
@@ -56,57 +60,11 @@ def _find_config(path):
     return None
 
 
-def _hf_config_at(d):
-    p = os.path.join(d, "config.json")
-    if os.path.isfile(p):
-        cfg = read_json(p)
-        if isinstance(cfg, dict) and "model_type" in cfg:
-            return cfg, p
-    return None, None
-
-
-def _is_tf_path(path):
-    if os.path.isdir(path):
-        return os.path.isfile(os.path.join(path, "checkpoint")) or any(
-            f.endswith(".index") for f in os.listdir(path))
-    return path.endswith((".index", ".meta")) or ".data-" in os.path.basename(path) or \
-        (not os.path.exists(path) and os.path.exists(path + ".index"))
-
-
-def _is_uer_state(state):
-    return any(k.startswith(("embedding.", "encoder.", "target.", "module.embedding.")) for k in state)
-
-
 def detect_format(path):
-    """'uer', 'hf' or 'tf' for a path, without loading any tensor data."""
-    if os.path.isdir(path):
-        if _hf_config_at(path)[0] is not None:
-            return "hf"
-        if _is_tf_path(path):
-            return "tf"
-        return "uer"
-    if _is_tf_path(path):
-        return "tf"
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such checkpoint file or directory")
-    return "hf-or-uer"
-
-
-def _hf_weights_in(d):
-    for n in HF_WEIGHT_NAMES:
-        p = os.path.join(d, n)
-        if os.path.isfile(p):
-            return [p]
-    for n in HF_INDEX_NAMES:
-        p = os.path.join(d, n)
-        if os.path.isfile(p):
-            index = read_json(p)
-            files = sorted(set((index.get("weight_map") or {}).values()))
-            if not files:
-                raise CheckpointError(f"{p}: the index lists no weight files")
-            return [os.path.join(d, f) for f in files]
-    raise CheckpointError(f"{d}: a Hugging Face directory without weights (looked for "
-                          f"{', '.join(HF_WEIGHT_NAMES + HF_INDEX_NAMES)})")
+    """The name of the registered format that reads `path` (io/formats: "hf", "tf", "safetensors", "uer", ...),
+    without loading any tensor data. A weights file's tensor names decide, when it is read, whether they are
+    UER-py's or a Hugging Face family's (then reported as "hf")."""
+    return formats.detect(path)
 
 
 def _read_vocab_size(vocab):
@@ -166,70 +124,33 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
       gives is read off the checkpoint's tensor names (logged).
     UER files of every UER-py era load (io/uer.py: the layout is detected from the tensor names; a file
     matching none is an error naming the closest layout and the keys that differ).
-    The model remembers where it came from: model.source_format, model.source_path, model.hf_config,
-    model.uer_layout (UER files), model.vocab_path, model.load_report ({"missing": [...], "unexpected": [...]})."""
-    kind = detect_format(path)
-    if kind == "tf":
-        from .tf import read_tf_checkpoint
-
-        hf_state, hf_cfg, cfg_path, vocab_path = read_tf_checkpoint(path, config=config, which=tf_model)
-        model = _load_hf_state(hf_state, hf_cfg, path, strict, allow_nonfinite=allow_nonfinite)
-        model.source_format = "tf"
-        model.vocab_path = vocab_path
-    elif kind == "hf":
-        hf_cfg, _ = _hf_config_at(path)
-        given = _hf_config_arg(config)
-        if given is not None:
-            hf_cfg = given
-        elif config is not None:
-            logger.warning("%s: a Hugging Face directory; its config.json defines the model, config=%r is ignored",
-                           path, config)
-        state = {}
-        for f in _hf_weights_in(path):
-            state.update(read_tensor_file(f))
-        model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=path, allow_nonfinite=allow_nonfinite)
-        model.source_format = "hf"
-        model.vocab_path = _first_file(path, ("vocab.txt",))
-    elif kind == "uer" and os.path.isdir(path):
-        weights = [os.path.join(path, n) for n in ("model.safetensors", "pytorch_model.bin", "model.bin")
-                   if os.path.isfile(os.path.join(path, n))]
-        if not weights:
-            raise CheckpointError(f"{path}: a directory without a checkpoint (no Hugging Face config.json with a "
-                                  "model_type, no TF checkpoint, no model.safetensors / pytorch_model.bin)")
-        return load_model(weights[0], config=config, strict=strict, vocab_size=vocab_size, vocab=vocab,
-                          seq_length=seq_length, config_overrides=config_overrides, allow_nonfinite=allow_nonfinite)
+    The model remembers where it came from: model.load_info (io/formats.LoadInfo: format, path, names,
+    layout (UER files), family and hf_config (Hugging Face names), vocab_path, missing / unexpected)."""
+    fmt = detect_format(path)
+    w = formats.get(fmt).read(path, config=config, tf_model=tf_model)
+    if w.names == "uer":
+        model, details = _load_uer_state(w.state, w.path, w.config, strict, vocab_size, config_overrides,
+                                         allow_nonfinite)
+    elif w.names == "hf":
+        model, details = _load_hf_state(w.state, w.config, w.path, strict, ln_dir=w.ln_dir,
+                                        allow_nonfinite=allow_nonfinite)
     else:
-        state = read_tensor_file(path)
-        hf_cfg = _hf_config_arg(config)
-        if _is_uer_state(state) and hf_cfg is None:
-            model = _load_uer_state(state, path, config, strict, vocab_size, config_overrides, allow_nonfinite)
-            model.source_format = "uer"
-            model.vocab_path = None
-        else:
-            if hf_cfg is None:
-                hf_cfg, _ = _hf_config_at(os.path.dirname(os.path.abspath(path)))
-            if hf_cfg is None:
-                raise ConfigError(
-                    f"{path}: the tensors have Hugging Face names but no config.json with a model_type was given "
-                    "or found beside the file (pass config='.../config.json')")
-            model = _load_hf_state(state, hf_cfg, path, strict, ln_dir=os.path.dirname(os.path.abspath(path)),
-                                   allow_nonfinite=allow_nonfinite)
-            model.source_format = "hf"
-            model.vocab_path = _first_file(os.path.dirname(os.path.abspath(path)), ("vocab.txt",))
-    model.source_path = path
+        raise ValueError(f"format {fmt!r}: its read returned tensor names {w.names!r} (expected 'uer' or 'hf')")
+    info = model.load_info = LoadInfo(format=w.format or fmt, path=w.path, names=w.names, vocab_path=w.vocab_path,
+                                      tokenizer_dir=w.tokenizer_dir, **details)
     rows = model.embedding.word.embedding.weight.shape[0]
     if vocab_size is not None and vocab_size != rows:
-        raise CheckpointError(f"{path}: the checkpoint's word embedding has {rows} rows but the vocabulary "
+        raise CheckpointError(f"{w.path}: the checkpoint's word embedding has {rows} rows but the vocabulary "
                               f"has {vocab_size} tokens; use the checkpoint's own vocabulary or resize it "
                               "(uer_like.io.resize_vocab)")
     if vocab is not None:
-        check_vocab(rows, vocab, path)
-        model.vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None)
-    elif model.vocab_path:
-        check_vocab(rows, model.vocab_path, path, auto=True)
-    check_seq_length(model.config, seq_length, path)
+        check_vocab(rows, vocab, w.path)
+        info.vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None)
+    elif info.vocab_path:
+        check_vocab(rows, info.vocab_path, w.path, auto=True)
+    check_seq_length(model.config, seq_length, w.path)
     if allow_nonfinite:
-        warn_nonfinite(model, path)
+        warn_nonfinite(model, w.path)
     return model
 
 
@@ -241,24 +162,6 @@ def warn_nonfinite(model, source):
                        "run?); use an earlier checkpoint", source, len(bad), ", ".join(bad[:3]),
                        ", ..." if len(bad) > 3 else "")
     return bad
-
-
-def _hf_config_arg(config):
-    """`config` when it is a Hugging Face config (a dict or a .json path with a model_type), else None."""
-    if isinstance(config, str) and config.endswith(".json") and os.path.isfile(config):
-        cand = read_json(config)
-        return cand if isinstance(cand, dict) and "model_type" in cand else None
-    if isinstance(config, dict) and "model_type" in config:
-        return config
-    return None
-
-
-def _first_file(d, names):
-    for n in names:
-        p = os.path.join(d, n)
-        if os.path.isfile(p):
-            return p
-    return None
 
 
 def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=None, allow_nonfinite=False):
@@ -328,12 +231,9 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
         _fill_tied(model, internal)
     missing, unexpected = load_into(model, internal, strict=strict, source=path, allow_nonfinite=allow_nonfinite,
                                     names=uerfmt.file_names(internal, layout, config))
-    model.hf_config = None
-    model.uer_layout = layout
-    model.load_report = {"missing": missing, "unexpected": unexpected}
     if layout != "uer":
         logger.info("%s: UER layout %s (%s)", path, layout, uerfmt.LAYOUT_DESCRIPTIONS[layout])
-    return model
+    return model, dict(layout=layout, missing=missing, unexpected=unexpected)
 
 
 def _first_present(state, names):
@@ -389,11 +289,8 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=F
                               f"config.json: {desc}")
     load_into(model, internal, strict=False, source=source, quiet=True, names=names,
               allow_nonfinite=allow_nonfinite)
-    model.hf_config = dict(hf_cfg)
-    model.hf_family = family
-    model.hf_extras = hf_extras
-    model.load_report = {"missing": missing, "unexpected": unexpected}
-    return model
+    return model, dict(family=family, hf_config=dict(hf_cfg), hf_extras=hf_extras, missing=missing,
+                       unexpected=unexpected)
 
 
 def _key_report(missing, unexpected):
@@ -472,17 +369,6 @@ def check_tensors(state, source, own=None, names=None, allow_nonfinite=False):
 
 
 # ---------------------------------------------------------------------------------------------- saving
-def _infer_format(path):
-    low = path.lower()
-    if low.endswith(".safetensors"):
-        return "safetensors"
-    if low.endswith((".bin", ".pt", ".pth")):
-        return "uer"
-    if os.path.isdir(path) or not os.path.splitext(low)[1]:
-        return "hf"
-    return "safetensors"
-
-
 def save_model(model, path, format=None, vocab=None, layout=None):
     """Save weights.
 
@@ -499,60 +385,21 @@ def save_model(model, path, format=None, vocab=None, layout=None):
     layout (the UER formats): the key names of a UER-py era (io/uer.py LAYOUTS: "uer" since July 2023,
     "uer_2023", "uer_2021", "uer_2021_albert"); default: the layout the model was loaded from, else "uer".
     NAME_config.json is then written in that era's form too. Returns the path written."""
-    fmt = format or _infer_format(path)
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
-    if fmt == "hf" and "electra" in model.config.target:  # ELECTRA pretraining: two transformers models
-        from ..targets.electra import electra_parts
-
-        disc, gen = electra_parts(model)
-        save_hf(disc, os.path.join(path, "discriminator"), vocab=vocab or _default_vocab(model))
-        save_hf(gen, os.path.join(path, "generator"), vocab=vocab or _default_vocab(model))
-        return path
-    if fmt == "hf" and "pert" in model.config.target:  # PERT: the encoder, as HFL released it (BertModel)
-        from ..targets.pert import pert_encoder
-
-        logger.info("%s: PERT's pointer head has no Hugging Face class; the encoder is saved without it", path)
-        model = pert_encoder(model)
-    if fmt == "hf":
-        return save_hf(model, path, vocab=vocab)
-    if fmt == "uer" and path.lower().endswith(".safetensors"):
-        raise ConfigError(f"{path}: format 'uer' writes a torch pickle; use format='safetensors' for a .safetensors "
-                         "path, or a .bin path")
-    from ..legacy_config import config_for_layout
-
-    layout = layout or getattr(model, "uer_layout", None) or "uer"
-    try:
-        state = uerfmt.to_uer_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()}, layout,
-                                         model.config)
-    except uerfmt.LayoutError as e:
-        raise ConfigError(f"{path}: {e}") from None
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    except OSError as e:
-        raise CheckpointError(f"could not create the directory of {path}: {os.strerror(e.errno)}") from None
-    cfg_json = json.dumps(config_for_layout(model.config.to_dict(), layout), indent=2, ensure_ascii=False)
-    if fmt == "uer":
-        atomic_write(path, lambda f: torch.save(state, f), error=CheckpointError, what="weights")
-    else:
-        from safetensors.torch import save
-
-        blob = {k: v.contiguous().clone() for k, v in state.items()}
-        atomic_write(path, lambda f: f.write(save(blob, metadata={"format": "pt", "uer_like_config": cfg_json})),
-                     error=CheckpointError, what="weights")
-    atomic_write(os.path.splitext(path)[0] + "_config.json", lambda f: f.write(cfg_json.encode("utf-8")),
-                 error=CheckpointError, what="config")
-    return path
+    fmt = format or formats.infer_write_format(path)
+    if fmt not in formats.writable():
+        raise ConfigError(f"unknown format {fmt!r}; valid: {', '.join(formats.writable())}")
+    return formats.get(fmt).write(model, path, vocab=vocab, layout=layout)
 
 
 def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     """Write a Hugging Face directory: model.safetensors, config.json, tokenizer files. task_head (fine-tuned
     models, io/hf_tasks.py): (architecture, config.json entries, head tensors by Hugging Face name)."""
-    family = family or hfmod.hf_family_for(model.config, prefer=getattr(model, "hf_family", None))
+    info = formats.load_info_of(model) or LoadInfo()
+    family = family or hfmod.hf_family_for(model.config, prefer=info.family)
     if model.config.layernorm not in ("torch", "normal"):
         logger.warning("the model uses the %s layer norm, which transformers' %s does not compute", model.config.layernorm,
                        family)
-    source_hf = getattr(model, "hf_config", None)
+    source_hf = info.hf_config
     if source_hf is not None and hfmod.FAMILIES.get(source_hf.get("model_type")) != family:
         source_hf = None
     hf_cfg = hfmod.hf_config_for(model, family, source_hf)
@@ -581,13 +428,10 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
         os.remove(sidecar)
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(hf_cfg, f, indent=2, ensure_ascii=False)
-    source_dir = None
-    src = getattr(model, "source_path", None)
-    if getattr(model, "source_format", None) == "hf" and src and vocab is None:
-        source_dir = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
+    source_dir = info.tokenizer_dir if vocab is None else None
     vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None) if vocab is not None else None
     if vocab_path is None:
-        vocab_path = getattr(model, "vocab_path", None) or _default_vocab(model)
+        vocab_path = info.vocab_path or _default_vocab(model)
     if vocab_path is not None and vocab_path.endswith(".model"):  # a sentencepiece model (XLNet)
         from ..tokenizers.xlnet import load_spm
 

@@ -7,6 +7,7 @@ import torch
 from ..errors import ConfigError
 from ..flags import FEATURE_RULES, check_value
 from .checkpoint import check_seq_length
+from .formats import LoadInfo, load_info_of
 
 POOLINGS = ("first", "mean", "max", "last", "none")
 
@@ -19,7 +20,8 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
     the one beside the weights) and its layout (a <sep> b <sep> <cls>)."""
     if model.config.tokenizer == "xlnet":
         return _xlnet_text_encoder(model, spm_model_path)
-    vocab_path = vocab_path or getattr(model, "vocab_path", None)
+    info = load_info_of(model) or LoadInfo()
+    vocab_path = vocab_path or info.vocab_path
     if spm_model_path or (vocab_path and vocab_path.endswith(".txt")):
         if spm_model_path:
             from ..tokenizers.spm import SentencePieceTokenizer
@@ -46,14 +48,12 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
             return first + second, [1] * len(first) + [2] * len(second)
 
         return encode
-    src = getattr(model, "source_path", None)
-    if src and getattr(model, "source_format", None) == "hf":
+    if info.tokenizer_dir:
         try:
             from transformers import AutoTokenizer
         except ImportError:  # pragma: no cover
             raise ConfigError("the model has no vocab.txt; its tokenizer needs transformers") from None
-        d = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
-        hf_tok = AutoTokenizer.from_pretrained(d)
+        hf_tok = AutoTokenizer.from_pretrained(info.tokenizer_dir)
 
         def encode(a, b=None):
             enc = hf_tok(a, b) if b is not None else hf_tok(a)
@@ -72,7 +72,7 @@ def _xlnet_text_encoder(model, spm_path=None):
     from ..tokenizers.xlnet import SPM_FILE
 
     if spm_path is None:
-        src = getattr(model, "source_path", None) or "the model"
+        src = (load_info_of(model) or LoadInfo()).path or "the model"
         d = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
         spm_path = os.path.join(d, SPM_FILE)
     tok = build_tokenizer("xlnet", spm_model_path=spm_path)

@@ -15,7 +15,7 @@ directions, so import and export cannot drift apart. A rule is (HF keys, interna
   xqkv   XLNet's q, k, v <-> the fused qkv weight
   xout   XLNet's output projection o [d_model, heads, head_dim] <-> a Linear weight [d_model, hidden]
   extra  a tensor the uer_like model does not use (XLNet's mask_emb, only for two-stream pretraining):
-         kept beside the model (model.hf_extras) and written back on export
+         kept beside the model (model.load_info.hf_extras) and written back on export
 
 Segments. UER uses 3 segment rows: 0 padding, 1 sentence A, 2 sentence B. Hugging Face uses
 `type_vocab_size` token types (2 for BERT: 0 A, 1 B; 1 for RoBERTa) and gives padding type 0. So the
@@ -46,6 +46,7 @@ import torch
 
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
+from .formats import load_info_of
 from .uer import cat
 
 logger = logging.getLogger("uer_like")
@@ -750,6 +751,7 @@ def state_to_hf(model, family, hf_cfg, originals=None):
     ("normal") get scaled gammas (see the module docstring); `originals`, a dict, receives the unscaled ones
     by internal name."""
     cfg = model.config
+    info = load_info_of(model)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     out = {}
     prefix = BASE_PREFIX[family] + "."
@@ -762,7 +764,7 @@ def state_to_hf(model, family, hf_cfg, originals=None):
             vals = [torch.eye(cfg.hidden_size, dtype=dev.dtype), torch.zeros(cfg.hidden_size, dtype=dev.dtype)]
         elif rule.kind == "extra":  # kept from the release, or zeros (XLNet's mask_emb: two-stream pretraining only)
             word = state["embedding.word.embedding.weight"]
-            kept = (getattr(model, "hf_extras", None) or {}).get(rule.hf[0])
+            kept = (info.hf_extras if info is not None else {}).get(rule.hf[0])
             vals = [kept if kept is not None else torch.zeros(1, 1, word.shape[1], dtype=word.dtype)]
         else:
             if rule.internal not in state:

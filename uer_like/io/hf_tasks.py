@@ -103,6 +103,7 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     """A fine-tuned UER-format model (with PATH_finetune.json beside it) -> a transformers task directory."""
     from ..model import Model
     from .checkpoint import _find_config, check_tensors, load_into, read_tensor_file, save_hf
+    from .formats import LoadInfo
     from .uer import from_uer_state_dict
 
     meta = read_meta(path)
@@ -152,7 +153,7 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     rows = next(v.shape[0] for k, v in head_state.items() if k.endswith("weight") and "dense" not in k)
     entries = _labels(task, meta, rows)
     entries["uer_like"] = {"finetune": {"meta": meta, "config": raw_config}}
-    model.vocab_path = getattr(vocab, "path", vocab) if vocab is not None else None
+    model.load_info = LoadInfo(vocab_path=getattr(vocab, "path", vocab) if vocab is not None else None)
     return save_hf(model, out_dir, vocab=vocab, family=family,
                    task_head=(CLASS_PREFIX[family] + SUFFIX[task], entries, head_state))
 
@@ -161,7 +162,8 @@ def import_finetuned(hf_dir, out_path):
     """A transformers task directory (exported here, or any *ForSequenceClassification / TokenClassification /
     QuestionAnswering / MultipleChoice of a supported family) -> a fine-tuned UER-format model at out_path with
     its _config.json and _finetune.json. Returns out_path."""
-    from .checkpoint import _hf_weights_in, check_tensors, read_tensor_file
+    from .checkpoint import check_tensors, read_tensor_file
+    from .formats.hf import weights_in as _hf_weights_in
     from .uer import to_uer_state_dict
 
     hf = read_json(os.path.join(hf_dir, "config.json"))

@@ -5,6 +5,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..tokenizers.vocab import Vocab
+from .formats import LoadInfo
 
 logger = logging.getLogger("uer_like")
 
@@ -68,7 +69,7 @@ def resize_vocab(model, old_vocab, new_vocab, init_std=0.02, seed=0):
     with torch.no_grad():
         for k, v in resized.state_dict().items():
             v.copy_(new_state[k])
-    resized.vocab_path = new.path
+    resized.load_info = LoadInfo(vocab_path=new.path)
     report = {"kept": len(dst_idx), "new": added, "dropped": len(old) - len(set(src_idx))}
     logger.info("resize_vocab: %d rows kept, %d new tokens, %d old tokens dropped", report["kept"], len(added),
                 report["dropped"])

@@ -20,6 +20,7 @@ from ..errors import CheckpointError, ConfigError, DataError, TrainingError, Uer
 from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, NONNEG, SEED, WARMUP, Float, Int, check_value
 from ..outputs import OutputLock, check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
+from ..io.formats import writable
 from ..model import Model
 from . import distributed as dist_utils
 from .batches import Collator, SampleOrder
@@ -81,8 +82,8 @@ class TrainArgs:
         for k, rule in TRAIN_ARG_RULES.items():
             if getattr(self, k) is not None:
                 check_value(getattr(self, k), rule, f"--{k}")
-        if self.output_format not in OUTPUT_FORMATS:
-            raise ConfigError(f"--output_format {self.output_format!r} is not valid; choices: {', '.join(OUTPUT_FORMATS)}")
+        if self.output_format not in writable():  # the formats registered in io/formats that write
+            raise ConfigError(f"--output_format {self.output_format!r} is not valid; choices: {', '.join(writable())}")
         if self.checkpoint_dir is None:
             self.checkpoint_dir = os.path.splitext(self.output_model_path)[0] + "_checkpoints"
 
@@ -97,7 +98,6 @@ class TrainArgs:
         return self.output_model_path
 
 
-OUTPUT_FORMATS = ("uer", "safetensors", "hf")
 # the numeric fields' ranges, as the command line declares them (pretrain.py), for callers from Python
 TRAIN_ARG_RULES = {"total_steps": Int(min=1, max=10 ** 9), "batch_size": COUNT, "accumulation_steps": COUNT,
                    "global_batch_size": COUNT, "learning_rate": LEARNING_RATE, "warmup": WARMUP,

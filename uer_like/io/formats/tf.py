@@ -1,0 +1,23 @@
+"""Format "tf": Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its
+.index / .meta / .data-* file, or a directory holding one, with bert_config.json / albert_config.json /
+config.json beside it; read only, needs `tensorflow` (io/tf.py reads the variables and maps their names)."""
+import os
+
+from . import Format, Weights, register_format
+
+
+def detect(path):
+    if os.path.isdir(path):
+        return os.path.isfile(os.path.join(path, "checkpoint")) or any(f.endswith(".index") for f in os.listdir(path))
+    return path.endswith((".index", ".meta")) or ".data-" in os.path.basename(path) or \
+        (not os.path.exists(path) and os.path.exists(path + ".index"))
+
+
+def read(path, config=None, tf_model=None, **_):
+    from ..tf import read_tf_checkpoint
+
+    state, hf_cfg, _, vocab_path = read_tf_checkpoint(path, config=config, which=tf_model)
+    return Weights(state, names="hf", path=path, config=hf_cfg, vocab_path=vocab_path)
+
+
+register_format(Format("tf", detect, read, order=30))
