@@ -109,3 +109,17 @@ def test_load_info_is_declared_and_tells_where_a_model_came_from(tmp_path):
     # one weights file of a Hugging Face directory, beside its config.json: Hugging Face names, reported "hf"
     info = load_model(str(tmp_path / "hf" / "model.safetensors")).load_info
     assert (info.format, info.names, info.family) == ("hf", "hf", "bert")
+
+
+def test_hugging_face_families_are_registered_modules():
+    from uer_like import ConfigError
+    from uer_like.io import families, hf
+
+    assert families.names() == ["albert", "bert", "electra", "ernie", "gpt2", "nezha", "roberta", "roformer", "xlnet"]
+    bert = families.get("bert")
+    assert (bert.base_prefix, bert.class_prefix, bert.other_prefixes) == ("bert", "Bert", ("ernie.",))
+    assert bert.architecture({"mlm", "sp"}) == "BertForPreTraining"
+    assert families.get("nezha").architecture({"cls"}) == "NezhaForSequenceClassification"
+    assert hf.targets_from_keys("roberta", ["lm_head.dense.weight", "pooler.dense.weight"]) == ["mlm", "pooler"]
+    with pytest.raises(ConfigError, match="model_type 'toy' is not supported; supported: albert, bert, electra"):
+        hf.family_of({"model_type": "toy"})

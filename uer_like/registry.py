@@ -57,3 +57,4 @@ TOKENIZERS = Registry("tokenizer")
 DATA_PROCESSORS = Registry("data_processor")
 POSITION_SCHEMES = Registry("position_scheme")
 FORMATS = Registry("format")  # checkpoint formats on disk (uer_like/io/formats/): detect, read, write
+HF_FAMILIES = Registry("Hugging Face family")  # model_type -> io/families/ adapter

@@ -400,7 +400,7 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
         logger.warning("the model uses the %s layer norm, which transformers' %s does not compute", model.config.layernorm,
                        family)
     source_hf = info.hf_config
-    if source_hf is not None and hfmod.FAMILIES.get(source_hf.get("model_type")) != family:
+    if source_hf is not None and source_hf.get("model_type") != family:
         source_hf = None
     hf_cfg = hfmod.hf_config_for(model, family, source_hf)
     if task_head is not None:

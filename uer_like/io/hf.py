@@ -46,23 +46,14 @@ import torch
 
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
+from . import families
 from .formats import load_info_of
 from .uer import cat
 
 logger = logging.getLogger("uer_like")
 
-# model_type -> family, and the attribute name of the base model inside *For* classes
-FAMILIES = {"bert": "bert", "ernie": "ernie", "roberta": "roberta", "albert": "albert", "electra": "electra",
-            "gpt2": "gpt2", "nezha": "nezha", "roformer": "roformer", "xlnet": "xlnet"}
-BASE_PREFIX = {"bert": "bert", "ernie": "ernie", "roberta": "roberta", "albert": "albert", "electra": "electra",
-               "gpt2": "transformer", "nezha": "nezha", "roformer": "roformer", "xlnet": "transformer"}
-# base prefixes that releases of a family also use (ERNIE 1.0 converted as BERT; NEZHA's own PyTorch code)
-OTHER_PREFIXES = {"bert": ("ernie.",), "ernie": ("bert.",), "nezha": ("bert.",)}
-# families with BERT's layer, pooler and pre-training head names
-BERT_LIKE = ("bert", "ernie", "nezha")
-# class-name prefix of each family's *For* classes
-CLASS_PREFIX = {"bert": "Bert", "ernie": "Ernie", "nezha": "Nezha", "roformer": "RoFormer", "roberta": "Roberta",
-                "albert": "Albert", "electra": "Electra", "gpt2": "GPT2", "xlnet": "XLNet"}
+# Each family's prefixes, class names, export heads and the heads a checkpoint carries: io/families/ (one
+# module per family, registered under its model_type).
 # buffers that some transformers versions saved, never weights (NEZHA's relative table and RoFormer's rotary
 # table are functions of the config; export writes RoFormer's, which transformers expects)
 _BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids", ".attn.bias", ".attn.masked_bias",
@@ -221,7 +212,7 @@ def build_rules(family, cfg):
         if "mlm" in t:
             r += _mlm_head("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias",
                            "cls.predictions.decoder.weight", "mlm", tied)
-    elif family in BERT_LIKE:
+    elif families.get(family).bert_like:
         for name in ("sp", "cls", "pooler"):
             if name in t:
                 r += _linear("pooler.dense", f"target.{name}.linear_1")
@@ -269,17 +260,18 @@ def family_of(hf_config, source="config.json"):
     mt = hf_config.get("model_type")
     if mt == "bert" and hf_config.get("use_task_id"):  # early ERNIE 3.0 conversions: BERT plus task types
         return "ernie"
-    if mt not in FAMILIES:
-        raise ConfigError(f"{source}: model_type {mt!r} is not supported; supported: {', '.join(FAMILIES)} "
+    if mt not in families.names():
+        raise ConfigError(f"{source}: model_type {mt!r} is not supported; supported: {', '.join(families.names())} "
                           "(BERT-architecture releases such as Chinese RoBERTa-wwm-ext and MacBERT are model_type "
                           "'bert')")
-    return FAMILIES[mt]
+    return mt
 
 
 def canonical_state(state, family):
     """Strip the base prefix (`bert.`, `roberta.`, ... `transformer.`), drop saved buffers, rename the
     LayerNorm gamma/beta of old checkpoints to weight/bias."""
-    prefixes = (BASE_PREFIX[family] + ".",) + OTHER_PREFIXES.get(family, ())
+    fam = families.get(family)
+    prefixes = (fam.base_prefix + ".",) + fam.other_prefixes
     out = {}
     for k, v in state.items():
         if k.endswith(_BUFFER_SUFFIXES) or k == "position_ids":
@@ -294,44 +286,11 @@ def canonical_state(state, family):
     return out
 
 
-# The targets a Hugging Face checkpoint carries, read off its keys, by family ("bert" for every BERT_LIKE one).
-# Each rule is a list of alternatives (target, marker keys): the first whose markers meet the checkpoint's keys
-# is taken (no markers: always); the rules are taken in order.
-TARGET_RULES = {
-    "bert": [
-        [("mlm", ("cls.predictions.bias", "cls.predictions.transform.dense.weight"))],
-        [("sp", ("cls.seq_relationship.weight",)), ("cls", ("classifier.weight",)),
-         ("pooler", ("pooler.dense.weight",))],
-    ],
-    "roberta": [
-        [("mlm", ("lm_head.dense.weight",))],
-        # RobertaClassificationHead: dense -> tanh -> out_proj on <s>, as the cls target
-        [("cls", ("classifier.out_proj.weight",)), ("pooler", ("pooler.dense.weight",))],
-    ],
-    "albert": [
-        [("mlm", ("predictions.dense.weight",))],
-        [("sp", ("sop_classifier.classifier.weight",)), ("pooler", ("pooler.weight",))],
-    ],
-    "electra": [
-        [("electra_disc", ("discriminator_predictions.dense.weight",))],
-        [("electra_gen", ("generator_predictions.dense.weight",))],
-    ],
-    "roformer": [
-        [("mlm", ("cls.predictions.bias", "cls.predictions.transform.dense.weight"))],
-    ],
-    "xlnet": [
-        [("lm", ("lm_loss.bias",))],
-        # XLNetForSequenceClassification: summary (last token) -> tanh -> logits_proj
-        [("cls", ("logits_proj.weight",))],
-    ],
-    "gpt2": [[("lm", ())]],
-}
-
-
 def targets_from_keys(family, keys):
+    """The targets a Hugging Face checkpoint carries, read off its keys (the family's target_rules)."""
     keys = set(keys)
     found = []
-    for alternatives in TARGET_RULES.get("bert" if family in BERT_LIKE else family, ()):
+    for alternatives in families.get(family).target_rules:
         for target, markers in alternatives:
             if not markers or keys.intersection(markers):
                 found.append(target)
@@ -585,13 +544,11 @@ def hf_family_for(config, prefer=None):
             family = "roberta"
         else:
             family = "ernie" if prefer == "ernie" else "bert"
-    allowed = {"bert": {"mlm", "sp", "cls", "pooler"}, "ernie": {"mlm", "sp", "cls", "pooler"},
-               "nezha": {"mlm", "sp", "cls", "pooler"}, "roformer": {"mlm"}, "roberta": {"mlm", "pooler", "cls"},
-               "albert": {"mlm", "sp", "pooler"}, "electra": {"electra_disc", "electra_gen", "mlm"}}[family]
+    allowed = families.get(family).export_targets
     bad = set(c.target) - allowed
     if bad:
         raise ConfigError(f"{family} export does not support the target(s) {sorted(bad)}; supported: {sorted(allowed)}")
-    if family in BERT_LIKE + ("roberta",) and len({"sp", "cls", "pooler"} & set(c.target)) > 1:
+    if families.get(family).one_pooler and len({"sp", "cls", "pooler"} & set(c.target)) > 1:
         raise ConfigError(f"a {family} export has one pooler; targets {c.target} would need several")
     if {"mlm", "cls"} <= set(c.target):
         raise ConfigError("no Hugging Face class has both an MLM head and a classifier: export the model once with "
@@ -603,8 +560,8 @@ def hf_family_for(config, prefer=None):
         raise ConfigError("an 'mlm' target exports as the ELECTRA generator only with hidden_act gelu "
                           "(use the 'electra_gen' target)")
     if "cls" in c.target and c.pooling != "first":
-        raise ConfigError(f"the cls target exports as {CLASS_PREFIX[family]}ForSequenceClassification only with "
-                          f"pooling 'first', got {c.pooling!r}")
+        raise ConfigError(f"the cls target exports as {families.get(family).class_prefix}ForSequenceClassification "
+                          f"only with pooling 'first', got {c.pooling!r}")
     return family
 
 
@@ -626,42 +583,6 @@ def _xlnet_family(c):
     return "xlnet"
 
 
-def _architecture(family, targets):
-    t = set(targets)
-    if family == "gpt2":
-        return "GPT2LMHeadModel"
-    if family == "xlnet":
-        if "lm" in t:
-            return "XLNetLMHeadModel"
-        return "XLNetForSequenceClassification" if "cls" in t else "XLNetModel"
-    if family in BERT_LIKE:
-        p = CLASS_PREFIX[family]
-        if {"mlm", "sp"} <= t:
-            return f"{p}ForPreTraining"
-        if "mlm" in t:
-            return f"{p}ForMaskedLM"
-        if "sp" in t:
-            return f"{p}ForNextSentencePrediction"
-        if "cls" in t:
-            return f"{p}ForSequenceClassification"
-        return f"{p}Model"
-    if family == "roformer":
-        return "RoFormerForMaskedLM" if "mlm" in t else "RoFormerModel"
-    if family == "roberta":
-        if "mlm" in t:
-            return "RobertaForMaskedLM"
-        return "RobertaForSequenceClassification" if "cls" in t else "RobertaModel"
-    if family == "albert":
-        if {"mlm", "sp"} <= t:
-            return "AlbertForPreTraining"
-        return "AlbertForMaskedLM" if "mlm" in t else "AlbertModel"
-    if "electra_disc" in t:
-        return "ElectraForPreTraining"
-    if t & {"electra_gen", "mlm"}:
-        return "ElectraForMaskedLM"
-    return "ElectraModel"
-
-
 def hf_config_for(model, family, source_hf=None):
     c = model.config
     state = model.state_dict()
@@ -671,7 +592,7 @@ def hf_config_for(model, family, source_hf=None):
     # UER layer norms (eps added to the standard deviation) export with scaled gammas and an eps that vanishes
     # inside transformers' square root: the output then differs from UER's by eps / std (module docstring)
     eps = 1e-12 if c.layernorm == "normal" else c.layernorm_eps if c.layernorm_eps is not None else 1e-12
-    arch = _architecture(family, c.target)
+    arch = families.get(family).architecture(set(c.target))
     if family == "gpt2":
         hf = {"model_type": "gpt2", "architectures": [arch], "vocab_size": model.vocab_size,
               "n_embd": c.hidden_size, "n_layer": c.layers_num, "n_head": c.heads_num, "n_inner": c.feedforward_size,
@@ -754,7 +675,7 @@ def state_to_hf(model, family, hf_cfg, originals=None):
     info = load_info_of(model)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     out = {}
-    prefix = BASE_PREFIX[family] + "."
+    prefix = families.get(family).base_prefix + "."
     tvs = hf_cfg.get("type_vocab_size", 0)
     arch = hf_cfg["architectures"][0]
     bare = arch.endswith("Model") and not arch.endswith("LMHeadModel")  # BertModel etc.: no prefix

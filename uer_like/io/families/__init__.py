@@ -1,0 +1,48 @@
+"""Hugging Face families: one module per family, each registering a `Family` in registry.HF_FAMILIES under its
+config.json model_type.
+
+A Family declares what io/hf.py reads per family: the base model's attribute in the *For* classes and the
+other prefixes releases use, the class-name prefix, the heads an export writes and the *For* class for a set
+of targets, and the heads a checkpoint carries (read off its keys). The parameter-name rules (io/hf.py
+build_rules) and the config mapping both ways (uer_config_from_hf, hf_config_for) are still io/hf.py's.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+from ...registry import HF_FAMILIES
+
+
+@dataclass(frozen=True)
+class Family:
+    """name: the model_type; base_prefix: the base model's attribute in the *For* classes (bert., transformer.);
+    other_prefixes: base prefixes releases of the family also use; class_prefix: of the *For* class names;
+    export_targets: the uer_like targets an export writes as heads; architecture(targets: set) -> the *For*
+    class written; target_rules: the heads a checkpoint carries, read off its keys: a list of alternatives
+    [(target, marker keys), ...], the first whose markers meet the keys taken (no markers: always);
+    bert_like: BERT's layer, pooler and pre-training head names; one_pooler: sp, cls and pooler share the
+    family's one pooler on export."""
+    name: str
+    base_prefix: str
+    class_prefix: str
+    export_targets: frozenset
+    architecture: Callable[[set], str]
+    target_rules: tuple = ()
+    other_prefixes: tuple = ()
+    bert_like: bool = False
+    one_pooler: bool = False
+
+
+def register_family(family):
+    """Register a Family (a family module calls this at import); returns it."""
+    return HF_FAMILIES.register(family.name)(family)
+
+
+def get(name):
+    return HF_FAMILIES.get(name)
+
+
+def names():
+    return HF_FAMILIES.names()
+
+
+from . import albert, bert, electra, ernie, gpt2, nezha, roberta, roformer, xlnet  # noqa: E402,F401  (registration)

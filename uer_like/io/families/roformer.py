@@ -1,0 +1,7 @@
+"""RoFormer (rotary positions): BERT's layer names, an MLM head only."""
+from . import Family, register_family
+
+register_family(Family(
+    "roformer", "roformer", "RoFormer", frozenset({"mlm"}),
+    lambda t: "RoFormerForMaskedLM" if "mlm" in t else "RoFormerModel",
+    ([("mlm", ("cls.predictions.bias", "cls.predictions.transform.dense.weight"))],)))
