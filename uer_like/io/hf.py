@@ -128,30 +128,6 @@ def _embeddings(cfg):
     return r
 
 
-def _xlnet_rules(cfg):
-    """XLNet (transformers' XLNetModel names, without the `transformer.` prefix) <-> uer_like with the xlnet
-    position scheme: post-LN layers, attention projections without bias, per-layer relative-attention biases."""
-    r = [Rule("word_embedding.weight", "embedding.word.embedding.weight"), Rule("mask_emb", "mask_emb", "extra")]
-    for i in range(cfg.layers_num):
-        h, e = f"layer.{i}", f"encoder.transformer.{i}"
-        a, s = f"{h}.rel_attn", f"{e}.self_attn"
-        r.append(Rule([f"{a}.q", f"{a}.k", f"{a}.v"], f"{s}.qkv.weight", "xqkv"))
-        r.append(Rule(f"{a}.o", f"{s}.final_linear.weight", "xout"))
-        r.append(Rule(f"{a}.r", f"{s}.scheme.r.weight", "xin"))
-        r += [Rule(f"{a}.{n}", f"{s}.scheme.{n}") for n in ("r_w_bias", "r_r_bias", "r_s_bias", "seg_embed")]
-        r += _ln(f"{a}.layer_norm", f"{e}.layer_norm_1")
-        r += _linear(f"{h}.ff.layer_1", f"{e}.feed_forward.linear_1")
-        r += _linear(f"{h}.ff.layer_2", f"{e}.feed_forward.linear_2")
-        r += _ln(f"{h}.ff.layer_norm", f"{e}.layer_norm_2")
-    if "lm" in cfg.target:
-        r.append(Rule("lm_loss.bias", "target.lm.output_layer.bias"))
-        if not cfg.tie_weights:
-            r.append(Rule("lm_loss.weight", "target.lm.output_layer.weight"))
-    if "cls" in cfg.target:
-        r += _linear("sequence_summary.summary", "target.cls.linear_1") + _linear("logits_proj", "target.cls.linear_2")
-    return r
-
-
 def _mlm_head(prefix_dense, prefix_ln, bias_key, decoder_key, target, tied):
     r = _linear(prefix_dense, f"target.{target}.linear_1") + _ln(prefix_ln, f"target.{target}.layer_norm")
     r.append(Rule(bias_key, f"target.{target}.linear_2.bias"))
@@ -165,22 +141,9 @@ def build_rules(family, cfg):
     here; head names are top-level (as in the *For* classes)."""
     t = cfg.target
     tied = cfg.tie_weights
-    if family == "gpt2":
-        r = [Rule("wte.weight", "embedding.word.embedding.weight"), Rule("wpe.weight", "embedding.pos.embedding.weight")]
-        for i in range(cfg.layers_num):
-            h, e = f"h.{i}", f"encoder.transformer.{i}"
-            r += _ln(f"{h}.ln_1", f"{e}.layer_norm_1") + _ln(f"{h}.ln_2", f"{e}.layer_norm_2")
-            r += _linear(f"{h}.attn.c_attn", f"{e}.self_attn.qkv", kind="conv")
-            r += _linear(f"{h}.attn.c_proj", f"{e}.self_attn.final_linear", kind="conv")
-            r += _linear(f"{h}.mlp.c_fc", f"{e}.feed_forward.linear_1", kind="conv")
-            r += _linear(f"{h}.mlp.c_proj", f"{e}.feed_forward.linear_2", kind="conv")
-        r += _ln("ln_f", "encoder.layer_norm")
-        if "lm" in t and not tied:
-            r.append(Rule("lm_head.weight", "target.lm.output_layer.weight"))
-        return r
-
-    if family == "xlnet":
-        return _xlnet_rules(cfg)
+    fam = families.get(family)
+    if fam.rules is not None:  # a family with its own names (GPT-2, XLNet)
+        return fam.rules(cfg)
     r = _embeddings(cfg)
     if family == "albert":
         if cfg.factorized_embedding_parameterization:
@@ -243,10 +206,9 @@ def build_rules(family, cfg):
 
 # base-model names (everything else in a *For* checkpoint is a head, stored without the base prefix)
 def _is_base_key(family, key):
-    if family == "gpt2":
-        return not key.startswith("lm_head.")
-    if family == "xlnet":
-        return key.split(".")[0] in ("word_embedding", "mask_emb", "layer")
+    fam = families.get(family)
+    if fam.is_base_key is not None:
+        return fam.is_base_key(key)
     return key.split(".")[0] in ("embeddings", "embeddings_project", "encoder", "pooler")
 
 
@@ -316,42 +278,9 @@ def uer_config_from_hf(hf, targets, source="config.json"):
 
     extras = hf.get("uer_like") or {}
     d = {}
-    if family == "gpt2":
-        n_embd = need("n_embd")
-        if hf.get("scale_attn_by_inverse_layer_idx"):
-            raise ConfigError(f"{source}: scale_attn_by_inverse_layer_idx=true is not supported")
-        if hf.get("add_cross_attention"):
-            raise ConfigError(f"{source}: add_cross_attention=true is not supported")
-        d.update(emb_size=n_embd, hidden_size=n_embd, feedforward_size=hf.get("n_inner") or 4 * n_embd,
-                 heads_num=need("n_head"), layers_num=need("n_layer"), max_seq_length=need("n_positions"),
-                 dropout=float(hf.get("resid_pdrop", 0.1)), hidden_act=act(hf.get("activation_function", "gelu_new")),
-                 embedding=["word", "pos"], remove_embedding_layernorm=True, encoder="transformer", mask="causal",
-                 layernorm_positioning="pre", layernorm="torch", layernorm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
-                 remove_attention_scale=not hf.get("scale_attn_weights", True), target=targets or ["lm"],
-                 data_processor="lm")
-    elif family == "xlnet":
-        d_model, heads = need("d_model"), need("n_head")
-        if hf.get("d_head") is not None and int(hf["d_head"]) * heads != d_model:
-            raise ConfigError(f"{source}: d_head {hf['d_head']} x n_head {heads} != d_model {d_model} (not supported)")
-        if hf.get("bi_data"):
-            raise ConfigError(f"{source}: bi_data=true (bidirectional pretraining data) is not supported")
-        attn_type = hf.get("attn_type", "bi")
-        if attn_type not in ("bi", "uni"):
-            raise ConfigError(f"{source}: attn_type {attn_type!r} is not supported; supported: bi, uni")
-        if "cls" in targets and (hf.get("summary_type", "last") != "last" or not hf.get("summary_use_proj", True)
-                                 or hf.get("summary_activation", "tanh") != "tanh"):
-            raise ConfigError(f"{source}: XLNet sequence summary {hf.get('summary_type')!r} / "
-                              f"{hf.get('summary_activation')!r} is not supported (only 'last' with a tanh projection)")
-        d.update(emb_size=d_model, hidden_size=d_model, feedforward_size=need("d_inner"), heads_num=heads,
-                 layers_num=need("n_layer"), max_seq_length=int(extras.get("max_seq_length", 512)),
-                 dropout=float(hf.get("dropout", 0.1)), hidden_act=act(hf.get("ff_activation", "gelu")),
-                 embedding=["word"], remove_embedding_layernorm=True, encoder="transformer",
-                 mask="causal" if attn_type == "uni" else "fully_visible", layernorm_positioning="post",
-                 layernorm="torch", layernorm_eps=float(hf.get("layer_norm_eps", 1e-12)), remove_attention_bias=True,
-                 position_scheme="xlnet", clamp_len=int(hf.get("clamp_len", -1) or -1), target=targets,
-                 has_lmtarget_bias=True, data_processor="lm", pooling="last", tokenizer="xlnet")
-        if "cls" in targets:
-            d.update(labels_num=int(hf.get("num_labels") or len(hf.get("id2label") or {}) or 2), data_processor="cls")
+    fam = families.get(family)
+    if fam.config_from_hf is not None:  # a family with its own config keys (GPT-2, XLNet)
+        d.update(fam.config_from_hf(hf, targets, extras, need, act, source))
     else:
         if (hf.get("position_embedding_type") or "absolute") != "absolute":
             raise ConfigError(f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not supported "
@@ -592,27 +521,10 @@ def hf_config_for(model, family, source_hf=None):
     # UER layer norms (eps added to the standard deviation) export with scaled gammas and an eps that vanishes
     # inside transformers' square root: the output then differs from UER's by eps / std (module docstring)
     eps = 1e-12 if c.layernorm == "normal" else c.layernorm_eps if c.layernorm_eps is not None else 1e-12
-    arch = families.get(family).architecture(set(c.target))
-    if family == "gpt2":
-        hf = {"model_type": "gpt2", "architectures": [arch], "vocab_size": model.vocab_size,
-              "n_embd": c.hidden_size, "n_layer": c.layers_num, "n_head": c.heads_num, "n_inner": c.feedforward_size,
-              "n_positions": c.max_seq_length, "activation_function": ACT_TO_HF[c.hidden_act],
-              "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
-              "layer_norm_epsilon": eps, "scale_attn_weights": not c.remove_attention_scale,
-              "tie_word_embeddings": c.tie_weights, "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
-    elif family == "xlnet":
-        hf = {"model_type": "xlnet", "architectures": [arch], "vocab_size": model.vocab_size,
-              "d_model": c.hidden_size, "n_layer": c.layers_num, "n_head": c.heads_num,
-              "d_head": c.hidden_size // c.heads_num, "d_inner": c.feedforward_size,
-              "ff_activation": ACT_TO_HF[c.hidden_act], "untie_r": True,
-              "attn_type": "uni" if c.mask == "causal" else "bi", "bi_data": False, "clamp_len": c.clamp_len,
-              "same_length": False, "dropout": c.dropout, "layer_norm_eps": eps, "initializer_range": 0.02,
-              "mem_len": None, "reuse_len": None, "tie_word_embeddings": c.tie_weights,
-              "summary_type": "last", "summary_use_proj": True, "summary_activation": "tanh",
-              "summary_last_dropout": c.dropout, "pad_token_id": 5, "bos_token_id": 1, "eos_token_id": 2}
-        if "cls" in c.target:
-            hf.update(num_labels=c.labels_num, id2label={str(i): f"LABEL_{i}" for i in range(c.labels_num)},
-                      label2id={f"LABEL_{i}": i for i in range(c.labels_num)})
+    fam = families.get(family)
+    arch = fam.architecture(set(c.target))
+    if fam.config_to_hf is not None:  # a family with its own config keys (GPT-2, XLNet)
+        hf = fam.config_to_hf(model, arch, eps)
     else:
         tvs = c.segment_vocab_size - 1 if "seg" in c.embedding else 1  # no segments: one zero token type
         if family == "roberta" and "seg" in c.embedding:

@@ -3,11 +3,12 @@ config.json model_type.
 
 A Family declares what io/hf.py reads per family: the base model's attribute in the *For* classes and the
 other prefixes releases use, the class-name prefix, the heads an export writes and the *For* class for a set
-of targets, and the heads a checkpoint carries (read off its keys). The parameter-name rules (io/hf.py
-build_rules) and the config mapping both ways (uer_config_from_hf, hf_config_for) are still io/hf.py's.
+of targets, and the heads a checkpoint carries (read off its keys); GPT-2 and XLNet also their parameter-name
+rules and their config mapping both ways. The BERT-shaped families' names and config mapping are still
+io/hf.py's (build_rules, uer_config_from_hf, hf_config_for).
 """
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from ...registry import HF_FAMILIES
 
@@ -20,7 +21,12 @@ class Family:
     class written; target_rules: the heads a checkpoint carries, read off its keys: a list of alternatives
     [(target, marker keys), ...], the first whose markers meet the keys taken (no markers: always);
     bert_like: BERT's layer, pooler and pre-training head names; one_pooler: sp, cls and pooler share the
-    family's one pooler on export."""
+    family's one pooler on export.
+    A family whose names and config keys are not BERT's (GPT-2, XLNet) also gives: rules(cfg) -> its
+    io/hf.Rule list (Hugging Face names <-> internal names, both directions); is_base_key(key) -> whether a
+    key (without the base prefix) belongs to the base model; config_from_hf(hf, targets, extras, need, act,
+    source) -> the uer_like config keys; config_to_hf(model, architecture, eps) -> the config.json entries.
+    Left None, io/hf.py's BERT-shaped mapping applies (with the per-family details it still holds)."""
     name: str
     base_prefix: str
     class_prefix: str
@@ -30,6 +36,10 @@ class Family:
     other_prefixes: tuple = ()
     bert_like: bool = False
     one_pooler: bool = False
+    rules: Optional[Callable] = None
+    is_base_key: Optional[Callable[[str], bool]] = None
+    config_from_hf: Optional[Callable] = None
+    config_to_hf: Optional[Callable] = None
 
 
 def register_family(family):

@@ -1,5 +1,7 @@
-"""XLNet (relative attention; HFL's Chinese XLNet): the LM head, or the sequence summary (last token -> tanh ->
-logits_proj) of XLNetForSequenceClassification as the cls target."""
+"""XLNet (relative attention; HFL's Chinese XLNet): transformers' XLNetModel names under `transformer.`, the LM
+head, or the sequence summary (last token -> tanh -> logits_proj) of XLNetForSequenceClassification as the cls
+target; its own names and config keys."""
+from ...errors import ConfigError
 from . import Family, register_family
 
 
@@ -9,5 +11,81 @@ def architecture(t):
     return "XLNetForSequenceClassification" if "cls" in t else "XLNetModel"
 
 
+def rules(cfg):
+    """XLNet (without the `transformer.` prefix) <-> uer_like with the xlnet position scheme: post-LN layers,
+    attention projections without bias, per-layer relative-attention biases."""
+    from ..hf import Rule, _linear, _ln
+
+    r = [Rule("word_embedding.weight", "embedding.word.embedding.weight"), Rule("mask_emb", "mask_emb", "extra")]
+    for i in range(cfg.layers_num):
+        h, e = f"layer.{i}", f"encoder.transformer.{i}"
+        a, s = f"{h}.rel_attn", f"{e}.self_attn"
+        r.append(Rule([f"{a}.q", f"{a}.k", f"{a}.v"], f"{s}.qkv.weight", "xqkv"))
+        r.append(Rule(f"{a}.o", f"{s}.final_linear.weight", "xout"))
+        r.append(Rule(f"{a}.r", f"{s}.scheme.r.weight", "xin"))
+        r += [Rule(f"{a}.{n}", f"{s}.scheme.{n}") for n in ("r_w_bias", "r_r_bias", "r_s_bias", "seg_embed")]
+        r += _ln(f"{a}.layer_norm", f"{e}.layer_norm_1")
+        r += _linear(f"{h}.ff.layer_1", f"{e}.feed_forward.linear_1")
+        r += _linear(f"{h}.ff.layer_2", f"{e}.feed_forward.linear_2")
+        r += _ln(f"{h}.ff.layer_norm", f"{e}.layer_norm_2")
+    if "lm" in cfg.target:
+        r.append(Rule("lm_loss.bias", "target.lm.output_layer.bias"))
+        if not cfg.tie_weights:
+            r.append(Rule("lm_loss.weight", "target.lm.output_layer.weight"))
+    if "cls" in cfg.target:
+        r += _linear("sequence_summary.summary", "target.cls.linear_1") + _linear("logits_proj", "target.cls.linear_2")
+    return r
+
+
+def is_base_key(key):
+    return key.split(".")[0] in ("word_embedding", "mask_emb", "layer")
+
+
+def config_from_hf(hf, targets, extras, need, act, source):
+    d_model, heads = need("d_model"), need("n_head")
+    if hf.get("d_head") is not None and int(hf["d_head"]) * heads != d_model:
+        raise ConfigError(f"{source}: d_head {hf['d_head']} x n_head {heads} != d_model {d_model} (not supported)")
+    if hf.get("bi_data"):
+        raise ConfigError(f"{source}: bi_data=true (bidirectional pretraining data) is not supported")
+    attn_type = hf.get("attn_type", "bi")
+    if attn_type not in ("bi", "uni"):
+        raise ConfigError(f"{source}: attn_type {attn_type!r} is not supported; supported: bi, uni")
+    if "cls" in targets and (hf.get("summary_type", "last") != "last" or not hf.get("summary_use_proj", True)
+                             or hf.get("summary_activation", "tanh") != "tanh"):
+        raise ConfigError(f"{source}: XLNet sequence summary {hf.get('summary_type')!r} / "
+                          f"{hf.get('summary_activation')!r} is not supported (only 'last' with a tanh projection)")
+    d = dict(emb_size=d_model, hidden_size=d_model, feedforward_size=need("d_inner"), heads_num=heads,
+             layers_num=need("n_layer"), max_seq_length=int(extras.get("max_seq_length", 512)),
+             dropout=float(hf.get("dropout", 0.1)), hidden_act=act(hf.get("ff_activation", "gelu")),
+             embedding=["word"], remove_embedding_layernorm=True, encoder="transformer",
+             mask="causal" if attn_type == "uni" else "fully_visible", layernorm_positioning="post",
+             layernorm="torch", layernorm_eps=float(hf.get("layer_norm_eps", 1e-12)), remove_attention_bias=True,
+             position_scheme="xlnet", clamp_len=int(hf.get("clamp_len", -1) or -1), target=targets,
+             has_lmtarget_bias=True, data_processor="lm", pooling="last", tokenizer="xlnet")
+    if "cls" in targets:
+        d.update(labels_num=int(hf.get("num_labels") or len(hf.get("id2label") or {}) or 2), data_processor="cls")
+    return d
+
+
+def config_to_hf(model, arch, eps):
+    from ..hf import ACT_TO_HF
+
+    c = model.config
+    hf = {"model_type": "xlnet", "architectures": [arch], "vocab_size": model.vocab_size,
+          "d_model": c.hidden_size, "n_layer": c.layers_num, "n_head": c.heads_num,
+          "d_head": c.hidden_size // c.heads_num, "d_inner": c.feedforward_size,
+          "ff_activation": ACT_TO_HF[c.hidden_act], "untie_r": True,
+          "attn_type": "uni" if c.mask == "causal" else "bi", "bi_data": False, "clamp_len": c.clamp_len,
+          "same_length": False, "dropout": c.dropout, "layer_norm_eps": eps, "initializer_range": 0.02,
+          "mem_len": None, "reuse_len": None, "tie_word_embeddings": c.tie_weights,
+          "summary_type": "last", "summary_use_proj": True, "summary_activation": "tanh",
+          "summary_last_dropout": c.dropout, "pad_token_id": 5, "bos_token_id": 1, "eos_token_id": 2}
+    if "cls" in c.target:
+        hf.update(num_labels=c.labels_num, id2label={str(i): f"LABEL_{i}" for i in range(c.labels_num)},
+                  label2id={f"LABEL_{i}": i for i in range(c.labels_num)})
+    return hf
+
+
 register_family(Family("xlnet", "transformer", "XLNet", frozenset({"lm", "cls"}), architecture,
-                       ([("lm", ("lm_loss.bias",))], [("cls", ("logits_proj.weight",))])))
+                       ([("lm", ("lm_loss.bias",))], [("cls", ("logits_proj.weight",))]), rules=rules,
+                       is_base_key=is_base_key, config_from_hf=config_from_hf, config_to_hf=config_to_hf))
