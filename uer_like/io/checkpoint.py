@@ -30,6 +30,11 @@ from ..outputs import atomic_write
 from . import hf as hfmod
 from .safe import is_safetensors, read_tensor_file, safetensors_metadata
 from . import uer as uerfmt
+from . import paddle as paddlefmt, pt_zip as ptzipfmt
+
+# release layouts read into their Hugging Face form (io/paddle.py, io/pt_zip.py); detected before the Hugging Face
+# directory (a PaddleNLP 2.6+ config.json has a model_type too)
+RELEASE_FORMATS = {"paddle": paddlefmt, "pt-zip": ptzipfmt}
 
 logger = logging.getLogger("uer_like")
 
@@ -78,8 +83,11 @@ def _is_uer_state(state):
 
 
 def detect_format(path):
-    """'uer', 'hf' or 'tf' for a path, without loading any tensor data."""
+    """'uer', 'hf', 'tf' or a release layout ('paddle', 'pt-zip') for a path, without loading any tensor data."""
     if os.path.isdir(path):
+        for name, fmt in RELEASE_FORMATS.items():
+            if fmt.detect(path):
+                return name
         if _hf_config_at(path)[0] is not None:
             return "hf"
         if _is_tf_path(path):
@@ -169,7 +177,13 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     The model remembers where it came from: model.source_format, model.source_path, model.hf_config,
     model.uer_layout (UER files), model.vocab_path, model.load_report ({"missing": [...], "unexpected": [...]})."""
     kind = detect_format(path)
-    if kind == "tf":
+    if kind in RELEASE_FORMATS:
+        hf_cfg, state = RELEASE_FORMATS[kind].read(path)
+        hf_cfg = _hf_config_arg(config) or hf_cfg
+        model = _load_hf_state(state, hf_cfg, path, strict, allow_nonfinite=allow_nonfinite)
+        model.source_format = kind
+        model.vocab_path = _first_file(path, ("vocab.txt",))
+    elif kind == "tf":
         from .tf import read_tf_checkpoint
 
         hf_state, hf_cfg, cfg_path, vocab_path = read_tf_checkpoint(path, config=config, which=tf_model)
