@@ -178,9 +178,12 @@ _PADDLE_FAMILIES = {"ernie": "ernie", "bert": "bert", "roberta": "bert"}
 
 
 def _family(model_type, classes, state, source):
-    """(family, base prefix in the file) from the config's model_type, else its init_class, else the names."""
+    """(family, kind, base prefix in the file) from the config's model_type, else its init_class, else the names.
+    The prefix is "" for a bare base model (ErnieModel.save_pretrained: `embeddings...`, `encoder.layers...`)."""
     prefixes = {k.split(".", 1)[0] for k in state if ".encoder.layers." in k}
     prefix = next(iter(prefixes)) if len(prefixes) == 1 else None
+    if prefix is None and any(k.startswith("encoder.layers.") for k in state):
+        prefix = ""
     kind = model_type
     if not kind:
         for c in classes:
@@ -188,11 +191,11 @@ def _family(model_type, classes, state, source):
             if m:
                 kind = m.group(1).lower()
                 break
-    kind = kind or prefix
+    kind = kind or prefix or None
     if kind not in _PADDLE_FAMILIES:
         raise ConfigError(f"{source}: PaddleNLP model {kind!r} is not supported; supported: "
                           f"{', '.join(sorted(_PADDLE_FAMILIES))}")
-    return _PADDLE_FAMILIES[kind], kind, prefix or kind
+    return _PADDLE_FAMILIES[kind], kind, kind if prefix is None else prefix
 
 
 def hf_config_from_paddle(cfg, state, source):
@@ -256,13 +259,13 @@ def hf_state_from_paddle(arrays, prefix, family, source):
     """PaddleNLP names -> transformers' names (Linear weights transposed). Names no rule knows are kept as they
     are, so that the strict load names them."""
     out = {}
-    base = f"{prefix}."
+    base = f"{prefix}." if prefix else ""
     hf_base = "ernie." if family == "ernie" else "bert."
     decoder_w, decoder_b = [], []
     for key, a in arrays.items():
         t = _to_tensor(key, a, source)
         name, transpose = None, False
-        if key.startswith(base):
+        if key.startswith(base) and (base or key.split(".", 1)[0] in ("embeddings", "encoder", "pooler")):
             rest = key[len(base):]
             m = _LAYER_RE.match(rest)
             if m:
@@ -320,11 +323,11 @@ def read(path):
     weights = os.path.join(path, WEIGHTS)
     arrays = load_pdparams(weights)
     hf, prefix = hf_config_from_paddle(cfg, arrays, cfg_path)
-    word = arrays.get(f"{prefix}.embeddings.word_embeddings.weight")
+    word = arrays.get(f"{prefix}.embeddings.word_embeddings.weight" if prefix else "embeddings.word_embeddings.weight")
     if word is not None and "vocab_size" in hf and int(word.shape[0]) != int(hf["vocab_size"]):
         raise CheckpointError(f"the config and the weights do not match: {cfg_path} says vocab_size "
                               f"{hf['vocab_size']} but the word embedding in {weights} has {word.shape[0]} rows")
     state = hf_state_from_paddle(arrays, prefix, hf["model_type"], weights)
-    logger.info("%s: a PaddleNLP %s release (%s), read as Hugging Face %s", path, prefix,
+    logger.info("%s: a PaddleNLP %s release (%s), read as Hugging Face %s", path, prefix or hf["model_type"],
                 os.path.basename(cfg_path), hf["model_type"])
     return hf, state

@@ -151,6 +151,8 @@ def read(path):
             raise CheckpointError(f"the config and the weights do not match: {cfg_path} says vocab_size "
                                   f"{cfg['vocab_size']} but the word embedding in {weights} ({wkey}) has "
                                   f"{word.shape[0]} rows")
+        if "vocab_size" not in cfg:
+            hf["vocab_size"] = int(word.shape[0])
         if family in ("albert", "electra") and "embedding_size" not in hf:
             hf["embedding_size"] = int(word.shape[1])
         # an output layer stored with values of its own is not tied to the embedding (else it would be dropped)
