@@ -162,6 +162,28 @@ def test_paddle_bert_shaped_models_with_the_same_layer_names(kind, tmp_path):
     _check_reference(model, src)
 
 
+def test_paddle_config_with_only_what_differs_from_the_defaults(tmp_path):
+    """Sizes a config leaves out (PaddleNLP's defaults at save time) are read off the weights."""
+    src = _fixture("ernie_paddle")
+    d = _copy(src, tmp_path / "diff")
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    for k in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings",
+              "type_vocab_size"):
+        del cfg[k]
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    _check_reference(load_model(d), src)
+
+
+def test_the_weights_file_of_a_release_loads_too():
+    for name, weights in (("bert_ptzip", "pytorch_model.bin"), ("ernie_paddle", "model_state.pdparams")):
+        d = _fixture(name)
+        f = os.path.join(d, weights)
+        assert detect_format(f) == detect_format(d)
+        model = load_model(f)
+        assert model.vocab_path == os.path.join(d, "vocab.txt")
+        _check_reference(model, d)
+
+
 # ---------------------------------------------------------------------------------------------- detection
 def test_paddlenlp_config_with_model_type_is_read_as_paddle_not_hf(tmp_path):
     d = _fixture("ernie_paddle")

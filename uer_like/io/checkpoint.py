@@ -87,10 +87,10 @@ def _is_uer_state(state):
 
 def detect_format(path):
     """'uer', 'hf', 'tf' or a release layout ('paddle', 'pt-zip') for a path, without loading any tensor data."""
+    for name, fmt in RELEASE_FORMATS.items():
+        if fmt.detect(path):
+            return name
     if os.path.isdir(path):
-        for name, fmt in RELEASE_FORMATS.items():
-            if fmt.detect(path):
-                return name
         if _hf_config_at(path)[0] is not None:
             return "hf"
         if _is_tf_path(path):
@@ -185,7 +185,8 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
         hf_cfg = _hf_config_arg(config) or hf_cfg
         model = _load_hf_state(state, hf_cfg, path, strict, allow_nonfinite=allow_nonfinite)
         model.source_format = kind
-        model.vocab_path = _first_file(path, ("vocab.txt",))
+        model.vocab_path = _first_file(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)),
+                                       ("vocab.txt",))
     elif kind == "tf":
         from .tf import read_tf_checkpoint
 

@@ -142,17 +142,28 @@ def _to_tensor(key, a, source):
 
 
 # ---------------------------------------------------------------------------------------------- detection
+def _release_dir(path):
+    """The release directory of `path`: the directory itself, or the one holding a model_state.pdparams given."""
+    if os.path.isfile(path) and os.path.basename(path) == WEIGHTS:
+        return os.path.dirname(os.path.abspath(path))
+    return path
+
+
 def detect(path):
-    """A directory with model_state.pdparams and config.json or model_config.json."""
+    """A directory with model_state.pdparams and config.json or model_config.json (or that model_state.pdparams)."""
+    path = _release_dir(path)
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, WEIGHTS)) and any(
         os.path.isfile(os.path.join(path, n)) for n in CONFIG_NAMES)
 
 
 # ---------------------------------------------------------------------------------------------- config
+_SIZE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+
+
 def _model_args(cfg):
     """The model's own arguments in a PaddleNLP config: config.json's top level, or in model_config.json the
     (possibly nested) `init_args` of the base model."""
-    if "vocab_size" in cfg:
+    if any(k in cfg for k in _SIZE_KEYS):
         return cfg
     for v in list(cfg.get("init_args") or []) + [v for k, v in cfg.items() if k != "init_args"]:
         if isinstance(v, dict):
@@ -192,6 +203,9 @@ def _family(model_type, classes, state, source):
                 kind = m.group(1).lower()
                 break
     kind = kind or prefix or None
+    if kind is None:
+        raise ConfigError(f"{source}: cannot tell which PaddleNLP model this is (no model_type, no init_class, "
+                          "no prefixed parameter names)")
     if kind not in _PADDLE_FAMILIES:
         raise ConfigError(f"{source}: PaddleNLP model {kind!r} is not supported; supported: "
                           f"{', '.join(sorted(_PADDLE_FAMILIES))}")
@@ -201,8 +215,8 @@ def _family(model_type, classes, state, source):
 def hf_config_from_paddle(cfg, state, source):
     """A Hugging Face config dict (model_type ernie or bert) for a PaddleNLP config (either form)."""
     args = _model_args(cfg)
-    if args is None:
-        raise ConfigError(f"{source}: no model arguments (vocab_size, hidden_size, ...) in this PaddleNLP config")
+    if args is None:  # nothing but class names: every argument at PaddleNLP's defaults
+        args = {}
     family, kind, prefix = _family(cfg.get("model_type") or args.get("model_type"), _init_classes(cfg), state, source)
     if kind == "roberta" and int(args.get("cls_token_id", 101)) == 0:
         raise ConfigError(f"{source}: PaddleNLP RoBERTa with the BPE tokenizer (positions after pad_token_id) is not "
@@ -212,8 +226,14 @@ def hf_config_from_paddle(cfg, state, source):
             "initializer_range", "pad_token_id")
     hf = {"model_type": family}
     hf.update({k: args[k] for k in keys if args.get(k) is not None})
-    if "intermediate_size" not in hf and "hidden_size" in hf:  # PaddleNLP's default
-        hf["intermediate_size"] = 4 * int(hf["hidden_size"])
+    # a config written with only what differs from PaddleNLP's defaults: the sizes the weights show, then the
+    # defaults of PaddleNLP's ErnieConfig / BertConfig for what no weight shows
+    shown = _sizes_from_weights(state, prefix)
+    for k, v in list(shown.items()) + [("num_attention_heads", 12), ("hidden_act", "gelu")]:
+        if k not in hf:
+            hf[k] = v
+            logger.info("%s: %s not in the config; %s (%s)", source, k, v,
+                        "from the weights" if k in shown else "PaddleNLP's default")
     arch = (cfg.get("architectures") or [None])[0] or next(
         (c for c in _init_classes(cfg) if "For" in c), None)
     m = re.match(r"[A-Za-z]+?(For[A-Z]\w*|Model)$", arch or "")
@@ -235,6 +255,23 @@ def hf_config_from_paddle(cfg, state, source):
         if hf["use_task_id"] and int(args.get("task_id") or 0):
             hf["uer_like"] = {"task_id": int(args["task_id"])}
     return hf, prefix
+
+
+def _sizes_from_weights(state, prefix):
+    base = f"{prefix}." if prefix else ""
+    out = {}
+    for key, name, dim in (("embeddings.word_embeddings.weight", "vocab_size", 0),
+                           ("embeddings.word_embeddings.weight", "hidden_size", 1),
+                           ("embeddings.position_embeddings.weight", "max_position_embeddings", 0),
+                           ("embeddings.token_type_embeddings.weight", "type_vocab_size", 0),
+                           ("encoder.layers.0.linear1.weight", "intermediate_size", 1)):
+        t = state.get(base + key)
+        if t is not None and t.ndim == 2:
+            out[name] = int(t.shape[dim])
+    layers = {int(m.group(1)) for m in (re.match(re.escape(base) + r"encoder\.layers\.(\d+)\.", k) for k in state) if m}
+    if layers:
+        out["num_hidden_layers"] = max(layers) + 1
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- names
@@ -316,6 +353,7 @@ def hf_state_from_paddle(arrays, prefix, family, source):
 # ---------------------------------------------------------------------------------------------- read
 def read(path):
     """(hf_config, state): the release in its Hugging Face form (see the module docstring)."""
+    path = _release_dir(path)
     cfg_path = next(os.path.join(path, n) for n in CONFIG_NAMES if os.path.isfile(os.path.join(path, n)))
     cfg = read_json(cfg_path)
     if not isinstance(cfg, dict):

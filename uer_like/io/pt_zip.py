@@ -45,9 +45,18 @@ def _config_file(path):
     return None
 
 
+def _release_dir(path):
+    """The release directory of `path`: the directory itself, or the one holding a pytorch_model.bin given."""
+    if os.path.isfile(path) and os.path.basename(path) == WEIGHTS:
+        return os.path.dirname(os.path.abspath(path))
+    return path
+
+
 def detect(path):
     """A directory with pytorch_model.bin and bert_config.json, or a config.json without model_type, and no
-    other known format (a PaddleNLP release or a Hugging Face directory, whose config.json has a model_type)."""
+    other known format (a PaddleNLP release or a Hugging Face directory, whose config.json has a model_type);
+    or that pytorch_model.bin."""
+    path = _release_dir(path)
     if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, WEIGHTS)):
         return False
     if os.path.isfile(os.path.join(path, "model_state.pdparams")):
@@ -131,6 +140,7 @@ _DECODERS = ("cls.predictions.decoder.weight", "lm_head.decoder.weight", "predic
 # ---------------------------------------------------------------------------------------------- read
 def read(path):
     """(hf_config, state): the release in its Hugging Face form (see the module docstring)."""
+    path = _release_dir(path)
     cfg_path = _config_file(path)
     if cfg_path is None:
         raise ConfigError(f"{path}: no bert_config.json, nor a config.json without model_type, beside {WEIGHTS}")
