@@ -162,6 +162,31 @@ def test_paddle_bert_shaped_models_with_the_same_layer_names(kind, tmp_path):
     _check_reference(model, src)
 
 
+def test_paddle_sequence_classifier(tmp_path):
+    """ErnieForSequenceClassification: `classifier` is a paddle Linear ([in, out]) over the pooled output."""
+    src = _fixture("ernie_paddle")
+    d = _copy(src, tmp_path / "cls", skip=("model_state.pdparams",))
+    arrays = paddlefmt.load_pdparams(os.path.join(src, "model_state.pdparams"))
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("cls.")}
+    g = np.random.RandomState(0)
+    arrays["classifier.weight"] = g.randn(64, 3).astype(np.float32)
+    arrays["classifier.bias"] = g.randn(3).astype(np.float32)
+    with open(os.path.join(d, "model_state.pdparams"), "wb") as f:
+        pickle.dump(arrays, f, protocol=4)
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    cfg.update(architectures=["ErnieForSequenceClassification"], num_classes=3)
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    model = load_model(d).eval()
+    assert model.config.target == ["cls"] and model.config.labels_num == 3
+    ref = np.load(os.path.join(src, "reference.npz"))
+    ids, mask = torch.from_numpy(ref["input_ids"]), torch.from_numpy(ref["attention_mask"])
+    seg = (torch.from_numpy(ref["token_type_ids"]) + 1) * mask
+    with torch.no_grad():
+        logits = model.target_logits(model.encode(ids, seg), seg)["cls"]
+    expect = ref["pooler_output"] @ arrays["classifier.weight"] + arrays["classifier.bias"]
+    assert (logits - torch.from_numpy(expect)).abs().max().item() <= TOL
+
+
 def test_paddle_config_with_only_what_differs_from_the_defaults(tmp_path):
     """Sizes a config leaves out (PaddleNLP's defaults at save time) are read off the weights."""
     src = _fixture("ernie_paddle")
