@@ -343,16 +343,18 @@ def test_vocab_that_does_not_match_the_weights_is_one_line_naming_both(tmp_path)
     assert "\n" not in msg and os.path.join(d, "vocab.txt") in msg and "21130 tokens" in msg and "21128 rows" in msg
 
 
+@pytest.mark.parametrize("key,value,shown", [("vocab_size", 21000, "21128"), ("hidden_size", 128, "64"),
+                                             ("num_hidden_layers", 3, "2")])
 @pytest.mark.parametrize("name,config", [("bert_ptzip", "bert_config.json"), ("ernie_paddle", "config.json")])
-def test_config_that_does_not_match_the_weights_is_one_line_naming_both(name, config, tmp_path):
+def test_config_that_does_not_match_the_weights_is_one_line_naming_both(name, config, key, value, shown, tmp_path):
     src = _fixture(name)
     d = _copy(src, tmp_path / "cfg")
     p = os.path.join(d, config)
     cfg = json.load(open(p))
-    cfg["vocab_size"] = 21000
+    cfg[key] = value
     json.dump(cfg, open(p, "w"))
     with pytest.raises(CheckpointError) as e:
         load_model(d)
     msg = str(e.value)
     weights = "pytorch_model.bin" if name == "bert_ptzip" else "model_state.pdparams"
-    assert "\n" not in msg and p in msg and weights in msg and "21000" in msg and "21128" in msg
+    assert "\n" not in msg and p in msg and weights in msg and str(value) in msg and shown in msg, msg

@@ -365,6 +365,11 @@ def read(path):
     if word is not None and "vocab_size" in hf and int(word.shape[0]) != int(hf["vocab_size"]):
         raise CheckpointError(f"the config and the weights do not match: {cfg_path} says vocab_size "
                               f"{hf['vocab_size']} but the word embedding in {weights} has {word.shape[0]} rows")
+    shown = _sizes_from_weights(arrays, prefix)
+    for k in ("hidden_size", "num_hidden_layers"):
+        if k in shown and k in hf and int(hf[k]) != shown[k]:
+            raise CheckpointError(f"the config and the weights do not match: {cfg_path} says {k} {hf[k]} but the "
+                                  f"weights in {weights} have {shown[k]}")
     state = hf_state_from_paddle(arrays, prefix, hf["model_type"], weights)
     logger.info("%s: a PaddleNLP %s release (%s), read as Hugging Face %s", path, prefix or hf["model_type"],
                 os.path.basename(cfg_path), hf["model_type"])

@@ -11,6 +11,7 @@ file is (io/safe.py: the pickle is scanned, then loaded with weights_only).
 """
 import logging
 import os
+import re
 
 import torch
 
@@ -108,8 +109,9 @@ def infer_family(keys):
         why = "BERT's names (bert.embeddings..., encoder.layer.N.attention.self.query)"
         return "bert", why
     if any(k.startswith(("embedding.", "encoder.transformer.", "target.")) for k in keys):
-        raise CheckpointError("UER-format parameter names (embedding..., encoder.transformer...), not a PyTorch BERT "
-                              "release: load the file itself with its UER config (load_model(FILE, config=...))")
+        raise CheckpointError("UER-format parameter names (embedding..., encoder.transformer...), not a PyTorch "
+                              "release: put the UER config beside it as config.json (UER's form), or give the file "
+                              "another name and load it with load_model(FILE, config=...)")
     raise CheckpointError("the parameter names match no known family (bert, roberta, albert, electra, ernie, gpt2): "
                           + ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else ""))
 
@@ -163,6 +165,16 @@ def read(path):
                                   f"{word.shape[0]} rows")
         if "vocab_size" not in cfg:
             hf["vocab_size"] = int(word.shape[0])
+        size = cfg.get("hidden_size", cfg.get("n_embd"))
+        if family not in ("albert", "electra") and size is not None and int(size) != word.shape[1]:
+            raise CheckpointError(f"the config and the weights do not match: {cfg_path} says hidden size {size} but "
+                                  f"the word embedding in {weights} ({wkey}) has {word.shape[1]} columns")
+    layers = {int(m.group(1)) for m in (re.search(r"(?:^|\.)(?:layer|h)\.(\d+)\.", k) for k in state) if m}
+    n = cfg.get("num_hidden_layers", cfg.get("n_layer"))
+    if family != "albert" and layers and n is not None and int(n) != max(layers) + 1:
+        raise CheckpointError(f"the config and the weights do not match: {cfg_path} says {n} layers but {weights} "
+                              f"has {max(layers) + 1}")
+    if word is not None and word.dim() == 2:
         if family in ("albert", "electra") and "embedding_size" not in hf:
             hf["embedding_size"] = int(word.shape[1])
         # an output layer stored with values of its own is not tied to the embedding (else it would be dropped)
