@@ -55,7 +55,8 @@ def _check_reference(model, d):
     def diff(a, b, m):
         return (a - torch.from_numpy(b))[m].abs().max().item()
 
-    diffs = {"embedding": diff(emb, ref["embedding_output"], keep), "hidden": diff(hidden, ref["last_hidden_state"], keep)}
+    diffs = {"embedding": diff(emb, ref["embedding_output"], keep),
+             "hidden": diff(hidden, ref["last_hidden_state"], keep)}
     if "mlm" in logits:
         diffs["mlm"] = diff(logits["mlm"][:, pos], ref["mlm_logits"], keep[:, pos])
     if "pooler" in logits:
@@ -142,7 +143,7 @@ def test_paddle_bert_shaped_models_with_the_same_layer_names(kind, tmp_path):
     d = _copy(src, tmp_path / kind, skip=("model_state.pdparams", "config.json"))
     arrays = paddlefmt.load_pdparams(os.path.join(src, "model_state.pdparams"))
     task = arrays.pop("ernie.embeddings.task_type_embeddings.weight")
-    arrays["ernie.embeddings.token_type_embeddings.weight"] = arrays["ernie.embeddings.token_type_embeddings.weight"] + task[0]
+    arrays["ernie.embeddings.token_type_embeddings.weight"] += task[0]
     out = {}
     for k, v in arrays.items():
         k = {"cls.predictions.decoder.weight": "cls.predictions.decoder_weight",
@@ -299,7 +300,8 @@ def test_pdparams_with_a_code_executing_payload_is_refused(tmp_path, monkeypatch
 @pytest.mark.parametrize("proto", [0, 2, 4])
 def test_pdparams_admits_only_numpy_reconstruction(tmp_path, proto):
     p = tmp_path / "x.pdparams"
-    p.write_bytes(pickle.dumps({"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": torch.nn.Linear}, protocol=proto))
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    p.write_bytes(pickle.dumps({"a": a, "b": torch.nn.Linear}, protocol=proto))
     with pytest.raises(CheckpointError, match=r"x\.pdparams: refused to load: .*torch"):
         paddlefmt.load_pdparams(str(p))
     p.write_bytes(pickle.dumps({"a": np.arange(6, dtype=np.float32).reshape(2, 3)}, protocol=proto))

@@ -10,8 +10,8 @@ Reading a `.pdparams` file executes no code from it. `paddle.save` writes a pick
 {name: numpy.ndarray} (plus `StructuredToParameterName@@`, a dict of Paddle's internal names); the only
 globals such a pickle needs are numpy's array reconstruction (`numpy.core.multiarray._reconstruct`,
 `numpy.ndarray`, `numpy.dtype`; `numpy._core...` under numpy 2), and in files written with pickle protocol 2
-(`paddle.save(..., protocol=2)`, Paddle 1.x's fluid.save) `_codecs.encode(text, "latin1")` for the arrays' bytes, admitted for
-that encoding only. A restricted unpickler admits those and nothing else: any other global is an error naming the
+(`paddle.save(..., protocol=2)`, Paddle 1.x's fluid.save) `_codecs.encode(text, "latin1")` for the arrays'
+bytes, admitted for that encoding only. A restricted unpickler admits those and nothing else: any other global is an error naming the
 file and the class, before anything is called. Arrays of other than numbers (object arrays) are refused.
 
 Names. PaddleNLP's BERT-shaped models (ErnieModel, BertModel, ...) are built on paddle.nn.TransformerEncoder:
@@ -238,7 +238,8 @@ def hf_config_from_paddle(cfg, state, source):
         (c for c in _init_classes(cfg) if "For" in c), None)
     m = re.match(r"[A-Za-z]+?(For[A-Z]\w*|Model)$", arch or "")
     if m:  # the transformers class of the family it loads as (PaddleNLP spells ...ForPretraining)
-        hf["architectures"] = [("Ernie" if family == "ernie" else "Bert") + m.group(1).replace("Pretraining", "PreTraining")]
+        suffix = m.group(1).replace("Pretraining", "PreTraining")
+        hf["architectures"] = [("Ernie" if family == "ernie" else "Bert") + suffix]
     eps = args.get("layer_norm_eps")
     if eps is not None and float(eps) != 1e-12:
         logger.info("%s: layer_norm_eps %s in the config; PaddleNLP runs every layer norm with 1e-12", source, eps)

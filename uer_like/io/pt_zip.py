@@ -26,7 +26,8 @@ GOOGLE_CONFIG = "bert_config.json"
 # keys only Google's TF BERT config has (the model never reads them)
 _GOOGLE_ONLY = ("directionality", "pooler_fc_size", "pooler_num_attention_heads", "pooler_num_fc_layers",
                 "pooler_size_per_head", "pooler_type")
-# a config.json of this era has transformers' key names; a UER-format config.json (layers_num, heads_num, ...) is not one
+# a config.json of this era has transformers' key names; a UER-format config.json (layers_num, heads_num, ...)
+# is not one
 _HF_SIZE_KEYS = ("num_hidden_layers", "n_layer")
 
 
