@@ -7,6 +7,9 @@ Formats read by `load_model(path)`:
   - Hugging Face directories (config.json with a model_type: bert, roberta, albert, electra, gpt2; weights in
     model.safetensors, pytorch_model.bin or sharded with an index), or one such weights file beside its
     config.json;
+  - release layouts, read into their Hugging Face form: the PyTorch zip (pytorch_model.bin with Google's
+    bert_config.json or a config.json without model_type; io/pt_zip.py) and PaddleNLP's model_state.pdparams
+    with config.json / model_config.json (io/paddle.py);
   - Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its .index
     file or a directory holding one, with bert_config.json / albert_config.json / config.json; needs
     `tensorflow` (the optional extra `pip install uer_like[tf]`).
@@ -30,6 +33,11 @@ from ..outputs import atomic_write
 from . import hf as hfmod
 from .safe import is_safetensors, read_tensor_file, safetensors_metadata
 from . import uer as uerfmt
+from . import paddle as paddlefmt, pt_zip as ptzipfmt
+
+# release layouts read into their Hugging Face form (io/paddle.py, io/pt_zip.py); detected before the Hugging Face
+# directory (a PaddleNLP 2.6+ config.json has a model_type too)
+RELEASE_FORMATS = {"paddle": paddlefmt, "pt-zip": ptzipfmt}
 
 logger = logging.getLogger("uer_like")
 
@@ -78,7 +86,10 @@ def _is_uer_state(state):
 
 
 def detect_format(path):
-    """'uer', 'hf' or 'tf' for a path, without loading any tensor data."""
+    """'uer', 'hf', 'tf' or a release layout ('paddle', 'pt-zip') for a path, without loading any tensor data."""
+    for name, fmt in RELEASE_FORMATS.items():
+        if fmt.detect(path):
+            return name
     if os.path.isdir(path):
         if _hf_config_at(path)[0] is not None:
             return "hf"
@@ -169,7 +180,14 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     The model remembers where it came from: model.source_format, model.source_path, model.hf_config,
     model.uer_layout (UER files), model.vocab_path, model.load_report ({"missing": [...], "unexpected": [...]})."""
     kind = detect_format(path)
-    if kind == "tf":
+    if kind in RELEASE_FORMATS:
+        hf_cfg, state = RELEASE_FORMATS[kind].read(path)
+        hf_cfg = _hf_config_arg(config) or hf_cfg
+        model = _load_hf_state(state, hf_cfg, path, strict, allow_nonfinite=allow_nonfinite)
+        model.source_format = kind
+        model.vocab_path = _first_file(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)),
+                                       ("vocab.txt",))
+    elif kind == "tf":
         from .tf import read_tf_checkpoint
 
         hf_state, hf_cfg, cfg_path, vocab_path = read_tf_checkpoint(path, config=config, which=tf_model)
