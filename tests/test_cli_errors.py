@@ -94,6 +94,8 @@ CASES = [  # (script, argv, what the one line must say)
      "vocabulary file not found"),
     ("preprocess.py", ["--corpus_path", "{utf16}", "--dataset_path", O + ".bin"], "iconv -f UTF-16"),
     ("preprocess.py", ["--corpus_path", SAMPLE_CORPUS, "--dataset_path", "{adir}"], "is a directory"),
+    ("preprocess.py", ["--corpus_path", SAMPLE_CORPUS, "--dataset_path", O + ".bin", "--whole_word_masking",
+                       "--user_dict", M + ".txt"], "--user_dict {missing}.txt: No such file or directory"),
     ("pretrain.py", ["--config", M + ".json", "--dataset_path", "{lm}"], "not found"),
     ("pretrain.py", ["--config", "{typo}", "--dataset_path", "{lm}"], "unknown config key 'heads_numm'"),
     ("pretrain.py", ["--config", "gpt2/mini_config.json", "--dataset_path", M + ".bin"], "dataset not found"),
