@@ -118,13 +118,17 @@ def test_one_ranks_failure_at_start_is_every_ranks_error():
 def test_rank0_failing_to_prepare_the_default_dataset_stops_every_rank(tmp_path):
     """pretrain.py without --dataset_path: rank 0 preprocesses the bundled corpus while the others wait; when
     it fails, the others exit with its error (they used to poll for the file forever)."""
-    args = [sys.executable, os.path.join(ROOT, "pretrain.py"), "--config", "roberta/tiny_config.json",
-            "--seq_length", "3", "--total_steps", "1", "--output_model_path", str(tmp_path / "m.bin")]
+    cfg = json.load(open(os.path.join(ROOT, "configs", "roberta", "tiny_config.json")))
+    cfg.update(data_processor="cls", target=["cls"], labels_num=2)  # the bundled corpus has no label column
+    (tmp_path / "cls.json").write_text(json.dumps(cfg))
+    args = [sys.executable, os.path.join(ROOT, "pretrain.py"), "--config", str(tmp_path / "cls.json"),
+            "--total_steps", "1", "--output_model_path", str(tmp_path / "m.bin")]
     (c0, _, e0, end0), (c1, _, e1, end1) = launch(args)
     assert end1 - end0 < 30  # rank 1 stops right after rank 0 (it used to wait forever)
-    assert c0 == 2 and e0.strip().splitlines()[-1] == "error: --seq_length must be at least 8, got 3"
+    why = e0.strip().splitlines()[-1]
+    assert c0 == 2 and why.startswith("error: ") and "cls processor" in why, e0[-2000:]
     assert c1 == 2 and e1.strip().splitlines()[-1] == ("error: rank 0 failed while preparing the bundled-corpus "
-                                                       "dataset: --seq_length must be at least 8, got 3")
+                                                       "dataset: " + why[len("error: "):])
 
 
 def test_unreachable_store_is_an_error_naming_the_endpoint(monkeypatch):

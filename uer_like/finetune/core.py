@@ -27,6 +27,7 @@ from ..io.uer import from_uer_state_dict
 from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, SEED, WARMUP, Float, Int, check_value
 from ..layers.dropout import Dropout
 from ..outputs import atomic_write
+from ..training.device import resolve_device
 from ..training.guard import FIX, NonfiniteGuard, cause, check_weights_finite, count_nonfinite
 from ..training.optim import build_optimizer, lr_at, set_lr
 from ..training.precision import amp_dtype, autocast, grad_scaler  # noqa: F401  (amp_dtype: the CLI's)
@@ -59,12 +60,7 @@ def set_seed(seed):
 
 
 def get_device(name="auto"):
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    return dev
+    return resolve_device(name)
 
 
 def set_dropout(model, p):

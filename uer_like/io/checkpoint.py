@@ -8,6 +8,9 @@ Formats read by `load_model(path)`:
   - Hugging Face directories (config.json with a model_type: bert, roberta, albert, electra, gpt2; weights in
     model.safetensors, pytorch_model.bin or sharded with an index), or one such weights file beside its
     config.json;
+  - release layouts, read into their Hugging Face form: the PyTorch zip (pytorch_model.bin with Google's
+    bert_config.json or a config.json without model_type; io/pt_zip.py) and PaddleNLP's model_state.pdparams
+    with config.json / model_config.json (io/paddle.py);
   - Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its .index
     file or a directory holding one, with bert_config.json / albert_config.json / config.json; needs
     `tensorflow` (the optional extra `pip install uer_like[tf]`).

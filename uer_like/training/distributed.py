@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import DistributedError, UerLikeError
+from .device import resolve_device
 
 
 @dataclass
@@ -70,7 +71,7 @@ def setup(device_arg="auto"):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device_arg == "auto" else device_arg.startswith("cuda")
+    use_cuda = resolve_device(device_arg).type == "cuda"
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
