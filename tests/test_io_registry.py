@@ -32,6 +32,24 @@ def toy():
         sys.path.remove(HERE)
 
 
+@pytest.fixture
+def toy_family():
+    """The toy family registered for one test, and unregistered after it."""
+    from uer_like.registry import HF_FAMILIES
+
+    sys.path.insert(0, HERE)
+    try:
+        mod = importlib.import_module("toy_family")
+        if "toy" not in HF_FAMILIES:
+            from uer_like.io.families import register_family
+
+            register_family(mod.FAMILY)
+        yield mod
+    finally:
+        HF_FAMILIES.unregister("toy")
+        sys.path.remove(HERE)
+
+
 def _tiny(target="mlm"):
     torch.manual_seed(0)
     return build_model("bert/base_config.json", vocab_size=50, target=[target], **TINY).eval()
@@ -123,3 +141,26 @@ def test_hugging_face_families_are_registered_modules():
     assert hf.targets_from_keys("roberta", ["lm_head.dense.weight", "pooler.dense.weight"]) == ["mlm", "pooler"]
     with pytest.raises(ConfigError, match="model_type 'toy' is not supported; supported: albert, bert, electra"):
         hf.family_of({"model_type": "toy"})
+
+
+def test_a_toy_family_in_one_file_exports_and_loads(toy_family, tmp_path):
+    """A family with its own names and config keys, registered from one file, goes through save_hf and load_model."""
+    import json
+
+    from safetensors import safe_open
+
+    from uer_like.io import save_hf
+
+    torch.manual_seed(0)
+    model = build_model("gpt2/tiny_config.json", vocab_size=50, layers_num=2).eval()
+    out = save_hf(model, str(tmp_path / "toy"), family="toy")
+    with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+        cfg = json.load(f)
+    assert cfg["model_type"] == "toy" and cfg["architectures"] == ["ToyLMHeadModel"]
+    with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert "toy_model.toy_wte.weight" in keys and "toy_model.toy_h.0.attn.c_attn.weight" in keys
+    again = load_model(out)
+    assert again.load_info.family == "toy" and again.config == model.config
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k

@@ -266,7 +266,7 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=F
     canon = hfmod.canonical_state(state, family)
     targets = hfmod.targets_from_keys(family, canon)
     _, config = hfmod.uer_config_from_hf(hf_cfg, targets, source=source)
-    word = canon.get("wte.weight" if family == "gpt2" else "embeddings.word_embeddings.weight")
+    word = canon.get(hfmod.hf_names(family, config).get("embedding.word.embedding.weight", ("",))[0])
     if word is not None and word.shape[0] != config.vocab_size:
         raise CheckpointError(f"{source}: the word embedding has {word.shape[0]} rows but config.json says "
                               f"vocab_size {config.vocab_size}")

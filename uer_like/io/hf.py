@@ -570,7 +570,7 @@ def hf_config_for(model, family, source_hf=None):
         extras["max_seq_length"] = c.max_seq_length
     if family == "ernie" and "task" in c.embedding and c.task_id:
         extras["task_id"] = c.task_id
-    if family not in ("gpt2", "xlnet") and "seg" in c.embedding:
+    if families.get(family).rules is None and "seg" in c.embedding:  # BERT-shaped: token types
         pad = state["embedding.seg.embedding.weight"][0]
         if bool((pad != 0).any()):
             extras["segment_padding_row"] = [float(x) for x in pad.float().tolist()]
@@ -634,7 +634,7 @@ def state_to_hf(model, family, hf_cfg, originals=None):
         dtype = state["embedding.word.embedding.weight"].dtype
         key = "encoder.embed_positions.weight"
         out[key if bare else prefix + key] = torch.cat([sin, cos], dim=-1).to(dtype)
-    if family not in ("gpt2", "xlnet") and "seg" not in cfg.embedding:  # a zero token-type row adds nothing: exact
+    if families.get(family).rules is None and "seg" not in cfg.embedding:  # a zero token-type row adds nothing
         word = state["embedding.word.embedding.weight"]
         key = "embeddings.token_type_embeddings.weight" if bare else prefix + "embeddings.token_type_embeddings.weight"
         out[key] = torch.zeros(1, word.shape[1], dtype=word.dtype)
