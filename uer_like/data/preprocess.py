@@ -43,11 +43,10 @@ def default_options(**kw):
 
 
 def validate_options(o):
-    for flag in ("user_dict", "similar_words_path"):
-        path = o.get(flag)
-        if path and not os.path.isfile(path):
-            raise DataError(f"--{flag} {path}: " + ("a directory, not a file" if os.path.isdir(path) else
-                                                    "No such file or directory"))
+    path = o.get("user_dict")  # (--similar_words_path is checked with the masking options)
+    if path and not os.path.isfile(path):
+        raise DataError(f"--user_dict {path}: " + ("a directory, not a file" if os.path.isdir(path) else
+                                                   "No such file or directory"))
     if o["data_processor"] not in DATA_PROCESSOR_NAMES:
         raise DataError(f"unknown data_processor {o['data_processor']!r}; valid choices: {', '.join(DATA_PROCESSOR_NAMES)}")
     if o["invalid_lines"] not in corpus_mod.LINE_POLICIES:
