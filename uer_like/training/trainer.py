@@ -457,7 +457,10 @@ class Trainer:
         def write():
             a = self.args
             path = a.final_weights_path()
-            save_model(model, path, format=a.output_format, vocab=a.vocab_path if a.output_format == "hf" else None)
+            vocab = None
+            if a.output_format == "hf":  # the tokenizer files: the vocabulary, or XLNet's sentencepiece model
+                vocab = a.vocab_path or (a.spm_model_path if self.config.position_scheme == "xlnet" else None)
+            save_model(model, path, format=a.output_format, vocab=vocab)
             logger.info("saved the final weights (%s) to %s", a.output_format, path)
 
         self._on_main(write)
