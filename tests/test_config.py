@@ -121,6 +121,7 @@ def test_every_config_pretrains_a_step_on_the_default_dataset(name, default_data
     assert train(args) == 1
     loaded = uer_like.load_model(str(tmp_path / "m.bin"))
     assert loaded.config.target == load_config(name).target
+    assert loaded.config.tokenizer == "bert"  # the bundled corpus is tokenized so: fine-tuning reads it so
 
 
 def test_config_name_resolves_inside_configs_and_paths_work(tmp_path):

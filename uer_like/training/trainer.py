@@ -166,6 +166,12 @@ class Trainer:
         self._check_dataset()
         vocab_size = self.manifest["vocab"]["size"]
         self.config = self.config.replace(vocab_size=vocab_size)
+        made_with = self.manifest.get("tokenizer")
+        if made_with and made_with != self.config.tokenizer:  # the token ids are the dataset's tokenizer's
+            if self.info.is_main:
+                logger.info("config tokenizer %r, dataset tokenized with %r: the model (and its saved config) "
+                            "takes the dataset's", self.config.tokenizer, made_with)
+            self.config = self.config.replace(tokenizer=made_with)
         # every rank builds its own model from the config, with the same seed, so all ranks start from the
         # same weights (FSDP shards them where they are; nothing is passed between processes)
         torch.manual_seed(args.seed)
