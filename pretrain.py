@@ -101,10 +101,22 @@ def default_dataset(config_name, seq_length, whole_word, overrides):
     from uer_like.config import load_config
     from uer_like.data.preprocess import run_preprocess
 
-    processor = load_config(config_name, **overrides).data_processor
+    from uer_like.data.masking import STRATEGY_KEYS
+
+    config = load_config(config_name, **overrides)
+    processor = config.data_processor
     opts = dict(corpus_path=SAMPLE_CORPUS, vocab_path=DEFAULT_VOCAB, data_processor=processor,
                 seq_length=seq_length, dup_factor=1, dynamic_masking=True, whole_word_masking=whole_word,
                 corpus_format="bert")
+    # the masking strategy the config pretrains with (PERT's, span, n-gram...) and its parameters
+    opts.update({k: True for k in STRATEGY_KEYS if getattr(config, k)})
+    strategy = config.masking_strategy
+    if strategy == "span":
+        opts.update(span_geo_prob=config.span_geo_prob, span_max_length=config.span_max_length)
+    elif strategy in ("ngram", "macbert") and config.ngram_probs:
+        opts["ngram_probs"] = list(config.ngram_probs)
+    elif strategy == "pert":
+        opts["pert_window"] = config.pert_window
     key = hashlib.sha256(json.dumps(opts, sort_keys=True).encode()).hexdigest()[:12]
     path = os.path.join(HERE, ".cache", f"sample_{processor}_{seq_length}_{key}.uerds")
     opts["dataset_path"] = path

@@ -172,7 +172,7 @@ def test_tiny_model_of_each_family_pretrains_on_the_bundled_corpus(family, corpu
 
 
 # ---------------------------------------------------------------------------------------------- XLNet input
-def make_xlnet_spm(path):
+def make_xlnet_spm(path, specials=("<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>")):
     """A sentencepiece model with XLNet's special pieces (<unk> <s> </s> <cls> <sep> <pad> <mask> <eod> <eop>,
     ids 0-8 as HFL's spiece.model) and the first 3,000 single characters of the Chinese BERT vocabulary,
     written directly (no training), so tests get an XLNet tokenizer in milliseconds."""
@@ -193,7 +193,7 @@ def make_xlnet_spm(path):
     add("<unk>", 0, kind.UNKNOWN)
     add("<s>", 0, kind.CONTROL)
     add("</s>", 0, kind.CONTROL)
-    for s in ("<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>"):
+    for s in specials:
         add(s, 0, kind.USER_DEFINED)
     add("\u2581", -1.0)
     chars = [t for t in open(VOCAB, encoding="utf-8").read().split("\n") if len(t) == 1 and not t.isspace()]
@@ -322,6 +322,47 @@ def test_xlnet_directory_without_its_sentencepiece_model_is_one_line_error(finet
     with pytest.raises(DataError, match="spiece.model") as e:
         extract_features(load_model(str(broken)), ["今天"])
     assert "\n" not in str(e.value)
+
+
+def test_xlnet_pretrained_here_exports_its_sentencepiece_model_and_special_ids(finetune_setup, tmp_path):
+    """An XLNet pretrained on a sentencepiece dataset whose special pieces are not at HFL's ids (<pad> 3, not
+    5), written as a transformers directory: spiece.model is beside the weights, config.json's pad / bos /
+    eos ids are that model's, transformers' XLNetTokenizer reads it with those ids, and the directory
+    fine-tunes here; a UER file with spiece.model beside it exports the same way."""
+    transformers = pytest.importorskip("transformers")
+    from uer_like.training.trainer import TrainArgs, train
+
+    data, _ = finetune_setup
+    spm = make_xlnet_spm(str(tmp_path / "own.model"), specials=("<pad>", "<mask>", "<cls>", "<sep>", "<eod>", "<eop>"))
+    ds, _ = preprocess(str(tmp_path), open(SAMPLE_CORPUS, encoding="utf-8").read()[:20000], data_processor="lm",
+                       seq_length=32, tokenizer="xlnet", spm_model_path=spm, vocab_path=None, corpus_format="line")
+    out = tmp_path / "xlnet_pre"
+    args = TrainArgs(dataset_path=ds, config="xlnet/base_config.json", spm_model_path=spm, total_steps=1,
+                     batch_size=2, output_model_path=str(out), output_format="hf", precision="fp32",
+                     config_overrides={k: v for k, v in TINY.items() if k != "max_seq_length"})
+    args.validate()
+    assert train(args) == 1
+    ids = {"pad_token_id": 3, "bos_token_id": 1, "eos_token_id": 2}
+    for d in (out, tmp_path / "from_uer"):
+        assert os.path.isfile(d / "spiece.model"), sorted(os.listdir(d))
+        cfg = json.load(open(d / "config.json"))
+        assert {k: cfg[k] for k in ids} == ids
+        tok = transformers.XLNetTokenizer.from_pretrained(str(d))
+        assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (3, 1, 2)
+        assert tok.convert_ids_to_tokens(tok("今天天气很好")["input_ids"])[-2:] == ["<sep>", "<cls>"]
+        code = run_script("run_classifier.py", ["--pretrained_model_path", str(d), "--train_path", data["cls"],
+                                                "--epochs_num", "1", "--max_steps", "1", "--batch_size", "4",
+                                                "--seq_length", "32", "--no_progress",
+                                                "--output_model_path", str(tmp_path / "cls.bin")])
+        assert code == 0
+        if d == out:  # the same model as a UER file in a directory holding the sentencepiece model
+            uer_dir = tmp_path / "uer"
+            uer_dir.mkdir()
+            import shutil
+
+            shutil.copyfile(spm, uer_dir / "spiece.model")
+            save_model(load_model(str(out)), str(uer_dir / "m.bin"), format="uer")
+            save_model(load_model(str(uer_dir / "m.bin")), str(tmp_path / "from_uer"), format="hf")
 
 
 # ---------------------------------------------------------------------------------------------- decoding

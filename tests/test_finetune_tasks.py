@@ -226,3 +226,31 @@ def test_load_model_path_of_another_task_says_so(tmp_path, capsys):
                                                     test, "--labels_num", "2"])
     assert f"--load_model_path {path}: checkpoint does not match" in err and "missing keys" in err
     assert "strict=False" not in err and "fine-tuned for another task" in err
+
+
+# ---------------------------------------------------------------------------------------------- causal models
+def test_causal_model_classifier_pools_the_last_token(tmp_path, capsys):
+    """Under a causal mask the first token sees only itself: pooling it gives every text the same feature. A
+    GPT-2 classifier pools the last real token by default, refuses --pooling first in one line, and its HF
+    export says that no transformers task class takes it (not that it should pool the first token)."""
+    from uer_like.config import read_json
+    from uer_like.errors import ConfigError
+    from uer_like.io import hf_tasks
+
+    texts = ["很好看的书", "内容一般", "非常差", "还不错吧", "推荐大家读", "浪费时间"]
+    data = write(tmp_path, "cls.tsv", "label\ttext_a\n" + "".join(f"{i % 2}\t{t}\n" for i, t in enumerate(texts)))
+    gpt = ["--config_path", "gpt2/tiny_config.json", "--vocab_path", VOCAB, "--no_progress", "--epochs_num", "1",
+           "--seq_length", "16", "--batch_size", "4"]
+    model, pred = str(tmp_path / "gpt_cls.bin"), str(tmp_path / "pred.tsv")
+    run("classification", gpt + ["--train_path", data, "--max_steps", "2", "--output_model_path", model])
+    assert read_json(str(tmp_path / "gpt_cls_config.json"))["pooling"] == "last"
+    run("classification", ["--load_model_path", model, "--vocab_path", VOCAB, "--test_path", data,
+                           "--prediction_path", pred, "--output_logits", "--no_progress"])
+    logits = [line.split("\t")[1] for line in open(pred, encoding="utf-8").read().splitlines()[1:]]
+    assert len(set(logits)) > 1  # the feature depends on the text
+    err = one_line_error(capsys, "classification", gpt + ["--train_path", data, "--pooling", "first"])
+    assert "--pooling first on a model with a causal mask" in err and "--pooling last" in err
+    err = one_line_error(capsys, "multiple_choice", gpt + ["--train_path", os.path.join(C3, "train.json")])
+    assert "causal mask" in err
+    with pytest.raises(ConfigError, match="a fine-tuned gpt2 model has no transformers task class here"):
+        hf_tasks.export_finetuned(model, str(tmp_path / "hf"))

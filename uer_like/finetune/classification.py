@@ -27,7 +27,7 @@ from ..targets.cls import pool
 from . import data as D
 from .data import IGNORE_INDEX
 from .models import TaskModel, init_linear
-from .tasks import TASKS, Task, log
+from .tasks import TASKS, Task, log, logger
 
 
 # ====================================================================== head
@@ -170,6 +170,28 @@ def infer_labels_num(path, label_lines):
                     f"--labels_num {n} to train {n} classes on purpose")
 
 
+def resolve_pooling(config, flag=None, fine_tuned=False):
+    """The config with the pooling a classifier uses: --pooling when given, else the config's; under a causal
+    mask (GPT-2) the first token attends to itself only, so its vector is the same for every text: there the
+    default is the last real token (as transformers' GPT2ForSequenceClassification) and --pooling first is
+    refused. A fine-tuned model loaded back keeps the pooling it was trained with (a warning when it is first)."""
+    if config.mask != "causal":
+        return config.replace(pooling=flag) if flag else config
+    if flag == "first":
+        raise ConfigError("--pooling first on a model with a causal mask: its first token sees only itself, so "
+                          "every text gets the same feature; use --pooling last (the default there), mean or max")
+    if flag:
+        return config.replace(pooling=flag)
+    if config.pooling != "first":
+        return config
+    if fine_tuned:
+        logger.warning("this causal-mask classifier was fine-tuned pooling the first token, which sees only itself: "
+                       "its predictions do not depend on the text; fine-tune it again (the default is now last)")
+        return config
+    log("pooling: the last token (the model's mask is causal: its first token sees only itself)")
+    return config.replace(pooling="last")
+
+
 def _first(items, k):
     return ", ".join(map(str, items[:k])) + (" ..." if len(items) > k else "")
 
@@ -182,7 +204,8 @@ class SentenceTask(Task):
     @staticmethod
     def add_args(g):
         g.add_argument("--pooling", choices=["first", "mean", "max", "last"], default=None,
-                       help="how the encoder output is pooled before output_layer_1 (default: the config's, first)")
+                       help="how the encoder output is pooled before output_layer_1 (default: the config's, first; "
+                            "last for a causal model, whose first token sees only itself)")
         g.add_argument("--no_pooler_init", action="store_true",
                        help="start output_layer_1 at random (as UER-py) instead of from the pretrained pooler")
 
@@ -225,8 +248,7 @@ class SentenceTask(Task):
         return self.labels_num
 
     def build_model(self, config, vocab_size, backbone=None, pooler=None):
-        if getattr(self.args, "pooling", None):
-            config = config.replace(pooling=self.args.pooling)
+        config = resolve_pooling(config, getattr(self.args, "pooling", None), fine_tuned=bool(getattr(self.args, "load_model_path", None)))
         model = Classifier(config, vocab_size, self.outputs_num(), backbone=backbone)
         model.task = self.name
         if pooler is not None and not getattr(self.args, "no_pooler_init", False):

@@ -182,6 +182,9 @@ class MultipleChoiceTask(Task):
                 "label": torch.tensor([f["label"] for f in feats], dtype=torch.long)}
 
     def build_model(self, config, vocab_size, backbone=None, pooler=None):
+        if config.mask == "causal":
+            raise ConfigError("multiple choice scores the first token, which under this model's causal mask sees "
+                              "only itself (the same score for every choice); fine-tune it with a fully visible model")
         model = MultipleChoice(config, vocab_size, backbone=backbone)
         if pooler is not None and not getattr(self.args, "no_pooler_init", False):
             model.output_layer_1.load_state_dict(pooler)

@@ -406,6 +406,29 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     if source_hf is not None and source_hf.get("model_type") != family:
         source_hf = None
     hf_cfg = hfmod.hf_config_for(model, family, source_hf)
+    source_dir = info.tokenizer_dir if vocab is None else None
+    vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None) if vocab is not None else None
+    if vocab_path is None:
+        vocab_path = info.vocab_path or _default_vocab(model)
+    spm_path = vocab_path if vocab_path is not None and vocab_path.endswith(".model") else None
+    if spm_path is None and family == "xlnet":  # XLNet's spiece.model beside the weights loaded (any format)
+        from ..tokenizers.xlnet import SPM_FILE
+
+        where = info.tokenizer_dir or (os.path.dirname(os.path.abspath(info.path)) if info.path else None)
+        if where and os.path.isfile(os.path.join(where, SPM_FILE)):
+            spm_path = os.path.join(where, SPM_FILE)
+            if where != source_dir:  # a UER file: the model is written as the tokenizer files
+                vocab_path = spm_path
+    if spm_path is not None:  # a sentencepiece model (XLNet): its piece count, and the special ids it assigns
+        from ..tokenizers.xlnet import load_spm
+
+        sp = load_spm(spm_path)
+        if sp.GetPieceSize() != model.vocab_size:
+            raise CheckpointError(f"the sentencepiece model {spm_path} has {sp.GetPieceSize()} pieces but the model's "
+                                  f"word embedding {model.vocab_size} rows")
+        fam = hfmod.families.get(family)
+        if fam.special_ids is not None:
+            hf_cfg.update(fam.special_ids(sp))
     if task_head is not None:
         architecture, entries, head_state = task_head
         hf_cfg["architectures"] = [architecture]  # before state_to_hf: it decides the key prefixes
@@ -431,18 +454,7 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
         os.remove(sidecar)
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(hf_cfg, f, indent=2, ensure_ascii=False)
-    source_dir = info.tokenizer_dir if vocab is None else None
-    vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None) if vocab is not None else None
-    if vocab_path is None:
-        vocab_path = info.vocab_path or _default_vocab(model)
-    if vocab_path is not None and vocab_path.endswith(".model"):  # a sentencepiece model (XLNet)
-        from ..tokenizers.xlnet import load_spm
-
-        n = load_spm(vocab_path).GetPieceSize()
-        if n != model.vocab_size:
-            raise CheckpointError(f"the sentencepiece model {vocab_path} has {n} pieces but the model's word embedding "
-                                  f"{model.vocab_size} rows")
-    elif vocab_path is not None:
+    if vocab_path is not None and not vocab_path.endswith(".model"):
         check_vocab(model.vocab_size, vocab_path, "the model")
     written = hfmod.write_tokenizer_files(out_dir, family, vocab_path=vocab_path, source_dir=source_dir)
     if not written:

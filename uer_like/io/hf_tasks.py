@@ -121,12 +121,13 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     if any(k.startswith("crf.") for k in state):
         raise ConfigError(f"{path}: the tagger has a CRF layer, which transformers' token classification classes "
                           "do not have; fine-tune without --crf_target to export it")
-    if task in POOLED and task != "multiple_choice" and cfg.pooling != "first":
-        raise ConfigError(f"{path}: the classifier pools with '{cfg.pooling}'; transformers' classes pool the "
-                          "first token (fine-tune with --pooling first to export it)")
     family = hfmod.hf_family_for(cfg.replace(target=[]))
-    if family not in CLASS_PREFIX:
-        raise ConfigError(f"{path}: a fine-tuned {family} model has no transformers task class here")
+    if family not in CLASS_PREFIX:  # GPT-2's and XLNet's classifiers pool the last token with other heads
+        raise ConfigError(f"{path}: a fine-tuned {family} model has no transformers task class here; exportable "
+                          f"families: {', '.join(CLASS_PREFIX)}")
+    if task in POOLED and task != "multiple_choice" and cfg.pooling != "first":
+        raise ConfigError(f"{path}: the classifier pools with '{cfg.pooling}'; transformers' {CLASS_PREFIX[family]} "
+                          "classes pool the first token (fine-tune with --pooling first to export it)")
     targets, heads = _head_layout(task, family)
     word = state.get("embedding.word.embedding.weight")
     if word is None:

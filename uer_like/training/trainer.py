@@ -166,6 +166,12 @@ class Trainer:
         self._check_dataset()
         vocab_size = self.manifest["vocab"]["size"]
         self.config = self.config.replace(vocab_size=vocab_size)
+        made_with = self.manifest.get("tokenizer")
+        if made_with and made_with != self.config.tokenizer:  # the token ids are the dataset's tokenizer's
+            if self.info.is_main:
+                logger.info("config tokenizer %r, dataset tokenized with %r: the model (and its saved config) "
+                            "takes the dataset's", self.config.tokenizer, made_with)
+            self.config = self.config.replace(tokenizer=made_with)
         # every rank builds its own model from the config, with the same seed, so all ranks start from the
         # same weights (FSDP shards them where they are; nothing is passed between processes)
         torch.manual_seed(args.seed)
@@ -457,7 +463,10 @@ class Trainer:
         def write():
             a = self.args
             path = a.final_weights_path()
-            save_model(model, path, format=a.output_format, vocab=a.vocab_path if a.output_format == "hf" else None)
+            vocab = None
+            if a.output_format == "hf":  # the tokenizer files: the vocabulary, or XLNet's sentencepiece model
+                vocab = a.vocab_path or (a.spm_model_path if self.config.position_scheme == "xlnet" else None)
+            save_model(model, path, format=a.output_format, vocab=vocab)
             logger.info("saved the final weights (%s) to %s", a.output_format, path)
 
         self._on_main(write)

@@ -26,6 +26,8 @@ class Family:
     io/hf.Rule list (Hugging Face names <-> internal names, both directions); is_base_key(key) -> whether a
     key (without the base prefix) belongs to the base model; config_from_hf(hf, targets, extras, need, act,
     source) -> the uer_like config keys; config_to_hf(model, architecture, eps) -> the config.json entries.
+    A family whose tokenizer is a sentencepiece model (XLNet) gives special_ids(processor) -> the config.json
+    token ids (pad, bos, eos) that model assigns, written on export in place of any fixed ones.
     Left None, io/hf.py's BERT-shaped mapping applies (with the per-family details it still holds)."""
     name: str
     base_prefix: str
@@ -40,6 +42,7 @@ class Family:
     is_base_key: Optional[Callable[[str], bool]] = None
     config_from_hf: Optional[Callable] = None
     config_to_hf: Optional[Callable] = None
+    special_ids: Optional[Callable] = None
 
 
 def register_family(family):

@@ -79,13 +79,24 @@ def config_to_hf(model, arch, eps):
           "same_length": False, "dropout": c.dropout, "layer_norm_eps": eps, "initializer_range": 0.02,
           "mem_len": None, "reuse_len": None, "tie_word_embeddings": c.tie_weights,
           "summary_type": "last", "summary_use_proj": True, "summary_activation": "tanh",
-          "summary_last_dropout": c.dropout, "pad_token_id": 5, "bos_token_id": 1, "eos_token_id": 2}
+          "summary_last_dropout": c.dropout, "pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
     if "cls" in c.target:
         hf.update(num_labels=c.labels_num, id2label={str(i): f"LABEL_{i}" for i in range(c.labels_num)},
                   label2id={f"LABEL_{i}": i for i in range(c.labels_num)})
     return hf
 
 
+def special_ids(sp):
+    """The token ids of <pad>, <s>, </s> in an XLNet sentencepiece model (HFL's: 5, 1, 2), None where it has
+    no such piece: the config.json ids of an export, whatever model the tokenizer is."""
+    def piece_id(piece):
+        i = sp.PieceToId(piece)
+        return i if sp.IdToPiece(i) == piece else None
+
+    return {"pad_token_id": piece_id("<pad>"), "bos_token_id": piece_id("<s>"), "eos_token_id": piece_id("</s>")}
+
+
 register_family(Family("xlnet", "transformer", "XLNet", frozenset({"lm", "cls"}), architecture,
                        ([("lm", ("lm_loss.bias",))], [("cls", ("logits_proj.weight",))]), rules=rules,
-                       is_base_key=is_base_key, config_from_hf=config_from_hf, config_to_hf=config_to_hf))
+                       is_base_key=is_base_key, config_from_hf=config_from_hf, config_to_hf=config_to_hf,
+                       special_ids=special_ids))
