@@ -498,3 +498,20 @@ def test_output_model_path_naming_a_directory_is_refused_at_start(dataset, tmp_p
     last = err.strip().splitlines()[-1]
     assert "--output_model_path" in last and "is an existing directory" in last, last
     assert not list_checkpoints(tmp_path / "m_checkpoints")
+
+
+def test_training_caps_onednn_shape_caches_and_keeps_what_the_environment_sets(dataset, tmp_path, monkeypatch):
+    """Host memory flat over long runs (benchmarks/rss.py): oneDNN's primitive cache and ideep's computation cache
+    hold a primitive per tensor shape, 1,024 each by default, and their entries fragment glibc's heap among each
+    step's temporaries as batch shapes change. A trainer caps both before its first oneDNN call; values the
+    environment sets are kept (the way back to oneDNN's defaults)."""
+    from uer_like.training import memory
+
+    for var in memory.ONEDNN_VARS + (memory.IDEEP_VAR,):
+        monkeypatch.delenv(var, raising=False)
+    Trainer(args(dataset, tmp_path, total_steps=1)).close()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == os.environ["LRU_CACHE_CAPACITY"] == \
+        str(memory.CACHE_CAPACITY)
+    env = {"LRU_CACHE_CAPACITY": "1024", "DNNL_PRIMITIVE_CACHE_CAPACITY": "1024"}
+    assert memory.cap_shape_caches(environ=env) == {"DNNL_PRIMITIVE_CACHE_CAPACITY": "1024",
+                                                     "LRU_CACHE_CAPACITY": "1024"}

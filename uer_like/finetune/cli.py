@@ -26,6 +26,7 @@ from ..outputs import OutputLock, atomic_write, check_writable, describe_write_e
 from ..registry import TOKENIZERS
 from ..resources import resolve
 from ..tokenizers import build_tokenizer
+from ..training.memory import cap_shape_caches
 from ..tokenizers.xlnet import SPM_FILE
 from ..training.optim import SCHEDULERS
 from ..training.precision import AMP_CHOICES
@@ -180,6 +181,7 @@ def run(task_name, argv=None):
 
 
 def _run_checked(task_name, args, argv):
+    cap_shape_caches()  # flat host memory as batch shapes vary (training/memory.py)
     apply_threads(args)
     core.set_seed(args.seed)
     device = core.get_device(args.device)

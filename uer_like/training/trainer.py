@@ -25,6 +25,7 @@ from ..model import Model
 from . import distributed as dist_utils
 from .batches import Collator, SampleOrder
 from .checkpoint import load_checkpoint, load_latest, rng_state, save_checkpoint, set_rng_state
+from .memory import cap_shape_caches
 from .guard import check_weights_finite, count_nonfinite, diverged, skip_step
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
 from .precision import DTYPES, PRECISIONS, autocast, precision_warning, resolve_precision
@@ -108,6 +109,7 @@ TRAIN_ARG_RULES = {"total_steps": Int(min=1, max=10 ** 9), "batch_size": COUNT, 
 
 class Trainer:
     def __init__(self, args: TrainArgs):
+        cap_shape_caches()  # before the first oneDNN primitive: flat host memory as shapes vary (memory.py)
         self._t_created = time.time()
         args.validate()
         self.args = args
