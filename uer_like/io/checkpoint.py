@@ -411,22 +411,22 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     if vocab_path is None:
         vocab_path = info.vocab_path or _default_vocab(model)
     spm_path = vocab_path if vocab_path is not None and vocab_path.endswith(".model") else None
-    if spm_path is None and family == "xlnet":  # XLNet's spiece.model beside the weights loaded (any format)
-        from ..tokenizers.xlnet import SPM_FILE
-
+    fam = hfmod.families.get(family)
+    if spm_path is None and fam.spm_file:  # the family's sentencepiece model beside the weights loaded (any format)
         where = info.tokenizer_dir or (os.path.dirname(os.path.abspath(info.path)) if info.path else None)
-        if where and os.path.isfile(os.path.join(where, SPM_FILE)):
-            spm_path = os.path.join(where, SPM_FILE)
+        if where and os.path.isfile(os.path.join(where, fam.spm_file)):
+            spm_path = os.path.join(where, fam.spm_file)
             if where != source_dir:  # a UER file: the model is written as the tokenizer files
                 vocab_path = spm_path
     if spm_path is not None:  # a sentencepiece model (XLNet): its piece count, and the special ids it assigns
         from ..tokenizers.xlnet import load_spm
 
         sp = load_spm(spm_path)
-        if sp.GetPieceSize() != model.vocab_size:
-            raise CheckpointError(f"the sentencepiece model {spm_path} has {sp.GetPieceSize()} pieces but the model's "
-                                  f"word embedding {model.vocab_size} rows")
-        fam = hfmod.families.get(family)
+        rows = fam.spm_rows(sp.GetPieceSize()) if fam.spm_rows is not None else sp.GetPieceSize()
+        if rows != model.vocab_size:
+            raise CheckpointError(f"the sentencepiece model {spm_path} has {sp.GetPieceSize()} pieces, for "
+                                  f"{rows} word-embedding rows in a {family} model, but the model's word embedding "
+                                  f"has {model.vocab_size} rows")
         if fam.special_ids is not None:
             hf_cfg.update(fam.special_ids(sp))
     if task_head is not None:

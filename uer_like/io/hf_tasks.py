@@ -32,7 +32,6 @@ from . import hf as hfmod
 SUFFIX = {"classification": "ForSequenceClassification", "regression": "ForSequenceClassification",
           "multi_label": "ForSequenceClassification", "tagging": "ForTokenClassification",
           "mrc": "ForQuestionAnswering", "multiple_choice": "ForMultipleChoice"}
-CLASS_PREFIX = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra"}
 PROBLEM_TYPE = {"classification": "single_label_classification", "regression": "regression",
                 "multi_label": "multi_label_classification"}
 POOLED = ("classification", "regression", "multi_label", "multiple_choice")  # dense + tanh on [CLS] first
@@ -61,24 +60,32 @@ def is_task_dir(path):
 
 
 def _head_layout(task, family):
-    """-> (backbone targets, [(internal head key prefix, HF key prefix)]) for a task in a family."""
-    if task in ("classification", "regression", "multi_label"):
-        if family == "roberta":
-            return [], [("output_layer_1.", "classifier.dense."), ("output_layer_2.", "classifier.out_proj.")]
-        if family in ("bert", "albert"):
-            return ["pooler"], [("output_layer_2.", "classifier.")]
-    elif task == "multiple_choice":
-        if family in ("bert", "albert", "roberta"):
-            return ["pooler"], [("output_layer_2.", "classifier.")]
-    elif task == "tagging":
-        return [], [("output_layer.", "classifier.")]
-    elif task == "mrc":
-        return [], [("output_layer.", "qa_outputs.")]
-    else:
+    """-> (backbone targets, [(internal head key prefix, HF key prefix)]) for a task in a family (its
+    Family.task_heads)."""
+    if task not in SUFFIX:
         raise ConfigError(f"the fine-tuning task {task!r} has no Hugging Face class here; exportable: "
                           f"{', '.join(SUFFIX)}")
-    raise ConfigError(f"a {task} head on a {family} model has no transformers equivalent (its classification "
-                      "head differs); exportable families for it: bert, roberta, albert")
+    layout = _task_heads(family)(task)
+    if layout is None:
+        fit = [f.name for f in hfmod.families.all_families() if f.task_heads is not None and f.task_heads(task)]
+        raise ConfigError(f"a {task} head on a {family} model has no transformers equivalent (its classification "
+                          f"head differs); exportable families for it: {', '.join(fit)}")
+    return layout
+
+
+def _task_heads(family):
+    fam = hfmod.families.get(family)
+    if fam.task_heads is None:
+        exportable = [f.name for f in hfmod.families.all_families() if f.task_heads is not None]
+        raise ConfigError(f"a fine-tuned {family} model has no transformers task class here; exportable families: "
+                          f"{', '.join(exportable)}")
+    return fam.task_heads
+
+
+def task_class(family, task):
+    """The transformers class of a fine-tuned `task` model in `family`."""
+    fam = hfmod.families.get(family)
+    return fam.task_class(SUFFIX[task]) if fam.task_class is not None else fam.class_prefix + SUFFIX[task]
 
 
 def _labels(task, meta, head_rows):
@@ -122,12 +129,15 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
         raise ConfigError(f"{path}: the tagger has a CRF layer, which transformers' token classification classes "
                           "do not have; fine-tune without --crf_target to export it")
     family = hfmod.hf_family_for(cfg.replace(target=[]))
-    if family not in CLASS_PREFIX:  # GPT-2's and XLNet's classifiers pool the last token with other heads
-        raise ConfigError(f"{path}: a fine-tuned {family} model has no transformers task class here; exportable "
-                          f"families: {', '.join(CLASS_PREFIX)}")
-    if task in POOLED and task != "multiple_choice" and cfg.pooling != "first":
-        raise ConfigError(f"{path}: the classifier pools with '{cfg.pooling}'; transformers' {CLASS_PREFIX[family]} "
-                          "classes pool the first token (fine-tune with --pooling first to export it)")
+    try:
+        _task_heads(family)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    fam = hfmod.families.get(family)
+    if task in POOLED and task != "multiple_choice" and cfg.pooling != fam.task_pooling:
+        raise ConfigError(f"{path}: the classifier pools with '{cfg.pooling}'; transformers' {fam.class_prefix} "
+                          f"classes pool the {fam.task_pooling} token (fine-tune with --pooling {fam.task_pooling} "
+                          "to export it)")
     targets, heads = _head_layout(task, family)
     word = state.get("embedding.word.embedding.weight")
     if word is None:
@@ -156,7 +166,7 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     entries["uer_like"] = {"finetune": {"meta": meta, "config": raw_config}}
     model.load_info = LoadInfo(vocab_path=getattr(vocab, "path", vocab) if vocab is not None else None)
     return save_hf(model, out_dir, vocab=vocab, family=family,
-                   task_head=(CLASS_PREFIX[family] + SUFFIX[task], entries, head_state))
+                   task_head=(task_class(family, task), entries, head_state))
 
 
 def import_finetuned(hf_dir, out_path):
