@@ -61,6 +61,7 @@ class ModelConfig:
     tie_weights: bool = False
     has_lmtarget_bias: bool = False
     pooling: str = "first"
+    cls_act: str = "tanh"  # the cls target's dense layer: tanh (BERT's pooler), relu (DistilBERT's pre_classifier)
     labels_num: int = 2
     # vocabulary and segments
     vocab_size: Optional[int] = None
@@ -167,6 +168,7 @@ class ModelConfig:
                               f"{self.task_type_vocab_size} task types 0..{self.task_type_vocab_size - 1} "
                               "(task_type_vocab_size)")
         ACTIVATIONS.get(self.hidden_act, key="hidden_act")
+        ACTIVATIONS.get(self.cls_act, key="cls_act")
         LAYERNORMS.get(self.layernorm, key="layernorm")
         if self.mask not in MASKS:
             bad("mask", self.mask, MASKS)

@@ -149,7 +149,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     if vocab is not None:
         check_vocab(rows, vocab, w.path)
         info.vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None)
-    elif info.vocab_path:
+    elif info.vocab_path and not info.vocab_path.endswith(".model"):  # a sentencepiece model: checked on export
         check_vocab(rows, info.vocab_path, w.path, auto=True)
     check_seq_length(model.config, seq_length, w.path)
     if allow_nonfinite:

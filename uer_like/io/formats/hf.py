@@ -77,8 +77,16 @@ def read(path, config=None, **_):
     state = {}
     for f in weights_in(path):
         state.update(read_tensor_file(f))
-    return Weights(state, names="hf", path=path, config=hf_cfg, vocab_path=first_file(path, ("vocab.txt",)),
+    return Weights(state, names="hf", path=path, config=hf_cfg, vocab_path=first_file(path, _vocab_files(hf_cfg)),
                    tokenizer_dir=path, ln_dir=path)
+
+
+def _vocab_files(hf_cfg):
+    """The files a directory of this config's family records as its vocabulary (Family.vocab_files)."""
+    from .. import families
+
+    name = (hf_cfg or {}).get("model_type")
+    return families.get(name).vocab_files if name in families.names() else ("vocab.txt",)
 
 
 def write(model, path, vocab=None, layout=None):
