@@ -11,14 +11,18 @@ and PATH_finetune.json (the task settings) beside it. Its head maps onto a trans
   mrc              output_layer [2, hidden] (start, end)    ...ForQuestionAnswering: qa_outputs
   multiple_choice  output_layer_1, output_layer_2 [1, h]   ...ForMultipleChoice: pooler + classifier
 
+Where each head goes is the family's (Family.task_heads in io/families/). XLNet's classifier (dense + tanh on
+the last token) is XLNetForSequenceClassification's sequence_summary.summary + logits_proj, its span extractor
+XLNetForQuestionAnsweringSimple.
+
 id2label / label2id come from the task settings (the tags of a tagger, the class ids of a classifier);
 regression and multi_label set problem_type. config.json keeps the task settings and the UER config under
 `uer_like.finetune`, and UER layer norms keep their exact gammas beside the weights (io/hf.py), so the way
 back (`import_finetuned`) writes the same three files again, tensors bit for bit. `convert_finetuned` rewrites
 a fine-tuned model in the other UER format (a torch .bin <-> .safetensors), its head kept.
 
-Not representable, refused in one line: a CRF on a tagger, pooling other than the first token for a
-classifier, ELECTRA's classification heads (gelu, not tanh).
+Not representable, refused in one line: a CRF on a tagger, pooling other than the family's (the first token;
+XLNet: the last) for a classifier, ELECTRA's classification heads (gelu, not tanh), GPT-2's classifiers.
 """
 import json
 import os
@@ -56,7 +60,14 @@ def is_task_dir(path):
         return False
     cfg = read_json(p)
     arch = ((cfg.get("architectures") if isinstance(cfg, dict) else None) or [""])[0]
-    return any(arch.endswith(s) for s in set(SUFFIX.values()))
+    return _task_of_arch(arch) is not None
+
+
+def _task_of_arch(arch):
+    """The task of a transformers task class name (XLNet's span extractor: *ForQuestionAnsweringSimple)."""
+    arch = arch[: -len("Simple")] if arch.endswith("ForQuestionAnsweringSimple") else arch
+    by_suffix = {v: k for k, v in SUFFIX.items() if k not in ("regression", "multi_label")}
+    return next((t for s, t in by_suffix.items() if arch.endswith(s)), None)
 
 
 def _head_layout(task, family):
@@ -161,7 +172,7 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     left = [k for k in state if k not in used]
     if left:
         raise CheckpointError(f"{path}: tensors the {task} export has no place for: {', '.join(left[:10])}")
-    rows = next(v.shape[0] for k, v in head_state.items() if k.endswith("weight") and "dense" not in k)
+    rows = head_state[heads[-1][1] + "weight"].shape[0]  # the last head is the output layer
     entries = _labels(task, meta, rows)
     entries["uer_like"] = {"finetune": {"meta": meta, "config": raw_config}}
     model.load_info = LoadInfo(vocab_path=getattr(vocab, "path", vocab) if vocab is not None else None)
@@ -183,8 +194,7 @@ def import_finetuned(hf_dir, out_path):
     saved = (hf.get("uer_like") or {}).get("finetune") or {}
     task = (saved.get("meta") or {}).get("task")
     if task is None:
-        by_suffix = {v: k for k, v in SUFFIX.items() if k not in ("regression", "multi_label")}
-        task = next((t for s, t in by_suffix.items() if arch.endswith(s)), None)
+        task = _task_of_arch(arch)
         if task == "classification" and hf.get("problem_type") == "regression":
             task = "regression"
         elif task == "classification" and hf.get("problem_type") == "multi_label_classification":

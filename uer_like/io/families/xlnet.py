@@ -133,8 +133,21 @@ def write_tokenizer(out_dir, vocab_path):
     return [SPM_FILE, "tokenizer_config.json"]
 
 
+# fine-tuned models (io/hf_tasks.py): the classifier's dense + tanh on the last token is XLNet's sequence summary
+# (summary_type 'last': the last position, the last real token under XLNet's left padding), then logits_proj
+TASK_HEADS = {task: ([], [("output_layer_1.", "sequence_summary.summary."), ("output_layer_2.", "logits_proj.")])
+              for task in ("classification", "regression", "multi_label")}
+TASK_HEADS.update(tagging=([], [("output_layer.", "classifier.")]), mrc=([], [("output_layer.", "qa_outputs.")]))
+
+
+def task_class(suffix):
+    """XLNet's span extractor with one start/end projection is XLNetForQuestionAnsweringSimple."""
+    return "XLNet" + ("ForQuestionAnsweringSimple" if suffix == "ForQuestionAnswering" else suffix)
+
+
 register_family(Family("xlnet", "transformer", "XLNet", frozenset({"lm", "cls"}), architecture,
                        ([("lm", ("lm_loss.bias",))], [("cls", ("logits_proj.weight",))]), rules=rules,
                        is_base_key=is_base_key, config_from_hf=config_from_hf, config_to_hf=config_to_hf,
                        special_ids=special_ids, export_rank=export_rank, check_export=check_export,
-                       tied_keys=("lm_loss.weight",), spm_file=SPM_FILE, write_tokenizer=write_tokenizer))
+                       tied_keys=("lm_loss.weight",), spm_file=SPM_FILE, write_tokenizer=write_tokenizer,
+                       task_heads=TASK_HEADS.get, task_pooling="last", task_class=task_class))
