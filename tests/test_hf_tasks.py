@@ -220,3 +220,23 @@ def test_fine_tuned_xlnet_to_transformers_and_back(task, tmp_path):
     assert sorted(ref) == sorted(got) and all(torch.equal(ref[k], got[k]) for k in ref)
     for suffix in ("_config.json", "_finetune.json"):
         assert json.load(open(str(tmp_path / "ft") + suffix)) == json.load(open(str(tmp_path / "back") + suffix))
+
+
+@pytest.mark.parametrize("task", ["classification", "multiple_choice"])
+def test_fine_tuned_megatron_bert_to_transformers(task, tmp_path):
+    """A model fine-tuned from a pre-LN encoder without embedding layer norm (Megatron-BERT's shape) exports as
+    MegatronBertFor* (BERT's pooler and classifier) with the same logits, and comes back as the same files."""
+    cfg = config().replace(layernorm_positioning="pre", remove_embedding_layernorm=True)
+    model, meta = make(task, cfg)
+    path = str(tmp_path / "ft.bin")
+    core.save_finetuned(model, path, meta)
+    out = hf_tasks.export_finetuned(path, str(tmp_path / "hf"))
+    assert json.load(open(os.path.join(out, "config.json")))["model_type"] == "megatron-bert"
+    hf = getattr(transformers, AUTO[task]).from_pretrained(out).eval()
+    assert type(hf).__name__.startswith("MegatronBert")
+    src, seg = inputs()
+    a, b = ours(task, model, src, seg), theirs(task, hf, src, seg)
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    back = hf_tasks.import_finetuned(out, str(tmp_path / "back.bin"))
+    ref, got = torch.load(path, weights_only=True), torch.load(back, weights_only=True)
+    assert sorted(ref) == sorted(got) and all(torch.equal(ref[k], got[k]) for k in ref)

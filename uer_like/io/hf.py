@@ -1,7 +1,8 @@
 """Hugging Face checkpoints <-> uer_like models: BERT (and every BERT-architecture release: Chinese
 RoBERTa-wwm-ext, MacBERT), ERNIE 1.0/3.0 (task-type embeddings), RoBERTa, ALBERT, ELECTRA (discriminator
-and generator), GPT-2, NEZHA (functional relative positions), RoFormer (rotary positions) and XLNet
-(relative attention; HFL's Chinese XLNet).
+and generator), GPT-2, NEZHA (functional relative positions), RoFormer (rotary positions), XLNet
+(relative attention; HFL's Chinese XLNet), OpenAI GPT (CDial-GPT), DistilBERT, Megatron-BERT and XLM-RoBERTa
+(XLM-R, CINO).
 
 One table of rules per family maps Hugging Face names to internal names; the same table serves both
 directions, so import and export cannot drift apart. Each family's table, config mapping, heads and export

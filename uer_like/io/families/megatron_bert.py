@@ -1,9 +1,9 @@
 """Megatron-BERT (model_type 'megatron-bert'; MegatronBertModel / ForMaskedLM / ForPreTraining): BERT's names
 and heads under `bert.`, pre-LN layers (attention.ln before attention, ln before the feed-forward), a final
 layer norm encoder.ln, no embedding layer norm. In uer_like: layernorm_positioning pre (whose encoder ends in
-its layer norm) and remove_embedding_layernorm."""
+its layer norm) and remove_embedding_layernorm. Fine-tuned models export to its task classes as BERT's do."""
 from . import bert_shaped, get
-from .bert import BERT_TARGET_RULES, BERT_TARGETS, bert_architecture
+from .bert import BERT_TARGET_RULES, BERT_TARGETS, BERT_TASK_HEADS, bert_architecture
 from .rules import linear, ln, qkv
 
 
@@ -47,4 +47,4 @@ def check_export(c):
 bert_shaped.register(
     "megatron-bert", "bert", "MegatronBert", BERT_TARGETS, bert_architecture("MegatronBert"), BERT_TARGET_RULES,
     bert_like=True, one_pooler=True, rules=rules, config_from_hf=config_from_hf, config_to_hf=config_to_hf,
-    export_rank=export_rank, check_export=check_export)
+    export_rank=export_rank, check_export=check_export, task_heads=BERT_TASK_HEADS)
