@@ -251,3 +251,30 @@ def test_xlm_roberta_directory_records_and_exports_its_sentencepiece_model(tmp_p
     with pytest.raises(CheckpointError, match=r"has 94 pieces, for 96 word-embedding rows in a xlm-roberta model, but "
                                               r"the model's word embedding has 99 rows"):
         save_model(load_model(str(src)), str(tmp_path / "bad"), format="hf")
+
+
+def test_cdial_gpt_release_without_model_type_loads_as_openai_gpt(tmp_path):
+    """CDial-GPT's LCCC directories predate config.json's model_type (they are loaded with OpenAIGPTLMHeadModel
+    by name): OpenAI GPT's keys are enough; the vocab.txt beside them is the model's vocabulary, and the export
+    says model_type 'openai-gpt'."""
+    torch.manual_seed(0)
+    hf_model = transformers.OpenAIGPTLMHeadModel(transformers.OpenAIGPTConfig(afn="gelu", **GPT_SMALL)).eval()
+    _perturb(hf_model)
+    src = tmp_path / "CDial-GPT_LCCC-tiny"
+    hf_model.save_pretrained(src)
+    cfg = json.loads((src / "config.json").read_text())
+    for k in ("model_type", "architectures", "transformers_version"):
+        cfg.pop(k, None)
+    cfg.update(n_ctx=64, n_special=0)
+    (src / "config.json").write_text(json.dumps(cfg))
+    (src / "vocab.txt").write_text("".join(f"[unused{i}]\n" for i in range(V)), encoding="utf-8")
+    model = load_model(str(src)).eval()
+    assert model.load_info.family == "openai-gpt" and model.load_info.vocab_path == str(src / "vocab.txt")
+    ids, mask, tt = _inputs("causal")
+    _, out = _hf_run(hf_model, "causal", ids, mask, tt)
+    with torch.no_grad():
+        logits = model.target_logits(model.encode(ids, mask), mask)["lm"]
+    assert _maxdiff(logits, out.logits) <= TOL
+    save_model(model, str(tmp_path / "export"), format="hf")
+    exported = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert exported["model_type"] == "openai-gpt" and os.path.isfile(tmp_path / "export" / "vocab.txt")

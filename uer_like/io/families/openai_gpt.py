@@ -11,6 +11,12 @@ ACT_FROM_AFN = {"gelu": "gelu_fast", "relu": "relu", "silu": "silu", "swish": "s
 AFN_OF = {"gelu_fast": "gelu", "relu": "relu", "silu": "silu"}
 
 
+def claims(hf):
+    """Releases saved before config.json carried a model_type (CDial-GPT's LCCC models are loaded with
+    OpenAIGPTLMHeadModel by name): OpenAI GPT's own keys, afn and n_embd, without a model_type."""
+    return "model_type" not in hf and "afn" in hf and "n_embd" in hf
+
+
 def rules(cfg):
     r = [Rule("tokens_embed.weight", "embedding.word.embedding.weight"),
          Rule("positions_embed.weight", "embedding.pos.embedding.weight")]
@@ -77,5 +83,5 @@ def check_export(c):
 
 register_family(Family("openai-gpt", "transformer", "OpenAIGPT", frozenset({"lm"}), lambda t: "OpenAIGPTLMHeadModel",
                        ([("lm", ())],), rules=rules, is_base_key=is_base_key, config_from_hf=config_from_hf,
-                       config_to_hf=config_to_hf, export_rank=export_rank, check_export=check_export,
-                       buffers=(".attn.bias",), tied_keys=("lm_head.weight",)))
+                       config_to_hf=config_to_hf, claims=claims, export_rank=export_rank,
+                       check_export=check_export, buffers=(".attn.bias",), tied_keys=("lm_head.weight",)))

@@ -18,13 +18,20 @@ INDEX_NAMES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
 def hf_config_at(d):
-    """(config dict, its path) for a directory whose config.json has a model_type, else (None, None)."""
+    """(config dict, its path) for a directory whose config.json has a model_type (or is one a family claims
+    without it: Family.claims), else (None, None)."""
     p = os.path.join(d, "config.json")
     if os.path.isfile(p):
         cfg = read_json(p)
-        if isinstance(cfg, dict) and "model_type" in cfg:
+        if isinstance(cfg, dict) and ("model_type" in cfg or _claimed(cfg)):
             return cfg, p
     return None, None
+
+
+def _claimed(cfg):
+    from .. import families
+
+    return any(f.claims is not None and f.claims(cfg) for f in families.all_families())
 
 
 def hf_config_arg(config):
