@@ -253,15 +253,20 @@ def test_xlm_roberta_directory_records_and_exports_its_sentencepiece_model(tmp_p
         save_model(load_model(str(src)), str(tmp_path / "bad"), format="hf")
 
 
-def test_cdial_gpt_release_without_model_type_loads_as_openai_gpt(tmp_path):
+@pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
+def test_cdial_gpt_release_without_model_type_loads_as_openai_gpt(weights, tmp_path):
     """CDial-GPT's LCCC directories predate config.json's model_type (they are loaded with OpenAIGPTLMHeadModel
-    by name): OpenAI GPT's keys are enough; the vocab.txt beside them is the model's vocabulary, and the export
-    says model_type 'openai-gpt'."""
+    by name): OpenAI GPT's keys are enough (a pytorch_model.bin beside them: the PyTorch-release reader tells
+    OpenAI GPT's names from GPT-2's); the vocab.txt beside them is the model's vocabulary, and the export says
+    model_type 'openai-gpt'."""
     torch.manual_seed(0)
     hf_model = transformers.OpenAIGPTLMHeadModel(transformers.OpenAIGPTConfig(afn="gelu", **GPT_SMALL)).eval()
     _perturb(hf_model)
     src = tmp_path / "CDial-GPT_LCCC-tiny"
     hf_model.save_pretrained(src)
+    if weights == "pytorch_model.bin":  # as the release ships it: every parameter, the tied head too
+        os.remove(src / "model.safetensors")
+        torch.save(hf_model.state_dict(), src / weights)
     cfg = json.loads((src / "config.json").read_text())
     for k in ("model_type", "architectures", "transformers_version"):
         cfg.pop(k, None)
@@ -270,6 +275,7 @@ def test_cdial_gpt_release_without_model_type_loads_as_openai_gpt(tmp_path):
     (src / "vocab.txt").write_text("".join(f"[unused{i}]\n" for i in range(V)), encoding="utf-8")
     model = load_model(str(src)).eval()
     assert model.load_info.family == "openai-gpt" and model.load_info.vocab_path == str(src / "vocab.txt")
+    assert model.load_info.format == ("pt-zip" if weights == "pytorch_model.bin" else "hf")
     ids, mask, tt = _inputs("causal")
     _, out = _hf_run(hf_model, "causal", ids, mask, tt)
     with torch.no_grad():
