@@ -235,8 +235,8 @@ def _tiny_spm(path, pieces):
 
 def test_xlm_roberta_directory_records_and_exports_its_sentencepiece_model(tmp_path):
     """sentencepiece.bpe.model in an XLM-R directory is the model's recorded vocabulary; the export carries it
-    (its pieces + 2 = the embedding's rows, fairseq's dictionary); a sentencepiece model of another size is a
-    one-line error on export."""
+    (its pieces + 2 = the embedding's rows, fairseq's dictionary; a padded embedding may have more); a
+    sentencepiece model with more pieces than the embedding covers is a one-line error on export."""
     torch.manual_seed(0)
     hf_model = transformers.XLMRobertaForMaskedLM(transformers.XLMRobertaConfig(type_vocab_size=1, **BERT_SMALL))
     src = tmp_path / "xlmr"
@@ -247,9 +247,11 @@ def test_xlm_roberta_directory_records_and_exports_its_sentencepiece_model(tmp_p
     out = tmp_path / "export"
     save_model(model, str(out), format="hf")
     assert (out / "sentencepiece.bpe.model").read_bytes() == open(spm, "rb").read()
-    _tiny_spm(spm, V - 5)
-    with pytest.raises(CheckpointError, match=r"has 94 pieces, for 96 word-embedding rows in a xlm-roberta model, but "
-                                              r"the model's word embedding has 99 rows"):
+    _tiny_spm(spm, V - 5)  # an embedding padded beyond the pieces + 2 it needs
+    save_model(load_model(str(src)), str(tmp_path / "padded"), format="hf")
+    _tiny_spm(spm, V)
+    with pytest.raises(CheckpointError, match=r"has 99 pieces: a xlm-roberta model over it has at least 101 "
+                                              r"word-embedding rows, but this model has 99$"):
         save_model(load_model(str(src)), str(tmp_path / "bad"), format="hf")
 
 

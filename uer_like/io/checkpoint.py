@@ -422,11 +422,13 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
         from ..tokenizers.xlnet import load_spm
 
         sp = load_spm(spm_path)
+        # XLNet: one row per piece; a family with spm_rows: at least that many (a release may pad its embedding)
         rows = fam.spm_rows(sp.GetPieceSize()) if fam.spm_rows is not None else sp.GetPieceSize()
-        if rows != model.vocab_size:
-            raise CheckpointError(f"the sentencepiece model {spm_path} has {sp.GetPieceSize()} pieces, for "
-                                  f"{rows} word-embedding rows in a {family} model, but the model's word embedding "
-                                  f"has {model.vocab_size} rows")
+        if model.vocab_size < rows or (fam.spm_rows is None and model.vocab_size != rows):
+            at_least = "at least " if fam.spm_rows is not None else ""
+            raise CheckpointError(f"the sentencepiece model {spm_path} has {sp.GetPieceSize()} pieces: a {family} model "
+                                  f"over it has {at_least}{rows} word-embedding rows, but this model has "
+                                  f"{model.vocab_size}")
         if fam.special_ids is not None:
             hf_cfg.update(fam.special_ids(sp))
     if task_head is not None:

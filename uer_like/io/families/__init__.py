@@ -43,7 +43,8 @@ class Family:
 
     Tokenizer: vocab_files: files of a Hugging Face directory recorded as the model's vocabulary (the first
     present); spm_file: the sentencepiece model a release ships beside the weights, found beside a UER file too;
-    spm_rows(pieces) -> the word-embedding rows a model over a sentencepiece model of that many pieces has;
+    spm_rows(pieces) -> the word-embedding rows a model over a sentencepiece model of that many pieces needs at
+    least (a release may pad its embedding; without spm_rows: exactly one row per piece);
     special_ids(processor) -> the config.json token ids (pad, bos, eos) that model assigns, written on export
     in place of any fixed ones; write_tokenizer(out_dir, vocab_path) -> the tokenizer files written for a
     model not loaded from a release (None: a BertTokenizer over a vocab.txt)."""
