@@ -30,6 +30,8 @@ CASES = {
     "bert": ("bert", "bert", {"mlm": "mlm", "nsp": "sp"}),
     "roberta": ("roberta", "roberta", {"mlm": "mlm"}),
     "tinybert": ("tinybert", "bert", {"pooler": "pooler"}),
+    "electra_generator": ("electra", "electra", {"mlm": "electra_gen"}),
+    "roberta_cls": ("roberta", "roberta", {"cls": "cls"}),
 }
 
 

@@ -58,21 +58,25 @@ BERT_HEADS = _bert_mlm() + [("cls.seq_relationship", "cls.seq_relationship", "li
                             ("classifier", "classifier", "linear")]
 NEZHA_HEADS = _bert_mlm("cls.predictions.dense") + [("cls.seq_relationship", "cls.seq_relationship", "linear"),
                                                      ("classifier", "classifier", "linear")]
-ROBERTA_HEADS = [  # RobertaForMaskedLM's lm_head; the decoder is tied to the word embedding, kept [vocab, hidden]
+ROBERTA_LM = [  # RobertaForMaskedLM's lm_head; the decoder is tied to the word embedding, kept [vocab, hidden]
     ("lm_head.dense", "lm_head.dense", "linear"), ("lm_head.layer_norm", "lm_head.layer_norm", "ln"),
     ("lm_head.bias", "lm_head.bias", "tensor"), ("lm_head.decoder.bias", "lm_head.bias", "tensor"),
     ("lm_head.decoder.weight", "lm_head.decoder.weight", "tensor"),
 ]
+# RobertaForSequenceClassification (PaddleNLP 2.8): RoBERTa's own head, dense -> tanh -> out_proj on [CLS]
+ROBERTA_HEADS = ROBERTA_LM + [("classifier.dense", "classifier.dense", "linear"),
+                              ("classifier.out_proj", "classifier.out_proj", "linear")]
 ROBERTA_AS_BERT_HEADS = [(p, h.replace("lm_head.dense", "cls.predictions.transform.dense")
                           .replace("lm_head.layer_norm", "cls.predictions.transform.LayerNorm")
                           .replace("lm_head.bias", "cls.predictions.bias")
-                          .replace("lm_head.decoder", "cls.predictions.decoder"), k) for p, h, k in ROBERTA_HEADS]
+                          .replace("lm_head.decoder", "cls.predictions.decoder"), k) for p, h, k in ROBERTA_LM]
 ELECTRA_HEADS = [  # ElectraDiscriminator, ElectraGenerator
     ("discriminator_predictions.dense", "discriminator_predictions.dense", "linear"),
     ("discriminator_predictions.dense_prediction", "discriminator_predictions.dense_prediction", "linear"),
     ("generator_predictions.dense", "generator_predictions.dense", "linear"),
     ("generator_predictions.layer_norm", "generator_predictions.LayerNorm", "ln"),
     ("generator_lm_head_bias", "generator_lm_head.bias", "tensor"),
+    ("generator_lm_head", "generator_lm_head", "linear"),  # tie_word_embeddings false: a Linear of its own
 ]
 ROFORMER_HEADS = _bert_mlm()
 
@@ -119,6 +123,11 @@ def _ernie_config(args, hf, state, base, source):
 def _factorized_config(args, hf, state, base, source):
     """ELECTRA / RoFormer: embedding_size (the word embedding's width), projected by embeddings_project."""
     hf["embedding_size"] = _emb_size(state, base) or int(args.get("embedding_size") or hf["hidden_size"])
+
+
+def _electra_config(args, hf, state, base, source):
+    _factorized_config(args, hf, state, base, source)
+    hf["tie_word_embeddings"] = bool(args.get("tie_word_embeddings", True))
 
 
 def _roformer_config(args, hf, state, base, source):
@@ -169,7 +178,7 @@ FAMILIES = {f.name: f for f in [
                                      "ReLU(pooled output), which no uer_like head computes"),)),
     PaddleFamily("ppminilm", "PPMiniLM", "bert", BERT_HEADS),
     PaddleFamily("skep", "Skep", "bert", BERT_HEADS, eps=1e-5),
-    PaddleFamily("electra", "Electra", "electra", ELECTRA_HEADS, config=_factorized_config),
+    PaddleFamily("electra", "Electra", "electra", ELECTRA_HEADS, config=_electra_config),
     PaddleFamily("roformer", "RoFormer", "roformer", ROFORMER_HEADS, config=_roformer_config,
                  ignore=((r"pooler\.dense\.", "no Hugging Face RoFormer has a pooler; the MLM head does not use it"),)),
     PaddleFamily("nezha", "NeZha", "nezha", NEZHA_HEADS, layers="nezha", eps=1e-12, config=_nezha_config),

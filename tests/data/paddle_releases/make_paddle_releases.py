@@ -99,6 +99,13 @@ SPECS = {
     # model and its fit_dense projections, used only in distillation)
     "tinybert": (lambda: TinyBertConfig(**COMMON, type_vocab_size=2, hidden_act="gelu", fit_size=48),
                  T.TinyBertForPretraining, T.TinyBertTokenizer, (), False),
+    # ELECTRA generator (its MLM head tied to the word embedding)
+    "electra_generator": (lambda: ElectraConfig(**COMMON, embedding_size=16, type_vocab_size=2, hidden_act="gelu"),
+                          T.ElectraGenerator, T.ElectraTokenizer, ("mlm",), False),
+    # RobertaForSequenceClassification (PaddleNLP 2.8: RoBERTa's own head, dense -> tanh -> out_proj on [CLS])
+    "roberta_cls": (lambda: T.RobertaConfig(**COMMON, num_classes=3, type_vocab_size=2, hidden_act="gelu",
+                                            cls_token_id=101),
+                    T.RobertaForSequenceClassification, T.RobertaChineseTokenizer, ("cls",), False),
 }
 
 
