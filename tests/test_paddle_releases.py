@@ -32,6 +32,7 @@ CASES = {
     "tinybert": ("tinybert", "bert", {"pooler": "pooler"}),
     "electra_generator": ("electra", "electra", {"mlm": "electra_gen"}),
     "roberta_cls": ("roberta", "roberta", {"cls": "cls"}),
+    "ernie_m": ("ernie_m", "roberta", {"cls": "cls"}),
 }
 
 
@@ -76,9 +77,10 @@ def test_paddlenlp_release_reproduces_its_reference(name, caplog):
 
 
 def test_layer_norm_eps_is_the_familys_not_the_configs():
-    """ERNIE-Gram and SKEP run with 1e-5 (their _init_weights), ERNIE and NEZHA with 1e-12, whatever the config
-    says; the others with the config's layer_norm_eps."""
-    want = {"ernie_gram": 1e-5, "skep": 1e-5, "ernie_1.0": 1e-12, "nezha": 1e-12, "bert": 1e-12, "electra": 1e-12}
+    """ERNIE-Gram and SKEP run with 1e-5 (their _init_weights), ERNIE-M with Paddle's default 1e-5, ERNIE and
+    NEZHA with 1e-12, whatever the config says; the others with the config's layer_norm_eps."""
+    want = {"ernie_gram": 1e-5, "skep": 1e-5, "ernie_m": 1e-5, "ernie_1.0": 1e-12, "nezha": 1e-12, "bert": 1e-12,
+            "electra": 1e-12}
     for name, eps in want.items():
         assert load_model(os.path.join(DATA, name)).config.layernorm_eps == eps, name
 

@@ -17,15 +17,16 @@ Families. Which PaddleNLP model a directory holds is told by the config's `model
 its class names (`init_class`, `architectures`: ErnieGramForSequenceClassification, NeZhaForPretraining,
 ElectraDiscriminator, ...), else the base-model attribute the parameter names carry (`skep.encoder...`); the
 log says which and how. Each family's names, heads, layer-norm rule and config keys are one entry in
-io/paddle_families.py (ERNIE 1.0 / 3.0 / tiny, ERNIE-Gram, BERT, RoBERTa, TinyBERT, PP-MiniLM, SKEP, ELECTRA,
-RoFormer, NEZHA), mapped onto the Hugging Face family uer_like builds (ernie, bert, roberta, electra,
+io/paddle_families.py (ERNIE 1.0 / 3.0 / tiny, ERNIE-Gram, ERNIE-M, BERT, RoBERTa, TinyBERT, PP-MiniLM, SKEP,
+ELECTRA, RoFormer, NEZHA), mapped onto the Hugging Face family uer_like builds (ernie, bert, roberta, electra,
 roformer, nezha). paddle.nn.Linear stores its weight as [in, out], the transpose of torch's: every Linear weight
 is transposed; embeddings and PaddleNLP's own decoder weights ([vocab, hidden]) are not. A directory whose
 model_type, class or names match no family, or whose names are not its family's, is refused in one line
 naming some of its parameters and the families known.
 
 Behaviour kept: the layer-norm epsilon PaddleNLP computes with (its `_init_weights` fixes it for ERNIE and NEZHA
-at 1e-12, ERNIE-Gram and SKEP at 1e-5, whatever the config says; the others follow the config); ERNIE's
+at 1e-12, ERNIE-Gram and SKEP at 1e-5, ERNIE-M runs Paddle's 1e-5, whatever the config says; the others follow
+the config); ERNIE's
 task-type embeddings (`use_task_id`, `task_id`) become the `task` embedding; RoBERTa's positions (from
 pad_token_id + 1 for a config.json as PaddleNLP 2.8 computes, from 0 for the Chinese RoBERTa of a
 model_config.json as the PaddleNLP of that form did). Not kept: Paddle's embedding lookup
@@ -380,6 +381,8 @@ def hf_state_from_paddle(arrays, fam, prefix, source):
             logger.warning("%s: %s differs from the word embedding; PaddleNLP ties the two, the word embedding is "
                            "used", source, k0)
         out[h] = t0
+    if fam.finish is not None:
+        fam.finish(out)
     return out
 
 

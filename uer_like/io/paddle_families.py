@@ -9,16 +9,19 @@ Names. Most PaddleNLP models are built on paddle.nn.TransformerEncoder (`encoder
 layer norms and the decoders (PaddleNLP keeps them [vocab, hidden]) are copied.
 
 Layer norms. Each family's `_init_weights` decides the epsilon PaddleNLP computes with, whatever layer_norm_eps
-the config says: ERNIE and NEZHA 1e-12, ERNIE-Gram and SKEP 1e-5; the others take the config's layer_norm_eps
-(1e-12 when the config has none). `eps` below holds that rule.
+the config says: ERNIE and NEZHA 1e-12, ERNIE-Gram and SKEP 1e-5, ERNIE-M Paddle's default 1e-5 (its
+`_init_weights` sets none); the others take the config's layer_norm_eps (1e-12 when the config has none). `eps` below holds that rule.
 
 Heads are (Paddle name, Hugging Face name, kind): "linear" a Linear module (weight transposed, bias), "ln" a
 layer norm module, "tensor" one full parameter name copied; several Paddle names may give one Hugging Face
 name (PaddleNLP 2.8 keeps the MLM bias as both `decoder_bias` and `decoder.bias`): the first present is used.
 """
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
+
+logger = logging.getLogger("uer_like")
 
 _T = True  # a paddle.nn.Linear weight ([in, out]): transposed
 
@@ -90,7 +93,9 @@ class PaddleFamily:
     that PaddleNLP saves but the model computes without (dropped, said in the log), with why; unsupported_heads:
     regexes of task heads that no uer_like target computes (dropped with a warning: the base model loads), with
     why; config(args, hf,
-    state, source): the family's own config keys into the Hugging Face config dict `hf`; variant(args, form):
+    state, source): the family's own config keys into the Hugging Face config dict `hf`; finish(state): last
+    renames in the Hugging Face state (a head that transformers' family spells with the base model's weights);
+    variant(args, form):
     another entry's name when the config calls for it (RoBERTa of a model_config.json), else None."""
     name: str
     class_prefix: str
@@ -101,6 +106,7 @@ class PaddleFamily:
     ignore: tuple = ()
     unsupported_heads: tuple = ()
     config: Optional[Callable] = None
+    finish: Optional[Callable] = None
     variant: Optional[Callable] = None
     prefix: Optional[str] = None
     notes: str = field(default="", compare=False)
@@ -153,6 +159,28 @@ def _ernie_gram_config(args, hf, state, base, source):
                           "run (PaddleNLP's ErnieGramModel has no projection between them)")
 
 
+def _ernie_m_config(args, hf, state, base, source):
+    """ERNIE-M: no token types (whatever type_vocab_size says), every position + 2 (transformers' RoBERTa:
+    pad_token_id 1 + 1), and a feed-forward of 4 x hidden_size whatever intermediate_size says."""
+    hf["type_vocab_size"] = 0
+    hf["pad_token_id"] = 1
+    w = state.get(f"{base}encoder.layers.0.linear1.weight")
+    size = int(w.shape[1]) if w is not None and w.ndim == 2 else 4 * int(hf["hidden_size"])
+    if args.get("intermediate_size") not in (None, size):
+        logger.info("%s: intermediate_size %s in the config; PaddleNLP's ErnieMModel has 4 x hidden_size = %s",
+                    source, args["intermediate_size"], size)
+    hf["intermediate_size"] = size
+
+
+def _pooler_into_roberta_classifier(state):
+    """A classifier over the pooled output (ErnieMForSequenceClassification) is transformers' RoBERTa head:
+    the pooler's dense -> tanh is its classifier.dense, the classifier its out_proj."""
+    if "classifier.out_proj.weight" in state:
+        for kind in ("weight", "bias"):
+            if f"roberta.pooler.dense.{kind}" in state:
+                state[f"classifier.dense.{kind}"] = state.pop(f"roberta.pooler.dense.{kind}")
+
+
 def _roberta_variant(args, form):
     """PaddleNLP 2.8 (which writes config.json) numbers RoBERTa positions from pad_token_id + 1 (fairseq's
     make_positions), whatever the tokenizer; the PaddleNLP that wrote model_config.json did so only when
@@ -182,6 +210,8 @@ FAMILIES = {f.name: f for f in [
     PaddleFamily("roformer", "RoFormer", "roformer", ROFORMER_HEADS, config=_roformer_config,
                  ignore=((r"pooler\.dense\.", "no Hugging Face RoFormer has a pooler; the MLM head does not use it"),)),
     PaddleFamily("nezha", "NeZha", "nezha", NEZHA_HEADS, layers="nezha", eps=1e-12, config=_nezha_config),
+    PaddleFamily("ernie_m", "ErnieM", "roberta", [("classifier", "classifier.out_proj", "linear")], eps=1e-5,
+                 config=_ernie_m_config, finish=_pooler_into_roberta_classifier),
 ]}
 
 # entries reached only through another's variant()
