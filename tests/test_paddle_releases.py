@@ -190,6 +190,34 @@ def test_known_model_type_with_names_of_another_scheme_is_refused(tmp_path):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("name", ["nezha", "skep"])
+def test_pooled_classifier_of_a_pretraining_release(name, tmp_path):
+    """*ForSequenceClassification of the BERT-shaped families: `classifier` (a paddle Linear, [in, out]) over the
+    pooled output. Made from the fixture by replacing its heads with a classifier."""
+    src = os.path.join(DATA, name)
+    d = _copy(src, tmp_path / "cls")
+    arrays = paddlefmt.load_pdparams(os.path.join(d, "model_state.pdparams"))
+    arrays = {k: v for k, v in arrays.items() if k.startswith(name + ".")}
+    g = np.random.RandomState(0)
+    arrays["classifier.weight"] = g.randn(32, 2).astype(np.float32)
+    arrays["classifier.bias"] = g.randn(2).astype(np.float32)
+    with open(os.path.join(d, "model_state.pdparams"), "wb") as f:
+        pickle.dump(arrays, f, protocol=4)
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    cfg.update(architectures=[cfg["architectures"][0].split("For")[0] + "ForSequenceClassification"], num_classes=2)
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    model = load_model(d).eval()
+    assert model.config.target == ["cls"] and model.config.labels_num == 2
+    ref = np.load(os.path.join(src, "reference.npz"))
+    expect = ref["pooler_output"] @ arrays["classifier.weight"] + arrays["classifier.bias"]
+    _check(model, ref, {})
+    ids, mask = torch.from_numpy(ref["input_ids"]), torch.from_numpy(ref["attention_mask"])
+    seg = (torch.from_numpy(ref["token_type_ids"]) + 1) * mask
+    with torch.no_grad():
+        logits = model.target_logits(model.encode(ids, seg), seg)["cls"]
+    assert (logits - torch.from_numpy(expect)).abs().max().item() <= TOL
+
+
 def test_tinybert_distillation_projections_are_dropped_and_said(caplog):
     with caplog.at_level(logging.INFO, logger="uer_like"):
         model = load_model(os.path.join(DATA, "tinybert"))
@@ -204,7 +232,7 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("name", ["nezha", "electra", "roberta"])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_code_executing_payload_refused_on_every_family_path(name, tmp_path, monkeypatch):
     """The restricted unpickler stands before any family's names are looked at."""
     d = _copy(os.path.join(DATA, name), tmp_path / "evil")
