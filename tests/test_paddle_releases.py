@@ -218,6 +218,21 @@ def test_pooled_classifier_of_a_pretraining_release(name, tmp_path):
     assert (logits - torch.from_numpy(expect)).abs().max().item() <= TOL
 
 
+@pytest.mark.parametrize("arch", ["ErnieGramForTokenClassification", "ErnieGramForQuestionAnswering"])
+def test_per_token_heads_are_not_read_as_a_sequence_classifier(arch, tmp_path, caplog):
+    """A token classifier's `classifier` has the shape of a sequence classifier's; it is dropped (said), never
+    loaded as the pooled cls head."""
+    src = os.path.join(DATA, "ernie_gram")
+    d = _copy(src, tmp_path / "tok")
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    cfg["architectures"] = [arch]
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    with caplog.at_level(logging.WARNING, logger="uer_like"):
+        model = load_model(d)
+    assert "cls" not in model.config.target and "classifier.weight" in caplog.text and arch in caplog.text
+    _check(model, np.load(os.path.join(src, "reference.npz")), {})
+
+
 def test_tinybert_distillation_projections_are_dropped_and_said(caplog):
     with caplog.at_level(logging.INFO, logger="uer_like"):
         model = load_model(os.path.join(DATA, "tinybert"))

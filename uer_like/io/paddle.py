@@ -22,7 +22,9 @@ ELECTRA, RoFormer, NEZHA), mapped onto the Hugging Face family uer_like builds (
 roformer, nezha). paddle.nn.Linear stores its weight as [in, out], the transpose of torch's: every Linear weight
 is transposed; embeddings and PaddleNLP's own decoder weights ([vocab, hidden]) are not. A directory whose
 model_type, class or names match no family, or whose names are not its family's, is refused in one line
-naming some of its parameters and the families known.
+naming some of its parameters and the families known. A *ForTokenClassification / *ForQuestionAnswering /
+*ForMultipleChoice release loads as its base model, its head dropped with a warning (the heads load_model
+builds read the pooled [CLS]).
 
 Behaviour kept: the layer-norm epsilon PaddleNLP computes with (its `_init_weights` fixes it for ERNIE and NEZHA
 at 1e-12, ERNIE-Gram and SKEP at 1e-5, ERNIE-M runs Paddle's 1e-5, whatever the config says; the others follow
@@ -387,6 +389,27 @@ def hf_state_from_paddle(arrays, fam, prefix, source):
 
 
 # ---------------------------------------------------------------------------------------------- read
+# task classes whose head reads every token (or several sequences at once): the heads load_model builds read the
+# pooled [CLS] (cls) or nothing, so the head would become a wrong one
+_PER_TOKEN_TASKS = re.compile(r"(ForTokenClassification|ForQuestionAnswering|ForMultipleChoice)$")
+
+
+def _without_per_token_heads(arrays, cfg, prefix, source):
+    """A token classifier / QA / multiple-choice release: its base model, the head dropped with a warning."""
+    classes = [c for c in (cfg.get("architectures") or []) + _init_classes(cfg) if isinstance(c, str)]
+    task = next((c for c in classes if _PER_TOKEN_TASKS.search(c)), None)
+    if task is None:
+        return arrays
+    base = f"{prefix}." if prefix else ""
+    keep = {k: v for k, v in arrays.items() if k.startswith(base) and (base or k.split(".", 1)[0] in _BASE_FIRST)}
+    dropped = sorted(set(arrays) - set(keep))
+    if dropped:
+        logger.warning("%s: %s's head (%s) is not one load_model builds (it reads every token or several "
+                       "sequences, not the pooled [CLS]); the base model is loaded without it", source, task,
+                       ", ".join(dropped))
+    return keep
+
+
 def read(path):
     """(hf_config, state): the release in its Hugging Face form (see the module docstring)."""
     path = _release_dir(path)
@@ -408,6 +431,7 @@ def read(path):
         if k in shown and k in hf and int(hf[k]) != shown[k]:
             raise CheckpointError(f"the config and the weights do not match: {cfg_path} says {k} {hf[k]} but the "
                                   f"weights in {weights} have {shown[k]}")
+    arrays = _without_per_token_heads(arrays, cfg, prefix, weights)
     state = hf_state_from_paddle(arrays, fam, prefix, weights)
     logger.info("%s: a PaddleNLP %s release (%s; told by its %s), read as Hugging Face %s, layer norm eps %s",
                 path, fam.name, form, how, hf["model_type"], hf["layer_norm_eps"])
