@@ -89,6 +89,24 @@ def test_read_releases_export_as_hugging_face_and_load_back(name, tmp_path):
         assert torch.equal(v, again.state_dict()[k]), k
 
 
+@pytest.mark.parametrize("name,base", [("nezha", "NeZhaModel"), ("electra", "ElectraModel"),
+                                       ("roformer", "RoFormerModel"), ("ernie_m", "ErnieMModel"), ("skep", "SkepModel")])
+def test_bare_base_model(name, base, tmp_path):
+    """<Family>Model.save_pretrained writes the base model's names without its prefix (`encoder.layer.0...`)."""
+    src = os.path.join(DATA, name)
+    d = _copy(src, tmp_path / "bare")
+    arrays = paddlefmt.load_pdparams(os.path.join(d, "model_state.pdparams"))
+    bare = {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + ".")}
+    with open(os.path.join(d, "model_state.pdparams"), "wb") as f:
+        pickle.dump(bare, f, protocol=4)
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    cfg["architectures"] = [base]
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    model = load_model(d)
+    assert model.load_info.family == CASES[name][1]
+    _check(model, np.load(os.path.join(src, "reference.npz")), {})
+
+
 def test_layer_norm_eps_is_the_familys_not_the_configs():
     """ERNIE-Gram and SKEP run with 1e-5 (their _init_weights), ERNIE-M with Paddle's default 1e-5, ERNIE and
     NEZHA with 1e-12, whatever the config says; the others with the config's layer_norm_eps."""
