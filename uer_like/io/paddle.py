@@ -214,7 +214,7 @@ def _unknown(source, what, state):
     some = ", ".join(sorted(state)[:4])
     return ConfigError(f"{source}: {what}, not a PaddleNLP model read here (parameter names such as {some}); "
                        f"known: {', '.join(pfam.names())} (layer names: "
-                       f"{', '.join(p for p, _ in pfam.LAYER_SCHEMES.values())})")
+                       f"{', '.join(pfam.layer_examples())})")
 
 
 def _family(model_type, classes, state, form, args, source):
@@ -245,8 +245,8 @@ def _family(model_type, classes, state, form, args, source):
         raise _unknown(source, f"{how} ({fam.name}), but no parameter is under {base}.", state)
     layer = re.compile(re.escape(f"{prefix}." if prefix else "") + pfam.layer_pattern(fam))
     if not any(layer.match(k) for k in state):
-        raise _unknown(source, f"{how} ({fam.name}), but no parameter has its layer names "
-                               f"({pfam.layer_pattern(fam)})", state)
+        example = pfam.layer_examples()[list(pfam.LAYER_SCHEMES).index(fam.layers)]
+        raise _unknown(source, f"{how} ({fam.name}), but no parameter has its layer names ({example})", state)
     return fam, prefix, how
 
 

@@ -237,3 +237,8 @@ def by_class(class_names):
 
 def layer_pattern(family):
     return LAYER_SCHEMES[family.layers][0]
+
+
+def layer_examples():
+    """One parameter name of each layer scheme, as messages show them (encoder.layers.N.self_attn.q_proj)."""
+    return [pattern.replace(r"(\d+)", "N").replace("\\", "") + rules[0][0] for pattern, rules in LAYER_SCHEMES.values()]
