@@ -136,4 +136,4 @@ def infer_write_format(path):
     return DEFAULT_WRITE
 
 
-from . import hf, paddle, pt_zip, safetensors, tf, uer  # noqa: E402,F401  (registration of the built-in formats)
+from . import hf, paddle, pt_zip, safetensors, tf, uer, zen  # noqa: E402,F401  (registration of the built-in formats)

@@ -1,0 +1,157 @@
+"""ZEN (sinovation/ZEN): the n-gram matcher against ZEN's own, and its PyTorch release loaded into the `zen`
+encoder against ZEN's own outputs. Fixture: tests/data/zen (made by ZEN's code; see its README.md)."""
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import uer_like
+from uer_like.data.ngram import NgramLexicon, ngram_inputs
+from uer_like.encoders.zen import position_matrix
+from uer_like.errors import ConfigError, DataError
+from uer_like.tokenizers.bert import BertTokenizer
+from uer_like.tokenizers.vocab import Vocab
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIX = os.path.join(HERE, "data", "zen")
+RELEASE = os.path.join(FIX, "release")
+SHARED = os.path.join(HERE, "..", "..", "shared", "data")
+CORPUS = os.path.join(SHARED, "corpora", "CLUECorpusSmall_bert_sampled.txt")
+GOOGLE_VOCAB = os.path.join(SHARED, "vocab", "google_zh_vocab.txt")
+TOL = 1e-5
+
+
+def _corpus_lines(n):
+    out = []
+    with open(CORPUS, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                out.append(line.strip())
+                if len(out) == n:
+                    break
+    return out
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return dict(np.load(os.path.join(FIX, "reference.npz")))
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = uer_like.load_model(RELEASE)
+    m.eval()
+    return m
+
+
+@pytest.mark.skipif(not os.path.isfile(CORPUS), reason="needs ../shared/data")
+def test_matcher_equals_zens_on_corpus_lines():
+    exp = np.load(os.path.join(FIX, "matches.npz"))
+    counts = exp["counts"]
+    vocab = Vocab.load(GOOGLE_VOCAB)
+    tok = BertTokenizer(vocab)
+    lex = NgramLexicon.load(os.path.join(RELEASE, "ngram.txt"), vocab)
+    lines = _corpus_lines(len(counts))
+    seq_length = int(exp["seq_length"])
+    rows = [[vocab.cls_id] + tok.encode(line)[:seq_length - 2] + [vocab.sep_id] for line in lines]
+    got = ngram_inputs(rows, lex, max_ngrams=10 ** 6)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    for i, n in enumerate(counts):
+        sl = slice(offsets[i], offsets[i + 1])
+        assert (got["ngram_ids"][i] > 0).sum() == n, lines[i]
+        for ours, zens in (("ngram_ids", "ngram_ids"), ("ngram_starts", "ngram_starts"),
+                           ("ngram_lengths", "ngram_lengths")):
+            assert got[ours][i, :n].tolist() == exp[zens][sl].tolist(), (lines[i], ours)
+    assert counts.sum() > 1000 and (counts == 0).any()  # the lines exercise many matches and rows without any
+
+
+def test_cap_keeps_zens_order_and_pads():
+    vocab = Vocab.load(os.path.join(RELEASE, "vocab.txt"))
+    lex = NgramLexicon.load(RELEASE, vocab)
+    row = [vocab.cls_id] + BertTokenizer(vocab).encode("原油技术分析：回顾昨日行情：原油昨日小幅高开") + [vocab.sep_id]
+    full = lex.match(row)
+    assert len(full) > 3
+    capped = ngram_inputs([row, row[:2]], lex, max_ngrams=3)
+    assert capped["ngram_ids"].shape == (2, 3)
+    assert capped["ngram_ids"][0].tolist() == [m[0] for m in full[:3]]
+    assert capped["ngram_ids"][1].tolist() == [0, 0, 0]
+    assert ngram_inputs([row[:2]], lex, 8)["ngram_ids"].shape == (1, 1)  # at least one (padding) column
+
+
+def test_load_release_matches_zen(model, ref, caplog):
+    with caplog.at_level(logging.INFO, logger="uer_like"):
+        m = uer_like.load_model(RELEASE)
+    assert "ZEN release" in caplog.text
+    assert m.load_info.format == "zen" and m.config.encoder == "zen"
+    assert (m.config.layers_num, m.config.ngram_layers_num, m.config.ngram_vocab_size) == (2, 1, 254)
+    mask = torch.tensor(ref["input_mask"])
+    src, seg = torch.tensor(ref["input_ids"]), (torch.tensor(ref["segment_ids"]) + 1) * mask
+    ids, starts, lengths = (torch.tensor(ref[k]) for k in ("ngram_ids", "ngram_starts", "ngram_lengths"))
+    assert torch.equal(position_matrix(starts, lengths, src.size(1)), torch.tensor(ref["ngram_positions"]).bool())
+    with torch.no_grad():
+        hidden = model.encode(src, seg, ngram_ids=ids, ngram_starts=starts, ngram_lengths=lengths)
+        logits = model.target_logits(hidden, seg)
+        pooled = torch.tanh(model.target.sp.linear_1(hidden[:, 0]))
+    real = mask.bool()
+    diffs = {"sequence": (hidden[real] - torch.tensor(ref["sequence_output"])).abs().max().item(),
+             "pooled": (pooled - torch.tensor(ref["pooled_output"])).abs().max().item(),
+             "sp": (logits["sp"] - torch.tensor(ref["sp_logits"])).abs().max().item(),
+             "mlm": (logits["mlm"][:, :2] - torch.tensor(ref["mlm_logits_head"])).abs().max().item()}
+    assert max(diffs.values()) < TOL, diffs
+    # ZEN's n-gram segments: sentence A up to the first [SEP], B after (the pair row)
+    real_ngrams = ids > 0
+    assert torch.equal((seg.gather(1, starts) - 1)[real_ngrams], torch.tensor(ref["ngram_seg_ids"])[real_ngrams])
+    assert (torch.tensor(ref["ngram_seg_ids"])[real_ngrams] == 1).any()
+
+
+def test_data_path_builds_zens_inputs_and_features(model, ref):
+    """Feature extraction tokenises, matches n-grams (one data path) and encodes as ZEN did."""
+    from uer_like.io.features import build_text_encoder, extract_features
+
+    texts = [tuple(t for t in json.loads(s) if t is not None) for s in ref["texts"]]
+    encode = build_text_encoder(model)
+    mask = ref["input_mask"].astype(bool)
+    from uer_like.data.ngram import lexicon_for
+
+    rows = [encode(*t)[0] for t in texts]
+    got = ngram_inputs(rows, lexicon_for(model), model.config.max_ngrams)
+    for i, row in enumerate(rows):
+        assert row == ref["input_ids"][i][mask[i]].tolist()
+        n = int(ref["ngram_masks"][i].sum())
+        for k in ("ngram_ids", "ngram_starts", "ngram_lengths"):
+            assert got[k][i, :n].tolist() == ref[k][i, :n].tolist() and not got[k][i, n:].any()
+    feats = extract_features(model, texts, pooling="none", seq_length=64)
+    assert np.abs(np.concatenate(feats) - ref["sequence_output"]).max() < TOL  # real tokens, row-major
+
+
+def test_zen_needs_its_ngram_fields(model):
+    src = torch.tensor([[2, 10, 11, 3]])
+    seg = torch.ones_like(src)
+    with pytest.raises(DataError, match="ngram_ids"):
+        model.encode(src, seg)
+    with pytest.raises(ConfigError, match="takes no input"):
+        model.encode(src, seg, ngram_ids=src, ngram_starts=src, ngram_lengths=src, words=src)
+
+
+def test_uer_round_trip(model, ref, tmp_path):
+    path = str(tmp_path / "zen.bin")
+    uer_like.save_model(model, path)
+    again = uer_like.load_model(path)
+    assert again.config.encoder == "zen"
+    a, b = model.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_config_checks():
+    base = dict(encoder="zen", hidden_size=32, emb_size=32, heads_num=4, feedforward_size=64, layers_num=2,
+                vocab_size=100)
+    with pytest.raises(ConfigError, match="ngram_vocab_size"):
+        uer_like.load_config(base)
+    with pytest.raises(ConfigError, match="ngram_layers_num"):
+        uer_like.load_config(dict(base, ngram_vocab_size=10, ngram_layers_num=3))
+    cfg = uer_like.load_config(dict(base, ngram_vocab_size=10, ngram_layers_num=1))
+    m = uer_like.build_model(cfg)
+    assert len(m.encoder.ngram_transformer) == 1 and m.encoder.ngram_embedding.word.num_embeddings == 10
