@@ -35,6 +35,11 @@ def _corpus_lines(n):
     return out
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_torch_thread):
+    """Tiny models: one torch thread (conftest's one_torch_thread)."""
+
+
 @pytest.fixture(scope="module")
 def ref():
     return dict(np.load(os.path.join(FIX, "reference.npz")))
@@ -155,3 +160,100 @@ def test_config_checks():
     cfg = uer_like.load_config(dict(base, ngram_vocab_size=10, ngram_layers_num=1))
     m = uer_like.build_model(cfg)
     assert len(m.encoder.ngram_transformer) == 1 and m.encoder.ngram_embedding.word.num_embeddings == 10
+
+
+# ---------------------------------------------------------------------------------------------- pretraining
+TINY_ZEN = {"emb_size": 32, "hidden_size": 32, "feedforward_size": 64, "heads_num": 4, "layers_num": 2,
+            "max_seq_length": 64, "embedding": ["word", "pos", "seg"], "encoder": "zen", "ngram_vocab_size": 254,
+            "ngram_layers_num": 1, "layernorm": "torch", "layernorm_eps": 1e-12, "target": ["mlm"],
+            "data_processor": "mlm", "tie_weights": True}
+
+
+@pytest.fixture(scope="module")
+def mlm_dataset(tmp_path_factory):
+    from conftest import SAMPLE_CORPUS
+    from helpers import preprocess
+
+    d = tmp_path_factory.mktemp("zen_pretrain")
+    with open(SAMPLE_CORPUS, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if len(line.strip()) > 20][:64]
+    path, _ = preprocess(str(d), "\n".join(lines) + "\n", data_processor="mlm", seq_length=64, corpus_format="line",
+                         dynamic_masking=True)
+    config = os.path.join(str(d), "zen_tiny.json")
+    with open(config, "w") as f:
+        json.dump(TINY_ZEN, f)
+    return path, config
+
+
+def test_zen_config_pretrains_with_ngrams_from_the_lexicon(mlm_dataset, tmp_path):
+    from conftest import VOCAB
+    from uer_like.training.trainer import TrainArgs, Trainer
+
+    data, config = mlm_dataset
+    args = TrainArgs(dataset_path=data, config=config, vocab_path=VOCAB, ngram_path=os.path.join(RELEASE, "ngram.txt"),
+                     total_steps=3, batch_size=8, report_steps=1, learning_rate=1e-3,
+                     output_model_path=str(tmp_path / "zen.bin"), precision="fp32", device="cpu")
+    args.validate()
+    trainer = Trainer(args)
+    batch = trainer.collate(np.arange(8), 0)
+    ids, starts, lengths = batch["ngram_ids"], batch["ngram_starts"], batch["ngram_lengths"]
+    assert (ids > 0).sum() > 8  # real sentences match lexicon n-grams
+    lex = NgramLexicon.load(RELEASE, Vocab.load(VOCAB))
+    n_real = (batch["seg"] > 0).sum(1)
+    for b in range(8):  # the same matches as the lexicon finds in the masked row the model sees
+        assert [(int(i), int(s), int(n)) for i, s, n in zip(ids[b], starts[b], lengths[b]) if i > 0] == \
+            lex.match(batch["src"][b, :n_real[b]])
+    assert trainer.train() == 3
+    again = uer_like.load_model(str(tmp_path / "zen.bin"))
+    assert again.config.encoder == "zen" and again.config.ngram_vocab_size == 254
+
+
+def test_zen_pretraining_without_a_lexicon_is_refused_in_one_line(mlm_dataset, tmp_path):
+    from conftest import VOCAB
+    from uer_like.training.trainer import TrainArgs, Trainer
+
+    data, config = mlm_dataset
+    args = TrainArgs(dataset_path=data, config=config, vocab_path=VOCAB, total_steps=1, batch_size=8,
+                     output_model_path=str(tmp_path / "zen.bin"), precision="fp32", device="cpu")
+    args.validate()
+    with pytest.raises(ConfigError, match="--ngram_path") as e:
+        Trainer(args)
+    assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------- fine-tuning
+SAMPLES = os.path.join(SHARED, "datasets", "samples")
+
+
+@pytest.mark.skipif(not os.path.isdir(SAMPLES), reason="needs ../shared/data")
+def test_classifier_fine_tunes_a_zen_release_with_its_ngrams(tmp_path, capsys):
+    from uer_like.finetune.cli import run
+
+    out = str(tmp_path / "cls.bin")
+    common = ["--epochs_num", "1", "--max_steps", "3", "--batch_size", "8", "--seq_length", "64", "--no_progress"]
+    rep = run("classification", ["--pretrained_model_path", RELEASE, "--train_path",
+                                 os.path.join(SAMPLES, "book_review", "dev.tsv"), "--test_path",
+                                 os.path.join(SAMPLES, "book_review", "test.tsv"), "--output_model_path", out] + common)
+    captured = capsys.readouterr()
+    assert "n-grams of" in captured.out + captured.err  # the lexicon beside the release is matched in every batch
+    meta = json.load(open(str(tmp_path / "cls_finetune.json")))
+    assert meta["ngram_path"] == os.path.abspath(os.path.join(RELEASE, "ngram.txt"))
+    again = run("classification", ["--load_model_path", out, "--vocab_path", os.path.join(RELEASE, "vocab.txt"),
+                                   "--test_path", os.path.join(SAMPLES, "book_review", "test.tsv"), "--no_progress"])
+    assert again["test"]["acc"] == rep["test"]["acc"]
+
+
+def test_classification_batches_carry_the_ngrams_and_other_tasks_refuse_zen(tmp_path):
+    from uer_like.finetune.cli import run
+    from uer_like.finetune.classification import Classifier
+
+    m = uer_like.load_model(RELEASE)
+    clf = Classifier(m.config, m.vocab_size, 2, backbone=(m.embedding, m.encoder))
+    src = torch.tensor([[2, 10, 11, 3]])
+    with pytest.raises(DataError, match="ngram_ids"):  # a ZEN classifier never runs without its n-grams
+        clf(src, torch.ones_like(src))
+    with pytest.raises(ConfigError, match="does not feed encoder 'zen'") as e:
+        run("tagging", ["--pretrained_model_path", RELEASE, "--train_path", os.path.join(SAMPLES, "msra_ner", "dev.tsv"),
+                    "--label2id_path", os.path.join(SAMPLES, "msra_ner", "label2id.json"), "--max_steps", "1",
+                    "--seq_length", "64", "--output_model_path", str(tmp_path / "ner.bin"), "--no_progress"])
+    assert "\n" not in str(e.value)

@@ -60,9 +60,16 @@ class NgramLexicon:
                 table[tuple(vocab.convert_tokens_to_ids(tok.tokenize(text)))] = n
         return cls(table, n + 1, path)
 
+    def check_rows(self, rows, what="the model"):
+        """Refuse a lexicon with more n-grams than `rows` (the model's ngram_vocab_size) can embed."""
+        if self.size > rows:
+            raise DataError(f"{self.path}: {self.size - 1} n-grams but {what} has {rows} n-gram embedding rows "
+                            f"(ngram_vocab_size); use the model's own ngram.txt or ngram_vocab_size >= {self.size}")
+        return self
+
     def match(self, ids):
         """[(ngram id, start, length)] of the n-grams in the token-id sequence `ids`, in ZEN's order."""
-        ids = list(ids)
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
         out = []
         get = self.table.get
         for p in self._lengths:
@@ -98,6 +105,11 @@ def ngram_inputs(rows, lexicon, max_ngrams, rng=None):
     return out
 
 
+def input_builder(lexicon, max_ngrams):
+    """A function (token-id rows) -> ngram_inputs(rows, lexicon, max_ngrams): what a collator calls."""
+    return lambda rows: ngram_inputs(rows, lexicon, max_ngrams)
+
+
 def lexicon_for(model, path=None, vocab=None):
     """The n-gram lexicon of a loaded ZEN model: `path` (ngram.txt or its directory), else the ngram.txt beside
     the weights the model was loaded from; tokenised with `vocab`, else the vocabulary found with the weights.
@@ -111,9 +123,4 @@ def lexicon_for(model, path=None, vocab=None):
     vocab = vocab or (info.vocab_path if info is not None else None)
     if vocab is None:
         raise DataError("the n-gram lexicon is tokenised with the model's vocabulary: pass vocab_path=...")
-    lex = NgramLexicon.load(path, vocab)
-    rows = model.config.ngram_vocab_size
-    if lex.size > rows:
-        raise DataError(f"{lex.path}: {lex.size - 1} n-grams but the model's n-gram embedding has {rows} rows "
-                        f"(ngram_vocab_size); use the model's own ngram.txt")
-    return lex
+    return NgramLexicon.load(path, vocab).check_rows(model.config.ngram_vocab_size)
