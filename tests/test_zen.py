@@ -257,3 +257,53 @@ def test_classification_batches_carry_the_ngrams_and_other_tasks_refuse_zen(tmp_
                     "--label2id_path", os.path.join(SAMPLES, "msra_ner", "label2id.json"), "--max_steps", "1",
                     "--seq_length", "64", "--output_model_path", str(tmp_path / "ner.bin"), "--no_progress"])
     assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------- release variants
+def _copy_release(tmp_path, state_edit=None, config_edit=None):
+    import shutil
+
+    d = tmp_path / "zen_release"
+    shutil.copytree(RELEASE, d)
+    if state_edit is not None:
+        state = torch.load(d / "pytorch_model.bin", weights_only=True)
+        torch.save(state_edit(state), d / "pytorch_model.bin")
+    if config_edit is not None:
+        cfg = json.load(open(d / "config.json"))
+        json.dump(config_edit(cfg), open(d / "config.json", "w"))
+    return str(d)
+
+
+def test_gamma_beta_names_and_bert_config_json_load_the_same(model, tmp_path):
+    """pytorch-pretrained-BERT's LayerNorm gamma/beta names, and the config as bert_config.json."""
+    def old_names(state):
+        return {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+                for k, v in state.items()}
+
+    d = _copy_release(tmp_path, state_edit=old_names)
+    os.rename(os.path.join(d, "config.json"), os.path.join(d, "bert_config.json"))
+    again = uer_like.load_model(d)
+    a, b = model.state_dict(), again.state_dict()
+    assert again.load_info.format == "zen" and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_release_whose_config_and_weights_disagree_is_refused(tmp_path):
+    from uer_like.errors import CheckpointError
+
+    d = _copy_release(tmp_path, config_edit=lambda c: dict(c, word_size=c["word_size"] + 1))
+    with pytest.raises(CheckpointError, match="word_size") as e:
+        uer_like.load_model(d)
+    assert "\n" not in str(e.value)
+
+
+def test_extract_features_script_finds_the_lexicon_beside_the_release(tmp_path, ref, capsys):
+    from helpers import run_cli
+
+    texts = [json.loads(s)[0] for s in ref["texts"][:2]]
+    inp, out = tmp_path / "in.txt", tmp_path / "feats.npy"
+    inp.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    code, err = run_cli("scripts/extract_features.py", ["--model", RELEASE, "--input", inp, "--output", out,
+                                                        "--pooling", "first"], capsys)
+    assert code == 0, err
+    cls_rows = np.cumsum([0] + [int(n) for n in ref["input_mask"].sum(1)])[:2]  # [CLS] of rows 0 and 1
+    assert np.abs(np.load(out) - ref["sequence_output"][cls_rows]).max() < TOL
