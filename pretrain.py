@@ -34,6 +34,8 @@ def build_parser():
                    help="a UER-format JSON config: a path or a name in configs/ (e.g. bert/base_config.json)")
     p.add_argument("--dataset_path", default=None, help="made by preprocess.py (default: the bundled sample corpus)")
     p.add_argument("--vocab_path", default=None, help="checked against the dataset's vocabulary")
+    p.add_argument("--ngram_path", default=None,
+                   help="encoder 'zen': ZEN's n-gram lexicon (ngram.txt), matched in every batch")
     p.add_argument("--spm_model_path", default=None,
                    help="SentencePiece model of a word-based dataset (preprocess.py --spm_model_path); checked "
                         "against the dataset's vocabulary")
@@ -148,6 +150,7 @@ def main():
     tb = args.tensorboard_dir
     targs = TrainArgs(
         dataset_path=dataset, config=args.config, vocab_path=args.vocab_path, spm_model_path=args.spm_model_path,
+        ngram_path=args.ngram_path,
         pretrained_model_path=args.pretrained_model_path, output_model_path=args.output_model_path,
         output_format=args.output_format,
         checkpoint_dir=ckpt_dir, total_steps=args.total_steps, batch_size=args.batch_size,

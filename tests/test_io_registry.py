@@ -56,7 +56,7 @@ def _tiny(target="mlm"):
 
 
 def test_built_in_formats_are_registered_in_detection_order():
-    assert [f.name for f in formats.formats()] == ["paddle", "pt-zip", "hf", "tf", "safetensors", "uer"]
+    assert [f.name for f in formats.formats()] == ["zen", "paddle", "pt-zip", "hf", "tf", "safetensors", "uer"]
     assert formats.writable() == ["hf", "safetensors", "uer"]
 
 

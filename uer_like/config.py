@@ -92,6 +92,11 @@ class ModelConfig:
     generator_feedforward_size: Optional[int] = None
     generator_layers_num: Optional[int] = None
     electra_lambda: float = 50.0
+    # the zen encoder (ZEN, encoders/zen.py): rows of the n-gram embedding (ngram.txt lines + 1), the n-gram
+    # transformer layers beside the first character layers, the most n-grams matched per sequence
+    ngram_vocab_size: int = 0
+    ngram_layers_num: int = 6
+    max_ngrams: int = 128
 
     @property
     def masking_strategy(self):
@@ -158,7 +163,9 @@ class ModelConfig:
             EMBEDDINGS.get(name, key="embedding")
         if "word" not in self.embedding:
             raise ConfigError(f"{source}: config key 'embedding' must include 'word', got {self.embedding}")
-        ENCODERS.get(self.encoder, key="encoder")
+        check_encoder = getattr(ENCODERS.get(self.encoder, key="encoder"), "check_config", None)
+        if check_encoder is not None:  # an encoder with keys of its own validates them
+            check_encoder(self, source)
         for name in self.target:
             TARGETS.get(name, key="target")
         POSITION_SCHEMES.get(self.position_scheme, key="position_scheme").check_config(self, source)

@@ -11,6 +11,8 @@ Formats read by `load_model(path)`:
   - release layouts, read into their Hugging Face form: the PyTorch zip (pytorch_model.bin with Google's
     bert_config.json or a config.json without model_type; io/pt_zip.py) and PaddleNLP's model_state.pdparams
     with config.json / model_config.json (io/paddle.py);
+  - ZEN's PyTorch release (pytorch_model.bin, a config with word_size / num_hidden_word_layers, vocab.txt,
+    ngram.txt; io/zen.py), read into the `zen` encoder with UER names;
   - Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its .index
     file or a directory holding one, with bert_config.json / albert_config.json / config.json; needs
     `tensorflow` (the optional extra `pip install uer_like[tf]`).

@@ -46,10 +46,12 @@ class SampleOrder:
 
 class Collator:
     """Builds the batch fields a model's targets declare (their `batch_keys`) from instance ids of one
-    micro-batch."""
+    micro-batch. extra_inputs: a function (the rows' token ids as the model sees them, masked) -> {field: int64
+    array [batch, n]}, the encoder's own fields (the zen encoder's n-grams, data/ngram.py), or None."""
 
-    def __init__(self, dataset, targets, seed, pad_to_multiple=8):
+    def __init__(self, dataset, targets, seed, pad_to_multiple=8, extra_inputs=None):
         m = dataset.manifest
+        self.extra_inputs = extra_inputs
         self.ds = dataset
         self.processor = m["data_processor"]
         missing = [t for t in targets if t not in PROCESSOR_TARGETS[self.processor]]
@@ -175,5 +177,8 @@ class Collator:
             batch["tgt_cls"] = labels
         if "electra_seed" in self.fields:  # ELECTRA's sampling noise: a function of the step (resume draws the same)
             batch["electra_seed"] = derive(self.seed, PURPOSE_ELECTRA_SAMPLE, int(epoch), int(indices[0])) >> 1
+        if self.extra_inputs is not None:
+            extra = self.extra_inputs([src[b, :n] for b, n in enumerate(lengths)])
+            batch.update({k: torch.from_numpy(v) for k, v in extra.items()})
         batch["n_tokens"] = int(sum(lengths))
         return batch

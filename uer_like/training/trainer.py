@@ -41,6 +41,7 @@ class TrainArgs:
     config: str = "bert/base_config.json"
     vocab_path: Optional[str] = None
     spm_model_path: Optional[str] = None  # checked against the dataset's vocabulary, as vocab_path
+    ngram_path: Optional[str] = None  # the zen encoder's n-gram lexicon (ZEN's ngram.txt), matched per batch
     pretrained_model_path: Optional[str] = None
     output_model_path: str = "output/model.bin"
     output_format: str = "uer"  # the final weights: uer (UER-py's .bin), safetensors, or hf (a transformers directory)
@@ -230,12 +231,35 @@ class Trainer:
                                 f"{m['vocab']['size']} tokens) than {flag} {path} ({len(v)} tokens); "
                                 f"re-run preprocess.py with {flag} {path}")
         # refuses a dataset whose processor cannot supply the config's targets, naming the fix
-        self.collate = Collator(self.dataset, cfg.target, a.seed)
+        self.collate = Collator(self.dataset, cfg.target, a.seed, extra_inputs=self._extra_inputs())
         check_dataset_strategy(cfg, m, a.dataset_path)  # and one masked otherwise than the config says
         if cfg.data_processor != m["data_processor"]:
             logger.info("config data_processor %r, dataset made with %r, which supplies the config's targets (%s): "
                         "training on the dataset's instances", cfg.data_processor, m["data_processor"],
                         ", ".join(cfg.target))
+
+    def _extra_inputs(self):
+        """The builder of the encoder's own batch fields (the zen encoder's n-grams from --ngram_path), or None."""
+        from ..registry import ENCODERS
+
+        cfg, a, m = self.config, self.args, self.manifest
+        keys = set(getattr(ENCODERS.get(cfg.encoder, key="encoder"), "input_keys", ()))
+        if not keys:
+            if a.ngram_path:
+                raise ConfigError(f"--ngram_path is for encoder 'zen'; the config's encoder is '{cfg.encoder}'")
+            return None
+        from ..data.ngram import INPUT_KEYS, NgramLexicon, input_builder
+
+        if keys != set(INPUT_KEYS):
+            raise ConfigError(f"encoder '{cfg.encoder}' takes inputs {sorted(keys)} that pretraining does not build")
+        if not a.ngram_path:
+            raise ConfigError(f"{a.config}: encoder 'zen' adds the n-grams of a lexicon matched in every batch: pass "
+                              "--ngram_path (ZEN's ngram.txt)")
+        if not a.vocab_path:  # checked against the dataset's vocabulary by _check_dataset
+            raise ConfigError(f"--ngram_path: the n-gram lexicon is tokenised with the dataset's vocabulary: pass "
+                              f"--vocab_path (the dataset was made with {m['vocab'].get('file')})")
+        lexicon = NgramLexicon.load(a.ngram_path, a.vocab_path).check_rows(cfg.ngram_vocab_size, "the config")
+        return input_builder(lexicon, cfg.max_ngrams)
 
     def _check_outputs(self):
         """Every location the run writes is writable and has room, before any training (not at the first

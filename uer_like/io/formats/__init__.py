@@ -16,7 +16,8 @@ format given, the one whose `suffixes` end the path (a directory or a path witho
 Built-in: uer (torch pickle .bin/.pt with UER-py names, or a directory holding one), safetensors, hf (a
 transformers directory, or one of its weights files beside its config.json), tf (Google TF checkpoints, read
 only), and the release layouts read into their Hugging Face form (read only): paddle (PaddleNLP
-model_state.pdparams, io/paddle.py) and pt-zip (pytorch_model.bin with bert_config.json, io/pt_zip.py). io/uer.py (UER key-name layouts), io/hf.py (family key maps) and io/tf.py (TF variable names) are the
+model_state.pdparams, io/paddle.py) and pt-zip (pytorch_model.bin with bert_config.json, io/pt_zip.py); zen (ZEN's
+release, io/zen.py: read with UER names into the `zen` encoder, read only). io/uer.py (UER key-name layouts), io/hf.py (family key maps) and io/tf.py (TF variable names) are the
 name rules these formats use, not formats themselves.
 """
 import os
@@ -136,4 +137,4 @@ def infer_write_format(path):
     return DEFAULT_WRITE
 
 
-from . import hf, paddle, pt_zip, safetensors, tf, uer  # noqa: E402,F401  (registration of the built-in formats)
+from . import hf, paddle, pt_zip, safetensors, tf, uer, zen  # noqa: E402,F401  (registration of the built-in formats)
