@@ -146,3 +146,29 @@ def test_unsupported_settings_are_one_line_errors(tmp_path):
     other = uer_like.build_model("mpnet/tiny_config.json", vocab_size=V, relative_attention_buckets_num=16)
     with pytest.raises(ConfigError, match="relative_attention_buckets_num 32 and relative_attention_max_distance 128"):
         uer_like.save_model(other, str(tmp_path / "b16"), format="hf")
+
+
+@pytest.mark.parametrize("task", ["classification", "multiple_choice"])
+def test_fine_tuned_mpnet_to_transformers_task_classes_and_back(task, tmp_path):
+    """A model fine-tuned from configs/mpnet exports to MPNetForSequenceClassification (RoBERTa's head) and
+    MPNetForMultipleChoice (pooler + classifier) with the same logits, and imports back as the same files.
+    (Token classification and question answering name their heads as every family does: test_hf_tasks.py.)"""
+    from test_hf_tasks import AUTO, inputs, make, ours, theirs
+    from uer_like.finetune import core
+    from uer_like.io import hf_tasks
+
+    cfg = uer_like.load_config("mpnet/tiny_config.json", layers_num=1)
+    model, meta = make(task, cfg)
+    _perturb_ours(model)
+    path = str(tmp_path / "ft.bin")
+    core.save_finetuned(model, path, meta)
+    out = hf_tasks.export_finetuned(path, str(tmp_path / "hf"))
+    hf = getattr(transformers, AUTO[task]).from_pretrained(out).eval()
+    assert type(hf).__name__.startswith("MPNetFor")
+    src, seg = inputs()
+    a, b = ours(task, model, src, seg), theirs(task, hf, src, seg)
+    keep = (seg > 0) if task in ("tagging", "mrc") else torch.ones(a.shape[:1], dtype=torch.bool)
+    assert (a[keep] - b[keep]).abs().max() <= TOL
+    back = hf_tasks.import_finetuned(out, str(tmp_path / "back.bin"))
+    ref, got = torch.load(path, weights_only=True), torch.load(back, weights_only=True)
+    assert sorted(ref) == sorted(got) and all(torch.equal(ref[k], got[k]) for k in ref)
