@@ -13,9 +13,9 @@ Formats read by `load_model(path)`:
     with config.json / model_config.json (io/paddle.py);
   - ZEN's PyTorch release (pytorch_model.bin, a config with word_size / num_hidden_word_layers, vocab.txt,
     ngram.txt; io/zen.py), read into the `zen` encoder with UER names;
-  - Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its .index
-    file or a directory holding one, with bert_config.json / albert_config.json / config.json; needs
-    `tensorflow` (the optional extra `pip install uer_like[tf]`).
+  - TensorFlow checkpoints as the releases shipped them (Google BERT, ALBERT, ELECTRA and the Chinese
+    releases of io/tf_releases.py): a checkpoint prefix (model.ckpt), its .index file or a directory holding
+    one, with its config json; read in pure Python (io/tf_bundle.py), no tensorflow needed.
 
 Never unpickles arbitrary objects (see io/safe.py). Loading is strict by default: missing, unexpected
 and wrongly shaped tensors are errors naming the keys; `strict=False` loads what matches and prints

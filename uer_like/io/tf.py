@@ -1,7 +1,6 @@
 """Google TensorFlow checkpoints (google-research/bert, google-research/albert, google-research/electra).
 
-Read through TensorFlow's own checkpoint reader (`tf.train.load_checkpoint`), so `tensorflow` must be
-installed (the optional extra: `pip install uer_like[tf]`, or `pip install tensorflow-cpu`). The variables
+Read without tensorflow: io/tf_bundle.py parses TF's checkpoint format (the tensor bundle) itself. The variables
 are renamed to Hugging Face names (dense `kernel`s transposed to [out, in], LayerNorm gamma/beta to
 weight/bias) and loaded through the Hugging Face path (io/hf.py), so a TF checkpoint and its Hugging Face
 conversion give the same uer_like model.
@@ -33,10 +32,9 @@ config with "hidden_act": "gelu_new" to follow TF's approximation instead).
 import os
 import re
 
-import torch
-
 from ..config import read_json
 from ..errors import CheckpointError, ConfigError
+from .tf_bundle import read_bundle
 
 _SKIP = re.compile(r"(adam_m|adam_v|global_step|AdamWeightDecayOptimizer|beta1_power|beta2_power|_slot_|"
                    r"/Adam|/Momentum|^Variable|/ExponentialMovingAverage|lamb_m|lamb_v|bad_steps|good_steps|"
@@ -67,35 +65,12 @@ def tf_checkpoint_prefix(path):
     return path
 
 
-def _import_tf():
-    try:
-        import tensorflow as tf  # noqa: F401
-    except ImportError:
-        raise CheckpointError(
-            "reading a Google TensorFlow checkpoint needs tensorflow, which is not installed: "
-            "pip install tensorflow-cpu (or the optional extra: pip install uer_like[tf]). Alternatively convert it "
-            "once on a machine that has tensorflow: python scripts/convert.py --input CKPT --output model.safetensors "
-            "--to safetensors") from None
-    return tf
-
-
 def read_tf_variables(prefix):
-    """{name: numpy array} of the model variables in a TF checkpoint (optimizer slots skipped)."""
-    tf = _import_tf()
-    if not os.path.exists(prefix + ".index"):
-        raise CheckpointError(f"{prefix}: no TF checkpoint here ({prefix}.index is missing)")
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        shapes = reader.get_variable_to_shape_map()
-    except Exception as e:
-        raise CheckpointError(f"{prefix}: TensorFlow cannot read the checkpoint (truncated or corrupt?): "
-                              f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+    """{name: torch tensor} of the model variables in a TF checkpoint (optimizer slots skipped; TF-Hub's
+    `module/` prefix removed), read by io/tf_bundle.py without tensorflow."""
     out = {}
-    for name in sorted(shapes):
-        if _SKIP.search(name):
-            continue
-        clean = name[len("module/"):] if name.startswith("module/") else name
-        out[clean] = reader.get_tensor(name)
+    for name, value in read_bundle(prefix, skip=_SKIP).items():
+        out[name[len("module/"):] if name.startswith("module/") else name] = value
     return out
 
 
@@ -114,7 +89,7 @@ def tf_family(names):
 def _leaf(parts, value):
     """The last path element -> (HF suffix, tensor)."""
     last = parts[-1]
-    t = torch.from_numpy(value.copy())
+    t = value
     if last == "kernel":
         return "weight", t.t().contiguous()
     if last in ("gamma", "weight", "output_weights"):
@@ -158,7 +133,7 @@ def tf_to_hf_names(variables, family, which="discriminator"):
                 else:
                     continue
             base = {"bert": "bert", "albert": "albert", "electra": "electra"}[family]
-            out[f"{base}.embeddings.{parts[-1]}.weight"] = torch.from_numpy(value.copy())
+            out[f"{base}.embeddings.{parts[-1]}.weight"] = value
             continue
         stem, leaf_parts = parts[:-1], parts
         hf = None
@@ -208,7 +183,7 @@ def tf_to_hf_names(variables, family, which="discriminator"):
             elif parts[0] == head:
                 if which == "generator":
                     if stem == ["generator_predictions"] and parts[-1] == "output_bias":
-                        out["generator_lm_head.bias"] = torch.from_numpy(value.copy())
+                        out["generator_lm_head.bias"] = value
                         continue
                     hf = _bert_like_name(stem)
                 else:

@@ -1,6 +1,6 @@
-"""Format "tf": Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its
-.index / .meta / .data-* file, or a directory holding one, with bert_config.json / albert_config.json /
-config.json beside it; read only, needs `tensorflow` (io/tf.py reads the variables and maps their names)."""
+"""Format "tf": TensorFlow checkpoints (Google BERT, ALBERT, ELECTRA and the Chinese releases io/tf.py lists): a
+checkpoint prefix (model.ckpt), its .index / .meta / .data-* file, or a directory holding one, with its config
+json beside it; read only, in pure Python (io/tf_bundle.py reads the tensors, io/tf.py maps their names)."""
 import os
 
 from . import Format, Weights, register_format
