@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .resources import CONFIGS_DIR, resolve
 
 MASKS = ("fully_visible", "causal")
-LAYERNORM_POSITIONINGS = ("post", "pre")
+LAYERNORM_POSITIONINGS = ("post", "pre", "grover")
 POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")
 

@@ -1,4 +1,7 @@
-"""Google TensorFlow checkpoints (google-research/bert, google-research/albert, google-research/electra).
+"""TensorFlow checkpoints: the reader's front end (the prefix of a path, the variables without optimizer slots)
+and Google's variable names (google-research/bert, google-research/albert, google-research/electra). Which
+release's names a checkpoint carries is decided in io/tf_releases.py (one scheme per release: Google's three
+here, and NEZHA, brightmart albert_zh, HFL's XLNet and gpt2-ml there); the scheme recognised is logged.
 
 Read without tensorflow: io/tf_bundle.py parses TF's checkpoint format (the tensor bundle) itself. The variables
 are renamed to Hugging Face names (dense `kernel`s transposed to [out, in], LayerNorm gamma/beta to
@@ -51,7 +54,11 @@ def tf_checkpoint_prefix(path):
                 m = re.search(r'model_checkpoint_path:\s*"([^"]+)"', f.read())
             if m:
                 p = m.group(1)
-                return p if os.path.isabs(p) else os.path.join(path, p)
+                # releases ship the file as written on their authors' machines (absolute paths there): the
+                # prefix's name in this directory first, then the path as written
+                for cand in (os.path.join(path, os.path.basename(p)), p if os.path.isabs(p) else os.path.join(path, p)):
+                    if os.path.isfile(cand + ".index"):
+                        return cand
         idx = sorted(f for f in os.listdir(path) if f.endswith(".index"))
         if len(idx) != 1:
             raise CheckpointError(f"{path}: expected one TF checkpoint (*.index) in the directory, found "
@@ -72,18 +79,6 @@ def read_tf_variables(prefix):
     for name, value in read_bundle(prefix, skip=_SKIP).items():
         out[name[len("module/"):] if name.startswith("module/") else name] = value
     return out
-
-
-def tf_family(names):
-    names = list(names)
-    if any(n.startswith(("electra/", "discriminator_predictions/", "generator_predictions/", "generator/")) for n in names):
-        return "electra"
-    if any("/transformer/group_" in n for n in names):
-        return "albert"
-    if any(n.startswith("bert/encoder/layer_") for n in names):
-        return "bert"
-    raise CheckpointError("the TF checkpoint has none of the variable names of Google BERT, ALBERT or ELECTRA "
-                          f"(first names: {', '.join(names[:5])})")
 
 
 def _leaf(parts, value):
@@ -221,11 +216,21 @@ def _infer_electra_config(state, which):
 
 
 def read_tf_checkpoint(path, config=None, which=None):
-    """-> (HF-named state dict, HF config dict with model_type, config path or None, vocab path or None)."""
+    """-> Weights of the TF checkpoint at `path`, through the release scheme its variable names show
+    (io/tf_releases.py; the scheme recognised is logged)."""
+    from .tf_releases import detect_scheme
+
     prefix = tf_checkpoint_prefix(path)
-    d = os.path.dirname(os.path.abspath(prefix))
     variables = read_tf_variables(prefix)
-    family = tf_family(variables)
+    scheme = detect_scheme(variables, prefix)
+    return scheme.read(variables, config, which, prefix)
+
+
+def google_weights(variables, family, config, which, prefix):
+    """Google BERT / ALBERT / ELECTRA variables -> Weights with Hugging Face names and config."""
+    from .formats import Weights
+
+    d = os.path.dirname(os.path.abspath(prefix))
     which = which or "discriminator"
     if which not in ("discriminator", "generator"):
         raise ValueError(f"tf_model must be 'discriminator' or 'generator', got {which!r}")
@@ -257,4 +262,5 @@ def read_tf_checkpoint(path, config=None, which=None):
         cfg.setdefault("num_hidden_groups", 1)
         cfg.setdefault("inner_group_num", 1)
     vocab = os.path.join(d, "vocab.txt")
-    return state, cfg, cfg_path, vocab if os.path.isfile(vocab) else None
+    return Weights(state, names="hf", path=prefix, config=cfg, format="tf",
+                   vocab_path=vocab if os.path.isfile(vocab) else None)

@@ -1,0 +1,135 @@
+"""TensorFlow checkpoints of the Chinese releases (NEZHA, brightmart albert_zh, HFL's XLNet, gpt2-ml), loaded
+with `uer_like.load_model(directory)` as the releases ship them (checkpoint files, config json, vocabulary),
+against the outputs the releases' own TF modeling code computed for the same checkpoint
+(tests/data/tf_releases/: made by make_fixtures.py, see its README). No tensorflow needed: it is made
+unimportable here, so the pure-Python reader (io/tf_bundle.py) is what reads the checkpoints. Also the
+reader's one-line errors (missing shard, truncated data, compressed index block) and the unknown-scheme error."""
+import logging
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import uer_like
+from uer_like import CheckpointError
+from uer_like.io import load_model
+from uer_like.io.tf_releases import detect_scheme
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tf_releases")
+
+# release dir -> (scheme logged, the target and reference logits, the activation the upstream code computes)
+RELEASES = {
+    "nezha": ("nezha", "mlm", "mlm_logits", "gelu_fast"),
+    "albert_zh": ("albert_zh", "mlm", "mlm_logits", "gelu_fast"),
+    "xlnet": ("xlnet", "lm", "lm_logits", "gelu_fast"),
+    "gpt2_ml": ("gpt2-ml", "lm", "lm_logits", "gelu"),
+}
+
+
+@pytest.fixture(autouse=True)
+def no_tensorflow(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # as if it were not installed, even where it is
+
+
+def _inputs(ref, model):
+    ids = torch.from_numpy(ref["input_ids"]).long()
+    mask = torch.from_numpy(ref["input_mask"]).long() if "input_mask" in ref else torch.ones_like(ids)
+    tt = torch.from_numpy(ref["token_type_ids"]).long() if "token_type_ids" in ref else torch.zeros_like(ids)
+    return ids, (tt + 1) * mask, mask.bool()
+
+
+@pytest.mark.parametrize("release", sorted(RELEASES))
+def test_release_matches_its_upstream_code(release, caplog):
+    scheme, target, ref_key, act = RELEASES[release]
+    ref = np.load(os.path.join(DATA, release, "reference.npz"))
+    with caplog.at_level(logging.INFO, logger="uer_like"):
+        model = load_model(os.path.join(DATA, release)).eval()
+    assert f"TF checkpoint of the {scheme} scheme" in caplog.text
+    assert model.load_info.format == "tf"
+    assert model.config.hidden_act == act
+    assert target in model.config.target
+    ids, seg, keep = _inputs(ref, model)
+    with torch.no_grad():
+        hidden = model.encode(ids, seg)
+        logits = model.target_logits(hidden, seg)[target]
+    dh = float((hidden - torch.from_numpy(ref["hidden"]))[keep].abs().max())
+    dl = float((logits - torch.from_numpy(ref[ref_key]))[keep].abs().max())
+    assert dh <= 1e-5 and dl <= 1e-5, (release, dh, dl)
+
+
+def test_release_configs():
+    nezha = load_model(os.path.join(DATA, "nezha")).config
+    assert nezha.position_scheme == "nezha" and "pos" not in nezha.embedding and nezha.max_relative_position == 64
+    albert = load_model(os.path.join(DATA, "albert_zh")).config
+    assert albert.parameter_sharing and albert.emb_size == albert.hidden_size == 32
+    gpt = load_model(os.path.join(DATA, "gpt2_ml")).config
+    assert (gpt.mask, gpt.layernorm_positioning, gpt.layernorm_eps, gpt.tie_weights) == ("causal", "grover", 1e-5, True)
+
+
+def test_gpt2_ml_generates_what_its_upstream_logits_say():
+    """Greedy decoding (cached and not) follows the upstream code's argmax at every prompt position."""
+    ref = np.load(os.path.join(DATA, "gpt2_ml", "reference.npz"))
+    model = load_model(os.path.join(DATA, "gpt2_ml")).eval()
+    ids = ref["input_ids"]
+    prompts = [ids[0, :5].tolist(), ids[1, :8].tolist()]
+    cached = uer_like.generate(model, prompts, 4)
+    uncached = uer_like.generate(model, prompts, 4, use_cache=False)
+    assert cached == uncached
+    assert cached[0][0] == int(ref["lm_logits"][0, 4].argmax()) and cached[1][0] == int(ref["lm_logits"][1, 7].argmax())
+
+
+def _copy(tmp_path, release="nezha"):
+    d = tmp_path / release
+    shutil.copytree(os.path.join(DATA, release), d)
+    return d
+
+
+def test_missing_shard_is_one_line(tmp_path):
+    d = _copy(tmp_path)
+    os.remove(d / "model.ckpt.data-00000-of-00001")
+    with pytest.raises(CheckpointError, match=r"model\.ckpt\.data-00000-of-00001: missing data shard 0 of 1"):
+        load_model(str(d))
+
+
+def test_truncated_data_is_one_line(tmp_path):
+    d = _copy(tmp_path)
+    data = d / "model.ckpt.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"model\.ckpt\.data-00000-of-00001: truncated: .* needs bytes"):
+        load_model(str(d))
+
+
+def test_compressed_index_block_is_refused(tmp_path):
+    d = _copy(tmp_path)
+    index = d / "model.ckpt.index"
+    raw = bytearray(index.read_bytes())
+    footer = raw[-48:]
+    pos, vals = 0, []
+    while len(vals) < 4:  # metaindex offset, size, index offset, size (varints)
+        v = shift = 0
+        while True:
+            b = footer[pos]
+            pos += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        vals.append(v)
+    raw[vals[2] + vals[3]] = 1  # the index block's compression byte: snappy
+    index.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"model\.ckpt\.index: a compressed table block"):
+        load_model(str(d))
+    assert struct.unpack("<Q", bytes(raw[-8:]))[0] == 0xDB4775248B80FB57
+
+
+def test_unknown_scheme_lists_names_and_schemes():
+    with pytest.raises(CheckpointError) as e:
+        detect_scheme({"foo/kernel", "foo/bias", "bar/embedding"}, "x/model.ckpt")
+    msg = str(e.value)
+    assert "\n" not in msg and "bar/embedding, foo/bias, foo/kernel" in msg
+    for s in ("google-bert", "nezha", "albert_zh", "xlnet", "gpt2-ml"):
+        assert s in msg
