@@ -1,4 +1,4 @@
-"""TensorFlow checkpoints of the Chinese releases (NEZHA, brightmart albert_zh, HFL's XLNet, gpt2-ml), loaded
+"""TensorFlow checkpoints of the Chinese releases (NEZHA, NEZHA-Gen, brightmart albert_zh, HFL's XLNet, gpt2-ml), loaded
 with `uer_like.load_model(directory)` as the releases ship them (checkpoint files, config json, vocabulary),
 against the outputs the releases' own TF modeling code computed for the same checkpoint
 (tests/data/tf_releases/: made by make_fixtures.py, see its README). No tensorflow needed: it is made
@@ -24,6 +24,7 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tf_rele
 # release dir -> (scheme logged, the target and reference logits, the activation the upstream code computes)
 RELEASES = {
     "nezha": ("nezha", "mlm", "mlm_logits", "gelu_fast"),
+    "nezha_gen": ("nezha-gen", "lm", "lm_logits", "gelu"),
     "albert_zh": ("albert_zh", "mlm", "mlm_logits", "gelu_fast"),
     "xlnet": ("xlnet", "lm", "lm_logits", "gelu_fast"),
     "gpt2_ml": ("gpt2-ml", "lm", "lm_logits", "gelu"),
@@ -66,14 +67,20 @@ def test_release_configs():
     assert nezha.position_scheme == "nezha" and "pos" not in nezha.embedding and nezha.max_relative_position == 64
     albert = load_model(os.path.join(DATA, "albert_zh")).config
     assert albert.parameter_sharing and albert.emb_size == albert.hidden_size == 32
+    gen = load_model(os.path.join(DATA, "nezha_gen")).config  # no config shipped: sizes from the shapes
+    assert (gen.mask, gen.embedding, gen.target, gen.lm_head_transform, gen.heads_num) == (
+        "causal", ["word", "pos"], ["lm"], True, 1)
+    yuefu = load_model(os.path.join(DATA, "nezha_gen"), config={"hidden_act": "gelu_new"}).config  # poetry.py's tanh
+    assert yuefu.hidden_act == "gelu_fast"
     gpt = load_model(os.path.join(DATA, "gpt2_ml")).config
     assert (gpt.mask, gpt.layernorm_positioning, gpt.layernorm_eps, gpt.tie_weights) == ("causal", "grover", 1e-5, True)
 
 
-def test_gpt2_ml_generates_what_its_upstream_logits_say():
-    """Greedy decoding (cached and not) follows the upstream code's argmax at every prompt position."""
-    ref = np.load(os.path.join(DATA, "gpt2_ml", "reference.npz"))
-    model = load_model(os.path.join(DATA, "gpt2_ml")).eval()
+@pytest.mark.parametrize("release", ["gpt2_ml", "nezha_gen"])
+def test_causal_release_generates_what_its_upstream_logits_say(release):
+    """Greedy decoding (cached and not) starts with the upstream code's argmax after each prompt."""
+    ref = np.load(os.path.join(DATA, release, "reference.npz"))
+    model = load_model(os.path.join(DATA, release)).eval()
     ids = ref["input_ids"]
     prompts = [ids[0, :5].tolist(), ids[1, :8].tolist()]
     cached = uer_like.generate(model, prompts, 4)
@@ -131,5 +138,21 @@ def test_unknown_scheme_lists_names_and_schemes():
         detect_scheme({"foo/kernel", "foo/bias", "bar/embedding"}, "x/model.ckpt")
     msg = str(e.value)
     assert "\n" not in msg and "bar/embedding, foo/bias, foo/kernel" in msg
-    for s in ("google-bert", "nezha", "albert_zh", "xlnet", "gpt2-ml"):
+    for s in ("google-bert", "google-albert", "google-electra", "nezha", "nezha-gen", "albert_zh", "xlnet", "gpt2-ml"):
         assert s in msg
+
+
+@pytest.mark.parametrize("release", ["gpt2_ml", "nezha_gen"])
+def test_causal_release_saves_and_reloads(release, tmp_path):
+    """The new model options (Grover's layers, the lm head transform) survive uer_like's own format."""
+    from uer_like.io import save_model
+
+    model = load_model(os.path.join(DATA, release)).eval()
+    path = save_model(model, str(tmp_path / "m.safetensors"))
+    again = load_model(path).eval()
+    assert again.config == model.config
+    ids = torch.from_numpy(np.load(os.path.join(DATA, release, "reference.npz"))["input_ids"]).long()
+    seg = torch.ones_like(ids)
+    with torch.no_grad():
+        assert torch.equal(model.target_logits(model.encode(ids, seg), seg)["lm"],
+                           again.target_logits(again.encode(ids, seg), seg)["lm"])

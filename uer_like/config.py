@@ -60,6 +60,9 @@ class ModelConfig:
     # heads
     tie_weights: bool = False
     has_lmtarget_bias: bool = False
+    # lm target: dense -> activation -> layer norm before the vocabulary projection (BERT's MLM transform, as
+    # NEZHA-Gen's left-to-right head has it)
+    lm_head_transform: bool = False
     pooling: str = "first"
     labels_num: int = 2
     # vocabulary and segments

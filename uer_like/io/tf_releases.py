@@ -30,6 +30,15 @@ The Chinese releases (names read from each repository's modeling code):
                    intermediate,output,LayerNorm_mlp_ln1}: a causal model with the embedding layer norm and
                    Grover's layer (layernorm_positioning "grover", layers/transformer.py), layer norm eps 1e-5,
                    erf gelu, the output tied to word_embed without bias (target lm, so uer_like.generate runs it).
+  nezha-gen        huawei-noah/Pretrained-Language-Model NEZHA-Gen-TensorFlow (the Chinese GPT and Yuefu): BERT's
+                   names with absolute position embeddings and the MLM head's cls/predictions, but no pooler and no
+                   cls/seq_relationship (its generation graph has neither): despite the name, no relative positions;
+                   a causal (lower-triangular) mask, no token types, the next token read off the last position
+                   through cls/predictions/transform (dense, gelu, LayerNorm) and the tied word embedding plus
+                   output_bias. Loaded as a causal post-LN model with target lm and lm_head_transform, which
+                   uer_like.generate runs. The release ships no config: sizes from the shapes, 64-wide heads as its
+                   scripts' GPTConfig; gelu is erf as interactive_conditional_generation.py computes it (Yuefu's
+                   poetry.py computes the tanh form: config={"hidden_act": "gelu_new"}).
 Config files: each release's json beside the checkpoint (bert_config.json, albert_config.json, xlnet_config.json,
 config.json, gpt2-ml's base.json/large.json/mega.json), or config= (a path or dict in the release's own keys).
 """
@@ -189,6 +198,62 @@ def _read_nezha(variables, config, which, prefix):
 
 
 register_scheme(TFScheme("nezha", "huawei-noah/Pretrained-Language-Model NEZHA-TensorFlow", _is_nezha, _read_nezha, 80))
+
+
+# ---------------------------------------------------------------------------------------------- NEZHA-Gen
+def _is_nezha_gen(names):
+    return ("bert/embeddings/position_embeddings" in names and "cls/predictions/output_bias" in names
+            and "bert/pooler/dense/kernel" not in names and "cls/seq_relationship/output_weights" not in names
+            and any(n.startswith("bert/encoder/layer_") for n in names))
+
+
+def _read_nezha_gen(variables, config, which, prefix):
+    cfg, path = find_config(config, prefix, ("bert_config.json", "config.json"))
+    source = path or "the checkpoint's shapes"
+    cfg = cfg or {}
+    e = "bert/embeddings/"
+    _need_vars(variables, [e + "word_embeddings", e + "LayerNorm/gamma", "cls/predictions/transform/dense/kernel",
+                           "cls/predictions/transform/LayerNorm/gamma"], "NEZHA-Gen")
+    word = variables[e + "word_embeddings"]
+    out = {"embedding.word.embedding.weight": word, "embedding.pos.embedding.weight": variables[e + "position_embeddings"],
+           "embedding.layer_norm.gamma": variables[e + "LayerNorm/gamma"],
+           "embedding.layer_norm.beta": variables[e + "LayerNorm/beta"],
+           "target.lm.linear_1.weight": _kernel(variables["cls/predictions/transform/dense/kernel"]),
+           "target.lm.linear_1.bias": variables["cls/predictions/transform/dense/bias"],
+           "target.lm.layer_norm.gamma": variables["cls/predictions/transform/LayerNorm/gamma"],
+           "target.lm.layer_norm.beta": variables["cls/predictions/transform/LayerNorm/beta"],
+           "target.lm.output_layer.bias": variables["cls/predictions/output_bias"]}
+    if e + "token_type_embeddings" in variables:
+        logger.info("%s: bert/embeddings/token_type_embeddings left out: NEZHA-Gen's generation code adds no token "
+                    "types", prefix)
+    layers = sorted({int(m.group(1)) for n in variables for m in [re.match(r"bert/encoder/layer_(\d+)/", n)] if m})
+    for i in layers:
+        _bert_layer_internal(variables, f"bert/encoder/layer_{i}", f"encoder.transformer.{i}", out)
+    hidden = int(word.shape[1])
+    inter = int(variables["bert/encoder/layer_0/intermediate/dense/kernel"].shape[1])
+    for key, have in (("hidden_size", hidden), ("num_hidden_layers", len(layers)), ("intermediate_size", inter),
+                      ("vocab_size", int(word.shape[0]))):
+        if cfg.get(key) is not None and int(cfg[key]) != have:
+            raise ConfigError(f"{source}: {key} {cfg[key]} but the checkpoint has {have}")
+    # the release ships no config: its scripts build GPTConfig with 64-wide heads (768 / 12) and hidden_act
+    # "gelu", which interactive_conditional_generation.py computes with erf (poetry.py, Yuefu, with tanh: pass
+    # config={"hidden_act": "gelu_new"})
+    act = cfg.get("hidden_act", "gelu")
+    acts = {"gelu": "gelu", "gelu_new": "gelu_fast", "gelu_fast": "gelu_fast", "relu": "relu"}
+    if act not in acts:
+        raise ConfigError(f"{source}: hidden_act {act!r} is not supported; supported: {', '.join(acts)}")
+    d = dict(vocab_size=int(word.shape[0]), emb_size=hidden, hidden_size=hidden, feedforward_size=inter,
+             heads_num=int(cfg.get("num_attention_heads") or max(1, hidden // 64)), layers_num=len(layers),
+             max_seq_length=int(variables[e + "position_embeddings"].shape[0]),
+             dropout=float(cfg.get("hidden_dropout_prob", 0.1)), hidden_act=acts[act], embedding=["word", "pos"],
+             encoder="transformer", mask="causal", layernorm_positioning="post", layernorm="torch",
+             layernorm_eps=1e-12, target=["lm"], lm_head_transform=True, has_lmtarget_bias=True, tie_weights=True,
+             data_processor="lm")
+    return _uer_weights(out, d, prefix, source, release_dir_files(prefix, "vocab.txt"))
+
+
+register_scheme(TFScheme("nezha-gen", "huawei-noah/Pretrained-Language-Model NEZHA-Gen-TensorFlow",
+                         _is_nezha_gen, _read_nezha_gen, 85))
 
 
 # ---------------------------------------------------------------------------------------------- albert_zh

@@ -1,7 +1,7 @@
 """Builds the tiny TF release checkpoints of tests/test_io_tf_releases.py with each release's own modeling code
 (run under tensorflow 2.x through tf.compat.v1), and records the outputs that code computes for fixed inputs.
 
-    python make_fixtures.py OUT_DIR --nezha PLM/NEZHA-TensorFlow --albert_zh ALBERT_ZH --gpt2_ml GPT2_ML --xlnet XLNET
+    python make_fixtures.py OUT_DIR --nezha PLM/NEZHA-TensorFlow --nezha_gen PLM/NEZHA-Gen-TensorFlow --albert_zh ALBERT_ZH --gpt2_ml GPT2_ML --xlnet XLNET
 
 (the directories of checkouts of huawei-noah/Pretrained-Language-Model, brightmart/albert_zh, imcaspar/gpt2-ml,
 zihangdai/xlnet). Needs tensorflow(-cpu) 2.x, tf-slim and numpy. The upstream code is TF 1 code: it runs with
@@ -72,8 +72,9 @@ def load_upstream(path, name, patches=()):
 def save(sess, out, config_name, config, vocab_size, reference, vocab_name="vocab.txt"):
     os.makedirs(out, exist_ok=True)
     v1.train.Saver(v1.global_variables()).save(sess, os.path.join(out, "model.ckpt"), write_meta_graph=False)
-    with open(os.path.join(out, config_name), "w") as f:
-        json.dump(config, f, indent=2)
+    if config_name is not None:  # NEZHA-Gen ships none
+        with open(os.path.join(out, config_name), "w") as f:
+            json.dump(config, f, indent=2)
     if vocab_name == "vocab.txt":
         with open(os.path.join(out, vocab_name), "w", encoding="utf-8") as f:
             f.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"t{i}" for i in range(5, vocab_size)]))
@@ -142,6 +143,56 @@ def make_nezha(src, out):
         h, lg = sess.run([seq, logits])
         save(sess, out, "bert_config.json", config, cfg.vocab_size,
              dict(input_ids=ids, input_mask=mask, token_type_ids=tt, hidden=h, mlm_logits=lg))
+
+
+def make_nezha_gen(src, out):
+    """NEZHA-Gen's GenerativeModel.step at its first step (predict_token_idx 0, no cache), built from the upstream
+    functions it calls (its while_loop's shape invariants are fixed to the 12-layer model), with the head of its
+    get_predict_output applied at every position rather than the last only."""
+    sys.modules["fire"] = types.ModuleType("fire")
+    sys.modules["tokenization"] = types.ModuleType("tokenization")
+    mod = load_upstream(os.path.join(src, "interactive_conditional_generation.py"), "nezha_gen")
+    # no config ships with the release: 64-wide heads, as its scripts' GPTConfig (768 / 12), which the loader assumes
+    config = dict(vocab_size=50, hidden_size=64, num_hidden_layers=2, num_attention_heads=1, intermediate_size=24,
+                  hidden_act="gelu", max_position_embeddings=32, initializer_range=0.02)
+    ids, _, _ = inputs(config["vocab_size"])
+    mask = np.ones_like(ids)  # its mask ignores input_mask (ones over past + current tokens)
+    cfg = mod.GPTConfig(temperature=1, **{k: v for k, v in config.items()})
+    cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
+    with tf.Graph().as_default(), v1.Session() as sess:
+        input_ids = tf.constant(ids)
+        with v1.variable_scope("bert", reuse=v1.AUTO_REUSE):
+            with v1.variable_scope("embeddings"):
+                emb, table = mod.embedding_lookup(input_ids=input_ids, vocab_size=cfg.vocab_size,
+                                                  embedding_size=cfg.hidden_size, initializer_range=0.02,
+                                                  word_embedding_name="word_embeddings", use_one_hot_embeddings=True)
+                emb = mod.embedding_postprocessor(input_tensor=emb, use_token_type=False, token_type_ids=None,
+                                                  token_type_vocab_size=cfg.type_vocab_size,
+                                                  use_position_embeddings=True, position_embedding_name="position_embeddings",
+                                                  initializer_range=0.02, max_position_embeddings=cfg.max_position_embeddings,
+                                                  dropout_prob=0.0, predict_token_idx=0)
+            with v1.variable_scope("encoder"):
+                attention_mask = mod.create_attention_mask_from_input_mask(input_ids, tf.constant(mask), predict_token_idx=0)
+                layers, _, _ = mod.transformer_model(
+                    input_tensor=emb, attention_mask=attention_mask, hidden_size=cfg.hidden_size,
+                    num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
+                    intermediate_size=cfg.intermediate_size, intermediate_act_fn=mod.get_activation(cfg.hidden_act),
+                    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=0.02,
+                    do_return_all_layers=True, past=None, predict_token_idx=0)
+        seq = layers[-1]
+        with v1.variable_scope("cls/predictions", reuse=v1.AUTO_REUSE):  # get_predict_output, every position
+            h = v1.reshape(seq, [-1, cfg.hidden_size])
+            with v1.variable_scope("transform", reuse=v1.AUTO_REUSE):
+                h = _dense(h, cfg.hidden_size, activation=mod.get_activation(cfg.hidden_act),
+                           kernel_initializer=mod.create_initializer(0.02))
+                h = mod.layer_norm(h)
+            bias = v1.get_variable("output_bias", shape=[cfg.vocab_size], initializer=v1.zeros_initializer())
+            logits = tf.nn.bias_add(tf.matmul(h, table, transpose_b=True), bias)
+        logits = v1.reshape(logits, [B, S, cfg.vocab_size])
+        sess.run(v1.global_variables_initializer())
+        randomize(sess, std=0.1, seed=5)  # 64-wide: smaller weights keep float32 rounding well under 1e-5
+        hs, lg = sess.run([seq, logits])
+        save(sess, out, None, None, cfg.vocab_size, dict(input_ids=ids, hidden=hs, lm_logits=lg))
 
 
 def make_albert_zh(src, out):
@@ -218,11 +269,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--nezha")
+    ap.add_argument("--nezha_gen")
     ap.add_argument("--albert_zh")
     ap.add_argument("--gpt2_ml")
     ap.add_argument("--xlnet")
     a = ap.parse_args()
-    for name, fn in (("nezha", make_nezha), ("albert_zh", make_albert_zh), ("gpt2_ml", make_gpt2_ml),
+    for name, fn in (("nezha", make_nezha), ("nezha_gen", make_nezha_gen), ("albert_zh", make_albert_zh), ("gpt2_ml", make_gpt2_ml),
                      ("xlnet", make_xlnet)):
         if getattr(a, name):
             fn(getattr(a, name), os.path.join(a.out, name))
