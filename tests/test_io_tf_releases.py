@@ -4,6 +4,7 @@ against the outputs the releases' own TF modeling code computed for the same che
 (tests/data/tf_releases/: made by make_fixtures.py, see its README). No tensorflow needed: it is made
 unimportable here, so the pure-Python reader (io/tf_bundle.py) is what reads the checkpoints. Also the
 reader's one-line errors (missing shard, truncated data, compressed index block) and the unknown-scheme error."""
+import json
 import logging
 import os
 import shutil
@@ -156,3 +157,14 @@ def test_causal_release_saves_and_reloads(release, tmp_path):
     with torch.no_grad():
         assert torch.equal(model.target_logits(model.encode(ids, seg), seg)["lm"],
                            again.target_logits(again.encode(ids, seg), seg)["lm"])
+
+
+def test_config_mismatch_gives_no_strict_false_hint(tmp_path):
+    """A release whose config disagrees with its checkpoint: an error, never a hint to load part of it."""
+    d = _copy(tmp_path)
+    cfg = json.loads((d / "bert_config.json").read_text())
+    cfg["num_hidden_layers"] = 3
+    (d / "bert_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError) as e:
+        load_model(str(d))
+    assert "strict=False" not in str(e.value) and "the TF checkpoint and its config disagree" in str(e.value)

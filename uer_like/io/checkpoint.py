@@ -31,6 +31,7 @@ family), the vocabulary and tokenizer directory found, and the tensors missing /
 import json
 import logging
 import os
+import re
 
 import torch
 
@@ -133,14 +134,23 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     layout (UER files), family and hf_config (Hugging Face names), vocab_path, missing / unexpected)."""
     fmt = detect_format(path)
     w = formats.get(fmt).read(path, config=config, tf_model=tf_model)
-    if w.names == "uer":
-        model, details = _load_uer_state(w.state, w.path, w.config, strict, vocab_size, config_overrides,
-                                         allow_nonfinite)
-    elif w.names == "hf":
-        model, details = _load_hf_state(w.state, w.config, w.path, strict, ln_dir=w.ln_dir,
-                                        allow_nonfinite=allow_nonfinite)
-    else:
-        raise ValueError(f"format {fmt!r}: its read returned tensor names {w.names!r} (expected 'uer' or 'hf')")
+    try:
+        if w.names == "uer":
+            model, details = _load_uer_state(w.state, w.path, w.config, strict, vocab_size, config_overrides,
+                                             allow_nonfinite)
+        elif w.names == "hf":
+            model, details = _load_hf_state(w.state, w.config, w.path, strict, ln_dir=w.ln_dir,
+                                            allow_nonfinite=allow_nonfinite)
+        else:
+            raise ValueError(f"format {fmt!r}: its read returned tensor names {w.names!r} (expected 'uer' or 'hf')")
+    except CheckpointError as e:
+        if fmt != "tf" or "strict=False" not in str(e):
+            raise
+        # a TF release read by its scheme is the whole model: loading part of it would build another model
+        # (NEZHA under BERT's names with random absolute positions, say), so no strict=False hint here
+        msg = re.sub(r"(, or| \() ?pass strict=False to load the matching tensors only\)?", "", str(e))
+        raise CheckpointError(msg + " (the TF checkpoint and its config disagree: use the release's own config "
+                                    "json, or report the release if it is)") from None
     info = model.load_info = LoadInfo(format=w.format or fmt, path=w.path, names=w.names, vocab_path=w.vocab_path,
                                       tokenizer_dir=w.tokenizer_dir, **details)
     rows = model.embedding.word.embedding.weight.shape[0]
