@@ -168,3 +168,16 @@ def test_config_mismatch_gives_no_strict_false_hint(tmp_path):
     with pytest.raises(CheckpointError) as e:
         load_model(str(d))
     assert "strict=False" not in str(e.value) and "the TF checkpoint and its config disagree" in str(e.value)
+
+
+def test_bad_tensor_size_names_the_file():
+    """An index entry whose byte size does not fit its shape and dtype is refused, naming the data file."""
+    from uer_like.io.tf_bundle import BundleReader
+
+    reader = BundleReader(os.path.join(DATA, "nezha", "model.ckpt"))
+    name = "bert/embeddings/word_embeddings"
+    assert tuple(reader.tensor(name).shape) == (97, 32)
+    reader.entries[name].size += 4
+    with pytest.raises(CheckpointError, match=r"model\.ckpt\.data-00000-of-00001: bert/embeddings/word_embeddings "
+                                              r"has 12420 bytes but its shape \[97, 32\] of float32 needs 12416"):
+        reader.tensor(name)
