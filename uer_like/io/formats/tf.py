@@ -1,4 +1,4 @@
-"""Format "tf": TensorFlow checkpoints (Google BERT, ALBERT, ELECTRA and the Chinese releases io/tf.py lists): a
+"""Format "tf": TensorFlow checkpoints (Google BERT, ALBERT, ELECTRA and the Chinese releases io/tf_releases.py lists): a
 checkpoint prefix (model.ckpt), its .index / .meta / .data-* file, or a directory holding one, with its config
 json beside it; read only, in pure Python (io/tf_bundle.py reads the tensors, io/tf.py maps their names)."""
 import os
