@@ -465,7 +465,9 @@ def _read_gpt2_ml(variables, config, which, prefix):
     if int(need(cfg, "num_hidden_layers", source)) != len(layers):
         raise ConfigError(f"{source}: num_hidden_layers {cfg['num_hidden_layers']} but the checkpoint has {len(layers)} "
                           "layers")
-    return _uer_weights(out, d, prefix, source, release_dir_files(prefix, "vocab.txt"))
+    # the repository's tokenization/ vocabularies, as a release directory may carry them
+    vocab = release_dir_files(prefix, "vocab.txt", "clue-vocab.txt", "bert-base-chinese-vocab.txt")
+    return _uer_weights(out, d, prefix, source, vocab)
 
 
 register_scheme(TFScheme("gpt2-ml", "imcaspar/gpt2-ml (Grover)", _is_gpt2_ml, _read_gpt2_ml, 50))
