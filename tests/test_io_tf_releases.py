@@ -181,3 +181,14 @@ def test_bad_tensor_size_names_the_file():
     with pytest.raises(CheckpointError, match=r"model\.ckpt\.data-00000-of-00001: bert/embeddings/word_embeddings "
                                               r"has 12420 bytes but its shape \[97, 32\] of float32 needs 12416"):
         reader.tensor(name)
+
+
+def test_nezha_gen_scores_with_its_head_transform():
+    """uer_like.score reads the lm head's transform too: the upstream log-probabilities of each next token."""
+    ref = np.load(os.path.join(DATA, "nezha_gen", "reference.npz"))
+    model = load_model(os.path.join(DATA, "nezha_gen")).eval()
+    seq = ref["input_ids"][0].tolist()
+    got = uer_like.score(model, [seq])[0]
+    logp = torch.log_softmax(torch.from_numpy(ref["lm_logits"][0]).double(), -1)
+    want = [float(logp[i, seq[i + 1]]) for i in range(len(seq) - 1)]
+    assert max(abs(a - b) for a, b in zip(got, want)) <= 1e-5
