@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .resources import CONFIGS_DIR, resolve
 
 MASKS = ("fully_visible", "causal")
-LAYERNORM_POSITIONINGS = ("post", "pre")
+LAYERNORM_POSITIONINGS = ("post", "pre", "grover")
 POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")
 
@@ -67,6 +67,9 @@ class ModelConfig:
     # heads
     tie_weights: bool = False
     has_lmtarget_bias: bool = False
+    # lm target: dense -> activation -> layer norm before the vocabulary projection (BERT's MLM transform, as
+    # NEZHA-Gen's left-to-right head has it)
+    lm_head_transform: bool = False
     pooling: str = "first"
     labels_num: int = 2
     # vocabulary and segments
