@@ -9,6 +9,7 @@ class LmTarget(nn.Module):
     """Left-to-right LM head (no bias unless has_lmtarget_bias, as UER). tgt_lm: next-token ids, 0 = ignore."""
 
     batch_keys = ("tgt_lm",)
+    perplexity = True  # the loss is a token-averaged cross-entropy over the vocabulary (dev figures: exp of it)
 
     def __init__(self, config, vocab_size):
         super().__init__()
