@@ -96,9 +96,6 @@ class TrainArgs:
         if self.dev_dataset_path and self.dev_fraction:
             raise ConfigError(f"--dev_dataset_path {self.dev_dataset_path} and --dev_fraction {self.dev_fraction}: "
                               "give one dev set (a held-out dataset, or a fraction of the training dataset)")
-        if self.eval_steps is not None and not (self.dev_dataset_path or self.dev_fraction):
-            raise ConfigError(f"--eval_steps {self.eval_steps} needs a dev set: --dev_dataset_path (a dataset "
-                              "made by preprocess.py from held-out text) or --dev_fraction")
         if self.checkpoint_dir is None:
             self.checkpoint_dir = os.path.splitext(self.output_model_path)[0] + "_checkpoints"
 
@@ -262,6 +259,9 @@ class Trainer:
             self.dev = dev_eval.DevSet(collate, dev_ids, a.batch_size, a.eval_batches,
                                        f"{a.dataset_path} (--dev_fraction {fraction})",
                                        "split:" + self.dev_split["sha256"][:16])
+        if self.dev is None and a.eval_steps is not None:
+            raise ConfigError(f"--eval_steps {a.eval_steps} needs a dev set: --dev_dataset_path (a dataset made by "
+                              "preprocess.py from held-out text) or --dev_fraction")
         best = self._saved_dev[2] if self._saved_dev else None
         if self.dev is not None and best:
             if best.get("dev") == self.dev.identity:
