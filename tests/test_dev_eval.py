@@ -162,21 +162,36 @@ def test_best_checkpoint_survives_rotation_and_a_worse_resumed_run(data, tmp_pat
     t2 = Trainer(args(data, tmp_path / "again", total_steps=best_step, dev_dataset_path=data["dev"],
                       resume=str(ck / "best.pt")))
     assert t2.evaluate()["loss"] == first[best_step - 1]["loss"]
-    t2.close()
+    assert t2.train() == best_step  # nothing left to train: the final weights are best.pt's (how to export them)
+    import uer_like
+
+    assert uer_like.load_model(str(tmp_path / "again" / "m.bin")).config.layers_num == 1
 
 
-def test_non_finite_dev_loss_is_never_best(data, tmp_path, monkeypatch, one_torch_thread):
-    losses = iter([5.0, 3.0, float("nan"), float("inf"), 4.0])
-    real = E.evaluate
+def test_non_finite_dev_loss_or_step_never_makes_a_best_checkpoint(data, tmp_path, monkeypatch, caplog,
+                                                                   one_torch_thread):
+    """Dev losses 5, 3, nan, inf, 4, 1 (injected) with step 6's gradient norm NaN (a skipped step): best.pt is
+    written at steps 1 and 2 only; neither a non-finite dev loss nor a lower one during non-finite steps is best."""
+    import uer_like.training.trainer as T
+
+    losses = iter([5.0, 3.0, float("nan"), float("inf"), 4.0, 1.0])
+    real, real_clip, calls = E.evaluate, torch.nn.utils.clip_grad_norm_, []
 
     def fake(*a, **k):
-        fig = real(*a, **k)
-        return dict(fig, loss=next(losses))
+        return dict(real(*a, **k), loss=next(losses))
+
+    def clip(params, max_norm):
+        n = real_clip(params, max_norm)
+        calls.append(1)
+        return torch.full_like(n, float("nan")) if len(calls) == 6 else n
 
     monkeypatch.setattr(E, "evaluate", fake)
-    Trainer(args(data, tmp_path, dev_dataset_path=data["dev"], eval_steps=1, eval_batches=1)).train()
-    assert [r["best_step"] for r in records(tmp_path)] == [1, 2, 2, 2, 2]
+    monkeypatch.setattr(T.torch.nn.utils, "clip_grad_norm_", clip)
+    caplog.set_level("INFO", logger="uer_like")
+    Trainer(args(data, tmp_path, total_steps=6, dev_dataset_path=data["dev"], eval_steps=1, eval_batches=1)).train()
+    assert [r["best_step"] for r in records(tmp_path)] == [1, 2, 2, 2, 2, 2]
     assert load_checkpoint(str(tmp_path / "m_checkpoints" / "best.pt"))["step"] == 2
+    assert "step 6: the lowest dev loss so far, but no best checkpoint while steps are non-finite" in caplog.text
 
 
 def test_resume_with_dev_fraction_never_trains_on_a_held_out_instance(data, tmp_path, caplog, monkeypatch,
