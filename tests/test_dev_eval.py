@@ -264,7 +264,8 @@ def test_dev_shards_cover_each_batch_once():
         padded = [dev.shard(r, world, same_count=True) for r in range(world)]
         assert len({len(s) for s in padded}) == 1
         assert sorted(tuple(ids) for s in padded for ids, c in s if c) == sorted(got)
-    assert len(E.DevSet(None, np.arange(23), 4, 2, "x", "x").ids) == 8  # --eval_batches 2
+    capped = E.DevSet(None, np.arange(23), 4, 2, "x", "x").ids  # --eval_batches 2: 8 of a fixed shuffled order
+    assert list(capped) == list(dev.ids[:8]) and sorted(dev.ids) == list(range(23)) and list(capped) != list(range(8))
 
 
 @pytest.mark.parametrize("config, processor, expect", [

@@ -6,7 +6,7 @@ a fraction of the training dataset's instances (--dev_fraction), chosen by `held
 trained on. The split is recorded in every checkpoint (`split_record`), so a resumed run keeps it.
 
 Evaluation runs the model in eval mode (no dropout) under no_grad, on fixed batches: the first
---eval_batches x --batch_size dev instances in a fixed order, batch j on rank j mod world. Dynamic masks
+--eval_batches x --batch_size dev instances in a fixed shuffled order, batch j on rank j mod world. Dynamic masks
 (and ELECTRA's sampling noise) come from the collator's counter-based generator keyed by DEV_MASK_SEED, not
 by --seed and not by any RNG state, and torch's RNG state is restored afterwards: the same weights always
 get the same figures, and a run trains bit-identically with and without evaluation.
@@ -83,11 +83,13 @@ def check_fits(dev_manifest, train_manifest, dev_path, train_path):
 
 
 class DevSet:
-    """The instances evaluated: `ids` of `dataset` (through `collate`, a Collator keyed by DEV_MASK_SEED), capped at
-    max_batches x batch_size (0: all), in batches of batch_size."""
+    """The instances evaluated: `ids` of a dataset (through `collate`, a Collator keyed by DEV_MASK_SEED) in a fixed
+    shuffled order (so that a cap samples the whole set, not its first documents), capped at max_batches x
+    batch_size (0: all), in batches of batch_size."""
 
     def __init__(self, collate, ids, batch_size, max_batches, source, dataset_key):
         ids = np.asarray(ids, np.int64)
+        ids = ids[np.random.Generator(np.random.PCG64([PURPOSE_DEV_MASK, len(ids)])).permutation(len(ids))]
         if max_batches:
             ids = ids[:max_batches * batch_size]
         if not len(ids):
