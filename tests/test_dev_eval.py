@@ -329,3 +329,28 @@ def test_two_ranks_evaluate_a_shard_each_and_match_one_process(data, tmp_path, l
         assert ra["targets"]["mlm"]["count"] == rb["targets"]["mlm"]["count"]
         for k in ("loss", "acc", "ppl"):
             assert ra["targets"]["mlm"][k] == pytest.approx(rb["targets"]["mlm"][k], rel=1e-5, abs=1e-6), k
+
+
+def test_pretrain_command_line_keeps_or_refuses_a_dev_fraction(data, tmp_path, capsys, one_torch_thread):
+    """pretrain.py: --dev_fraction and --eval_batches reach the trainer; resuming with another fraction exits 2
+    with one line naming --allow_dev_split_change, which then continues."""
+    import os
+
+    from conftest import ROOT
+    from helpers import run_cli
+
+    cfg = json.load(open(os.path.join(ROOT, "configs", "roberta", "tiny_config.json")))
+    cfg.update(SMALL)
+    (tmp_path / "small.json").write_text(json.dumps(cfg))
+    base = ["--config", tmp_path / "small.json", "--dataset_path", data["train"], "--output_model_path",
+            tmp_path / "m.bin", "--batch_size", 4, "--report_steps", 1, "--eval_batches", 1]
+    code, err = run_cli("pretrain.py", base + ["--total_steps", 2, "--dev_fraction", 0.25], capsys)
+    assert code in (0, None), err[-2000:]
+    assert [r["instances"] for r in records(tmp_path)] == [4]  # at the end, one batch of 4
+    code, err = run_cli("pretrain.py", base + ["--total_steps", 4, "--dev_fraction", 0.5], capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: ") and "--allow_dev_split_change" in last, err[-2000:]
+    code, err = run_cli("pretrain.py", base + ["--total_steps", 4, "--dev_fraction", 0.5,
+                                               "--allow_dev_split_change"], capsys)
+    assert code in (0, None), err[-2000:]
+    assert load_checkpoint(str(tmp_path / "m_checkpoints" / "step_000000004.pt"))["dev_split"]["fraction"] == 0.5
