@@ -5,6 +5,7 @@
     python pretrain.py --config bert/base_config.json --dataset_path dataset.bin \\
         --vocab_path models/google_zh_vocab.txt --output_model_path models/my_bert.bin
     torchrun --nproc_per_node 8 pretrain.py --config bert/base_config.json --dataset_path dataset.bin ...
+    python pretrain.py ... --dev_dataset_path dev.bin --eval_steps 1000     # held-out loss, ppl, accuracy
 
 With no --dataset_path, the bundled sample corpus (corpora/) is preprocessed into .cache/ (once) and used.
 """
