@@ -4,6 +4,7 @@ The order is a pure function of (seed, optimizer step): optimizer step t uses th
 perm_epoch[k*G:(k+1)*G] (G = batch_size x world_size x accumulation), and micro-batch m = a*world + rank
 of it. So a run resumed at step t reads exactly what an uninterrupted run reads, whatever the number
 of processes, as long as the global batch is kept. Dynamic masks are keyed by (seed, epoch, instance).
+With a held-out dev split (training/evaluation.py), the order permutes the training ids only.
 """
 import numpy as np
 import torch
@@ -16,13 +17,17 @@ from ..registry import TARGETS
 
 
 class SampleOrder:
-    def __init__(self, n_instances, global_batch, seed):
+    def __init__(self, n_instances, global_batch, seed, ids=None):
+        """ids: the dataset's instance ids to draw from (n_instances of them; None: 0..n_instances-1)."""
         if n_instances < global_batch:
             raise DataError(f"the dataset has {n_instances} instances, fewer than one global batch of {global_batch} "
                             "(batch_size x world size x accumulation steps): use a smaller batch or more data")
         self.n = n_instances
         self.global_batch = global_batch
         self.seed = seed
+        self.ids = None if ids is None else np.asarray(ids, np.int64)
+        if self.ids is not None and len(self.ids) != n_instances:
+            raise ValueError(f"SampleOrder: {len(self.ids)} ids for {n_instances} instances")
         self.steps_per_epoch = n_instances // global_batch
         self._epoch, self._perm = None, None
 
@@ -41,7 +46,8 @@ class SampleOrder:
         perm = self.permutation(epoch)
         g = perm[k * self.global_batch:(k + 1) * self.global_batch]
         size = self.global_batch // micro_count
-        return epoch, g[micro_index * size:(micro_index + 1) * size]
+        part = g[micro_index * size:(micro_index + 1) * size]
+        return epoch, part if self.ids is None else self.ids[part]
 
 
 class Collator:
