@@ -105,7 +105,6 @@ setup(
     extras_require={
         "test": ["pytest", "transformers"],
         "hf": ["transformers"],  # Hugging Face directories through transformers itself (the round trip in README)
-        "tf": ["tensorflow"],
     },
     include_package_data=True,
 )

@@ -222,18 +222,26 @@ def test_fine_tuned_xlnet_to_transformers_and_back(task, tmp_path):
         assert json.load(open(str(tmp_path / "ft") + suffix)) == json.load(open(str(tmp_path / "back") + suffix))
 
 
+SHAPES = {  # a fine-tuned model's config -> the family it exports as
+    "megatron-bert": (dict(layernorm_positioning="pre", remove_embedding_layernorm=True), "MegatronBert"),
+    "roberta": (dict(position_offset=2), "Roberta"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(SHAPES))
 @pytest.mark.parametrize("task", ["classification", "multiple_choice"])
-def test_fine_tuned_megatron_bert_to_transformers(task, tmp_path):
+def test_fine_tuned_models_of_other_families_to_transformers(family, task, tmp_path):
     """A model fine-tuned from a pre-LN encoder without embedding layer norm (Megatron-BERT's shape) exports as
-    MegatronBertFor* (BERT's pooler and classifier) with the same logits, and comes back as the same files."""
-    cfg = config().replace(layernorm_positioning="pre", remove_embedding_layernorm=True)
-    model, meta = make(task, cfg)
+    MegatronBertFor* (BERT's pooler and classifier), one with RoBERTa's position offset as RobertaFor* (its
+    classification head: classifier.dense + out_proj), with the same logits, and comes back as the same files."""
+    over, prefix = SHAPES[family]
+    model, meta = make(task, config().replace(**over))
     path = str(tmp_path / "ft.bin")
     core.save_finetuned(model, path, meta)
     out = hf_tasks.export_finetuned(path, str(tmp_path / "hf"))
-    assert json.load(open(os.path.join(out, "config.json")))["model_type"] == "megatron-bert"
+    assert json.load(open(os.path.join(out, "config.json")))["model_type"] == family
     hf = getattr(transformers, AUTO[task]).from_pretrained(out).eval()
-    assert type(hf).__name__.startswith("MegatronBert")
+    assert type(hf).__name__.startswith(prefix)
     src, seg = inputs()
     a, b = ours(task, model, src, seg), theirs(task, hf, src, seg)
     torch.testing.assert_close(b, a, atol=1e-5, rtol=0)

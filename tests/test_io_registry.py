@@ -56,7 +56,7 @@ def _tiny(target="mlm"):
 
 
 def test_built_in_formats_are_registered_in_detection_order():
-    assert [f.name for f in formats.formats()] == ["paddle", "pt-zip", "hf", "tf", "safetensors", "uer"]
+    assert [f.name for f in formats.formats()] == ["zen", "paddle", "pt-zip", "hf", "tf", "safetensors", "uer"]
     assert formats.writable() == ["hf", "safetensors", "uer"]
 
 
@@ -133,7 +133,7 @@ def test_hugging_face_families_are_registered_modules():
     from uer_like import ConfigError
     from uer_like.io import families, hf
 
-    assert {"albert", "bert", "distilbert", "electra", "ernie", "gpt2", "megatron-bert", "nezha", "openai-gpt",
+    assert {"albert", "bert", "distilbert", "electra", "ernie", "gpt2", "megatron-bert", "mpnet", "nezha", "openai-gpt",
             "roberta", "roformer", "xlm-roberta", "xlnet"} <= set(families.names())
     bert = families.get("bert")
     assert (bert.base_prefix, bert.class_prefix, bert.other_prefixes) == ("bert", "Bert", ("ernie.",))

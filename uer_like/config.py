@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .resources import CONFIGS_DIR, resolve
 
 MASKS = ("fully_visible", "causal")
-LAYERNORM_POSITIONINGS = ("post", "pre")
+LAYERNORM_POSITIONINGS = ("post", "pre", "grover")
 POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")
 
@@ -52,14 +52,24 @@ class ModelConfig:
     factorized_embedding_parameterization: bool = False
     parameter_sharing: bool = False
     # how attention sees token order (uer_like/layers/positions/): "absolute" (the embedding's pos /
-    # sinusoidalpos), "rotary" (RoFormer), "nezha" (functional relative), "xlnet" (relative attention)
+    # sinusoidalpos), "rotary" (RoFormer), "nezha" (functional relative), "xlnet" (relative attention),
+    # "relative_position_bucket" (T5 / MPNet's bucketed bias; UER-py's relative_position_embedding: true)
     position_scheme: str = "absolute"
     max_relative_position: int = 64  # nezha: relative distances are clipped to +-max_relative_position
     rotary_value: bool = False  # rotary: rotate the values too (RoFormer's option)
     clamp_len: int = -1  # xlnet: relative distances clamped to +-clamp_len when > 0
+    # relative_position_bucket (T5, MPNet): buckets of the shared bias table (UER-py's key), the distance
+    # from which every farther key shares the last bucket, and whether keys after the query get their own
+    # buckets (None: bidirectional unless mask is causal)
+    relative_attention_buckets_num: int = 32
+    relative_attention_max_distance: int = 128
+    relative_attention_bidirectional: Optional[bool] = None
     # heads
     tie_weights: bool = False
     has_lmtarget_bias: bool = False
+    # lm target: dense -> activation -> layer norm before the vocabulary projection (BERT's MLM transform, as
+    # NEZHA-Gen's left-to-right head has it)
+    lm_head_transform: bool = False
     pooling: str = "first"
     cls_act: str = "tanh"  # the cls target's dense layer: tanh (BERT's pooler), relu (DistilBERT's pre_classifier)
     labels_num: int = 2
@@ -93,6 +103,11 @@ class ModelConfig:
     generator_feedforward_size: Optional[int] = None
     generator_layers_num: Optional[int] = None
     electra_lambda: float = 50.0
+    # the zen encoder (ZEN, encoders/zen.py): rows of the n-gram embedding (ngram.txt lines + 1), the n-gram
+    # transformer layers beside the first character layers, the most n-grams matched per sequence
+    ngram_vocab_size: int = 0
+    ngram_layers_num: int = 6
+    max_ngrams: int = 128
 
     @property
     def masking_strategy(self):
@@ -159,7 +174,9 @@ class ModelConfig:
             EMBEDDINGS.get(name, key="embedding")
         if "word" not in self.embedding:
             raise ConfigError(f"{source}: config key 'embedding' must include 'word', got {self.embedding}")
-        ENCODERS.get(self.encoder, key="encoder")
+        check_encoder = getattr(ENCODERS.get(self.encoder, key="encoder"), "check_config", None)
+        if check_encoder is not None:  # an encoder with keys of its own validates them
+            check_encoder(self, source)
         for name in self.target:
             TARGETS.get(name, key="target")
         POSITION_SCHEMES.get(self.position_scheme, key="position_scheme").check_config(self, source)

@@ -273,7 +273,7 @@ class _Decoder:
     def __init__(self, model, src, seg, lengths, max_new, use_cache):
         rows, p = src.shape
         self.model = model
-        self.head = _Head(model.target.lm.output_layer, rows)
+        self.head = _Head(model.target.lm.output_layer, rows, model.target.lm.transform)
         self.padded = bool((seg == 0).any())
         self.use_cache = use_cache
         dev = src.device
@@ -329,9 +329,10 @@ class _Head:
     runs 2-3x faster against a [hidden, vocab] copy (a matrix-vector product), several rows 2x faster
     through a oneDNN weight packed once per generate call. Elsewhere (GPU) nn.Linear as it is."""
 
-    def __init__(self, linear, rows):
+    def __init__(self, linear, rows, transform=None):
         self.linear = linear
         self.run = linear
+        self.transform = transform  # the lm target's transform before the projection (lm_head_transform)
         w, b = linear.weight, linear.bias
         if w.device.type != "cpu" or w.dtype != torch.float32:
             return
@@ -346,7 +347,7 @@ class _Head:
         self.run = (lambda h: h @ wt) if b is None else (lambda h: torch.addmm(b, h, wt))
 
     def __call__(self, h):
-        return self.run(h)
+        return self.run(self.transform(h) if self.transform is not None else h)
 
 
 def _seen_tokens(src, seg, vocab):
@@ -573,7 +574,11 @@ def score(model, sequences, *, batch_size=32):
                 raise DataError(f"sequence {i} has {len(s)} tokens, more than the model's position table covers "
                                 f"(max_seq_length {limit})")
     device = next(model.parameters()).device
-    head = model.target.lm.output_layer
+    lm = model.target.lm
+
+    def head(hidden):
+        return lm.output_layer(lm.transform(hidden))
+
     out = [None] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     was_training = model.training

@@ -61,6 +61,9 @@ def build_parser(task_name):
                    help="default: vocab.txt beside/in the pretrained model if there is one, else " + DEFAULT_VOCAB)
     g.add_argument("--spm_model_path", default=None,
                    help="sentencepiece model (default for xlnet: spiece.model in/beside the pretrained model)")
+    g.add_argument("--ngram_path", default=None,
+                   help="a ZEN model's n-gram lexicon, ngram.txt (default: the one beside --pretrained_model_path, "
+                        "or the fine-tuned model's)")
     g.add_argument("--tokenizer", default=None, choices=TOKENIZERS.names(),
                    help="default: the model's (xlnet for an XLNet model, with its input layout: a <sep> b <sep> "
                         "<cls>), else bert")
@@ -151,6 +154,29 @@ def check_finetuned_model(path, script):
                               f"--load_model_path takes a model written by {script}'s training; {hint}")
     check_tensors(state, f"--load_model_path {path}")  # before the task's data is read, and in its own words
     return state
+
+
+def _feed_encoder_inputs(task, model, args, meta, vocab, task_cls, task_name):
+    """Let the task's batches carry the encoder's own fields: the zen encoder's n-grams, matched with its
+    lexicon (--ngram_path, else the fine-tuned model's, else the ngram.txt beside --pretrained_model_path)."""
+    from ..data.ngram import INPUT_KEYS, NGRAM_FILE, NgramLexicon, input_builder
+
+    encoder = model.config.encoder
+    if not task.feeds_encoder_inputs or set(model.input_keys) != set(INPUT_KEYS) or task.enc.pad_left:
+        raise ConfigError(f"{task_cls.script} --task {task_name} does not feed encoder '{encoder}' its inputs "
+                          f"({', '.join(model.input_keys)}); fine-tune it with run_classifier.py (classification, "
+                          "regression, multi_label)")
+    path = args.ngram_path or meta.get("ngram_path")
+    if path is None and args.pretrained_model_path:
+        p = args.pretrained_model_path
+        path = os.path.join(p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)), NGRAM_FILE)
+    if path is None:
+        raise ConfigError(f"encoder '{encoder}' adds the n-grams of its lexicon: pass --ngram_path (ZEN's ngram.txt)")
+    lexicon = NgramLexicon.load(path, vocab).check_rows(model.config.ngram_vocab_size)
+    task.extra_inputs = input_builder(lexicon, model.config.max_ngrams)
+    task.inputs_meta = {"ngram_path": os.path.abspath(lexicon.path)}
+    core.log(f"n-grams of {lexicon.path} ({lexicon.size - 1}) matched in every batch, at most "
+             f"{model.config.max_ngrams} per sequence")
 
 
 def run(task_name, argv=None):
@@ -248,6 +274,8 @@ def _run_checked(task_name, args, argv):
     if args.train_path and args.output_model_path:  # room for the weights (and their temporary copy)
         check_writable(os.path.dirname(os.path.abspath(args.output_model_path)), "the directory of --output_model_path",
                        need_bytes=4 * sum(p.numel() for p in model.parameters()), error=TrainingError)
+    if model.input_keys:  # an encoder with fields of its own (ZEN's n-grams): the task's batches must carry them
+        _feed_encoder_inputs(task, model, args, meta, tokenizer.vocab, task_cls, task_name)
     if args.dropout is not None:
         core.set_dropout(model, args.dropout)
     model.to(device)

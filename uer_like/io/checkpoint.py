@@ -11,9 +11,11 @@ Formats read by `load_model(path)`:
   - release layouts, read into their Hugging Face form: the PyTorch zip (pytorch_model.bin with Google's
     bert_config.json or a config.json without model_type; io/pt_zip.py) and PaddleNLP's model_state.pdparams
     with config.json / model_config.json (io/paddle.py);
-  - Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its .index
-    file or a directory holding one, with bert_config.json / albert_config.json / config.json; needs
-    `tensorflow` (the optional extra `pip install uer_like[tf]`).
+  - ZEN's PyTorch release (pytorch_model.bin, a config with word_size / num_hidden_word_layers, vocab.txt,
+    ngram.txt; io/zen.py), read into the `zen` encoder with UER names;
+  - TensorFlow checkpoints as the releases shipped them (Google BERT, ALBERT, ELECTRA and the Chinese
+    releases of io/tf_releases.py): a checkpoint prefix (model.ckpt), its .index file or a directory holding
+    one, with its config json; read in pure Python (io/tf_bundle.py), no tensorflow needed.
 
 Never unpickles arbitrary objects (see io/safe.py). Loading is strict by default: missing, unexpected
 and wrongly shaped tensors are errors naming the keys; `strict=False` loads what matches and prints
@@ -29,6 +31,7 @@ family), the vocabulary and tokenizer directory found, and the tensors missing /
 import json
 import logging
 import os
+import re
 
 import torch
 
@@ -131,14 +134,23 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     layout (UER files), family and hf_config (Hugging Face names), vocab_path, missing / unexpected)."""
     fmt = detect_format(path)
     w = formats.get(fmt).read(path, config=config, tf_model=tf_model)
-    if w.names == "uer":
-        model, details = _load_uer_state(w.state, w.path, w.config, strict, vocab_size, config_overrides,
-                                         allow_nonfinite)
-    elif w.names == "hf":
-        model, details = _load_hf_state(w.state, w.config, w.path, strict, ln_dir=w.ln_dir,
-                                        allow_nonfinite=allow_nonfinite)
-    else:
-        raise ValueError(f"format {fmt!r}: its read returned tensor names {w.names!r} (expected 'uer' or 'hf')")
+    try:
+        if w.names == "uer":
+            model, details = _load_uer_state(w.state, w.path, w.config, strict, vocab_size, config_overrides,
+                                             allow_nonfinite)
+        elif w.names == "hf":
+            model, details = _load_hf_state(w.state, w.config, w.path, strict, ln_dir=w.ln_dir,
+                                            allow_nonfinite=allow_nonfinite)
+        else:
+            raise ValueError(f"format {fmt!r}: its read returned tensor names {w.names!r} (expected 'uer' or 'hf')")
+    except CheckpointError as e:
+        if fmt != "tf" or "strict=False" not in str(e):
+            raise
+        # a TF release read by its scheme is the whole model: loading part of it would build another model
+        # (NEZHA under BERT's names with random absolute positions, say), so no strict=False hint here
+        msg = re.sub(r"(, or| \() ?pass strict=False to load the matching tensors only\)?", "", str(e))
+        raise CheckpointError(msg + " (the TF checkpoint and its config disagree: use the release's own config "
+                                    "json, or report the release if it is)") from None
     info = model.load_info = LoadInfo(format=w.format or fmt, path=w.path, names=w.names, vocab_path=w.vocab_path,
                                       tokenizer_dir=w.tokenizer_dir, **details)
     rows = model.embedding.word.embedding.weight.shape[0]

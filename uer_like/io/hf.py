@@ -182,9 +182,10 @@ def _xlnet_in(t):
     return t.reshape(t.shape[0], -1).t().contiguous()
 
 
-def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=None):
+def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=None, rules=None):
     """HF tensors (canonical names) -> (internal state dict, unexpected HF keys, missing HF keys).
     ln_originals: the exact gammas of an export with scaled UER layer norms (LAYERNORM_SIDECAR), by internal name.
+    rules: the Rule list to apply (default: build_rules(family, cfg)), for a release with parts of its own (ZEN).
     Tensors of `extra` rules are returned under their HF names in out["hf_extras"] (a dict)."""
     extras = hf.get("uer_like") or {}
     scaled = bool(extras.get("gamma_scaled")) and cfg.layernorm == "normal"
@@ -201,7 +202,7 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
                                 dec, dec)
                 hf_state[bias] = hf_state[dec]
     tvs = int(hf.get("type_vocab_size", 2))
-    for rule in build_rules(family, cfg):
+    for rule in build_rules(family, cfg) if rules is None else rules:
         present = [k for k in rule.hf if k in hf_state]
         if rule.kind == "eye":
             used.update(present)  # ALBERT projection exported as identity: nothing to load into

@@ -5,7 +5,7 @@ and PATH_finetune.json (the task settings) beside it. Its head maps onto a trans
 
   task             head here                              transformers class (Bert/Roberta/Albert/Electra...)
   classification,  output_layer_1 (dense + tanh on [CLS])  ...ForSequenceClassification: bert/albert pooler +
-  regression,      output_layer_2                          classifier; roberta classifier.dense + out_proj
+  regression,      output_layer_2                          classifier; roberta, mpnet classifier.dense + out_proj
   multi_label
   tagging          output_layer                            ...ForTokenClassification: classifier
   mrc              output_layer [2, hidden] (start, end)    ...ForQuestionAnswering: qa_outputs

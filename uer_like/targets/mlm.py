@@ -12,6 +12,7 @@ class MlmTarget(nn.Module):
     when tie_weights). In training, vocabulary logits are computed only at the masked positions."""
 
     batch_keys = ("mlm_pos", "mlm_labels")
+    perplexity = True  # the loss is a token-averaged cross-entropy over the vocabulary (dev figures: exp of it)
 
     def __init__(self, config, vocab_size):
         super().__init__()

@@ -10,7 +10,8 @@ step's temporaries (1 to 20 MB each, allocated and freed every step); glibc's ma
 holes the temporaries leave, those holes can then no longer coalesce, and the heap grows for as long as the run
 lasts. BERT-tiny (`--config bert/tiny_config.json`, batch 32 x 128, bf16) went from 1.0 GB RSS at step 50 to
 2.1 GB at step 600, of which 0.63 GB in use (0.49 GB of it the two caches, flat once they were full) and the rest
-free but fragmented: no leak, and no glibc setting cured it (mallopt thresholds, trimming).
+free but fragmented. No leak, and no glibc setting cured it at full speed (benchmarks/README.md, "Memory over a
+long run").
 
 With both caches capped at CACHE_CAPACITY entries the step's allocations coalesce again: RSS stays flat (about
 0.6 GB for that run) at the same speed. A BERT-tiny step makes about 60 oneDNN calls with some 20 distinct shapes
@@ -19,7 +20,8 @@ a primitive takes about 0.2 ms to create.
 
 The two caches read their capacity once, at their first use: `cap_shape_caches()` must run before the process's
 first oneDNN primitive (the trainer calls it first thing). Values the environment already sets are kept, so
-`ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 LRU_CACHE_CAPACITY=1024` restores oneDNN's defaults. Setting them is harmless where oneDNN is not used (GPUs, other CPUs)."""
+`ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 LRU_CACHE_CAPACITY=1024` restores oneDNN's defaults (benchmarks/rss.py
+--baseline). Where torch does not compute through oneDNN (training on a GPU) they go unread."""
 import logging
 import os
 

@@ -96,4 +96,4 @@ def all_families():
     return [get(n) for n in names()]
 
 
-from . import albert, bert, distilbert, electra, ernie, gpt2, megatron_bert, nezha, openai_gpt, roberta, roformer, xlm_roberta, xlnet  # noqa: E402,F401  (registration)
+from . import albert, bert, distilbert, electra, ernie, gpt2, megatron_bert, mpnet, nezha, openai_gpt, roberta, roformer, xlm_roberta, xlnet  # noqa: E402,F401  (registration)

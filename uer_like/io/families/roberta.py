@@ -63,8 +63,8 @@ def check_export(name):
     return check
 
 
-ROBERTA_TASK_HEADS = bert_shaped.task_heads([], [("output_layer_1.", "classifier.dense."),
-                                                 ("output_layer_2.", "classifier.out_proj.")],
+ROBERTA_TASK_HEADS = bert_shaped.task_heads(([], [("output_layer_1.", "classifier.dense."),
+                                                  ("output_layer_2.", "classifier.out_proj.")]),
                                             bert_shaped.POOLER_CLASSIFIER["multiple_choice"])
 
 
