@@ -225,7 +225,31 @@ def test_fine_tuned_xlnet_to_transformers_and_back(task, tmp_path):
 SHAPES = {  # a fine-tuned model's config -> the family it exports as
     "megatron-bert": (dict(layernorm_positioning="pre", remove_embedding_layernorm=True), "MegatronBert"),
     "roberta": (dict(position_offset=2), "Roberta"),
+    "albert": (dict(parameter_sharing=True), "Albert"),
 }
+TAGGER_SHAPES = {  # token heads: BERT's classifier in every BERT-shaped family
+    "electra": (dict(factorized_embedding_parameterization=True, emb_size=64), "Electra"),
+    "roformer": (dict(embedding=["word", "seg"], position_scheme="rotary"), "RoFormer"),
+    "ernie": (dict(embedding=["word", "pos", "seg", "task"]), "Ernie"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(TAGGER_SHAPES))
+def test_fine_tuned_taggers_of_other_families_to_transformers(family, tmp_path):
+    over, prefix = TAGGER_SHAPES[family]
+    model, meta = make("tagging", config().replace(**over))
+    path = str(tmp_path / "ft.bin")
+    core.save_finetuned(model, path, meta)
+    out = hf_tasks.export_finetuned(path, str(tmp_path / "hf"))
+    assert json.load(open(os.path.join(out, "config.json")))["model_type"] == family
+    hf = transformers.AutoModelForTokenClassification.from_pretrained(out).eval()
+    assert type(hf).__name__ == prefix + "ForTokenClassification"
+    src, seg = inputs()
+    a, b = ours("tagging", model, src, seg), theirs("tagging", hf, src, seg)
+    torch.testing.assert_close(b[seg > 0], a[seg > 0], atol=1e-5, rtol=0)
+    back = hf_tasks.import_finetuned(out, str(tmp_path / "back.bin"))
+    ref, got = torch.load(path, weights_only=True), torch.load(back, weights_only=True)
+    assert sorted(ref) == sorted(got) and all(torch.equal(ref[k], got[k]) for k in ref)
 
 
 @pytest.mark.parametrize("family", sorted(SHAPES))

@@ -39,16 +39,22 @@ def config_from_hf(hf, targets, extras, need, act, source):
         raise ConfigError(f"{source}: ALBERT with num_hidden_groups={hf.get('num_hidden_groups')} / "
                           f"inner_group_num={hf.get('inner_group_num')} is not supported (only 1 and 1, as "
                           "every released ALBERT)")
+    # an export of a model without the projection (its identity written as embedding_hidden_mapping_in) says so
+    projection = extras.get("embedding_projection", True) or (hf.get("embedding_size") or need("hidden_size")) != \
+        need("hidden_size")
     return bert_shaped.config_from_hf(
         hf, targets, need, act, source, embedding_size=True,
-        extra=dict(factorized_embedding_parameterization=True, parameter_sharing=True,
+        extra=dict(factorized_embedding_parameterization=bool(projection), parameter_sharing=True,
                    dropout=float(hf.get("hidden_dropout_prob", 0.0)),
                    data_processor="albert" if "sp" in targets else "mlm"))
 
 
 def config_to_hf(model, arch, eps):
-    return bert_shaped.config_to_hf(model, arch, eps, "albert", embedding_size=model.config.emb_size,
-                                    num_hidden_groups=1, inner_group_num=1, classifier_dropout_prob=0.1)
+    hf = bert_shaped.config_to_hf(model, arch, eps, "albert", embedding_size=model.config.emb_size,
+                                  num_hidden_groups=1, inner_group_num=1, classifier_dropout_prob=0.1)
+    if not model.config.factorized_embedding_parameterization:  # written as an identity (rule kind "eye")
+        hf.setdefault("uer_like", {})["embedding_projection"] = False
+    return hf
 
 
 def export_rank(c):
