@@ -1,6 +1,6 @@
 """Tokenizers by name (`--tokenizer bert|char|space|sentencepiece|xlnet`)."""
 from ..registry import TOKENIZERS
-from . import bert, simple, spm, xlnet  # noqa: F401  (registration)
+from . import bert, simple, spm, word, xlnet  # noqa: F401  (registration)
 from .bert import BertTokenizer  # noqa: F401
 from .vocab import Vocab  # noqa: F401
 
