@@ -243,3 +243,36 @@ def test_selection_follows_the_directory(tmp_path, gpt2_dir):
     with pytest.raises(Exception, match="no file of the byte_bpe tokenizer"):
         tokenizer_from_dir(os.path.join(tmp_path, "bert"), "byte_bpe")
     assert type(build_tokenizer("byte_bpe", str(g / "tokenizer.json"))).__name__ == "ByteBPETokenizer"
+
+
+def test_finetuning_takes_the_directory_tokenizer_and_refuses_a_misfit(tmp_path, gpt2_dir):
+    """finetune/run_*.py: the pretrained model directory's tokenizer unless one is named; load_backbone refuses
+    a vocabulary that does not fit the embedding in one line naming both (padding rows accepted)."""
+    from uer_like.finetune import cli, core
+
+    g, hf_tok, _ = gpt2_dir
+    vocab = open(VOCAB, encoding="utf-8").read()
+    wo = _dir(tmp_path, "wobert", {"vocab.txt": vocab, "tokenizer_config.json": {"tokenizer_class": "RoFormerTokenizer"}})
+
+    def tok(*argv):
+        args = cli.build_parser("classification").parse_args(list(argv))
+        return cli._build_tokenizer(args)
+
+    assert type(tok("--pretrained_model_path", str(g))).__name__ == "ByteBPETokenizer"
+    assert type(tok("--pretrained_model_path", wo)).__name__ == "WordWordpieceTokenizer"
+    assert type(tok("--pretrained_model_path", wo, "--tokenizer", "bert")).__name__ == "BertTokenizer"
+    assert type(tok("--pretrained_model_path", wo, "--vocab_path", VOCAB)).__name__ == "BertTokenizer"
+    n = len(hf_tok)
+    for rows, ok in ((n + 5, False), (-(-n // 64) * 64, True)):
+        sub = tmp_path / f"ft{rows}"
+        cfg = transformers.GPT2Config(vocab_size=rows, n_positions=16, n_embd=16, n_layer=1, n_head=2,
+                                      bos_token_id=0, eos_token_id=0)
+        transformers.GPT2LMHeadModel(cfg).save_pretrained(str(sub))
+        if ok:
+            config, (emb, _), _ = core.load_backbone(str(sub), None, n, vocab_file="tok/tokenizer.json")
+            assert emb.word.embedding.weight.shape[0] == rows
+            continue
+        with pytest.raises(CheckpointError) as e:
+            core.load_backbone(str(sub), None, n, vocab_file="tok/tokenizer.json")
+        msg = str(e.value)
+        assert "\n" not in msg and f"tok/tokenizer.json has {n} tokens" in msg and f"has {rows} rows" in msg, msg

@@ -102,3 +102,27 @@ def test_preprocess_never_splits_words_into_characters_silently(word_vocab, tmp_
     expect = [i for line in text.splitlines() for i in tok.encode(line)]
     assert any(tok.vocab.i2w[i] in words for i in expect)  # the text has added words
     assert all(i in got for i in expect)
+
+
+def test_a_roformer_directory_is_read_with_its_word_tokenizer(word_vocab, tmp_path):
+    """A RoFormer release (config.json model_type roformer, its vocab.txt): load_model + extract_features and
+    io.tokenizer.model_tokenizer use the word-level tokenizer (a whole word is one token)."""
+    transformers = pytest.importorskip("transformers")
+    from uer_like.io import extract_features, load_model
+    from uer_like.io.tokenizer import model_tokenizer
+
+    path, words = word_vocab
+    n = sum(1 for _ in open(path, encoding="utf-8"))
+    cfg = transformers.RoFormerConfig(vocab_size=n, embedding_size=32, hidden_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    d = tmp_path / "roformer"
+    transformers.RoFormerModel(cfg).save_pretrained(str(d))
+    (d / "vocab.txt").write_bytes(open(path, "rb").read())
+    model = load_model(str(d))
+    tok = model_tokenizer(model)
+    assert type(tok).__name__ == "WordWordpieceTokenizer"
+    text = "我们今天去北京大学看了一本好书"
+    pieces = tok.tokenize(text)
+    assert any(p in words for p in pieces) and len(pieces) < len(text)
+    feats = extract_features(model, [text], pooling="none")
+    assert feats[0].shape[0] == len(pieces) + 2  # [CLS] words [SEP]

@@ -49,15 +49,20 @@ def model_tokenizer(model, name=None, vocab_path=None, spm_model_path=None, do_l
 
 def check_tokenizer_rows(tokenizer, model):
     """Refuse, in one line naming both, a tokenizer whose vocabulary size differs from the rows of the
-    model's word embedding; more rows than tokens are accepted (logged) when they are the vocabulary size
-    rounded up to a multiple of 8..1024 (padding, select.padded_rows)."""
-    rows = model.embedding.word.embedding.weight.shape[0]
-    n = len(tokenizer.vocab)
+    model's word embedding (check_rows)."""
+    info = load_info_of(model) or LoadInfo()
+    check_rows(len(tokenizer.vocab), model.embedding.word.embedding.weight.shape[0],
+               tokenizer.vocab.path or type(tokenizer).__name__, info.path or "the model")
+
+
+def check_rows(n, rows, tokenizer_file, weights):
+    """A tokenizer of `n` tokens (read from `tokenizer_file`) for a word embedding of `rows` rows (in
+    `weights`, a file or a release directory): equal, or more rows when they are `n` rounded up to a
+    multiple of 8..1024 (padding, select.padded_rows: accepted and logged); anything else is a
+    CheckpointError in one line naming both."""
     if n == rows:
         return
-    info = load_info_of(model) or LoadInfo()
-    tfile = tokenizer.vocab.path or type(tokenizer).__name__
-    wfile = info.path or "the model"
+    wfile = weights
     if os.path.isdir(wfile):  # a release directory: name its weights file
         from .formats.hf import weights_in
 
@@ -66,7 +71,8 @@ def check_tokenizer_rows(tokenizer, model):
         except CheckpointError:
             pass
     if padded_rows(n, rows):
-        logger.info("%s: %d tokens; the word embedding of %s has %d rows (padding, never produced)", tfile, n, wfile, rows)
+        logger.info("%s: %d tokens; the word embedding of %s has %d rows (padding, never produced)", tokenizer_file,
+                    n, wfile, rows)
         return
-    raise CheckpointError(f"the tokenizer {tfile} has {n} tokens but the word embedding of {wfile} has {rows} rows: "
-                          "use the model's own tokenizer files, or resize the model (uer_like.io.resize_vocab)")
+    raise CheckpointError(f"the tokenizer {tokenizer_file} has {n} tokens but the word embedding of {wfile} has {rows} "
+                          "rows: use the model's own tokenizer files, or resize the model (uer_like.io.resize_vocab)")
