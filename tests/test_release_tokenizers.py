@@ -276,3 +276,22 @@ def test_finetuning_takes_the_directory_tokenizer_and_refuses_a_misfit(tmp_path,
             core.load_backbone(str(sub), None, n, vocab_file="tok/tokenizer.json")
         msg = str(e.value)
         assert "\n" not in msg and f"tok/tokenizer.json has {n} tokens" in msg and f"has {rows} rows" in msg, msg
+
+
+def test_preprocess_with_byte_bpe(gpt2_dir, tmp_path):
+    """preprocess.py --tokenizer byte_bpe --vocab_path tokenizer.json: an LM dataset of GPT-2's ids (the
+    Python path: the native one is bert-only); a masking processor is refused (GPT-2's BPE has no mask)."""
+    from uer_like.data.dataset import Dataset
+    from uer_like.errors import DataError
+    from helpers import preprocess
+
+    g, hf_tok, _ = gpt2_dir
+    line = "这本书写得很好。Hello world."
+    out, _ = preprocess(tmp_path, (line + "\n") * 4, vocab_path=str(g / "tokenizer.json"), tokenizer="byte_bpe",
+                        data_processor="lm", seq_length=64)
+    ids = [int(i) for i in Dataset(out).ids]
+    expect = hf_tok(line)["input_ids"]
+    assert ids[1:1 + len(expect)] == expect
+    with pytest.raises(DataError, match="no mask token"):
+        preprocess(tmp_path, line + "\n", name="mlm.bin", vocab_path=str(g / "tokenizer.json"), tokenizer="byte_bpe",
+                   data_processor="mlm", seq_length=64)

@@ -32,10 +32,9 @@ def build_tokenizer(name, vocab_path=None, spm_model_path=None, do_lower_case=Tr
 
 def tokenizer_from_dir(directory, name=None, do_lower_case=None):
     """The tokenizer of a release directory: `name` (default: select.detect's choice) built from the
-    directory's file for it; None when nothing in the directory names a tokenizer. do_lower_case: default
-    the directory's tokenizer_config.json's, else True."""
+    directory's file for it; None when nothing in the directory names a tokenizer. do_lower_case (WordPiece
+    tokenizers): default True, as UER-py's; a tokenizer_config.json's do_lower_case is not consulted."""
     from ..errors import DataError
-    from .release_files import describe
 
     name = name or detect_tokenizer(directory)
     if name is None:
@@ -45,5 +44,5 @@ def tokenizer_from_dir(directory, name=None, do_lower_case=None):
         raise DataError(f"{directory}: no file of the {name} tokenizer in the model directory; copy the release's "
                         "tokenizer files there, or pass --vocab_path / --spm_model_path")
     if do_lower_case is None:
-        do_lower_case = bool(describe(directory).get("do_lower_case", True))
+        do_lower_case = True
     return build_tokenizer(name, path, path if path.endswith(".model") else None, do_lower_case)
