@@ -180,15 +180,24 @@ def cpm_generate_reference(model_file):
     return encode, decode
 
 
-def test_cpm_equals_cpm_generate(tmp_path):
+@pytest.fixture(scope="module")
+def cpm_spm(tmp_path_factory):
+    """A sentencepiece model trained as CPM's was: on jieba words joined by spaces, U+2582/U+2583 for the
+    text's own spaces and newlines, <eod> a piece of its own."""
     import jieba
 
+    d = tmp_path_factory.mktemp("cpm_spm")
     translator = str.maketrans(" \n", "\u2582\u2583")
     train = [" ".join(w.translate(translator) for w in jieba.cut(t)) for t in _reviews(1, 1500)]
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(train), model_prefix=str(tmp_path / "chinese_vocab"),
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(train), model_prefix=str(d / "chinese_vocab"),
                                    vocab_size=3000, model_type="unigram", character_coverage=0.98,
                                    hard_vocab_limit=False, user_defined_symbols=["<eod>", "\u2582", "\u2583"],
                                    minloglevel=2)
+    return d / "chinese_vocab.model"
+
+
+def test_cpm_equals_cpm_generate(cpm_spm, tmp_path):
+    (tmp_path / "chinese_vocab.model").write_bytes(cpm_spm.read_bytes())
     assert detect_tokenizer(str(tmp_path)) == "cpm"
     ours = tokenizer_from_dir(str(tmp_path))
     encode, decode = cpm_generate_reference(str(tmp_path / "chinese_vocab.model"))
@@ -295,3 +304,42 @@ def test_preprocess_with_byte_bpe(gpt2_dir, tmp_path):
     with pytest.raises(DataError, match="no mask token"):
         preprocess(tmp_path, line + "\n", name="mlm.bin", vocab_path=str(g / "tokenizer.json"), tokenizer="byte_bpe",
                    data_processor="mlm", seq_length=64)
+
+
+def test_generate_lm_on_a_cpm_directory_equals_transformers_greedy(cpm_spm, tmp_path, capsys):
+    """A CPM release as on the Hugging Face hub (GPT-2 weights, spiece.model, tokenizer_class CpmTokenizer):
+    generate_lm.py encodes as CPM-Generate, starts from the prompt alone, stops at <eod> and decodes as
+    CPM-Generate; the text equals transformers' greedy generate over the same ids."""
+    d = tmp_path / "cpm"
+    d.mkdir()
+    (d / "spiece.model").write_bytes(cpm_spm.read_bytes())
+    encode, decode = cpm_generate_reference(str(cpm_spm))
+    sp = spm.SentencePieceProcessor(model_file=str(cpm_spm))
+    eod = sp.PieceToId("<eod>")
+    cfg = transformers.GPT2Config(vocab_size=sp.GetPieceSize(), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                                  bos_token_id=eod, eos_token_id=eod, initializer_range=0.3)
+    torch.manual_seed(1)
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    model.save_pretrained(str(d))
+    conf = json.loads((d / "config.json").read_text())
+    conf["tokenizer_class"] = "CpmTokenizer"
+    (d / "config.json").write_text(json.dumps(conf))
+    assert detect_tokenizer(str(d)) == "cpm"
+    prompts = ["这本书写得", "我觉得 这个 故事", "今天天气很好"]
+    test = tmp_path / "prompts.txt"
+    test.write_text("".join(p + "\n" for p in prompts), encoding="utf-8")
+    out = tmp_path / "out.txt"
+    rc = _generate_lm().main(["--load_model_path", str(d), "--test_path", str(test), "--prediction_path", str(out),
+                              "--top_k", "1", "--max_new_tokens", "10", "--seq_length", "64", "--threads", "1"])
+    assert rc == 0, capsys.readouterr().err
+    expect = []
+    for p in prompts:
+        ids = torch.tensor([encode(p)])
+        with torch.no_grad():
+            gen = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=10,
+                                 eos_token_id=eod, pad_token_id=eod)[0, ids.shape[1]:].tolist()
+        if gen and gen[-1] == eod:
+            gen = gen[:-1]
+        expect.append(p + decode(gen) + "\n")
+    assert out.read_text(encoding="utf-8") == "".join(expect)
+    assert any(len(e) > len(p) + 3 for e, p in zip(expect, prompts))  # text was generated
