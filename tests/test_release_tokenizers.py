@@ -229,8 +229,10 @@ def test_selection_follows_the_directory(tmp_path, gpt2_dir):
     cases = {
         "bert": ({"vocab.txt": vocab, "config.json": {"model_type": "bert"}}, "bert"),
         "roformer_cls": ({"vocab.txt": vocab, "tokenizer_config.json": {"tokenizer_class": "RoFormerTokenizer"}},
-                         "word_wordpiece"),
-        "roformer_type": ({"vocab.txt": vocab, "config.json": {"model_type": "roformer"}}, "word_wordpiece"),
+                         "roformer_word"),
+        "roformer_type": ({"vocab.txt": vocab, "config.json": {"model_type": "roformer"}}, "roformer_word"),
+        "wobert_cls": ({"vocab.txt": vocab, "tokenizer_config.json": {"tokenizer_class": "WoBertTokenizer"}},
+                       "word_wordpiece"),
         "uer_config": ({"vocab.txt": vocab, "config.json": {"emb_size": 768, "tokenizer": "word_wordpiece"}},
                        "word_wordpiece"),
         "gpt2_zh": ({"vocab.txt": vocab, "config.json": {"model_type": "gpt2", "tokenizer_class": "BertTokenizer"}},
@@ -245,7 +247,7 @@ def test_selection_follows_the_directory(tmp_path, gpt2_dir):
         tok = tokenizer_from_dir(d)
         assert (tok is None) == (expect is None) and (tok is None or type(tok).__name__ != ""), name
     wo = tokenizer_from_dir(os.path.join(tmp_path, "roformer_cls"))
-    assert type(wo).__name__ == "WordWordpieceTokenizer"
+    assert type(wo).__name__ == "RoFormerWordTokenizer"
     # a named tokenizer wins over the files; its files must be there
     assert type(tokenizer_from_dir(os.path.join(tmp_path, "bert"), "word_wordpiece")).__name__ == \
         "WordWordpieceTokenizer"
@@ -261,14 +263,14 @@ def test_finetuning_takes_the_directory_tokenizer_and_refuses_a_misfit(tmp_path,
 
     g, hf_tok, _ = gpt2_dir
     vocab = open(VOCAB, encoding="utf-8").read()
-    wo = _dir(tmp_path, "wobert", {"vocab.txt": vocab, "tokenizer_config.json": {"tokenizer_class": "RoFormerTokenizer"}})
+    wo = _dir(tmp_path, "roformer", {"vocab.txt": vocab, "tokenizer_config.json": {"tokenizer_class": "RoFormerTokenizer"}})
 
     def tok(*argv):
         args = cli.build_parser("classification").parse_args(list(argv))
         return cli._build_tokenizer(args)
 
     assert type(tok("--pretrained_model_path", str(g))).__name__ == "ByteBPETokenizer"
-    assert type(tok("--pretrained_model_path", wo)).__name__ == "WordWordpieceTokenizer"
+    assert type(tok("--pretrained_model_path", wo)).__name__ == "RoFormerWordTokenizer"
     assert type(tok("--pretrained_model_path", wo, "--tokenizer", "bert")).__name__ == "BertTokenizer"
     assert type(tok("--pretrained_model_path", wo, "--vocab_path", VOCAB)).__name__ == "BertTokenizer"
     n = len(hf_tok)

@@ -64,8 +64,8 @@ def build_parser(task_name):
                    help="sentencepiece model (default for xlnet: spiece.model in/beside the pretrained model)")
     g.add_argument("--tokenizer", default=None, choices=TOKENIZERS.names(),
                    help="default: the model directory's (its tokenizer_config.json / config.json / files: xlnet for "
-                        "an XLNet model, with its input layout a <sep> b <sep> <cls>; word_wordpiece for RoFormer / "
-                        "WoBERT; byte_bpe for GPT-2 / RoBERTa-English ...), else bert")
+                        "an XLNet model, with its input layout a <sep> b <sep> <cls>; roformer_word for RoFormer, "
+                        "word_wordpiece for WoBERT; byte_bpe for GPT-2 / RoBERTa-English ...), else bert")
     g.add_argument("--dropout", type=DROPOUT, default=None, help="override the config's dropout")
     g = p.add_argument_group("data")
     g.add_argument("--train_path", default=None)

@@ -36,10 +36,11 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
 
             vocab = Vocab.load(vocab_path, required=())
             tok = BertTokenizer(vocab, do_lower_case=do_lower_case)
-            if own_vocab and _directory_tokenizer(model) == "word_wordpiece":  # WoBERT / RoFormer word models
-                from ..tokenizers.word import WordWordpieceTokenizer
+            name = _directory_tokenizer(model) if own_vocab else None
+            if name in ("word_wordpiece", "roformer_word"):  # WoBERT / RoFormer word models
+                from ..registry import TOKENIZERS
 
-                tok = WordWordpieceTokenizer(vocab, do_lower_case=do_lower_case)
+                tok = TOKENIZERS.get(name)(vocab, do_lower_case=do_lower_case)
         causal = model.config.mask == "causal"
         cls_id, sep_id = vocab.get("[CLS]"), vocab.get("[SEP]")
 

@@ -1,4 +1,4 @@
-"""Tokenizers by name (`--tokenizer bert|char|space|sentencepiece|xlnet|word_wordpiece|byte_bpe|xlmr|cpm`),
+"""Tokenizers by name (`--tokenizer bert|char|space|sentencepiece|xlnet|word_wordpiece|roformer_word|byte_bpe|xlmr|cpm`),
 and the one a model directory needs (`tokenizer_from_dir`, select.py)."""
 from ..registry import TOKENIZERS
 from . import bert, bpe, cpm, simple, spm, word, xlmr, xlnet  # noqa: F401  (registration)

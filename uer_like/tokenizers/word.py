@@ -4,8 +4,12 @@ the vocabulary has it, otherwise split by the BERT tokenizer (characters / wordp
 This is bert4keras's `Tokenizer(vocab, do_lower_case=True, pre_tokenize=lambda s: jieba.cut(s, HMM=False))`,
 the recipe WoBERT was trained with: the whole text is lower-cased and its accents stripped first (str.lower,
 NFD, combining marks dropped), then cut by jieba without its HMM (uer_like.segmentation: jieba-exact, in C),
-and each jieba word is looked up as it is. transformers' RoFormerTokenizer cuts the text *before*
-lower-casing (rjieba, HMM off); the two agree except on words holding capitals or accents."""
+and each jieba word is looked up as it is.
+
+`roformer_word` is transformers' (4.x) RoFormerTokenizer: the text is cut *before* lower-casing (rjieba,
+HMM off: on 3,000 corpus lines rjieba cuts exactly as jieba), a word looked up as cut, else BERT's
+tokenizer on it (which lower-cases). The two differ only where a jieba word holds capitals or accents
+("C语言" is one vocabulary word for WoBERT's recipe, three tokens for RoFormer's)."""
 import unicodedata
 
 from ..registry import TOKENIZERS
@@ -24,8 +28,9 @@ class WordWordpieceTokenizer(BertTokenizer):
     dictionaries (jieba.load_userdict format) for the segmenter."""
 
     # Hugging Face tokenizer classes / model types whose releases use this tokenizer (tokenizers/select.py)
-    hf_tokenizer_classes = ("RoFormerTokenizer", "RoFormerTokenizerFast", "WoBertTokenizer")
-    hf_model_types = ("roformer",)
+    hf_tokenizer_classes = ("WoBertTokenizer",)
+    hf_model_types = ()
+    lower_first = True  # bert4keras: normalise the whole text, then cut
 
     def __init__(self, vocab, do_lower_case=True, user_dict=None, **kwargs):
         super().__init__(vocab, do_lower_case=do_lower_case)
@@ -43,7 +48,7 @@ class WordWordpieceTokenizer(BertTokenizer):
     def _units(self, text):
         """-> (word, is_whole, start) per jieba word of the normalised text; start is the word's character
         offset in `text` (-1 where normalisation changed the length before it)."""
-        norm = normalize(text) if self.do_lower_case else text
+        norm = normalize(text) if self.do_lower_case and self.lower_first else text
         exact = len(norm) == len(text)
         pos = 0
         for w in self._words(norm):
@@ -72,3 +77,12 @@ class WordWordpieceTokenizer(BertTokenizer):
             pieces.extend(p)
             starts.extend(start + x if x >= 0 and start >= 0 else -1 for x in s)
         return pieces, starts
+
+
+@TOKENIZERS.register("roformer_word")
+class RoFormerWordTokenizer(WordWordpieceTokenizer):
+    """transformers' RoFormerTokenizer (4.x): jieba cuts the text as given; see the module docstring."""
+
+    hf_tokenizer_classes = ("RoFormerTokenizer", "RoFormerTokenizerFast")
+    hf_model_types = ("roformer",)
+    lower_first = False
