@@ -32,7 +32,7 @@ def describe(directory):
         if name not in out["files"]:
             continue
         d = _read(os.path.join(directory, name))
-        for k in ("tokenizer_class", "model_type", "clean_up_tokenization_spaces") + SPECIAL_KEYS:
+        for k in ("tokenizer_class", "model_type", "clean_up_tokenization_spaces", "use_jieba") + SPECIAL_KEYS:
             if d.get(k) is not None:
                 out[k] = token_text(d[k]) if k in SPECIAL_KEYS else d[k]
         if name == "config.json" and "model_type" not in d and isinstance(d.get("tokenizer"), str):

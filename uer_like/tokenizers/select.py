@@ -26,6 +26,13 @@ def _classes():
     return [(n, TOKENIZERS.get(n)) for n in TOKENIZERS.names()]
 
 
+def _unless_switched_off(name, cls, info):
+    """`disabled_by` = {key: value}: a tokenizer_config.json setting that turns the class's special step
+    off (PaddleNLP's RoFormerTokenizer with use_jieba false is BERT's tokenizer) -> "bert"."""
+    off = getattr(cls, "disabled_by", {})
+    return "bert" if any(k in info and info[k] == v for k, v in off.items()) else name
+
+
 def detect(directory):
     """The tokenizer name for a release directory (see the module docstring), or None."""
     if not directory or not os.path.isdir(directory):
@@ -35,14 +42,14 @@ def detect(directory):
     if cls_name:
         for name, cls in _classes():
             if cls_name in getattr(cls, "hf_tokenizer_classes", ()):
-                return name
+                return _unless_switched_off(name, cls, info)
     if info.get("tokenizer") in TOKENIZERS:
         return info["tokenizer"]
     mt = info.get("model_type")
     if mt:
         for name, cls in _classes():
             if mt in getattr(cls, "hf_model_types", ()):
-                return name
+                return _unless_switched_off(name, cls, info)
     for name in FILE_ORDER:
         cls = TOKENIZERS.get(name)
         names = getattr(cls, "detect_files", None)

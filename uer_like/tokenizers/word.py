@@ -85,4 +85,5 @@ class RoFormerWordTokenizer(WordWordpieceTokenizer):
 
     hf_tokenizer_classes = ("RoFormerTokenizer", "RoFormerTokenizerFast")
     hf_model_types = ("roformer",)
+    disabled_by = {"use_jieba": False}  # PaddleNLP's RoFormerTokenizer: BERT's unless use_jieba (select.py)
     lower_first = False
