@@ -244,6 +244,9 @@ def test_xlm_roberta_directory_records_and_exports_its_sentencepiece_model(tmp_p
     spm = _tiny_spm(str(src / "sentencepiece.bpe.model"), V - 2)
     model = load_model(str(src))
     assert model.load_info.vocab_path == spm
+    from uer_like.io.tokenizer import model_tokenizer
+
+    assert len(model_tokenizer(model).vocab) == V  # the directory's XLM-R tokenizer fits the embedding
     out = tmp_path / "export"
     save_model(model, str(out), format="hf")
     assert (out / "sentencepiece.bpe.model").read_bytes() == open(spm, "rb").read()
