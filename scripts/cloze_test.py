@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""What a model's masked-LM head predicts at each [MASK] of input sentences, with UER-py's flags.
+r"""What a model's masked-LM head predicts at each [MASK] of input sentences, with UER-py's flags.
 
     python scripts/cloze_test.py --load_model_path models/cluecorpussmall_roberta_base_seq512 \
         --test_path cloze_input.txt --prediction_path cloze_output.txt --topn 10

@@ -1,10 +1,14 @@
 """The model utilities (scripts/cloze_test.py, topn_words.py, average_models.py, build_vocab.py, diff_vocab.py,
 extract_embeddings.py, dynamic_vocab_adapter.py) against direct computations with transformers and torch."""
 
+import json
+import os
+
 import pytest
 import torch
 import transformers
 
+from conftest import ROOT
 from helpers import run_cli
 
 CHARS = list("北京是中国的首都上海南天气很好今日我们你他她它大小山水人口手")
@@ -81,3 +85,126 @@ def test_cloze_errors_are_one_line(hf, tmp_path, capsys):
     code, err = run_cli("scripts/cloze_test.py", base + ["--topn", str(len(VOCAB) + 1)], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--topn" in err, err
     assert not (tmp_path / "o.txt").exists()
+
+
+# ---------------------------------------------------------------------------------------------- topn words
+def _parse_topn(text):
+    """-> [(target word, [(word, cosine), ...])] from topn_words.py's output."""
+    out = []
+    for block in text.strip().split("\n\n"):
+        rows = block.split("\n")
+        word = rows[0].removeprefix("Target word: ")
+        rows = [r for r in rows[1:] if not r.startswith("Sentence: ")]
+        out.append((word, [(r.split("\t")[0], float(r.split("\t")[1])) for r in rows]))
+    return out
+
+
+def _reference_top(sims, exclude, k):
+    sims = sims.clone()
+    sims[exclude] = -float("inf")
+    top = sims.topk(k)
+    return [VOCAB[i] for i in top.indices.tolist()], top.values.tolist()
+
+
+def test_topn_words_indep_matches_transformers_embeddings(hf, tmp_path, capsys):
+    d, m = hf
+    words = ["北", "天", "山"]
+    (tmp_path / "w.txt").write_text("\n".join(words) + "\n\n", encoding="utf-8")
+    code, err = run_cli("scripts/topn_words.py", ["--load_model_path", d, "--test_path", tmp_path / "w.txt",
+                                                  "--prediction_path", tmp_path / "o.txt", "--topn", "7"], capsys)
+    assert code in (0, None), err
+    got = _parse_topn((tmp_path / "o.txt").read_text(encoding="utf-8"))
+    emb = m.bert.embeddings.word_embeddings.weight.detach()
+    worst = 0.0
+    for word, (w, top) in zip(words, got):
+        assert w == word
+        i = VOCAB.index(word)
+        names, values = _reference_top(torch.nn.functional.cosine_similarity(emb[i:i + 1], emb), i, 7)
+        assert [t for t, _ in top] == names
+        worst = max(worst, max(abs(s - v) for (_, s), v in zip(top, values)))
+    assert worst < 1e-5
+
+
+def test_topn_words_dep_matches_transformers_encoder(hf, tmp_path, capsys):
+    d, m = hf
+    cases = [("京", "北京是中国的首都"), ("好", "今天天气很好")]
+    (tmp_path / "s.txt").write_text("".join(f"{w}\t{s}\n" for w, s in cases), encoding="utf-8")
+    code, err = run_cli("scripts/topn_words.py", ["--mode", "dep", "--load_model_path", d, "--test_path",
+                                                  tmp_path / "s.txt", "--prediction_path", tmp_path / "o.txt",
+                                                  "--topn", "6", "--batch_size", "7"], capsys)
+    assert code in (0, None), err
+    got = _parse_topn((tmp_path / "o.txt").read_text(encoding="utf-8"))
+    worst = 0.0
+    for (word, sentence), (w, top) in zip(cases, got):
+        assert w == word
+        ids = torch.tensor([_ids(sentence)])
+        pos = ids[0].tolist().index(VOCAB.index(word))
+        batch = ids.repeat(len(VOCAB), 1)
+        batch[:, pos] = torch.arange(len(VOCAB))
+        with torch.no_grad():
+            ref = m.bert(input_ids=ids).last_hidden_state[0, pos]
+            cands = m.bert(input_ids=batch).last_hidden_state[:, pos]
+        names, values = _reference_top(torch.nn.functional.cosine_similarity(ref[None], cands), VOCAB.index(word), 6)
+        assert [t for t, _ in top] == names
+        worst = max(worst, max(abs(s - v) for (_, s), v in zip(top, values)))
+    assert worst < 1e-5
+
+
+@pytest.mark.parametrize("mode,line,needle", [("indep", "火\n", "w.txt:1: the word '火' is not in the vocabulary"),
+                                              ("dep", "山\t北京是中国\n", "w.txt:1: the word '山' is not a token"),
+                                              ("dep", "山\n", "w.txt:1: --mode dep takes"),
+                                              ("indep", "山\n", "--topn")])
+def test_topn_words_errors_are_one_line(hf, tmp_path, capsys, mode, line, needle):
+    d, _ = hf
+    (tmp_path / "w.txt").write_text(line, encoding="utf-8")
+    topn = str(len(VOCAB)) if needle == "--topn" else "5"
+    code, err = run_cli("scripts/topn_words.py", ["--mode", mode, "--load_model_path", d, "--test_path",
+                                                  tmp_path / "w.txt", "--topn", topn], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+# --------------------------------------------------------------------------------------------- averaging
+def _uer_model(tmp_path, name, seed, fmt="uer", **over):
+    import uer_like
+
+    c = json.load(open(os.path.join(ROOT, "configs", "roberta", "tiny_config.json")))
+    c.update(dict(layers_num=2, hidden_size=32, emb_size=32, feedforward_size=64, heads_num=2, max_seq_length=64),
+             **over)
+    (tmp_path / f"{name}.json").write_text(json.dumps(c))
+    torch.manual_seed(seed)
+    m = uer_like.build_model(str(tmp_path / f"{name}.json"), vocab_size=len(VOCAB))
+    suffix = ".bin" if fmt == "uer" else ".safetensors"
+    path = uer_like.save_model(m, str(tmp_path / (name + suffix)), format=fmt)
+    return m, path
+
+
+def test_average_of_two_checkpoints_is_the_exact_mean(tmp_path, capsys):
+    from uer_like import load_model
+
+    a, pa = _uer_model(tmp_path, "a", 1)
+    b, pb = _uer_model(tmp_path, "b", 2, fmt="safetensors")  # mixed formats, one architecture
+    out = tmp_path / "avg.safetensors"
+    code, err = run_cli("scripts/average_models.py", ["--model_list_path", pa, pb, "--config_path", tmp_path / "a.json",
+                                                      "--output_model_path", out], capsys)
+    assert code in (0, None), err
+    avg = load_model(str(out))
+    sa, sb = a.state_dict(), b.state_dict()
+    got = avg.state_dict()
+    assert set(got) == set(sa)
+    for k, v in got.items():
+        assert torch.equal(v, (sa[k] + sb[k]) / 2), k
+    with torch.no_grad():  # and it runs
+        src = torch.tensor([[2, 5, 6, 3]])
+        assert torch.isfinite(avg.eval().encode(src, torch.ones_like(src))).all()
+
+
+@pytest.mark.parametrize("over,needle", [({"layers_num": 1}, "has no tensor encoder.transformer.1."),
+                                         ({"feedforward_size": 48}, "tensor encoder.transformer.0.feed_forward")])
+def test_average_refuses_other_architectures_naming_the_tensor(tmp_path, capsys, over, needle):
+    _, pa = _uer_model(tmp_path, "a", 1)
+    _, pb = _uer_model(tmp_path, "b", 2, **over)
+    code, err = run_cli("scripts/average_models.py", ["--model_list_path", pa, pb, "--output_model_path",
+                                                      tmp_path / "avg.bin"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "different architectures" in err and needle in err, err
+    assert not (tmp_path / "avg.bin").exists()

@@ -134,11 +134,11 @@ def cloze(model, tokenizer, texts, k=10, seq_length=None, batch_size=32, where="
 
 
 # ------------------------------------------------------------------------------------------- nearest words
-def _word_id(vocab, word, where="word"):
+def _word_id(vocab, word, where=None, what="word"):
     i = vocab.get(word)
     if i is None:
-        raise DataError(f"{where}: {word!r} is not in the vocabulary{' ' + vocab.path if vocab.path else ''}: "
-                        "give a word of it (one token)")
+        raise DataError(f"{where + ': ' if where else ''}the {what} {word!r} is not in the vocabulary"
+                        f"{' ' + vocab.path if vocab.path else ''}: give a word of it (one token)")
     return i
 
 
@@ -146,7 +146,7 @@ def _candidates(vocab, candidates):
     """candidate words -> their ids (all of the vocabulary when None); a word outside it is an error."""
     if candidates is None:
         return list(range(len(vocab)))
-    return [_word_id(vocab, w, "candidate") for w in candidates]
+    return [_word_id(vocab, w, what="candidate word") for w in candidates]
 
 
 def _top(sims, ids, vocab, exclude, k):
