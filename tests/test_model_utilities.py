@@ -208,3 +208,70 @@ def test_average_refuses_other_architectures_naming_the_tensor(tmp_path, capsys,
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "different architectures" in err and needle in err, err
     assert not (tmp_path / "avg.bin").exists()
+
+
+# ------------------------------------------------------------------------------------------- vocabularies
+def _corpus(tmp_path):
+    from conftest import SAMPLE_CORPUS
+
+    text = open(SAMPLE_CORPUS, encoding="utf-8").read()[:6000]
+    text += "\nHello WordPiece tokenizers, unbelievable résumé! 3.14159\n"
+    p = tmp_path / "corpus.txt"
+    p.write_text(text, encoding="utf-8")
+    return p, text
+
+
+def test_build_vocab_holds_every_character_with_specials_at_googles_ids(tmp_path, capsys):
+    from conftest import VOCAB as GOOGLE
+
+    corpus, text = _corpus(tmp_path)
+    out = tmp_path / "vocab.txt"
+    code, err = run_cli("scripts/build_vocab.py", ["--corpus_path", corpus, "--vocab_path", out], capsys)
+    assert code in (0, None), err
+    tokens = out.read_text(encoding="utf-8").split("\n")[:-1]
+    google = open(GOOGLE, encoding="utf-8").read().split("\n")
+    assert tokens[:104] == google[:104]  # [PAD] 0, [unused1..99], [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103
+    assert len(tokens) == len(set(tokens))
+    tok = transformers.BertTokenizer(str(out), do_lower_case=True)
+    normalized = tok.backend_tokenizer.normalizer.normalize_str(text)  # transformers' lower case, accents
+    missing = {c for c in normalized if not c.isspace()} - set(tokens)
+    assert not missing and len(set(normalized)) > 300
+    ids = tok(text.split("\n"), add_special_tokens=False)["input_ids"]
+    assert tok.unk_token_id == 100 and not any(100 in row for row in ids)  # WordPiece spells every word
+    for w in ("hello", "wordpiece", "unbelievable", "resume"):
+        assert w in tokens
+
+
+def test_build_vocab_min_count_and_no_unused(tmp_path, capsys):
+    from collections import Counter
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("天天 向上\n天 气\n好 好 好\n", encoding="utf-8")
+    out = tmp_path / "v.txt"
+    code, err = run_cli("scripts/build_vocab.py", ["--corpus_path", corpus, "--vocab_path", out, "--tokenizer",
+                                                   "char", "--min_count", "2", "--unused_tokens", "0"], capsys)
+    assert code in (0, None), err
+    counts = Counter(c for c in corpus.read_text(encoding="utf-8") if not c.isspace())
+    assert out.read_text(encoding="utf-8").split("\n")[:-1] == (
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted([c for c, n in counts.items() if n >= 2],
+                                                                 key=lambda c: (-counts[c], c)))
+
+
+def test_diff_vocab_counts(tmp_path, capsys):
+    a = _write_vocab(tmp_path / "a.txt", ["[PAD]", "x", "y", "z", "y"])
+    b = _write_vocab(tmp_path / "b.txt", ["[PAD]", "z", "w"])
+    import runpy
+    import sys
+
+    argv, sys.argv = sys.argv, ["diff_vocab.py", "--vocab_1", str(a), "--vocab_2", str(b), "--output_path",
+                                str(tmp_path / "d.tsv")]
+    try:
+        with pytest.raises(SystemExit) as e:
+            runpy.run_path(os.path.join(ROOT, "scripts", "diff_vocab.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert "vocab_1 - vocab_2 = 2: x y" in out and "vocab_2 - vocab_1 = 1: w" in out and "vocab_1 & vocab_2 = 2" in out
+    assert "size: 4" in out
+    assert (tmp_path / "d.tsv").read_text() == "vocab_1\tx\nvocab_1\ty\nvocab_2\tw\n"
