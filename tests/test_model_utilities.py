@@ -275,3 +275,62 @@ def test_diff_vocab_counts(tmp_path, capsys):
     assert "vocab_1 - vocab_2 = 2: x y" in out and "vocab_2 - vocab_1 = 1: w" in out and "vocab_1 & vocab_2 = 2" in out
     assert "size: 4" in out
     assert (tmp_path / "d.tsv").read_text() == "vocab_1\tx\nvocab_1\ty\nvocab_2\tw\n"
+
+
+# ---------------------------------------------------------------------------------- embeddings, adaptation
+def test_extract_embeddings_writes_the_matrix_load_model_holds(hf, tmp_path, capsys):
+    import numpy as np
+
+    from uer_like import load_model
+
+    d, m = hf
+    held = load_model(str(d)).embedding.word.embedding.weight.detach()
+    assert torch.equal(held, m.bert.embeddings.word_embeddings.weight.detach())
+    code, err = run_cli("scripts/extract_embeddings.py", ["--load_model_path", d, "--word_embedding_path",
+                                                          tmp_path / "e.npy"], capsys)
+    assert code in (0, None), err
+    assert torch.equal(torch.from_numpy(np.load(tmp_path / "e.npy")), held)
+    assert (tmp_path / "e.vocab.txt").read_text(encoding="utf-8").split("\n")[:-1] == VOCAB
+    code, err = run_cli("scripts/extract_embeddings.py", ["--load_model_path", d, "--word_embedding_path",
+                                                          tmp_path / "e.txt"], capsys)
+    assert code in (0, None), err
+    lines = (tmp_path / "e.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert lines[0] == f"{len(VOCAB)} 32"
+    assert [line.split(" ")[0] for line in lines[1:]] == VOCAB
+    text = torch.tensor(np.array([[np.float32(v) for v in line.split(" ")[1:]] for line in lines[1:]]))
+    assert torch.equal(text, held)  # 9 significant digits read float32 back exactly
+
+
+def test_dynamic_vocab_adapter_keeps_shared_rows_bit_identical(hf, tmp_path, capsys):
+    from uer_like import load_model
+
+    d, _ = hf
+    new = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "新", "词"] + CHARS[::-1][:20]  # reordered, 2 new, some dropped
+    _write_vocab(tmp_path / "new.txt", new)
+    out = tmp_path / "adapted.bin"
+    code, err = run_cli("scripts/dynamic_vocab_adapter.py", ["--old_model_path", d, "--new_vocab_path",
+                                                             tmp_path / "new.txt", "--new_model_path", out], capsys)
+    assert code in (0, None), err
+    old = load_model(str(d)).eval()
+    adapted = load_model(str(out), vocab=str(tmp_path / "new.txt")).eval()
+    assert adapted.embedding.word.embedding.weight.shape[0] == len(new)
+    so, sa = old.state_dict(), adapted.state_dict()
+    shared = [(VOCAB.index(t), i) for i, t in enumerate(new) if t in VOCAB]
+    oi = torch.tensor([o for o, _ in shared])
+    ni = torch.tensor([n for _, n in shared])
+    vocab_keys = ["embedding.word.embedding.weight", "target.mlm.linear_2.weight", "target.mlm.linear_2.bias"]
+    for k in vocab_keys:
+        assert torch.equal(sa[k][ni], so[k][oi]), k
+    assert (sa["target.mlm.linear_2.bias"][[new.index("新"), new.index("词")]] == 0).all()
+    for k, v in so.items():  # everything else untouched
+        if k not in vocab_keys:
+            assert torch.equal(sa[k], v), k
+    # the adapted model runs, and predicts the shared tokens as the old one did
+    text = "".join(CHARS[-6:-1])  # kept tokens, at other ids
+    src_old = torch.tensor([[VOCAB.index("[CLS]")] + [VOCAB.index(c) for c in text] + [VOCAB.index("[SEP]")]])
+    src_new = torch.tensor([[new.index("[CLS]")] + [new.index(c) for c in text] + [new.index("[SEP]")]])
+    with torch.no_grad():
+        lo = old.target_logits(old.encode(src_old, torch.ones_like(src_old)))["mlm"]
+        ln = adapted.target_logits(adapted.encode(src_new, torch.ones_like(src_new)))["mlm"]
+    assert ln.shape[-1] == len(new) and torch.isfinite(ln).all()
+    assert (ln[..., ni] - lo[..., oi]).abs().max() < 1e-5  # (a matmul over other rows: not bit-exact)

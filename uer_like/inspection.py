@@ -22,27 +22,53 @@ from .flags import COUNT, check_value
 
 
 # ------------------------------------------------------------------------------------------------ tokenizers
+def _vocab_path(model, vocab_path):
+    """`vocab_path`, else the model's own vocab.txt (model.load_info), else the project's Google Chinese
+    vocabulary when the word embedding has its 21128 rows."""
+    from .io.formats import LoadInfo, load_info_of
+    from .resources import DEFAULT_VOCAB
+
+    if vocab_path is not None:
+        return vocab_path
+    vocab_path = (load_info_of(model) or LoadInfo()).vocab_path
+    if vocab_path is not None and vocab_path.endswith(".txt"):
+        return vocab_path
+    rows = model.embedding.word.embedding.weight.shape[0]
+    if rows != 21128:
+        raise ConfigError(f"the model ({rows} words) has no vocab.txt of its own: pass the vocabulary it was "
+                          "trained with (--vocab_path)")
+    return DEFAULT_VOCAB
+
+
 def model_tokenizer(model, vocab_path=None, spm_model_path=None, tokenizer="bert", do_lower_case=True):
     """The tokenizer for a loaded model (as the scripts build it): `vocab_path`, else the model's own
     vocab.txt (model.load_info), else the project's Google Chinese vocabulary when the word embedding has
     its 21128 rows; with `spm_model_path` the SentencePiece model's pieces. The vocabulary's size must equal
     the word embedding's rows."""
     from .io import check_vocab
-    from .io.formats import LoadInfo, load_info_of
-    from .resources import DEFAULT_VOCAB
     from .tokenizers import build_tokenizer
 
-    rows = model.embedding.word.embedding.weight.shape[0]
-    if vocab_path is None and not spm_model_path:
-        vocab_path = (load_info_of(model) or LoadInfo()).vocab_path
-        if vocab_path is None or not vocab_path.endswith(".txt"):
-            if rows != 21128:
-                raise ConfigError(f"the model ({rows} words) has no vocab.txt of its own: pass the vocabulary it was "
-                                  "trained with (--vocab_path)")
-            vocab_path = DEFAULT_VOCAB
+    if not spm_model_path:
+        vocab_path = _vocab_path(model, vocab_path)
     tok = build_tokenizer(tokenizer, vocab_path, spm_model_path=spm_model_path, do_lower_case=do_lower_case)
-    check_vocab(rows, tok.vocab, "the model")
+    check_vocab(model.embedding.word.embedding.weight.shape[0], tok.vocab, "the model")
     return tok
+
+
+def model_vocab(model, vocab_path=None, spm_model_path=None):
+    """The model's vocabulary (found as model_tokenizer finds it; no special token required), its size
+    checked against the word embedding."""
+    from .io import check_vocab
+    from .tokenizers.vocab import Vocab
+
+    if spm_model_path:
+        from .tokenizers.spm import load_processor, spm_vocab
+
+        vocab = spm_vocab(load_processor(spm_model_path), spm_model_path)
+    else:
+        vocab = Vocab.load(_vocab_path(model, vocab_path), required=())
+    check_vocab(model.embedding.word.embedding.weight.shape[0], vocab, "the model")
+    return vocab
 
 
 def encode_sentence(tokenizer, text, keep_mask=False):

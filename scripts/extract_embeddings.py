@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+r"""Write a model's word-embedding matrix with its vocabulary (UER-py's extract_embeddings.py).
+
+    python scripts/extract_embeddings.py --load_model_path model.bin --config_path config.json \
+        --vocab_path models/google_zh_vocab.txt --word_embedding_path embeddings.txt
+
+--word_embedding_path ending .npy: the matrix [vocabulary, emb_size] as float32 numpy, and the vocabulary
+beside it as NAME.vocab.txt (row i is line i). Any other path: word2vec's text format, as UER-py writes it:
+a `rows dim` line, then `token v1 ... vdim` per row in vocabulary order (9 significant digits: float32 values
+read back exactly). The vocabulary: --vocab_path, else the model's own vocab.txt, else
+models/google_zh_vocab.txt for a 21128-word model; --spm_model_path: a SentencePiece model's pieces. Its size
+must equal the embedding's rows. Outputs are written at once at the end.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def build_parser():
+    from uer_like.cli import add_model_flags
+    from uer_like.flags import Parser
+
+    p = Parser(description=__doc__)
+    p.add_argument("--load_model_path", required=True, help="the model (any format uer_like.load_model reads)")
+    p.add_argument("--config_path", default=None, help="UER config of a UER checkpoint (default: the one beside it)")
+    p.add_argument("--vocab_path", default=None, help="vocabulary (default: the model's own, see above)")
+    p.add_argument("--spm_model_path", default=None, help="SentencePiece model whose pieces are the vocabulary")
+    p.add_argument("--word_embedding_path", required=True, help="output: .npy, or word2vec text otherwise")
+    add_model_flags(p)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from uer_like.errors import UerLikeError
+
+    try:
+        return _run(args)
+    except UerLikeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args):
+    import numpy as np
+
+    from uer_like.cli import model_flag_overrides
+    from uer_like.errors import DataError
+    from uer_like.inspection import model_vocab, word_embeddings
+    from uer_like.io import load_model
+    from uer_like.outputs import atomic_write, check_output_file
+
+    out = args.word_embedding_path
+    npy = out.endswith(".npy")
+    vocab_out = out[:-len(".npy")] + ".vocab.txt" if npy else None
+    check_output_file(out, "--word_embedding_path", error=DataError)
+    model = load_model(args.load_model_path, config=args.config_path, vocab=args.vocab_path,
+                       config_overrides=model_flag_overrides(args))
+    vocab = model_vocab(model, args.vocab_path, args.spm_model_path)
+    matrix = word_embeddings(model).numpy()
+    tokens = vocab.i2w[:matrix.shape[0]]
+    if npy:
+        atomic_write(out, lambda f: np.save(f, matrix), error=DataError, what="--word_embedding_path")
+        data = "".join(t + "\n" for t in tokens).encode("utf-8")
+        atomic_write(vocab_out, lambda f: f.write(data), error=DataError, what="the vocabulary")
+        print(f"{matrix.shape[0]} x {matrix.shape[1]} embeddings -> {out}, vocabulary -> {vocab_out}")
+        return 0
+    bad = next((t for t in tokens if not t or any(c.isspace() for c in t)), None)
+    if bad is not None:
+        raise DataError(f"the token {bad!r} holds whitespace, which word2vec's text format cannot hold: write "
+                        ".npy instead (--word_embedding_path NAME.npy)")
+
+    def write(f):
+        f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n".encode())
+        for t, row in zip(tokens, matrix):
+            f.write((t + " " + " ".join(f"{v:.9g}" for v in row.tolist()) + "\n").encode("utf-8"))
+
+    atomic_write(out, write, error=DataError, what="--word_embedding_path")
+    print(f"{matrix.shape[0]} x {matrix.shape[1]} embeddings -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
