@@ -31,7 +31,7 @@ def build_parser():
     p.add_argument("--new_model_path", required=True)
     p.add_argument("--output_format", default=None, choices=writable(), help="default: by --new_model_path's ending")
     p.add_argument("--init_std", type=Float(min=0, max=10), default=0.02, help="std of the new tokens' rows")
-    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the new rows' normal draws")
     add_model_flags(p)
     return p
 

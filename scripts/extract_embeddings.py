@@ -46,41 +46,19 @@ def main(argv=None):
 
 
 def _run(args):
-    import numpy as np
-
     from uer_like.cli import model_flag_overrides
     from uer_like.errors import DataError
-    from uer_like.inspection import model_vocab, word_embeddings
+    from uer_like.inspection import model_vocab, save_word_embeddings, word_embeddings
     from uer_like.io import load_model
-    from uer_like.outputs import atomic_write, check_output_file
+    from uer_like.outputs import check_output_file
 
-    out = args.word_embedding_path
-    npy = out.endswith(".npy")
-    vocab_out = out[:-len(".npy")] + ".vocab.txt" if npy else None
-    check_output_file(out, "--word_embedding_path", error=DataError)
+    check_output_file(args.word_embedding_path, "--word_embedding_path", error=DataError)
     model = load_model(args.load_model_path, config=args.config_path, vocab=args.vocab_path,
                        config_overrides=model_flag_overrides(args))
     vocab = model_vocab(model, args.vocab_path, args.spm_model_path)
-    matrix = word_embeddings(model).numpy()
-    tokens = vocab.i2w[:matrix.shape[0]]
-    if npy:
-        atomic_write(out, lambda f: np.save(f, matrix), error=DataError, what="--word_embedding_path")
-        data = "".join(t + "\n" for t in tokens).encode("utf-8")
-        atomic_write(vocab_out, lambda f: f.write(data), error=DataError, what="the vocabulary")
-        print(f"{matrix.shape[0]} x {matrix.shape[1]} embeddings -> {out}, vocabulary -> {vocab_out}")
-        return 0
-    bad = next((t for t in tokens if not t or any(c.isspace() for c in t)), None)
-    if bad is not None:
-        raise DataError(f"the token {bad!r} holds whitespace, which word2vec's text format cannot hold: write "
-                        ".npy instead (--word_embedding_path NAME.npy)")
-
-    def write(f):
-        f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n".encode())
-        for t, row in zip(tokens, matrix):
-            f.write((t + " " + " ".join(f"{v:.9g}" for v in row.tolist()) + "\n").encode("utf-8"))
-
-    atomic_write(out, write, error=DataError, what="--word_embedding_path")
-    print(f"{matrix.shape[0]} x {matrix.shape[1]} embeddings -> {out}")
+    matrix = word_embeddings(model)
+    written = save_word_embeddings(matrix, vocab.i2w, args.word_embedding_path)
+    print(f"{matrix.shape[0]} x {matrix.shape[1]} embeddings -> {', '.join(written)}")
     return 0
 
 

@@ -334,3 +334,35 @@ def test_dynamic_vocab_adapter_keeps_shared_rows_bit_identical(hf, tmp_path, cap
         ln = adapted.target_logits(adapted.encode(src_new, torch.ones_like(src_new)))["mlm"]
     assert ln.shape[-1] == len(new) and torch.isfinite(ln).all()
     assert (ln[..., ni] - lo[..., oi]).abs().max() < 1e-5  # (a matmul over other rows: not bit-exact)
+
+
+@pytest.mark.parametrize("script,argv,needle", [
+    ("scripts/extract_embeddings.py", ["--load_model_path", "{hf}", "--vocab_path", "{small}",
+                                       "--word_embedding_path", "{tmp}/e.txt"], "has 6 tokens but the word embedding"),
+    ("scripts/dynamic_vocab_adapter.py", ["--old_model_path", "{hf}", "--old_vocab_path", "{small}", "--new_vocab_path",
+                                          "{small}", "--new_model_path", "{tmp}/a.bin"], "has 6 tokens but the word"),
+    ("scripts/build_vocab.py", ["--corpus_path", "{gbk}", "--vocab_path", "{tmp}/v.txt"], "gbk.txt:2: not valid UTF-8"),
+    ("scripts/build_vocab.py", ["--corpus_path", "{small}", "--vocab_path", "{tmp}/v.txt", "--min_count", "9"],
+     "no token occurs 9 times or more"),
+    ("scripts/average_models.py", ["--model_list_path", "{hf}", "--output_model_path", "{tmp}/a.bin"],
+     "average two or more"),
+])
+def test_utilities_refuse_bad_input_in_one_line(hf, tmp_path, capsys, script, argv, needle):
+    _write_vocab(tmp_path / "small.txt", VOCAB[:6])
+    (tmp_path / "gbk.txt").write_bytes("北京\n".encode() + "北京".encode("gbk") + b"\n")
+    subst = {"{hf}": str(hf[0]), "{small}": str(tmp_path / "small.txt"), "{gbk}": str(tmp_path / "gbk.txt"),
+             "{tmp}": str(tmp_path)}
+    for k, v in subst.items():
+        argv = [a.replace(k, v) for a in argv]
+    code, err = run_cli(script, argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+    assert not [p for p in os.listdir(tmp_path) if p not in ("small.txt", "gbk.txt")]  # nothing written
+
+
+def test_word2vec_text_refuses_a_token_with_whitespace(tmp_path):
+    from uer_like.errors import DataError
+    from uer_like.inspection import save_word_embeddings
+
+    with pytest.raises(DataError, match="whitespace.*write .npy"):
+        save_word_embeddings(torch.zeros(2, 3), ["a", "b c"], str(tmp_path / "e.txt"))
+    assert save_word_embeddings(torch.zeros(2, 3), ["a", "b c"], str(tmp_path / "e.npy"))[1].endswith("e.vocab.txt")

@@ -9,6 +9,7 @@ encoder puts near a word, and its word-embedding matrix.
     cloze(model, tok, ["北京是中[MASK]的首都"], k=5)   # [[[("国", 0.93), ...]]]: per text, per [MASK], top k
     nearest_words(model, tok.vocab, "北", k=10)       # [("南", 0.41), ...]: cosine of input embeddings
     nearest_words_in_context(model, tok, "京", "北京是中国的首都", k=10)
+    save_word_embeddings(word_embeddings(model), tok.vocab.i2w, "emb.txt")  # word2vec text, or .npy
 
 Sentences are laid out as the model was trained on them: [CLS] tokens [SEP] (when the vocabulary has them),
 segment 1. A word is one token of the vocabulary. Errors on bad input (no [MASK], a word outside the
@@ -238,3 +239,38 @@ def nearest_words_in_context(model, tokenizer, word, sentence, k=10, candidates=
 def word_embeddings(model):
     """The word-embedding matrix [vocab, emb_size] as a float tensor on the CPU (a copy)."""
     return model.embedding.word.embedding.weight.detach().float().cpu().clone()
+
+
+def save_word_embeddings(matrix, tokens, path, error=DataError):
+    """Write an embedding matrix [rows, dim] (tensor or array) with its tokens (row i: tokens[i]): a path
+    ending .npy gets the float32 matrix and NAME.vocab.txt beside it (one token per line); any other path
+    word2vec's text format (`rows dim`, then `token v1 ... vdim` per row, 9 significant digits, so float32
+    values read back exactly; a token holding whitespace is an error). Each file is written at once.
+    Returns the paths written."""
+    import numpy as np
+
+    from .outputs import atomic_write
+
+    matrix = np.asarray(matrix.detach().cpu() if torch.is_tensor(matrix) else matrix, dtype=np.float32)
+    tokens = list(tokens)
+    if matrix.ndim != 2 or len(tokens) != matrix.shape[0]:
+        raise error(f"{len(tokens)} tokens for an embedding matrix of shape {list(matrix.shape)}: give one token "
+                    "per row")
+    if path.endswith(".npy"):
+        vocab_path = path[:-len(".npy")] + ".vocab.txt"
+        atomic_write(path, lambda f: np.save(f, matrix), error=error, what="the embeddings")
+        data = "".join(t + "\n" for t in tokens).encode("utf-8")
+        atomic_write(vocab_path, lambda f: f.write(data), error=error, what="the vocabulary")
+        return [path, vocab_path]
+    bad = next((t for t in tokens if not t or any(c.isspace() for c in t)), None)
+    if bad is not None:
+        raise error(f"the token {bad!r} is empty or holds whitespace, which word2vec's text format cannot hold: "
+                    "write .npy instead")
+
+    def write(f):
+        f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n".encode())
+        for t, row in zip(tokens, matrix):
+            f.write((t + " " + " ".join(f"{v:.9g}" for v in row.tolist()) + "\n").encode("utf-8"))
+
+    atomic_write(path, write, error=error, what="the embeddings")
+    return [path]
