@@ -10,7 +10,8 @@ The vocabulary starts with the special tokens at the ids of Google's BERT vocabu
 with --do_lower_case true), plus each of their characters and `##c` continuation pieces, so that WordPiece
 spells every corpus word without [UNK]; char: characters; space: whitespace-separated words.
 --counts_path: also write `token<TAB>count` for every token of the vocabulary (specials: 0).
-The corpus is UTF-8 text read line by line; --vocab_path is written at once at the end.
+The corpus is UTF-8 text read line by line (--workers_num processes, each a part of the file); --vocab_path
+is written at once at the end.
 """
 import os
 import sys
@@ -29,6 +30,8 @@ def build_parser():
     p.add_argument("--tokenizer", default="bert", choices=sorted(PRE_TOKENIZERS))
     p.add_argument("--do_lower_case", default=True, type=_bool, help="bert: lower-case and strip accents")
     p.add_argument("--min_count", type=Int(min=1), default=1, help="fewest occurrences of a kept token")
+    p.add_argument("--workers_num", type=Int(min=1, max=1024), default=1,
+                   help="processes counting parts of the corpus (the vocabulary does not depend on it)")
     p.add_argument("--unused_tokens", type=Int(min=0, max=100000), default=GOOGLE_UNUSED,
                    help="[unusedN] tokens after [PAD] (Google's vocabularies: 99)")
     p.add_argument("--counts_path", default=None, help="also write token<TAB>count lines here")
@@ -49,32 +52,18 @@ def main(argv=None):
         return 130
 
 
-def _lines(path):
-    """The corpus's lines as text, read one at a time; bytes that are not UTF-8 are an error naming the line."""
-    from uer_like.errors import DataError
-
-    if os.path.isdir(path) or not os.path.isfile(path):
-        raise DataError(f"--corpus_path {path}: no such file")
-    with open(path, "rb") as f:
-        for i, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{i}: not valid UTF-8 (byte {e.start} of the line); the corpus must be "
-                                f"UTF-8 text (from GBK: `iconv -f GBK -t UTF-8 {path} > {path}.utf8`)") from None
-            yield line.removeprefix("\ufeff") if i == 1 else line
-
-
 def _run(args):
     from uer_like.errors import DataError
     from uer_like.outputs import atomic_write, check_output_file
-    from uer_like.tokenizers.build import build_vocab
+    from uer_like.tokenizers.build import count_file, vocab_from_counts
 
+    if not os.path.isfile(args.corpus_path):
+        raise DataError(f"--corpus_path {args.corpus_path}: no such file")
     check_output_file(args.vocab_path, "--vocab_path", error=DataError)
     if args.counts_path:
         check_output_file(args.counts_path, "--counts_path", error=DataError)
-    tokens, counts = build_vocab(_lines(args.corpus_path), args.tokenizer, args.min_count, args.do_lower_case,
-                                 args.unused_tokens)
+    counts = count_file(args.corpus_path, args.tokenizer, args.do_lower_case, args.workers_num)
+    tokens = vocab_from_counts(counts, args.min_count, args.unused_tokens)
     specials = args.unused_tokens + 5
     if len(tokens) == specials:
         raise DataError(f"--corpus_path {args.corpus_path}: no token occurs {args.min_count} times or more; "

@@ -240,6 +240,10 @@ def test_build_vocab_holds_every_character_with_specials_at_googles_ids(tmp_path
     assert tok.unk_token_id == 100 and not any(100 in row for row in ids)  # WordPiece spells every word
     for w in ("hello", "wordpiece", "unbelievable", "resume"):
         assert w in tokens
+    code, err = run_cli("scripts/build_vocab.py", ["--corpus_path", corpus, "--vocab_path", tmp_path / "v3.txt",
+                                                   "--workers_num", "3"], capsys)
+    assert code in (0, None), err
+    assert (tmp_path / "v3.txt").read_bytes() == out.read_bytes()  # parts of the file counted apart, same vocabulary
 
 
 def test_build_vocab_min_count_and_no_unused(tmp_path, capsys):
