@@ -9,7 +9,7 @@ The rows of every token both vocabularies hold are copied, bit for bit, into the
 the MLM (and LM) output layer and its bias. New tokens get normal(0, --init_std) rows and bias 0 (drawn with
 --seed); tokens only in the old vocabulary are dropped. Everything else is kept. This is
 uer_like.io.resize_vocab. --old_model_path: any format uer_like.load_model reads (--config_path for UER
-checkpoints); --old_vocab_path: the vocabulary it was trained with (default: its own vocab.txt). The new model
+checkpoints); --old_vocab_path: the vocabulary it was trained with (default: its tokenizer's). The new model
 is written in --output_format (default: by --new_model_path's ending: .bin uer, .safetensors, a directory hf).
 """
 import os
@@ -52,14 +52,16 @@ def main(argv=None):
 
 def _run(args):
     from uer_like.cli import model_flag_overrides
-    from uer_like.inspection import model_vocab
     from uer_like.io import load_model, resize_vocab, save_model
+    from uer_like.io.tokenizer import model_tokenizer
     from uer_like.tokenizers.vocab import Vocab
 
     new_vocab = Vocab.load(args.new_vocab_path, required=())
-    model = load_model(args.old_model_path, config=args.config_path, vocab=args.old_vocab_path,
-                       config_overrides=model_flag_overrides(args))
-    old_vocab = model_vocab(model, args.old_vocab_path)
+    model = load_model(args.old_model_path, config=args.config_path, config_overrides=model_flag_overrides(args))
+    if args.old_vocab_path:
+        old_vocab = Vocab.load(args.old_vocab_path, required=())
+    else:  # the model directory's own tokenizer's vocabulary, else the Google Chinese one
+        old_vocab = model_tokenizer(model).vocab
     new_model, report = resize_vocab(model, old_vocab, new_vocab, init_std=args.init_std, seed=args.seed)
     out = save_model(new_model, args.new_model_path, format=args.output_format, vocab=new_vocab)
     print(f"{report['kept']} tokens kept, {len(report['new'])} new, {report['dropped']} dropped -> {out}")

@@ -6,10 +6,10 @@ r"""Write a model's word-embedding matrix with its vocabulary (UER-py's extract_
 
 --word_embedding_path ending .npy: the matrix [vocabulary, emb_size] as float32 numpy, and the vocabulary
 beside it as NAME.vocab.txt (row i is line i). Any other path: word2vec's text format, as UER-py writes it:
-a `rows dim` line, then `token v1 ... vdim` per row in vocabulary order (9 significant digits: float32 values
-read back exactly). The vocabulary: --vocab_path, else the model's own vocab.txt, else
-models/google_zh_vocab.txt for a 21128-word model; --spm_model_path: a SentencePiece model's pieces. Its size
-must equal the embedding's rows. Outputs are written at once at the end.
+a `tokens dim` line, then `token v1 ... vdim` per token in vocabulary order (9 significant digits: float32
+values read back exactly). The vocabulary is the model's tokenizer's (the model directory's own files, else
+--vocab_path / --spm_model_path / --tokenizer as named, else models/google_zh_vocab.txt); its size must equal
+the embedding's rows (rows padded past it are written to .npy only). Outputs are written at once at the end.
 """
 import os
 import sys
@@ -18,16 +18,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def build_parser():
-    from uer_like.cli import add_model_flags
+    from uer_like.cli import add_load_model_flags
     from uer_like.flags import Parser
 
     p = Parser(description=__doc__)
-    p.add_argument("--load_model_path", required=True, help="the model (any format uer_like.load_model reads)")
-    p.add_argument("--config_path", default=None, help="UER config of a UER checkpoint (default: the one beside it)")
-    p.add_argument("--vocab_path", default=None, help="vocabulary (default: the model's own, see above)")
-    p.add_argument("--spm_model_path", default=None, help="SentencePiece model whose pieces are the vocabulary")
+    add_load_model_flags(p)
     p.add_argument("--word_embedding_path", required=True, help="output: .npy, or word2vec text otherwise")
-    add_model_flags(p)
     return p
 
 
@@ -46,18 +42,15 @@ def main(argv=None):
 
 
 def _run(args):
-    from uer_like.cli import model_flag_overrides
+    from uer_like.cli import load_model_and_tokenizer
     from uer_like.errors import DataError
-    from uer_like.inspection import model_vocab, save_word_embeddings, word_embeddings
-    from uer_like.io import load_model
+    from uer_like.inspection import save_word_embeddings, word_embeddings
     from uer_like.outputs import check_output_file
 
     check_output_file(args.word_embedding_path, "--word_embedding_path", error=DataError)
-    model = load_model(args.load_model_path, config=args.config_path, vocab=args.vocab_path,
-                       config_overrides=model_flag_overrides(args))
-    vocab = model_vocab(model, args.vocab_path, args.spm_model_path)
+    model, tok = load_model_and_tokenizer(args)
     matrix = word_embeddings(model)
-    written = save_word_embeddings(matrix, vocab.i2w, args.word_embedding_path)
+    written = save_word_embeddings(matrix, tok.vocab.i2w, args.word_embedding_path)
     print(f"{matrix.shape[0]} x {matrix.shape[1]} embeddings -> {', '.join(written)}")
     return 0
 

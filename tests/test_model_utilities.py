@@ -344,7 +344,7 @@ def test_dynamic_vocab_adapter_keeps_shared_rows_bit_identical(hf, tmp_path, cap
     ("scripts/extract_embeddings.py", ["--load_model_path", "{hf}", "--vocab_path", "{small}",
                                        "--word_embedding_path", "{tmp}/e.txt"], "has 6 tokens but the word embedding"),
     ("scripts/dynamic_vocab_adapter.py", ["--old_model_path", "{hf}", "--old_vocab_path", "{small}", "--new_vocab_path",
-                                          "{small}", "--new_model_path", "{tmp}/a.bin"], "has 6 tokens but the word"),
+                                          "{small}", "--new_model_path", "{tmp}/a.bin"], "has 6 tokens but the model's word"),
     ("scripts/build_vocab.py", ["--corpus_path", "{gbk}", "--vocab_path", "{tmp}/v.txt"], "gbk.txt:2: not valid UTF-8"),
     ("scripts/build_vocab.py", ["--corpus_path", "{small}", "--vocab_path", "{tmp}/v.txt", "--min_count", "9"],
      "no token occurs 9 times or more"),

@@ -2,10 +2,11 @@
 encoder puts near a word, and its word-embedding matrix.
 
     from uer_like import load_model
-    from uer_like.inspection import model_tokenizer, cloze, nearest_words, nearest_words_in_context
+    from uer_like.io.tokenizer import model_tokenizer
+    from uer_like.inspection import cloze, nearest_words, nearest_words_in_context
 
     model = load_model("hf_dir")
-    tok = model_tokenizer(model)
+    tok = model_tokenizer(model)  # the model directory's own
     cloze(model, tok, ["北京是中[MASK]的首都"], k=5)   # [[[("国", 0.93), ...]]]: per text, per [MASK], top k
     nearest_words(model, tok.vocab, "北", k=10)       # [("南", 0.41), ...]: cosine of input embeddings
     nearest_words_in_context(model, tok, "京", "北京是中国的首都", k=10)
@@ -23,60 +24,13 @@ from .flags import COUNT, check_value
 
 
 # ------------------------------------------------------------------------------------------------ tokenizers
-def _vocab_path(model, vocab_path):
-    """`vocab_path`, else the model's own vocab.txt (model.load_info), else the project's Google Chinese
-    vocabulary when the word embedding has its 21128 rows."""
-    from .io.formats import LoadInfo, load_info_of
-    from .resources import DEFAULT_VOCAB
-
-    if vocab_path is not None:
-        return vocab_path
-    vocab_path = (load_info_of(model) or LoadInfo()).vocab_path
-    if vocab_path is not None and vocab_path.endswith(".txt"):
-        return vocab_path
-    rows = model.embedding.word.embedding.weight.shape[0]
-    if rows != 21128:
-        raise ConfigError(f"the model ({rows} words) has no vocab.txt of its own: pass the vocabulary it was "
-                          "trained with (--vocab_path)")
-    return DEFAULT_VOCAB
-
-
-def model_tokenizer(model, vocab_path=None, spm_model_path=None, tokenizer="bert", do_lower_case=True):
-    """The tokenizer for a loaded model (as the scripts build it): `vocab_path`, else the model's own
-    vocab.txt (model.load_info), else the project's Google Chinese vocabulary when the word embedding has
-    its 21128 rows; with `spm_model_path` the SentencePiece model's pieces. The vocabulary's size must equal
-    the word embedding's rows."""
-    from .io import check_vocab
-    from .tokenizers import build_tokenizer
-
-    if not spm_model_path:
-        vocab_path = _vocab_path(model, vocab_path)
-    tok = build_tokenizer(tokenizer, vocab_path, spm_model_path=spm_model_path, do_lower_case=do_lower_case)
-    check_vocab(model.embedding.word.embedding.weight.shape[0], tok.vocab, "the model")
-    return tok
-
-
-def model_vocab(model, vocab_path=None, spm_model_path=None):
-    """The model's vocabulary (found as model_tokenizer finds it; no special token required), its size
-    checked against the word embedding."""
-    from .io import check_vocab
-    from .tokenizers.vocab import Vocab
-
-    if spm_model_path:
-        from .tokenizers.spm import load_processor, spm_vocab
-
-        vocab = spm_vocab(load_processor(spm_model_path), spm_model_path)
-    else:
-        vocab = Vocab.load(_vocab_path(model, vocab_path), required=())
-    check_vocab(model.embedding.word.embedding.weight.shape[0], vocab, "the model")
-    return vocab
-
-
 def encode_sentence(tokenizer, text, keep_mask=False):
     """text -> token ids laid out as [CLS] tokens [SEP] (those the vocabulary has). keep_mask: the mask
     token's spelling ([MASK]) in the text is that token, never split by the tokenizer."""
     vocab = tokenizer.vocab
     mask = vocab.specials["mask"]
+    if keep_mask and mask not in vocab:
+        raise ConfigError(f"the vocabulary {vocab.path or ''} has no mask token {mask}: cloze needs one")
     parts = text.split(mask) if keep_mask else [text]
     ids = []
     for i, part in enumerate(parts):
@@ -253,7 +207,7 @@ def save_word_embeddings(matrix, tokens, path, error=DataError):
 
     matrix = np.asarray(matrix.detach().cpu() if torch.is_tensor(matrix) else matrix, dtype=np.float32)
     tokens = list(tokens)
-    if matrix.ndim != 2 or len(tokens) != matrix.shape[0]:
+    if matrix.ndim != 2 or len(tokens) > matrix.shape[0]:
         raise error(f"{len(tokens)} tokens for an embedding matrix of shape {list(matrix.shape)}: give one token "
                     "per row")
     if path.endswith(".npy"):
@@ -268,7 +222,7 @@ def save_word_embeddings(matrix, tokens, path, error=DataError):
                     "write .npy instead")
 
     def write(f):
-        f.write(f"{matrix.shape[0]} {matrix.shape[1]}\n".encode())
+        f.write(f"{len(tokens)} {matrix.shape[1]}\n".encode())
         for t, row in zip(tokens, matrix):
             f.write((t + " " + " ".join(f"{v:.9g}" for v in row.tolist()) + "\n").encode("utf-8"))
 
