@@ -305,10 +305,16 @@ def test_extract_embeddings_writes_the_matrix_load_model_holds(hf, tmp_path, cap
     assert torch.equal(text, held)  # 9 significant digits read float32 back exactly
 
 
-def test_dynamic_vocab_adapter_keeps_shared_rows_bit_identical(hf, tmp_path, capsys):
+@pytest.mark.parametrize("tied", [True, False])
+def test_dynamic_vocab_adapter_keeps_shared_rows_bit_identical(hf, tmp_path, capsys, tied):
     from uer_like import load_model
 
     d, _ = hf
+    if not tied:  # an MLM output layer of its own
+        d = tmp_path / "untied"
+        torch.manual_seed(1)
+        transformers.BertForMaskedLM(transformers.BertConfig(tie_word_embeddings=False, **SMALL)).save_pretrained(d)
+        _write_vocab(d / "vocab.txt", VOCAB)
     new = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "新", "词"] + CHARS[::-1][:20]  # reordered, 2 new, some dropped
     _write_vocab(tmp_path / "new.txt", new)
     out = tmp_path / "adapted.bin"
@@ -317,6 +323,9 @@ def test_dynamic_vocab_adapter_keeps_shared_rows_bit_identical(hf, tmp_path, cap
     assert code in (0, None), err
     old = load_model(str(d)).eval()
     adapted = load_model(str(out), vocab=str(tmp_path / "new.txt")).eval()
+    assert old.config.tie_weights == adapted.config.tie_weights == tied
+    if not tied:
+        assert not torch.equal(old.target.mlm.linear_2.weight, old.embedding.word.embedding.weight)
     assert adapted.embedding.word.embedding.weight.shape[0] == len(new)
     so, sa = old.state_dict(), adapted.state_dict()
     shared = [(VOCAB.index(t), i) for i, t in enumerate(new) if t in VOCAB]
