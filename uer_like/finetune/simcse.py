@@ -167,7 +167,8 @@ class SimCSETask(Task):
                 "label": torch.tensor([f["label"] for f in feats], dtype=torch.float)}
 
     def build_model(self, config, vocab_size, backbone=None, pooler=None):
-        model = SentenceEncoder(config, vocab_size, self.pooling, backbone=backbone)
+        # the saved config names no pretraining head: the file is an encoder (embedding.*, encoder.*) only
+        model = SentenceEncoder(config.replace(target=[]), vocab_size, self.pooling, backbone=backbone)
         model.task = self.name
         return model
 
