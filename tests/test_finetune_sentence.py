@@ -219,3 +219,39 @@ def test_prompt_bad_inputs_one_line(tmp_path, capsys, hf_mlm, untrained):
     err = one_line_error(capsys, "prompt", Q + ["--pretrained_model_path", no_mlm, "--test_path", test, "--template",
                                                 "[TEXT_A]，我[MASK]", "--answer_words", '{"0": "不", "1": "很"}'])
     assert "no masked-LM head" in err
+
+
+# ---------------------------------------------------------------------------------------------- sentence-transformers
+@pytest.mark.parametrize("pooling", ["mean", "first"])
+def test_sentence_transformers_directory_gives_the_same_embeddings(tmp_path, untrained, pooling):
+    """The exported directory read by transformers (AutoModel, AutoTokenizer) with the pooling rule its
+    modules.json / Pooling config name gives the SimCSE model's vectors (sentence-transformers itself read the
+    same layout once: tests/data/similarity/README.md)."""
+    transformers = pytest.importorskip("transformers")
+    from uer_like.finetune.simcse import SimCSETask
+    from uer_like.finetune.st_export import embed_with_transformers, export_sentence_transformers, read_pooling
+    from uer_like.io.checkpoint import load_model
+
+    model_path = str(tmp_path / "simcse.bin")
+    run("simcse", Q + ["--pretrained_model_path", untrained, "--train_path", os.path.join(SIM, "train.tsv"),
+                       "--max_steps", "2", "--batch_size", "8", "--pooling", pooling, "--seq_length", "32",
+                       "--learning_rate", "1e-3", "--output_model_path", model_path])
+    out = export_sentence_transformers(model_path, str(tmp_path / "st"), vocab=VOCAB)
+    modules = json.load(open(os.path.join(out, "modules.json")))
+    assert [m["type"].rsplit(".", 1)[1] for m in modules] == ["Transformer", "Pooling"]
+    assert read_pooling(out) == {"mean": "pooling_mode_mean_tokens", "first": "pooling_mode_cls_token"}[pooling]
+    texts = ["今天天气很好，适合出去走走。", "这本书写得真好", "火车晚点了两个小时", "A股今天大涨3%"]
+    hf_tok = transformers.AutoTokenizer.from_pretrained(out)
+    batch = hf_tok(texts, padding=True, return_tensors="pt")
+    theirs = embed_with_transformers(out, batch["input_ids"], batch["attention_mask"])
+    m = load_model(model_path, strict=False)
+    tok = build_tokenizer("bert", VOCAB)
+    args = argparse.Namespace(seq_length=32, pooling=None, pretrained_model_path=model_path, temperature=0.05)
+    task = SimCSETask(args, Encoder(tok))
+    assert task.pooling == pooling  # read from the task settings beside the model
+    ours_model = task.build_model(m.config, 21128, backbone=(m.embedding, m.encoder)).eval()
+    src = [task.encode([{"text_a": t, "text_b": t, "label": None}])[0]["src"] for t in texts]
+    assert [s for s in src] == [[i for i in row if i] for row in batch["input_ids"].tolist()]  # the same tokens
+    with torch.no_grad():
+        ours = ours_model.embed(batch["input_ids"], batch["attention_mask"])
+    assert (ours - theirs).abs().max() < 1e-5
