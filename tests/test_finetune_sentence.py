@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from uer_like import build_model, save_model
+from uer_like.errors import DataError
 from uer_like.finetune import main, run
 from uer_like.finetune.prompt import PromptTask
 from uer_like.finetune.data import Encoder
@@ -65,7 +66,7 @@ def test_simcse_raises_spearman_over_the_untrained_model(tmp_path, untrained):
     assert lines[0] == "similarity" and len(lines) == 101 and all(-1 <= float(x) <= 1.0001 for x in lines[1:])
 
 
-def test_simcse_losses_unsupervised_and_supervised():
+def test_simcse_losses_unsupervised_and_supervised(tmp_path):
     """The loss is cross-entropy over cosine / temperature with the row's own partner as the answer; a
     text_c column adds every hard negative as a column."""
     from uer_like.finetune.simcse import SimCSETask, cosine_logits
@@ -87,6 +88,13 @@ def test_simcse_losses_unsupervised_and_supervised():
                                                 torch.arange(3))
     assert abs(float(loss) - float(ref)) < 1e-4
     unsup = task.collate(task.encode([dict(e, text_b=None, text_c=None) for e in ex], train=True))
+    with pytest.raises(DataError, match="a text_c column .hard negatives. needs text_b"):
+        task.read(write(tmp_path, "c.tsv", "text_a\ttext_c\n好\t差\n"), train=True)
+    sup = write(tmp_path, "sup.tsv", "text_a\ttext_b\ttext_c\n" + "".join("\t".join((e["text_a"], e["text_b"], e["text_c"])) + "\n"
+                                                                         for e in ex))
+    rep = run("simcse", Q + ["--config_path", "bert/tiny_config.json", "--train_path", sup, "--max_steps", "1",
+                             "--seq_length", "16", "--output_model_path", str(tmp_path / "sup.bin")])
+    assert rep["history"][0]["steps"] == 1 and rep["history"][0]["train_loss"] > 0
     assert batch["parts"] == 3 and unsup["parts"] == 2 and torch.equal(unsup["src"][:3], unsup["src"][3:])
 
 
@@ -192,8 +200,22 @@ def test_prompt_few_shot_training_learns_the_verbaliser(tmp_path, hf_mlm):
                                  "--test_path", data, "--epochs_num", "15", "--batch_size", "4", "--learning_rate", "3e-3",
                                  "--output_model_path", model])
     assert rep["test"]["acc"] == 1.0
-    rep2 = run("prompt", flags + ["--pretrained_model_path", model, "--test_path", data])
+    # used again as a pretrained MLM, its prompt read from the task settings beside it
+    rep2 = run("prompt", Q + ["--pretrained_model_path", model, "--test_path", data, "--seq_length", "24"])
     assert rep2["test"]["acc"] == 1.0
+
+
+def test_prompt_pair_template_layout():
+    tok = build_tokenizer("bert", VOCAB)
+    args = argparse.Namespace(seq_length=12, template="[TEXT_A][ANS][TEXT_B]", answer_words='{"0": "是", "1": "否"}',
+                              prompt_path=None, prompt_id=None, pretrained_model_path=None)
+    task = PromptTask(args, Encoder(tok))
+    f = task.encode([{"text_a": "今天下雨", "text_b": "天气很好吗", "label": "1"}])[0]
+    v = tok.vocab
+    ids = lambda s: [v.get(c) for c in s]  # noqa: E731
+    # [CLS] a [SEP] [MASK] b [SEP], b cut first to fit 12 tokens (as UER-py)
+    assert f["src"] == [v.get("[CLS]")] + ids("今天下雨") + [v.get("[SEP]"), v.mask_id] + ids("天气很好") + [v.get("[SEP]")]
+    assert f["slot"] == 6 and f["label"] == 1 and f["seg"] == [1] * 12
 
 
 def test_prompt_bad_inputs_one_line(tmp_path, capsys, hf_mlm, untrained):

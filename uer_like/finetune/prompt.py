@@ -131,6 +131,12 @@ class PromptTask(Task):
 
     def __init__(self, args, encoder, meta=None):
         super().__init__(args, encoder, meta)
+        if not self.saved and getattr(args, "pretrained_model_path", None) and os.path.isfile(args.pretrained_model_path):
+            from .core import read_finetune_meta
+
+            # a prompt model fine-tuned here, used again as a pretrained MLM: its prompt unless flags give one
+            self.saved = {k: v for k, v in read_finetune_meta(args.pretrained_model_path).items()
+                          if k in ("template", "answer_words")}
         if self.saved.get("template") and not (args.template or args.prompt_path):
             template, words, where = self.saved["template"], self.saved["answer_words"], "the model's task settings"
         else:
