@@ -277,3 +277,11 @@ def test_sentence_transformers_directory_gives_the_same_embeddings(tmp_path, unt
     with torch.no_grad():
         ours = ours_model.embed(batch["input_ids"], batch["attention_mask"])
     assert (ours - theirs).abs().max() < 1e-5
+
+
+def test_first_token_pooling_of_a_causal_model_is_refused(tmp_path, capsys):
+    data = write(tmp_path, "pairs.tsv", "label\ttext_a\ttext_b\n1\t好\t很好\n0\t差\t很好\n")
+    gpt = Q + ["--config_path", "gpt2/tiny_config.json", "--train_path", data, "--seq_length", "16"]
+    for task in ("siamese", "simcse"):
+        err = one_line_error(capsys, task, gpt)
+        assert "--pooling first on a model with a causal mask" in err and "--pooling last or mean" in err

@@ -19,7 +19,7 @@ from ..errors import ConfigError, DataError
 from . import data as D
 from .classification import add_labels_num_arg, check_labels, classification_metrics, infer_labels_num
 from .models import init_linear
-from .simcse import SentenceEncoder, add_pooling_arg, encode_sentence, read_pairs
+from .simcse import SentenceEncoder, add_pooling_arg, check_pooling, encode_sentence, read_pairs
 from .tasks import TASKS, Task
 
 
@@ -100,6 +100,7 @@ class SiameseTask(Task):
                 "label": torch.tensor([f["label"] for f in feats], dtype=torch.long)}
 
     def build_model(self, config, vocab_size, backbone=None, pooler=None):
+        check_pooling(config, self.pooling)
         model = SiameseClassifier(config, vocab_size, self.labels_num, self.pooling, backbone=backbone)
         model.task = self.name
         return model

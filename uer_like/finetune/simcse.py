@@ -26,7 +26,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..flags import Float
 from ..targets.cls import pool
 from . import data as D
@@ -49,6 +49,14 @@ class SentenceEncoder(TaskModel):
     def embed(self, src, seg, **inputs):
         """src, seg [batch, seq] -> sentence vectors [batch, hidden]."""
         return pool(self.encode(src, seg, **inputs), seg, self.pooling)
+
+
+def check_pooling(config, pooling):
+    """Refuse pooling the first token under a causal mask (GPT-2): it sees only itself, so every sentence
+    would get the same vector."""
+    if config.mask == "causal" and pooling == "first":
+        raise ConfigError("--pooling first on a model with a causal mask: its first token sees only itself, so "
+                          "every sentence gets the same vector; pass --pooling last or mean")
 
 
 def cosine_logits(x, y, temperature):
@@ -167,6 +175,7 @@ class SimCSETask(Task):
                 "label": torch.tensor([f["label"] for f in feats], dtype=torch.float)}
 
     def build_model(self, config, vocab_size, backbone=None, pooler=None):
+        check_pooling(config, self.pooling)
         # the saved config names no pretraining head: the file is an encoder (embedding.*, encoder.*) only
         model = SentenceEncoder(config.replace(target=[]), vocab_size, self.pooling, backbone=backbone)
         model.task = self.name
