@@ -15,6 +15,12 @@ TRANSFORMERS = {
     "albert_shared_causal": ("albert/base_config.json",
                              dict(SMALL, emb_size=16, mask="causal", target=["lm"])),
     "sinusoidal_causal": ("gpt2/mini_config.json", dict(SMALL, embedding=["word", "sinusoidalpos"])),
+    # T5's causal buckets (8 buckets, max_distance 12: the longest rows reach the log and the clamped ones); the
+    # new tokens' bias must use their absolute positions
+    "relative_bucket_causal": ("gpt2/mini_config.json",
+                               dict(SMALL, embedding=["word"], position_scheme="relative_position_bucket",
+                                    relative_attention_buckets_num=8, relative_attention_max_distance=12)),
+    "relative_bucket_post_ln_causal": ("mpnet/tiny_config.json", dict(SMALL, mask="causal", target=["lm"])),
 }
 
 

@@ -133,7 +133,8 @@ def test_hugging_face_families_are_registered_modules():
     from uer_like import ConfigError
     from uer_like.io import families, hf
 
-    assert families.names() == ["albert", "bert", "electra", "ernie", "gpt2", "nezha", "roberta", "roformer", "xlnet"]
+    assert families.names() == ["albert", "bert", "electra", "ernie", "gpt2", "mpnet", "nezha", "roberta", "roformer",
+                                "xlnet"]
     bert = families.get("bert")
     assert (bert.base_prefix, bert.class_prefix, bert.other_prefixes) == ("bert", "Bert", ("ernie.",))
     assert bert.architecture({"mlm", "sp"}) == "BertForPreTraining"

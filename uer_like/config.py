@@ -52,11 +52,18 @@ class ModelConfig:
     factorized_embedding_parameterization: bool = False
     parameter_sharing: bool = False
     # how attention sees token order (uer_like/layers/positions/): "absolute" (the embedding's pos /
-    # sinusoidalpos), "rotary" (RoFormer), "nezha" (functional relative), "xlnet" (relative attention)
+    # sinusoidalpos), "rotary" (RoFormer), "nezha" (functional relative), "xlnet" (relative attention),
+    # "relative_position_bucket" (T5 / MPNet's bucketed bias; UER-py's relative_position_embedding: true)
     position_scheme: str = "absolute"
     max_relative_position: int = 64  # nezha: relative distances are clipped to +-max_relative_position
     rotary_value: bool = False  # rotary: rotate the values too (RoFormer's option)
     clamp_len: int = -1  # xlnet: relative distances clamped to +-clamp_len when > 0
+    # relative_position_bucket (T5, MPNet): buckets of the shared bias table (UER-py's key), the distance
+    # from which every farther key shares the last bucket, and whether keys after the query get their own
+    # buckets (None: bidirectional unless mask is causal)
+    relative_attention_buckets_num: int = 32
+    relative_attention_max_distance: int = 128
+    relative_attention_bidirectional: Optional[bool] = None
     # heads
     tie_weights: bool = False
     has_lmtarget_bias: bool = False

@@ -81,7 +81,6 @@ TRAINING_ONLY_KEYS = frozenset({
 NOT_IMPLEMENTED_KEYS = {
     "has_residual_attention": "residual attention (RealFormer) is not implemented",
     "attention_head_size": "an attention head size other than hidden_size / heads_num is not implemented",
-    "relative_attention_buckets_num": "T5 relative position buckets are not implemented",
     "prefix_lm_loss": "the prefix-LM loss is not implemented",
     "full_sentences": "full_sentences packing is not implemented",
     "dynamic_masking": "a preprocessing option here: pass --dynamic_masking to preprocess.py",
@@ -138,9 +137,6 @@ def check_family(d, source):
     for key, family in _OTHER_FAMILY_KEYS.items():
         if key in d:
             raise unsupported(source, family, key, d[key])
-    if d.get("relative_position_embedding"):
-        raise unsupported(source, "t5 (relative position bias)", "relative_position_embedding",
-                          d["relative_position_embedding"])
     if d.get("mask") == "causal_with_prefix":
         raise unsupported(source, "prefix-LM (UniLM)", "mask", d["mask"])
 
@@ -165,6 +161,31 @@ def _rotary_flag(d, source):
     return d
 
 
+def _relative_flag(d, source):
+    """UER-py's `relative_position_embedding: true` (its T5 configs) is `position_scheme:
+    "relative_position_bucket"` with bidirectional buckets, as UER-py's encoder builds them whatever its mask.
+    UER-py adds the bias before the scores are scaled, uer_like (as T5 and MPNet) after: the two agree when the
+    scores are not scaled (remove_attention_scale, as in every T5 config), so a scaled one is refused."""
+    if "relative_position_embedding" not in d:
+        return d
+    relative = d.pop("relative_position_embedding")
+    if not isinstance(relative, bool):
+        raise ConfigError(f"{source}: config key 'relative_position_embedding' must be true or false, got "
+                          f"{relative!r}")
+    if relative:
+        if d.get("position_scheme", "relative_position_bucket") != "relative_position_bucket":
+            raise ConfigError(f"{source}: relative_position_embedding true contradicts position_scheme "
+                              f"{d['position_scheme']!r}")
+        if not d.get("remove_attention_scale"):
+            raise ConfigError(f"{source}: relative_position_embedding true with scaled attention scores is UER-py's "
+                              "bias added before the scaling, which uer_like does not compute; set "
+                              "remove_attention_scale true (as T5), or use position_scheme "
+                              "'relative_position_bucket' (the bias added after the scaling, as MPNet)")
+        d["position_scheme"] = "relative_position_bucket"
+        d.setdefault("relative_attention_bidirectional", True)
+    return d
+
+
 def normalize(d, source="config"):
     """A raw UER-format config dict (any era) -> a dict of ModelConfig keys in the current form.
 
@@ -182,10 +203,11 @@ def normalize(d, source="config"):
                 continue
             raise ConfigError(f"{source}: config key '{key}' ({value!r}) changes the model or its data and is not "
                               f"supported: {NOT_IMPLEMENTED_KEYS[key]}")
-        if key in ("relative_position_embedding", "share_relative_position_embedding"):
-            continue  # false here (check_family refused true)
+        if key == "share_relative_position_embedding":
+            continue  # a seq2seq inference flag of UER-py's (the seq2seq family is refused above)
         out[key] = value
     out = _rotary_flag(out, source)
+    out = _relative_flag(out, source)
     emb = out.get("embedding")
     if isinstance(emb, str) and emb in EMBEDDING_STRINGS:
         forced.update(EMBEDDING_STRINGS[emb])

@@ -11,7 +11,7 @@ import torch.nn as nn
 from ..layers.context import AttentionContext, KVCache
 from ..layers.norms import build_layernorm
 from ..layers.transformer import TransformerLayer
-from ..registry import ENCODERS
+from ..registry import ENCODERS, POSITION_SCHEMES
 
 
 @ENCODERS.register("transformer")
@@ -30,6 +30,8 @@ class TransformerEncoder(nn.Module):
         else:
             self.transformer = nn.ModuleList([TransformerLayer(config) for _ in range(config.layers_num)])
         self.layer_norm = build_layernorm(config) if config.layernorm_positioning == "pre" else None
+        # what every layer's position scheme shares (T5's bucket-bias table; UER-py's name), or None
+        self.relative_pos_emb = POSITION_SCHEMES.get(config.position_scheme).shared(config)
         self.heads_num = config.heads_num
         self.per_head_size = config.hidden_size // config.heads_num
         self.unpad = True  # in training: compute on real tokens only
@@ -43,6 +45,8 @@ class TransformerEncoder(nn.Module):
         # emb: [batch, seq, emb_size]; seg: [batch, seq] (0 = padding); positions: [batch | 1, seq] or None
         # (0..seq-1); cache: a KVCache from init_cache (the new tokens follow the cached ones) or None
         ctx = AttentionContext.build(seg, self.causal, positions, cache)
+        if self.relative_pos_emb is not None:
+            ctx.bias = self.relative_pos_emb(ctx)  # once for all layers
         packed = self.unpad and self.training and ctx.unpadded()
         hidden = ctx.unpad(emb) if packed else emb  # [n_tokens, emb_size] when packed
         if self.linear is not None:

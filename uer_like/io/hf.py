@@ -433,6 +433,10 @@ def hf_family_for(config, prefer=None):
     if c.remove_attention_bias:
         raise ConfigError("attention projections without bias (remove_attention_bias) export only as XLNet "
                           "(position_scheme 'xlnet')")
+    if scheme == "relative_position_bucket":
+        from .families.mpnet import check_export
+
+        return check_export(c)
     if c.mask == "causal":
         if scheme != "absolute":
             raise ConfigError(f"a causal model with position_scheme {scheme!r} (such as NEZHA-Gen) has no Hugging Face "

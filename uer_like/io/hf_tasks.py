@@ -5,7 +5,7 @@ and PATH_finetune.json (the task settings) beside it. Its head maps onto a trans
 
   task             head here                              transformers class (Bert/Roberta/Albert/Electra...)
   classification,  output_layer_1 (dense + tanh on [CLS])  ...ForSequenceClassification: bert/albert pooler +
-  regression,      output_layer_2                          classifier; roberta classifier.dense + out_proj
+  regression,      output_layer_2                          classifier; roberta, mpnet classifier.dense + out_proj
   multi_label
   tagging          output_layer                            ...ForTokenClassification: classifier
   mrc              output_layer [2, hidden] (start, end)    ...ForQuestionAnswering: qa_outputs
@@ -32,7 +32,7 @@ from . import hf as hfmod
 SUFFIX = {"classification": "ForSequenceClassification", "regression": "ForSequenceClassification",
           "multi_label": "ForSequenceClassification", "tagging": "ForTokenClassification",
           "mrc": "ForQuestionAnswering", "multiple_choice": "ForMultipleChoice"}
-CLASS_PREFIX = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra"}
+CLASS_PREFIX = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "mpnet": "MPNet"}
 PROBLEM_TYPE = {"classification": "single_label_classification", "regression": "regression",
                 "multi_label": "multi_label_classification"}
 POOLED = ("classification", "regression", "multi_label", "multiple_choice")  # dense + tanh on [CLS] first
@@ -63,12 +63,12 @@ def is_task_dir(path):
 def _head_layout(task, family):
     """-> (backbone targets, [(internal head key prefix, HF key prefix)]) for a task in a family."""
     if task in ("classification", "regression", "multi_label"):
-        if family == "roberta":
+        if family in ("roberta", "mpnet"):
             return [], [("output_layer_1.", "classifier.dense."), ("output_layer_2.", "classifier.out_proj.")]
         if family in ("bert", "albert"):
             return ["pooler"], [("output_layer_2.", "classifier.")]
     elif task == "multiple_choice":
-        if family in ("bert", "albert", "roberta"):
+        if family in ("bert", "albert", "roberta", "mpnet"):
             return ["pooler"], [("output_layer_2.", "classifier.")]
     elif task == "tagging":
         return [], [("output_layer.", "classifier.")]
@@ -78,7 +78,7 @@ def _head_layout(task, family):
         raise ConfigError(f"the fine-tuning task {task!r} has no Hugging Face class here; exportable: "
                           f"{', '.join(SUFFIX)}")
     raise ConfigError(f"a {task} head on a {family} model has no transformers equivalent (its classification "
-                      "head differs); exportable families for it: bert, roberta, albert")
+                      "head differs); exportable families for it: bert, roberta, albert, mpnet")
 
 
 def _labels(task, meta, head_rows):

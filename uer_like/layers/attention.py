@@ -55,11 +55,20 @@ class AttentionScheme(nn.Module):
       of every key (cached ones first, [batch, heads, keys, head_dim]); `ctx.mask` (bool, True = may attend,
       [batch, 1, queries | 1, keys], or None), `ctx.is_causal`, `ctx.query_positions` and
       `ctx.key_positions` [batch | 1, keys]. Relative schemes compute attention here: NEZHA adds its
-      relative-position tables to the scores and the weighted values, T5 turns its bucketed bias into a
-      float `attn_mask` for SDPA, XLNet computes its own content and position terms.
+      relative-position tables to the scores and the weighted values, T5 and MPNet pass their bucketed
+      bias to SDPA as a float `attn_mask`, XLNet computes its own content and position terms.
+
+    A scheme whose parameters are one set for all layers (T5's bucket-bias table) returns a module from the
+    classmethod `shared(config)`: the encoder owns it (`encoder.relative_pos_emb`) and calls it once per
+    forward, `ctx.bias = module(ctx)`, before the first layer; every layer's `attend` reads `ctx.bias`.
 
     A layer receives its scheme as `MultiHeadedAttention(..., scheme=MyScheme(...))`.
     """
+
+    @classmethod
+    def shared(cls, config):
+        """The module all layers share, owned by the encoder (None: the layers' schemes hold everything)."""
+        return None
 
     def transform(self, q, k, ctx):
         return q, k

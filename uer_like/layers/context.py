@@ -117,10 +117,12 @@ class AttentionContext:
       tokens: it aligns top-left, so it is never used with cached keys);
     seg: [batch, queries], the segments of the new tokens (0 = padding);
     positions: [batch | 1, queries] query positions, or None for 0..seq-1 (see query_positions);
-    cache: the KVCache or None; start: the cache column of the first new token.
+    cache: the KVCache or None; start: the cache column of the first new token;
+    bias: what the encoder's shared position module computed for this forward (a float attention bias
+      [batch | 1, heads, queries, keys] for the bucket scheme), or None.
     """
 
-    __slots__ = ("seg", "mask", "is_causal", "positions", "cache", "start", "end", "index")
+    __slots__ = ("seg", "mask", "is_causal", "positions", "cache", "start", "end", "index", "bias")
 
     def __init__(self, seg, mask=None, is_causal=False, positions=None, cache=None, start=0, end=0):
         self.seg = seg
@@ -130,6 +132,7 @@ class AttentionContext:
         self.cache = cache
         self.start = start
         self.end = end
+        self.bias = None
         self.index = None  # [n_tokens] flat (row-major) positions of the real tokens when unpadded
 
     # ------------------------------------------------------------------ unpadding

@@ -58,4 +58,4 @@ def names():
     return HF_FAMILIES.names()
 
 
-from . import albert, bert, electra, ernie, gpt2, nezha, roberta, roformer, xlnet  # noqa: E402,F401  (registration)
+from . import albert, bert, electra, ernie, gpt2, mpnet, nezha, roberta, roformer, xlnet  # noqa: E402,F401  (registration)

@@ -11,15 +11,16 @@ itself (`attend`, which sees q, k, v, the context's mask and the query/key posit
 - nezha: NEZHA's functional relative positions, sinusoidal tables added to keys and values, distance
   clipped at max_relative_position (its own attention: the value term needs the probabilities);
 - xlnet: XLNet's relative attention (r_w / r_r / segment biases, content stream); the relative terms
-  become a float mask, so scaled_dot_product_attention still computes the softmax and the values.
-
-A T5-style bucketed bias fits the same way as xlnet: an `attend` that adds a bias to SDPA's mask.
+  become a float mask, so scaled_dot_product_attention still computes the softmax and the values;
+- relative_position_bucket: T5's (and MPNet's) learned bias per head and bucket of the relative distance,
+  bidirectional or causal; one table for all layers, owned by the encoder (the scheme's `shared` hook),
+  its bias computed once per forward and passed to scaled_dot_product_attention as a float mask.
 
 A scheme class also checks the config it is used with (`check_config(config, source)`), so that a bad
 combination is one ConfigError before any tensor is built.
 """
 from ...registry import POSITION_SCHEMES
-from . import absolute, nezha, rotary, xlnet  # noqa: F401  (registration)
+from . import absolute, bucket, nezha, rotary, xlnet  # noqa: F401  (registration)
 
 
 def build_scheme(config):
