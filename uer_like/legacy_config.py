@@ -80,7 +80,6 @@ TRAINING_ONLY_KEYS = frozenset({
 # key, never silently dropped. The value is what to tell the user.
 NOT_IMPLEMENTED_KEYS = {
     "has_residual_attention": "residual attention (RealFormer) is not implemented",
-    "attention_head_size": "an attention head size other than hidden_size / heads_num is not implemented",
     "prefix_lm_loss": "the prefix-LM loss is not implemented",
     "full_sentences": "full_sentences packing is not implemented",
     "dynamic_masking": "a preprocessing option here: pass --dynamic_masking to preprocess.py",
@@ -99,8 +98,9 @@ _SEQ2SEQ_TARGETS = {"t5": "t5", "bart": "bart", "gsg": "pegasus", "seq2seq": "se
                     "prefixlm": "prefix-LM (UniLM)"}
 _ENCODER_FAMILIES = {"gatedcnn": "gatedcnn", "cnn": "cnn", "synt": "synthesizer", "attn": "attn",
                      "rcnn": "rcnn", "crnn": "crnn", "dual": "sbert (dual-stream sentence-BERT)"}
-_SEQ2SEQ_KEYS = ("decoder", "tgt_embedding", "decoder_layers_num", "share_embedding", "tgt_tokenizer",
-                 "tgt_vocab_path", "tgt_spm_model_path", "tgt_merges_path", "tgt_do_lower_case", "tgt_seq_length")
+# an encoder-decoder config (decoder: transformer) loads; a target vocabulary of its own (translation) does not
+_SEQ2SEQ_KEYS = ("tgt_tokenizer", "tgt_vocab_path", "tgt_spm_model_path", "tgt_merges_path", "tgt_do_lower_case",
+                 "tgt_seq_length")
 _OTHER_FAMILY_KEYS = {"stream_0": "sbert (dual-stream sentence-BERT)", "stream_1": "sbert (dual-stream sentence-BERT)",
                       "kernel_size": "gatedcnn", "block_size": "gatedcnn", "synt_type": "synthesizer"}
 MODULE_KEYS = ("embedding", "encoder", "target")
@@ -122,7 +122,7 @@ def _names(value):
 def check_family(d, source):
     """Raise the one-line 'not supported' error when the config describes a family uer_like lacks."""
     proc = d.get("data_processor")
-    if isinstance(proc, str) and proc in _SEQ2SEQ_PROCESSORS:
+    if isinstance(proc, str) and proc in _SEQ2SEQ_PROCESSORS and not d.get("decoder"):
         raise unsupported(source, _SEQ2SEQ_PROCESSORS[proc], "data_processor", proc)
     for t in _names(d.get("target")):
         if t in _SEQ2SEQ_TARGETS:
@@ -183,6 +183,17 @@ def _relative_flag(d, source):
                               "'relative_position_bucket' (the bias added after the scaling, as MPNet)")
         d["position_scheme"] = "relative_position_bucket"
         d.setdefault("relative_attention_bidirectional", True)
+    return d
+
+
+def uer_py_tying(d):
+    """UER-py's tying of an encoder-decoder model, as uer/models/model.py does it: `tie_weights` ties the LM head
+    to the decoder's word embedding, and only then does `share_embedding` replace that embedding's weight with
+    the encoder's; the LM head keeps the tensor it had, so with both keys the head is a weight of its own. A UER
+    config read with UER-py's meaning (a UER-format checkpoint's) therefore has tie_weights off in uer_like,
+    where the two keys tie all three (as Hugging Face's BART). Returns the dict, changed in place."""
+    if d.get("decoder") and d.get("share_embedding") and d.get("tie_weights"):
+        d["tie_weights"] = False
     return d
 
 
