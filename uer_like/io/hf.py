@@ -14,6 +14,9 @@ directions, so import and export cannot drift apart. A rule is (HF keys, interna
   xin    XLNet's [d_model, heads, head_dim] input projection (q, k, v, r) <-> a Linear weight [hidden, d_model]
   xqkv   XLNet's q, k, v <-> the fused qkv weight
   xout   XLNet's output projection o [d_model, heads, head_dim] <-> a Linear weight [d_model, hidden]
+  flat   a [1, n] HF tensor <-> an [n] internal one (BART's and PEGASUS' final_logits_bias: the LM-head bias)
+  sin    a fixed table transformers stores (PEGASUS' sinusoidal embed_positions): checked against the table
+         the config gives on import, written on export; the internal name is the embedding that computes it
   extra  a tensor the uer_like model does not use (XLNet's mask_emb, only for two-stream pretraining):
          kept beside the model (model.load_info.hf_extras) and written back on export
 
@@ -236,7 +239,7 @@ def canonical_state(state, family):
     prefixes = (fam.base_prefix + ".",) + fam.other_prefixes
     out = {}
     for k, v in state.items():
-        if k.endswith(_BUFFER_SUFFIXES) or k == "position_ids":
+        if (k.endswith(_BUFFER_SUFFIXES) and not k.endswith(fam.weight_suffixes)) or k == "position_ids":
             continue
         for prefix in prefixes:
             if k.startswith(prefix):
@@ -334,6 +337,15 @@ def uer_config_from_hf(hf, targets, source="config.json"):
     return family, ModelConfig.from_dict(d, source=source)
 
 
+def _fixed_table(internal, cfg):
+    """The fixed table an embedding named by `internal` (embedding.NAME / tgt_embedding.NAME) computes."""
+    from ..embeddings.sinusoidal import concat_table
+
+    if not internal.endswith(".sinusoidalpos_concat"):
+        raise ValueError(f"no fixed table for {internal}")
+    return concat_table(cfg.max_seq_length, cfg.emb_size)
+
+
 def _xlnet_in(t):
     """XLNet [d_model, heads, head_dim] input projection -> Linear weight [heads * head_dim, d_model]."""
     return t.reshape(t.shape[0], -1).t().contiguous()
@@ -383,6 +395,13 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
             out[rule.internal] = cat(ts)
         elif rule.kind == "conv":
             out[rule.internal] = ts[0].t().contiguous()
+        elif rule.kind == "flat":
+            out[rule.internal] = ts[0].reshape(-1)
+        elif rule.kind == "sin":
+            want = _fixed_table(rule.internal, cfg).to(ts[0].dtype)
+            if ts[0].shape != want.shape or not torch.allclose(ts[0].float(), want.float(), atol=1e-4, rtol=0):
+                raise CheckpointError(f"{source}: {rule.hf[0]} is not the sinusoidal table of the config "
+                                      f"(max_position_embeddings x d_model {tuple(want.shape)}, sin | cos halves)")
         elif rule.kind in ("xin", "xqkv"):
             out[rule.internal] = cat([_xlnet_in(t) for t in ts])
         elif rule.kind == "xout":
@@ -409,6 +428,8 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
         if k in hf_state and k not in used:
             if k.endswith(".bias") or cfg.tie_weights:
                 used.add(k)
+    if cfg.share_embedding:  # encoder-decoder files of transformers 4 repeat the shared embedding per side
+        used.update(k for k in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight") if k in hf_state)
     if stale:
         logger.info("%s: %d UER layer-norm gammas recomputed from the scaled ones (no exact copy in %s, or "
                     "changed since the export)", source, len(stale), LAYERNORM_SIDECAR)
@@ -599,6 +620,9 @@ def state_to_hf(model, family, hf_cfg, originals=None):
         if rule.kind == "eye":
             dev = state["embedding.word.embedding.weight"]
             vals = [torch.eye(cfg.hidden_size, dtype=dev.dtype), torch.zeros(cfg.hidden_size, dtype=dev.dtype)]
+        elif rule.kind == "sin":
+            dev = state["embedding.word.embedding.weight"]
+            vals = [_fixed_table(rule.internal, cfg).to(dev.dtype)]
         elif rule.kind == "extra":  # kept from the release, or zeros (XLNet's mask_emb: two-stream pretraining only)
             word = state["embedding.word.embedding.weight"]
             kept = (info.hf_extras if info is not None else {}).get(rule.hf[0])
@@ -617,6 +641,8 @@ def state_to_hf(model, family, hf_cfg, originals=None):
                 vals = list(t.chunk(3, dim=0))
             elif rule.kind == "conv":
                 vals = [t.t()]
+            elif rule.kind == "flat":
+                vals = [t.reshape(1, -1)]
             elif rule.kind == "seg":
                 if tvs == 1 and t.shape[0] == 3 and not torch.equal(t[1], t[2]):
                     logger.warning("RoBERTa export: segment rows 1 and 2 differ; only row 1 is kept (type 0)")

@@ -43,6 +43,8 @@ class Family:
     config_from_hf: Optional[Callable] = None
     config_to_hf: Optional[Callable] = None
     special_ids: Optional[Callable] = None
+    weight_suffixes: tuple = ()  # key endings io/hf.py drops as saved buffers that are weights here (BART's
+    # learned encoder.embed_positions.weight)
 
 
 def register_family(family):
@@ -58,4 +60,4 @@ def names():
     return HF_FAMILIES.names()
 
 
-from . import albert, bert, electra, ernie, gpt2, mpnet, nezha, roberta, roformer, xlnet  # noqa: E402,F401  (registration)
+from . import albert, bart, bert, electra, ernie, gpt2, mpnet, mt5, nezha, pegasus, roberta, roformer, t5, xlnet  # noqa: E402,F401  (registration)
