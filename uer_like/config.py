@@ -136,6 +136,12 @@ class ModelConfig:
             return self.max_seq_length
         return None
 
+    def refuse_decoder(self, what):
+        """A one-line ConfigError for a code path that cannot run an encoder-decoder model (`what` it is)."""
+        if self.decoder is not None:
+            raise ConfigError(f"{what} does not handle encoder-decoder models (decoder: {self.decoder!r}) yet; such "
+                              "a model loads, converts and generates (uer_like.generate)")
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_dict(cls, d, source="config"):

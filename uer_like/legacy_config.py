@@ -14,8 +14,9 @@ its forms changed over the years:
 three groups: a model key uer_like implements (kept), a training-only key that does not change the model
 or its data (TRAINING_ONLY_KEYS: accepted and dropped), or a key that changes the model or the data and is
 not implemented here (NOT_IMPLEMENTED_KEYS: an error naming it). A model family uer_like does not have
-(seq2seq: t5, bart, pegasus, mt; gatedcnn; synthesizer; dual-stream sentence-BERT) fails with one line
-naming the family.
+(gatedcnn; synthesizer; dual-stream sentence-BERT; the 2021 seq2seq targets t5 / bart / gsg that held their
+decoder) fails with one line naming the family. Encoder-decoder configs (`decoder: transformer`, `tgt_embedding`,
+`share_embedding`, `decoder_layers_num`; UER-py since 2022) load.
 """
 from .errors import ConfigError
 
@@ -91,7 +92,8 @@ NOT_IMPLEMENTED_KEYS = {
 _OFF_VALUES = (False, None, 0, "", [])
 
 # ------------------------------------------------------------------------------------------ families
-SUPPORTED_FAMILIES = "BERT, RoBERTa, ALBERT, GPT-2, ELECTRA and recurrent (lstm, gru, rnn, bilstm, bigru, birnn)"
+SUPPORTED_FAMILIES = ("BERT, RoBERTa, ALBERT, GPT-2, ELECTRA, recurrent (lstm, gru, rnn, bilstm, bigru, birnn) and "
+                      "encoder-decoder (decoder: transformer with target lm, as UER-py's T5, BART, PEGASUS since 2022)")
 _SEQ2SEQ_PROCESSORS = {"t5": "t5", "bart": "bart", "gsg": "pegasus", "mt": "mt (seq2seq translation)",
                        "seq2seq": "seq2seq", "prefixlm": "prefix-LM (UniLM)", "cls_mlm": "cls_mlm (prompt)"}
 _SEQ2SEQ_TARGETS = {"t5": "t5", "bart": "bart", "gsg": "pegasus", "seq2seq": "seq2seq", "s2s": "seq2seq",
@@ -222,6 +224,9 @@ def normalize(d, source="config"):
     emb = out.get("embedding")
     if isinstance(emb, str) and emb in EMBEDDING_STRINGS:
         forced.update(EMBEDDING_STRINGS[emb])
+    tgt_emb = out.get("tgt_embedding")  # an encoder-decoder's target embedding, in the same string forms
+    if isinstance(tgt_emb, str) and tgt_emb in EMBEDDING_STRINGS:
+        out["tgt_embedding"] = list(EMBEDDING_STRINGS[tgt_emb]["embedding"])
     enc = out.get("encoder")
     if isinstance(enc, str) and enc in ENCODER_ALIASES:
         forced.update(ENCODER_ALIASES[enc])

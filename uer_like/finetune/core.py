@@ -141,6 +141,7 @@ def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrid
                 raise
             model = load_model(pretrained_model_path, config=saved, strict=False, vocab_size=vocab_size,
                                config_overrides=config_overrides)
+        model.config.refuse_decoder("fine-tuning")
         rows = model.embedding.word.embedding.weight.shape[0]
         if rows < vocab_size:
             raise CheckpointError(f"{pretrained_model_path}: the word embedding has {rows} rows but the vocabulary has "
@@ -154,6 +155,7 @@ def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrid
                 break
         return model.config, (model.embedding, model.encoder), pooler
     config = load_config(config_path or "bert/base_config.json", **(config_overrides or {}))
+    config.refuse_decoder("fine-tuning")
     if config.vocab_size != vocab_size:
         config = config.replace(vocab_size=vocab_size)
     return config, None, None

@@ -401,7 +401,8 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     models, io/hf_tasks.py): (architecture, config.json entries, head tensors by Hugging Face name)."""
     info = formats.load_info_of(model) or LoadInfo()
     family = family or hfmod.hf_family_for(model.config, prefer=info.family)
-    if model.config.layernorm not in ("torch", "normal"):
+    if model.config.layernorm not in ("torch", "normal") and not (model.config.layernorm == "t5"
+                                                                   and family in ("t5", "mt5")):
         logger.warning("the model uses the %s layer norm, which transformers' %s does not compute", model.config.layernorm,
                        family)
     source_hf = info.hf_config

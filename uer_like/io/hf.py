@@ -443,6 +443,8 @@ def hf_family_for(config, prefer=None):
     prefer: the family the model was loaded from, kept when it can still represent the model (an ERNIE 1.0
     release stays model_type 'ernie')."""
     c = config
+    if c.decoder is not None:
+        return _seq2seq_family(c, prefer)
     if c.encoder != "transformer":
         raise ConfigError(f"encoder {c.encoder!r} has no Hugging Face equivalent here (only 'transformer')")
     if c.feed_forward != "dense" or c.remove_transformer_bias or c.layernorm == "t5":
@@ -519,6 +521,19 @@ def hf_family_for(config, prefer=None):
     return family
 
 
+def _seq2seq_family(c, prefer=None):
+    """An encoder-decoder model's family by its positions (the family's config_to_hf checks the rest)."""
+    if c.position_scheme == "relative_position_bucket":
+        return "mt5" if prefer == "mt5" else "t5"
+    if "sinusoidalpos_concat" in c.embedding:
+        return "pegasus"
+    if c.embedding == ["word", "pos"]:
+        return "bart"
+    raise ConfigError(f"an encoder-decoder model with embedding {c.embedding} and position_scheme "
+                      f"{c.position_scheme!r} has no Hugging Face class (BART: word, pos; PEGASUS: word, "
+                      "sinusoidalpos_concat; T5: relative_position_bucket)")
+
+
 def _xlnet_family(c):
     if (c.embedding != ["word"] or not c.remove_embedding_layernorm or not c.remove_attention_bias
             or c.layernorm_positioning != "post" or c.factorized_embedding_parameterization or c.parameter_sharing):
@@ -582,7 +597,8 @@ def hf_config_for(model, family, source_hf=None):
             hf.update(num_labels=c.labels_num, id2label={str(i): f"LABEL_{i}" for i in range(c.labels_num)},
                       label2id={f"LABEL_{i}": i for i in range(c.labels_num)})
     if source_hf:  # keep token ids and tokenizer hints of the release this model came from
-        for k in ("pad_token_id", "bos_token_id", "eos_token_id", "tokenizer_class", "id2label", "label2id"):
+        for k in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "forced_eos_token_id",
+                  "tokenizer_class", "id2label", "label2id"):
             if k in source_hf and (k not in ("id2label", "label2id") or "cls" in c.target):
                 hf[k] = source_hf[k]
     hf["dtype"] = dtype
