@@ -3,9 +3,10 @@ config.json model_type.
 
 A Family declares what io/hf.py reads per family: the base model's attribute in the *For* classes and the
 other prefixes releases use, the class-name prefix, the heads an export writes and the *For* class for a set
-of targets, and the heads a checkpoint carries (read off its keys); GPT-2 and XLNet also their parameter-name
-rules and their config mapping both ways. The BERT-shaped families' names and config mapping are still
-io/hf.py's (build_rules, uer_config_from_hf, hf_config_for).
+of targets, and the heads a checkpoint carries (read off its keys); GPT-2, XLNet, MPNet and the encoder-decoder
+families (BART, PEGASUS, T5, mT5) also their parameter-name rules and their config mapping both ways. The
+BERT-shaped families' names and config mapping are still io/hf.py's (build_rules, uer_config_from_hf,
+hf_config_for).
 """
 from dataclasses import dataclass
 from typing import Callable, Optional
