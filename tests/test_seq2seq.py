@@ -108,6 +108,23 @@ def test_export_loads_in_transformers_with_the_same_logits(models, name, tmp_pat
         assert json.load(f)["decoder_start_token_id"] == 101
 
 
+@pytest.mark.parametrize("name", ["t5", "t5_v1_1"])
+def test_t5_saved_by_transformers_5_loads(models, name, tmp_path):
+    """transformers 5 writes every T5 config with tie_word_embeddings true and says with scale_decoder_outputs
+    whether the head is tied (and scaled): v1.1 keeps its own lm_head.weight."""
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(os.path.join(HF, name))
+    hf.save_pretrained(str(tmp_path))
+    with open(tmp_path / "config.json") as f:
+        cfg = json.load(f)
+    m = uer_like.load_model(str(tmp_path)).eval()
+    assert m.config.tie_weights == m.config.scale_decoder_output == cfg.get("scale_decoder_outputs", name == "t5")
+    z, _ = reference(name)
+    tgt = z["decoder_input_ids"]
+    logits = forward(m, z["input_ids"], z["attention_mask"], tgt, torch.ones_like(tgt))[2]
+    assert (logits[:, z["logit_positions"]] - z["logits"]).abs().max() <= 1e-5
+
+
 @pytest.mark.parametrize("name", ["t5", "bart"])
 def test_uer_py_checkpoint_gives_uer_py_numbers(name, tmp_path):
     d = os.path.join(UER, name)

@@ -329,7 +329,7 @@ def uer_config_from_hf(hf, targets, source="config.json"):
                      data_processor="cls")
     if "task" in d.get("embedding", ()) and extras.get("task_id"):
         d["task_id"] = int(extras["task_id"])
-    d["tie_weights"] = bool(hf.get("tie_word_embeddings", True))
+    d.setdefault("tie_weights", bool(hf.get("tie_word_embeddings", True)))  # a family may decide (T5)
     d["vocab_size"] = need("vocab_size")
     if extras.get("layernorm") in ("normal", "torch"):
         d["layernorm"] = extras["layernorm"]

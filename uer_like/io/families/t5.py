@@ -68,7 +68,10 @@ def config_from_hf(hf, targets, extras, need, act, source):
         raise ConfigError(f"{source}: feed_forward_proj {proj!r} is not supported (relu, gelu, gated-gelu, ...)")
     act_name = hf.get("dense_act_fn") or ("gelu_new" if parts[-1] == "gelu" else parts[-1])
     d_model, heads, d_kv = need("d_model"), need("num_heads"), need("d_kv")
-    tied = bool(hf.get("tie_word_embeddings", True))
+    # transformers 4 and the releases: tie_word_embeddings says it. transformers 5 writes every T5 config as
+    # tied and says with `scale_decoder_outputs` whether the head is the embedding (and scaled): T5, or its own
+    # lm_head.weight (v1.1, mT5)
+    tied = bool(hf["scale_decoder_outputs"] if "scale_decoder_outputs" in hf else hf.get("tie_word_embeddings", True))
     return dict(emb_size=d_model, hidden_size=d_model, feedforward_size=need("d_ff"), heads_num=heads,
                 attention_head_size=None if d_kv * heads == d_model else d_kv, layers_num=need("num_layers"),
                 decoder_layers_num=hf.get("num_decoder_layers") or need("num_layers"),
@@ -80,7 +83,7 @@ def config_from_hf(hf, targets, extras, need, act, source):
                 feed_forward="gated" if gated else "dense", position_scheme="relative_position_bucket",
                 relative_attention_buckets_num=int(hf.get("relative_attention_num_buckets", 32)),
                 relative_attention_max_distance=int(hf.get("relative_attention_max_distance", 128)),
-                relative_attention_bidirectional=True, target=["lm"], scale_decoder_output=tied,
+                relative_attention_bidirectional=True, target=["lm"], scale_decoder_output=tied, tie_weights=tied,
                 data_processor="t5")
 
 
