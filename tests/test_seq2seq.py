@@ -196,3 +196,39 @@ def test_config_checks():
     m = uer_like.build_model(c, 50)
     assert c.tgt_embedding == ["word", "pos"] and len(m.decoder.transformer_decoder) == 3
     assert m.decoder.transformer_decoder[0].context_attn.qkv.weight.shape == (3 * 2 * 8, 32)
+
+
+def test_pegasus_with_uer_py_interleaved_position_table(tmp_path):
+    """UER-py's converter writes its interleaved sin/cos table as embed_positions.weight, and transformers
+    computes with the stored table: the loader takes the layout the file holds, and refuses any other."""
+    import shutil
+
+    transformers = pytest.importorskip("transformers")
+    from safetensors.torch import load_file, save_file
+
+    from uer_like.errors import CheckpointError
+    from uer_like.io.uer import sinusoidal_table
+
+    for f in ("config.json", "vocab.txt"):
+        shutil.copyfile(os.path.join(HF, "pegasus", f), tmp_path / f)
+    state = load_file(os.path.join(HF, "pegasus", "model.safetensors"))
+    cfg = load_config({"emb_size": 64, "hidden_size": 64, "heads_num": 4, "max_seq_length": 64,
+                       "embedding": ["word", "sinusoidalpos"]})
+    for side in ("encoder", "decoder"):
+        state[f"model.{side}.embed_positions.weight"] = sinusoidal_table(cfg)
+    save_file(state, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    m = uer_like.load_model(str(tmp_path)).eval()
+    assert m.config.embedding == m.config.tgt_embedding == ["word", "sinusoidalpos"]
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path)).eval()
+    z, _ = reference("pegasus")
+    with torch.no_grad():
+        want = hf(input_ids=z["input_ids"], attention_mask=z["attention_mask"],
+                  decoder_input_ids=z["decoder_input_ids"]).logits
+    tgt = z["decoder_input_ids"]
+    got = forward(m, z["input_ids"], z["attention_mask"], tgt, torch.ones_like(tgt))[2]
+    assert (got - want).abs().max() <= 1e-5
+    assert (want[:, z["logit_positions"]] - z["logits"]).abs().max() > 1e-2  # the table matters
+    state["model.encoder.embed_positions.weight"] = state["model.encoder.embed_positions.weight"] * 2
+    save_file(state, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="neither transformers' sinusoidal table"):
+        uer_like.load_model(str(tmp_path))

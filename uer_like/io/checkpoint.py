@@ -268,6 +268,9 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=F
     canon = hfmod.canonical_state(state, family)
     targets = hfmod.targets_from_keys(family, canon)
     _, config = hfmod.uer_config_from_hf(hf_cfg, targets, source=source)
+    from_tensors = hfmod.families.get(family).config_from_state
+    if from_tensors is not None:  # what config.json does not say but the tensors do (PEGASUS' position table)
+        config = config.replace(**from_tensors(canon, config, source))
     word = canon.get(hfmod.hf_names(family, config).get("embedding.word.embedding.weight", ("",))[0])
     if word is not None and word.shape[0] != config.vocab_size:
         raise CheckpointError(f"{source}: the word embedding has {word.shape[0]} rows but config.json says "

@@ -340,10 +340,13 @@ def uer_config_from_hf(hf, targets, source="config.json"):
 def _fixed_table(internal, cfg):
     """The fixed table an embedding named by `internal` (embedding.NAME / tgt_embedding.NAME) computes."""
     from ..embeddings.sinusoidal import concat_table
+    from .uer import sinusoidal_table
 
-    if not internal.endswith(".sinusoidalpos_concat"):
-        raise ValueError(f"no fixed table for {internal}")
-    return concat_table(cfg.max_seq_length, cfg.emb_size)
+    if internal.endswith(".sinusoidalpos_concat"):
+        return concat_table(cfg.max_seq_length, cfg.emb_size)
+    if internal.endswith(".sinusoidalpos"):
+        return sinusoidal_table(cfg)
+    raise ValueError(f"no fixed table for {internal}")
 
 
 def _xlnet_in(t):
@@ -401,7 +404,7 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
             want = _fixed_table(rule.internal, cfg).to(ts[0].dtype)
             if ts[0].shape != want.shape or not torch.allclose(ts[0].float(), want.float(), atol=1e-4, rtol=0):
                 raise CheckpointError(f"{source}: {rule.hf[0]} is not the sinusoidal table of the config "
-                                      f"(max_position_embeddings x d_model {tuple(want.shape)}, sin | cos halves)")
+                                      f"(max_position_embeddings x d_model {tuple(want.shape)})")
         elif rule.kind in ("xin", "xqkv"):
             out[rule.internal] = cat([_xlnet_in(t) for t in ts])
         elif rule.kind == "xout":
@@ -525,7 +528,8 @@ def _seq2seq_family(c, prefer=None):
     """An encoder-decoder model's family by its positions (the family's config_to_hf checks the rest)."""
     if c.position_scheme == "relative_position_bucket":
         return "mt5" if prefer == "mt5" else "t5"
-    if "sinusoidalpos_concat" in c.embedding:
+    if "sinusoidalpos_concat" in c.embedding or (c.embedding == ["word", "sinusoidalpos"]
+                                                 and c.layernorm_positioning == "pre"):
         return "pegasus"
     if c.embedding == ["word", "pos"]:
         return "bart"

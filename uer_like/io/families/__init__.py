@@ -44,6 +44,8 @@ class Family:
     config_from_hf: Optional[Callable] = None
     config_to_hf: Optional[Callable] = None
     special_ids: Optional[Callable] = None
+    config_from_state: Optional[Callable] = None  # (canonical HF tensors, config, source) -> uer_like config keys
+    # that the tensors settle and config.json does not (PEGASUS' position table layout)
     weight_suffixes: tuple = ()  # key endings io/hf.py drops as saved buffers that are weights here (BART's
     # learned encoder.embed_positions.weight)
 

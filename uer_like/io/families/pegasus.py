@@ -1,22 +1,27 @@
 """PEGASUS (PegasusForConditionalGeneration; uer/pegasus-*-chinese-cluecorpussmall): BART's layer names
-(bart.py) with pre-LN and a final `layer_norm` after each stack, fixed sinusoidal positions without offset
-(sines in the first half of the dimensions, cosines in the second: the `sinusoidalpos_concat` embedding;
-transformers stores the table as embed_positions.weight, checked on import), token embeddings times
-sqrt(d_model) (`scale_embedding: true`), no embedding layer norm, final_logits_bias.
+(bart.py) with pre-LN and a final `layer_norm` after each stack, fixed sinusoidal positions without offset,
+token embeddings times sqrt(d_model) (`scale_embedding: true`), no embedding layer norm, final_logits_bias.
+
+The position table is stored as embed_positions.weight, and transformers computes with the stored table. The
+one transformers builds has the sines in the first half of the dimensions and the cosines in the second (the
+`sinusoidalpos_concat` embedding); UER-py's converter (convert_pegasus_from_uer_to_huggingface.py) writes
+its own interleaved table (sin, cos, sin, ...: the `sinusoidalpos` embedding). The loader takes the embedding
+whose table the file holds (config_from_state), and refuses any other table.
 """
 from ...errors import ConfigError
 from . import Family, register_family
 from .bart import check_export, common_config, common_to_hf, head_rules, is_base_key, layer_rules
 
 POSITIONS = ["word", "sinusoidalpos_concat"]
+LAYOUTS = (["word", "sinusoidalpos_concat"], ["word", "sinusoidalpos"])  # transformers' table, UER-py's
 
 
 def rules(cfg):
     from ..hf import Rule, _ln
 
     r = head_rules(cfg)
-    r += [Rule("encoder.embed_positions.weight", "embedding.sinusoidalpos_concat", "sin"),
-          Rule("decoder.embed_positions.weight", "tgt_embedding.sinusoidalpos_concat", "sin")]
+    r += [Rule("encoder.embed_positions.weight", f"embedding.{cfg.embedding[1]}", "sin"),
+          Rule("decoder.embed_positions.weight", f"tgt_embedding.{cfg.tgt_embedding[1]}", "sin")]
     r += _ln("encoder.layer_norm", "encoder.layer_norm") + _ln("decoder.layer_norm", "decoder.layer_norm")
     return r + layer_rules(cfg)
 
@@ -31,9 +36,30 @@ def config_from_hf(hf, targets, extras, need, act, source):
     return d
 
 
+def config_from_state(state, cfg, source):
+    """The embedding whose table the file's embed_positions.weight holds (the encoder's; the decoder's is
+    checked against the same on loading)."""
+    from ...errors import CheckpointError
+    from ..hf import _fixed_table
+
+    table = state.get("encoder.embed_positions.weight")
+    if table is None:
+        return {}
+    for names in LAYOUTS:
+        want = _fixed_table(f"embedding.{names[1]}", cfg)
+        if table.shape == want.shape and (table.float() - want).abs().max() <= 1e-4:
+            return {"embedding": names, "tgt_embedding": names}
+    raise CheckpointError(f"{source}: encoder.embed_positions.weight is neither transformers' sinusoidal table (sin | "
+                          "cos halves) nor UER-py's (sin, cos interleaved) for max_position_embeddings x d_model "
+                          f"{tuple(_fixed_table('embedding.sinusoidalpos', cfg).shape)}")
+
+
 def config_to_hf(model, arch, eps):
     c = model.config
-    check_export(c, "pre", POSITIONS)
+    if c.embedding in LAYOUTS:
+        check_export(c, "pre", c.embedding)
+    else:
+        check_export(c, "pre", POSITIONS)
     if not c.remove_embedding_layernorm:
         raise ConfigError("a PEGASUS export has no embedding layer norm (remove_embedding_layernorm)")
     hf = common_to_hf(model, arch, "pegasus")
@@ -43,4 +69,5 @@ def config_to_hf(model, arch, eps):
 
 register_family(Family("pegasus", "model", "Pegasus", frozenset({"lm"}), lambda t: "PegasusForConditionalGeneration",
                        ([("lm", ())],), rules=rules, is_base_key=is_base_key, config_from_hf=config_from_hf,
-                       config_to_hf=config_to_hf, weight_suffixes=("encoder.embed_positions.weight",)))
+                       config_to_hf=config_to_hf, weight_suffixes=("encoder.embed_positions.weight",),
+                       config_from_state=config_from_state))
