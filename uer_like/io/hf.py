@@ -14,6 +14,9 @@ directions, so import and export cannot drift apart. A rule is (HF keys, interna
   xin    XLNet's [d_model, heads, head_dim] input projection (q, k, v, r) <-> a Linear weight [hidden, d_model]
   xqkv   XLNet's q, k, v <-> the fused qkv weight
   xout   XLNet's output projection o [d_model, heads, head_dim] <-> a Linear weight [d_model, hidden]
+  dup    export only: a copy of a tensor another rule loads (BART's embed_tokens beside model.shared when
+         the head is untied); ignored on import, present or not
+  pad2   export only: a position table counted from 0 written with two zero rows in front (BART's offset 2)
   flat   a [1, n] HF tensor <-> an [n] internal one (BART's and PEGASUS' final_logits_bias: the LM-head bias)
   sin    a fixed table transformers stores (PEGASUS' sinusoidal embed_positions): checked against the table
          the config gives on import, written on export; the internal name is the embedding that computes it
@@ -374,8 +377,8 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
     tvs = int(hf.get("type_vocab_size", 2))
     for rule in build_rules(family, cfg):
         present = [k for k in rule.hf if k in hf_state]
-        if rule.kind == "eye":
-            used.update(present)  # ALBERT projection exported as identity: nothing to load into
+        if rule.kind in ("eye", "dup"):
+            used.update(present)  # ALBERT projection exported as identity / a copy: nothing to load into
             continue
         if len(present) != len(rule.hf):
             missing += [k for k in rule.hf if k not in hf_state]
@@ -655,7 +658,7 @@ def state_to_hf(model, family, hf_cfg, originals=None):
                 if originals is not None:
                     originals[rule.internal] = t.contiguous().clone()
                 vals = [_scaled_gamma(t)]
-            elif rule.kind == "copy":
+            elif rule.kind in ("copy", "dup"):
                 vals = [t]
             elif rule.kind == "qkv":
                 vals = list(t.chunk(3, dim=0))
@@ -663,6 +666,8 @@ def state_to_hf(model, family, hf_cfg, originals=None):
                 vals = [t.t()]
             elif rule.kind == "flat":
                 vals = [t.reshape(1, -1)]
+            elif rule.kind == "pad2":
+                vals = [torch.cat([t.new_zeros(2, t.shape[1]), t])]
             elif rule.kind == "seg":
                 if tvs == 1 and t.shape[0] == 3 and not torch.equal(t[1], t[2]):
                     logger.warning("RoBERTa export: segment rows 1 and 2 differ; only row 1 is kept (type 0)")

@@ -2,7 +2,10 @@
 encoder and decoder with biases everywhere, learned positions offset by 2 on both sides (position p is row
 p + 2 of embed_positions), layernorm_embedding on both sides, one word embedding (`model.shared`) for both
 sides and the tied LM head, and `final_logits_bias` (the LM head's bias). Its own names and config keys; the
-layer names are shared with PEGASUS (pegasus.py).
+layer names are shared with PEGASUS (pegasus.py). UER-py's BART (positions from 0, UER layer norms, a head of its
+own) exports as UER-py's converter writes it: two zero rows before the position table, tie_word_embeddings
+false; its layer norms as every UER layer norm exports (io/hf.py: scaled gammas; transformers' BART fixes eps
+at 1e-5, so the outputs agree to about 1e-5 relative, not exactly).
 """
 from ...errors import ConfigError
 from . import Family, register_family
@@ -40,7 +43,10 @@ def head_rules(cfg):
     r = [Rule("shared.weight", "embedding.word.embedding.weight"),
          Rule("final_logits_bias", "target.lm.output_layer.bias", "flat")]
     if not cfg.tie_weights:
-        r.append(Rule("lm_head.weight", "target.lm.output_layer.weight"))
+        # transformers 5 ties encoder/decoder embed_tokens to `shared` only with tie_word_embeddings
+        r += [Rule("lm_head.weight", "target.lm.output_layer.weight"),
+              Rule("encoder.embed_tokens.weight", "embedding.word.embedding.weight", "dup"),
+              Rule("decoder.embed_tokens.weight", "tgt_embedding.word.embedding.weight", "dup")]
     return r
 
 
@@ -48,8 +54,10 @@ def rules(cfg):
     from ..hf import Rule, _ln
 
     r = head_rules(cfg)
-    r += [Rule("encoder.embed_positions.weight", "embedding.pos.embedding.weight"),
-          Rule("decoder.embed_positions.weight", "tgt_embedding.pos.embedding.weight")]
+    # a UER-py BART (positions from 0) exports with two zero rows in front, as UER-py's converter writes them
+    kind = "pad2" if cfg.position_offset == 0 else "copy"
+    r += [Rule("encoder.embed_positions.weight", "embedding.pos.embedding.weight", kind),
+          Rule("decoder.embed_positions.weight", "tgt_embedding.pos.embedding.weight", kind)]
     r += _ln("encoder.layernorm_embedding", "embedding.layer_norm") + _ln("decoder.layernorm_embedding",
                                                                           "tgt_embedding.layer_norm")
     return r + layer_rules(cfg)
@@ -115,8 +123,8 @@ def check_export(c, positioning, embedding):
 def config_to_hf(model, arch, eps):
     c = model.config
     check_export(c, "post", ["word", "pos"])
-    if c.position_offset != POSITION_OFFSET or c.remove_embedding_layernorm:
-        raise ConfigError("a BART export needs position_offset 2 and the embedding layer norm")
+    if c.position_offset not in (0, POSITION_OFFSET) or c.remove_embedding_layernorm:
+        raise ConfigError("a BART export needs position_offset 2 (or 0: UER-py's BART) and the embedding layer norm")
     hf = common_to_hf(model, arch, "bart")
     hf["scale_embedding"] = False
     return hf
