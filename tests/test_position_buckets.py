@@ -1,7 +1,8 @@
 """position_scheme 'relative_position_bucket' (layers/positions/bucket.py): T5's bucketing, bit for bit against
 transformers' T5; a transformer with it computes what transformers' T5 encoder (bidirectional buckets) and
 T5 decoder stack (causal buckets) compute; one table for all layers, its bias computed once per forward; UER-py's
-config spelling; pretraining a few steps. Cached decoding: tests/test_decoding_cache.py."""
+config spelling; pretraining a few steps; generation with a key/value cache equals without (more cached decoding:
+tests/test_decoding_cache.py)."""
 import json
 
 import pytest
@@ -214,3 +215,21 @@ def test_pretrains_a_few_steps_and_saves(mask, tmp_path, one_torch_thread):
     assert (model.config.position_scheme, model.config.mask) == ("relative_position_bucket", mask)
     for k, v in t.model.state_dict().items():
         assert torch.equal(v, model.state_dict()[k]), k
+
+
+def test_generation_with_a_cache_equals_without():
+    """uer_like.generate on a causal LM with causal buckets: left-padded prompts of different lengths, greedy
+    and beam search, with and without the key/value cache: the same tokens and (greedy) the same logits."""
+    torch.manual_seed(0)
+    model = uer_like.build_model("gpt2/mini_config.json", vocab_size=V, layers_num=2, hidden_size=32, emb_size=32,
+                                 heads_num=4, feedforward_size=64, embedding=["word"],
+                                 position_scheme="relative_position_bucket", relative_attention_buckets_num=8,
+                                 relative_attention_max_distance=10).eval()
+    _perturb(model)
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13], [20, 21, 22, 23]]
+    cached, logits_a = uer_like.generate(model, prompts, 12, return_logits=True)
+    plain, logits_b = uer_like.generate(model, prompts, 12, use_cache=False, return_logits=True)
+    assert cached == plain
+    assert (logits_a - logits_b).abs().max() < 1e-4
+    assert uer_like.generate(model, prompts, 8, num_beams=3) == uer_like.generate(model, prompts, 8, num_beams=3,
+                                                                                     use_cache=False)
