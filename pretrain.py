@@ -5,6 +5,7 @@
     python pretrain.py --config bert/base_config.json --dataset_path dataset.bin \\
         --vocab_path models/google_zh_vocab.txt --output_model_path models/my_bert.bin
     torchrun --nproc_per_node 8 pretrain.py --config bert/base_config.json --dataset_path dataset.bin ...
+    python pretrain.py ... --dev_dataset_path dev.bin --eval_steps 1000     # held-out loss, ppl, accuracy
 
 With no --dataset_path, the bundled sample corpus (corpora/) is preprocessed into .cache/ (once) and used.
 """
@@ -34,6 +35,8 @@ def build_parser():
                    help="a UER-format JSON config: a path or a name in configs/ (e.g. bert/base_config.json)")
     p.add_argument("--dataset_path", default=None, help="made by preprocess.py (default: the bundled sample corpus)")
     p.add_argument("--vocab_path", default=None, help="checked against the dataset's vocabulary")
+    p.add_argument("--ngram_path", default=None,
+                   help="encoder 'zen': ZEN's n-gram lexicon (ngram.txt), matched in every batch")
     p.add_argument("--spm_model_path", default=None,
                    help="SentencePiece model of a word-based dataset (preprocess.py --spm_model_path); checked "
                         "against the dataset's vocabulary")
@@ -82,6 +85,22 @@ def build_parser():
     p.add_argument("--allow_dataset_change", action="store_true",
                    help="resume a checkpoint that was trained on another dataset than --dataset_path (refused "
                         "otherwise: the checkpoint records its dataset's checksum)")
+    p.add_argument("--dev_dataset_path", default=None,
+                   help="held-out text made into a dataset by preprocess.py with the training dataset's options "
+                        "(processor, vocabulary, seq_length, masking): evaluated every --eval_steps and at the end")
+    p.add_argument("--dev_fraction", type=R["dev_fraction"], default=None,
+                   help="hold out this fraction of the training dataset's instances (chosen from --seed, never "
+                        "trained on) as the dev set; recorded in the checkpoints: a resumed run keeps it "
+                        "(default: the checkpoint's, else none)")
+    p.add_argument("--eval_steps", type=R["eval_steps"], default=None,
+                   help="evaluate the dev set every N steps and at the end (default: --save_checkpoint_steps); "
+                        "figures in the log, tensorboard and <checkpoint_dir>/dev_eval.jsonl, the lowest dev loss "
+                        "kept as <checkpoint_dir>/best.pt")
+    p.add_argument("--eval_batches", type=R["eval_batches"], default=100,
+                   help="dev batches (of --batch_size) per evaluation, the same ones each time (0: the whole set)")
+    p.add_argument("--allow_dev_split_change", action="store_true",
+                   help="resume a checkpoint with another --dev_fraction than it was trained with (refused "
+                        "otherwise: instances held out would be trained on)")
     p.add_argument("--distributed_timeout", type=Float(min=1, max=7 * 24 * 3600), default=1800.0,
                    help="seconds a collective waits for a rank that has stopped answering (a frozen worker) before "
                         "the whole run fails")
@@ -148,6 +167,7 @@ def main():
     tb = args.tensorboard_dir
     targs = TrainArgs(
         dataset_path=dataset, config=args.config, vocab_path=args.vocab_path, spm_model_path=args.spm_model_path,
+        ngram_path=args.ngram_path,
         pretrained_model_path=args.pretrained_model_path, output_model_path=args.output_model_path,
         output_format=args.output_format,
         checkpoint_dir=ckpt_dir, total_steps=args.total_steps, batch_size=args.batch_size,
@@ -160,7 +180,9 @@ def main():
         precision="fp16" if args.fp16 else args.precision, compile=args.compile, fsdp=args.fsdp,
         device=args.device, resume=args.resume, tensorboard_dir=tb, deterministic=args.deterministic,
         trace_path=args.trace_path, allow_dataset_change=args.allow_dataset_change,
-        distributed_timeout=args.distributed_timeout, config_overrides=overrides)
+        distributed_timeout=args.distributed_timeout, dev_dataset_path=args.dev_dataset_path,
+        dev_fraction=args.dev_fraction, eval_steps=args.eval_steps, eval_batches=args.eval_batches,
+        allow_dev_split_change=args.allow_dev_split_change, config_overrides=overrides)
     targs.validate()
     if targs.tensorboard_dir is None:
         targs.tensorboard_dir = os.path.join(targs.checkpoint_dir, "tensorboard")

@@ -97,6 +97,7 @@ setup(
         "torch>=2.1",  # requirements.txt pins the CPU build; install it first
         "numpy",
         "sentencepiece",
+        "tokenizers",  # byte-level BPE (GPT-2 / RoBERTa-English releases), imported only when used
         "jieba",
         "tensorboard",
         "tqdm",
@@ -105,7 +106,6 @@ setup(
     extras_require={
         "test": ["pytest", "transformers"],
         "hf": ["transformers"],  # Hugging Face directories through transformers itself (the round trip in README)
-        "tf": ["tensorflow"],
     },
     include_package_data=True,
 )

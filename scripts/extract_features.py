@@ -25,6 +25,7 @@ def build_parser():
     p.add_argument("--vocab_path", help="vocab.txt (default: the release's own)")
     p.add_argument("--spm_model_path", help="SentencePiece model whose pieces are the vocabulary (word-based "
                                             "releases, as UER-py)")
+    p.add_argument("--ngram_path", help="a ZEN model's ngram.txt (default: the one beside the weights)")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--pooling", default="mean", choices=["first", "mean", "max", "last", "none"])
@@ -82,7 +83,8 @@ def _run(args):
     if args.seq_length is None:
         args.seq_length = min(128, model.config.max_seq_length)
     feats = extract_features(model, texts, vocab_path=args.vocab_path, seq_length=args.seq_length,
-                             pooling=args.pooling, batch_size=args.batch_size, spm_model_path=args.spm_model_path)
+                             pooling=args.pooling, batch_size=args.batch_size, spm_model_path=args.spm_model_path,
+                             ngram_path=args.ngram_path)
     if args.pooling == "none":
         write = lambda f: np.savez(f, **{f"f{i}": a for i, a in enumerate(feats)})  # noqa: E731
     else:

@@ -135,10 +135,12 @@ def test_paddle_model_config_json_init_args_form(tmp_path):
 
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
 def test_paddle_bert_shaped_models_with_the_same_layer_names(kind, tmp_path):
-    """PaddleNLP's BertModel / RobertaModel (Chinese RoBERTa: BERT positions) have ERNIE's layer names under
-    their own prefix, and BertForPretraining's head keeps the decoder as `decoder_weight` / `decoder_bias`.
-    Made from the ERNIE fixture by folding the task-type row 0 (task_id 0) into the token-type rows, which
-    computes the same sums; written with pickle protocol 2 (paddle.save(protocol=2))."""
+    """PaddleNLP's BertModel / RobertaModel have ERNIE's layer names under their own prefix, and
+    BertForPretraining's head keeps the decoder as `decoder_weight` / `decoder_bias`. RoBERTa in the
+    model_config.json form (the older PaddleNLP that wrote it numbered Chinese RoBERTa positions from 0, as BERT;
+    PaddleNLP 2.8 numbers them from pad_token_id + 1, tests/test_paddle_releases.py). Made from the ERNIE fixture by
+    folding the task-type row 0 (task_id 0) into the token-type rows, which computes the same sums; written with
+    pickle protocol 2 (paddle.save(protocol=2))."""
     src = _fixture("ernie_paddle")
     d = _copy(src, tmp_path / kind, skip=("model_state.pdparams", "config.json"))
     arrays = paddlefmt.load_pdparams(os.path.join(src, "model_state.pdparams"))
@@ -157,7 +159,14 @@ def test_paddle_bert_shaped_models_with_the_same_layer_names(kind, tmp_path):
     for k in ("use_task_id", "task_id", "task_type_vocab_size"):
         cfg.pop(k)
     cfg.update(model_type=kind, architectures=[f"{kind.capitalize()}ForPretraining"])
-    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    if kind == "roberta":
+        for k in ("model_type", "architectures", "paddlenlp_version", "fuse"):
+            cfg.pop(k)
+        cfg["init_class"] = "RobertaModel"
+        json.dump({"init_args": [cfg], "init_class": "RobertaForPretraining"},
+                  open(os.path.join(d, "model_config.json"), "w"))
+    else:
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
     model = load_model(d)
     assert model.load_info.format == "paddle" and model.load_info.family == "bert" and "task" not in model.config.embedding
     _check_reference(model, src)

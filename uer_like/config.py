@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .resources import CONFIGS_DIR, resolve
 
 MASKS = ("fully_visible", "causal")
-LAYERNORM_POSITIONINGS = ("post", "pre")
+LAYERNORM_POSITIONINGS = ("post", "pre", "grover")
 POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")
 
@@ -82,7 +82,11 @@ class ModelConfig:
     # heads
     tie_weights: bool = False
     has_lmtarget_bias: bool = False
+    # lm target: dense -> activation -> layer norm before the vocabulary projection (BERT's MLM transform, as
+    # NEZHA-Gen's left-to-right head has it)
+    lm_head_transform: bool = False
     pooling: str = "first"
+    cls_act: str = "tanh"  # the cls target's dense layer: tanh (BERT's pooler), relu (DistilBERT's pre_classifier)
     labels_num: int = 2
     # vocabulary and segments
     vocab_size: Optional[int] = None
@@ -114,6 +118,11 @@ class ModelConfig:
     generator_feedforward_size: Optional[int] = None
     generator_layers_num: Optional[int] = None
     electra_lambda: float = 50.0
+    # the zen encoder (ZEN, encoders/zen.py): rows of the n-gram embedding (ngram.txt lines + 1), the n-gram
+    # transformer layers beside the first character layers, the most n-grams matched per sequence
+    ngram_vocab_size: int = 0
+    ngram_layers_num: int = 6
+    max_ngrams: int = 128
 
     @property
     def masking_strategy(self):
@@ -191,7 +200,9 @@ class ModelConfig:
             EMBEDDINGS.get(name, key="embedding")
         if "word" not in self.embedding:
             raise ConfigError(f"{source}: config key 'embedding' must include 'word', got {self.embedding}")
-        ENCODERS.get(self.encoder, key="encoder")
+        check_encoder = getattr(ENCODERS.get(self.encoder, key="encoder"), "check_config", None)
+        if check_encoder is not None:  # an encoder with keys of its own validates them
+            check_encoder(self, source)
         if self.decoder is not None:
             DECODERS.get(self.decoder, key="decoder")
             if "word" not in self.tgt_embedding:
@@ -207,6 +218,9 @@ class ModelConfig:
             if self.mask != "fully_visible" or self.parameter_sharing or self.factorized_embedding_parameterization:
                 raise ConfigError(f"{source}: an encoder-decoder model needs mask 'fully_visible', no parameter sharing "
                                   "and no factorized embedding")
+            if self.layernorm_positioning not in ("post", "pre"):
+                raise ConfigError(f"{source}: an encoder-decoder model needs layernorm_positioning 'post' or 'pre', "
+                                  f"got {self.layernorm_positioning!r}")
             if self.decoder_layers_num is not None and not 0 < self.decoder_layers_num <= MAX_CONFIG_SIZE:
                 raise ConfigError(f"{source}: config key 'decoder_layers_num' must be positive, got "
                                   f"{self.decoder_layers_num}")
@@ -228,6 +242,7 @@ class ModelConfig:
                               f"{self.task_type_vocab_size} task types 0..{self.task_type_vocab_size - 1} "
                               "(task_type_vocab_size)")
         ACTIVATIONS.get(self.hidden_act, key="hidden_act")
+        ACTIVATIONS.get(self.cls_act, key="cls_act")
         LAYERNORMS.get(self.layernorm, key="layernorm")
         if self.mask not in MASKS:
             bad("mask", self.mask, MASKS)

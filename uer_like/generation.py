@@ -52,6 +52,7 @@ vocabulary and, with the new tokens, within the positions). A model whose output
 (checked on the device, without a synchronisation per step), never garbage tokens or a multinomial
 traceback.
 """
+import logging
 import operator
 
 import torch
@@ -61,6 +62,8 @@ from .errors import CheckpointError, ConfigError, DataError
 from .flags import GENERATION_RULES, NONNEG, Int, check_value
 
 __all__ = ["generate", "score"]
+
+logger = logging.getLogger("uer_like")
 
 _NEG = -1.0e9  # transformers' beam-search "impossible" score
 
@@ -318,7 +321,7 @@ class _Decoder:
     def __init__(self, model, src, seg, lengths, max_new, use_cache):
         rows, p = src.shape
         self.model = model
-        self.head = _Head(model.target.lm.output_layer, rows)
+        self.head = _Head(model.target.lm.output_layer, rows, model.target.lm.transform)
         self.padded = bool((seg == 0).any())
         self.use_cache = use_cache
         dev = src.device
@@ -385,7 +388,7 @@ class _Seq2SeqDecoder:
         rows = n * beams
         self.model = model
         self.target = model.target.lm
-        self.head = _Head(self.target.output_layer, rows)
+        self.head = _Head(self.target.output_layer, rows, self.target.transform)
         self.use_cache = use_cache
         self.tokens = torch.full((rows, max_new + 1), start, dtype=torch.long, device=device)
         self.t = 1
@@ -421,9 +424,10 @@ class _Head:
     runs 2-3x faster against a [hidden, vocab] copy (a matrix-vector product), several rows 2x faster
     through a oneDNN weight packed once per generate call. Elsewhere (GPU) nn.Linear as it is."""
 
-    def __init__(self, linear, rows):
+    def __init__(self, linear, rows, transform=None):
         self.linear = linear
         self.run = linear
+        self.transform = transform  # the lm target's transform before the projection (lm_head_transform)
         w, b = linear.weight, linear.bias
         if w.device.type != "cpu" or w.dtype != torch.float32:
             return
@@ -438,7 +442,7 @@ class _Head:
         self.run = (lambda h: h @ wt) if b is None else (lambda h: torch.addmm(b, h, wt))
 
     def __call__(self, h):
-        return self.run(h)
+        return self.run(self.transform(h) if self.transform is not None else h)
 
 
 def _seen_tokens(src, seg, vocab):
@@ -677,7 +681,11 @@ def score(model, sequences, *, batch_size=32):
                 raise DataError(f"sequence {i} has {len(s)} tokens, more than the model's position table covers "
                                 f"(max_seq_length {limit})")
     device = next(model.parameters()).device
-    head = model.target.lm.output_layer
+    lm = model.target.lm
+
+    def head(hidden):
+        return lm.output_layer(lm.transform(hidden))
+
     out = [None] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     was_training = model.training
@@ -758,11 +766,17 @@ def generate_text(model, tokenizer, texts, *, seq_length, max_new_tokens=None, b
         budgets.append(room if max_new_tokens is None else min(max_new_tokens, room))
         prompts.append(ids)
     _check_prompts(prompts, model_vocab, what=f"{source} line", first=1)
+    decode = getattr(tokenizer, "decode", None)  # tokenizers with their own decoding (byte-level BPE, CPM, XLM-R)
     out = []
     for b in range(0, len(prompts), batch_size):
         rows = generate(model, prompts[b:b + batch_size], budgets[b:b + batch_size], eos_token_id=eos, **options)
         for row in rows:
             if eos is not None and row and row[-1] == eos:
                 row = row[:-1]
-            out.append(detokenize(vocab.convert_ids_to_tokens(row), tokenizer_name))
+            if any(i >= len(vocab) for i in row):  # a padding row of the embedding (io/tokenizer.py)
+                logger.warning("generated ids beyond the tokenizer's %d tokens (the embedding's padding rows) "
+                               "are left out of the text", len(vocab))
+                row = [i for i in row if i < len(vocab)]
+            out.append(decode(row) if decode is not None else detokenize(vocab.convert_ids_to_tokens(row),
+                                                                        tokenizer_name))
     return out

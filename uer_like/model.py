@@ -69,15 +69,25 @@ class Model(nn.Module):
         positions: [batch | 1, seq] token positions (0-based), or None for 0..seq-1."""
         return self.embedding(src, seg, positions)
 
-    def encode(self, src, seg, *, positions=None, cache=None):
+    @property
+    def input_keys(self):
+        """The batch fields the encoder takes beside src and seg (the zen encoder's n-gram fields), or ()."""
+        return tuple(getattr(self.encoder, "input_keys", ()))
+
+    def encode(self, src, seg, *, positions=None, cache=None, **inputs):
         """-> encoder output [batch, seq, hidden_size].
 
         cache: from `init_cache`; src/seg are then the tokens that follow the cached ones, and positions
         default to each row's count of real tokens so far (left-padded prompts keep their own positions).
+        inputs: the encoder's own fields (`input_keys`), e.g. the zen encoder's n-grams (data/ngram.py).
         """
+        unknown = sorted(set(inputs) - set(self.input_keys))
+        if unknown:
+            raise ConfigError(f"encoder '{self.config.encoder}' takes no input {', '.join(unknown)} "
+                              f"(its inputs: {', '.join(self.input_keys) or 'src and seg only'})")
         if cache is not None and positions is None:
             positions = cache.default_positions(seg)
-        return self.encoder(self.embedding(src, seg, positions), seg, positions=positions, cache=cache)
+        return self.encoder(self.embedding(src, seg, positions), seg, positions=positions, cache=cache, **inputs)
 
     def memory(self, encoder_output, seg):
         """An encoder-decoder model's encoder output as the decoder's cross-attention reads it (the keys and
@@ -129,7 +139,8 @@ class Model(nn.Module):
                 out.update(res.pop("parts", {}))
             else:
                 if hidden is None:
-                    hidden = self.encode(batch["src"], batch["seg"])
+                    hidden = self.encode(batch["src"], batch["seg"],
+                                         **{k: batch[k] for k in self.input_keys if k in batch})
                 res = target.loss(hidden, batch)
             out[name] = res
             total = res["loss"] if total is None else total + res["loss"]

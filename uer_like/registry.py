@@ -59,3 +59,4 @@ DATA_PROCESSORS = Registry("data_processor")
 POSITION_SCHEMES = Registry("position_scheme")
 FORMATS = Registry("format")  # checkpoint formats on disk (uer_like/io/formats/): detect, read, write
 HF_FAMILIES = Registry("Hugging Face family")  # model_type -> io/families/ adapter
+TF_SCHEMES = Registry("TF checkpoint scheme")  # io/tf_releases.py: a release's variable names -> uer_like

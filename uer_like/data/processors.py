@@ -20,6 +20,7 @@ PROCESSOR_TARGETS = {"bert": ("mlm", "sp", "electra", "pert"), "albert": ("mlm",
                      "mlm": ("mlm", "electra", "pert"),
                      "lm": ("lm", "bilm"), "cls": ("cls",)}
 PURPOSE_PAIRS, PURPOSE_STATIC_MASK, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE = 1, 2, 3, 4
+PURPOSE_DEV_SPLIT, PURPOSE_DEV_MASK = 5, 6  # the held-out split and the dev set's masks (training/evaluation.py)
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-from . import rnn, transformer  # noqa: F401  (registration)
+from . import rnn, transformer, zen  # noqa: F401  (registration)

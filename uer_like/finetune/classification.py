@@ -43,9 +43,9 @@ class Classifier(TaskModel):
         init_linear(self.output_layer_1)
         init_linear(self.output_layer_2)
 
-    def forward(self, src, seg):
-        """-> logits [batch, labels_num]."""
-        hidden = self.encode(src, seg)
+    def forward(self, src, seg, **inputs):
+        """-> logits [batch, labels_num]. inputs: the encoder's own fields (the zen encoder's n-grams)."""
+        hidden = self.encode(src, seg, **inputs)
         pooled = torch.tanh(self.output_layer_1(pool(hidden, seg, self.pooling)))
         return self.output_layer_2(self.dropout(pooled))
 
@@ -200,6 +200,7 @@ class SentenceTask(Task):
     """What classification, regression and multi-label share: the tsv format, the encoding, the head."""
 
     script = "run_classifier.py"
+    feeds_encoder_inputs = True
 
     @staticmethod
     def add_args(g):
@@ -266,13 +267,13 @@ class SentenceTask(Task):
                  "label": self.collate_labels(feats)}
         if "logits" in feats[0]:
             batch["soft"] = torch.tensor([f["logits"] for f in feats], dtype=torch.float)
-        return batch
+        return self.add_extra_inputs(batch, [f["src"] for f in feats])
 
     def collate_labels(self, feats):
         return torch.tensor([f["label"] for f in feats], dtype=torch.long)
 
     def outputs(self, model, batch):
-        return list(model(batch["src"], batch["seg"]).float().cpu())
+        return list(model(batch["src"], batch["seg"], **self.model_inputs(model, batch)).float().cpu())
 
 
 @TASKS.register("classification")
@@ -310,7 +311,7 @@ class ClassificationTask(SentenceTask):
         return examples
 
     def loss(self, model, batch):
-        logits = model(batch["src"], batch["seg"])
+        logits = model(batch["src"], batch["seg"], **self.model_inputs(model, batch))
         ce = model.loss(logits, batch["label"])
         if "soft" in batch:
             a = self.args.soft_alpha

@@ -38,6 +38,11 @@ class TaskModel(nn.Module):
             self.encoder.apply(_init_weights)
         self.dropout = nn.Dropout(config.dropout)
 
-    def encode(self, src, seg):
-        """src, seg [batch, seq] -> hidden states [batch, seq, hidden]."""
-        return self.encoder(self.embedding(src, seg), seg)
+    @property
+    def input_keys(self):
+        """The batch fields the encoder takes beside src and seg (the zen encoder's n-grams), or ()."""
+        return tuple(getattr(self.encoder, "input_keys", ()))
+
+    def encode(self, src, seg, **inputs):
+        """src, seg [batch, seq] -> hidden states [batch, seq, hidden]; inputs: the encoder's own fields."""
+        return self.encoder(self.embedding(src, seg), seg, **inputs)

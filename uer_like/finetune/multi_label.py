@@ -116,7 +116,8 @@ class MultiLabelTask(SentenceTask):
         return y
 
     def loss(self, model, batch):
-        return F.binary_cross_entropy_with_logits(model(batch["src"], batch["seg"]).float(), batch["label"])
+        logits = model(batch["src"], batch["seg"], **self.model_inputs(model, batch))
+        return F.binary_cross_entropy_with_logits(logits.float(), batch["label"])
 
     def decode(self, examples, feats, outputs):
         return [[int(c) for c in torch.nonzero(torch.sigmoid(o) > 0.5).view(-1).tolist()] for o in outputs]

@@ -103,10 +103,11 @@ class RegressionTask(SentenceTask):
         return torch.tensor([f["label"] for f in feats], dtype=torch.float)
 
     def loss(self, model, batch):
-        return F.mse_loss(model(batch["src"], batch["seg"]).float().view(-1), batch["label"])
+        return F.mse_loss(model(batch["src"], batch["seg"], **self.model_inputs(model, batch)).float().view(-1),
+                          batch["label"])
 
     def outputs(self, model, batch):
-        return model(batch["src"], batch["seg"]).float().view(-1).cpu().tolist()
+        return model(batch["src"], batch["seg"], **self.model_inputs(model, batch)).float().view(-1).cpu().tolist()
 
     def decode(self, examples, feats, outputs):
         return [float(o) for o in outputs]

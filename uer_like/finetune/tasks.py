@@ -68,16 +68,33 @@ class Task:
     def add_args(group):
         """Add the task's own flags to an argparse group."""
 
+    # whether collate() adds the encoder's own fields (`extra_inputs`: the zen encoder's n-grams) and the
+    # forward passes them (`model_inputs`); a task without it refuses such an encoder (cli.py)
+    feeds_encoder_inputs = False
+
     def __init__(self, args, encoder, meta=None):
         """args: the parsed flags; encoder: data.Encoder; meta: the task settings saved beside a fine-tuned
         model (MODEL_finetune.json) when one is loaded, else {}."""
         self.args = args
         self.enc = encoder
         self.saved = dict(meta or {})
+        self.extra_inputs = None  # (token-id rows) -> {field: int64 array [batch, n]}, set by cli.py
+        self.inputs_meta = {}  # what inference needs to build them again (the n-gram lexicon's path)
 
     def meta(self):
         """What inference needs besides the weights and the model config (saved as MODEL_finetune.json)."""
-        return {"task": self.name, "seq_length": self.args.seq_length}
+        return {"task": self.name, "seq_length": self.args.seq_length, **self.inputs_meta}
+
+    def add_extra_inputs(self, batch, rows):
+        """batch plus the encoder's own fields for the unpadded token-id `rows` (when the model takes any)."""
+        if self.extra_inputs is not None:
+            batch.update({k: torch.from_numpy(v) for k, v in self.extra_inputs(rows).items()})
+        return batch
+
+    @staticmethod
+    def model_inputs(model, batch):
+        """The batch fields the model's encoder takes beside src and seg."""
+        return {k: batch[k] for k in getattr(model, "input_keys", ()) if k in batch}
 
     def check_inference(self, model_path):
         """Raise ConfigError when a fine-tuned model cannot be run without settings its meta lacks."""

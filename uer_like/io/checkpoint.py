@@ -11,9 +11,11 @@ Formats read by `load_model(path)`:
   - release layouts, read into their Hugging Face form: the PyTorch zip (pytorch_model.bin with Google's
     bert_config.json or a config.json without model_type; io/pt_zip.py) and PaddleNLP's model_state.pdparams
     with config.json / model_config.json (io/paddle.py);
-  - Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its .index
-    file or a directory holding one, with bert_config.json / albert_config.json / config.json; needs
-    `tensorflow` (the optional extra `pip install uer_like[tf]`).
+  - ZEN's PyTorch release (pytorch_model.bin, a config with word_size / num_hidden_word_layers, vocab.txt,
+    ngram.txt; io/zen.py), read into the `zen` encoder with UER names;
+  - TensorFlow checkpoints as the releases shipped them (Google BERT, ALBERT, ELECTRA and the Chinese
+    releases of io/tf_releases.py): a checkpoint prefix (model.ckpt), its .index file or a directory holding
+    one, with its config json; read in pure Python (io/tf_bundle.py), no tensorflow needed.
 
 Never unpickles arbitrary objects (see io/safe.py). Loading is strict by default: missing, unexpected
 and wrongly shaped tensors are errors naming the keys; `strict=False` loads what matches and prints
@@ -29,6 +31,7 @@ family), the vocabulary and tokenizer directory found, and the tensors missing /
 import json
 import logging
 import os
+import re
 
 import torch
 
@@ -131,14 +134,23 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     layout (UER files), family and hf_config (Hugging Face names), vocab_path, missing / unexpected)."""
     fmt = detect_format(path)
     w = formats.get(fmt).read(path, config=config, tf_model=tf_model)
-    if w.names == "uer":
-        model, details = _load_uer_state(w.state, w.path, w.config, strict, vocab_size, config_overrides,
-                                         allow_nonfinite)
-    elif w.names == "hf":
-        model, details = _load_hf_state(w.state, w.config, w.path, strict, ln_dir=w.ln_dir,
-                                        allow_nonfinite=allow_nonfinite)
-    else:
-        raise ValueError(f"format {fmt!r}: its read returned tensor names {w.names!r} (expected 'uer' or 'hf')")
+    try:
+        if w.names == "uer":
+            model, details = _load_uer_state(w.state, w.path, w.config, strict, vocab_size, config_overrides,
+                                             allow_nonfinite)
+        elif w.names == "hf":
+            model, details = _load_hf_state(w.state, w.config, w.path, strict, ln_dir=w.ln_dir,
+                                            allow_nonfinite=allow_nonfinite)
+        else:
+            raise ValueError(f"format {fmt!r}: its read returned tensor names {w.names!r} (expected 'uer' or 'hf')")
+    except CheckpointError as e:
+        if fmt != "tf" or "strict=False" not in str(e):
+            raise
+        # a TF release read by its scheme is the whole model: loading part of it would build another model
+        # (NEZHA under BERT's names with random absolute positions, say), so no strict=False hint here
+        msg = re.sub(r"(, or| \() ?pass strict=False to load the matching tensors only\)?", "", str(e))
+        raise CheckpointError(msg + " (the TF checkpoint and its config disagree: use the release's own config "
+                                    "json, or report the release if it is)") from None
     info = model.load_info = LoadInfo(format=w.format or fmt, path=w.path, names=w.names, vocab_path=w.vocab_path,
                                       tokenizer_dir=w.tokenizer_dir, **details)
     rows = model.embedding.word.embedding.weight.shape[0]
@@ -149,7 +161,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     if vocab is not None:
         check_vocab(rows, vocab, w.path)
         info.vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None)
-    elif info.vocab_path:
+    elif info.vocab_path and not info.vocab_path.endswith(".model"):  # a sentencepiece model: checked on export
         check_vocab(rows, info.vocab_path, w.path, auto=True)
     check_seq_length(model.config, seq_length, w.path)
     if allow_nonfinite:
@@ -417,22 +429,24 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     if vocab_path is None:
         vocab_path = info.vocab_path or _default_vocab(model)
     spm_path = vocab_path if vocab_path is not None and vocab_path.endswith(".model") else None
-    if spm_path is None and family == "xlnet":  # XLNet's spiece.model beside the weights loaded (any format)
-        from ..tokenizers.xlnet import SPM_FILE
-
+    fam = hfmod.families.get(family)
+    if spm_path is None and fam.spm_file:  # the family's sentencepiece model beside the weights loaded (any format)
         where = info.tokenizer_dir or (os.path.dirname(os.path.abspath(info.path)) if info.path else None)
-        if where and os.path.isfile(os.path.join(where, SPM_FILE)):
-            spm_path = os.path.join(where, SPM_FILE)
+        if where and os.path.isfile(os.path.join(where, fam.spm_file)):
+            spm_path = os.path.join(where, fam.spm_file)
             if where != source_dir:  # a UER file: the model is written as the tokenizer files
                 vocab_path = spm_path
     if spm_path is not None:  # a sentencepiece model (XLNet): its piece count, and the special ids it assigns
         from ..tokenizers.xlnet import load_spm
 
         sp = load_spm(spm_path)
-        if sp.GetPieceSize() != model.vocab_size:
-            raise CheckpointError(f"the sentencepiece model {spm_path} has {sp.GetPieceSize()} pieces but the model's "
-                                  f"word embedding {model.vocab_size} rows")
-        fam = hfmod.families.get(family)
+        # XLNet: one row per piece; a family with spm_rows: at least that many (a release may pad its embedding)
+        rows = fam.spm_rows(sp.GetPieceSize()) if fam.spm_rows is not None else sp.GetPieceSize()
+        if model.vocab_size < rows or (fam.spm_rows is None and model.vocab_size != rows):
+            at_least = "at least " if fam.spm_rows is not None else ""
+            raise CheckpointError(f"the sentencepiece model {spm_path} has {sp.GetPieceSize()} pieces: a {family} model "
+                                  f"over it has {at_least}{rows} word-embedding rows, but this model has "
+                                  f"{model.vocab_size}")
         if fam.special_ids is not None:
             hf_cfg.update(fam.special_ids(sp))
     if task_head is not None:

@@ -14,13 +14,15 @@ POOLINGS = ("first", "mean", "max", "last", "none")
 
 def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_path=None):
     """A function (text_a, text_b=None) -> (ids, seg) for the model: Google BERT tokenisation over a
-    vocab.txt ([CLS] a [SEP] b [SEP], segments 1/2), SentencePiece over a model's own pieces when
+    vocab.txt ([CLS] a [SEP] b [SEP], segments 1/2; word-level WordPiece when the release directory calls
+    for it: RoFormer / WoBERT, tokenizers/word.py), SentencePiece over a model's own pieces when
     `spm_model_path` is given (as UER-py; the word-based releases), or the release's own Hugging Face
     tokenizer when it has no vocab.txt (GPT-2 BPE), or for XLNet its spiece.model (`spm_model_path`, else
     the one beside the weights) and its layout (a <sep> b <sep> <cls>)."""
     if model.config.tokenizer == "xlnet":
         return _xlnet_text_encoder(model, spm_model_path)
     info = load_info_of(model) or LoadInfo()
+    own_vocab = vocab_path is None and info.vocab_path is not None
     vocab_path = vocab_path or info.vocab_path
     if spm_model_path or (vocab_path and vocab_path.endswith(".txt")):
         if spm_model_path:
@@ -34,6 +36,11 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
 
             vocab = Vocab.load(vocab_path, required=())
             tok = BertTokenizer(vocab, do_lower_case=do_lower_case)
+            name = _directory_tokenizer(model) if own_vocab else None
+            if name in ("word_wordpiece", "roformer_word"):  # WoBERT / RoFormer word models
+                from ..registry import TOKENIZERS
+
+                tok = TOKENIZERS.get(name)(vocab, do_lower_case=do_lower_case)
         causal = model.config.mask == "causal"
         cls_id, sep_id = vocab.get("[CLS]"), vocab.get("[SEP]")
 
@@ -65,6 +72,15 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
     raise ConfigError("no vocabulary for the model: pass vocab_path=... (a vocab.txt)")
 
 
+def _directory_tokenizer(model):
+    """The tokenizer the model's release directory calls for (tokenizers/select.py), or None."""
+    from ..tokenizers import detect_tokenizer
+    from .tokenizer import model_dir
+
+    d = model_dir(model)
+    return detect_tokenizer(d) if d else None
+
+
 def _xlnet_text_encoder(model, spm_path=None):
     """XLNet: its sentencepiece model (spm_path, or spiece.model beside the weights) and its layout."""
     from ..tokenizers import build_tokenizer
@@ -88,8 +104,11 @@ def _xlnet_text_encoder(model, spm_path=None):
 
 @torch.no_grad()
 def extract_features(model, texts, vocab_path=None, seq_length=None, pooling="mean", batch_size=32, encoder=None,
-                     spm_model_path=None):
+                     spm_model_path=None, ngram_path=None):
     """Encode texts (strings, or (text_a, text_b) pairs) with a loaded model in eval mode.
+
+    A ZEN model (encoder 'zen') also gets each text's n-grams (data/ngram.py) from `ngram_path` (its
+    ngram.txt; default: the one beside the weights), matched on the tokens after the cut to seq_length.
 
     pooling: "first" ([CLS]), "mean"/"max" over the tokens, "last" (the last token; for causal models),
     or "none" for per-token features. Returns a float32 numpy array [n, hidden_size], or for "none" a list
@@ -105,6 +124,7 @@ def extract_features(model, texts, vocab_path=None, seq_length=None, pooling="me
     batch_size = check_value(batch_size, FEATURE_RULES["batch_size"], "batch_size")
     check_seq_length(model.config, seq_length)
     encode = encoder or build_text_encoder(model, vocab_path, spm_model_path=spm_model_path)
+    extra_inputs = _extra_inputs(model, ngram_path, vocab_path)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -121,7 +141,8 @@ def extract_features(model, texts, vocab_path=None, seq_length=None, pooling="me
                 src[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
                 seg[i, :len(s)] = torch.tensor(s, dtype=torch.long)
             src, seg = src.to(device), seg.to(device)
-            hidden = model.encode(src, seg).float()
+            inputs = {k: v.to(device) for k, v in extra_inputs([ids for ids, _ in enc]).items()}
+            hidden = model.encode(src, seg, **inputs).float()
             if pooling == "none":
                 for i, (ids, _) in enumerate(enc):
                     out.append(hidden[i, :len(ids)].cpu().numpy())
@@ -132,3 +153,19 @@ def extract_features(model, texts, vocab_path=None, seq_length=None, pooling="me
     if pooling == "none":
         return out
     return np.concatenate(out, axis=0) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
+
+
+def _extra_inputs(model, ngram_path=None, vocab_path=None):
+    """A function (token-id rows) -> the encoder's own batch fields as tensors ({} for most encoders; the zen
+    encoder's n-grams, data/ngram.py)."""
+    keys = set(getattr(model, "input_keys", ()))
+    if not keys:
+        return lambda rows: {}
+    from ..data.ngram import INPUT_KEYS, lexicon_for, ngram_inputs
+
+    if keys != set(INPUT_KEYS):
+        raise ConfigError(f"encoder '{model.config.encoder}' takes inputs {sorted(keys)} that feature extraction does "
+                          "not build")
+    lexicon = lexicon_for(model, ngram_path, vocab_path)
+    limit = model.config.max_ngrams
+    return lambda rows: {k: torch.from_numpy(v) for k, v in ngram_inputs(rows, lexicon, limit).items()}

@@ -1,7 +1,9 @@
-"""Google TensorFlow checkpoints (google-research/bert, google-research/albert, google-research/electra).
+"""TensorFlow checkpoints: the reader's front end (the prefix of a path, the variables without optimizer slots)
+and Google's variable names (google-research/bert, google-research/albert, google-research/electra). Which
+release's names a checkpoint carries is decided in io/tf_releases.py (one scheme per release: Google's three
+here, and NEZHA, brightmart albert_zh, HFL's XLNet and gpt2-ml there); the scheme recognised is logged.
 
-Read through TensorFlow's own checkpoint reader (`tf.train.load_checkpoint`), so `tensorflow` must be
-installed (the optional extra: `pip install uer_like[tf]`, or `pip install tensorflow-cpu`). The variables
+Read without tensorflow: io/tf_bundle.py parses TF's checkpoint format (the tensor bundle) itself. The variables
 are renamed to Hugging Face names (dense `kernel`s transposed to [out, in], LayerNorm gamma/beta to
 weight/bias) and loaded through the Hugging Face path (io/hf.py), so a TF checkpoint and its Hugging Face
 conversion give the same uer_like model.
@@ -33,10 +35,9 @@ config with "hidden_act": "gelu_new" to follow TF's approximation instead).
 import os
 import re
 
-import torch
-
 from ..config import read_json
 from ..errors import CheckpointError, ConfigError
+from .tf_bundle import read_bundle
 
 _SKIP = re.compile(r"(adam_m|adam_v|global_step|AdamWeightDecayOptimizer|beta1_power|beta2_power|_slot_|"
                    r"/Adam|/Momentum|^Variable|/ExponentialMovingAverage|lamb_m|lamb_v|bad_steps|good_steps|"
@@ -53,7 +54,11 @@ def tf_checkpoint_prefix(path):
                 m = re.search(r'model_checkpoint_path:\s*"([^"]+)"', f.read())
             if m:
                 p = m.group(1)
-                return p if os.path.isabs(p) else os.path.join(path, p)
+                # releases ship the file as written on their authors' machines (absolute paths there): the
+                # prefix's name in this directory first, then the path as written
+                for cand in (os.path.join(path, os.path.basename(p)), p if os.path.isabs(p) else os.path.join(path, p)):
+                    if os.path.isfile(cand + ".index"):
+                        return cand
         idx = sorted(f for f in os.listdir(path) if f.endswith(".index"))
         if len(idx) != 1:
             raise CheckpointError(f"{path}: expected one TF checkpoint (*.index) in the directory, found "
@@ -67,54 +72,19 @@ def tf_checkpoint_prefix(path):
     return path
 
 
-def _import_tf():
-    try:
-        import tensorflow as tf  # noqa: F401
-    except ImportError:
-        raise CheckpointError(
-            "reading a Google TensorFlow checkpoint needs tensorflow, which is not installed: "
-            "pip install tensorflow-cpu (or the optional extra: pip install uer_like[tf]). Alternatively convert it "
-            "once on a machine that has tensorflow: python scripts/convert.py --input CKPT --output model.safetensors "
-            "--to safetensors") from None
-    return tf
-
-
 def read_tf_variables(prefix):
-    """{name: numpy array} of the model variables in a TF checkpoint (optimizer slots skipped)."""
-    tf = _import_tf()
-    if not os.path.exists(prefix + ".index"):
-        raise CheckpointError(f"{prefix}: no TF checkpoint here ({prefix}.index is missing)")
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        shapes = reader.get_variable_to_shape_map()
-    except Exception as e:
-        raise CheckpointError(f"{prefix}: TensorFlow cannot read the checkpoint (truncated or corrupt?): "
-                              f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+    """{name: torch tensor} of the model variables in a TF checkpoint (optimizer slots skipped; TF-Hub's
+    `module/` prefix removed), read by io/tf_bundle.py without tensorflow."""
     out = {}
-    for name in sorted(shapes):
-        if _SKIP.search(name):
-            continue
-        clean = name[len("module/"):] if name.startswith("module/") else name
-        out[clean] = reader.get_tensor(name)
+    for name, value in read_bundle(prefix, skip=_SKIP).items():
+        out[name[len("module/"):] if name.startswith("module/") else name] = value
     return out
-
-
-def tf_family(names):
-    names = list(names)
-    if any(n.startswith(("electra/", "discriminator_predictions/", "generator_predictions/", "generator/")) for n in names):
-        return "electra"
-    if any("/transformer/group_" in n for n in names):
-        return "albert"
-    if any(n.startswith("bert/encoder/layer_") for n in names):
-        return "bert"
-    raise CheckpointError("the TF checkpoint has none of the variable names of Google BERT, ALBERT or ELECTRA "
-                          f"(first names: {', '.join(names[:5])})")
 
 
 def _leaf(parts, value):
     """The last path element -> (HF suffix, tensor)."""
     last = parts[-1]
-    t = torch.from_numpy(value.copy())
+    t = value
     if last == "kernel":
         return "weight", t.t().contiguous()
     if last in ("gamma", "weight", "output_weights"):
@@ -158,7 +128,7 @@ def tf_to_hf_names(variables, family, which="discriminator"):
                 else:
                     continue
             base = {"bert": "bert", "albert": "albert", "electra": "electra"}[family]
-            out[f"{base}.embeddings.{parts[-1]}.weight"] = torch.from_numpy(value.copy())
+            out[f"{base}.embeddings.{parts[-1]}.weight"] = value
             continue
         stem, leaf_parts = parts[:-1], parts
         hf = None
@@ -208,7 +178,7 @@ def tf_to_hf_names(variables, family, which="discriminator"):
             elif parts[0] == head:
                 if which == "generator":
                     if stem == ["generator_predictions"] and parts[-1] == "output_bias":
-                        out["generator_lm_head.bias"] = torch.from_numpy(value.copy())
+                        out["generator_lm_head.bias"] = value
                         continue
                     hf = _bert_like_name(stem)
                 else:
@@ -246,11 +216,21 @@ def _infer_electra_config(state, which):
 
 
 def read_tf_checkpoint(path, config=None, which=None):
-    """-> (HF-named state dict, HF config dict with model_type, config path or None, vocab path or None)."""
+    """-> Weights of the TF checkpoint at `path`, through the release scheme its variable names show
+    (io/tf_releases.py; the scheme recognised is logged)."""
+    from .tf_releases import detect_scheme
+
     prefix = tf_checkpoint_prefix(path)
-    d = os.path.dirname(os.path.abspath(prefix))
     variables = read_tf_variables(prefix)
-    family = tf_family(variables)
+    scheme = detect_scheme(variables, prefix)
+    return scheme.read(variables, config, which, prefix)
+
+
+def google_weights(variables, family, config, which, prefix):
+    """Google BERT / ALBERT / ELECTRA variables -> Weights with Hugging Face names and config."""
+    from .formats import Weights
+
+    d = os.path.dirname(os.path.abspath(prefix))
     which = which or "discriminator"
     if which not in ("discriminator", "generator"):
         raise ValueError(f"tf_model must be 'discriminator' or 'generator', got {which!r}")
@@ -282,4 +262,5 @@ def read_tf_checkpoint(path, config=None, which=None):
         cfg.setdefault("num_hidden_groups", 1)
         cfg.setdefault("inner_group_num", 1)
     vocab = os.path.join(d, "vocab.txt")
-    return state, cfg, cfg_path, vocab if os.path.isfile(vocab) else None
+    return Weights(state, names="hf", path=prefix, config=cfg, format="tf",
+                   vocab_path=vocab if os.path.isfile(vocab) else None)

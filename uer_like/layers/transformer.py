@@ -1,4 +1,6 @@
-"""One transformer layer, post-LN (BERT) or pre-LN (GPT-2)."""
+"""One transformer layer, post-LN (BERT), pre-LN (GPT-2) or Grover's (gpt2-ml): attention on the layer input
+without a norm, x = input + attention; the feed-forward reads layer_norm_1(x) and the layer returns
+layer_norm_2(x + feed-forward) (Zellers et al. 2019, imcaspar/gpt2-ml train/modeling.py residual_mlp_layer)."""
 import torch.nn as nn
 
 from .attention import MultiHeadedAttention
@@ -13,6 +15,7 @@ class TransformerLayer(nn.Module):
         super().__init__()
         bias = not config.remove_transformer_bias
         self.pre_ln = config.layernorm_positioning == "pre"
+        self.grover = config.layernorm_positioning == "grover"
         self.self_attn = MultiHeadedAttention(config.hidden_size, config.heads_num, config.dropout,
                                               bias=bias and not config.remove_attention_bias,
                                               scale=not config.remove_attention_scale, scheme=build_scheme(config),
@@ -30,5 +33,8 @@ class TransformerLayer(nn.Module):
             inter = self.dropout_1(self.self_attn(self.layer_norm_1(hidden), ctx, index))
             hidden = hidden + inter
             return hidden + self.dropout_2(self.feed_forward(self.layer_norm_2(hidden)))
+        if self.grover:
+            hidden = hidden + self.dropout_1(self.self_attn(hidden, ctx, index))
+            return self.layer_norm_2(hidden + self.dropout_2(self.feed_forward(self.layer_norm_1(hidden))))
         inter = self.layer_norm_1(hidden + self.dropout_1(self.self_attn(hidden, ctx, index)))
         return self.layer_norm_2(inter + self.dropout_2(self.feed_forward(inter)))

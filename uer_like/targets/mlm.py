@@ -12,6 +12,8 @@ class MlmTarget(nn.Module):
     when tie_weights). In training, vocabulary logits are computed only at the masked positions."""
 
     batch_keys = ("mlm_pos", "mlm_labels")
+    perplexity = True  # the loss is a token-averaged cross-entropy over the vocabulary (dev figures: exp of it)
+    masked_lm = True  # logits() predicts the token at every position (inspection.cloze)
 
     def __init__(self, config, vocab_size):
         super().__init__()

@@ -4,6 +4,7 @@ The order is a pure function of (seed, optimizer step): optimizer step t uses th
 perm_epoch[k*G:(k+1)*G] (G = batch_size x world_size x accumulation), and micro-batch m = a*world + rank
 of it. So a run resumed at step t reads exactly what an uninterrupted run reads, whatever the number
 of processes, as long as the global batch is kept. Dynamic masks are keyed by (seed, epoch, instance).
+With a held-out dev split (training/evaluation.py), the order permutes the training ids only.
 """
 import numpy as np
 import torch
@@ -16,13 +17,17 @@ from ..registry import TARGETS
 
 
 class SampleOrder:
-    def __init__(self, n_instances, global_batch, seed):
+    def __init__(self, n_instances, global_batch, seed, ids=None):
+        """ids: the dataset's instance ids to draw from (n_instances of them; None: 0..n_instances-1)."""
         if n_instances < global_batch:
             raise DataError(f"the dataset has {n_instances} instances, fewer than one global batch of {global_batch} "
                             "(batch_size x world size x accumulation steps): use a smaller batch or more data")
         self.n = n_instances
         self.global_batch = global_batch
         self.seed = seed
+        self.ids = None if ids is None else np.asarray(ids, np.int64)
+        if self.ids is not None and len(self.ids) != n_instances:
+            raise ValueError(f"SampleOrder: {len(self.ids)} ids for {n_instances} instances")
         self.steps_per_epoch = n_instances // global_batch
         self._epoch, self._perm = None, None
 
@@ -41,15 +46,18 @@ class SampleOrder:
         perm = self.permutation(epoch)
         g = perm[k * self.global_batch:(k + 1) * self.global_batch]
         size = self.global_batch // micro_count
-        return epoch, g[micro_index * size:(micro_index + 1) * size]
+        part = g[micro_index * size:(micro_index + 1) * size]
+        return epoch, part if self.ids is None else self.ids[part]
 
 
 class Collator:
     """Builds the batch fields a model's targets declare (their `batch_keys`) from instance ids of one
-    micro-batch."""
+    micro-batch. extra_inputs: a function (the rows' token ids as the model sees them, masked) -> {field: int64
+    array [batch, n]}, the encoder's own fields (the zen encoder's n-grams, data/ngram.py), or None."""
 
-    def __init__(self, dataset, targets, seed, pad_to_multiple=8):
+    def __init__(self, dataset, targets, seed, pad_to_multiple=8, extra_inputs=None):
         m = dataset.manifest
+        self.extra_inputs = extra_inputs
         self.ds = dataset
         self.processor = m["data_processor"]
         missing = [t for t in targets if t not in PROCESSOR_TARGETS[self.processor]]
@@ -175,5 +183,8 @@ class Collator:
             batch["tgt_cls"] = labels
         if "electra_seed" in self.fields:  # ELECTRA's sampling noise: a function of the step (resume draws the same)
             batch["electra_seed"] = derive(self.seed, PURPOSE_ELECTRA_SAMPLE, int(epoch), int(indices[0])) >> 1
+        if self.extra_inputs is not None:
+            extra = self.extra_inputs([src[b, :n] for b, n in enumerate(lengths)])
+            batch.update({k: torch.from_numpy(v) for k, v in extra.items()})
         batch["n_tokens"] = int(sum(lengths))
         return batch

@@ -19,6 +19,7 @@ from ..outputs import atomic_write, remove_stale_tmp
 logger = logging.getLogger("uer_like")
 NAME = re.compile(r"^step_(\d{9})\.pt$")
 TMP_PATTERN = r"^step_\d{9}\.pt\.tmp-(?P<pid>\d+)$"  # written by atomic_write
+BEST = "best.pt"  # the lowest dev loss so far (trainer: --dev_dataset_path / --dev_fraction)
 
 
 def rng_state():
@@ -72,6 +73,16 @@ def save_checkpoint(directory, step, payload, keep_last=3):
     for _, old in list_checkpoints(directory)[:-keep_last] if keep_last > 0 else []:
         if old != path:
             os.remove(old)
+    return path
+
+
+def save_best(directory, payload):
+    """The checkpoint of the lowest dev loss, as best.pt beside the step_*.pt rotation (which never removes
+    it); written atomically, as save_checkpoint."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, BEST)
+    atomic_write(path, lambda f: torch.save(payload, f), error=CheckpointError, what="best checkpoint")
+    logger.info("saved the best checkpoint so far by dev loss (step %d) to %s", payload["step"], path)
     return path
 
 

@@ -3,6 +3,7 @@ accumulation, exact resume, throughput logs."""
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -11,6 +12,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import torch
 
 from ..config import ModelConfig, load_config
@@ -24,7 +26,8 @@ from ..io.formats import writable
 from ..model import Model
 from . import distributed as dist_utils
 from .batches import Collator, SampleOrder
-from .checkpoint import load_checkpoint, load_latest, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, load_latest, rng_state, save_best, save_checkpoint, set_rng_state
+from . import evaluation as dev_eval
 from .memory import cap_shape_caches
 from .guard import check_weights_finite, count_nonfinite, diverged, skip_step
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
@@ -41,6 +44,7 @@ class TrainArgs:
     config: str = "bert/base_config.json"
     vocab_path: Optional[str] = None
     spm_model_path: Optional[str] = None  # checked against the dataset's vocabulary, as vocab_path
+    ngram_path: Optional[str] = None  # the zen encoder's n-gram lexicon (ZEN's ngram.txt), matched per batch
     pretrained_model_path: Optional[str] = None
     output_model_path: str = "output/model.bin"
     output_format: str = "uer"  # the final weights: uer (UER-py's .bin), safetensors, or hf (a transformers directory)
@@ -71,6 +75,11 @@ class TrainArgs:
     trace_path: Optional[str] = None  # JSON lines: every step's loss, lr and sample ids (for audits and tests)
     allow_dataset_change: bool = False  # resume a checkpoint trained on another dataset, on purpose
     distributed_timeout: float = 1800.0  # seconds a collective waits for a silent rank before the run fails
+    dev_dataset_path: Optional[str] = None  # held-out text, made by preprocess.py as the training dataset was
+    dev_fraction: Optional[float] = None  # held out of the training dataset (None: the checkpoint's split, else 0)
+    eval_steps: Optional[int] = None  # evaluate the dev set every N steps and at the end (None: save_checkpoint_steps)
+    eval_batches: int = 100  # dev batches (of batch_size) per evaluation; 0: the whole dev set
+    allow_dev_split_change: bool = False  # resume with another --dev_fraction than the checkpoint's, on purpose
     config_overrides: dict = field(default_factory=dict)
 
     def validate(self):
@@ -85,6 +94,9 @@ class TrainArgs:
                 check_value(getattr(self, k), rule, f"--{k}")
         if self.output_format not in writable():  # the formats registered in io/formats that write
             raise ConfigError(f"--output_format {self.output_format!r} is not valid; choices: {', '.join(writable())}")
+        if self.dev_dataset_path and self.dev_fraction:
+            raise ConfigError(f"--dev_dataset_path {self.dev_dataset_path} and --dev_fraction {self.dev_fraction}: "
+                              "give one dev set (a held-out dataset, or a fraction of the training dataset)")
         if self.checkpoint_dir is None:
             self.checkpoint_dir = os.path.splitext(self.output_model_path)[0] + "_checkpoints"
 
@@ -104,7 +116,9 @@ TRAIN_ARG_RULES = {"total_steps": Int(min=1, max=10 ** 9), "batch_size": COUNT, 
                    "global_batch_size": COUNT, "learning_rate": LEARNING_RATE, "warmup": WARMUP,
                    "weight_decay": Float(min=0, max=1), "max_grad_norm": GRAD_NORM, "seed": SEED,
                    "report_steps": Int(min=1, max=10 ** 9), "save_checkpoint_steps": Int(min=1, max=10 ** 9),
-                   "keep_checkpoints": NONNEG, "max_nonfinite_steps": COUNT}
+                   "keep_checkpoints": NONNEG, "max_nonfinite_steps": COUNT,
+                   "dev_fraction": Float(min=0, max=1, max_open=True), "eval_steps": Int(min=1, max=10 ** 9),
+                   "eval_batches": Int(min=0, max=10 ** 9)}
 
 
 class Trainer:
@@ -121,7 +135,8 @@ class Trainer:
         try:
             with dist_utils.start_up(self.info) as agree:
                 self._set_up(args)
-                agree.update(step=self.step, dataset_instances=len(self.dataset), global_batch=self.global_batch)
+                agree.update(step=self.step, dataset_instances=len(self.dataset), global_batch=self.global_batch,
+                             dev=self.dev.identity if self.dev else None)
             self.train_model = self._wrap(self.model)
         except BaseException:
             self.close()
@@ -167,6 +182,13 @@ class Trainer:
             except ConfigError as e:
                 raise ConfigError(f"--output_format hf: {e}; use --output_format uer or safetensors") from None
         self._check_dataset()
+        self.dev_dataset = None
+        if args.dev_dataset_path:
+            try:
+                self.dev_dataset = Dataset(args.dev_dataset_path)
+            except DataError as e:
+                raise DataError(f"--dev_dataset_path: {e}") from None
+            dev_eval.check_fits(self.dev_dataset.manifest, self.manifest, args.dev_dataset_path, args.dataset_path)
         vocab_size = self.manifest["vocab"]["size"]
         self.config = self.config.replace(vocab_size=vocab_size)
         made_with = self.manifest.get("tokenizer")
@@ -194,7 +216,6 @@ class Trainer:
                                   f"{args.batch_size} x world size {self.world} = {per_step}")
             args.accumulation_steps = args.global_batch_size // per_step
         self.global_batch = args.batch_size * self.world * args.accumulation_steps
-        self.order = SampleOrder(len(self.dataset), self.global_batch, args.seed)
         self.step = 0
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss or gradient norm (all time)
         self.nonfinite_streak = 0  # ... in a row, up to now (checkpoints are only written when it is 0)
@@ -207,7 +228,80 @@ class Trainer:
             if slow:
                 logger.warning(slow)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16" and self.info.device.type == "cuda")
+        self._saved_dev = None  # (path, dev_split, dev_best) of the checkpoint resumed from
         self._resume()
+        self._set_up_dev()
+
+    def _set_up_dev(self):
+        """The held-out split (--dev_fraction, or the resumed checkpoint's), the sample order over the training
+        instances, and the dev set evaluated (training/evaluation.py)."""
+        a, n = self.args, len(self.dataset)
+        fraction, seed = self._dev_split()
+        dev_ids, train_ids = dev_eval.held_out(n, fraction, seed) if fraction else (None, None)
+        saved = self._saved_dev[1] if self._saved_dev else None
+        if fraction and saved and saved["fraction"] == fraction and saved["sha256"] != dev_eval.ids_digest(dev_ids) \
+                and not a.allow_dataset_change:
+            raise DataError(f"{self._saved_dev[0]}: its held-out split ({saved['instances']} instances) is not the one "
+                            f"drawn now from {a.dataset_path} with --dev_fraction {fraction}; resume on the same dataset")
+        self.dev_split = dev_eval.split_record(fraction, seed, dev_ids)
+        if fraction and len(train_ids) < self.global_batch:
+            raise DataError(f"--dev_fraction {fraction} holds out {len(dev_ids)} of the {n} instances of "
+                            f"{a.dataset_path}, leaving {len(train_ids)}, fewer than one global batch of "
+                            f"{self.global_batch}; hold out less")
+        self.order = SampleOrder(len(train_ids) if fraction else n, self.global_batch, a.seed, ids=train_ids)
+        self.dev, self.dev_best = None, None
+        if self.dev_dataset is not None:
+            m = self.dev_dataset.manifest
+            collate = Collator(self.dev_dataset, self.config.target, dev_eval.DEV_MASK_SEED)
+            self.dev = dev_eval.DevSet(collate, np.arange(len(self.dev_dataset)), a.batch_size, a.eval_batches,
+                                       a.dev_dataset_path, "dataset:" + (m.get("header_sha256") or
+                                                                        os.path.abspath(a.dev_dataset_path))[:24])
+        elif fraction:
+            collate = Collator(self.dataset, self.config.target, dev_eval.DEV_MASK_SEED)
+            self.dev = dev_eval.DevSet(collate, dev_ids, a.batch_size, a.eval_batches,
+                                       f"{a.dataset_path} (--dev_fraction {fraction})",
+                                       "split:" + self.dev_split["sha256"][:16])
+        if self.dev is None and a.eval_steps is not None:
+            raise ConfigError(f"--eval_steps {a.eval_steps} needs a dev set: --dev_dataset_path (a dataset made by "
+                              "preprocess.py from held-out text) or --dev_fraction")
+        best = self._saved_dev[2] if self._saved_dev else None
+        if self.dev is not None and best:
+            if best.get("dev") == self.dev.identity:
+                self.dev_best = best
+            elif self.info.is_main:
+                logger.info("%s: its best dev loss (step %d) was measured on another dev set; the best checkpoint "
+                            "is chosen afresh", self._saved_dev[0], best["step"])
+        if self.dev is not None and self.info.is_main:
+            logger.info("dev set: %d instances of %s, evaluated every %d steps and at the end (%s)", len(self.dev.ids),
+                        self.dev.source, self.eval_steps, os.path.join(a.checkpoint_dir, dev_eval.DEV_LOG))
+
+    @property
+    def eval_steps(self):
+        return self.args.eval_steps or self.args.save_checkpoint_steps
+
+    def _dev_split(self):
+        """(fraction, seed) of the held-out split: --dev_fraction on a fresh start; the checkpoint's when resuming
+        (a different --dev_fraction is refused unless --allow_dev_split_change: it would train on held-out
+        instances, or evaluate on trained ones)."""
+        a = self.args
+        if self._saved_dev is None:
+            return a.dev_fraction or 0.0, a.seed
+        path, split, _ = self._saved_dev
+        had = split["fraction"] if split else 0.0
+        if a.dev_fraction is None or a.dev_fraction == had:
+            if split and a.dev_fraction is None and self.info.is_main:
+                logger.info("%s: keeping its held-out split (--dev_fraction %g: %d instances never trained on)",
+                            path, had, split["instances"])
+            return had, (split["seed"] if split else a.seed)
+        if a.allow_dev_split_change:
+            if self.info.is_main:
+                logger.warning("%s was trained with --dev_fraction %g; continuing with %g as --allow_dev_split_change "
+                               "asks: the split and the data order change from here", path, had, a.dev_fraction)
+            return a.dev_fraction, a.seed
+        raise ConfigError(f"{path} was trained with --dev_fraction {had:g}, now {a.dev_fraction:g}: another split "
+                          "would train on held-out instances or evaluate on trained ones; resume with --dev_fraction "
+                          f"{had:g} (or without the flag), pass --allow_dev_split_change to change it on purpose, or "
+                          "start afresh with another --output_model_path or --resume never")
 
     # ------------------------------------------------------------------ set-up
     def _check_dataset(self):
@@ -231,12 +325,35 @@ class Trainer:
                                 f"{m['vocab']['size']} tokens) than {flag} {path} ({len(v)} tokens); "
                                 f"re-run preprocess.py with {flag} {path}")
         # refuses a dataset whose processor cannot supply the config's targets, naming the fix
-        self.collate = Collator(self.dataset, cfg.target, a.seed)
+        self.collate = Collator(self.dataset, cfg.target, a.seed, extra_inputs=self._extra_inputs())
         check_dataset_strategy(cfg, m, a.dataset_path)  # and one masked otherwise than the config says
         if cfg.data_processor != m["data_processor"]:
             logger.info("config data_processor %r, dataset made with %r, which supplies the config's targets (%s): "
                         "training on the dataset's instances", cfg.data_processor, m["data_processor"],
                         ", ".join(cfg.target))
+
+    def _extra_inputs(self):
+        """The builder of the encoder's own batch fields (the zen encoder's n-grams from --ngram_path), or None."""
+        from ..registry import ENCODERS
+
+        cfg, a, m = self.config, self.args, self.manifest
+        keys = set(getattr(ENCODERS.get(cfg.encoder, key="encoder"), "input_keys", ()))
+        if not keys:
+            if a.ngram_path:
+                raise ConfigError(f"--ngram_path is for encoder 'zen'; the config's encoder is '{cfg.encoder}'")
+            return None
+        from ..data.ngram import INPUT_KEYS, NgramLexicon, input_builder
+
+        if keys != set(INPUT_KEYS):
+            raise ConfigError(f"encoder '{cfg.encoder}' takes inputs {sorted(keys)} that pretraining does not build")
+        if not a.ngram_path:
+            raise ConfigError(f"{a.config}: encoder 'zen' adds the n-grams of a lexicon matched in every batch: pass "
+                              "--ngram_path (ZEN's ngram.txt)")
+        if not a.vocab_path:  # checked against the dataset's vocabulary by _check_dataset
+            raise ConfigError(f"--ngram_path: the n-gram lexicon is tokenised with the dataset's vocabulary: pass "
+                              f"--vocab_path (the dataset was made with {m['vocab'].get('file')})")
+        lexicon = NgramLexicon.load(a.ngram_path, a.vocab_path).check_rows(cfg.ngram_vocab_size, "the config")
+        return input_builder(lexicon, cfg.max_ngrams)
 
     def _check_outputs(self):
         """Every location the run writes is writable and has room, before any training (not at the first
@@ -358,6 +475,7 @@ class Trainer:
         self.step = ckpt["step"]
         self.skipped_steps = ckpt.get("skipped_steps", 0)
         self.last_checkpoint = path
+        self._saved_dev = (path, ckpt.get("dev_split"), ckpt.get("dev_best"))
         if self.info.is_main:
             logger.info("resumed from %s at step %d", path, self.step)
 
@@ -412,20 +530,61 @@ class Trainer:
                                self.last_checkpoint or "none")
             return
         self._check_weights_finite("a checkpoint")
-        rngs = dist_utils.all_gather_object(self.info, rng_state())
-        model_sd, optim_sd = self._state_dicts()
+        payload = self._payload()
 
         def write():
-            payload = {"model": model_sd, "optimizer": optim_sd, "scaler": self.scaler.state_dict(),
-                       "step": self.step, "rng": rngs, "config": self.config.to_dict(),
-                       "global_batch": self.global_batch, "world_size": self.world,
-                       "skipped_steps": self.skipped_steps,
-                       "dataset": self._dataset_identity()}
-            path = save_checkpoint(self.args.checkpoint_dir, self.step, payload, self.args.keep_checkpoints)
+            path = save_checkpoint(self.args.checkpoint_dir, self.step, payload(), self.args.keep_checkpoints)
             logger.info("saved checkpoint %s", path)
             return path
 
         self.last_checkpoint = self._on_main(write)
+
+    def _payload(self):
+        """The full training state (collectives: every rank calls it); a function building the checkpoint's dict
+        on rank 0."""
+        rngs = dist_utils.all_gather_object(self.info, rng_state())
+        model_sd, optim_sd = self._state_dicts()
+        return lambda: {"model": model_sd, "optimizer": optim_sd, "scaler": self.scaler.state_dict(),
+                        "step": self.step, "rng": rngs, "config": self.config.to_dict(),
+                        "global_batch": self.global_batch, "world_size": self.world,
+                        "skipped_steps": self.skipped_steps, "dataset": self._dataset_identity(),
+                        "dev_split": self.dev_split, "dev_best": self.dev_best}
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self):
+        """The dev figures of the current weights (every rank evaluates its shard; all get the sums): see
+        training/evaluation.py. Deterministic, and without effect on training's random stream."""
+        if self.dev is None:
+            raise ConfigError("no dev set: give --dev_dataset_path or --dev_fraction")
+        return dev_eval.evaluate(self.model, self.dev, self.info, self.model.loss_names, self.config.target,
+                                 autocast=self._autocast, to_device=self._to_device,
+                                 same_count=self.args.fsdp and self.info.enabled)
+
+    def _evaluate_and_keep(self, tb):
+        """Evaluate, log, record, and write best.pt when the dev loss is the lowest so far (finite, and not
+        while non-finite steps are being skipped, as any checkpoint)."""
+        fig = self.evaluate()
+        better = math.isfinite(fig["loss"]) and (self.dev_best is None or fig["loss"] < self.dev_best["loss"])
+        if better and self.nonfinite_streak:
+            better = False
+            if self.info.is_main:
+                logger.warning("step %d: the lowest dev loss so far, but no best checkpoint while steps are "
+                               "non-finite", self.step)
+        if better:
+            self.dev_best = {"step": self.step, "loss": fig["loss"], "dev": self.dev.identity}
+
+        def report():
+            logger.info(dev_eval.format_line(self.step, fig, self.dev_best))
+            dev_eval.write_record(self.args.checkpoint_dir, self.step, fig, self.dev_best)
+            if tb is not None:
+                dev_eval.add_scalars(tb, self.step, fig)
+
+        self._on_main(report)
+        if better:
+            self._check_weights_finite("the best checkpoint")
+            payload = self._payload()
+            self._on_main(lambda: save_best(self.args.checkpoint_dir, dict(payload(), dev_figures=fig)))
+        return fig
 
     def _on_main(self, fn):
         """fn() on rank 0; its result, or its UerLikeError raised on every rank (no rank waits for one that
@@ -556,6 +715,8 @@ class Trainer:
                     self._report(stats.reduce(info), lr, t - t_report, tb, n_params)
                     stats = _Stats(self.model.loss_names, info.device)
                     t_report = time.time()
+                if self.dev is not None and (self.step % self.eval_steps == 0 or self.step == a.total_steps):
+                    self._evaluate_and_keep(tb)
                 stop = self._stop_agreed()
                 if self.step % a.save_checkpoint_steps == 0 or self.step == a.total_steps or stop:
                     self.save()

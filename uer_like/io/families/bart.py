@@ -9,14 +9,15 @@ at 1e-5, so the outputs agree to about 1e-5 relative, not exactly).
 """
 from ...errors import ConfigError
 from . import Family, register_family
+from .rules import ACT_TO_HF, Rule
+from .rules import linear as _linear
+from .rules import ln as _ln
 
 POSITION_OFFSET = 2  # BartLearnedPositionalEmbedding.offset
 
 
 def layer_rules(cfg):
     """The encoder and decoder layers of BART / PEGASUS (names without the `model.` prefix)."""
-    from ..hf import Rule, _linear, _ln
-
     def attention(h, e):
         return ([Rule([f"{h}.{n}_proj.{w}" for n in "qkv"], f"{e}.qkv.{w}", "qkv") for w in ("weight", "bias")]
                 + _linear(f"{h}.out_proj", f"{e}.final_linear"))
@@ -38,8 +39,6 @@ def layer_rules(cfg):
 
 
 def head_rules(cfg):
-    from ..hf import Rule
-
     r = [Rule("shared.weight", "embedding.word.embedding.weight"),
          Rule("final_logits_bias", "target.lm.output_layer.bias", "flat")]
     if not cfg.tie_weights:
@@ -51,8 +50,6 @@ def head_rules(cfg):
 
 
 def rules(cfg):
-    from ..hf import Rule, _ln
-
     r = head_rules(cfg)
     # a UER-py BART (positions from 0) exports with two zero rows in front, as UER-py's converter writes them
     kind = "pad2" if cfg.position_offset == 0 else "copy"
@@ -95,8 +92,6 @@ def config_from_hf(hf, targets, extras, need, act, source):
 
 
 def common_to_hf(model, arch, model_type):
-    from ..hf import ACT_TO_HF
-
     c = model.config
     hf = {"model_type": model_type, "architectures": [arch], "vocab_size": model.vocab_size, "d_model": c.hidden_size,
           "encoder_layers": c.layers_num, "decoder_layers": c.decoder_layers_num or c.layers_num,
@@ -109,7 +104,13 @@ def common_to_hf(model, arch, model_type):
     return hf
 
 
-def check_export(c, positioning, embedding):
+def export_rank(c):
+    """An encoder-decoder model with learned positions (PEGASUS' sinusoidal tables and T5's buckets rank
+    higher); never a model without a decoder."""
+    return 1 if c.decoder is not None and c.embedding == ["word", "pos"] else None
+
+
+def check_layout(c, positioning, embedding):
     if (c.decoder != "transformer" or not c.share_embedding or c.layernorm_positioning != positioning
             or c.embedding != embedding or c.tgt_embedding != embedding or c.feed_forward != "dense"
             or c.remove_transformer_bias or c.remove_attention_bias or c.remove_attention_scale
@@ -120,11 +121,14 @@ def check_export(c, positioning, embedding):
                           "absolute positions and an LM-head bias)")
 
 
-def config_to_hf(model, arch, eps):
-    c = model.config
-    check_export(c, "post", ["word", "pos"])
+def check_export(c):
+    check_layout(c, "post", ["word", "pos"])
     if c.position_offset not in (0, POSITION_OFFSET) or c.remove_embedding_layernorm:
         raise ConfigError("a BART export needs position_offset 2 (or 0: UER-py's BART) and the embedding layer norm")
+
+
+def config_to_hf(model, arch, eps):
+    check_export(model.config)
     hf = common_to_hf(model, arch, "bart")
     hf["scale_embedding"] = False
     return hf
@@ -132,4 +136,5 @@ def config_to_hf(model, arch, eps):
 
 register_family(Family("bart", "model", "Bart", frozenset({"lm"}), lambda t: "BartForConditionalGeneration",
                        ([("lm", ())],), rules=rules, is_base_key=is_base_key, config_from_hf=config_from_hf,
-                       config_to_hf=config_to_hf, weight_suffixes=("encoder.embed_positions.weight",)))
+                       config_to_hf=config_to_hf, export_rank=export_rank, check_export=check_export,
+                       weight_suffixes=("encoder.embed_positions.weight",)))

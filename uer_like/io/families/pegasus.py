@@ -10,15 +10,15 @@ whose table the file holds (config_from_state), and refuses any other table.
 """
 from ...errors import ConfigError
 from . import Family, register_family
-from .bart import check_export, common_config, common_to_hf, head_rules, is_base_key, layer_rules
+from .bart import check_layout, common_config, common_to_hf, head_rules, is_base_key, layer_rules
+from .rules import Rule
+from .rules import ln as _ln
 
 POSITIONS = ["word", "sinusoidalpos_concat"]
 LAYOUTS = (["word", "sinusoidalpos_concat"], ["word", "sinusoidalpos"])  # transformers' table, UER-py's
 
 
 def rules(cfg):
-    from ..hf import Rule, _ln
-
     r = head_rules(cfg)
     r += [Rule("encoder.embed_positions.weight", f"embedding.{cfg.embedding[1]}", "sin"),
           Rule("decoder.embed_positions.weight", f"tgt_embedding.{cfg.tgt_embedding[1]}", "sin")]
@@ -54,14 +54,25 @@ def config_from_state(state, cfg, source):
                           f"{tuple(_fixed_table('embedding.sinusoidalpos', cfg).shape)}")
 
 
-def config_to_hf(model, arch, eps):
-    c = model.config
-    if c.embedding in LAYOUTS:
-        check_export(c, "pre", c.embedding)
-    else:
-        check_export(c, "pre", POSITIONS)
+def export_rank(c):
+    """An encoder-decoder model with sinusoidal positions: transformers' table, or UER-py's with pre-LN (T5's
+    buckets rank higher, BART's learned positions lower); never a model without a decoder."""
+    if c.decoder is None:
+        return None
+    if "sinusoidalpos_concat" in c.embedding or (c.embedding == ["word", "sinusoidalpos"]
+                                                 and c.layernorm_positioning == "pre"):
+        return 2
+    return None
+
+
+def check_export(c):
+    check_layout(c, "pre", c.embedding if c.embedding in LAYOUTS else POSITIONS)
     if not c.remove_embedding_layernorm:
         raise ConfigError("a PEGASUS export has no embedding layer norm (remove_embedding_layernorm)")
+
+
+def config_to_hf(model, arch, eps):
+    check_export(model.config)
     hf = common_to_hf(model, arch, "pegasus")
     hf["scale_embedding"] = True
     return hf
@@ -69,5 +80,6 @@ def config_to_hf(model, arch, eps):
 
 register_family(Family("pegasus", "model", "Pegasus", frozenset({"lm"}), lambda t: "PegasusForConditionalGeneration",
                        ([("lm", ())],), rules=rules, is_base_key=is_base_key, config_from_hf=config_from_hf,
-                       config_to_hf=config_to_hf, weight_suffixes=("encoder.embed_positions.weight",),
+                       config_to_hf=config_to_hf, export_rank=export_rank, check_export=check_export,
+                       weight_suffixes=("encoder.embed_positions.weight",),
                        config_from_state=config_from_state))

@@ -8,18 +8,15 @@ untied one (`lm_head.weight`, v1.1 and mT5) does not. No base prefix.
 """
 from ...errors import ConfigError
 from . import Family, register_family
+from .rules import ACT_TO_HF, Rule
 
 
 def _attention(h, e):
-    from ..hf import Rule
-
     return [Rule([f"{h}.{n}.weight" for n in "qkv"], f"{e}.qkv.weight", "qkv"), Rule(f"{h}.o.weight",
                                                                                        f"{e}.final_linear.weight")]
 
 
 def _feed_forward(h, e, gated):
-    from ..hf import Rule
-
     if gated:
         return [Rule(f"{h}.wi_0.weight", f"{e}.linear_gate.weight"), Rule(f"{h}.wi_1.weight", f"{e}.linear_1.weight"),
                 Rule(f"{h}.wo.weight", f"{e}.linear_2.weight")]
@@ -27,8 +24,6 @@ def _feed_forward(h, e, gated):
 
 
 def rules(cfg):
-    from ..hf import Rule
-
     gated = cfg.feed_forward == "gated"
     r = [Rule("shared.weight", "embedding.word.embedding.weight"),
          Rule("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
@@ -87,10 +82,13 @@ def config_from_hf(hf, targets, extras, need, act, source):
                 data_processor="t5")
 
 
-def config_to_hf(model, arch, eps):
-    from ..hf import ACT_TO_HF
+def export_rank(c):
+    """An encoder-decoder model with relative-position buckets (above PEGASUS and BART); never a model without
+    a decoder (MPNet's buckets)."""
+    return 3 if c.decoder is not None and c.position_scheme == "relative_position_bucket" else None
 
-    c = model.config
+
+def check_export(c):
     if (c.decoder != "transformer" or not c.share_embedding or c.layernorm != "t5" or c.layernorm_positioning != "pre"
             or c.embedding != ["word"] or c.tgt_embedding != ["word"] or not c.remove_transformer_bias
             or not c.remove_attention_scale or c.position_scheme != "relative_position_bucket"
@@ -98,6 +96,11 @@ def config_to_hf(model, arch, eps):
         raise ConfigError("a T5 export needs T5's layout: pre-LN with the t5 norm, no biases, unscaled attention, "
                           "relative_position_bucket, embedding [word] on both sides shared, an LM head without bias, "
                           "scale_decoder_output exactly when tie_weights")
+
+
+def config_to_hf(model, arch, eps):
+    c = model.config
+    check_export(c)
     act = ACT_TO_HF[c.hidden_act]
     gated = c.feed_forward == "gated"
     proj = ("gated-" + ("gelu" if act == "gelu_new" else act)) if gated else act
@@ -114,4 +117,5 @@ def config_to_hf(model, arch, eps):
 
 
 register_family(Family("t5", "", "T5", frozenset({"lm"}), lambda t: "T5ForConditionalGeneration", ([("lm", ())],),
-                       rules=rules, is_base_key=is_base_key, config_from_hf=config_from_hf, config_to_hf=config_to_hf))
+                       rules=rules, is_base_key=is_base_key, config_from_hf=config_from_hf, config_to_hf=config_to_hf,
+                       export_rank=export_rank, check_export=check_export))

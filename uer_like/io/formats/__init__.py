@@ -14,9 +14,12 @@ format given, the one whose `suffixes` end the path (a directory or a path witho
 `directory` format). CLI choices (convert.py --to, pretrain.py --output_format) come from `writable()`.
 
 Built-in: uer (torch pickle .bin/.pt with UER-py names, or a directory holding one), safetensors, hf (a
-transformers directory, or one of its weights files beside its config.json), tf (Google TF checkpoints, read
-only), and the release layouts read into their Hugging Face form (read only): paddle (PaddleNLP
-model_state.pdparams, io/paddle.py) and pt-zip (pytorch_model.bin with bert_config.json, io/pt_zip.py). io/uer.py (UER key-name layouts), io/hf.py (family key maps) and io/tf.py (TF variable names) are the
+transformers directory, or one of its weights files beside its config.json), tf (TensorFlow checkpoints of
+Google's and the Chinese releases, read only, no tensorflow needed), and the release layouts read into their
+Hugging Face form (read only): paddle (PaddleNLP model_state.pdparams, io/paddle.py) and pt-zip
+(pytorch_model.bin with bert_config.json, io/pt_zip.py); zen (ZEN's release, io/zen.py: read with UER names into
+the `zen` encoder, read only). io/uer.py (UER key-name layouts), io/hf.py (family key maps) and io/tf.py,
+io/tf_releases.py (TF variable names) are the
 name rules these formats use, not formats themselves.
 """
 import os
@@ -136,4 +139,4 @@ def infer_write_format(path):
     return DEFAULT_WRITE
 
 
-from . import hf, paddle, pt_zip, safetensors, tf, uer  # noqa: E402,F401  (registration of the built-in formats)
+from . import hf, paddle, pt_zip, safetensors, tf, uer, zen  # noqa: E402,F401  (registration of the built-in formats)

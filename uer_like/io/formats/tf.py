@@ -1,9 +1,9 @@
-"""Format "tf": Google TensorFlow checkpoints (BERT, ALBERT, ELECTRA): a checkpoint prefix (model.ckpt), its
-.index / .meta / .data-* file, or a directory holding one, with bert_config.json / albert_config.json /
-config.json beside it; read only, needs `tensorflow` (io/tf.py reads the variables and maps their names)."""
+"""Format "tf": TensorFlow checkpoints (Google BERT, ALBERT, ELECTRA and the Chinese releases io/tf_releases.py lists): a
+checkpoint prefix (model.ckpt), its .index / .meta / .data-* file, or a directory holding one, with its config
+json beside it; read only, in pure Python (io/tf_bundle.py reads the tensors, io/tf.py maps their names)."""
 import os
 
-from . import Format, Weights, register_format
+from . import Format, register_format
 
 
 def detect(path):
@@ -16,8 +16,9 @@ def detect(path):
 def read(path, config=None, tf_model=None, **_):
     from ..tf import read_tf_checkpoint
 
-    state, hf_cfg, _, vocab_path = read_tf_checkpoint(path, config=config, which=tf_model)
-    return Weights(state, names="hf", path=path, config=hf_cfg, vocab_path=vocab_path)
+    w = read_tf_checkpoint(path, config=config, which=tf_model)
+    w.path = path
+    return w
 
 
 register_format(Format("tf", detect, read, order=30))
