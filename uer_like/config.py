@@ -21,6 +21,11 @@ LAYERNORM_POSITIONINGS = ("post", "pre", "grover")
 POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")
 
+BOUNDED_EMBEDDINGS = ("pos", "sinusoidalpos", "sinusoidalpos_concat")  # position tables of max_seq_length rows
+# UER-py's data processors of encoder-decoder pretraining: accepted in a config with a decoder (its weights
+# load and generate); pretraining them is not implemented
+SEQ2SEQ_DATA_PROCESSORS = ("t5", "bart", "gsg", "mt", "seq2seq")
+
 MAX_CONFIG_SIZE = 1 << 22  # any size key (positions, widths, layers): larger is a typo, not a model
 
 
@@ -64,6 +69,16 @@ class ModelConfig:
     relative_attention_buckets_num: int = 32
     relative_attention_max_distance: int = 128
     relative_attention_bidirectional: Optional[bool] = None
+    # attention heads of another size than hidden_size / heads_num (mT5: d_kv); None: hidden_size / heads_num
+    attention_head_size: Optional[int] = None
+    # encoder-decoder models (UER-py's keys; decoders/): the decoder (None: an encoder-only model), the
+    # decoder's embedding components, whether its word embedding is the encoder's, its layer count (None:
+    # layers_num), and T5's scaling of the decoder output by hidden_size ** -0.5 before a tied LM head
+    decoder: Optional[str] = None
+    tgt_embedding: List[str] = field(default_factory=list)
+    share_embedding: bool = False
+    decoder_layers_num: Optional[int] = None
+    scale_decoder_output: bool = False
     # heads
     tie_weights: bool = False
     has_lmtarget_bias: bool = False
@@ -117,13 +132,24 @@ class ModelConfig:
         return strategy_of(self.to_dict(), "config")
 
     @property
+    def head_size(self):
+        """The size of one attention head."""
+        return self.attention_head_size or self.hidden_size // self.heads_num
+
+    @property
     def position_limit(self):
         """The longest sequence the model's positions cover: max_seq_length when a table bounds them (learned
         or sinusoidal absolute positions, the rotary table), None when nothing does (NEZHA's clipped relative
         distances, XLNet's relative encodings, a model without positions)."""
-        if "pos" in self.embedding or "sinusoidalpos" in self.embedding or self.position_scheme == "rotary":
+        if any(e in self.embedding for e in BOUNDED_EMBEDDINGS) or self.position_scheme == "rotary":
             return self.max_seq_length
         return None
+
+    def refuse_decoder(self, what):
+        """A one-line ConfigError for a code path that cannot run an encoder-decoder model (`what` it is)."""
+        if self.decoder is not None:
+            raise ConfigError(f"{what} does not handle encoder-decoder models (decoder: {self.decoder!r}) yet; such "
+                              "a model loads, converts and generates (uer_like.generate)")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -163,7 +189,7 @@ class ModelConfig:
     # ------------------------------------------------------------------ validation
     def validate(self, source="config"):
         from . import modules  # noqa: F401  (registers every embedding/encoder/target)
-        from .registry import ACTIVATIONS, EMBEDDINGS, ENCODERS, LAYERNORMS, POSITION_SCHEMES, TARGETS
+        from .registry import ACTIVATIONS, DECODERS, EMBEDDINGS, ENCODERS, LAYERNORMS, POSITION_SCHEMES, TARGETS
 
         def bad(key, value, valid):
             raise ConfigError(f"{source}: config key '{key}' has invalid value {value!r}; valid choices: {', '.join(map(str, valid))}")
@@ -177,6 +203,37 @@ class ModelConfig:
         check_encoder = getattr(ENCODERS.get(self.encoder, key="encoder"), "check_config", None)
         if check_encoder is not None:  # an encoder with keys of its own validates them
             check_encoder(self, source)
+        if self.decoder is not None:
+            DECODERS.get(self.decoder, key="decoder")
+            if "word" not in self.tgt_embedding:
+                raise ConfigError(f"{source}: a decoder needs config key 'tgt_embedding' with 'word' (e.g. [\"word\", "
+                                  f"\"pos\"]), got {self.tgt_embedding}")
+            for name in self.tgt_embedding:
+                EMBEDDINGS.get(name, key="tgt_embedding")
+            if self.encoder != "transformer":
+                raise ConfigError(f"{source}: a decoder needs encoder 'transformer', got {self.encoder!r}")
+            if self.target != ["lm"]:
+                raise ConfigError(f"{source}: an encoder-decoder model has the target ['lm'] (the decoder's LM head), "
+                                  f"got {self.target}")
+            if self.mask != "fully_visible" or self.parameter_sharing or self.factorized_embedding_parameterization:
+                raise ConfigError(f"{source}: an encoder-decoder model needs mask 'fully_visible', no parameter sharing "
+                                  "and no factorized embedding")
+            if self.layernorm_positioning not in ("post", "pre"):
+                raise ConfigError(f"{source}: an encoder-decoder model needs layernorm_positioning 'post' or 'pre', "
+                                  f"got {self.layernorm_positioning!r}")
+            if self.decoder_layers_num is not None and not 0 < self.decoder_layers_num <= MAX_CONFIG_SIZE:
+                raise ConfigError(f"{source}: config key 'decoder_layers_num' must be positive, got "
+                                  f"{self.decoder_layers_num}")
+        else:
+            for key in ("tgt_embedding", "share_embedding", "decoder_layers_num", "scale_decoder_output"):
+                if getattr(self, key):
+                    raise ConfigError(f"{source}: config key '{key}' needs a decoder (decoder: \"transformer\")")
+        if self.attention_head_size is not None and not 0 < self.attention_head_size <= MAX_CONFIG_SIZE:
+            raise ConfigError(f"{source}: config key 'attention_head_size' must be positive, got "
+                              f"{self.attention_head_size}")
+        if self.attention_head_size is not None and self.position_scheme in ("rotary", "nezha", "xlnet"):
+            raise ConfigError(f"{source}: attention_head_size is not supported with position_scheme "
+                              f"{self.position_scheme!r}")
         for name in self.target:
             TARGETS.get(name, key="target")
         POSITION_SCHEMES.get(self.position_scheme, key="position_scheme").check_config(self, source)
@@ -205,7 +262,7 @@ class ModelConfig:
                 raise ConfigError(f"{source}: config key '{key}' is {getattr(self, key)}, above {MAX_CONFIG_SIZE}: "
                                   "a typo?")
         if self.encoder == "transformer":
-            if self.hidden_size % self.heads_num:
+            if self.hidden_size % self.heads_num and self.attention_head_size is None:
                 raise ConfigError(
                     f"{source}: hidden_size {self.hidden_size} is not divisible by heads_num {self.heads_num}"
                 )
@@ -226,8 +283,12 @@ class ModelConfig:
             raise ConfigError(f"{source}: tie_weights needs emb_size == hidden_size")
         from .data.processors import DATA_PROCESSOR_NAMES
 
-        if self.data_processor not in DATA_PROCESSOR_NAMES:
-            bad("data_processor", self.data_processor, DATA_PROCESSOR_NAMES)
+        if self.data_processor in SEQ2SEQ_DATA_PROCESSORS:
+            if self.decoder is None:
+                raise ConfigError(f"{source}: data_processor {self.data_processor!r} is an encoder-decoder processor; "
+                                  "the config has no decoder")
+        elif self.data_processor not in DATA_PROCESSOR_NAMES:
+            bad("data_processor", self.data_processor, DATA_PROCESSOR_NAMES + SEQ2SEQ_DATA_PROCESSORS)
         from .data.masking import check_values, strategy_of
 
         d = self.to_dict()

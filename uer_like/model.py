@@ -1,4 +1,9 @@
-"""Model = Embedding > Encoder > Target(s), composed from a ModelConfig through the registries."""
+"""Model = Embedding > Encoder > Target(s), composed from a ModelConfig through the registries; an
+encoder-decoder model (config key `decoder`, as UER-py's BART / PEGASUS / T5) adds a target embedding and a
+decoder between the encoder and the LM target:
+
+    Embedding > Encoder --memory--> Decoder (tgt_embedding of the target tokens) > lm target
+"""
 import torch
 import torch.nn as nn
 
@@ -6,7 +11,7 @@ from . import modules  # noqa: F401  (registration)
 from .config import ModelConfig, load_config
 from .embeddings import Embedding
 from .errors import ConfigError
-from .registry import ENCODERS, TARGETS
+from .registry import DECODERS, ENCODERS, TARGETS
 from .errors import DataError
 
 
@@ -19,6 +24,11 @@ class Model(nn.Module):
         self.vocab_size = vocab_size
         self.embedding = Embedding(config, vocab_size)
         self.encoder = ENCODERS.get(config.encoder, key="encoder")(config)
+        if config.decoder is not None:
+            self.tgt_embedding = Embedding(config, vocab_size, config.tgt_embedding)
+            self.decoder = DECODERS.get(config.decoder, key="decoder")(config)
+        else:
+            self.tgt_embedding = self.decoder = None
         self.target = nn.Module()
         for name in config.target:
             self.target.add_module(name, TARGETS.get(name, key="target")(config, vocab_size))
@@ -26,6 +36,12 @@ class Model(nn.Module):
         self.tie_weights()
 
     def tie_weights(self):
+        if self.decoder is not None:  # share_embedding: one word embedding; tie_weights: the LM head is it too
+            if self.config.share_embedding:
+                self.tgt_embedding.word.embedding.weight = self.embedding.word.embedding.weight
+            if self.config.tie_weights:
+                self.target.lm.output_layer.weight = self.tgt_embedding.word.embedding.weight
+            return
         if not self.config.tie_weights:
             return
         word = self.embedding.word.embedding.weight
@@ -73,9 +89,28 @@ class Model(nn.Module):
             positions = cache.default_positions(seg)
         return self.encoder(self.embedding(src, seg, positions), seg, positions=positions, cache=cache, **inputs)
 
+    def memory(self, encoder_output, seg):
+        """An encoder-decoder model's encoder output as the decoder's cross-attention reads it (the keys and
+        values of every decoder layer, computed once per source): decoders/transformer.Memory."""
+        return self.decoder.memory(encoder_output, seg)
+
+    def decode(self, tgt, tgt_seg, memory, *, positions=None, cache=None):
+        """An encoder-decoder model's decoder output [rows, tgt_len, hidden_size] (before the LM head) for the
+        target tokens tgt, tgt_seg [rows, tgt_len] (0 = padding, on the right) given memory (`memory()` of
+        `sources` rows; rows = sources x beams). cache: from `init_cache`; tgt are then the tokens that follow
+        the cached ones, at positions that continue the cache's count."""
+        if cache is not None and positions is None:
+            positions = cache.default_positions(tgt_seg)
+        return self.decoder(self.tgt_embedding(tgt, tgt_seg, positions), tgt_seg, memory, positions=positions,
+                            cache=cache)
+
     def init_cache(self, batch_size, max_length, *, padded=True):
         """An empty decoding cache (a key/value cache, or an LSTM/GRU's carried state) for `batch_size` rows
-        of at most `max_length` tokens. padded=False promises that no row holds padding (a cheaper step)."""
+        of at most `max_length` tokens. padded=False promises that no row holds padding (a cheaper step).
+        An encoder-decoder model's cache is its decoder's self-attention cache."""
+        if self.decoder is not None:
+            p = next(self.parameters())
+            return self.decoder.init_cache(batch_size, max_length, dtype=p.dtype, device=p.device, padded=padded)
         init = getattr(self.encoder, "init_cache", None)
         if init is None:
             raise ConfigError(f"encoder '{self.config.encoder}' has no incremental decoding (no init_cache)")
@@ -87,7 +122,11 @@ class Model(nn.Module):
         return {name: getattr(self.target, name).logits(hidden, seg) for name in self.config.target}
 
     def forward(self, batch):
-        """Training forward: batch dict (src, seg and each target's keys) -> {"loss", per-target dicts}."""
+        """Training forward: batch dict (src, seg and each target's keys) -> {"loss", per-target dicts}.
+        An encoder-decoder model takes src, seg, tgt_in, tgt_seg and tgt_out (UER-py's seq2seq batch: the
+        decoder reads tgt_in and predicts tgt_out where tgt_seg > 0)."""
+        if self.decoder is not None:
+            return self._seq2seq_forward(batch)
         hidden = None  # the encoder output, computed once for the targets that take it
         out = {}
         total = None
@@ -109,6 +148,15 @@ class Model(nn.Module):
             raise DataError(f"the batch has keys {sorted(batch)} but none for the targets {self.config.target}")
         out["loss"] = total
         return out
+
+    def _seq2seq_forward(self, batch):
+        need = ("src", "seg", "tgt_in", "tgt_seg", "tgt_out")
+        if not all(k in batch for k in need):
+            raise DataError(f"an encoder-decoder batch needs the keys {list(need)}, got {sorted(batch)}")
+        memory = self.memory(self.encode(batch["src"], batch["seg"]), batch["seg"])
+        hidden = self.decode(batch["tgt_in"], batch["tgt_seg"], memory)
+        res = self.target.lm.loss(hidden, {"tgt_lm": batch["tgt_out"].masked_fill(batch["tgt_seg"] == 0, 0)})
+        return {"lm": res, "loss": res["loss"]}
 
 
 def _init_weights(module):

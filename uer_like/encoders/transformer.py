@@ -33,7 +33,7 @@ class TransformerEncoder(nn.Module):
         # what every layer's position scheme shares (T5's bucket-bias table; UER-py's name), or None
         self.relative_pos_emb = POSITION_SCHEMES.get(config.position_scheme).shared(config)
         self.heads_num = config.heads_num
-        self.per_head_size = config.hidden_size // config.heads_num
+        self.per_head_size = config.head_size
         self.unpad = True  # in training: compute on real tokens only
 
     def init_cache(self, batch_size, max_length, *, dtype, device, padded=True):

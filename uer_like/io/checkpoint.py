@@ -208,7 +208,9 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
                         "/".join(absent), "; ".join(why))
         else:  # what the tensors' presence settles, when the config does not say (2019-2020 LM heads had a bias)
             raw.update({k: inferred[k] for k in uerfmt.PRESENCE_KEYS if k in inferred and k not in raw})
-        config = ModelConfig.from_dict(raw, source=source)
+        from ..legacy_config import uer_py_tying
+
+        config = ModelConfig.from_dict(uer_py_tying(raw), source=source)  # UER-py's meaning of the tying keys
     word = _first_present(state, ("embedding.word.embedding.weight", "embedding.word_embedding.weight"))
     ckpt_vocab = int(word.shape[0]) if word is not None else None
     if vocab_size is not None and ckpt_vocab is not None and vocab_size != ckpt_vocab:
@@ -278,6 +280,9 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=F
     canon = hfmod.canonical_state(state, family)
     targets = hfmod.targets_from_keys(family, canon)
     _, config = hfmod.uer_config_from_hf(hf_cfg, targets, source=source)
+    from_tensors = hfmod.families.get(family).config_from_state
+    if from_tensors is not None:  # what config.json does not say but the tensors do (PEGASUS' position table)
+        config = config.replace(**from_tensors(canon, config, source))
     word = canon.get(hfmod.hf_names(family, config).get("embedding.word.embedding.weight", ("",))[0])
     if word is not None and word.shape[0] != config.vocab_size:
         raise CheckpointError(f"{source}: the word embedding has {word.shape[0]} rows but config.json says "
@@ -411,7 +416,8 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     models, io/hf_tasks.py): (architecture, config.json entries, head tensors by Hugging Face name)."""
     info = formats.load_info_of(model) or LoadInfo()
     family = family or hfmod.hf_family_for(model.config, prefer=info.family)
-    if model.config.layernorm not in ("torch", "normal"):
+    if model.config.layernorm not in ("torch", "normal") and not (model.config.layernorm == "t5"
+                                                                   and family in ("t5", "mt5")):
         logger.warning("the model uses the %s layer norm, which transformers' %s does not compute", model.config.layernorm,
                        family)
     source_hf = info.hf_config

@@ -167,6 +167,7 @@ class Trainer:
         pre = self._pretrained_defining_config()
         if pre is not None:
             self.config = pre.config
+        self.config.refuse_decoder("pretraining (pretrain.py)")
         if args.output_format == "hf":  # refuse at the start what cannot be written at the end
             from ..io.hf import hf_family_for
 

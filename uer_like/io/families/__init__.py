@@ -3,7 +3,9 @@ config.json model_type. A new family is one module here plus its name in the imp
 
 A Family declares everything io/hf.py (and io/hf_tasks.py, checkpoint.save_hf) reads per family: its names,
 config keys, heads, export checks and tokenizer files; io/hf.py holds no per-family branch. The BERT-shaped
-families share bert_shaped.py (BERT's names, config mapping and checks); the rule kinds are in rules.py.
+families share bert_shaped.py (BERT's names, config mapping and checks); the rule kinds are in rules.py. The
+encoder-decoder families (BART, PEGASUS, T5, mT5) declare their decoder's names, config mapping and export
+checks the same way; only they export a model with a decoder.
 """
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -30,7 +32,10 @@ class Family:
     weights, dropped on import; tied_keys: head keys a tied checkpoint may also store (ignored);
     decoder_bias: (bias, decoder bias) key pairs of an untied MLM head (transformers computes with the second);
     export_state(cfg, state) -> base-model tensors an export adds that no rule writes (a zero token-type row,
-    RoFormer's rotary table).
+    RoFormer's rotary table); config_from_state(canonical HF tensors, config, source) -> uer_like config keys
+    the tensors settle and config.json does not (PEGASUS' position table layout), applied after config.json's;
+    weight_suffixes: key endings that are weights here although they end like a buffer (BART's learned
+    encoder.embed_positions.weight), kept on import.
 
     Export: export_rank(config) -> None when the family cannot hold a uer_like model of that shape, else how
     specific the family is to it (the highest rank is exported; among equals the family the model was loaded
@@ -77,6 +82,10 @@ class Family:
     spm_file: Optional[str] = None
     spm_rows: Optional[Callable[[int], int]] = None
     write_tokenizer: Optional[Callable] = None
+    config_from_state: Optional[Callable] = None  # (canonical HF tensors, config, source) -> uer_like config keys
+    # that the tensors settle and config.json does not (PEGASUS' position table layout)
+    weight_suffixes: tuple = ()  # key endings io/hf.py drops as saved buffers that are weights here (BART's
+    # learned encoder.embed_positions.weight)
 
 
 def register_family(family):
@@ -96,4 +105,4 @@ def all_families():
     return [get(n) for n in names()]
 
 
-from . import albert, bert, distilbert, electra, ernie, gpt2, megatron_bert, mpnet, nezha, openai_gpt, roberta, roformer, xlm_roberta, xlnet  # noqa: E402,F401  (registration)
+from . import albert, bart, bert, distilbert, electra, ernie, gpt2, megatron_bert, mpnet, mt5, nezha, openai_gpt, pegasus, roberta, roformer, t5, xlm_roberta, xlnet  # noqa: E402,F401  (registration)
