@@ -268,6 +268,25 @@ def _fill_tied(model, internal):
             internal[b if a in internal else a] = internal[a if a in internal else b]
 
 
+# task classes whose heads read every token (or score choices): their `classifier` is not a pooled sentence
+# classifier, and loading it as the cls target would build another model
+PER_TOKEN_HEADS = ("ForTokenClassification", "ForQuestionAnswering", "ForQuestionAnsweringSimple", "ForMultipleChoice")
+
+
+def _drop_per_token_head(canon, hf_cfg, family, source):
+    """A directory of a per-token or multiple-choice task class loads as its base model: the head's tensors are
+    dropped with a warning naming the way to import it as a fine-tuned model (io/hf_tasks.py)."""
+    arch = next(iter(hf_cfg.get("architectures") or []), "") or ""
+    if not arch.endswith(PER_TOKEN_HEADS):
+        return canon
+    head = sorted(k for k in canon if not hfmod._is_base_key(family, k))
+    if head:
+        logger.warning("%s: a %s: its head (%s) is not a pretraining head and is dropped; the base model is loaded "
+                       "(to import the fine-tuned task model: scripts/convert.py --input DIR --to uer)", source, arch,
+                       ", ".join(head))
+    return {k: v for k, v in canon.items() if k not in head}
+
+
 def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=False):
     from ..model import Model
 
@@ -277,7 +296,7 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=F
         ln_originals = read_tensor_file(sidecar)
 
     family = hfmod.family_of(hf_cfg, source)
-    canon = hfmod.canonical_state(state, family)
+    canon = _drop_per_token_head(hfmod.canonical_state(state, family), hf_cfg, family, source)
     targets = hfmod.targets_from_keys(family, canon)
     _, config = hfmod.uer_config_from_hf(hf_cfg, targets, source=source)
     from_tensors = hfmod.families.get(family).config_from_state
