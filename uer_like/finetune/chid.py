@@ -15,7 +15,9 @@ transformers' BertForMultipleChoice, and so exported); loss: cross-entropy over 
 Decoding: as UER-py's run_chid_infer.py, the blanks of one line share its candidates and each idiom is used
 once: the highest-scoring (blank, candidate) pair is taken first, then the best among the rest, ...
 (--independent_blanks: each blank's own argmax). Metric: the share of the answer file's blanks predicted
-right (CLUE's ChID accuracy), `chid_accuracy` on the answer and prediction mappings.
+right, `chid_accuracy` on the answer and prediction mappings (CLUE's baseline evaluation, `evaluate` in
+CHID_preprocess.py, counts the rows of its row-aligned answer and prediction csv files that agree; keyed by blank
+here, so the order of the files does not matter and a missing blank counts as wrong).
 Predictions: the official answer-file format, a JSON object `{"#idiomNNNNNN#": candidate index, ...}`.
 """
 import json
@@ -163,7 +165,7 @@ class ChidTask(MultipleChoiceTask):
     script = "run_chid.py"
     description = "Chinese idiom cloze (CLUE's ChID: JSON lines + answer file)"
     main_metric = "acc"
-    defaults = {"seq_length": 64}
+    defaults = {"seq_length": 128}
 
     @staticmethod
     def add_args(g):
