@@ -100,7 +100,9 @@ def test_chid_trains_and_predicts_the_official_answer_format(tmp_path):
     with torch.no_grad():
         ref = hf(input_ids=src, token_type_ids=(seg == 2).long()).logits
         got_logits = ours(src.view(-1, 12), seg.view(-1, 12), torch.arange(6), 2, 3)
-    assert (got_logits - ref).abs().max() < 1e-4
+    diff = float((got_logits - ref).abs().max())
+    print(f"chid export: max abs logit diff vs BertForMultipleChoice {diff:.2e}")
+    assert diff < 1e-4
 
 
 # ---------------------------------------------------------------------------------------------- DBQA
@@ -144,3 +146,28 @@ def test_dbqa_trains_selects_by_mrr_and_predicts(tmp_path, capsys):
     rc = main("dbqa", TINY + ["--train_path", p])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and f"{p}:4: label '2'; DBQA labels are 1" in err
+
+
+def test_dbqa_model_exports_as_bert_for_sequence_classification(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from uer_like.finetune import core
+    from uer_like.finetune.classification import Classifier
+    from uer_like.io import hf_tasks
+
+    model = str(tmp_path / "dbqa.bin")
+    run("dbqa", TINY + ["--train_path", os.path.join(DBQA, "dev.tsv"), "--output_model_path", model,
+                        "--batch_size", "16", "--seq_length", "32", "--max_steps", "1"])
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(
+        hf_tasks.export_finetuned(model, str(tmp_path / "hf"))).eval()
+    assert type(hf).__name__ == "BertForSequenceClassification" and hf.config.num_labels == 2
+    config, _, _ = core.load_backbone(None, model[:-4] + "_config.json", hf.config.vocab_size)
+    ours = core.load_finetuned(Classifier(config, hf.config.vocab_size, 2), model).eval()
+    torch.manual_seed(0)
+    src = torch.randint(1000, 5000, (3, 12))
+    src[:, 0], src[:, 6] = 101, 102
+    seg = torch.ones_like(src)
+    seg[:, 7:] = 2
+    with torch.no_grad():
+        diff = float((ours(src, seg) - hf(input_ids=src, token_type_ids=(seg == 2).long()).logits).abs().max())
+    print(f"dbqa export: max abs logit diff vs BertForSequenceClassification {diff:.2e}")
+    assert diff < 1e-4
