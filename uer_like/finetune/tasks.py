@@ -31,7 +31,7 @@ def log(msg):
 
 # the modules that register the built-in tasks (imported on first use of the registry)
 TASK_MODULES = ("classification", "regression", "multi_label", "tagging", "mrc", "multiple_choice", "simcse",
-                "siamese", "prompt")
+                "siamese", "prompt", "chid", "dbqa")
 
 
 def load_tasks():
