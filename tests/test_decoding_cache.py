@@ -15,6 +15,7 @@ TRANSFORMERS = {
     "albert_shared_causal": ("albert/base_config.json",
                              dict(SMALL, emb_size=16, mask="causal", target=["lm"])),
     "sinusoidal_causal": ("gpt2/mini_config.json", dict(SMALL, embedding=["word", "sinusoidalpos"])),
+    "sinusoidal_2019_causal": ("gpt2/mini_config.json", dict(SMALL, embedding=["word", "sinusoidalpos_2019"])),
     # T5's causal buckets (8 buckets, max_distance 12: the longest rows reach the log and the clamped ones); the
     # new tokens' bias must use their absolute positions
     "relative_bucket_causal": ("gpt2/mini_config.json",

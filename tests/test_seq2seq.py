@@ -213,12 +213,12 @@ def test_pegasus_with_uer_py_interleaved_position_table(tmp_path):
         shutil.copyfile(os.path.join(HF, "pegasus", f), tmp_path / f)
     state = load_file(os.path.join(HF, "pegasus", "model.safetensors"))
     cfg = load_config({"emb_size": 64, "hidden_size": 64, "heads_num": 4, "max_seq_length": 64,
-                       "embedding": ["word", "sinusoidalpos"]})
+                       "embedding": ["word", "sinusoidalpos_2019"]})
     for side in ("encoder", "decoder"):
         state[f"model.{side}.embed_positions.weight"] = sinusoidal_table(cfg)
     save_file(state, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
     m = uer_like.load_model(str(tmp_path)).eval()
-    assert m.config.embedding == m.config.tgt_embedding == ["word", "sinusoidalpos"]
+    assert m.config.embedding == m.config.tgt_embedding == ["word", "sinusoidalpos_2019"]
     hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path)).eval()
     z, _ = reference("pegasus")
     with torch.no_grad():

@@ -101,7 +101,7 @@ def test_bert_base_of_every_era_is_the_same_model():
 def test_legacy_strings_map_to_components():
     c = load_config({"embedding": "word_sinusoidalpos", "encoder": "transformer", "target": "lm",
                      "hidden_size": 64, "emb_size": 64, "heads_num": 2, "feedforward_size": 64})
-    assert c.embedding == ["word", "sinusoidalpos"] and c.remove_embedding_layernorm and c.target == ["lm"]
+    assert c.embedding == ["word", "sinusoidalpos_2019"] and c.remove_embedding_layernorm and c.target == ["lm"]
     assert c.data_processor == "lm"
     c = load_config({"embedding": "word_pos", "encoder": "gpt", "target": "lm"})  # 2020: GptEncoder
     assert c.encoder == "transformer" and c.mask == "causal" and c.embedding == ["word", "pos"]

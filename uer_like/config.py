@@ -21,7 +21,7 @@ LAYERNORM_POSITIONINGS = ("post", "pre", "grover")
 POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")
 
-BOUNDED_EMBEDDINGS = ("pos", "sinusoidalpos", "sinusoidalpos_concat")  # position tables of max_seq_length rows
+BOUNDED_EMBEDDINGS = ("pos", "sinusoidalpos", "sinusoidalpos_2019", "sinusoidalpos_concat")  # position tables of max_seq_length rows
 # UER-py's data processors of encoder-decoder pretraining: accepted in a config with a decoder (its weights
 # load and generate); pretraining them is not implemented
 SEQ2SEQ_DATA_PROCESSORS = ("t5", "bart", "gsg", "mt", "seq2seq")

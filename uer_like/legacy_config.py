@@ -22,12 +22,13 @@ from .errors import ConfigError
 
 # ------------------------------------------------------------------------------------------ component names
 # UER-py's embedding strings (2019-2023) -> the keys they stand for. `word_sinusoidalpos` never had an
-# embedding layer norm, whatever remove_embedding_layernorm said.
+# embedding layer norm, whatever remove_embedding_layernorm said; its table is not the one the list form
+# ["word", "sinusoidalpos"] computes since July 2023, hence its own name (embeddings/sinusoidal.py).
 EMBEDDING_STRINGS = {
     "word": {"embedding": ["word"]},
     "word_pos": {"embedding": ["word", "pos"]},
     "word_pos_seg": {"embedding": ["word", "pos", "seg"]},
-    "word_sinusoidalpos": {"embedding": ["word", "sinusoidalpos"], "remove_embedding_layernorm": True},
+    "word_sinusoidalpos": {"embedding": ["word", "sinusoidalpos_2019"], "remove_embedding_layernorm": True},
     "bert": {"embedding": ["word", "pos", "seg"]},  # 2019-2020: BertEmbedding
 }
 
@@ -254,10 +255,11 @@ def config_for_layout(d, layout):
     if layout == "uer":
         return d
     d = dict(d)
-    for name, keys in EMBEDDING_STRINGS.items():
-        if name != "bert" and keys["embedding"] == d.get("embedding"):
-            d["embedding"] = name
-            break
+    for key in ("embedding", "tgt_embedding"):
+        for name, keys in EMBEDDING_STRINGS.items():
+            if name != "bert" and keys["embedding"] == d.get(key):
+                d[key] = name
+                break
     if layout in ("uer_2021", "uer_2021_albert"):
         t = d.get("target")
         if t == ["mlm", "sp"]:

@@ -12,7 +12,7 @@ class WordEmbedding(nn.Module):
     def __init__(self, config, vocab_size):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, config.emb_size)
-        sinusoidal = {"sinusoidalpos", "sinusoidalpos_concat"} & set(config.embedding + config.tgt_embedding)
+        sinusoidal = {"sinusoidalpos", "sinusoidalpos_2019", "sinusoidalpos_concat"} & set(config.embedding + config.tgt_embedding)
         self.scale = math.sqrt(config.emb_size) if sinusoidal else None
 
     def forward(self, src, seg, positions=None):

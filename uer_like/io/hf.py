@@ -190,7 +190,7 @@ def _fixed_table(internal, cfg):
 
     if internal.endswith(".sinusoidalpos_concat"):
         return concat_table(cfg.max_seq_length, cfg.emb_size)
-    if internal.endswith(".sinusoidalpos"):
+    if internal.endswith(".sinusoidalpos_2019"):
         return sinusoidal_table(cfg)
     raise ValueError(f"no fixed table for {internal}")
 

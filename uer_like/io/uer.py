@@ -48,12 +48,13 @@ _TARGETS_2023 = {
     "cls": {"target.cls.linear_1.": "target.linear_1.", "target.cls.linear_2.": "target.linear_2."},
 }
 _SP_HEADS = {"uer_2023": "sp", "uer_2021": "nsp", "uer_2021_albert": "sop"}
-SINUSOIDAL_BUFFER = "embedding.pe"
+SINUSOIDAL_BUFFER = "embedding.pe"  # the sinusoidalpos_2019 table, a buffer in UER-py's files before July 2023
+SINUSOIDAL_2019 = "sinusoidalpos_2019"
 TIED = [("embedding.word.embedding.weight", "target.mlm.linear_2.weight"),
         ("embedding.word.embedding.weight", "target.electra_gen.linear_2.weight"),
         ("embedding.word.embedding.weight", "target.electra.generator_head.linear_2.weight"),
         ("embedding.word.embedding.weight", "target.lm.output_layer.weight"),
-        ("tgt_embedding.word.embedding.weight", "target.lm.output_layer.weight")]  # word_sinusoidalpos's table, in the state dict before July 2023
+        ("tgt_embedding.word.embedding.weight", "target.lm.output_layer.weight")]
 
 
 class LayoutError(ValueError):
@@ -100,7 +101,7 @@ def file_names(internal_keys, layout, config):
 def file_keys(internal_keys, layout, config):
     """The key names a file in `layout` holds for a model whose state dict has `internal_keys`."""
     out = [n for names in file_names(internal_keys, layout, config).values() for n in names]
-    if layout != "uer" and "sinusoidalpos" in config.embedding:
+    if layout != "uer" and SINUSOIDAL_2019 in config.embedding:
         out.append(SINUSOIDAL_BUFFER)
     return out
 
@@ -124,7 +125,7 @@ def to_uer_state_dict(state_dict, layout="uer", config=None):
                 out[_rename(f"{m.group(1)}.linear_layers.{i}.{m.group(2)}", mapping)] = part.contiguous()
         else:
             out[_rename(key, mapping)] = value
-    if layout != "uer" and "sinusoidalpos" in config.embedding:
+    if layout != "uer" and SINUSOIDAL_2019 in config.embedding:
         out[SINUSOIDAL_BUFFER] = sinusoidal_table(config).unsqueeze(1)
     return out
 
@@ -181,10 +182,23 @@ def detect_layout(keys, internal_keys, config):
 
 
 def sinusoidal_table(config):
-    """The [max_seq_length, emb_size] table of embeddings/sinusoidal.py (UER-py's word_sinusoidalpos)."""
-    from ..embeddings.sinusoidal import SinusoidalPositionEmbedding
+    """The [max_seq_length, emb_size] table of UER-py's word_sinusoidalpos (the sinusoidalpos_2019 embedding),
+    the `embedding.pe` buffer of its files before July 2023."""
+    from ..embeddings.sinusoidal import sinusoidal_2019_table
 
-    return SinusoidalPositionEmbedding(config, 0).pe.clone()
+    return sinusoidal_2019_table(config.max_seq_length, config.emb_size)
+
+
+def check_sinusoidal_layout(config, layout):
+    """A LayoutError when `layout` is not of the era of the model's sinusoidal table: UER-py's word_sinusoidalpos
+    (sinusoidalpos_2019) files are the pre-July-2023 layouts, its ["word", "sinusoidalpos"] ones the current."""
+    embeddings = list(config.embedding) + list(config.tgt_embedding or [])
+    if layout == "uer" and SINUSOIDAL_2019 in embeddings:
+        raise LayoutError("the uer layout (UER-py since July 2023) has no word_sinusoidalpos table (the "
+                          "sinusoidalpos_2019 embedding); save it with layout uer_2023")
+    if layout != "uer" and "sinusoidalpos" in embeddings:
+        raise LayoutError(f"the {layout} layout ({LAYOUT_DESCRIPTIONS.get(layout, layout)}) has no "
+                          "[\"word\", \"sinusoidalpos\"] embedding (UER-py since July 2023); save it with layout uer")
 
 
 # ------------------------------------------------------------------------------------------ inference
@@ -207,7 +221,7 @@ def infer_components(state):
     if has("embedding.segment_embedding.") or has("embedding.seg."):
         emb.append("seg")
     if SINUSOIDAL_BUFFER in keys:
-        emb.append("sinusoidalpos")
+        emb.append(SINUSOIDAL_2019)
     out["embedding"] = emb
     out["remove_embedding_layernorm"] = not has("embedding.layer_norm.")
     why.append(f"embedding {emb} (layer norm: {not out['remove_embedding_layernorm']})")

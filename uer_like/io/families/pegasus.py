@@ -5,8 +5,10 @@ token embeddings times sqrt(d_model) (`scale_embedding: true`), no embedding lay
 The position table is stored as embed_positions.weight, and transformers computes with the stored table. The
 one transformers builds has the sines in the first half of the dimensions and the cosines in the second (the
 `sinusoidalpos_concat` embedding); UER-py's converter (convert_pegasus_from_uer_to_huggingface.py) writes
-its own interleaved table (sin, cos, sin, ...: the `sinusoidalpos` embedding). The loader takes the embedding
-whose table the file holds (config_from_state), and refuses any other table.
+its own interleaved table (sin, cos, sin, ...: UER-py's pre-July-2023 formula, the `sinusoidalpos_2019`
+embedding; not the `sinusoidalpos` of UER-py's current list-form configs, whose offset and zeroed padding
+no transformers class computes). The loader takes the embedding whose table the file holds
+(config_from_state), and refuses any other table.
 """
 from ...errors import ConfigError
 from . import Family, register_family
@@ -15,7 +17,7 @@ from .rules import Rule
 from .rules import ln as _ln
 
 POSITIONS = ["word", "sinusoidalpos_concat"]
-LAYOUTS = (["word", "sinusoidalpos_concat"], ["word", "sinusoidalpos"])  # transformers' table, UER-py's
+LAYOUTS = (["word", "sinusoidalpos_concat"], ["word", "sinusoidalpos_2019"])  # transformers' table, UER-py's
 
 
 def rules(cfg):
@@ -51,7 +53,7 @@ def config_from_state(state, cfg, source):
             return {"embedding": names, "tgt_embedding": names}
     raise CheckpointError(f"{source}: encoder.embed_positions.weight is neither transformers' sinusoidal table (sin | "
                           "cos halves) nor UER-py's (sin, cos interleaved) for max_position_embeddings x d_model "
-                          f"{tuple(_fixed_table('embedding.sinusoidalpos', cfg).shape)}")
+                          f"{tuple(_fixed_table('embedding.sinusoidalpos_2019', cfg).shape)}")
 
 
 def export_rank(c):
@@ -59,7 +61,7 @@ def export_rank(c):
     buckets rank higher, BART's learned positions lower); never a model without a decoder."""
     if c.decoder is None:
         return None
-    if "sinusoidalpos_concat" in c.embedding or (c.embedding == ["word", "sinusoidalpos"]
+    if "sinusoidalpos_concat" in c.embedding or (c.embedding == ["word", "sinusoidalpos_2019"]
                                                  and c.layernorm_positioning == "pre"):
         return 2
     return None

@@ -60,13 +60,20 @@ def read(path, config=None, **_):
 
 def uer_payload(model, path, layout=None):
     """(state dict in UER-py names of `layout`, the config JSON in that era's form) for writing `path`;
-    layout default: the layout the model was loaded from, else "uer"."""
+    layout default: the layout the model was loaded from, else "uer" ("uer_2023" for UER-py's pre-July-2023
+    word_sinusoidalpos table, which only the older layouts hold)."""
     from ...legacy_config import config_for_layout
     from .. import uer as uerfmt
 
     info = load_info_of(model)
-    layout = layout or (info.layout if info is not None else None) or "uer"
+    if layout is None:
+        layout = (info.layout if info is not None else None) or "uer"
+        try:
+            uerfmt.check_sinusoidal_layout(model.config, layout)
+        except uerfmt.LayoutError:
+            layout = "uer" if layout != "uer" else "uer_2023"
     try:
+        uerfmt.check_sinusoidal_layout(model.config, layout)
         state = uerfmt.to_uer_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()}, layout,
                                          model.config)
     except uerfmt.LayoutError as e:

@@ -3,7 +3,7 @@ import torch
 
 from ...errors import ConfigError, DataError
 
-ABSOLUTE_EMBEDDINGS = ("pos", "sinusoidalpos")
+ABSOLUTE_EMBEDDINGS = ("pos", "sinusoidalpos", "sinusoidalpos_2019")
 
 
 def check_relative_config(config, source, scheme):
