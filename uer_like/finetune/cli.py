@@ -10,6 +10,7 @@ Modes:
   has labels, and --prediction_path receives the predictions.
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -29,7 +30,8 @@ from ..tokenizers import build_tokenizer
 from ..training.memory import cap_shape_caches
 from ..tokenizers.xlnet import SPM_FILE
 from ..training.optim import SCHEDULERS
-from ..training.precision import AMP_CHOICES
+from ..training import distributed as dist_utils
+from ..training.precision import AMP_CHOICES, DTYPES, PRECISIONS, precision_warning, resolve_precision
 from . import core
 from . import data as D
 from .tasks import get_task, tasks_of_script
@@ -95,10 +97,20 @@ def build_parser(task_name):
     g.add_argument("--max_steps", type=R["max_steps"], default=0, help="stop after this many steps (0: no limit)")
     g.add_argument("--seed", type=R["seed"], default=7)
     g.add_argument("--report_steps", type=R["report_steps"], default=100)
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    g.add_argument("--amp", choices=AMP_CHOICES, default="auto",
-                   help="mixed precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32")
-    g.add_argument("--fp16", action="store_true", help="same as --amp fp16")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (under torchrun: each rank its "
+                                                   "LOCAL_RANK's GPU, or cpu)")
+    g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="as pretrain.py's: auto trains in bf16 where the GPU or CPU multiplies bf16 natively, else "
+                        "fp32; fp16 uses loss scaling on CUDA")
+    g.add_argument("--amp", choices=AMP_CHOICES, default=None,
+                   help="deprecated: use --precision (--amp off is --precision fp32, the others the same name)")
+    g.add_argument("--fp16", action="store_true", help="deprecated (UER-py's flag): use --precision fp16")
+    g.add_argument("--resume", default="auto",
+                   help="auto: continue from the newest training checkpoint in MODEL_checkpoints beside "
+                        "--output_model_path when a run was interrupted; never: start afresh; or a checkpoint path")
+    g.add_argument("--save_checkpoint_steps", type=R["save_checkpoint_steps"], default=0,
+                   help="a training checkpoint every this many steps, besides the one after each epoch (0: after "
+                        "each epoch only); removed when the run ends")
     add_threads_arg(g)
     g.add_argument("--no_progress", action="store_true", help="no progress bars (log lines instead)")
     g.add_argument("--report_path", default=None,
@@ -182,8 +194,7 @@ def _feed_encoder_inputs(task, model, args, meta, vocab, task_cls, task_name):
 def run(task_name, argv=None):
     task_name = choose_task(task_name, argv)
     args = build_parser(task_name).parse_args(argv)
-    if args.fp16:
-        args.amp = "fp16"
+    args.precision = requested_precision(args)
     if not args.train_path and not args.load_model_path:
         raise ConfigError("nothing to do: give --train_path to fine-tune, or --load_model_path (a fine-tuned model) "
                           "with --test_path/--prediction_path for inference")
@@ -195,23 +206,55 @@ def run(task_name, argv=None):
         raise ConfigError("give --pretrained_model_path (a model to fine-tune) or --load_model_path (a fine-tuned "
                           "model), not both")
     check_outputs(args)
-    lock = None
-    if args.train_path and args.output_model_path:  # one run per output model (two would overwrite each other)
-        d, name = os.path.split(os.path.abspath(args.output_model_path))
-        lock = OutputLock(d, "--output_model_path", error=TrainingError, name=f".{name}.lock").acquire()
+    info = dist_utils.setup(args.device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    lock, finished = None, False
     try:
-        return _run_checked(task_name, args, argv)
+        # one run per output model (two would overwrite each other); under torchrun rank 0 writes, and holds
+        # it (its failure stops the other ranks at once)
+        with dist_utils.start_up(info) if info is not None else contextlib.nullcontext():
+            if args.train_path and args.output_model_path and (info is None or info.is_main):
+                d, name = os.path.split(os.path.abspath(args.output_model_path))
+                lock = OutputLock(d, "--output_model_path", error=TrainingError, name=f".{name}.lock").acquire()
+        report = _run_checked(task_name, args, argv, info)
+        finished = True
+        return report
+    except RuntimeError as e:
+        failure = dist_utils.collective_failure(info, e) if info is not None else None
+        if failure is None:
+            raise
+        raise failure from e
     finally:
         if lock is not None:
             lock.release()
+        if info is not None:
+            dist_utils.teardown(info, finished=finished)
 
 
-def _run_checked(task_name, args, argv):
+def requested_precision(args):
+    """--precision, or what the deprecated aliases ask for (--fp16: fp16; --amp off: fp32, --amp NAME: NAME)."""
+    if args.fp16:
+        return "fp16"
+    if args.amp is not None:
+        return {"off": "fp32"}.get(args.amp, args.amp)
+    return args.precision
+
+
+def _run_checked(task_name, args, argv, info=None):
     cap_shape_caches()  # flat host memory as batch shapes vary (training/memory.py)
     apply_threads(args)
-    core.set_seed(args.seed)
-    device = core.get_device(args.device)
-    dtype = core.amp_dtype(device, args.amp)
+    core.set_seed(args.seed)  # every rank: the same initial weights
+    device = info.device if info is not None else core.get_device(args.device)
+    main = info is None or info.is_main
+    precision, why = resolve_precision(args.precision, device)
+    dtype = DTYPES[precision]
+    if main:
+        if args.fp16 or args.amp is not None:
+            core.logger.warning("%s is deprecated: use --precision %s", "--fp16" if args.fp16 else f"--amp {args.amp}",
+                                args.precision)
+        core.log(f"precision {precision} ({why})")
+        slow = precision_warning(precision, device)
+        if slow:
+            core.logger.warning(slow)
     task_cls = get_task(task_name)
 
     loaded_state = None
@@ -282,7 +325,8 @@ def _run_checked(task_name, args, argv):
 
     # ---------------------------------------------------------------- train
     if args.train_path:
-        report["history"] = core.train(task, model, train_feats, args, device, dtype, dev=dev, meta=task.meta())
+        report["history"] = core.train(task, model, train_feats, args, device, dtype, dev=dev, meta=task.meta(),
+                                       info=info)
         report["train_examples"] = len(train_ex)
         if dev is not None and args.output_model_path:
             core.load_finetuned(model, args.output_model_path)
@@ -291,6 +335,9 @@ def _run_checked(task_name, args, argv):
             core.log(f"best dev {task.main_metric} {best['dev'][task.main_metric]:.4f} at epoch {best['epoch']}; "
                      f"model saved to {args.output_model_path}")
             report["best_epoch"] = best["epoch"]
+
+    if not main:  # rank 0 evaluates the test set and writes the predictions and the report
+        return report
 
     # ---------------------------------------------------------------- test / predict
     if args.test_path:

@@ -18,17 +18,19 @@ import torch
 from ..config import ModelConfig, load_config
 from ..data.dataset import Dataset
 from ..data.masking import check_dataset_strategy
-from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
+from ..errors import CheckpointError, ConfigError, DataError, TrainingError
 from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, NONNEG, SEED, WARMUP, Float, Int, check_value
 from ..outputs import OutputLock, check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
 from ..io.formats import writable
 from ..model import Model
 from . import distributed as dist_utils
+from . import parallel
 from .batches import Collator, SampleOrder
 from .checkpoint import load_checkpoint, load_latest, rng_state, save_best, save_checkpoint, set_rng_state
 from . import evaluation as dev_eval
 from .memory import cap_shape_caches
+from .metrics import format_report
 from .guard import check_weights_finite, count_nonfinite, diverged, skip_step
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
 from .precision import DTYPES, PRECISIONS, autocast, precision_warning, resolve_precision
@@ -414,31 +416,16 @@ class Trainer:
 
     def _wrap(self, model):
         a = self.args
-        if a.fsdp:
-            if not self.info.enabled:
-                logger.info("--fsdp with one process: training unsharded")
-            else:
-                from torch.distributed.fsdp import fully_shard
 
-                layers = model.encoder.transformer if isinstance(model.encoder.transformer, torch.nn.ModuleList) else []
-                for layer in layers:
-                    fully_shard(layer)
-                fully_shard(model)
-                self.optimizer = build_optimizer(a.optimizer, model, a.learning_rate, a.weight_decay)
-                if self._resume_optim is not None:
-                    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        def on_shard(sharded):  # the optimizer over the sharded parameters, with the resumed state
+            self.optimizer = build_optimizer(a.optimizer, sharded, a.learning_rate, a.weight_decay)
+            if self._resume_optim is not None:
+                from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-                    set_optimizer_state_dict(model, (self.optimizer,), self._resume_optim,
-                                             options=StateDictOptions(full_state_dict=True))
-                return torch.compile(model) if a.compile else model
-        if self.info.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
+                set_optimizer_state_dict(sharded, (self.optimizer,), self._resume_optim,
+                                         options=StateDictOptions(full_state_dict=True))
 
-            ids = [self.info.local_rank] if self.info.device.type == "cuda" else None
-            model = DDP(model, device_ids=ids)
-        if a.compile:
-            model = torch.compile(model)
-        return model
+        return parallel.wrap(model, self.info, fsdp=a.fsdp, compile=a.compile, on_shard=on_shard)
 
     def _resume(self):
         a = self.args
@@ -586,21 +573,7 @@ class Trainer:
         return fig
 
     def _on_main(self, fn):
-        """fn() on rank 0; its result, or its UerLikeError raised on every rank (no rank waits for one that
-        failed)."""
-        out = None
-        if self.info.is_main:
-            try:
-                out = ("ok", fn())
-            except UerLikeError as e:
-                if not self.info.enabled:
-                    raise
-                out = ("error", type(e).__name__, str(e))
-        out = dist_utils.broadcast_object(self.info, out)
-        if out[0] == "error":
-            raise {c.__name__: c for c in (CheckpointError, TrainingError, ConfigError, DataError)}.get(
-                out[1], TrainingError)(out[2])
-        return out[1]
+        return dist_utils.on_main(self.info, fn)
 
     def _check_weights_finite(self, what):
         """Every rank checks its parameters (its shards under FSDP); all agree before anything is written."""
@@ -775,17 +748,15 @@ class Trainer:
         if not self.info.is_main:
             return
         tok_s = s["tokens"] / max(dt, 1e-9)
-        parts = [f"step {self.step}/{self.args.total_steps}"]
+        losses = []
         for name in self.model.loss_names:
             if name in s["targets"]:
                 t = s["targets"][name]
                 base = f" (baseline {t['baseline']:.4f})" if "baseline" in t else ""
-                parts.append(f"{name} loss {t['loss']:.4f} acc {t['acc']:.4f}{base}")
-        parts += [f"lr {lr:.3g}", f"grad norm {s['grad_norm']:.3f}", f"{tok_s:,.0f} tokens/s"]
+                losses.append(f"{name} loss {t['loss']:.4f} acc {t['acc']:.4f}{base}")
         mfu = self._mfu(tok_s, n_params)
-        if mfu is not None:
-            parts.append(f"MFU {mfu:.1%}")
-        logger.info(" | ".join(parts))
+        logger.info(format_report(self.step, self.args.total_steps, losses, lr, s["grad_norm"], tok_s,
+                                  [f"MFU {mfu:.1%}"] if mfu is not None else ()))
         if tb is not None:
             for name, t in s["targets"].items():
                 tb.add_scalar(f"loss/{name}", t["loss"], self.step)
