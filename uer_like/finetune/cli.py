@@ -34,7 +34,7 @@ from ..training import distributed as dist_utils
 from ..training.precision import AMP_CHOICES, DTYPES, PRECISIONS, precision_warning, resolve_precision
 from . import core
 from . import data as D
-from .tasks import get_task, tasks_of_script
+from .tasks import get_task, set_quiet, tasks_of_script
 
 DEFAULT_VOCAB = os.path.join("models", "google_zh_vocab.txt")
 
@@ -208,6 +208,7 @@ def run(task_name, argv=None):
     check_outputs(args)
     info = dist_utils.setup(args.device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     lock, finished = None, False
+    quiet = set_quiet(info is not None and not info.is_main)
     try:
         # one run per output model (two would overwrite each other); under torchrun rank 0 writes, and holds
         # it (its failure stops the other ranks at once)
@@ -224,6 +225,7 @@ def run(task_name, argv=None):
             raise
         raise failure from e
     finally:
+        set_quiet(quiet)
         if lock is not None:
             lock.release()
         if info is not None:
@@ -328,7 +330,7 @@ def _run_checked(task_name, args, argv, info=None):
         report["history"] = core.train(task, model, train_feats, args, device, dtype, dev=dev, meta=task.meta(),
                                        info=info)
         report["train_examples"] = len(train_ex)
-        if dev is not None and args.output_model_path:
+        if dev is not None and args.output_model_path and main:
             core.load_finetuned(model, args.output_model_path)
             model.to(device)
             best = [r for r in report["history"] if r.get("best")][-1]
