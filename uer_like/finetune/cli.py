@@ -20,7 +20,7 @@ import time
 from ..cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
-from ..flags import DROPOUT, Int, Parser
+from ..flags import DROPOUT, Int, Parser, add_train_flags
 from ..io.checkpoint import check_tensors, load_into, load_state_dict_file
 from ..io.uer import from_uer_state_dict
 from ..outputs import OutputLock, atomic_write, check_writable, describe_write_error
@@ -29,9 +29,8 @@ from ..resources import resolve
 from ..tokenizers import build_tokenizer
 from ..training.memory import cap_shape_caches
 from ..tokenizers.xlnet import SPM_FILE
-from ..training.optim import SCHEDULERS
 from ..training import distributed as dist_utils
-from ..training.precision import AMP_CHOICES, DTYPES, PRECISIONS, precision_warning, resolve_precision
+from ..training.precision import AMP_CHOICES, DTYPES, precision_warning, resolve_precision
 from . import core
 from . import data as D
 from .tasks import get_task, set_quiet, tasks_of_script
@@ -44,7 +43,6 @@ def build_parser(task_name):
     serves several tasks)."""
     task_cls = get_task(task_name)
     siblings = tasks_of_script(task_cls.script)
-    R = core.TRAIN_ARG_RULES
     p = Parser(prog=task_cls.script, description=f"Fine-tune / run: {task_cls.description}.")
     if len(siblings) > 1:
         p.add_argument("--task", choices=siblings, default=task_name,
@@ -80,37 +78,20 @@ def build_parser(task_name):
                         f"{task_cls.defaults.get('seq_length', 128)})")
     task_cls.add_args(p.add_argument_group(f"{task_name} task"))
     g = p.add_argument_group("training")
-    g.add_argument("--epochs_num", type=R["epochs_num"], default=3)
-    g.add_argument("--batch_size", type=R["batch_size"], default=32)
-    g.add_argument("--learning_rate", type=R["learning_rate"], default=2e-5)
-    g.add_argument("--warmup", type=R["warmup"], default=0.1, help="fraction of the steps with rising learning rate")
-    g.add_argument("--scheduler", choices=SCHEDULERS, default="linear",
-                   help="after the warmup: linear or cosine decay to 0, or constant")
-    g.add_argument("--layerwise_lr_decay", type=R["layerwise_lr_decay"], default=1.0,
-                   help="learning rate x this per layer going down from the head (the top encoder layer trains at "
-                        "lr x d, the embedding at lr x d^(layers+1)); 1: off")
-    g.add_argument("--weight_decay", type=R["weight_decay"], default=0.01)
-    g.add_argument("--max_grad_norm", type=R["max_grad_norm"], default=1.0)
-    g.add_argument("--max_nonfinite_steps", type=R["max_nonfinite_steps"], default=core.NONFINITE_STEPS,
-                   help="a NaN/inf loss or gradient norm skips the optimizer step; this many such steps in a row stop "
-                        "the run with an error (a model with NaN/inf weights is never saved)")
-    g.add_argument("--max_steps", type=R["max_steps"], default=0, help="stop after this many steps (0: no limit)")
-    g.add_argument("--seed", type=R["seed"], default=7)
-    g.add_argument("--report_steps", type=R["report_steps"], default=100)
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (under torchrun: each rank its "
-                                                   "LOCAL_RANK's GPU, or cpu)")
-    g.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="as pretrain.py's: auto trains in bf16 where the GPU or CPU multiplies bf16 natively, else "
-                        "fp32; fp16 uses loss scaling on CUDA")
+    add_train_flags(g, ("epochs_num", "batch_size", "learning_rate", "warmup", "scheduler", "layerwise_lr_decay",
+                        "weight_decay", "max_grad_norm", "max_nonfinite_steps", "max_steps", "seed", "report_steps",
+                        "device", "precision"),
+                    defaults={"learning_rate": 2e-5, "warmup": 0.1, "max_nonfinite_steps": core.NONFINITE_STEPS,
+                              "seed": 7})
     g.add_argument("--amp", choices=AMP_CHOICES, default=None,
                    help="deprecated: use --precision (--amp off is --precision fp32, the others the same name)")
     g.add_argument("--fp16", action="store_true", help="deprecated (UER-py's flag): use --precision fp16")
-    g.add_argument("--resume", default="auto",
-                   help="auto: continue from the newest training checkpoint in MODEL_checkpoints beside "
-                        "--output_model_path when a run was interrupted; never: start afresh; or a checkpoint path")
-    g.add_argument("--save_checkpoint_steps", type=R["save_checkpoint_steps"], default=0,
-                   help="a training checkpoint every this many steps, besides the one after each epoch (0: after "
-                        "each epoch only); removed when the run ends")
+    add_train_flags(g, ("resume", "save_checkpoint_steps"), defaults={"save_checkpoint_steps": None}, help={
+        "resume": "auto: continue from the newest training checkpoint in MODEL_checkpoints beside "
+                  "--output_model_path when a run was interrupted (the same command again); never: start afresh; "
+                  "or a checkpoint path",
+        "save_checkpoint_steps": "a training checkpoint every this many steps, besides the one after each epoch "
+                                 "(default: after each epoch only); removed when the run ends"})
     add_threads_arg(g)
     g.add_argument("--no_progress", action="store_true", help="no progress bars (log lines instead)")
     g.add_argument("--report_path", default=None,
@@ -118,8 +99,7 @@ def build_parser(task_name):
     g = p.add_argument_group("adversarial training")
     g.add_argument("--use_adv", action="store_true", help="FGM adversarial training on the word embedding")
     g.add_argument("--adv_type", choices=["fgm"], default="fgm", help="the adversarial method")
-    g.add_argument("--fgm_epsilon", type=R["fgm_epsilon"], default=1.0,
-                   help="L2 norm of the FGM perturbation of the word-embedding matrix (UER-py's default is 1e-6)")
+    add_train_flags(g, ("fgm_epsilon",))
     add_model_flags(p)
     return p
 

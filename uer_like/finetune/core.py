@@ -25,7 +25,7 @@ from ..config import load_config, read_json
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..io.checkpoint import load_into, load_state_dict_file, save_model
 from ..io.uer import from_uer_state_dict
-from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, SEED, WARMUP, Float, Int, check_value
+from ..flags import check_value, train_rules
 from ..layers.dropout import Dropout
 from ..outputs import atomic_write
 from ..training import distributed as dist_utils
@@ -48,13 +48,11 @@ __all__ = ["set_seed", "get_device", "amp_dtype", "autocast", "set_dropout", "la
 
 NONFINITE_STEPS = 5  # --max_nonfinite_steps' default, as pretraining's
 NOTHING_KEPT = "no model was written"
-# the numeric flags train() reads, with their ranges: cli.py declares the flags with them, train() checks them
-# again for callers from Python
-TRAIN_ARG_RULES = {"epochs_num": Int(min=1, max=10 ** 6), "batch_size": COUNT, "learning_rate": LEARNING_RATE,
-                   "warmup": WARMUP, "weight_decay": Float(min=0, max=1), "max_grad_norm": GRAD_NORM,
-                   "max_steps": Int(min=0, max=10 ** 9), "seed": SEED, "report_steps": Int(min=1, max=10 ** 9),
-                   "max_nonfinite_steps": COUNT, "layerwise_lr_decay": Float(min=0, max=1, min_open=True),
-                   "fgm_epsilon": Float(min=0), "save_checkpoint_steps": Int(min=0, max=10 ** 9)}
+# the numeric flags train() reads, with their ranges (flags.TrainFlags): cli.py declares the flags with them,
+# train() checks them again for callers from Python
+TRAIN_ARG_RULES = train_rules(("epochs_num", "batch_size", "learning_rate", "warmup", "weight_decay", "max_grad_norm",
+                               "max_steps", "seed", "report_steps", "max_nonfinite_steps", "layerwise_lr_decay",
+                               "fgm_epsilon", "save_checkpoint_steps"))
 
 
 # ====================================================================== setup

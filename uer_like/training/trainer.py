@@ -19,7 +19,7 @@ from ..config import ModelConfig, load_config
 from ..data.dataset import Dataset
 from ..data.masking import check_dataset_strategy
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
-from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, NONNEG, SEED, WARMUP, Float, Int, check_value
+from ..flags import check_value, train_rules
 from ..outputs import OutputLock, check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
 from ..io.formats import writable
@@ -113,14 +113,11 @@ class TrainArgs:
         return self.output_model_path
 
 
-# the numeric fields' ranges, as the command line declares them (pretrain.py), for callers from Python
-TRAIN_ARG_RULES = {"total_steps": Int(min=1, max=10 ** 9), "batch_size": COUNT, "accumulation_steps": COUNT,
-                   "global_batch_size": COUNT, "learning_rate": LEARNING_RATE, "warmup": WARMUP,
-                   "weight_decay": Float(min=0, max=1), "max_grad_norm": GRAD_NORM, "seed": SEED,
-                   "report_steps": Int(min=1, max=10 ** 9), "save_checkpoint_steps": Int(min=1, max=10 ** 9),
-                   "keep_checkpoints": NONNEG, "max_nonfinite_steps": COUNT,
-                   "dev_fraction": Float(min=0, max=1, max_open=True), "eval_steps": Int(min=1, max=10 ** 9),
-                   "eval_batches": Int(min=0, max=10 ** 9)}
+# the numeric fields' ranges, as the command line declares them (flags.TrainFlags), for callers from Python
+TRAIN_ARG_RULES = train_rules(("total_steps", "batch_size", "accumulation_steps", "global_batch_size", "learning_rate",
+                               "warmup", "weight_decay", "max_grad_norm", "seed", "report_steps",
+                               "save_checkpoint_steps", "keep_checkpoints", "max_nonfinite_steps", "dev_fraction",
+                               "eval_steps", "eval_batches"))
 
 
 class Trainer:
