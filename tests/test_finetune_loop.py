@@ -139,11 +139,14 @@ def test_deprecated_amp_and_fp16_map_onto_precision(argv, want):
     assert "deprecated: use --precision" in text and "deprecated (UER-py's flag): use --precision fp16" in text
 
 
-def test_a_checkpoint_of_another_run_is_refused_naming_the_fix():
-    saved = {"learning_rate": 1e-3, "seed": 3}
-    with pytest.raises(ConfigError, match=r"ckpt: the checkpoint was made by another run \(learning_rate: checkpoint "
-                                          r"0.001 vs now 0.01\); .*--resume never"):
-        core._check_resumable("ckpt", saved, {"learning_rate": 1e-2, "seed": 3})
+def test_a_checkpoint_of_another_run_is_refused_naming_the_fix(caplog):
+    saved = {"learning_rate": 1e-3, "seed": 3, "global_batch": 8}
+    with pytest.raises(ConfigError, match=r"ckpt: the checkpoint was made by another run \(seed: checkpoint 3 vs now "
+                                          r"4\); .*--resume never"):
+        core._check_resumable("ckpt", saved, {"learning_rate": 1e-3, "seed": 4, "global_batch": 8})
+    # a lower learning rate (after a divergence, say) goes on from the checkpoint, with a warning
+    core._check_resumable("ckpt", saved, {"learning_rate": 1e-4, "seed": 3, "global_batch": 8})
+    assert "learning_rate: checkpoint 0.001 vs now 0.0001" in caplog.text
 
 
 def test_shards_weight_the_global_mean():

@@ -268,23 +268,35 @@ def _tokens(feat):
     return sum(len(s) for s in src) if src and isinstance(src[0], (list, tuple)) else len(src)
 
 
-# the settings a resumed run must share with the checkpoint's (else the data order or the schedule differ)
-RESUME_KEYS = ("epochs_num", "max_steps", "learning_rate", "warmup", "scheduler", "seed", "weight_decay",
-               "layerwise_lr_decay", "use_adv", "fgm_epsilon")
+# what a resumed run must share with the checkpoint's run (else the data order and the position in it mean
+# nothing), and the settings it may change (a lower learning rate after a divergence, say), with a warning
+RESUME_KEYS = ("epochs_num", "max_steps", "seed")
+CHANGEABLE_KEYS = ("learning_rate", "warmup", "scheduler", "weight_decay", "max_grad_norm", "layerwise_lr_decay",
+                   "use_adv", "fgm_epsilon")
 
 
 def _run_identity(task, args, n_feats, global_batch):
-    ident = {k: getattr(args, k, None) for k in RESUME_KEYS}
+    ident = {k: getattr(args, k, None) for k in RESUME_KEYS + CHANGEABLE_KEYS}
     ident.update(task=getattr(task, "name", None), train_path=os.path.abspath(args.train_path) if getattr(args, "train_path", None)
                  else None, train_instances=n_feats, global_batch=global_batch)
     return ident
 
 
-def _check_resumable(path, saved, now):
-    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in now if saved.get(k) != now[k]]
-    if diff:
-        raise ConfigError(f"{path}: the checkpoint was made by another run ({'; '.join(diff)}); run the same command "
-                          "to resume it, or pass --resume never (or another --output_model_path) to start afresh")
+def _check_resumable(path, saved, now, warn=True):
+    """ConfigError when the checkpoint at `path` was made by another run (data, batch, seed, epochs); a
+    warning for each setting changed since (training continues with the new one)."""
+    def diff(keys):
+        return [f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in keys if saved.get(k) != now[k]]
+
+    refused = diff([k for k in now if k not in CHANGEABLE_KEYS])
+    if refused:
+        raise ConfigError(f"{path}: the checkpoint was made by another run ({'; '.join(refused)}); run the same "
+                          "command to resume it, or pass --resume never (or another --output_model_path) to start "
+                          "afresh")
+    changed = diff(CHANGEABLE_KEYS)
+    if changed and warn:
+        logger.warning("%s: resuming with other settings than the checkpoint's run (%s): training goes on with the "
+                       "new ones", path, "; ".join(changed))
 
 
 def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, info=None):
@@ -326,7 +338,7 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, in
     found = manager.resume(getattr(args, "resume", "auto")) if manager else None
     if found is not None:
         path, ck = found
-        _check_resumable(path, ck.get("run") or {}, identity)
+        _check_resumable(path, ck.get("run") or {}, identity, warn=is_main)
         load_into(model, ck["model"], strict=True, source=path)
         optimizer.load_state_dict(ck["optimizer"])
         if ck.get("scaler"):
@@ -345,7 +357,10 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, in
     def checkpoint(epoch_rng):
         if manager is None:
             return
-        loop = dict(st, loss_sum=float(loss_sum), epoch_rng=epoch_rng)
+        mean = loss_sum.detach().clone().float()  # each rank resumes with an equal share of the ranks' sum
+        if reduce is not None:
+            reduce(mean)
+        loop = dict(st, loss_sum=float(mean) / world, epoch_rng=epoch_rng)
         manager.save(st["step"], lambda: {
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "guard": (guard.streak, guard.skipped),
