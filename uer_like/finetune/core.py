@@ -293,7 +293,7 @@ def _check_resumable(path, saved, now, warn=True):
         raise ConfigError(f"{path}: the checkpoint was made by another run ({'; '.join(refused)}); run the same "
                           "command to resume it, or pass --resume never (or another --output_model_path) to start "
                           "afresh")
-    changed = diff(CHANGEABLE_KEYS)
+    changed = diff([k for k in CHANGEABLE_KEYS if k in now])
     if changed and warn:
         logger.warning("%s: resuming with other settings than the checkpoint's run (%s): training goes on with the "
                        "new ones", path, "; ".join(changed))
