@@ -7,7 +7,11 @@ and weights holding NaN/inf are never saved: pretraining's guard (training/guard
 
 Training tricks every task gets: FGM adversarial training on the word embedding (--use_adv, adversarial.py),
 layer-wise learning-rate decay (--layerwise_lr_decay), the scheduler (--scheduler linear|cosine|constant).
-Runs on CPU or GPU; on CUDA with mixed precision (bf16 where supported, else fp16 with loss scaling).
+
+The loop runs on pretraining's pieces (training/): --precision (precision.py; the CLI resolves it), the DDP
+wrap of a torchrun launch (parallel.py: each rank its weighted share of every global batch, rank 0 evaluates
+and writes), training checkpoints with exact resume (checkpoint.CheckpointManager), the progress line
+(metrics.py) and the flags' declarations (flags.TrainFlags).
 """
 import json
 import math

@@ -1,5 +1,10 @@
-"""The one training loop: single process or torchrun (DDP / FSDP), mixed precision, gradient
-accumulation, exact resume, throughput logs."""
+"""Pretraining's loop: single process or torchrun (DDP / FSDP), mixed precision, gradient accumulation,
+exact resume, held-out evaluation, throughput logs.
+
+Its pieces are shared with fine-tuning (finetune/core.py): the DDP/FSDP wrap (parallel.py), the checkpoint
+manager (checkpoint.CheckpointManager: save, rotate, resume, never non-finite), precision (precision.py), the
+non-finite guard (guard.py), the progress line (metrics.py), rank-0 writes (distributed.on_main) and the
+flags' declarations (flags.TrainFlags)."""
 import contextlib
 import json
 import logging
@@ -27,7 +32,7 @@ from ..model import Model
 from . import distributed as dist_utils
 from . import parallel
 from .batches import Collator, SampleOrder
-from .checkpoint import load_checkpoint, load_latest, rng_state, save_best, save_checkpoint, set_rng_state
+from .checkpoint import CheckpointManager, rng_state, save_best, set_rng_state
 from . import evaluation as dev_eval
 from .memory import cap_shape_caches
 from .metrics import format_report
@@ -218,6 +223,7 @@ class Trainer:
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss or gradient norm (all time)
         self.nonfinite_streak = 0  # ... in a row, up to now (checkpoints are only written when it is 0)
         self.last_checkpoint = None
+        self.checkpoints = CheckpointManager(args.checkpoint_dir, args.keep_checkpoints, self.info, self._reduce)
         self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay)
         self.precision, why = resolve_precision(args.precision, self.info.device)
         if self.info.is_main:
@@ -427,15 +433,10 @@ class Trainer:
     def _resume(self):
         a = self.args
         self._resume_optim = None
-        if a.resume == "never":
+        found = self.checkpoints.resume(a.resume)
+        if found is None:
             return
-        if a.resume == "auto":
-            found = load_latest(a.checkpoint_dir) if os.path.isdir(a.checkpoint_dir) else None
-            if found is None:
-                return
-            path, ckpt = found
-        else:
-            path, ckpt = a.resume, load_checkpoint(a.resume)
+        path, ckpt = found
         saved = load_config(ckpt["config"])
         diff = saved.diff(self.config)
         if diff:
@@ -507,31 +508,24 @@ class Trainer:
     def save(self):
         """A checkpoint of the full state; never of non-finite weights (so rotation never removes the last
         finite checkpoint), and not while non-finite steps are being skipped."""
-        if self.nonfinite_streak:
-            if self.info.is_main:
-                logger.warning("step %d: no checkpoint while steps are non-finite (the last one: %s)", self.step,
-                               self.last_checkpoint or "none")
-            return
-        self._check_weights_finite("a checkpoint")
-        payload = self._payload()
+        state = None if self.nonfinite_streak else self._state_dicts()  # a collective under FSDP
+        self.checkpoints.save(self.step, lambda: self._state(*state), self.model.parameters(), self.info.device,
+                              self.nonfinite_streak)
+        self.last_checkpoint = self.checkpoints.last
 
-        def write():
-            path = save_checkpoint(self.args.checkpoint_dir, self.step, payload(), self.args.keep_checkpoints)
-            logger.info("saved checkpoint %s", path)
-            return path
-
-        self.last_checkpoint = self._on_main(write)
+    def _state(self, model_sd, optim_sd):
+        """A checkpoint's dict but for the RNG states and the step (which CheckpointManager.save adds)."""
+        return {"model": model_sd, "optimizer": optim_sd, "scaler": self.scaler.state_dict(),
+                "config": self.config.to_dict(), "global_batch": self.global_batch, "world_size": self.world,
+                "skipped_steps": self.skipped_steps, "dataset": self._dataset_identity(),
+                "dev_split": self.dev_split, "dev_best": self.dev_best}
 
     def _payload(self):
         """The full training state (collectives: every rank calls it); a function building the checkpoint's dict
         on rank 0."""
         rngs = dist_utils.all_gather_object(self.info, rng_state())
-        model_sd, optim_sd = self._state_dicts()
-        return lambda: {"model": model_sd, "optimizer": optim_sd, "scaler": self.scaler.state_dict(),
-                        "step": self.step, "rng": rngs, "config": self.config.to_dict(),
-                        "global_batch": self.global_batch, "world_size": self.world,
-                        "skipped_steps": self.skipped_steps, "dataset": self._dataset_identity(),
-                        "dev_split": self.dev_split, "dev_best": self.dev_best}
+        state = self._state_dicts()
+        return lambda: dict(self._state(*state), step=self.step, rng=rngs)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self):
