@@ -17,7 +17,7 @@ import sys
 
 from uer_like.cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides, run_main, setup_logging
 from uer_like.errors import ConfigError
-from uer_like.flags import DROPOUT, Float, Int, Parser
+from uer_like.flags import DROPOUT, Float, Int, Parser, add_train_flags
 from uer_like.resources import DEFAULT_VOCAB
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,9 +26,7 @@ STOPPED_EXIT = 143  # 128 + SIGTERM: what a shell reports for a process the sign
 
 
 def build_parser():
-    from uer_like.training.optim import OPTIMIZERS, SCHEDULERS
     from uer_like.io.formats import writable
-    from uer_like.training.trainer import PRECISIONS, TRAIN_ARG_RULES as R
 
     p = Parser(description=__doc__)
     p.add_argument("--config", "--config_path", dest="config", default="bert/base_config.json",
@@ -47,38 +45,19 @@ def build_parser():
                         "in NAME.safetensors), hf (a directory transformers loads: config, weights, tokenizer files; "
                         "named as --output_model_path without .bin)")
     p.add_argument("--checkpoint_dir", default=None, help="default: <output_model_path without .bin>_checkpoints")
-    p.add_argument("--resume", default="auto", help="auto (continue from checkpoint_dir if it has checkpoints), "
-                                                    "never, or a checkpoint file")
-    p.add_argument("--total_steps", type=R["total_steps"], default=100000, help="optimizer steps")
-    p.add_argument("--batch_size", type=R["batch_size"], default=32, help="per process and micro-step")
-    p.add_argument("--accumulation_steps", type=R["accumulation_steps"], default=1)
-    p.add_argument("--global_batch_size", type=R["global_batch_size"], default=None,
-                   help="samples per optimizer step over all processes; sets --accumulation_steps from the world "
-                        "size, so a run keeps its batch when resumed on fewer or more processes")
-    p.add_argument("--learning_rate", type=R["learning_rate"], default=1e-4)
-    p.add_argument("--warmup", type=R["warmup"], default=0.01, help="fraction of total_steps")
-    p.add_argument("--scheduler", default="linear", choices=SCHEDULERS)
-    p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS)
-    p.add_argument("--weight_decay", type=R["weight_decay"], default=0.01)
-    p.add_argument("--max_grad_norm", type=R["max_grad_norm"], default=1.0)
-    p.add_argument("--seed", type=R["seed"], default=7)
-    p.add_argument("--report_steps", type=R["report_steps"], default=100)
-    p.add_argument("--save_checkpoint_steps", type=R["save_checkpoint_steps"], default=10000)
-    p.add_argument("--keep_checkpoints", type=R["keep_checkpoints"], default=3,
-                   help="the newest checkpoints kept (0: all)")
-    p.add_argument("--max_nonfinite_steps", type=R["max_nonfinite_steps"], default=5,
-                   help="a NaN/inf loss or gradient norm skips the optimizer step (no checkpoint is written while "
-                        "it lasts); this many such steps in a row stop the run with an error")
+    add_train_flags(p, ("resume", "total_steps", "batch_size", "accumulation_steps", "global_batch_size",
+                        "learning_rate", "warmup", "scheduler", "optimizer", "weight_decay", "max_grad_norm", "seed",
+                        "report_steps", "save_checkpoint_steps", "keep_checkpoints", "max_nonfinite_steps"),
+                    help={"resume": "auto (continue from checkpoint_dir if it has checkpoints), never, or a checkpoint "
+                                    "file",
+                          "batch_size": "per process and micro-step", "warmup": "fraction of total_steps"})
     p.add_argument("--verify_dataset", action="store_true",
                    help="read the whole dataset at start: section checksums, offsets, every id below the vocabulary "
                         "size (opening it checks only the header, in constant time)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto (default): bf16 autocast where the CPU (AMX or AVX512_BF16) or GPU multiplies bf16 "
-                        "natively, else fp32; the log says which and why")
-    p.add_argument("--fp16", action="store_true", help="same as --precision fp16 (UER-py's flag)")
+    add_train_flags(p, ("precision", "fp16"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--fsdp", action="store_true", help="shard parameters, gradients and optimizer state (torchrun)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_train_flags(p, ("device",))
     p.add_argument("--tensorboard_dir", default=None, help="default: <checkpoint_dir>/tensorboard")
     p.add_argument("--deterministic", action="store_true")
     p.add_argument("--trace_path", default=None, help="write every step's loss, lr and sample ids (JSON lines)")
@@ -88,16 +67,14 @@ def build_parser():
     p.add_argument("--dev_dataset_path", default=None,
                    help="held-out text made into a dataset by preprocess.py with the training dataset's options "
                         "(processor, vocabulary, seq_length, masking): evaluated every --eval_steps and at the end")
-    p.add_argument("--dev_fraction", type=R["dev_fraction"], default=None,
-                   help="hold out this fraction of the training dataset's instances (chosen from --seed, never "
+    add_train_flags(p, ("dev_fraction", "eval_steps", "eval_batches"), help={
+        "dev_fraction": "hold out this fraction of the training dataset's instances (chosen from --seed, never "
                         "trained on) as the dev set; recorded in the checkpoints: a resumed run keeps it "
-                        "(default: the checkpoint's, else none)")
-    p.add_argument("--eval_steps", type=R["eval_steps"], default=None,
-                   help="evaluate the dev set every N steps and at the end (default: --save_checkpoint_steps); "
-                        "figures in the log, tensorboard and <checkpoint_dir>/dev_eval.jsonl, the lowest dev loss "
-                        "kept as <checkpoint_dir>/best.pt")
-    p.add_argument("--eval_batches", type=R["eval_batches"], default=100,
-                   help="dev batches (of --batch_size) per evaluation, the same ones each time (0: the whole set)")
+                        "(default: the checkpoint's, else none)",
+        "eval_steps": "evaluate the dev set every N steps and at the end (default: --save_checkpoint_steps); "
+                      "figures in the log, tensorboard and <checkpoint_dir>/dev_eval.jsonl, the lowest dev loss "
+                      "kept as <checkpoint_dir>/best.pt",
+        "eval_batches": "dev batches (of --batch_size) per evaluation, the same ones each time (0: the whole set)"})
     p.add_argument("--allow_dev_split_change", action="store_true",
                    help="resume a checkpoint with another --dev_fraction than it was trained with (refused "
                         "otherwise: instances held out would be trained on)")

@@ -13,6 +13,7 @@ position embedding) run where that thing is known, with the same wording.
 """
 import argparse
 import copy
+import dataclasses
 import math
 import numbers
 import sys
@@ -154,3 +155,101 @@ def check_value(value, rule, name):
         return rule.check(value, name)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+# ====================================================================== training flags, declared once
+SCHEDULERS = ("linear", "cosine", "constant")  # training/optim.py's lr_at
+OPTIMIZERS = ("adamw", "lamb")  # training/optim.py's build_optimizer
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # training/precision.py's resolve_precision
+
+
+def _flag(default, rule=None, help=None, choices=None, action=None):
+    """A TrainFlags field: its default, range (an Int/Float rule), help, choices or argparse action."""
+    return dataclasses.field(default=default, metadata={"rule": rule, "help": help, "choices": choices, "action": action})
+
+
+@dataclasses.dataclass
+class TrainFlags:
+    """The training flags of pretrain.py (training/trainer.py's TrainArgs) and of the fine-tuning scripts
+    (finetune/cli.py, core.train): each with its range, help and default in one place. `add_train_flags`
+    declares a script's share of them, `train_rules` gives their ranges to the library's checks of calls from
+    Python; a script's own default (fine-tuning's learning rate, say) is passed to add_train_flags."""
+
+    # the loop
+    batch_size: int = _flag(32, COUNT, "examples per step on each process (fine-tuning: the global batch is "
+                                       "this x the processes of a torchrun launch)")
+    learning_rate: float = _flag(1e-4, LEARNING_RATE)
+    warmup: float = _flag(0.01, WARMUP, "fraction of the steps with rising learning rate")
+    scheduler: str = _flag("linear", help="after the warmup: linear or cosine decay to 0, or constant",
+                           choices=SCHEDULERS)
+    weight_decay: float = _flag(0.01, Float(min=0, max=1))
+    max_grad_norm: float = _flag(1.0, GRAD_NORM)
+    seed: int = _flag(7, SEED)
+    report_steps: int = _flag(100, Int(min=1, max=10 ** 9), "a progress line (loss, lr, grad norm, throughput) "
+                                                          "every this many steps")
+    max_nonfinite_steps: int = _flag(5, COUNT, "a NaN/inf loss or gradient norm skips the optimizer step (no "
+                                               "checkpoint or model is written while it lasts); this many such "
+                                               "steps in a row stop the run with an error")
+    # checkpoints and resume
+    save_checkpoint_steps: int = _flag(10000, Int(min=1, max=10 ** 9), "a training checkpoint every this many "
+                                                                       "steps")
+    resume: str = _flag("auto", help="auto: continue from the newest training checkpoint of an interrupted run "
+                                     "(running the same command again); never: start afresh; or a checkpoint path")
+    # precision and device
+    precision: str = _flag("auto", help="auto: bf16 autocast where the CPU (AMX or AVX512_BF16) or GPU multiplies "
+                                        "bf16 natively, else fp32 (the log says which and why); fp16 uses loss "
+                                        "scaling on CUDA", choices=PRECISIONS)
+    fp16: bool = _flag(False, help="same as --precision fp16 (UER-py's flag)", action="store_true")
+    device: str = _flag("auto", help="auto, cpu, cuda, cuda:1 ... (under torchrun: each rank its LOCAL_RANK's "
+                                     "GPU, or cpu)")
+    # pretraining's
+    total_steps: int = _flag(100000, Int(min=1, max=10 ** 9), "optimizer steps")
+    accumulation_steps: int = _flag(1, COUNT)
+    global_batch_size: int = _flag(None, COUNT, "samples per optimizer step over all processes; sets "
+                                                "--accumulation_steps from the world size, so a run keeps its batch "
+                                                "when resumed on fewer or more processes")
+    optimizer: str = _flag("adamw", choices=OPTIMIZERS)
+    keep_checkpoints: int = _flag(3, NONNEG, "the newest checkpoints kept (0: all)")
+    dev_fraction: float = _flag(None, Float(min=0, max=1, max_open=True))
+    eval_steps: int = _flag(None, Int(min=1, max=10 ** 9))
+    eval_batches: int = _flag(100, Int(min=0, max=10 ** 9))
+    # fine-tuning's
+    epochs_num: int = _flag(3, Int(min=1, max=10 ** 6))
+    max_steps: int = _flag(0, Int(min=0, max=10 ** 9), "stop after this many steps (0: no limit)")
+    layerwise_lr_decay: float = _flag(1.0, Float(min=0, max=1, min_open=True),
+                                      "learning rate x this per layer going down from the head (the top encoder "
+                                      "layer trains at lr x d, the embedding at lr x d^(layers+1)); 1: off")
+    fgm_epsilon: float = _flag(1.0, Float(min=0), "L2 norm of the FGM perturbation of the word-embedding matrix "
+                                                  "(UER-py's default is 1e-6)")
+
+
+def train_flag(name):
+    """The TrainFlags field `name` (a dataclasses.Field: default and metadata)."""
+    fields = {f.name: f for f in dataclasses.fields(TrainFlags)}
+    if name not in fields:
+        raise KeyError(f"no training flag {name!r}; TrainFlags declares {', '.join(fields)}")
+    return fields[name]
+
+
+def train_rules(names):
+    """-> {name: range rule} of the named numeric training flags (the library's checks of calls from Python)."""
+    return {n: train_flag(n).metadata["rule"] for n in names if train_flag(n).metadata["rule"] is not None}
+
+
+def add_train_flags(parser, names, defaults=None, help=None):
+    """Declare the named TrainFlags on an argparse parser or group, with the script's own `defaults` and
+    `help` texts (name -> value) where they differ."""
+    defaults, help = defaults or {}, help or {}
+    for name in names:
+        f = train_flag(name)
+        m = f.metadata
+        kw = {"help": help.get(name, m["help"])}
+        if m["action"]:
+            kw["action"] = m["action"]
+        else:
+            kw["default"] = defaults.get(name, f.default)
+            if m["rule"] is not None:
+                kw["type"] = m["rule"]
+            if m["choices"]:
+                kw["choices"] = m["choices"]
+        parser.add_argument(f"--{name}", **kw)

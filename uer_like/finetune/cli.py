@@ -10,6 +10,7 @@ Modes:
   has labels, and --prediction_path receives the predictions.
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import time
 from ..cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
-from ..flags import DROPOUT, Int, Parser
+from ..flags import DROPOUT, Int, Parser, add_train_flags
 from ..io.checkpoint import check_tensors, load_into, load_state_dict_file
 from ..io.tokenizer import check_rows
 from ..io.uer import from_uer_state_dict
@@ -29,11 +30,11 @@ from ..resources import resolve
 from ..tokenizers import build_tokenizer, detect_tokenizer, file_in, tokenizer_from_dir
 from ..training.memory import cap_shape_caches
 from ..tokenizers.xlnet import SPM_FILE
-from ..training.optim import SCHEDULERS
-from ..training.precision import AMP_CHOICES
+from ..training import distributed as dist_utils
+from ..training.precision import AMP_CHOICES, DTYPES, precision_warning, resolve_precision
 from . import core
 from . import data as D
-from .tasks import get_task, tasks_of_script
+from .tasks import get_task, set_quiet, tasks_of_script
 
 DEFAULT_VOCAB = os.path.join("models", "google_zh_vocab.txt")
 
@@ -43,7 +44,6 @@ def build_parser(task_name):
     serves several tasks)."""
     task_cls = get_task(task_name)
     siblings = tasks_of_script(task_cls.script)
-    R = core.TRAIN_ARG_RULES
     p = Parser(prog=task_cls.script, description=f"Fine-tune / run: {task_cls.description}.")
     if len(siblings) > 1:
         p.add_argument("--task", choices=siblings, default=task_name,
@@ -80,27 +80,20 @@ def build_parser(task_name):
                         f"{task_cls.defaults.get('seq_length', 128)})")
     task_cls.add_args(p.add_argument_group(f"{task_name} task"))
     g = p.add_argument_group("training")
-    g.add_argument("--epochs_num", type=R["epochs_num"], default=3)
-    g.add_argument("--batch_size", type=R["batch_size"], default=32)
-    g.add_argument("--learning_rate", type=R["learning_rate"], default=2e-5)
-    g.add_argument("--warmup", type=R["warmup"], default=0.1, help="fraction of the steps with rising learning rate")
-    g.add_argument("--scheduler", choices=SCHEDULERS, default="linear",
-                   help="after the warmup: linear or cosine decay to 0, or constant")
-    g.add_argument("--layerwise_lr_decay", type=R["layerwise_lr_decay"], default=1.0,
-                   help="learning rate x this per layer going down from the head (the top encoder layer trains at "
-                        "lr x d, the embedding at lr x d^(layers+1)); 1: off")
-    g.add_argument("--weight_decay", type=R["weight_decay"], default=0.01)
-    g.add_argument("--max_grad_norm", type=R["max_grad_norm"], default=1.0)
-    g.add_argument("--max_nonfinite_steps", type=R["max_nonfinite_steps"], default=core.NONFINITE_STEPS,
-                   help="a NaN/inf loss or gradient norm skips the optimizer step; this many such steps in a row stop "
-                        "the run with an error (a model with NaN/inf weights is never saved)")
-    g.add_argument("--max_steps", type=R["max_steps"], default=0, help="stop after this many steps (0: no limit)")
-    g.add_argument("--seed", type=R["seed"], default=7)
-    g.add_argument("--report_steps", type=R["report_steps"], default=100)
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    g.add_argument("--amp", choices=AMP_CHOICES, default="auto",
-                   help="mixed precision on CUDA (auto: bf16 where supported, else fp16); CPU runs fp32")
-    g.add_argument("--fp16", action="store_true", help="same as --amp fp16")
+    add_train_flags(g, ("epochs_num", "batch_size", "learning_rate", "warmup", "scheduler", "layerwise_lr_decay",
+                        "weight_decay", "max_grad_norm", "max_nonfinite_steps", "max_steps", "seed", "report_steps",
+                        "device", "precision"),
+                    defaults={"learning_rate": 2e-5, "warmup": 0.1, "max_nonfinite_steps": core.NONFINITE_STEPS,
+                              "seed": 7})
+    g.add_argument("--amp", choices=AMP_CHOICES, default=None,
+                   help="deprecated: use --precision (--amp off is --precision fp32, the others the same name)")
+    g.add_argument("--fp16", action="store_true", help="deprecated (UER-py's flag): use --precision fp16")
+    add_train_flags(g, ("resume", "save_checkpoint_steps"), defaults={"save_checkpoint_steps": None}, help={
+        "resume": "auto: continue from the newest training checkpoint in MODEL_checkpoints beside "
+                  "--output_model_path when a run was interrupted (the same command again); never: start afresh; "
+                  "or a checkpoint path",
+        "save_checkpoint_steps": "a training checkpoint every this many steps, besides the one after each epoch "
+                                 "(default: after each epoch only); removed when the run ends"})
     add_threads_arg(g)
     g.add_argument("--no_progress", action="store_true", help="no progress bars (log lines instead)")
     g.add_argument("--report_path", default=None,
@@ -108,8 +101,7 @@ def build_parser(task_name):
     g = p.add_argument_group("adversarial training")
     g.add_argument("--use_adv", action="store_true", help="FGM adversarial training on the word embedding")
     g.add_argument("--adv_type", choices=["fgm"], default="fgm", help="the adversarial method")
-    g.add_argument("--fgm_epsilon", type=R["fgm_epsilon"], default=1.0,
-                   help="L2 norm of the FGM perturbation of the word-embedding matrix (UER-py's default is 1e-6)")
+    add_train_flags(g, ("fgm_epsilon",))
     add_model_flags(p)
     return p
 
@@ -184,8 +176,7 @@ def _feed_encoder_inputs(task, model, args, meta, vocab, task_cls, task_name):
 def run(task_name, argv=None):
     task_name = choose_task(task_name, argv)
     args = build_parser(task_name).parse_args(argv)
-    if args.fp16:
-        args.amp = "fp16"
+    args.precision = requested_precision(args)
     # a task that predicts with a pretrained model as it is (prompts, sentence embeddings) needs no training
     untrained = getattr(get_task(task_name), "predicts_untrained", False) and args.pretrained_model_path
     if not args.train_path and not args.load_model_path and not untrained:
@@ -199,23 +190,57 @@ def run(task_name, argv=None):
         raise ConfigError("give --pretrained_model_path (a model to fine-tune) or --load_model_path (a fine-tuned "
                           "model), not both")
     check_outputs(args)
-    lock = None
-    if args.train_path and args.output_model_path:  # one run per output model (two would overwrite each other)
-        d, name = os.path.split(os.path.abspath(args.output_model_path))
-        lock = OutputLock(d, "--output_model_path", error=TrainingError, name=f".{name}.lock").acquire()
+    info = dist_utils.setup(args.device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    lock, finished = None, False
+    quiet = set_quiet(info is not None and not info.is_main)
     try:
-        return _run_checked(task_name, args, argv)
+        # one run per output model (two would overwrite each other); under torchrun rank 0 writes, and holds
+        # it (its failure stops the other ranks at once)
+        with dist_utils.start_up(info) if info is not None else contextlib.nullcontext():
+            if args.train_path and args.output_model_path and (info is None or info.is_main):
+                d, name = os.path.split(os.path.abspath(args.output_model_path))
+                lock = OutputLock(d, "--output_model_path", error=TrainingError, name=f".{name}.lock").acquire()
+        report = _run_checked(task_name, args, argv, info)
+        finished = True
+        return report
+    except RuntimeError as e:
+        failure = dist_utils.collective_failure(info, e) if info is not None else None
+        if failure is None:
+            raise
+        raise failure from e
     finally:
+        set_quiet(quiet)
         if lock is not None:
             lock.release()
+        if info is not None:
+            dist_utils.teardown(info, finished=finished)
 
 
-def _run_checked(task_name, args, argv):
+def requested_precision(args):
+    """--precision, or what the deprecated aliases ask for (--fp16: fp16; --amp off: fp32, --amp NAME: NAME)."""
+    if args.fp16:
+        return "fp16"
+    if args.amp is not None:
+        return {"off": "fp32"}.get(args.amp, args.amp)
+    return args.precision
+
+
+def _run_checked(task_name, args, argv, info=None):
     cap_shape_caches()  # flat host memory as batch shapes vary (training/memory.py)
     apply_threads(args)
-    core.set_seed(args.seed)
-    device = core.get_device(args.device)
-    dtype = core.amp_dtype(device, args.amp)
+    core.set_seed(args.seed)  # every rank: the same initial weights
+    device = info.device if info is not None else core.get_device(args.device)
+    main = info is None or info.is_main
+    precision, why = resolve_precision(args.precision, device)
+    dtype = DTYPES[precision]
+    if main:
+        if args.fp16 or args.amp is not None:
+            core.logger.warning("%s is deprecated: use --precision %s", "--fp16" if args.fp16 else f"--amp {args.amp}",
+                                args.precision)
+        core.log(f"precision {precision} ({why})")
+        slow = precision_warning(precision, device)
+        if slow:
+            core.logger.warning(slow)
     task_cls = get_task(task_name)
 
     loaded_state = None
@@ -289,15 +314,19 @@ def _run_checked(task_name, args, argv):
 
     # ---------------------------------------------------------------- train
     if args.train_path:
-        report["history"] = core.train(task, model, train_feats, args, device, dtype, dev=dev, meta=task.meta())
+        report["history"] = core.train(task, model, train_feats, args, device, dtype, dev=dev, meta=task.meta(),
+                                       info=info)
         report["train_examples"] = len(train_ex)
-        if dev is not None and args.output_model_path:
+        if dev is not None and args.output_model_path and main:
             core.load_finetuned(model, args.output_model_path)
             model.to(device)
             best = [r for r in report["history"] if r.get("best")][-1]
             core.log(f"best dev {task.main_metric} {best['dev'][task.main_metric]:.4f} at epoch {best['epoch']}; "
                      f"model saved to {args.output_model_path}")
             report["best_epoch"] = best["epoch"]
+
+    if not main:  # rank 0 evaluates the test set and writes the predictions and the report
+        return report
 
     # ---------------------------------------------------------------- test / predict
     if args.test_path:

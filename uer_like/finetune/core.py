@@ -7,7 +7,11 @@ and weights holding NaN/inf are never saved: pretraining's guard (training/guard
 
 Training tricks every task gets: FGM adversarial training on the word embedding (--use_adv, adversarial.py),
 layer-wise learning-rate decay (--layerwise_lr_decay), the scheduler (--scheduler linear|cosine|constant).
-Runs on CPU or GPU; on CUDA with mixed precision (bf16 where supported, else fp16 with loss scaling).
+
+The loop runs on pretraining's pieces (training/): --precision (precision.py; the CLI resolves it), the DDP
+wrap of a torchrun launch (parallel.py: each rank its weighted share of every global batch, rank 0 evaluates
+and writes), training checkpoints with exact resume (checkpoint.CheckpointManager), the progress line
+(metrics.py) and the flags' declarations (flags.TrainFlags).
 """
 import json
 import math
@@ -17,6 +21,7 @@ import re
 import sys
 import time
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -24,10 +29,15 @@ from ..config import load_config, read_json
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..io.checkpoint import load_into, load_state_dict_file, save_model
 from ..io.uer import from_uer_state_dict
-from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, SEED, WARMUP, Float, Int, check_value
+from ..flags import check_value, train_rules
 from ..layers.dropout import Dropout
 from ..outputs import atomic_write
+from ..training import distributed as dist_utils
+from ..training import parallel
+from ..training.checkpoint import CheckpointManager, _to_tuple, set_rng_state
 from ..training.device import resolve_device
+from ..training.distributed import DistInfo
+from ..training.metrics import format_report
 from ..training.guard import FIX, NonfiniteGuard, cause, check_weights_finite, count_nonfinite
 from ..training.optim import build_optimizer, lr_at, set_lr
 from ..training.precision import amp_dtype, autocast, grad_scaler  # noqa: F401  (amp_dtype: the CLI's)
@@ -42,13 +52,11 @@ __all__ = ["set_seed", "get_device", "amp_dtype", "autocast", "set_dropout", "la
 
 NONFINITE_STEPS = 5  # --max_nonfinite_steps' default, as pretraining's
 NOTHING_KEPT = "no model was written"
-# the numeric flags train() reads, with their ranges: cli.py declares the flags with them, train() checks them
-# again for callers from Python
-TRAIN_ARG_RULES = {"epochs_num": Int(min=1, max=10 ** 6), "batch_size": COUNT, "learning_rate": LEARNING_RATE,
-                   "warmup": WARMUP, "weight_decay": Float(min=0, max=1), "max_grad_norm": GRAD_NORM,
-                   "max_steps": Int(min=0, max=10 ** 9), "seed": SEED, "report_steps": Int(min=1, max=10 ** 9),
-                   "max_nonfinite_steps": COUNT, "layerwise_lr_decay": Float(min=0, max=1, min_open=True),
-                   "fgm_epsilon": Float(min=0)}
+# the numeric flags train() reads, with their ranges (flags.TrainFlags): cli.py declares the flags with them,
+# train() checks them again for callers from Python
+TRAIN_ARG_RULES = train_rules(("epochs_num", "batch_size", "learning_rate", "warmup", "weight_decay", "max_grad_norm",
+                               "max_steps", "seed", "report_steps", "max_nonfinite_steps", "layerwise_lr_decay",
+                               "fgm_epsilon", "save_checkpoint_steps"))
 
 
 # ====================================================================== setup
@@ -197,27 +205,30 @@ def evaluate(task, model, examples, feats, args, device, dtype, desc="eval"):
     return outputs, preds
 
 
-def train_step(task, model, batch, optimizer, scaler, args, device, dtype, fgm=None, guard=None, step=0):
+def train_step(task, model, batch, optimizer, scaler, args, device, dtype, fgm=None, guard=None, step=0,
+               weight=1.0):
     """One optimizer step on a batch: loss, backward (plus the FGM adversarial pass), clipping, step; the
     step is skipped when the loss or the gradient norm is NaN/inf (guard: a training.guard.NonfiniteGuard
-    counting such steps across calls; default a fresh one). Returns the (clean) loss."""
+    counting such steps across calls; default a fresh one). weight: this rank's share of the global batch x
+    the world size (distributed runs: DDP averages the gradients over the ranks, so the update is the global
+    batch's mean). Returns the (clean, unweighted) loss."""
     guard = guard or NonfiniteGuard(NONFINITE_STEPS)
     optimizer.zero_grad(set_to_none=True)
     with autocast(device, dtype):
         loss = task.loss(model, batch)
-    scaler.scale(loss).backward()
+    scaler.scale(loss * weight if weight != 1.0 else loss).backward()
     if fgm is not None:
         fgm.attack()
         with autocast(device, dtype):
             adv_loss = task.loss(model, batch)
-        scaler.scale(adv_loss).backward()
+        scaler.scale(adv_loss * weight if weight != 1.0 else adv_loss).backward()
         fgm.restore()  # a NaN adversarial loss shows in the gradient norm
     scaler.unscale_(optimizer)
     gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
     if not guard.skip(loss, gnorm, step):
         scaler.step(optimizer)
     scaler.update()
-    return loss
+    return loss, gnorm
 
 
 def build_training(model, args):
@@ -238,99 +249,249 @@ def check_train_args(args):
             check_value(getattr(args, name), rule, f"--{name}")
 
 
-def train(task, model, train_feats, args, device, dtype, dev=None, meta=None):
+def checkpoint_dir(args):
+    """Where a run's training checkpoints go: MODEL_checkpoints beside --output_model_path (None: no
+    checkpoints, for a run that keeps no model)."""
+    path = getattr(args, "output_model_path", None)
+    return os.path.splitext(path)[0] + "_checkpoints" if path else None
+
+
+def shard(idx, rank, world):
+    """-> (this rank's part of a global batch's feature indices, its weight): the parts as even as can be,
+    weight = part size x world / batch size, so that DDP's mean of the ranks' gradients is the global batch's
+    mean. A rank left without a feature (a last batch smaller than the world) computes on the batch's first
+    one with weight 0."""
+    if world == 1:
+        return list(idx), 1.0
+    mine = [int(i) for i in np.array_split(np.asarray(idx), world)[rank]]
+    if not mine:
+        return [idx[0]], 0.0
+    return mine, len(mine) * world / len(idx)
+
+
+def _tokens(feat):
+    src = feat["src"]
+    return sum(len(s) for s in src) if src and isinstance(src[0], (list, tuple)) else len(src)
+
+
+# what a resumed run must share with the checkpoint's run (else the data order and the position in it mean
+# nothing), and the settings it may change (a lower learning rate after a divergence, say), with a warning
+RESUME_KEYS = ("epochs_num", "max_steps", "seed")
+CHANGEABLE_KEYS = ("learning_rate", "warmup", "scheduler", "weight_decay", "max_grad_norm", "layerwise_lr_decay",
+                   "use_adv", "fgm_epsilon")
+
+
+def _run_identity(task, args, n_feats, global_batch):
+    ident = {k: getattr(args, k, None) for k in RESUME_KEYS + CHANGEABLE_KEYS}
+    ident.update(task=getattr(task, "name", None), train_path=os.path.abspath(args.train_path) if getattr(args, "train_path", None)
+                 else None, train_instances=n_feats, global_batch=global_batch)
+    return ident
+
+
+def _check_resumable(path, saved, now, warn=True):
+    """ConfigError when the checkpoint at `path` was made by another run (data, batch, seed, epochs); a
+    warning for each setting changed since (training continues with the new one)."""
+    def diff(keys):
+        return [f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in keys if saved.get(k) != now[k]]
+
+    refused = diff([k for k in now if k not in CHANGEABLE_KEYS])
+    if refused:
+        raise ConfigError(f"{path}: the checkpoint was made by another run ({'; '.join(refused)}); run the same "
+                          "command to resume it, or pass --resume never (or another --output_model_path) to start "
+                          "afresh")
+    changed = diff([k for k in CHANGEABLE_KEYS if k in now])
+    if changed and warn:
+        logger.warning("%s: resuming with other settings than the checkpoint's run (%s): training goes on with the "
+                       "new ones", path, "; ".join(changed))
+
+
+def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, info=None):
     """Train for args.epochs_num epochs; after each, evaluate on dev (examples, feats) and keep the best
     checkpoint at args.output_model_path. A step with a NaN/inf loss or gradient norm is skipped;
     args.max_nonfinite_steps of them in a row stop the run (TrainingError), and weights holding NaN/inf are
     never saved. An epoch that ends in skipped steps, or whose dev outputs or metric are NaN, is never kept;
-    TrainingError when no epoch is. Returns the per-epoch history."""
+    TrainingError when no epoch is. Returns the per-epoch history.
+
+    info (training.distributed.DistInfo, from a torchrun launch): the model is wrapped for DDP
+    (training/parallel.py), each rank trains on its part of each global batch of batch_size x world features,
+    rank 0 evaluates dev and writes the model. Training checkpoints (model, optimizer, scaler, RNG states,
+    epoch and position in it) are written beside the output model after each epoch and every
+    --save_checkpoint_steps steps; the same command continues from the newest after a crash (--resume), and
+    they are removed when the run ends."""
     check_train_args(args)
-    steps_per_epoch = math.ceil(len(train_feats) / args.batch_size)
+    info = info or DistInfo(device=device)
+    world, is_main = info.world_size, info.is_main
+    reduce = (lambda t: dist_utils.all_reduce_sum(info, t)) if info.enabled else None
+    say = log if is_main else (lambda msg: None)
+    global_batch = args.batch_size * world
+    steps_per_epoch = math.ceil(len(train_feats) / global_batch)
     total = steps_per_epoch * args.epochs_num
     if args.max_steps:
         total = min(total, args.max_steps)
     optimizer, fgm = build_training(model, args)
     scheduler = getattr(args, "scheduler", "linear")
     scaler = grad_scaler(device, dtype)
-    guard = NonfiniteGuard(getattr(args, "max_nonfinite_steps", None) or NONFINITE_STEPS, scaler)
+    guard = NonfiniteGuard(getattr(args, "max_nonfinite_steps", None) or NONFINITE_STEPS, scaler, reduce)
+    wrapped = parallel.wrap(model, info, find_unused_parameters=True)
+    net = parallel.Forward(wrapped) if wrapped is not model else model
     rng = random.Random(args.seed)
-    history, best, step = [], None, 0
-    kept, last_problem = NOTHING_KEPT, None
+    st = {"history": [], "best": None, "step": 0, "kept": NOTHING_KEPT, "last_problem": None, "epoch": 1, "pos": 0,
+          "loss_sum": 0.0, "n_loss": 0, "skipped_before": 0, "seconds": 0.0}
+    identity = _run_identity(task, args, len(train_feats), global_batch)
+    ckdir = checkpoint_dir(args)
+    manager = CheckpointManager(ckdir, getattr(args, "keep_checkpoints", 1) or 1, info, reduce) if ckdir else None
+    every = getattr(args, "save_checkpoint_steps", 0) or 0
+    found = manager.resume(getattr(args, "resume", "auto")) if manager else None
+    if found is not None:
+        path, ck = found
+        _check_resumable(path, ck.get("run") or {}, identity, warn=is_main)
+        load_into(model, ck["model"], strict=True, source=path)
+        optimizer.load_state_dict(ck["optimizer"])
+        if ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        set_rng_state(ck["rng"][info.rank] if info.rank < len(ck["rng"]) else ck["rng"][0])
+        st.update(ck["loop"])
+        guard.streak, guard.skipped = ck["guard"]
+        say(f"resumed from {path} at step {st['step']} (epoch {st['epoch']}, batch {st['pos']} of it)")
 
     def save(epoch, what):
-        nonlocal kept
         path = args.output_model_path
-        check_weights_finite(model.parameters(), f"the model {path}", step, kept, device)
-        save_finetuned(model, path, meta or task.meta())
-        kept = f"{what} (epoch {epoch}) is at {path}"
+        check_weights_finite(model.parameters(), f"the model {path}", st["step"], st["kept"], device, reduce)
+        dist_utils.on_main(info, lambda: save_finetuned(model, path, meta or task.meta()))
+        st["kept"] = f"{what} (epoch {epoch}) is at {path}"
 
-    log(f"training: {len(train_feats)} instances, {args.epochs_num} epoch(s), {steps_per_epoch} steps per epoch, "
-        f"batch {args.batch_size}, lr {args.learning_rate} ({scheduler}), device {device}"
+    def checkpoint(epoch_rng):
+        if manager is None:
+            return
+        mean = loss_sum.detach().clone().float()  # each rank resumes with an equal share of the ranks' sum
+        if reduce is not None:
+            reduce(mean)
+        loop = dict(st, loss_sum=float(mean) / world, epoch_rng=epoch_rng)
+        manager.save(st["step"], lambda: {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "guard": (guard.streak, guard.skipped),
+            "loop": loop, "run": identity, "world_size": world}, model.parameters(), device, guard.streak)
+
+    say(f"training: {len(train_feats)} instances, {args.epochs_num} epoch(s), {steps_per_epoch} steps per epoch, "
+        f"batch {global_batch}" + (f" ({args.batch_size} on each of {world} processes)" if world > 1 else "")
+        + f", lr {args.learning_rate} ({scheduler}), device {device}"
         + (f", mixed precision {str(dtype).replace('torch.', '')}" if dtype else "")
         + (f", FGM epsilon {args.fgm_epsilon}" if fgm else "")
         + (f", layer-wise lr decay {args.layerwise_lr_decay}" if getattr(args, "layerwise_lr_decay", 1.0) != 1.0 else ""))
-    for epoch in range(1, args.epochs_num + 1):
+    resumed_rng = st.pop("epoch_rng", None)
+    loss_sum = torch.tensor(st["loss_sum"], device=device)
+    for epoch in range(st["epoch"], args.epochs_num + 1):
+        if args.max_steps and st["step"] >= args.max_steps:
+            break
+        if resumed_rng is not None:
+            rng.setstate(_to_tuple(resumed_rng))
+            resumed_rng = None
+        epoch_rng = rng.getstate()
         model.train()
-        t0, loss_sum, n_loss, skipped = time.time(), torch.zeros((), device=device), 0, guard.skipped
-        bar = tqdm(D.batches(train_feats, args.batch_size, task.collate, shuffle=True, rng=rng, length=task.length),
-                   total=steps_per_epoch, desc=f"epoch {epoch}/{args.epochs_num}", disable=args.no_progress,
-                   mininterval=2.0, file=sys.stderr)
-        for _, batch in bar:
-            if args.max_steps and step >= args.max_steps:
+        if st["pos"] == 0:
+            st.update(loss_sum=0.0, n_loss=0, skipped_before=guard.skipped, seconds=0.0)
+            loss_sum = torch.zeros((), device=device)
+        t0, t_report, tokens, examples = time.time(), time.time(), 0, 0
+        groups = [idx for idx, _ in D.batches(train_feats, global_batch, lambda fs: None, shuffle=True, rng=rng,
+                                              length=task.length)]
+        bar = tqdm(total=steps_per_epoch, initial=st["pos"], desc=f"epoch {epoch}/{args.epochs_num}",
+                   disable=args.no_progress or not is_main, mininterval=2.0, file=sys.stderr)
+        for i in range(st["pos"], len(groups)):
+            if args.max_steps and st["step"] >= args.max_steps:
                 break
-            lr = lr_at(step, total, args.learning_rate, args.warmup, scheduler)
+            mine, weight = shard(groups[i], info.rank, world)
+            lr = lr_at(st["step"], total, args.learning_rate, args.warmup, scheduler)
             set_lr(optimizer, lr)
-            batch = task.to_device(batch, device)
-            loss = train_step(task, model, batch, optimizer, scaler, args, device, dtype, fgm, guard, step + 1)
-            step += 1
+            batch = task.to_device(task.collate([train_feats[j] for j in mine]), device)
+            loss, gnorm = train_step(task, net, batch, optimizer, scaler, args, device, dtype, fgm, guard,
+                                     st["step"] + 1, weight)
+            st["step"] += 1
+            st["pos"] = i + 1
+            tokens += sum(_tokens(train_feats[j]) for j in mine) if weight else 0
+            examples += len(mine) if weight else 0
+            bar.update(1)
             if guard.stopped:
                 bar.close()
-                raise guard.error(step, lr, kept, model.parameters(), device)
+                raise guard.error(st["step"], lr, st["kept"], model.parameters(), device)
             if not guard.last_skipped:
-                loss_sum += loss.detach().float()
-                n_loss += 1
-            if step % args.report_steps == 0:
-                avg = float(loss_sum) / max(1, n_loss)
+                loss_sum += loss.detach().float() * weight
+                st["n_loss"] += 1
+            if st["step"] % args.report_steps == 0:
+                avg = _mean_loss(loss_sum, st["n_loss"], world, reduce)
+                counts = torch.tensor([float(tokens), float(examples)])
+                if reduce is not None:
+                    dist_utils.all_reduce_sum(info, counts)  # gloo and nccl alike: a CPU tensor under gloo only
+                dt = max(time.time() - t_report, 1e-9)
                 bar.set_postfix(loss=f"{avg:.4f}")
                 if args.no_progress:
-                    log(f"  step {step}/{total}: loss {avg:.4f}")
+                    say(report_line(st["step"], total, {"loss": avg}, lr, float(gnorm), counts[0].item() / dt,
+                                    f"{counts[1].item() / dt:,.1f} examples/s"))
+                t_report, tokens, examples = time.time(), 0, 0
+            if every and st["step"] % every == 0 and st["pos"] < len(groups):
+                st["seconds"] += time.time() - t0
+                t0 = time.time()
+                checkpoint(epoch_rng)
         bar.close()
-        rec = {"epoch": epoch, "train_loss": float(loss_sum) / max(1, n_loss), "steps": step,
-               "seconds": round(time.time() - t0, 1)}
-        if guard.skipped > skipped:
-            rec["skipped_steps"] = guard.skipped - skipped
+        st["seconds"] += time.time() - t0
+        rec = {"epoch": epoch, "train_loss": _mean_loss(loss_sum, st["n_loss"], world, reduce),
+               "steps": st["step"], "seconds": round(st["seconds"], 1)}
+        if guard.skipped > st["skipped_before"]:
+            rec["skipped_steps"] = guard.skipped - st["skipped_before"]
         # an epoch that ends in skipped steps is never kept (as pretraining writes no checkpoint then), nor one
         # whose dev outputs or metric are NaN
         problem = f"it ends in {guard.streak} non-finite step(s)" if guard.streak else None
         if dev is not None:
-            outputs, preds = evaluate(task, model, dev[0], dev[1], args, device, dtype, desc="dev")
-            m = task.evaluate(dev[0], preds)
+            def dev_eval():
+                outputs, preds = evaluate(task, model, dev[0], dev[1], args, device, dtype, desc="dev")
+                m = task.evaluate(dev[0], preds)
+                return m, _finite_outputs(outputs) and math.isfinite(m[task.main_metric]), task.summary(m)
+
+            m, finite, summary = dist_utils.on_main(info, dev_eval)  # rank 0 evaluates, every rank decides
+            model.train()
             rec["dev"] = _jsonable(m)
-            if problem is None and not (_finite_outputs(outputs) and math.isfinite(m[task.main_metric])):
+            if problem is None and not finite:
                 problem = f"its dev outputs or {task.main_metric} are NaN/inf"
-            improved = problem is None and (best is None or m[task.main_metric] > best)
+            improved = problem is None and (st["best"] is None or m[task.main_metric] > st["best"])
             if improved:
-                best = m[task.main_metric]
+                st["best"] = m[task.main_metric]
                 rec["best"] = True
                 if args.output_model_path:
                     save(epoch, "the best model so far")
-            log(f"epoch {epoch}/{args.epochs_num}: train loss {rec['train_loss']:.4f} | dev {task.summary(m)}"
+            say(f"epoch {epoch}/{args.epochs_num}: train loss {rec['train_loss']:.4f} | dev {summary}"
                 + (" | best, saved" if improved and args.output_model_path else (" | best" if improved else ""))
                 + f" | {rec['seconds']}s")
         else:
             if args.output_model_path and problem is None:
                 save(epoch, "the model")
-            log(f"epoch {epoch}/{args.epochs_num}: train loss {rec['train_loss']:.4f} | {rec['seconds']}s")
+            say(f"epoch {epoch}/{args.epochs_num}: train loss {rec['train_loss']:.4f} | {rec['seconds']}s")
         if problem:
-            logger.warning("epoch %d is not kept: %s", epoch, problem)
-            last_problem = f"epoch {epoch}: {problem}"
-        history.append(rec)
-        if args.max_steps and step >= args.max_steps:
-            break
-    if (dev is not None and best is None) or (args.output_model_path and kept == NOTHING_KEPT):
-        raise TrainingError(f"no epoch gave a model to keep ({last_problem}); {NOTHING_KEPT}; "
-                            + (cause(count_nonfinite(model.parameters(), device)) if guard.skipped else FIX))
-    return history
+            if is_main:
+                logger.warning("epoch %d is not kept: %s", epoch, problem)
+            st["last_problem"] = f"epoch {epoch}: {problem}"
+        st["history"].append(rec)
+        st.update(epoch=epoch + 1, pos=0)
+        if epoch < args.epochs_num and not (args.max_steps and st["step"] >= args.max_steps):
+            checkpoint(rng.getstate())
+    if (dev is not None and st["best"] is None) or (args.output_model_path and st["kept"] == NOTHING_KEPT):
+        raise TrainingError(f"no epoch gave a model to keep ({st['last_problem']}); {NOTHING_KEPT}; "
+                            + (cause(count_nonfinite(model.parameters(), device, reduce)) if guard.skipped else FIX))
+    if manager is not None:  # the run's result is written: its checkpoints have served
+        manager.remove()
+    return st["history"]
+
+
+def _mean_loss(loss_sum, n, world, reduce):
+    """The mean training loss over the steps so far (each the global batch's mean: the ranks' weighted losses
+    summed over the ranks / world)."""
+    t = loss_sum.detach().clone().float()
+    if reduce is not None:
+        reduce(t)
+    return float(t) / world / max(1, n)
+
+
+def report_line(step, total, losses, lr, grad_norm, tokens_per_s, extra=None):
+    """The progress line both training loops log: step, losses, learning rate, gradient norm, throughput."""
+    return format_report(step, total, losses, lr, grad_norm, tokens_per_s, extra)
 
 
 def _finite_outputs(outputs):

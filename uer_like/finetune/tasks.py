@@ -25,9 +25,19 @@ TASKS = Registry("fine-tuning task")
 logger = logging.getLogger("uer_like.finetune")
 
 
+_quiet = [False]  # set on the ranks other than 0 of a torchrun launch: rank 0 speaks for the run
+
+
 def log(msg):
     """Progress lines of a fine-tuning run (stdout); problems go to logger.warning."""
-    print(msg, flush=True)
+    if not _quiet[0]:
+        print(msg, flush=True)
+
+
+def set_quiet(quiet):
+    """Silence log() (the ranks other than 0 of a distributed run); -> the previous setting."""
+    old, _quiet[0] = _quiet[0], bool(quiet)
+    return old
 
 # the modules that register the built-in tasks (imported on first use of the registry)
 TASK_MODULES = ("classification", "regression", "multi_label", "tagging", "mrc", "multiple_choice", "simcse",

@@ -119,3 +119,66 @@ def load_latest(directory):
         raise CheckpointError(f"{directory}: none of its {len(found)} checkpoint(s) loads (the newest: "
                               f"{problems[0]}); move them away, or pass --resume never to start again from step 0")
     return None
+
+
+class CheckpointManager:
+    """The checkpoints of one run in `directory`: `resume` finds the one to continue from, `save` writes one
+    (only from finite weights and not while non-finite steps are being skipped, so that rotation never removes
+    the last good one; the state is gathered on every rank, written by rank 0), `remove` clears them once
+    the run's result is written. info: distributed.DistInfo (None: one process)."""
+
+    def __init__(self, directory, keep_last=3, info=None, reduce=None):
+        from .distributed import DistInfo
+
+        self.directory, self.keep_last = directory, keep_last
+        self.info = info or DistInfo()
+        self.reduce = reduce
+        self.last = None  # the path of the newest checkpoint written or resumed from
+
+    def resume(self, resume="auto"):
+        """-> (path, checkpoint) to continue from, or None: `resume` is auto (the newest that loads, when
+        the directory has one), never, or a checkpoint's path."""
+        if resume == "never":
+            return None
+        if resume == "auto":
+            found = load_latest(self.directory) if os.path.isdir(self.directory) else None
+        else:
+            found = resume, load_checkpoint(resume)
+        if found is not None:
+            self.last = found[0]
+        return found
+
+    def save(self, step, payload, params, device=None, streak=0):
+        """Write checkpoint `step` (payload(): its dict, called on rank 0 after every rank gathered its RNG
+        state into payload's "rng" list); -> its path, or None when skipped (non-finite steps going on)."""
+        from . import distributed as dist_utils
+        from .guard import check_weights_finite
+
+        if streak:
+            if self.info.is_main:
+                logger.warning("step %d: no checkpoint while steps are non-finite (the last one: %s)", step,
+                               self.last or "none")
+            return None
+        check_weights_finite(params, "a checkpoint", step, f"the last finite checkpoint: {self.last or 'none'}",
+                             device, self.reduce)
+        rngs = dist_utils.all_gather_object(self.info, rng_state())
+
+        def write():
+            path = save_checkpoint(self.directory, step, dict(payload(), rng=rngs, step=step), self.keep_last)
+            logger.info("saved checkpoint %s", path)
+            return path
+
+        self.last = dist_utils.on_main(self.info, write)
+        return self.last
+
+    def remove(self):
+        """Delete the run's checkpoints (and the directory when nothing else is in it), on rank 0."""
+        if not self.info.is_main or not os.path.isdir(self.directory):
+            return
+        for _, path in list_checkpoints(self.directory):
+            os.remove(path)
+        remove_stale_tmp(self.directory, TMP_PATTERN)
+        try:
+            os.rmdir(self.directory)
+        except OSError:
+            pass

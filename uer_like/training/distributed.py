@@ -310,3 +310,23 @@ def teardown(info, finished=False):
             dist.barrier()
         dist.destroy_process_group()
     _current = None
+
+
+def on_main(info, fn):
+    """fn() on rank 0 (writing a file, say); its result on every rank, or its UerLikeError raised on every
+    rank (a collective: every rank calls it, and no rank waits for one that failed)."""
+    from ..errors import CheckpointError, ConfigError, DataError, TrainingError
+
+    out = None
+    if info.is_main:
+        try:
+            out = ("ok", fn())
+        except UerLikeError as e:
+            if not info.enabled:
+                raise
+            out = ("error", type(e).__name__, str(e))
+    out = broadcast_object(info, out)
+    if out[0] == "error":
+        raise {c.__name__: c for c in (CheckpointError, TrainingError, ConfigError, DataError)}.get(
+            out[1], TrainingError)(out[2])
+    return out[1]

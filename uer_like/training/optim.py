@@ -5,8 +5,7 @@ from collections import defaultdict
 import torch
 from ..errors import ConfigError
 
-SCHEDULERS = ("linear", "cosine", "constant")
-OPTIMIZERS = ("adamw", "lamb")
+from ..flags import OPTIMIZERS, SCHEDULERS  # noqa: F401  (declared with the training flags)
 
 
 def lr_at(step, total_steps, base_lr, warmup_ratio, scheduler="linear"):

@@ -16,8 +16,9 @@ import contextlib
 
 import torch
 
-AMP_CHOICES = ("auto", "off", "fp16", "bf16")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+from ..flags import PRECISIONS  # noqa: F401  (declared with the training flags)
+
+AMP_CHOICES = ("auto", "off", "fp16", "bf16")  # fine-tuning's deprecated --amp (off: fp32)
 DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 CPU_BF16_MATRIX_FLAGS = ("amx_bf16", "avx512_bf16")  # flags that make bf16 autocast pay on CPU (see above)
 

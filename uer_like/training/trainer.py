@@ -1,5 +1,10 @@
-"""The one training loop: single process or torchrun (DDP / FSDP), mixed precision, gradient
-accumulation, exact resume, throughput logs."""
+"""Pretraining's loop: single process or torchrun (DDP / FSDP), mixed precision, gradient accumulation,
+exact resume, held-out evaluation, throughput logs.
+
+Its pieces are shared with fine-tuning (finetune/core.py): the DDP/FSDP wrap (parallel.py), the checkpoint
+manager (checkpoint.CheckpointManager: save, rotate, resume, never non-finite), precision (precision.py), the
+non-finite guard (guard.py), the progress line (metrics.py), rank-0 writes (distributed.on_main) and the
+flags' declarations (flags.TrainFlags)."""
 import contextlib
 import json
 import logging
@@ -18,17 +23,19 @@ import torch
 from ..config import ModelConfig, load_config
 from ..data.dataset import Dataset
 from ..data.masking import check_dataset_strategy
-from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
-from ..flags import COUNT, GRAD_NORM, LEARNING_RATE, NONNEG, SEED, WARMUP, Float, Int, check_value
+from ..errors import CheckpointError, ConfigError, DataError, TrainingError
+from ..flags import check_value, train_rules
 from ..outputs import OutputLock, check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
 from ..io.formats import writable
 from ..model import Model
 from . import distributed as dist_utils
+from . import parallel
 from .batches import Collator, SampleOrder
-from .checkpoint import load_checkpoint, load_latest, rng_state, save_best, save_checkpoint, set_rng_state
+from .checkpoint import CheckpointManager, rng_state, save_best, set_rng_state
 from . import evaluation as dev_eval
 from .memory import cap_shape_caches
+from .metrics import format_report
 from .guard import check_weights_finite, count_nonfinite, diverged, skip_step
 from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
 from .precision import DTYPES, PRECISIONS, autocast, precision_warning, resolve_precision
@@ -111,14 +118,11 @@ class TrainArgs:
         return self.output_model_path
 
 
-# the numeric fields' ranges, as the command line declares them (pretrain.py), for callers from Python
-TRAIN_ARG_RULES = {"total_steps": Int(min=1, max=10 ** 9), "batch_size": COUNT, "accumulation_steps": COUNT,
-                   "global_batch_size": COUNT, "learning_rate": LEARNING_RATE, "warmup": WARMUP,
-                   "weight_decay": Float(min=0, max=1), "max_grad_norm": GRAD_NORM, "seed": SEED,
-                   "report_steps": Int(min=1, max=10 ** 9), "save_checkpoint_steps": Int(min=1, max=10 ** 9),
-                   "keep_checkpoints": NONNEG, "max_nonfinite_steps": COUNT,
-                   "dev_fraction": Float(min=0, max=1, max_open=True), "eval_steps": Int(min=1, max=10 ** 9),
-                   "eval_batches": Int(min=0, max=10 ** 9)}
+# the numeric fields' ranges, as the command line declares them (flags.TrainFlags), for callers from Python
+TRAIN_ARG_RULES = train_rules(("total_steps", "batch_size", "accumulation_steps", "global_batch_size", "learning_rate",
+                               "warmup", "weight_decay", "max_grad_norm", "seed", "report_steps",
+                               "save_checkpoint_steps", "keep_checkpoints", "max_nonfinite_steps", "dev_fraction",
+                               "eval_steps", "eval_batches"))
 
 
 class Trainer:
@@ -220,6 +224,7 @@ class Trainer:
         self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss or gradient norm (all time)
         self.nonfinite_streak = 0  # ... in a row, up to now (checkpoints are only written when it is 0)
         self.last_checkpoint = None
+        self.checkpoints = CheckpointManager(args.checkpoint_dir, args.keep_checkpoints, self.info, self._reduce)
         self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay)
         self.precision, why = resolve_precision(args.precision, self.info.device)
         if self.info.is_main:
@@ -415,44 +420,24 @@ class Trainer:
 
     def _wrap(self, model):
         a = self.args
-        if a.fsdp:
-            if not self.info.enabled:
-                logger.info("--fsdp with one process: training unsharded")
-            else:
-                from torch.distributed.fsdp import fully_shard
 
-                layers = model.encoder.transformer if isinstance(model.encoder.transformer, torch.nn.ModuleList) else []
-                for layer in layers:
-                    fully_shard(layer)
-                fully_shard(model)
-                self.optimizer = build_optimizer(a.optimizer, model, a.learning_rate, a.weight_decay)
-                if self._resume_optim is not None:
-                    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        def on_shard(sharded):  # the optimizer over the sharded parameters, with the resumed state
+            self.optimizer = build_optimizer(a.optimizer, sharded, a.learning_rate, a.weight_decay)
+            if self._resume_optim is not None:
+                from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-                    set_optimizer_state_dict(model, (self.optimizer,), self._resume_optim,
-                                             options=StateDictOptions(full_state_dict=True))
-                return torch.compile(model) if a.compile else model
-        if self.info.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
+                set_optimizer_state_dict(sharded, (self.optimizer,), self._resume_optim,
+                                         options=StateDictOptions(full_state_dict=True))
 
-            ids = [self.info.local_rank] if self.info.device.type == "cuda" else None
-            model = DDP(model, device_ids=ids)
-        if a.compile:
-            model = torch.compile(model)
-        return model
+        return parallel.wrap(model, self.info, fsdp=a.fsdp, compile=a.compile, on_shard=on_shard)
 
     def _resume(self):
         a = self.args
         self._resume_optim = None
-        if a.resume == "never":
+        found = self.checkpoints.resume(a.resume)
+        if found is None:
             return
-        if a.resume == "auto":
-            found = load_latest(a.checkpoint_dir) if os.path.isdir(a.checkpoint_dir) else None
-            if found is None:
-                return
-            path, ckpt = found
-        else:
-            path, ckpt = a.resume, load_checkpoint(a.resume)
+        path, ckpt = found
         saved = load_config(ckpt["config"])
         diff = saved.diff(self.config)
         if diff:
@@ -524,31 +509,24 @@ class Trainer:
     def save(self):
         """A checkpoint of the full state; never of non-finite weights (so rotation never removes the last
         finite checkpoint), and not while non-finite steps are being skipped."""
-        if self.nonfinite_streak:
-            if self.info.is_main:
-                logger.warning("step %d: no checkpoint while steps are non-finite (the last one: %s)", self.step,
-                               self.last_checkpoint or "none")
-            return
-        self._check_weights_finite("a checkpoint")
-        payload = self._payload()
+        state = None if self.nonfinite_streak else self._state_dicts()  # a collective under FSDP
+        self.checkpoints.save(self.step, lambda: self._state(*state), self.model.parameters(), self.info.device,
+                              self.nonfinite_streak)
+        self.last_checkpoint = self.checkpoints.last
 
-        def write():
-            path = save_checkpoint(self.args.checkpoint_dir, self.step, payload(), self.args.keep_checkpoints)
-            logger.info("saved checkpoint %s", path)
-            return path
-
-        self.last_checkpoint = self._on_main(write)
+    def _state(self, model_sd, optim_sd):
+        """A checkpoint's dict but for the RNG states and the step (which CheckpointManager.save adds)."""
+        return {"model": model_sd, "optimizer": optim_sd, "scaler": self.scaler.state_dict(),
+                "config": self.config.to_dict(), "global_batch": self.global_batch, "world_size": self.world,
+                "skipped_steps": self.skipped_steps, "dataset": self._dataset_identity(),
+                "dev_split": self.dev_split, "dev_best": self.dev_best}
 
     def _payload(self):
         """The full training state (collectives: every rank calls it); a function building the checkpoint's dict
         on rank 0."""
         rngs = dist_utils.all_gather_object(self.info, rng_state())
-        model_sd, optim_sd = self._state_dicts()
-        return lambda: {"model": model_sd, "optimizer": optim_sd, "scaler": self.scaler.state_dict(),
-                        "step": self.step, "rng": rngs, "config": self.config.to_dict(),
-                        "global_batch": self.global_batch, "world_size": self.world,
-                        "skipped_steps": self.skipped_steps, "dataset": self._dataset_identity(),
-                        "dev_split": self.dev_split, "dev_best": self.dev_best}
+        state = self._state_dicts()
+        return lambda: dict(self._state(*state), step=self.step, rng=rngs)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self):
@@ -587,21 +565,7 @@ class Trainer:
         return fig
 
     def _on_main(self, fn):
-        """fn() on rank 0; its result, or its UerLikeError raised on every rank (no rank waits for one that
-        failed)."""
-        out = None
-        if self.info.is_main:
-            try:
-                out = ("ok", fn())
-            except UerLikeError as e:
-                if not self.info.enabled:
-                    raise
-                out = ("error", type(e).__name__, str(e))
-        out = dist_utils.broadcast_object(self.info, out)
-        if out[0] == "error":
-            raise {c.__name__: c for c in (CheckpointError, TrainingError, ConfigError, DataError)}.get(
-                out[1], TrainingError)(out[2])
-        return out[1]
+        return dist_utils.on_main(self.info, fn)
 
     def _check_weights_finite(self, what):
         """Every rank checks its parameters (its shards under FSDP); all agree before anything is written."""
@@ -776,17 +740,15 @@ class Trainer:
         if not self.info.is_main:
             return
         tok_s = s["tokens"] / max(dt, 1e-9)
-        parts = [f"step {self.step}/{self.args.total_steps}"]
+        losses = []
         for name in self.model.loss_names:
             if name in s["targets"]:
                 t = s["targets"][name]
                 base = f" (baseline {t['baseline']:.4f})" if "baseline" in t else ""
-                parts.append(f"{name} loss {t['loss']:.4f} acc {t['acc']:.4f}{base}")
-        parts += [f"lr {lr:.3g}", f"grad norm {s['grad_norm']:.3f}", f"{tok_s:,.0f} tokens/s"]
+                losses.append(f"{name} loss {t['loss']:.4f} acc {t['acc']:.4f}{base}")
         mfu = self._mfu(tok_s, n_params)
-        if mfu is not None:
-            parts.append(f"MFU {mfu:.1%}")
-        logger.info(" | ".join(parts))
+        logger.info(format_report(self.step, self.args.total_steps, losses, lr, s["grad_norm"], tok_s,
+                                  [f"MFU {mfu:.1%}"] if mfu is not None else ()))
         if tb is not None:
             for name, t in s["targets"].items():
                 tb.add_scalar(f"loss/{name}", t["loss"], self.step)
