@@ -2,7 +2,7 @@
 import torch
 import torch.nn as nn
 
-from . import modules  # noqa: F401  (registration)
+from . import modules  # registration, and the components' config checks
 from .config import ModelConfig, load_config
 from .embeddings import Embedding
 from .errors import ConfigError
@@ -15,6 +15,7 @@ class Model(nn.Module):
 
     def __init__(self, config: ModelConfig, vocab_size: int):
         super().__init__()
+        modules.check_config(config)  # each component validates its own keys, before any tensor is built
         self.config = config
         self.vocab_size = vocab_size
         self.embedding = Embedding(config, vocab_size)
@@ -26,16 +27,16 @@ class Model(nn.Module):
         self.tie_weights()
 
     def tie_weights(self):
+        """With the config's tie_weights, every weight a target declares in `tied_weights` (paths inside the
+        target: its vocabulary projection) becomes the word embedding's."""
         if not self.config.tie_weights:
             return
         word = self.embedding.word.embedding.weight
-        for name in ("mlm", "electra_gen"):  # masked-LM heads: vocabulary projection = word embedding
-            if hasattr(self.target, name):
-                getattr(self.target, name).linear_2.weight = word
-        if hasattr(self.target, "electra"):  # the ELECTRA generator's projection
-            self.target.electra.generator_head.linear_2.weight = word
-        if hasattr(self.target, "lm"):
-            self.target.lm.output_layer.weight = word
+        for name in self.config.target:
+            target = getattr(self.target, name)
+            for path in getattr(target, "tied_weights", ()):
+                owner, _, attr = path.rpartition(".")
+                setattr(target.get_submodule(owner), attr, word)
 
     @property
     def target_names(self):

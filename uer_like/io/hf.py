@@ -47,7 +47,7 @@ import torch
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
 from . import families
-from .formats import load_info_of
+from .formats.base import load_info_of
 from .uer import cat
 
 logger = logging.getLogger("uer_like")

@@ -24,6 +24,7 @@ from ..outputs import OutputLock, check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
 from ..io.formats import writable
 from ..model import Model
+from ..modules import check_config as check_components
 from . import distributed as dist_utils
 from .batches import Collator, SampleOrder
 from .checkpoint import load_checkpoint, load_latest, rng_state, save_best, save_checkpoint, set_rng_state
@@ -167,6 +168,7 @@ class Trainer:
         pre = self._pretrained_defining_config()
         if pre is not None:
             self.config = pre.config
+        check_components(self.config, args.config)  # the components' own keys, before the data is read
         if args.output_format == "hf":  # refuse at the start what cannot be written at the end
             from ..io.hf import hf_family_for
 

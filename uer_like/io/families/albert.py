@@ -1,5 +1,5 @@
 """ALBERT: one shared layer group, a factorised embedding, the sentence-order head."""
-from . import Family, register_family
+from .base import Family, register_family
 
 
 def architecture(t):

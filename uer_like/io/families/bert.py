@@ -1,6 +1,6 @@
 """BERT, and every BERT-architecture release (Chinese RoBERTa-wwm-ext, MacBERT: model_type 'bert'). ERNIE and
 NEZHA share its heads (bert_architecture, BERT_TARGET_RULES)."""
-from . import Family, register_family
+from .base import Family, register_family
 
 BERT_TARGETS = frozenset({"mlm", "sp", "cls", "pooler"})
 BERT_TARGET_RULES = (

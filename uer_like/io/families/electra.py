@@ -1,5 +1,5 @@
 """ELECTRA: the discriminator (ElectraForPreTraining) and the generator (ElectraForMaskedLM), separate models."""
-from . import Family, register_family
+from .base import Family, register_family
 
 
 def architecture(t):

@@ -1,6 +1,6 @@
 """RoBERTa: BERT's layers, positions offset by padding_idx + 1, its own LM and classification heads
 (RobertaClassificationHead: dense -> tanh -> out_proj on <s>, as the cls target)."""
-from . import Family, register_family
+from .base import Family, register_family
 
 
 def architecture(t):

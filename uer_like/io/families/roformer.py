@@ -1,5 +1,5 @@
 """RoFormer (rotary positions): BERT's layer names, an MLM head only."""
-from . import Family, register_family
+from .base import Family, register_family
 
 register_family(Family(
     "roformer", "roformer", "RoFormer", frozenset({"mlm"}),

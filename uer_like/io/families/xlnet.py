@@ -2,7 +2,7 @@
 head, or the sequence summary (last token -> tanh -> logits_proj) of XLNetForSequenceClassification as the cls
 target; its own names and config keys."""
 from ...errors import ConfigError
-from . import Family, register_family
+from .base import Family, register_family
 
 
 def architecture(t):
