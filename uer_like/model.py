@@ -88,14 +88,21 @@ class Model(nn.Module):
         return {name: getattr(self.target, name).logits(hidden, seg) for name in self.config.target}
 
     def forward(self, batch):
-        """Training forward: batch dict (src, seg and each target's keys) -> {"loss", per-target dicts}."""
+        """Training forward: batch dict (src, seg and each target's `batch_keys`) -> {"loss", per-target dicts}.
+        Every target computes its loss except one declared `inference_only` (pooler); a batch without a field
+        a target declares is an error, never a target silently left out."""
         hidden = None  # the encoder output, computed once for the targets that take it
         out = {}
         total = None
         for name in self.config.target:
             target = getattr(self.target, name)
-            if not all(k in batch for k in target.batch_keys):
+            if getattr(target, "inference_only", False):
                 continue
+            missing = [k for k in target.batch_keys if k not in batch]
+            if missing:
+                raise DataError(f"target '{name}' needs batch field(s) {', '.join(missing)}, which the batch lacks "
+                                f"(it has {', '.join(sorted(batch))}): build batches with the Collator of the "
+                                "model's targets")
             if hasattr(target, "model_loss"):  # a target that runs the model itself (ELECTRA)
                 res = target.model_loss(self, batch)
                 out.update(res.pop("parts", {}))
@@ -107,7 +114,8 @@ class Model(nn.Module):
             out[name] = res
             total = res["loss"] if total is None else total + res["loss"]
         if total is None:
-            raise DataError(f"the batch has keys {sorted(batch)} but none for the targets {self.config.target}")
+            raise DataError(f"the targets {self.config.target} are all inference-only: add a target with a loss "
+                            "(mlm, sp, cls, ...) to train")
         out["loss"] = total
         return out
 
