@@ -98,7 +98,7 @@ def add_threads_arg(p):
 def apply_threads(args):
     """torch.set_num_threads(--threads); 0 keeps torch's default."""
     if args.threads:
-        import torch
+        import torch  # preprocess.py's flags live here too: it starts without torch
 
         torch.set_num_threads(args.threads)
 

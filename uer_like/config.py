@@ -15,6 +15,7 @@ from typing import List, Optional
 from .data.masking import check_values, strategy_of
 from .data.processors import DATA_PROCESSOR_NAMES
 from .errors import ConfigError
+from .legacy_config import normalize
 from .resources import CONFIGS_DIR, resolve
 
 MASKS = ("fully_visible", "causal")
@@ -128,8 +129,6 @@ class ModelConfig:
     def from_dict(cls, d, source="config"):
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: a config must be a JSON object, got {type(d).__name__}")
-        from .legacy_config import normalize
-
         d = normalize(d, source)  # UER-py's older forms and non-model keys (see legacy_config.py)
         known = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}

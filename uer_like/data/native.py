@@ -12,6 +12,7 @@ import unicodedata
 
 import numpy as np
 
+from ..segmentation import NATIVE_AVAILABLE, Segmenter
 from .corpus import LineReport
 from .masking import STRATEGIES
 
@@ -51,8 +52,6 @@ def unsupported_reason(o):
             not has_strategies():
         return "uer_like._native was built before the masking strategies: rebuild it (python setup.py build_ext --inplace)"
     if o.whole_word_masking:
-        from ..segmentation import NATIVE_AVAILABLE
-
         if not NATIVE_AVAILABLE:
             return "the native jieba segmenter is not available"
     return None
@@ -72,8 +71,6 @@ def _objects(o, vocab):
         wp = _native.WordPiece(vocab.i2w, vocab.w2i.get("[UNK]", 0), bool(o.do_lower_case))
         seg = None
         if o.whole_word_masking:
-            from ..segmentation import Segmenter
-
             seg = Segmenter(user_dict=o.user_dict)._load()  # the native JiebaSegmenter
         st = (wp, seg, vocab)  # keep vocab alive: its id is part of the key
         _STATE.update(key=key, objs=st)

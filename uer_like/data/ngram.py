@@ -22,6 +22,8 @@ import os
 import numpy as np
 
 from ..errors import DataError
+from ..tokenizers.bert import BertTokenizer
+from ..tokenizers.vocab import Vocab
 from .fields import register_field
 
 NGRAM_FILE = "ngram.txt"
@@ -42,9 +44,6 @@ class NgramLexicon:
     def load(cls, path, vocab, do_lower_case=True):
         """Read `ngram.txt` (or the directory holding it), tokenising each n-gram with Google BERT
         tokenisation over `vocab` (a Vocab or a vocab.txt path)."""
-        from ..tokenizers.bert import BertTokenizer
-        from ..tokenizers.vocab import Vocab
-
         if os.path.isdir(path):
             path = os.path.join(path, NGRAM_FILE)
         if not os.path.isfile(path):

@@ -8,12 +8,15 @@ import hashlib
 import logging
 import multiprocessing as mp
 import os
+import re
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..outputs import check_writable, first_os_error, remove_stale_tmp
+from ..segmentation import Segmenter, dictionary_hash
 from ..tokenizers import build_tokenizer
 from . import corpus as corpus_mod
 from . import native
@@ -109,8 +112,6 @@ def _init_worker(o):
     tok = build_tokenizer(o.tokenizer, o.vocab_path, o.spm_model_path, o.do_lower_case)
     seg = None
     if o.whole_word_masking:
-        from ..segmentation import Segmenter  # only whole-word masking needs the segmenter (start-up time)
-
         # --implementation python is the all-Python reference: segmentation by jieba itself; otherwise
         # (the Python path chosen by "auto" for options the native path lacks) the C segmenter when built
         seg = Segmenter(user_dict=o.user_dict, native=False if o.implementation == "python" else None).cut
@@ -261,8 +262,6 @@ def build_manifest(o, vocab, masking=None):
         if mo.similar is not None and o.dynamic_masking:  # drawn at training time: the table travels along
             m["masking"]["similar_table"] = mo.similar.to_json()
     if o.whole_word_masking:
-        from ..segmentation import dictionary_hash
-
         m["segmenter"] = {"name": "jieba", "hmm": True, "dictionary_sha256": dictionary_hash(o.user_dict)}
     return m
 
@@ -317,10 +316,6 @@ def _check_pair_labels(o, counts, docs):
 def check_dataset_path(path):
     """Before any work: the dataset path names a file in a writable directory with room; the hidden
     .NAME.tmp-PID-* directories of killed runs writing the same NAME (their PID gone) are removed."""
-    import re
-
-    from ..outputs import check_writable, remove_stale_tmp
-
     if not path:
         raise DataError("--dataset_path is required")
     if os.path.isdir(path):
@@ -355,7 +350,7 @@ def run_preprocess(progress=True, **kw):
     t0 = time.time()
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # only a run with a progress bar needs it (start-up time)
 
         bar = tqdm(total=bounds[-1], unit="B", unit_scale=True, desc="preprocess", dynamic_ncols=True)
     pool = None
@@ -390,8 +385,6 @@ def run_preprocess(progress=True, **kw):
         manifest = writer.close(manifest)
     except BaseException as e:
         writer.abort()
-        from ..outputs import first_os_error
-
         ose = first_os_error(e) if not isinstance(e, DataError) else None
         if ose is not None and ose.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
             raise DataError(f"could not write --dataset_path {o.dataset_path}: {os.strerror(ose.errno)} "

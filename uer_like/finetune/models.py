@@ -8,6 +8,7 @@ parameter names, which are a file-format contract (loading, export).
 import torch.nn as nn
 
 from ..embeddings import Embedding
+from ..model import _init_weights
 from .. import modules  # registers every encoder a config can name; their config checks
 from ..registry import ENCODERS
 
@@ -33,8 +34,6 @@ class TaskModel(nn.Module):
             modules.check_config(config)  # each component validates its own keys, before any tensor is built
             self.embedding = Embedding(config, vocab_size)
             self.encoder = ENCODERS.get(config.encoder, key="encoder")(config)
-            from ..model import _init_weights
-
             self.embedding.apply(_init_weights)
             self.encoder.apply(_init_weights)
         self.dropout = nn.Dropout(config.dropout)

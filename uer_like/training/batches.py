@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import modules  # noqa: F401  (registers the targets and encoders whose fields a collator builds)
+from ..data import native
 from ..data import ngram  # noqa: F401  (registers the zen encoder's input fields)
 from ..data.fields import BASE_FIELDS, BATCH_FIELDS, MicroBatch
 from ..data.masking import SimilarWords, mask_with, options_from_manifest
@@ -133,8 +134,6 @@ class Collator:
     def mask_batch(self, indices, epoch, rows):
         """mask() of every row of a micro-batch; dynamic masks are drawn in one native call when
         uer_like._native is built (identical to the Python mask_instance, which stays the reference)."""
-        from ..data import native
-
         if self.ds.static_masks or not native.AVAILABLE or not len(rows) or \
                 (self.masking.strategy != "mlm" and not native.has_strategies()):
             return [self.mask(i, epoch, ids) for i, ids in zip(indices, rows)]
