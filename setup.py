@@ -97,6 +97,7 @@ setup(
         "torch>=2.1",  # requirements.txt pins the CPU build; install it first
         "numpy",
         "sentencepiece",
+        "tokenizers",  # byte-level BPE (GPT-2 / RoBERTa-English releases), imported only when used
         "jieba",
         "tensorboard",
         "tqdm",

@@ -10,6 +10,12 @@ generated for it (UER-py's convention: [CLS] starts every prompt, the tokens are
 Generation stops at [SEP] or when prompt + new tokens reach --seq_length (the total length, as UER-py; the
 [CLS] counts), or after --max_new_tokens new tokens. An empty line generates from [CLS] alone.
 
+The tokenizer is the model directory's own (uer_like.io.tokenizer.model_tokenizer: vocab.txt -> bert,
+GPT-2's vocab.json + merges.txt or tokenizer.json -> byte_bpe, CPM -> cpm, ...) unless --tokenizer,
+--vocab_path or --spm_model_path name one; its start and end tokens are its own ([CLS]/[SEP] for BERT
+vocabularies; none/<|endoftext|> for GPT-2, whose text is decoded by its byte-level decoder; none/<eod> for
+CPM). A tokenizer whose size differs from the model's word embedding is refused (padding rows excepted).
+
 Decoding: sampling with --top_k/--top_p/--temperature (UER-py's defaults: top_k 70, temperature 1.0;
 --top_k 1 is greedy); --num_beams N > 1 is beam search. --seed makes sampling reproducible (for one
 --batch_size). --load_model_path takes anything uer_like.load_model reads: UER .bin files of every UER-py
@@ -30,14 +36,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def build_parser():
     from uer_like.cli import add_model_flags, add_threads_arg
     from uer_like.flags import COUNT, GENERATION_RULES as R, Parser  # the ranges uer_like.generate checks
+    from uer_like.registry import TOKENIZERS
+    from uer_like import tokenizers  # noqa: F401  (registration)
 
     p = Parser(description=__doc__)
     p.add_argument("--load_model_path", required=True, help="the language model (any format load_model reads)")
     p.add_argument("--config_path", default=None, help="UER config of a UER checkpoint (default: the one beside it)")
     p.add_argument("--vocab_path", default=None,
-                   help="vocabulary (default: the model's own vocab.txt, else models/google_zh_vocab.txt)")
+                   help="vocabulary (default: the model directory's tokenizer files, else "
+                        "models/google_zh_vocab.txt)")
     p.add_argument("--spm_model_path", default=None, help="SentencePiece model whose pieces are the vocabulary")
-    p.add_argument("--tokenizer", default="bert", choices=("bert", "char", "space"))
+    p.add_argument("--tokenizer", default=None, choices=TOKENIZERS.names(),
+                   help="default: the model directory's (its tokenizer_config.json / config.json / files: "
+                        "vocab.txt -> bert, vocab.json + merges.txt or tokenizer.json -> byte_bpe, "
+                        "sentencepiece.bpe.model -> xlmr, ...), else bert")
     p.add_argument("--test_path", required=True, help="prompts, one per line")
     p.add_argument("--prediction_path", required=True, help="output: one line per prompt")
     p.add_argument("--seq_length", type=R["seq_length"], default=128,
@@ -56,8 +68,10 @@ def build_parser():
     p.add_argument("--min_new_tokens", type=R["min_new_tokens"], default=0, help="no [SEP] before this many new tokens")
     p.add_argument("--batch_size", type=R["batch_size"], default=8)
     p.add_argument("--seed", type=R["seed"], default=7)
-    p.add_argument("--start_token", default="[CLS]", help="put before every prompt ('' for none)")
-    p.add_argument("--end_token", default="[SEP]", help="stop after it ('' for never)")
+    p.add_argument("--start_token", default=None, help="put before every prompt ('' for none; default: the "
+                   "tokenizer's: [CLS] for BERT vocabularies, none for GPT-2 BPE and CPM, <s> for XLM-R)")
+    p.add_argument("--end_token", default=None, help="stop after it ('' for never; default: the tokenizer's: "
+                   "[SEP], <|endoftext|>, <eod> for CPM, </s>)")
     add_threads_arg(p)
     add_model_flags(p)
     return p
@@ -86,7 +100,7 @@ def _run(args):
     lines = read_text_lines(args.test_path, "--test_path")
     if not lines:
         raise DataError(f"--test_path {args.test_path} is empty: give one prompt per line (an empty line generates "
-                        f"from {args.start_token or 'nothing'})")
+                        "from the start token alone)")
     check_output_file(args.prediction_path, "--prediction_path", error=DataError)
     apply_threads(args)
 
@@ -94,30 +108,28 @@ def _run(args):
 
     from uer_like.generation import check_lm, generate_text
     from uer_like.io import load_model
-    from uer_like.resources import DEFAULT_VOCAB
-    from uer_like.tokenizers import build_tokenizer
+    from uer_like.io.tokenizer import model_tokenizer
+    from uer_like.tokenizers import lm_tokens
 
     spm_size = None
-    if args.spm_model_path:
+    if args.spm_model_path and args.tokenizer in (None, "bert", "sentencepiece", "char", "space"):
         from uer_like.tokenizers.spm import load_processor
 
         spm_size = load_processor(args.spm_model_path).GetPieceSize()
-    model = load_model(args.load_model_path, config=args.config_path, vocab=args.vocab_path,
-                       vocab_size=spm_size, seq_length=args.seq_length, config_overrides=model_flag_overrides(args))
+    model = load_model(args.load_model_path, config=args.config_path, vocab_size=spm_size, seq_length=args.seq_length,
+                       config_overrides=model_flag_overrides(args))
     check_lm(model)
-    vocab_path = args.vocab_path or model.load_info.vocab_path
-    if vocab_path is None and not args.spm_model_path:
-        from uer_like.io import check_vocab
-
-        vocab_path = DEFAULT_VOCAB
-        check_vocab(model.embedding.word.embedding.weight.shape[0], vocab_path, args.load_model_path)
-    tokenizer = build_tokenizer(args.tokenizer, vocab_path, spm_model_path=args.spm_model_path)
+    # the model directory's own tokenizer unless named; its size checked against the embedding (one line)
+    tokenizer = model_tokenizer(model, args.tokenizer, args.vocab_path, args.spm_model_path)
+    start, end = lm_tokens(tokenizer)
+    start = start if args.start_token is None else args.start_token
+    end = end if args.end_token is None else args.end_token
     torch.manual_seed(args.seed)
     sample = args.num_beams == 1
     texts = generate_text(model, tokenizer, lines, seq_length=args.seq_length, max_new_tokens=args.max_new_tokens,
-                          batch_size=args.batch_size, start_token=args.start_token or None,
-                          end_token=args.end_token or None, tokenizer_name="sentencepiece" if args.spm_model_path
-                          else args.tokenizer, source=args.test_path, do_sample=sample, top_k=args.top_k,
+                          batch_size=args.batch_size, start_token=start or None, end_token=end or None,
+                          tokenizer_name="sentencepiece" if args.spm_model_path and args.tokenizer in (None, "bert")
+                          else args.tokenizer or "bert", source=args.test_path, do_sample=sample, top_k=args.top_k,
                           top_p=args.top_p, temperature=args.temperature, repetition_penalty=args.repetition_penalty,
                           num_beams=args.num_beams, length_penalty=args.length_penalty,
                           min_new_tokens=args.min_new_tokens, option_prefix="--")

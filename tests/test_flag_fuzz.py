@@ -41,7 +41,9 @@ def _parsers():
 
 
 SCRIPTS = ["preprocess.py", "pretrain.py", "scripts/generate_lm.py", "scripts/convert.py",
-           "scripts/extract_features.py", "finetune/tsv_to_corpus.py"]
+           "scripts/extract_features.py", "finetune/tsv_to_corpus.py", "scripts/cloze_test.py", "scripts/topn_words.py",
+           "scripts/average_models.py", "scripts/build_vocab.py", "scripts/diff_vocab.py",
+           "scripts/extract_embeddings.py", "scripts/dynamic_vocab_adapter.py"]
 
 
 def _numeric_actions(parser):
@@ -121,8 +123,14 @@ def world(tmp_path_factory):
     lm = uer_like.build_model(str(d / "gpt2.json"), vocab_size=21128)
     uer_like.save_model(lm, str(d / "gpt2.bin"))
     (d / "prompts.txt").write_text("今天天气\n北京\n", encoding="utf-8")
+    mlm = uer_like.build_model(str(d / "small.json"), vocab_size=21128)  # the model utilities' (scripts/*.py)
+    uer_like.save_model(mlm, str(d / "mlm.bin"))
+    (d / "cloze.txt").write_text("北京是中[MASK]的首都\n", encoding="utf-8")
+    (d / "dep.txt").write_text("京\t北京是中国的首都\n", encoding="utf-8")
+    (d / "cands.txt").write_text("上\n南\n东\n西\n", encoding="utf-8")
+    (d / "new_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n北\n京\n新\n", encoding="utf-8")
     return {"d": d, "corpus": corpus, "ds": ds, "config": d / "small.json", "tsv": tsv, "lm": d / "gpt2.bin",
-            "lm_config": d / "gpt2.json", "prompts": d / "prompts.txt"}
+            "lm_config": d / "gpt2.json", "prompts": d / "prompts.txt", "mlm": d / "mlm.bin"}
 
 
 def _finite(path):
@@ -130,6 +138,15 @@ def _finite(path):
 
     return all(torch.isfinite(t).all() for t in load_state_dict_file(str(path)).values()
                if torch.is_tensor(t) and t.is_floating_point())
+
+
+def _vocab_diff_sound(path, first, second):
+    """diff_vocab's --output_path lists exactly the tokens of `first` that `second` lacks (as Vocab reads them)."""
+    from uer_like.tokenizers.vocab import Vocab
+
+    a, b = (Vocab.load(str(p), required=()).i2w for p in (first, second))
+    got = open(path, encoding="utf-8").read().split("\n")[:-1]
+    return got == ["vocab_1\t" + t for t in dict.fromkeys(a) if t not in set(b)]
 
 
 def _with(base, flag, value):
@@ -165,6 +182,22 @@ def _commands(w, out):
             lambda: len(lines(out / "gen.txt")) == 2),
         "finetune/tsv_to_corpus.py": (["--input", w["tsv"], "--output", out / "corpus.txt", "--header"],
                                       lambda: os.path.getsize(out / "corpus.txt") > 0),
+        "scripts/cloze_test.py": (["--load_model_path", w["mlm"], "--test_path", w["d"] / "cloze.txt",
+                                   "--prediction_path", out / "cloze.txt", "--topn", "3"],
+                                  lambda: len(lines(out / "cloze.txt")) == 3),
+        "scripts/topn_words.py": (["--mode", "dep", "--load_model_path", w["mlm"], "--test_path", w["d"] / "dep.txt",
+                                   "--cand_vocab_path", w["d"] / "cands.txt", "--prediction_path", out / "top.txt",
+                                   "--topn", "2"], lambda: len(lines(out / "top.txt")) == 5),
+        "scripts/average_models.py": (["--model_list_path", w["mlm"], w["mlm"], "--output_model_path", out / "avg.bin"],
+                                      lambda: _finite(out / "avg.bin")),
+        "scripts/build_vocab.py": (["--corpus_path", w["corpus"], "--vocab_path", out / "v.txt"],
+                                   lambda: "[MASK]" in lines(out / "v.txt") and len(lines(out / "v.txt")) > 100),
+        "scripts/diff_vocab.py": (["--vocab_1", VOCAB, "--vocab_2", w["d"] / "new_vocab.txt", "--output_path",
+                                   out / "d.tsv"],
+                                  lambda: _vocab_diff_sound(out / "d.tsv", VOCAB, w["d"] / "new_vocab.txt")),
+        "scripts/dynamic_vocab_adapter.py": (["--old_model_path", w["mlm"], "--new_vocab_path",
+                                              w["d"] / "new_vocab.txt", "--new_model_path", out / "ad.bin"],
+                                             lambda: _finite(out / "ad.bin")),
     }
 
 
@@ -183,7 +216,9 @@ def _accepted(script, capsys):
 
 
 RUN_SCRIPTS = ["preprocess.py", "pretrain.py", "finetune/run_classifier.py", "scripts/generate_lm.py",
-               "finetune/tsv_to_corpus.py"]
+               "finetune/tsv_to_corpus.py", "scripts/cloze_test.py", "scripts/topn_words.py",
+               "scripts/average_models.py", "scripts/build_vocab.py", "scripts/diff_vocab.py",
+               "scripts/dynamic_vocab_adapter.py"]
 
 
 @pytest.fixture(autouse=True)

@@ -89,6 +89,38 @@ def add_model_flags(p):
         g.add_argument("--" + flag, action="store_const", const=True, default=None)
 
 
+def add_load_model_flags(p):
+    """A model to load and its tokenizer (UER-py's names; scripts that inspect a model):
+    load_model_and_tokenizer(args) reads them."""
+    from . import tokenizers  # noqa: F401  (registration)
+
+    p.add_argument("--load_model_path", required=True, help="the model (any format uer_like.load_model reads)")
+    p.add_argument("--config_path", default=None, help="UER config of a UER checkpoint (default: the one beside it)")
+    p.add_argument("--vocab_path", default=None,
+                   help="vocabulary (default: the model directory's tokenizer files, else models/google_zh_vocab.txt)")
+    p.add_argument("--spm_model_path", default=None, help="SentencePiece model whose pieces are the vocabulary")
+    p.add_argument("--tokenizer", default=None, choices=TOKENIZERS.names(),
+                   help="default: the model directory's (uer_like.io.tokenizer.model_tokenizer), else bert")
+    add_model_flags(p)
+
+
+def load_model_and_tokenizer(args, seq_length=None):
+    """(model, tokenizer) from the flags of add_load_model_flags: the tokenizer is the model directory's own
+    unless the flags name one, its size checked against the word embedding; seq_length is checked against
+    the position embedding."""
+    from .io import load_model
+    from .io.tokenizer import model_tokenizer
+
+    spm_size = None
+    if args.spm_model_path and args.tokenizer in (None, "bert", "sentencepiece", "char", "space"):
+        from .tokenizers.spm import load_processor
+
+        spm_size = load_processor(args.spm_model_path).GetPieceSize()
+    model = load_model(args.load_model_path, config=args.config_path, vocab_size=spm_size, seq_length=seq_length,
+                       config_overrides=model_flag_overrides(args))
+    return model, model_tokenizer(model, args.tokenizer, args.vocab_path, args.spm_model_path)
+
+
 def add_threads_arg(p):
     """--threads: CPU threads for torch (apply_threads sets them)."""
     p.add_argument("--threads", type=Int(min=0, max=4096), default=0,

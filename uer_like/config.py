@@ -73,6 +73,7 @@ class ModelConfig:
     # NEZHA-Gen's left-to-right head has it)
     lm_head_transform: bool = False
     pooling: str = "first"
+    cls_act: str = "tanh"  # the cls target's dense layer: tanh (BERT's pooler), relu (DistilBERT's pre_classifier)
     labels_num: int = 2
     # vocabulary and segments
     vocab_size: Optional[int] = None

@@ -39,6 +39,7 @@ vocabulary and, with the new tokens, within the positions). A model whose output
 (checked on the device, without a synchronisation per step), never garbage tokens or a multinomial
 traceback.
 """
+import logging
 import operator
 
 import torch
@@ -48,6 +49,8 @@ from .errors import CheckpointError, ConfigError, DataError
 from .flags import GENERATION_RULES, NONNEG, Int, check_value
 
 __all__ = ["generate", "score"]
+
+logger = logging.getLogger("uer_like")
 
 _NEG = -1.0e9  # transformers' beam-search "impossible" score
 
@@ -659,11 +662,17 @@ def generate_text(model, tokenizer, texts, *, seq_length, max_new_tokens=None, b
         budgets.append(room if max_new_tokens is None else min(max_new_tokens, room))
         prompts.append(ids)
     _check_prompts(prompts, model_vocab, what=f"{source} line", first=1)
+    decode = getattr(tokenizer, "decode", None)  # tokenizers with their own decoding (byte-level BPE, CPM, XLM-R)
     out = []
     for b in range(0, len(prompts), batch_size):
         rows = generate(model, prompts[b:b + batch_size], budgets[b:b + batch_size], eos_token_id=eos, **options)
         for row in rows:
             if eos is not None and row and row[-1] == eos:
                 row = row[:-1]
-            out.append(detokenize(vocab.convert_ids_to_tokens(row), tokenizer_name))
+            if any(i >= len(vocab) for i in row):  # a padding row of the embedding (io/tokenizer.py)
+                logger.warning("generated ids beyond the tokenizer's %d tokens (the embedding's padding rows) "
+                               "are left out of the text", len(vocab))
+                row = [i for i in row if i < len(vocab)]
+            out.append(decode(row) if decode is not None else detokenize(vocab.convert_ids_to_tokens(row),
+                                                                        tokenizer_name))
     return out

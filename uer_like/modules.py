@@ -25,5 +25,6 @@ def check_config(config, source="config"):
         _hook(TARGETS.get(name, key="target"), config, source)
     _hook(POSITION_SCHEMES.get(config.position_scheme, key="position_scheme"), config, source)
     ACTIVATIONS.get(config.hidden_act, key="hidden_act")
+    ACTIVATIONS.get(config.cls_act, key="cls_act")
     LAYERNORMS.get(config.layernorm, key="layernorm")
     TOKENIZERS.get(config.tokenizer, key="tokenizer")

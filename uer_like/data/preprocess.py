@@ -240,6 +240,17 @@ def file_sha256(path):
     return h.hexdigest()
 
 
+def _mask_id(o, vocab):
+    """The mask token's id; None for a vocabulary without one (GPT-2's BPE) under a processor that does not
+    mask, an error under one that does."""
+    i = vocab.get(vocab.specials["mask"])
+    if i is None and o.uses_masks:
+        raise DataError(f"the {o.tokenizer} tokenizer's vocabulary has no mask token ({vocab.specials['mask']}), "
+                        f"which the {o.data_processor} processor masks with; use the lm processor or a vocabulary "
+                        "with a mask token")
+    return i
+
+
 def build_manifest(o, vocab, masking=None):
     m = {
         "data_processor": o.data_processor, "seq_length": o.seq_length, "dup_factor": o.effective_dups,
@@ -252,7 +263,7 @@ def build_manifest(o, vocab, masking=None):
         "corpus": {"file": os.path.basename(o.corpus_path), "bytes": os.path.getsize(o.corpus_path),
                    "format": o.corpus_format},
         "invalid_lines_policy": o.invalid_lines, "chunk_bytes": o.chunk_bytes,
-        "special_ids": {"pad": vocab.pad_id, "cls": vocab.cls_id, "sep": vocab.sep_id, "mask": vocab.mask_id},
+        "special_ids": {"pad": vocab.pad_id, "cls": vocab.cls_id, "sep": vocab.sep_id, "mask": _mask_id(o, vocab)},
         "segmenter": None,
         "masking": {"strategy": "mlm"},
     }
@@ -335,6 +346,7 @@ def run_preprocess(progress=True, **kw):
     check_dataset_path(o.dataset_path)
     ctx = _init_worker(o)
     vocab = ctx.vocab
+    _mask_id(o, vocab)  # a masking processor needs a mask token: refused before any chunk
     similar = ctx.masking.similar
     if similar is not None and similar.dropped_at:
         logger.warning("%s: %d candidate(s) of the similar-words file dropped (a candidate needs as many tokens as "

@@ -21,11 +21,12 @@ from ..config import load_config
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
 from ..flags import DROPOUT, Int, Parser
 from ..io.checkpoint import check_tensors, load_into, load_state_dict_file
+from ..io.tokenizer import check_rows
 from ..io.uer import from_uer_state_dict
 from ..outputs import OutputLock, atomic_write, check_writable, describe_write_error
 from ..registry import TOKENIZERS
 from ..resources import resolve
-from ..tokenizers import build_tokenizer
+from ..tokenizers import build_tokenizer, detect_tokenizer, file_in, tokenizer_from_dir
 from ..training.memory import cap_shape_caches
 from ..tokenizers.xlnet import SPM_FILE
 from ..training.optim import SCHEDULERS
@@ -65,8 +66,9 @@ def build_parser(task_name):
                    help="a ZEN model's n-gram lexicon, ngram.txt (default: the one beside --pretrained_model_path, "
                         "or the fine-tuned model's)")
     g.add_argument("--tokenizer", default=None, choices=TOKENIZERS.names(),
-                   help="default: the model's (xlnet for an XLNet model, with its input layout: a <sep> b <sep> "
-                        "<cls>), else bert")
+                   help="default: the model directory's (its tokenizer_config.json / config.json / files: xlnet for "
+                        "an XLNet model, with its input layout a <sep> b <sep> <cls>; roformer_word for RoFormer, "
+                        "word_wordpiece for WoBERT; byte_bpe for GPT-2 / RoBERTa-English ...), else bert")
     g.add_argument("--dropout", type=DROPOUT, default=None, help="override the config's dropout")
     g = p.add_argument_group("data")
     g.add_argument("--train_path", default=None)
@@ -250,11 +252,13 @@ def _run_checked(task_name, args, argv):
         if config_path is None:
             raise ConfigError(f"--load_model_path {args.load_model_path}: no {os.path.splitext(args.load_model_path)[0]}"
                               "_config.json beside it; pass the model's config with --config_path")
-        config, _, _ = core.load_backbone(None, config_path, len(tokenizer.vocab))
+        rows = _embedding_rows(loaded_state, len(tokenizer.vocab))
+        check_rows(len(tokenizer.vocab), rows, _vocab_file(tokenizer), args.load_model_path)
+        config, _, _ = core.load_backbone(None, config_path, rows)
         if config.max_seq_length < args.seq_length:
             raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
         task.check_inference(args.load_model_path)
-        model = task.build_model(config, len(tokenizer.vocab))
+        model = task.build_model(config, rows)
         try:
             load_into(model, from_uer_state_dict(loaded_state), strict=True, source=f"--load_model_path {args.load_model_path}")
         except CheckpointError as e:
@@ -264,7 +268,8 @@ def _run_checked(task_name, args, argv):
         core.log(f"loaded the fine-tuned model {args.load_model_path}")
     else:
         config, backbone, pooler = core.load_backbone(args.pretrained_model_path, args.config_path,
-                                                      len(tokenizer.vocab), model_flag_overrides(args))
+                                                      len(tokenizer.vocab), model_flag_overrides(args),
+                                                      vocab_file=_vocab_file(tokenizer))
         if config.max_seq_length < args.seq_length:
             raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
         model = task.build_model(config, len(tokenizer.vocab), backbone=backbone, pooler=pooler)
@@ -349,36 +354,56 @@ def _model_dirs(args):
 
 
 def _model_tokenizer(args):
-    """The tokenizer the model was made with: its config's (a Hugging Face XLNet directory, or a UER config
-    with `tokenizer`), else bert."""
-    from ..io.formats.hf import hf_config_at
-
-    for d in _model_dirs(args):
-        hf, _ = hf_config_at(d)
-        if hf is not None:
-            return "xlnet" if hf.get("model_type") == "xlnet" else "bert"
+    """The tokenizer named by the model's UER config (`tokenizer`: --config_path, or the _config.json beside
+    the model file), None when it names none but bert."""
     cfg = args.config_path or (_beside(args.load_model_path, "_config.json") if args.load_model_path else None) \
         or (_beside(args.pretrained_model_path, "_config.json") if args.pretrained_model_path else None)
     if cfg:
         try:
-            return load_config(cfg).tokenizer
+            name = load_config(cfg).tokenizer
         except UerLikeError:
-            return "bert"  # the config's own error comes where it is loaded
-    return "bert"
+            return None  # the config's own error comes where it is loaded
+        return name if name != "bert" else None
+    return None
 
 
 def _build_tokenizer(args):
+    """--tokenizer / --vocab_path / --spm_model_path when given; else the model directory's own tokenizer
+    (tokenizers.tokenizer_from_dir: its tokenizer_config.json, config.json and files); else bert over
+    Google's Chinese vocabulary."""
     name = args.tokenizer or _model_tokenizer(args)
     spm = args.spm_model_path
+    dirs = list(_model_dirs(args))
+    if name is None and not args.vocab_path and not spm:
+        for d in dirs:
+            name = detect_tokenizer(d)
+            if name is not None:
+                break
+    name = name or "bert"
     if name == "xlnet" and spm is None:
-        dirs = list(_model_dirs(args))
         found = [os.path.join(d, SPM_FILE) for d in dirs if os.path.isfile(os.path.join(d, SPM_FILE))]
         if not found:
             where = dirs[0] if dirs else "the model"
             raise DataError(f"{where}: an XLNet model without its sentencepiece model ({SPM_FILE}, which the "
                             f"release ships beside the weights); copy it there or pass --spm_model_path")
         spm = found[0]
+    if not args.vocab_path and not spm:
+        for d in dirs:
+            if file_in(name, d):
+                return tokenizer_from_dir(d, name)
     return build_tokenizer(name, _resolve_vocab(args.vocab_path or _model_vocab(args)), spm)
+
+
+def _vocab_file(tokenizer):
+    return tokenizer.vocab.path or f"the {type(tokenizer).__name__}"
+
+
+def _embedding_rows(state, default):
+    """Rows of the word embedding of a fine-tuned model's UER state dict (default when it has none)."""
+    for k in ("embedding.word.embedding.weight", "embedding.word_embedding.weight"):
+        if k in state and getattr(state[k], "dim", lambda: 0)() == 2:
+            return int(state[k].shape[0])
+    return default
 
 
 def _model_vocab(args):

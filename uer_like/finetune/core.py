@@ -123,7 +123,7 @@ def load_finetuned(model, path):
     return model
 
 
-def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrides=None):
+def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrides=None, vocab_file=None):
     """-> (config, (embedding, encoder), pooler) of a pretrained model, or (config, None, None) for random
     init. Loading goes through uer_like.load_model (UER-format, the framework's own output, Hugging Face
     and Google checkpoints); its target heads are ignored except the pooler (dense + tanh on [CLS], held
@@ -133,18 +133,18 @@ def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrid
         from ..io.checkpoint import load_model
 
         try:
-            model = load_model(pretrained_model_path, config=config_path, strict=False, vocab_size=vocab_size,
+            model = load_model(pretrained_model_path, config=config_path, strict=False,
                                config_overrides=config_overrides)
         except ConfigError:
             saved = _training_checkpoint_config(pretrained_model_path) if config_path is None else None
             if saved is None:
                 raise
-            model = load_model(pretrained_model_path, config=saved, strict=False, vocab_size=vocab_size,
-                               config_overrides=config_overrides)
-        rows = model.embedding.word.embedding.weight.shape[0]
-        if rows < vocab_size:
-            raise CheckpointError(f"{pretrained_model_path}: the word embedding has {rows} rows but the vocabulary has "
-                                  f"{vocab_size} tokens; use the model's own vocabulary (--vocab_path)")
+            model = load_model(pretrained_model_path, config=saved, strict=False, config_overrides=config_overrides)
+        from ..io.tokenizer import check_rows
+
+        # the vocabulary against the word embedding: equal, or padding rows (one-line error naming both)
+        check_rows(vocab_size, model.embedding.word.embedding.weight.shape[0], vocab_file or "(the vocabulary)",
+                   model.load_info.path or pretrained_model_path)
         pooler = None
         h = model.config.hidden_size
         for name in ("pooler", "sp", "cls"):

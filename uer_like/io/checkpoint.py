@@ -161,7 +161,7 @@ def load_model(path, config=None, strict=True, vocab_size=None, vocab=None, seq_
     if vocab is not None:
         check_vocab(rows, vocab, w.path)
         info.vocab_path = vocab if isinstance(vocab, str) else getattr(vocab, "path", None)
-    elif info.vocab_path:
+    elif info.vocab_path and not info.vocab_path.endswith(".model"):  # a sentencepiece model: checked on export
         check_vocab(rows, info.vocab_path, w.path, auto=True)
     check_seq_length(model.config, seq_length, w.path)
     if allow_nonfinite:
@@ -423,22 +423,24 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     if vocab_path is None:
         vocab_path = info.vocab_path or _default_vocab(model)
     spm_path = vocab_path if vocab_path is not None and vocab_path.endswith(".model") else None
-    if spm_path is None and family == "xlnet":  # XLNet's spiece.model beside the weights loaded (any format)
-        from ..tokenizers.xlnet import SPM_FILE
-
+    fam = hfmod.families.get(family)
+    if spm_path is None and fam.spm_file:  # the family's sentencepiece model beside the weights loaded (any format)
         where = info.tokenizer_dir or (os.path.dirname(os.path.abspath(info.path)) if info.path else None)
-        if where and os.path.isfile(os.path.join(where, SPM_FILE)):
-            spm_path = os.path.join(where, SPM_FILE)
+        if where and os.path.isfile(os.path.join(where, fam.spm_file)):
+            spm_path = os.path.join(where, fam.spm_file)
             if where != source_dir:  # a UER file: the model is written as the tokenizer files
                 vocab_path = spm_path
     if spm_path is not None:  # a sentencepiece model (XLNet): its piece count, and the special ids it assigns
         from ..tokenizers.xlnet import load_spm
 
         sp = load_spm(spm_path)
-        if sp.GetPieceSize() != model.vocab_size:
-            raise CheckpointError(f"the sentencepiece model {spm_path} has {sp.GetPieceSize()} pieces but the model's "
-                                  f"word embedding {model.vocab_size} rows")
-        fam = hfmod.families.get(family)
+        # XLNet: one row per piece; a family with spm_rows: at least that many (a release may pad its embedding)
+        rows = fam.spm_rows(sp.GetPieceSize()) if fam.spm_rows is not None else sp.GetPieceSize()
+        if model.vocab_size < rows or (fam.spm_rows is None and model.vocab_size != rows):
+            at_least = "at least " if fam.spm_rows is not None else ""
+            raise CheckpointError(f"the sentencepiece model {spm_path} has {sp.GetPieceSize()} pieces: a {family} model "
+                                  f"over it has {at_least}{rows} word-embedding rows, but this model has "
+                                  f"{model.vocab_size}")
         if fam.special_ids is not None:
             hf_cfg.update(fam.special_ids(sp))
     if task_head is not None:

@@ -14,13 +14,15 @@ POOLINGS = ("first", "mean", "max", "last", "none")
 
 def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_path=None):
     """A function (text_a, text_b=None) -> (ids, seg) for the model: Google BERT tokenisation over a
-    vocab.txt ([CLS] a [SEP] b [SEP], segments 1/2), SentencePiece over a model's own pieces when
+    vocab.txt ([CLS] a [SEP] b [SEP], segments 1/2; word-level WordPiece when the release directory calls
+    for it: RoFormer / WoBERT, tokenizers/word.py), SentencePiece over a model's own pieces when
     `spm_model_path` is given (as UER-py; the word-based releases), or the release's own Hugging Face
     tokenizer when it has no vocab.txt (GPT-2 BPE), or for XLNet its spiece.model (`spm_model_path`, else
     the one beside the weights) and its layout (a <sep> b <sep> <cls>)."""
     if model.config.tokenizer == "xlnet":
         return _xlnet_text_encoder(model, spm_model_path)
     info = load_info_of(model) or LoadInfo()
+    own_vocab = vocab_path is None and info.vocab_path is not None
     vocab_path = vocab_path or info.vocab_path
     if spm_model_path or (vocab_path and vocab_path.endswith(".txt")):
         if spm_model_path:
@@ -34,6 +36,11 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
 
             vocab = Vocab.load(vocab_path, required=())
             tok = BertTokenizer(vocab, do_lower_case=do_lower_case)
+            name = _directory_tokenizer(model) if own_vocab else None
+            if name in ("word_wordpiece", "roformer_word"):  # WoBERT / RoFormer word models
+                from ..registry import TOKENIZERS
+
+                tok = TOKENIZERS.get(name)(vocab, do_lower_case=do_lower_case)
         causal = model.config.mask == "causal"
         cls_id, sep_id = vocab.get("[CLS]"), vocab.get("[SEP]")
 
@@ -63,6 +70,15 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
 
         return encode
     raise ConfigError("no vocabulary for the model: pass vocab_path=... (a vocab.txt)")
+
+
+def _directory_tokenizer(model):
+    """The tokenizer the model's release directory calls for (tokenizers/select.py), or None."""
+    from ..tokenizers import detect_tokenizer
+    from .tokenizer import model_dir
+
+    d = model_dir(model)
+    return detect_tokenizer(d) if d else None
 
 
 def _xlnet_text_encoder(model, spm_path=None):

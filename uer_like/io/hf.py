@@ -1,10 +1,13 @@
 """Hugging Face checkpoints <-> uer_like models: BERT (and every BERT-architecture release: Chinese
 RoBERTa-wwm-ext, MacBERT), ERNIE 1.0/3.0 (task-type embeddings), RoBERTa, ALBERT, ELECTRA (discriminator
-and generator), GPT-2, NEZHA (functional relative positions), RoFormer (rotary positions) and XLNet
-(relative attention; HFL's Chinese XLNet).
+and generator), GPT-2, NEZHA (functional relative positions), RoFormer (rotary positions), XLNet
+(relative attention; HFL's Chinese XLNet), OpenAI GPT (CDial-GPT), DistilBERT, Megatron-BERT and XLM-RoBERTa
+(XLM-R, CINO).
 
 One table of rules per family maps Hugging Face names to internal names; the same table serves both
-directions, so import and export cannot drift apart. A rule is (HF keys, internal key, kind):
+directions, so import and export cannot drift apart. Each family's table, config mapping, heads and export
+checks are its module's in io/families/ (a Family registered under its model_type); this module applies them
+and branches on no family. A rule is (HF keys, internal key, kind):
   copy   one tensor, as it is
   qkv    three HF tensors (query, key, value) <-> one fused internal qkv tensor
   conv   GPT-2 Conv1D: the HF weight is [in, out], the internal Linear weight [out, in]
@@ -47,21 +50,18 @@ import torch
 from ..config import ModelConfig
 from ..errors import CheckpointError, ConfigError
 from . import families
+from .families.rules import ACT_FROM_HF, ACT_TO_HF, Rule  # noqa: F401  (the names family modules and callers use)
+from .families.rules import linear as _linear  # noqa: F401
+from .families.rules import ln as _ln  # noqa: F401
 from .formats.base import load_info_of
 from .uer import cat
 
 logger = logging.getLogger("uer_like")
 
-# Each family's prefixes, class names, export heads and the heads a checkpoint carries: io/families/ (one
-# module per family, registered under its model_type).
-# buffers that some transformers versions saved, never weights (NEZHA's relative table and RoFormer's rotary
-# table are functions of the config; export writes RoFormer's, which transformers expects)
-_BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids", ".attn.bias", ".attn.masked_bias",
-                    "relative_positions_encoding.positions_encoding", "encoder.embed_positions.weight")
-
-ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_fast", "gelu_fast": "gelu_fast", "gelu_pytorch_tanh": "gelu_fast",
-               "relu": "relu", "silu": "silu", "swish": "silu", "linear": "linear"}
-ACT_TO_HF = {"gelu": "gelu", "gelu_fast": "gelu_new", "relu": "relu", "silu": "silu", "linear": "linear"}
+# Everything per family (names, config keys, heads, export checks, tokenizer files) is its module's in
+# io/families/ (registered under its model_type); this module applies it. Buffers that some transformers
+# versions saved, never weights (a family adds its own: Family.buffers):
+_BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
 
 LAYERNORM_SIDECAR = "uer_like_layernorm.safetensors"  # exact UER layer-norm gammas of an export (see above)
 
@@ -79,137 +79,25 @@ TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "t
                    "special_tokens_map.json", "spiece.model", "sentencepiece.bpe.model", "added_tokens.json")
 
 
-_DECODER_BIAS = (("cls.predictions.bias", "cls.predictions.decoder.bias"), ("lm_head.bias", "lm_head.decoder.bias"),
-                 ("predictions.bias", "predictions.decoder.bias"))
-
-
-class Rule:
-    __slots__ = ("hf", "internal", "kind")
-
-    def __init__(self, hf, internal, kind="copy"):
-        self.hf = (hf,) if isinstance(hf, str) else tuple(hf)
-        self.internal = internal
-        self.kind = kind
+def _hook(family, name):
+    """A Family's hook, or a one-line error for a family registered without it."""
+    fn = getattr(families.get(family), name)
+    if fn is None:
+        raise ConfigError(f"the Hugging Face family {family!r} declares no {name} (io/families/)")
+    return fn
 
 
 # ---------------------------------------------------------------------------------------------- rules
-def _ln(hf, internal):
-    return [Rule(f"{hf}.weight", f"{internal}.gamma"), Rule(f"{hf}.bias", f"{internal}.beta")]
-
-
-def _linear(hf, internal, bias=True, kind="copy"):
-    out = [Rule(f"{hf}.weight", f"{internal}.weight", kind)]
-    if bias:
-        out.append(Rule(f"{hf}.bias", f"{internal}.bias"))
-    return out
-
-
-def _bert_layer(hf, internal):
-    """One BERT/RoBERTa/ELECTRA encoder layer."""
-    r = [Rule([f"{hf}.attention.self.{n}.weight" for n in ("query", "key", "value")], f"{internal}.self_attn.qkv.weight", "qkv"),
-         Rule([f"{hf}.attention.self.{n}.bias" for n in ("query", "key", "value")], f"{internal}.self_attn.qkv.bias", "qkv")]
-    r += _linear(f"{hf}.attention.output.dense", f"{internal}.self_attn.final_linear")
-    r += _ln(f"{hf}.attention.output.LayerNorm", f"{internal}.layer_norm_1")
-    r += _linear(f"{hf}.intermediate.dense", f"{internal}.feed_forward.linear_1")
-    r += _linear(f"{hf}.output.dense", f"{internal}.feed_forward.linear_2")
-    r += _ln(f"{hf}.output.LayerNorm", f"{internal}.layer_norm_2")
-    return r
-
-
-def _embeddings(cfg):
-    r = [Rule("embeddings.word_embeddings.weight", "embedding.word.embedding.weight")]
-    if "pos" in cfg.embedding:
-        r.append(Rule("embeddings.position_embeddings.weight", "embedding.pos.embedding.weight"))
-    if "seg" in cfg.embedding:
-        r.append(Rule("embeddings.token_type_embeddings.weight", "embedding.seg.embedding.weight", "seg"))
-    if "task" in cfg.embedding:
-        r.append(Rule("embeddings.task_type_embeddings.weight", "embedding.task.embedding.weight"))
-    r += _ln("embeddings.LayerNorm", "embedding.layer_norm")
-    return r
-
-
-def _mlm_head(prefix_dense, prefix_ln, bias_key, decoder_key, target, tied):
-    r = _linear(prefix_dense, f"target.{target}.linear_1") + _ln(prefix_ln, f"target.{target}.layer_norm")
-    r.append(Rule(bias_key, f"target.{target}.linear_2.bias"))
-    if not tied:
-        r.append(Rule(decoder_key, f"target.{target}.linear_2.weight"))
-    return r
-
-
 def build_rules(family, cfg):
-    """The rules for a uer_like config `cfg` in `family`. HF names of the base model carry no prefix
-    here; head names are top-level (as in the *For* classes)."""
-    t = cfg.target
-    tied = cfg.tie_weights
-    fam = families.get(family)
-    if fam.rules is not None:  # a family with its own names (GPT-2, XLNet)
-        return fam.rules(cfg)
-    r = _embeddings(cfg)
-    if family == "albert":
-        if cfg.factorized_embedding_parameterization:
-            r += _linear("encoder.embedding_hidden_mapping_in", "encoder.linear")
-        else:
-            r.append(Rule(["encoder.embedding_hidden_mapping_in.weight", "encoder.embedding_hidden_mapping_in.bias"],
-                          "", "eye"))
-        h, e = "encoder.albert_layer_groups.0.albert_layers.0", "encoder.transformer"
-        r += [Rule([f"{h}.attention.{n}.weight" for n in ("query", "key", "value")], f"{e}.self_attn.qkv.weight", "qkv"),
-              Rule([f"{h}.attention.{n}.bias" for n in ("query", "key", "value")], f"{e}.self_attn.qkv.bias", "qkv")]
-        r += _linear(f"{h}.attention.dense", f"{e}.self_attn.final_linear")
-        r += _ln(f"{h}.attention.LayerNorm", f"{e}.layer_norm_1")
-        r += _linear(f"{h}.ffn", f"{e}.feed_forward.linear_1") + _linear(f"{h}.ffn_output", f"{e}.feed_forward.linear_2")
-        r += _ln(f"{h}.full_layer_layer_norm", f"{e}.layer_norm_2")
-        if "sp" in t:
-            r += _linear("pooler", "target.sp.linear_1") + _linear("sop_classifier.classifier", "target.sp.linear_2")
-        if "pooler" in t:
-            r += _linear("pooler", "target.pooler.linear_1")
-        if "mlm" in t:
-            r += _mlm_head("predictions.dense", "predictions.LayerNorm", "predictions.bias", "predictions.decoder.weight",
-                           "mlm", tied)
-        return r
-
-    if family in ("electra", "roformer") and cfg.factorized_embedding_parameterization:
-        r += _linear("embeddings_project", "encoder.linear")
-    for i in range(cfg.layers_num):
-        r += _bert_layer(f"encoder.layer.{i}", f"encoder.transformer.{i}")
-    if family == "roformer":
-        if "mlm" in t:
-            r += _mlm_head("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias",
-                           "cls.predictions.decoder.weight", "mlm", tied)
-    elif families.get(family).bert_like:
-        for name in ("sp", "cls", "pooler"):
-            if name in t:
-                r += _linear("pooler.dense", f"target.{name}.linear_1")
-        if "sp" in t:
-            r += _linear("cls.seq_relationship", "target.sp.linear_2")
-        if "cls" in t:
-            r += _linear("classifier", "target.cls.linear_2")
-        if "mlm" in t:
-            r += _mlm_head("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias",
-                           "cls.predictions.decoder.weight", "mlm", tied)
-    elif family == "roberta":
-        if "pooler" in t:
-            r += _linear("pooler.dense", "target.pooler.linear_1")
-        if "cls" in t:
-            r += _linear("classifier.dense", "target.cls.linear_1") + _linear("classifier.out_proj", "target.cls.linear_2")
-        if "mlm" in t:
-            r += _mlm_head("lm_head.dense", "lm_head.layer_norm", "lm_head.bias", "lm_head.decoder.weight", "mlm", tied)
-    elif family == "electra":
-        if "electra_disc" in t:
-            r += _linear("discriminator_predictions.dense", "target.electra_disc.linear_1")
-            r += _linear("discriminator_predictions.dense_prediction", "target.electra_disc.linear_2")
-        for name in ("electra_gen", "mlm"):
-            if name in t:
-                r += _mlm_head("generator_predictions.dense", "generator_predictions.LayerNorm", "generator_lm_head.bias",
-                               "generator_lm_head.weight", name, tied)
-    return r
+    """The rules for a uer_like config `cfg` in `family` (its Family.rules). HF names of the base model carry
+    no prefix here; head names are top-level (as in the *For* classes)."""
+    return _hook(family, "rules")(cfg)
 
 
-# base-model names (everything else in a *For* checkpoint is a head, stored without the base prefix)
 def _is_base_key(family, key):
-    fam = families.get(family)
-    if fam.is_base_key is not None:
-        return fam.is_base_key(key)
-    return key.split(".")[0] in ("embeddings", "embeddings_project", "encoder", "pooler")
+    """Whether an HF key (without the base prefix) is the base model's; everything else in a *For* checkpoint
+    is a head, stored without the base prefix."""
+    return _hook(family, "is_base_key")(key)
 
 
 def hf_names(family, cfg):
@@ -219,9 +107,11 @@ def hf_names(family, cfg):
 
 # ---------------------------------------------------------------------------------------------- HF -> uer_like
 def family_of(hf_config, source="config.json"):
+    """The family of a config.json: its model_type, or the family that claims it (Family.claims)."""
     mt = hf_config.get("model_type")
-    if mt == "bert" and hf_config.get("use_task_id"):  # early ERNIE 3.0 conversions: BERT plus task types
-        return "ernie"
+    for fam in families.all_families():
+        if fam.claims is not None and fam.claims(hf_config):
+            return fam.name
     if mt not in families.names():
         raise ConfigError(f"{source}: model_type {mt!r} is not supported; supported: {', '.join(families.names())} "
                           "(BERT-architecture releases such as Chinese RoBERTa-wwm-ext and MacBERT are model_type "
@@ -234,9 +124,10 @@ def canonical_state(state, family):
     LayerNorm gamma/beta of old checkpoints to weight/bias."""
     fam = families.get(family)
     prefixes = (fam.base_prefix + ".",) + fam.other_prefixes
+    buffers = _BUFFER_SUFFIXES + tuple(fam.buffers)
     out = {}
     for k, v in state.items():
-        if k.endswith(_BUFFER_SUFFIXES) or k == "position_ids":
+        if k.endswith(buffers) or k == "position_ids":
             continue
         for prefix in prefixes:
             if k.startswith(prefix):
@@ -277,55 +168,7 @@ def uer_config_from_hf(hf, targets, source="config.json"):
         return ACT_FROM_HF[name]
 
     extras = hf.get("uer_like") or {}
-    d = {}
-    fam = families.get(family)
-    if fam.config_from_hf is not None:  # a family with its own config keys (GPT-2, XLNet)
-        d.update(fam.config_from_hf(hf, targets, extras, need, act, source))
-    else:
-        if (hf.get("position_embedding_type") or "absolute") != "absolute":
-            raise ConfigError(f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not supported "
-                              "(only 'absolute')")
-        if hf.get("is_decoder") or hf.get("add_cross_attention"):
-            raise ConfigError(f"{source}: decoder / cross-attention models are not supported")
-        hidden = need("hidden_size")
-        emb = hf.get("embedding_size") or hidden if family in ("albert", "electra", "roformer") else hidden
-        offset = (int(hf.get("pad_token_id", 1)) + 1) if family == "roberta" else 0
-        max_pos = need("max_position_embeddings")
-        if max_pos <= offset:
-            raise ConfigError(f"{source}: max_position_embeddings {max_pos} leaves no positions after the offset {offset}")
-        tvs = int(hf.get("type_vocab_size", 2))
-        # NEZHA and RoFormer put positions into attention: no position embedding
-        embedding = ["word"] + (["pos"] if family not in ("nezha", "roformer") else []) + (["seg"] if tvs > 0 else [])
-        if family == "ernie" and hf.get("use_task_id"):
-            embedding.append("task")
-            d.update(task_type_vocab_size=int(hf.get("task_type_vocab_size", 3)))
-        if family == "nezha":
-            d.update(position_scheme="nezha", max_relative_position=int(hf.get("max_relative_position", 64)))
-        if family == "roformer":
-            d.update(position_scheme="rotary", rotary_value=bool(hf.get("rotary_value", False)),
-                     factorized_embedding_parameterization=emb != hidden)
-        d.update(emb_size=emb, hidden_size=hidden, feedforward_size=need("intermediate_size"),
-                 heads_num=need("num_attention_heads"), layers_num=need("num_hidden_layers"),
-                 max_seq_length=max_pos - offset, position_offset=offset,
-                 dropout=float(hf.get("hidden_dropout_prob", 0.1)), hidden_act=act(hf.get("hidden_act", "gelu")),
-                 embedding=embedding,
-                 segment_vocab_size=max(3, tvs + 1), encoder="transformer", mask="fully_visible",
-                 layernorm_positioning="post", layernorm="torch", layernorm_eps=float(hf.get("layer_norm_eps", 1e-12)),
-                 target=targets, data_processor="bert" if "sp" in targets else "mlm")
-        if family == "albert":
-            if int(hf.get("num_hidden_groups", 1)) != 1 or int(hf.get("inner_group_num", 1)) != 1:
-                raise ConfigError(f"{source}: ALBERT with num_hidden_groups={hf.get('num_hidden_groups')} / "
-                                  f"inner_group_num={hf.get('inner_group_num')} is not supported (only 1 and 1, as "
-                                  "every released ALBERT)")
-            d.update(factorized_embedding_parameterization=True, parameter_sharing=True, dropout=float(hf.get(
-                "hidden_dropout_prob", 0.0)), data_processor="albert" if "sp" in targets else "mlm")
-        if family == "electra":
-            d.update(factorized_embedding_parameterization=emb != hidden)
-        if "cls" in targets:
-            d.update(labels_num=int(hf.get("num_labels") or len(hf.get("id2label") or {}) or 2), pooling="first",
-                     data_processor="cls")
-    if "task" in d.get("embedding", ()) and extras.get("task_id"):
-        d["task_id"] = int(extras["task_id"])
+    d = dict(_hook(family, "config_from_hf")(hf, targets, extras, need, act, source))
     d["tie_weights"] = bool(hf.get("tie_word_embeddings", True))
     d["vocab_size"] = need("vocab_size")
     if extras.get("layernorm") in ("normal", "torch"):
@@ -348,10 +191,11 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
     scaled = bool(extras.get("gamma_scaled")) and cfg.layernorm == "normal"
     stale = []
     out, used, missing = {}, set(), []
+    fam = families.get(family)
     if not cfg.tie_weights:
         # untied heads (transformers 5): the decoder's own bias is the one the forward pass adds
         hf_state = dict(hf_state)
-        for bias, dec in _DECODER_BIAS:
+        for bias, dec in fam.decoder_bias:
             if dec in hf_state:
                 if bias in hf_state and not torch.equal(hf_state[bias], hf_state[dec]):
                     logger.info("%s: %s differs from %s; using %s (what transformers computes with)", source, bias,
@@ -404,9 +248,7 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
             rows = [pad, tt] + ([tt[:1]] if tvs == 1 else [])
             out[rule.internal] = torch.cat(rows, dim=0)
     # tied decoder weights that old checkpoints store (and transformers ignores in favour of the embedding)
-    for k in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias", "lm_head.decoder.weight",
-              "lm_head.decoder.bias", "predictions.decoder.weight", "predictions.decoder.bias",
-              "generator_lm_head.weight", "lm_head.weight", "lm_loss.weight"):
+    for k in fam.tied_keys:
         if k in hf_state and k not in used:
             if k.endswith(".bias") or cfg.tie_weights:
                 used.add(k)
@@ -420,101 +262,39 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
 # ---------------------------------------------------------------------------------------------- uer_like -> HF
 def hf_family_for(config, prefer=None):
     """Which Hugging Face family can represent a uer_like config, or a ConfigError saying why none can.
-    prefer: the family the model was loaded from, kept when it can still represent the model (an ERNIE 1.0
-    release stays model_type 'ernie')."""
+    The families whose export_rank is highest for the config's shape are the candidates: `prefer` (the family
+    the model was loaded from) among them is kept when it can still represent the model (an ERNIE 1.0 release
+    stays model_type 'ernie', an XLM-R one 'xlm-roberta'), else the default one; its check_export then says what
+    it cannot hold."""
     c = config
     if c.encoder != "transformer":
         raise ConfigError(f"encoder {c.encoder!r} has no Hugging Face equivalent here (only 'transformer')")
     if c.feed_forward != "dense" or c.remove_transformer_bias or c.layernorm == "t5":
         raise ConfigError("gated feed-forward, bias-free transformers and T5 layer norms have no BERT/GPT-2 "
                           "equivalent for export")
-    scheme = c.position_scheme
-    if scheme == "xlnet":
-        return _xlnet_family(c)
-    if c.remove_attention_bias:
-        raise ConfigError("attention projections without bias (remove_attention_bias) export only as XLNet "
-                          "(position_scheme 'xlnet')")
-    if scheme == "relative_position_bucket":
-        from .families.mpnet import check_export
-
-        return check_export(c)
-    if c.mask == "causal":
-        if scheme != "absolute":
-            raise ConfigError(f"a causal model with position_scheme {scheme!r} (such as NEZHA-Gen) has no Hugging Face "
-                              "class to export to; save it in UER or safetensors format")
-        if c.layernorm_positioning != "pre" or c.embedding != ["word", "pos"] or not c.remove_embedding_layernorm:
-            raise ConfigError("a causal model exports as GPT-2 only with embedding [word, pos], "
-                              "remove_embedding_layernorm and layernorm_positioning 'pre'")
-        if set(c.target) - {"lm"} or c.has_lmtarget_bias:
-            raise ConfigError(f"GPT-2 export supports the target 'lm' without bias, got {c.target}")
-        if c.position_offset:
-            raise ConfigError("GPT-2 export needs position_offset 0")
-        return "gpt2"
-    if c.layernorm_positioning != "post" or c.remove_embedding_layernorm:
-        raise ConfigError("a fully visible model exports as BERT/RoBERTa/ALBERT/ELECTRA/ERNIE/NEZHA/RoFormer only "
-                          "with post layer norm and the embedding layer norm")
-    emb = sorted(c.embedding)
-    if scheme in ("nezha", "rotary"):
-        family = "nezha" if scheme == "nezha" else "roformer"
-        if emb not in (["seg", "word"], ["word"]):
-            raise ConfigError(f"embedding {c.embedding} has no {family} equivalent (need word[, seg])")
-        if c.parameter_sharing or c.position_offset or (family == "nezha" and c.factorized_embedding_parameterization):
-            raise ConfigError(f"a {family} export has no parameter sharing, position offset"
-                              + (" or embedding projection" if family == "nezha" else ""))
-    elif "task" in c.embedding:
-        family = "ernie"
-        if emb not in (["pos", "seg", "task", "word"], ["pos", "task", "word"]):
-            raise ConfigError(f"embedding {c.embedding} has no ERNIE equivalent (need word, pos[, seg], task)")
-        if c.parameter_sharing or c.position_offset or c.factorized_embedding_parameterization:
-            raise ConfigError("an ERNIE export has no parameter sharing, position offset or embedding projection")
-    else:
-        if emb not in (["pos", "seg", "word"], ["pos", "word"]):
-            raise ConfigError(f"embedding {c.embedding} has no Hugging Face equivalent (need word, pos[, seg])")
-        if c.parameter_sharing:
-            family = "albert"
-        elif {"electra_disc", "electra_gen"} & set(c.target) or c.factorized_embedding_parameterization:
-            family = "electra"
-        elif c.position_offset:
-            family = "roberta"
-        else:
-            family = "ernie" if prefer == "ernie" else "bert"
-    allowed = families.get(family).export_targets
-    bad = set(c.target) - allowed
-    if bad:
-        raise ConfigError(f"{family} export does not support the target(s) {sorted(bad)}; supported: {sorted(allowed)}")
-    if families.get(family).one_pooler and len({"sp", "cls", "pooler"} & set(c.target)) > 1:
-        raise ConfigError(f"a {family} export has one pooler; targets {c.target} would need several")
-    if {"mlm", "cls"} <= set(c.target):
-        raise ConfigError("no Hugging Face class has both an MLM head and a classifier: export the model once with "
-                          "each target (model.config.replace(target=[...]))")
-    if family == "electra" and len({"electra_disc", "electra_gen", "mlm"} & set(c.target)) > 1:
-        raise ConfigError("ELECTRA's discriminator and generator are separate Hugging Face models: export them "
-                          "as two models")
-    if family == "electra" and "mlm" in c.target and c.hidden_act != "gelu":
-        raise ConfigError("an 'mlm' target exports as the ELECTRA generator only with hidden_act gelu "
-                          "(use the 'electra_gen' target)")
-    if "cls" in c.target and c.pooling != "first":
-        raise ConfigError(f"the cls target exports as {families.get(family).class_prefix}ForSequenceClassification "
-                          f"only with pooling 'first', got {c.pooling!r}")
+    ranked = {}
+    for fam in families.all_families():
+        rank = fam.export_rank(c) if fam.export_rank is not None else None
+        if rank is not None:
+            ranked[fam.name] = rank
+    if not ranked:
+        emb_ln = "without" if c.remove_embedding_layernorm else "with"
+        raise ConfigError(f"no Hugging Face class to export to for a {c.mask} model with {c.layernorm_positioning} "
+                          f"layer norm, position_scheme {c.position_scheme!r}, embedding {c.embedding} {emb_ln} its "
+                          f"layer norm{', attention projections without bias' if c.remove_attention_bias else ''}; "
+                          "save it in UER or safetensors format")
+    top = max(ranked.values())
+    best = sorted(n for n, r in ranked.items() if r == top)
+    if prefer in best:
+        try:
+            _hook(prefer, "check_export")(c)
+            return prefer
+        except ConfigError:
+            pass
+    default = [n for n in best if families.get(n).default_export] or best
+    family = default[0]
+    _hook(family, "check_export")(c)
     return family
-
-
-def _xlnet_family(c):
-    if (c.embedding != ["word"] or not c.remove_embedding_layernorm or not c.remove_attention_bias
-            or c.layernorm_positioning != "post" or c.factorized_embedding_parameterization or c.parameter_sharing):
-        raise ConfigError("position_scheme 'xlnet' exports to transformers' XLNet only with embedding [word], "
-                          "remove_embedding_layernorm, remove_attention_bias, post layer norm, no embedding projection "
-                          "and no parameter sharing")
-    t = set(c.target)
-    if t - {"lm", "cls"} or t == {"lm", "cls"}:
-        raise ConfigError(f"XLNet export supports the target 'lm' (XLNetLMHeadModel) or 'cls' "
-                          f"(XLNetForSequenceClassification), got {c.target}")
-    if "lm" in t and not c.has_lmtarget_bias:
-        raise ConfigError("XLNet's LM head has a bias: export needs has_lmtarget_bias true")
-    if "cls" in t and c.pooling != "last":
-        raise ConfigError(f"the cls target exports as XLNetForSequenceClassification only with pooling 'last', "
-                          f"got {c.pooling!r}")
-    return "xlnet"
 
 
 def hf_config_for(model, family, source_hf=None):
@@ -528,57 +308,19 @@ def hf_config_for(model, family, source_hf=None):
     eps = 1e-12 if c.layernorm == "normal" else c.layernorm_eps if c.layernorm_eps is not None else 1e-12
     fam = families.get(family)
     arch = fam.architecture(set(c.target))
-    if fam.config_to_hf is not None:  # a family with its own config keys (GPT-2, XLNet)
-        hf = fam.config_to_hf(model, arch, eps)
-    else:
-        tvs = c.segment_vocab_size - 1 if "seg" in c.embedding else 1  # no segments: one zero token type
-        if family == "roberta" and "seg" in c.embedding:
-            seg = state["embedding.seg.embedding.weight"]
-            if seg.shape[0] == 3 and torch.equal(seg[1], seg[2]):
-                tvs = 1
-        hf = {"model_type": family, "architectures": [arch], "vocab_size": model.vocab_size,
-              "hidden_size": c.hidden_size, "num_hidden_layers": c.layers_num, "num_attention_heads": c.heads_num,
-              "intermediate_size": c.feedforward_size, "hidden_act": ACT_TO_HF[c.hidden_act],
-              "hidden_dropout_prob": c.dropout, "attention_probs_dropout_prob": c.dropout,
-              "max_position_embeddings": c.max_seq_length + c.position_offset, "type_vocab_size": tvs,
-              "layer_norm_eps": eps, "tie_word_embeddings": c.tie_weights, "initializer_range": 0.02,
-              "position_embedding_type": "absolute",
-              "pad_token_id": c.position_offset - 1 if family == "roberta" else 0}
-        if family in ("nezha", "roformer"):
-            del hf["position_embedding_type"]
-        if family == "nezha":
-            hf["max_relative_position"] = c.max_relative_position
-        if family == "roformer":
-            hf["rotary_value"] = c.rotary_value
-        if family == "ernie":
-            hf.update(use_task_id="task" in c.embedding, task_type_vocab_size=c.task_type_vocab_size)
-        if family in ("albert", "electra", "roformer"):
-            hf["embedding_size"] = c.emb_size
-        if family == "albert":
-            hf.update(num_hidden_groups=1, inner_group_num=1, classifier_dropout_prob=0.1)
-        if family == "roberta":
-            hf.update(bos_token_id=0, eos_token_id=2)
-        if "cls" in c.target:
-            hf.update(num_labels=c.labels_num, id2label={str(i): f"LABEL_{i}" for i in range(c.labels_num)},
-                      label2id={f"LABEL_{i}": i for i in range(c.labels_num)})
+    hf = dict(_hook(family, "config_to_hf")(model, arch, eps))
     if source_hf:  # keep token ids and tokenizer hints of the release this model came from
         for k in ("pad_token_id", "bos_token_id", "eos_token_id", "tokenizer_class", "id2label", "label2id"):
             if k in source_hf and (k not in ("id2label", "label2id") or "cls" in c.target):
                 hf[k] = source_hf[k]
     hf["dtype"] = dtype
+    own = hf.pop("uer_like", None) or {}
     extras = {}
     if c.layernorm != "torch":
         extras.update(layernorm=c.layernorm, layernorm_eps=c.layernorm_eps)
     if c.layernorm == "normal":
         extras["gamma_scaled"] = True
-    if family == "xlnet":
-        extras["max_seq_length"] = c.max_seq_length
-    if family == "ernie" and "task" in c.embedding and c.task_id:
-        extras["task_id"] = c.task_id
-    if families.get(family).rules is None and "seg" in c.embedding:  # BERT-shaped: token types
-        pad = state["embedding.seg.embedding.weight"][0]
-        if bool((pad != 0).any()):
-            extras["segment_padding_row"] = [float(x) for x in pad.float().tolist()]
+    extras.update(own)
     if extras:
         hf["uer_like"] = extras
     return hf
@@ -632,28 +374,21 @@ def state_to_hf(model, family, hf_cfg, originals=None):
         for name, v in zip(rule.hf, vals):
             key = (prefix + name) if (_is_base_key(family, name) and not bare) else name
             out[key] = v.contiguous().clone()
-    if family == "roformer":  # transformers keeps the rotary sin/cos table as a (frozen) weight
-        from ..layers.positions.rotary import rotary_table
-
-        cos, sin = rotary_table(cfg.max_seq_length, cfg.hidden_size // cfg.heads_num)
-        dtype = state["embedding.word.embedding.weight"].dtype
-        key = "encoder.embed_positions.weight"
-        out[key if bare else prefix + key] = torch.cat([sin, cos], dim=-1).to(dtype)
-    if families.get(family).rules is None and "seg" not in cfg.embedding:  # a zero token-type row adds nothing
-        word = state["embedding.word.embedding.weight"]
-        key = "embeddings.token_type_embeddings.weight" if bare else prefix + "embeddings.token_type_embeddings.weight"
-        out[key] = torch.zeros(1, word.shape[1], dtype=word.dtype)
+    fam = families.get(family)
+    if fam.export_state is not None:  # base-model tensors no rule writes (a zero token-type row, a rotary table)
+        for key, v in fam.export_state(cfg, state).items():
+            out[key if bare else prefix + key] = v.contiguous().clone()
     if not cfg.tie_weights:  # untied MLM heads: transformers also saves (and expects) the decoder's own bias
-        for bias, dec in _DECODER_BIAS:
-            if bias in out and family != "gpt2":
+        for bias, dec in fam.decoder_bias:
+            if bias in out:
                 out[dec] = out[bias].clone()
     return out
 
 
 def write_tokenizer_files(out_dir, family, vocab_path=None, source_dir=None, do_lower_case=True):
-    """Tokenizer files for transformers: the source release's files when the model came from one, else a
-    BertTokenizer over a one-token-per-line vocabulary (Google BERT format), or for XLNet its sentencepiece
-    model (`vocab_path` ending in .model) as spiece.model. Returns the files written."""
+    """Tokenizer files for transformers: the source release's files when the model came from one, else the
+    family's own (Family.write_tokenizer: XLNet's sentencepiece model as spiece.model) or a BertTokenizer over a
+    one-token-per-line vocabulary (Google BERT format). Returns the files written."""
     written = []
     if source_dir and os.path.isdir(source_dir):
         for name in TOKENIZER_FILES:
@@ -665,13 +400,9 @@ def write_tokenizer_files(out_dir, family, vocab_path=None, source_dir=None, do_
                 written.append(name)
         if written:
             return written
-    if family == "xlnet":  # XLNet's tokenizer is its sentencepiece model
-        if vocab_path is None or not vocab_path.endswith(".model"):
-            return written
-        shutil.copyfile(vocab_path, os.path.join(out_dir, "spiece.model"))
-        with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-            json.dump({"tokenizer_class": "XLNetTokenizer", "do_lower_case": False, "keep_accents": False}, f, indent=2)
-        return ["spiece.model", "tokenizer_config.json"]
+    own = families.get(family).write_tokenizer
+    if own is not None:  # a family whose tokenizer is not a vocab.txt (XLNet's sentencepiece model)
+        return own(out_dir, vocab_path)
     if vocab_path is None:
         return written
     if not vocab_path.endswith(".txt"):

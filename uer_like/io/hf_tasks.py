@@ -11,14 +11,18 @@ and PATH_finetune.json (the task settings) beside it. Its head maps onto a trans
   mrc              output_layer [2, hidden] (start, end)    ...ForQuestionAnswering: qa_outputs
   multiple_choice  output_layer_1, output_layer_2 [1, h]   ...ForMultipleChoice: pooler + classifier
 
+Where each head goes is the family's (Family.task_heads in io/families/). XLNet's classifier (dense + tanh on
+the last token) is XLNetForSequenceClassification's sequence_summary.summary + logits_proj, its span extractor
+XLNetForQuestionAnsweringSimple.
+
 id2label / label2id come from the task settings (the tags of a tagger, the class ids of a classifier);
 regression and multi_label set problem_type. config.json keeps the task settings and the UER config under
 `uer_like.finetune`, and UER layer norms keep their exact gammas beside the weights (io/hf.py), so the way
 back (`import_finetuned`) writes the same three files again, tensors bit for bit. `convert_finetuned` rewrites
 a fine-tuned model in the other UER format (a torch .bin <-> .safetensors), its head kept.
 
-Not representable, refused in one line: a CRF on a tagger, pooling other than the first token for a
-classifier, ELECTRA's classification heads (gelu, not tanh).
+Not representable, refused in one line: a CRF on a tagger, pooling other than the family's (the first token;
+XLNet: the last) for a classifier, ELECTRA's classification heads (gelu, not tanh), GPT-2's classifiers.
 """
 import json
 import os
@@ -32,7 +36,6 @@ from . import hf as hfmod
 SUFFIX = {"classification": "ForSequenceClassification", "regression": "ForSequenceClassification",
           "multi_label": "ForSequenceClassification", "tagging": "ForTokenClassification",
           "mrc": "ForQuestionAnswering", "multiple_choice": "ForMultipleChoice"}
-CLASS_PREFIX = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra", "mpnet": "MPNet"}
 PROBLEM_TYPE = {"classification": "single_label_classification", "regression": "regression",
                 "multi_label": "multi_label_classification"}
 POOLED = ("classification", "regression", "multi_label", "multiple_choice")  # dense + tanh on [CLS] first
@@ -57,28 +60,43 @@ def is_task_dir(path):
         return False
     cfg = read_json(p)
     arch = ((cfg.get("architectures") if isinstance(cfg, dict) else None) or [""])[0]
-    return any(arch.endswith(s) for s in set(SUFFIX.values()))
+    return _task_of_arch(arch) is not None
+
+
+def _task_of_arch(arch):
+    """The task of a transformers task class name (XLNet's span extractor: *ForQuestionAnsweringSimple)."""
+    arch = arch[: -len("Simple")] if arch.endswith("ForQuestionAnsweringSimple") else arch
+    by_suffix = {v: k for k, v in SUFFIX.items() if k not in ("regression", "multi_label")}
+    return next((t for s, t in by_suffix.items() if arch.endswith(s)), None)
 
 
 def _head_layout(task, family):
-    """-> (backbone targets, [(internal head key prefix, HF key prefix)]) for a task in a family."""
-    if task in ("classification", "regression", "multi_label"):
-        if family in ("roberta", "mpnet"):
-            return [], [("output_layer_1.", "classifier.dense."), ("output_layer_2.", "classifier.out_proj.")]
-        if family in ("bert", "albert"):
-            return ["pooler"], [("output_layer_2.", "classifier.")]
-    elif task == "multiple_choice":
-        if family in ("bert", "albert", "roberta", "mpnet"):
-            return ["pooler"], [("output_layer_2.", "classifier.")]
-    elif task == "tagging":
-        return [], [("output_layer.", "classifier.")]
-    elif task == "mrc":
-        return [], [("output_layer.", "qa_outputs.")]
-    else:
+    """-> (backbone targets, [(internal head key prefix, HF key prefix)]) for a task in a family (its
+    Family.task_heads)."""
+    if task not in SUFFIX:
         raise ConfigError(f"the fine-tuning task {task!r} has no Hugging Face class here; exportable: "
                           f"{', '.join(SUFFIX)}")
-    raise ConfigError(f"a {task} head on a {family} model has no transformers equivalent (its classification "
-                      "head differs); exportable families for it: bert, roberta, albert, mpnet")
+    layout = _task_heads(family)(task)
+    if layout is None:
+        fit = [f.name for f in hfmod.families.all_families() if f.task_heads is not None and f.task_heads(task)]
+        raise ConfigError(f"a {task} head on a {family} model has no transformers equivalent (its classification "
+                          f"head differs); exportable families for it: {', '.join(fit)}")
+    return layout
+
+
+def _task_heads(family):
+    fam = hfmod.families.get(family)
+    if fam.task_heads is None:
+        exportable = [f.name for f in hfmod.families.all_families() if f.task_heads is not None]
+        raise ConfigError(f"a fine-tuned {family} model has no transformers task class here; exportable families: "
+                          f"{', '.join(exportable)}")
+    return fam.task_heads
+
+
+def task_class(family, task):
+    """The transformers class of a fine-tuned `task` model in `family`."""
+    fam = hfmod.families.get(family)
+    return fam.task_class(SUFFIX[task]) if fam.task_class is not None else fam.class_prefix + SUFFIX[task]
 
 
 def _labels(task, meta, head_rows):
@@ -122,12 +140,15 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
         raise ConfigError(f"{path}: the tagger has a CRF layer, which transformers' token classification classes "
                           "do not have; fine-tune without --crf_target to export it")
     family = hfmod.hf_family_for(cfg.replace(target=[]))
-    if family not in CLASS_PREFIX:  # GPT-2's and XLNet's classifiers pool the last token with other heads
-        raise ConfigError(f"{path}: a fine-tuned {family} model has no transformers task class here; exportable "
-                          f"families: {', '.join(CLASS_PREFIX)}")
-    if task in POOLED and task != "multiple_choice" and cfg.pooling != "first":
-        raise ConfigError(f"{path}: the classifier pools with '{cfg.pooling}'; transformers' {CLASS_PREFIX[family]} "
-                          "classes pool the first token (fine-tune with --pooling first to export it)")
+    try:
+        _task_heads(family)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    fam = hfmod.families.get(family)
+    if task in POOLED and task != "multiple_choice" and cfg.pooling != fam.task_pooling:
+        raise ConfigError(f"{path}: the classifier pools with '{cfg.pooling}'; transformers' {fam.class_prefix} "
+                          f"classes pool the {fam.task_pooling} token (fine-tune with --pooling {fam.task_pooling} "
+                          "to export it)")
     targets, heads = _head_layout(task, family)
     word = state.get("embedding.word.embedding.weight")
     if word is None:
@@ -151,12 +172,12 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     left = [k for k in state if k not in used]
     if left:
         raise CheckpointError(f"{path}: tensors the {task} export has no place for: {', '.join(left[:10])}")
-    rows = next(v.shape[0] for k, v in head_state.items() if k.endswith("weight") and "dense" not in k)
+    rows = head_state[heads[-1][1] + "weight"].shape[0]  # the last head is the output layer
     entries = _labels(task, meta, rows)
     entries["uer_like"] = {"finetune": {"meta": meta, "config": raw_config}}
     model.load_info = LoadInfo(vocab_path=getattr(vocab, "path", vocab) if vocab is not None else None)
     return save_hf(model, out_dir, vocab=vocab, family=family,
-                   task_head=(CLASS_PREFIX[family] + SUFFIX[task], entries, head_state))
+                   task_head=(task_class(family, task), entries, head_state))
 
 
 def import_finetuned(hf_dir, out_path):
@@ -173,8 +194,7 @@ def import_finetuned(hf_dir, out_path):
     saved = (hf.get("uer_like") or {}).get("finetune") or {}
     task = (saved.get("meta") or {}).get("task")
     if task is None:
-        by_suffix = {v: k for k, v in SUFFIX.items() if k not in ("regression", "multi_label")}
-        task = next((t for s, t in by_suffix.items() if arch.endswith(s)), None)
+        task = _task_of_arch(arch)
         if task == "classification" and hf.get("problem_type") == "regression":
             task = "regression"
         elif task == "classification" and hf.get("problem_type") == "multi_label_classification":

@@ -1,6 +1,6 @@
 """The PyTorch-zip layout of pre-2020 releases: a directory with `pytorch_model.bin` and Google's
 `bert_config.json` (no `model_type`), or a `config.json` without `model_type` (the pytorch-transformers /
-transformers 2.x era: GPT2-Chinese, early ports), plus `vocab.txt`. HFL's Chinese-BERT-wwm / RoBERTa-wwm-ext /
+transformers 2.x era: GPT2-Chinese, CDial-GPT, early ports), plus `vocab.txt`. HFL's Chinese-BERT-wwm / RoBERTa-wwm-ext /
 RBT3 / MacBERT PyTorch downloads, brightmart roberta_zh, the CLUE RoBERTa models and many domain BERTs.
 
 `detect(path)` says whether a directory is one; `read(path)` returns its Hugging Face form `(hf_config, state)`:
@@ -99,6 +99,9 @@ def infer_family(keys):
     k = has("lm_head.dense.")
     if k or "roberta" in prefixes:
         return "roberta", f"RoBERTa's names ({k or 'the roberta. prefix'})"
+    k = has("tokens_embed.weight") or has("positions_embed.weight")
+    if k:  # before GPT-2: the same block names
+        return "openai-gpt", f"OpenAI GPT's names ({k})"
     k = has(".attn.c_attn.") or has("wte.weight")
     if k:
         return "gpt2", f"GPT-2's names ({k})"
@@ -113,7 +116,8 @@ def infer_family(keys):
         raise CheckpointError("UER-format parameter names (embedding..., encoder.transformer...), not a PyTorch "
                               "release: put the UER config beside it as config.json (UER's form), or give the file "
                               "another name and load it with load_model(FILE, config=...)")
-    raise CheckpointError("the parameter names match no known family (bert, roberta, albert, electra, ernie, gpt2): "
+    raise CheckpointError("the parameter names match no known family (bert, roberta, albert, electra, ernie, gpt2, "
+                          "openai-gpt): "
                           + ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else ""))
 
 
@@ -131,7 +135,7 @@ def _rename_layer_norms(state):
 
 def _word_embedding(state, family):
     for k, v in state.items():
-        if _strip(k)[1] in ("embeddings.word_embeddings.weight", "wte.weight"):
+        if _strip(k)[1] in ("embeddings.word_embeddings.weight", "wte.weight", "tokens_embed.weight"):
             return k, v
     return None, None
 

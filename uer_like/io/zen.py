@@ -20,6 +20,7 @@ import re
 from ..config import ModelConfig, read_json
 from ..errors import CheckpointError, ConfigError
 from . import hf
+from .families import bert_shaped
 from . import uer as uerfmt
 from .pt_zip import WEIGHTS, _rename_layer_norms
 from .safe import read_tensor_file
@@ -63,7 +64,7 @@ def _ngram_rules(word_layers):
              hf.Rule("word_embeddings.token_type_embeddings.weight", "encoder.ngram_embedding.seg.weight", "seg")]
     rules += hf._ln("word_embeddings.LayerNorm", "encoder.ngram_embedding.layer_norm")
     for i in range(word_layers):
-        rules += hf._bert_layer(f"encoder.word_layers.{i}", f"encoder.ngram_transformer.{i}")
+        rules += bert_shaped.bert_layer(f"encoder.word_layers.{i}", f"encoder.ngram_transformer.{i}")
     return rules
 
 

@@ -62,5 +62,10 @@ def linear(x):
     return x
 
 
+@ACTIVATIONS.register("tanh")
+def tanh(x):
+    return torch.tanh(x)
+
+
 def get_activation(name):
     return ACTIVATIONS.get(name, key="hidden_act")

@@ -2,6 +2,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..layers.activations import get_activation
 from ..registry import TARGETS
 from ..errors import ConfigError
 
@@ -23,20 +24,22 @@ def pool(hidden, seg, pooling):
 
 @TARGETS.register("cls")
 class ClsTarget(nn.Module):
-    """Sequence classification from the pooled output (UER's cls target)."""
+    """Sequence classification from the pooled output (UER's cls target): linear_1, cls_act (tanh; DistilBERT's
+    relu), linear_2."""
 
     batch_keys = ("tgt_cls",)
 
     def __init__(self, config, vocab_size):
         super().__init__()
         self.pooling = config.pooling
+        self.act = get_activation(config.cls_act)
         self.linear_1 = nn.Linear(config.hidden_size, config.hidden_size)
         self.linear_2 = nn.Linear(config.hidden_size, config.labels_num)
 
     def logits(self, hidden, seg=None):
         if seg is None:
             seg = hidden.new_ones(hidden.shape[:2], dtype=torch.long)
-        return self.linear_2(torch.tanh(self.linear_1(pool(hidden, seg, self.pooling))))
+        return self.linear_2(self.act(self.linear_1(pool(hidden, seg, self.pooling))))
 
     def loss(self, hidden, batch):
         labels = batch["tgt_cls"]

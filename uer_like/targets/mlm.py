@@ -14,6 +14,7 @@ class MlmTarget(nn.Module):
 
     batch_keys = ("mlm_pos", "mlm_labels")
     perplexity = True  # the loss is a token-averaged cross-entropy over the vocabulary (dev figures: exp of it)
+    masked_lm = True  # logits() predicts the token at every position (inspection.cloze)
     tied_weights = ("linear_2.weight",)  # tied to the word embedding when the config says tie_weights
 
     @staticmethod

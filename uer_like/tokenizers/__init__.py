@@ -1,17 +1,21 @@
-"""Tokenizers by name (`--tokenizer bert|char|space|sentencepiece|xlnet`)."""
+"""Tokenizers by name (`--tokenizer bert|char|space|sentencepiece|xlnet|word_wordpiece|roformer_word|byte_bpe|xlmr|cpm`),
+and the one a model directory needs (`tokenizer_from_dir`, select.py)."""
 from ..registry import TOKENIZERS
-from . import bert, simple, spm, xlnet  # noqa: F401  (registration)
+from . import bert, bpe, cpm, simple, spm, word, xlmr, xlnet  # noqa: F401  (registration)
 from .bert import BertTokenizer  # noqa: F401
+from .select import detect as detect_tokenizer, file_in, lm_tokens  # noqa: F401
 from .vocab import Vocab  # noqa: F401
 
 
 def build_tokenizer(name, vocab_path=None, spm_model_path=None, do_lower_case=True):
     """As UER-py: with `spm_model_path` the default `bert` tokenizer is SentencePiece over the model's own
     pieces (the vocabulary file is not used); `char`/`space` split as usual and look the tokens up in the
-    model's pieces; `sentencepiece` uses `vocab_path` when given, else the model's pieces."""
+    model's pieces; `sentencepiece` uses `vocab_path` when given, else the model's pieces. A tokenizer with
+    files of its own (byte_bpe: tokenizer.json or vocab.json; xlmr, cpm: their sentencepiece model) takes
+    them as `vocab_path` / `spm_model_path`."""
     cls = TOKENIZERS.get(name, key="tokenizer")
-    if name == "xlnet":  # the vocabulary is the sentencepiece model's own
-        return cls(spm_model_path=spm_model_path)
+    if hasattr(cls, "build"):
+        return cls.build(vocab_path=vocab_path, spm_model_path=spm_model_path, do_lower_case=do_lower_case)
     if spm_model_path and name == "bert":
         return spm.SentencePieceTokenizer(None, spm_model_path=spm_model_path)
     vocab = Vocab.load(vocab_path) if vocab_path else None
@@ -24,3 +28,21 @@ def build_tokenizer(name, vocab_path=None, spm_model_path=None, do_lower_case=Tr
 
         raise DataError(f"the {name} tokenizer needs a vocabulary (--vocab_path)")
     return cls(vocab, do_lower_case=do_lower_case)
+
+
+def tokenizer_from_dir(directory, name=None, do_lower_case=None):
+    """The tokenizer of a release directory: `name` (default: select.detect's choice) built from the
+    directory's file for it; None when nothing in the directory names a tokenizer. do_lower_case (WordPiece
+    tokenizers): default True, as UER-py's; a tokenizer_config.json's do_lower_case is not consulted."""
+    from ..errors import DataError
+
+    name = name or detect_tokenizer(directory)
+    if name is None:
+        return None
+    path = file_in(name, directory)
+    if path is None:
+        raise DataError(f"{directory}: no file of the {name} tokenizer in the model directory; copy the release's "
+                        "tokenizer files there, or pass --vocab_path / --spm_model_path")
+    if do_lower_case is None:
+        do_lower_case = True
+    return build_tokenizer(name, path, path if path.endswith(".model") else None, do_lower_case)

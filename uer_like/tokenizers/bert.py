@@ -1,6 +1,7 @@
 """Google BERT tokenisation: BasicTokenizer (cleaning, CJK split, lower-casing, accent stripping,
 punctuation split) then greedy longest-match WordPiece. Behaves as google-research/bert's
 tokenization.py and Hugging Face's BertTokenizer (slow) do."""
+import os
 import unicodedata
 
 from ..registry import TOKENIZERS
@@ -128,10 +129,17 @@ class WordpieceTokenizer:
 class BertTokenizer:
     """BasicTokenizer + WordPiece over a Google-format vocabulary."""
 
+    hf_tokenizer_classes = ("BertTokenizer", "BertTokenizerFast")
+
     def __init__(self, vocab, do_lower_case=True, **kwargs):
         self.vocab = vocab if isinstance(vocab, Vocab) else Vocab.load(vocab)
         self.basic = BasicTokenizer(do_lower_case)
         self.wordpiece = WordpieceTokenizer(self.vocab.w2i)
+
+    @classmethod
+    def files_in(cls, directory):
+        p = os.path.join(directory, "vocab.txt")
+        return p if os.path.isfile(p) else None
 
     def tokenize(self, text):
         out = []

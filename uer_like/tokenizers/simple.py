@@ -7,6 +7,12 @@ class _Simple:
     def __init__(self, vocab, **kwargs):
         self.vocab = vocab if isinstance(vocab, Vocab) else Vocab.load(vocab)
 
+    @classmethod
+    def files_in(cls, directory):
+        from .bert import BertTokenizer
+
+        return BertTokenizer.files_in(directory)
+
     def encode(self, text):
         return self.vocab.convert_tokens_to_ids(self.tokenize(text))
 

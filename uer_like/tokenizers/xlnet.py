@@ -28,6 +28,8 @@ def load_spm(path, what="XLNet"):
 class XLNetTokenizer:
     layout = "xlnet"
     padding_side = "left"
+    hf_tokenizer_classes = ("XLNetTokenizer", "XLNetTokenizerFast")
+    hf_model_types = ("xlnet",)
 
     def __init__(self, vocab=None, spm_model_path=None, do_lower_case=False, **kwargs):
         self.sp = load_spm(spm_model_path)
@@ -37,6 +39,15 @@ class XLNetTokenizer:
         missing = [t for t in XLNET_SPECIALS.values() if t not in self.vocab]
         if missing:
             raise DataError(f"{spm_model_path}: not an XLNet sentencepiece model: it lacks {', '.join(missing)}")
+
+    @classmethod
+    def build(cls, vocab_path=None, spm_model_path=None, do_lower_case=False, **kwargs):
+        return cls(spm_model_path=spm_model_path)
+
+    @classmethod
+    def files_in(cls, directory):
+        p = os.path.join(directory, SPM_FILE)
+        return p if os.path.isfile(p) else None
 
     def _normalize(self, text):
         text = " ".join(text.strip().split()).replace("``", '"').replace("''", '"')

@@ -1,11 +1,9 @@
 """Hugging Face families: one module per family, each registering a `Family` in registry.HF_FAMILIES under its
-config.json model_type.
+config.json model_type. A new family is one module here plus its name in the import line at the bottom.
 
-A Family declares what io/hf.py reads per family: the base model's attribute in the *For* classes and the
-other prefixes releases use, the class-name prefix, the heads an export writes and the *For* class for a set
-of targets, and the heads a checkpoint carries (read off its keys); GPT-2 and XLNet also their parameter-name
-rules and their config mapping both ways. The BERT-shaped families' names and config mapping are still
-io/hf.py's (build_rules, uer_config_from_hf, hf_config_for).
+A Family declares everything io/hf.py (and io/hf_tasks.py, checkpoint.save_hf) reads per family: its names,
+config keys, heads, export checks and tokenizer files; io/hf.py holds no per-family branch. The BERT-shaped
+families share bert_shaped.py (BERT's names, config mapping and checks); the rule kinds are in rules.py.
 """
-from .base import Family, register_family, get, names  # noqa: F401
-from . import albert, bert, electra, ernie, gpt2, mpnet, nezha, roberta, roformer, xlnet  # noqa: F401  (registration)
+from .base import Family, register_family, get, names, all_families  # noqa: F401
+from . import albert, bert, distilbert, electra, ernie, gpt2, megatron_bert, mpnet, nezha, openai_gpt, roberta, roformer, xlm_roberta, xlnet  # noqa: F401  (registration)

@@ -1,11 +1,12 @@
 """GPT-2: Conv1D layers under `transformer.`, the LM head (GPT2LMHeadModel); its own names and config keys."""
 from ...errors import ConfigError
 from .base import Family, register_family
+from .rules import ACT_TO_HF, Rule
+from .rules import linear as _linear
+from .rules import ln as _ln
 
 
 def rules(cfg):
-    from ..hf import Rule, _linear, _ln
-
     r = [Rule("wte.weight", "embedding.word.embedding.weight"), Rule("wpe.weight", "embedding.pos.embedding.weight")]
     for i in range(cfg.layers_num):
         h, e = f"h.{i}", f"encoder.transformer.{i}"
@@ -40,8 +41,6 @@ def config_from_hf(hf, targets, extras, need, act, source):
 
 
 def config_to_hf(model, arch, eps):
-    from ..hf import ACT_TO_HF
-
     c = model.config
     return {"model_type": "gpt2", "architectures": [arch], "vocab_size": model.vocab_size,
             "n_embd": c.hidden_size, "n_layer": c.layers_num, "n_head": c.heads_num, "n_inner": c.feedforward_size,
@@ -51,6 +50,26 @@ def config_to_hf(model, arch, eps):
             "tie_word_embeddings": c.tie_weights, "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
 
 
+def export_rank(c):
+    """A causal pre-LN model with absolute positions."""
+    if c.mask == "causal" and c.layernorm_positioning == "pre" and c.position_scheme == "absolute":
+        return 1
+    return None
+
+
+def check_export(c):
+    if c.embedding != ["word", "pos"] or not c.remove_embedding_layernorm or c.remove_attention_bias:
+        raise ConfigError("a causal model exports as GPT-2 only with embedding [word, pos], "
+                          "remove_embedding_layernorm, attention biases and layernorm_positioning 'pre'")
+    if set(c.target) - {"lm"} or c.has_lmtarget_bias:
+        raise ConfigError(f"GPT-2 export supports the target 'lm' without bias, got {c.target}")
+    if c.position_offset:
+        raise ConfigError("GPT-2 export needs position_offset 0")
+
+
+BUFFERS = (".attn.bias", ".attn.masked_bias")
+
 register_family(Family("gpt2", "transformer", "GPT2", frozenset({"lm"}), lambda t: "GPT2LMHeadModel",
                        ([("lm", ())],), rules=rules, is_base_key=is_base_key, config_from_hf=config_from_hf,
-                       config_to_hf=config_to_hf))
+                       config_to_hf=config_to_hf, export_rank=export_rank, check_export=check_export,
+                       buffers=BUFFERS, tied_keys=("lm_head.weight",)))

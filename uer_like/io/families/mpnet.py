@@ -10,6 +10,11 @@ transformers' MPNet fixes padding_idx at 1 (position ids start at 2, whatever pa
 """
 from ...errors import ConfigError
 from .base import Family, register_family
+from .bert_shaped import mlm_head as _mlm_head
+from .roberta import DECODER_BIAS, ROBERTA_TASK_HEADS, TIED_KEYS
+from .rules import ACT_TO_HF, Rule
+from .rules import linear as _linear
+from .rules import ln as _ln
 
 PADDING_IDX = 1  # transformers' MPNetEmbeddings.padding_idx, a constant there
 OFFSET = PADDING_IDX + 1
@@ -24,8 +29,6 @@ def architecture(t):
 
 def rules(cfg):
     """MPNet (without the `mpnet.` prefix) <-> uer_like."""
-    from ..hf import Rule, _linear, _ln, _mlm_head
-
     r = [Rule("embeddings.word_embeddings.weight", "embedding.word.embedding.weight"),
          Rule("embeddings.position_embeddings.weight", "embedding.pos.embedding.weight")]
     r += _ln("embeddings.LayerNorm", "embedding.layer_norm")
@@ -81,8 +84,6 @@ def config_from_hf(hf, targets, extras, need, act, source):
 
 
 def config_to_hf(model, arch, eps):
-    from ..hf import ACT_TO_HF
-
     c = model.config
     hf = {"model_type": "mpnet", "architectures": [arch], "vocab_size": model.vocab_size,
           "hidden_size": c.hidden_size, "num_hidden_layers": c.layers_num, "num_attention_heads": c.heads_num,
@@ -95,6 +96,10 @@ def config_to_hf(model, arch, eps):
         hf.update(num_labels=c.labels_num, id2label={str(i): f"LABEL_{i}" for i in range(c.labels_num)},
                   label2id={f"LABEL_{i}": i for i in range(c.labels_num)})
     return hf
+
+
+def export_rank(c):
+    return 10 if c.position_scheme == "relative_position_bucket" and not c.remove_attention_bias else None
 
 
 def check_export(c):
@@ -136,4 +141,5 @@ register_family(Family("mpnet", "mpnet", "MPNet", frozenset({"mlm", "cls", "pool
                        ([("mlm", ("lm_head.dense.weight",))],
                         [("cls", ("classifier.out_proj.weight",)), ("pooler", ("pooler.dense.weight",))]),
                        one_pooler=True, rules=rules, is_base_key=is_base_key, config_from_hf=config_from_hf,
-                       config_to_hf=config_to_hf))
+                       config_to_hf=config_to_hf, export_rank=export_rank, check_export=check_export,
+                       tied_keys=TIED_KEYS, decoder_bias=DECODER_BIAS, task_heads=ROBERTA_TASK_HEADS))

@@ -1,8 +1,17 @@
 """XLNet (relative attention; HFL's Chinese XLNet): transformers' XLNetModel names under `transformer.`, the LM
 head, or the sequence summary (last token -> tanh -> logits_proj) of XLNetForSequenceClassification as the cls
 target; its own names and config keys."""
+import json
+import os
+import shutil
+
 from ...errors import ConfigError
 from .base import Family, register_family
+from .rules import ACT_TO_HF, Rule
+from .rules import linear as _linear
+from .rules import ln as _ln
+
+SPM_FILE = "spiece.model"  # tokenizers/xlnet.py's too
 
 
 def architecture(t):
@@ -14,8 +23,6 @@ def architecture(t):
 def rules(cfg):
     """XLNet (without the `transformer.` prefix) <-> uer_like with the xlnet position scheme: post-LN layers,
     attention projections without bias, per-layer relative-attention biases."""
-    from ..hf import Rule, _linear, _ln
-
     r = [Rule("word_embedding.weight", "embedding.word.embedding.weight"), Rule("mask_emb", "mask_emb", "extra")]
     for i in range(cfg.layers_num):
         h, e = f"layer.{i}", f"encoder.transformer.{i}"
@@ -68,8 +75,6 @@ def config_from_hf(hf, targets, extras, need, act, source):
 
 
 def config_to_hf(model, arch, eps):
-    from ..hf import ACT_TO_HF
-
     c = model.config
     hf = {"model_type": "xlnet", "architectures": [arch], "vocab_size": model.vocab_size,
           "d_model": c.hidden_size, "n_layer": c.layers_num, "n_head": c.heads_num,
@@ -83,6 +88,7 @@ def config_to_hf(model, arch, eps):
     if "cls" in c.target:
         hf.update(num_labels=c.labels_num, id2label={str(i): f"LABEL_{i}" for i in range(c.labels_num)},
                   label2id={f"LABEL_{i}": i for i in range(c.labels_num)})
+    hf["uer_like"] = {"max_seq_length": c.max_seq_length}
     return hf
 
 
@@ -96,7 +102,52 @@ def special_ids(sp):
     return {"pad_token_id": piece_id("<pad>"), "bos_token_id": piece_id("<s>"), "eos_token_id": piece_id("</s>")}
 
 
+def export_rank(c):
+    return 10 if c.position_scheme == "xlnet" else None
+
+
+def check_export(c):
+    if (c.embedding != ["word"] or not c.remove_embedding_layernorm or not c.remove_attention_bias
+            or c.layernorm_positioning != "post" or c.factorized_embedding_parameterization or c.parameter_sharing):
+        raise ConfigError("position_scheme 'xlnet' exports to transformers' XLNet only with embedding [word], "
+                          "remove_embedding_layernorm, remove_attention_bias, post layer norm, no embedding projection "
+                          "and no parameter sharing")
+    t = set(c.target)
+    if t - {"lm", "cls"} or t == {"lm", "cls"}:
+        raise ConfigError(f"XLNet export supports the target 'lm' (XLNetLMHeadModel) or 'cls' "
+                          f"(XLNetForSequenceClassification), got {c.target}")
+    if "lm" in t and not c.has_lmtarget_bias:
+        raise ConfigError("XLNet's LM head has a bias: export needs has_lmtarget_bias true")
+    if "cls" in t and c.pooling != "last":
+        raise ConfigError(f"the cls target exports as XLNetForSequenceClassification only with pooling 'last', "
+                          f"got {c.pooling!r}")
+
+
+def write_tokenizer(out_dir, vocab_path):
+    """XLNet's tokenizer is its sentencepiece model, written as spiece.model."""
+    if vocab_path is None or not vocab_path.endswith(".model"):
+        return []
+    shutil.copyfile(vocab_path, os.path.join(out_dir, SPM_FILE))
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump({"tokenizer_class": "XLNetTokenizer", "do_lower_case": False, "keep_accents": False}, f, indent=2)
+    return [SPM_FILE, "tokenizer_config.json"]
+
+
+# fine-tuned models (io/hf_tasks.py): the classifier's dense + tanh on the last token is XLNet's sequence summary
+# (summary_type 'last': the last position, the last real token under XLNet's left padding), then logits_proj
+TASK_HEADS = {task: ([], [("output_layer_1.", "sequence_summary.summary."), ("output_layer_2.", "logits_proj.")])
+              for task in ("classification", "regression", "multi_label")}
+TASK_HEADS.update(tagging=([], [("output_layer.", "classifier.")]), mrc=([], [("output_layer.", "qa_outputs.")]))
+
+
+def task_class(suffix):
+    """XLNet's span extractor with one start/end projection is XLNetForQuestionAnsweringSimple."""
+    return "XLNet" + ("ForQuestionAnsweringSimple" if suffix == "ForQuestionAnswering" else suffix)
+
+
 register_family(Family("xlnet", "transformer", "XLNet", frozenset({"lm", "cls"}), architecture,
                        ([("lm", ("lm_loss.bias",))], [("cls", ("logits_proj.weight",))]), rules=rules,
                        is_base_key=is_base_key, config_from_hf=config_from_hf, config_to_hf=config_to_hf,
-                       special_ids=special_ids))
+                       special_ids=special_ids, export_rank=export_rank, check_export=check_export,
+                       tied_keys=("lm_loss.weight",), spm_file=SPM_FILE, write_tokenizer=write_tokenizer,
+                       task_heads=TASK_HEADS.get, task_pooling="last", task_class=task_class))

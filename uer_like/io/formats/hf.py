@@ -18,13 +18,20 @@ INDEX_NAMES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
 def hf_config_at(d):
-    """(config dict, its path) for a directory whose config.json has a model_type, else (None, None)."""
+    """(config dict, its path) for a directory whose config.json has a model_type (or is one a family claims
+    without it: Family.claims), else (None, None)."""
     p = os.path.join(d, "config.json")
     if os.path.isfile(p):
         cfg = read_json(p)
-        if isinstance(cfg, dict) and "model_type" in cfg:
+        if isinstance(cfg, dict) and ("model_type" in cfg or _claimed(cfg)):
             return cfg, p
     return None, None
+
+
+def _claimed(cfg):
+    from .. import families
+
+    return any(f.claims is not None and f.claims(cfg) for f in families.all_families())
 
 
 def hf_config_arg(config):
@@ -77,8 +84,16 @@ def read(path, config=None, **_):
     state = {}
     for f in weights_in(path):
         state.update(read_tensor_file(f))
-    return Weights(state, names="hf", path=path, config=hf_cfg, vocab_path=first_file(path, ("vocab.txt",)),
+    return Weights(state, names="hf", path=path, config=hf_cfg, vocab_path=first_file(path, _vocab_files(hf_cfg)),
                    tokenizer_dir=path, ln_dir=path)
+
+
+def _vocab_files(hf_cfg):
+    """The files a directory of this config's family records as its vocabulary (Family.vocab_files)."""
+    from .. import families
+
+    name = (hf_cfg or {}).get("model_type")
+    return families.get(name).vocab_files if name in families.names() else ("vocab.txt",)
 
 
 def write(model, path, vocab=None, layout=None):
