@@ -237,3 +237,25 @@ def _perturb_uer(model, std=0.1):
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.add_(torch.randn(p.shape, generator=g) * std)
+
+
+@pytest.mark.parametrize("cls_name", ["BertForTokenClassification", "BertForQuestionAnswering",
+                                      "BertForMultipleChoice"])
+def test_per_token_task_directory_loads_as_its_base_model(cls_name, tmp_path, caplog):
+    """A token-classification, QA or multiple-choice directory: its head is not a pooled sentence classifier,
+    so it is dropped with a warning (loading it as the cls target built another model); the base model's hidden
+    states equal transformers' BertModel on the same directory."""
+    cfg = transformers.BertConfig(**SMALL, num_labels=5)
+    torch.manual_seed(0)
+    getattr(transformers, cls_name)(cfg).save_pretrained(tmp_path)
+    with caplog.at_level("WARNING", logger="uer_like"):
+        model = load_model(str(tmp_path)).eval()
+    assert "cls" not in model.config.target
+    assert f"a {cls_name}: its head" in caplog.text and "convert.py" in caplog.text
+    ref = transformers.BertModel.from_pretrained(tmp_path, add_pooling_layer=False).eval()
+    ids, mask, tt = _inputs()
+    with torch.no_grad():
+        want = ref(input_ids=ids, attention_mask=mask, token_type_ids=tt).last_hidden_state
+        got = model.encode(ids, (tt + 1) * mask)
+    real = mask.bool()
+    assert (got[real] - want[real]).abs().max() < TOL

@@ -133,14 +133,14 @@ def test_hugging_face_families_are_registered_modules():
     from uer_like import ConfigError
     from uer_like.io import families, hf
 
-    assert {"albert", "bert", "distilbert", "electra", "ernie", "gpt2", "megatron-bert", "mpnet", "nezha", "openai-gpt",
-            "roberta", "roformer", "xlm-roberta", "xlnet"} <= set(families.names())
+    assert {"albert", "bart", "bert", "distilbert", "electra", "ernie", "gpt2", "megatron-bert", "mpnet", "mt5", "nezha",
+            "openai-gpt", "pegasus", "roberta", "roformer", "t5", "xlm-roberta", "xlnet"} <= set(families.names())
     bert = families.get("bert")
     assert (bert.base_prefix, bert.class_prefix, bert.other_prefixes) == ("bert", "Bert", ("ernie.",))
     assert bert.architecture({"mlm", "sp"}) == "BertForPreTraining"
     assert families.get("nezha").architecture({"cls"}) == "NezhaForSequenceClassification"
     assert hf.targets_from_keys("roberta", ["lm_head.dense.weight", "pooler.dense.weight"]) == ["mlm", "pooler"]
-    with pytest.raises(ConfigError, match="model_type 'toy' is not supported; supported: albert, bert, distilbert"):
+    with pytest.raises(ConfigError, match="model_type 'toy' is not supported; supported: albert, bart, bert, distilbert"):
         hf.family_of({"model_type": "toy"})
 
 

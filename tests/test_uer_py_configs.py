@@ -17,9 +17,11 @@ ROOT = os.path.join(HERE, "data", "uer_py_configs")
 FILES = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "*", "models", "**", "*.json"),
                                                                recursive=True))
 
-# Families uer_like does not have, by path: seq2seq (t5, bart, pegasus, mt), gatedcnn, synthesizer, dual-stream.
-UNSUPPORTED = ("/t5/", "/t5-v1_1/", "/bart/", "/pegasus/", "/transformer/", "encoder_decoder_config", "/sbert/",
-               "siamese_lstm", "gatedcnn", "cnn_config", "synt_dense")
+# Families uer_like does not have, by path: gatedcnn, synthesizer, dual-stream, and the seq2seq configs of 2021
+# (a938704), whose t5 / bart / gsg targets held the decoder (since 2022: `decoder: transformer`, which loads).
+UNSUPPORTED = ("a938704/models/t5/", "a938704/models/t5-v1_1/", "a938704/models/bart/", "a938704/models/pegasus/",
+               "a938704/models/encoder_decoder_config", "088d94e/models/encoder_decoder_config", "/sbert/", "siamese_lstm", "gatedcnn", "cnn_config", "synt_dense")
+SEQ2SEQ = ("/t5/", "/t5-v1_1/", "/bart/", "/pegasus/", "/transformer/", "encoder_decoder_config")
 INVALID_JSON = {"7c1f731/models/megatron/bert_3.9B_config.json"}  # a trailing comma, as shipped
 
 # Configs without embedding/encoder/target keys took them from command-line flags; these are the flags
@@ -69,7 +71,10 @@ def test_uer_py_config_loads_and_builds_or_names_its_family(rel):
     cfg = load_config(path, **flags)
     n_params, n_attn = built(json.dumps(cfg.to_dict(), sort_keys=True))
     assert n_params > 0
-    if cfg.encoder == "transformer":
+    assert (cfg.decoder == "transformer") == any(u in "/" + rel for u in SEQ2SEQ)
+    if cfg.decoder is not None:  # encoder and decoder self-attention
+        assert n_attn == cfg.layers_num + (cfg.decoder_layers_num or cfg.layers_num)
+    elif cfg.encoder == "transformer":
         assert n_attn == (1 if cfg.parameter_sharing else cfg.layers_num)
 
 

@@ -23,6 +23,11 @@ LAYERNORM_POSITIONINGS = ("post", "pre", "grover")
 POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")
 
+BOUNDED_EMBEDDINGS = ("pos", "sinusoidalpos", "sinusoidalpos_concat")  # position tables of max_seq_length rows
+# UER-py's data processors of encoder-decoder pretraining: accepted in a config with a decoder (its weights
+# load and generate); pretraining them is not implemented
+SEQ2SEQ_DATA_PROCESSORS = ("t5", "bart", "gsg", "mt", "seq2seq")
+
 MAX_CONFIG_SIZE = 1 << 22  # any size key (positions, widths, layers): larger is a typo, not a model
 
 
@@ -66,6 +71,16 @@ class ModelConfig:
     relative_attention_buckets_num: int = 32
     relative_attention_max_distance: int = 128
     relative_attention_bidirectional: Optional[bool] = None
+    # attention heads of another size than hidden_size / heads_num (mT5: d_kv); None: hidden_size / heads_num
+    attention_head_size: Optional[int] = None
+    # encoder-decoder models (UER-py's keys; decoders/): the decoder (None: an encoder-only model), the
+    # decoder's embedding components, whether its word embedding is the encoder's, its layer count (None:
+    # layers_num), and T5's scaling of the decoder output by hidden_size ** -0.5 before a tied LM head
+    decoder: Optional[str] = None
+    tgt_embedding: List[str] = field(default_factory=list)
+    share_embedding: bool = False
+    decoder_layers_num: Optional[int] = None
+    scale_decoder_output: bool = False
     # heads
     tie_weights: bool = False
     has_lmtarget_bias: bool = False
@@ -117,13 +132,24 @@ class ModelConfig:
         return strategy_of(self.to_dict(), "config")
 
     @property
+    def head_size(self):
+        """The size of one attention head."""
+        return self.attention_head_size or self.hidden_size // self.heads_num
+
+    @property
     def position_limit(self):
         """The longest sequence the model's positions cover: max_seq_length when a table bounds them (learned
         or sinusoidal absolute positions, the rotary table), None when nothing does (NEZHA's clipped relative
         distances, XLNet's relative encodings, a model without positions)."""
-        if "pos" in self.embedding or "sinusoidalpos" in self.embedding or self.position_scheme == "rotary":
+        if any(e in self.embedding for e in BOUNDED_EMBEDDINGS) or self.position_scheme == "rotary":
             return self.max_seq_length
         return None
+
+    def refuse_decoder(self, what):
+        """A one-line ConfigError for a code path that cannot run an encoder-decoder model (`what` it is)."""
+        if self.decoder is not None:
+            raise ConfigError(f"{what} does not handle encoder-decoder models (decoder: {self.decoder!r}) yet; such "
+                              "a model loads, converts and generates (uer_like.generate)")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -170,6 +196,34 @@ class ModelConfig:
             raise ConfigError(f"{source}: config key 'embedding' must list at least one embedding, e.g. [\"word\", \"pos\", \"seg\"]")
         if "word" not in self.embedding:
             raise ConfigError(f"{source}: config key 'embedding' must include 'word', got {self.embedding}")
+        if self.decoder is not None:  # the decoder and tgt_embedding names: uer_like.modules.check_config
+            if "word" not in self.tgt_embedding:
+                raise ConfigError(f"{source}: a decoder needs config key 'tgt_embedding' with 'word' (e.g. [\"word\", "
+                                  f"\"pos\"]), got {self.tgt_embedding}")
+            if self.encoder != "transformer":
+                raise ConfigError(f"{source}: a decoder needs encoder 'transformer', got {self.encoder!r}")
+            if self.target != ["lm"]:
+                raise ConfigError(f"{source}: an encoder-decoder model has the target ['lm'] (the decoder's LM head), "
+                                  f"got {self.target}")
+            if self.mask != "fully_visible" or self.parameter_sharing or self.factorized_embedding_parameterization:
+                raise ConfigError(f"{source}: an encoder-decoder model needs mask 'fully_visible', no parameter sharing "
+                                  "and no factorized embedding")
+            if self.layernorm_positioning not in ("post", "pre"):
+                raise ConfigError(f"{source}: an encoder-decoder model needs layernorm_positioning 'post' or 'pre', "
+                                  f"got {self.layernorm_positioning!r}")
+            if self.decoder_layers_num is not None and not 0 < self.decoder_layers_num <= MAX_CONFIG_SIZE:
+                raise ConfigError(f"{source}: config key 'decoder_layers_num' must be positive, got "
+                                  f"{self.decoder_layers_num}")
+        else:
+            for key in ("tgt_embedding", "share_embedding", "decoder_layers_num", "scale_decoder_output"):
+                if getattr(self, key):
+                    raise ConfigError(f"{source}: config key '{key}' needs a decoder (decoder: \"transformer\")")
+        if self.attention_head_size is not None and not 0 < self.attention_head_size <= MAX_CONFIG_SIZE:
+            raise ConfigError(f"{source}: config key 'attention_head_size' must be positive, got "
+                              f"{self.attention_head_size}")
+        if self.attention_head_size is not None and self.position_scheme in ("rotary", "nezha", "xlnet"):
+            raise ConfigError(f"{source}: attention_head_size is not supported with position_scheme "
+                              f"{self.position_scheme!r}")
         if "task" in self.embedding and not 0 <= self.task_id < self.task_type_vocab_size:
             raise ConfigError(f"{source}: config key 'task_id' {self.task_id} is outside the "
                               f"{self.task_type_vocab_size} task types 0..{self.task_type_vocab_size - 1} "
@@ -191,8 +245,12 @@ class ModelConfig:
             raise ConfigError(f"{source}: config key 'dropout' must be in [0, 1), got {self.dropout}")
         if self.vocab_size is not None and self.vocab_size <= 0:
             raise ConfigError(f"{source}: config key 'vocab_size' must be positive, got {self.vocab_size}")
-        if self.data_processor not in DATA_PROCESSOR_NAMES:
-            bad("data_processor", self.data_processor, DATA_PROCESSOR_NAMES)
+        if self.data_processor in SEQ2SEQ_DATA_PROCESSORS:
+            if self.decoder is None:
+                raise ConfigError(f"{source}: data_processor {self.data_processor!r} is an encoder-decoder processor; "
+                                  "the config has no decoder")
+        elif self.data_processor not in DATA_PROCESSOR_NAMES:
+            bad("data_processor", self.data_processor, DATA_PROCESSOR_NAMES + SEQ2SEQ_DATA_PROCESSORS)
         d = self.to_dict()
         strategy_of(d, source)
         check_values(d, source)

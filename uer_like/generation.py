@@ -1,4 +1,5 @@
-"""Text generation from left-to-right language models (GPT-2 and its variants, LSTM/GRU language models).
+"""Text generation from left-to-right language models (GPT-2 and its variants, LSTM/GRU language models) and
+from encoder-decoder models (BART, PEGASUS, T5: a model with a `decoder`).
 
     uer_like.generate(model, prompts, max_new_tokens, ...) -> one list of new token ids per prompt
     uer_like.score(model, sequences) -> one list of per-token log-probabilities per sequence
@@ -29,6 +30,18 @@ sinusoidal or rotary positions): a longer request is an error naming the prompt,
 the table. `max_new_tokens` may be one number per prompt (a row stops at its own budget), which is how
 scripts/generate_lm.py fills each prompt up to --seq_length.
 
+Encoder-decoder models: `prompts` are the sources (encoder input ids, right-padded together, padding masked);
+the encoder runs once per source and every decoder layer's cross-attention keys and values are projected once
+per source (beam search keeps them per source, not per beam: the beams of a source attend to them as one
+longer query sequence); the decoder starts from `decoder_start_token_id` and keeps a self-attention key/value
+cache. The result is the decoder's ids without the start token. decoder_start_token_id and eos_token_id, when
+not given, are the ones of the Hugging Face config.json the model was loaded from (transformers' defaults);
+a model without one needs decoder_start_token_id given. The decoder's positions (learned or sinusoidal
+tables) bound max_new_tokens; the sources are bounded by the encoder's.
+
+Beam search moves cached keys and values between beams only where beams differ: a prompt's columns (shared by
+all its beams) and an encoder-decoder's cross-attention memory are never copied, only the generated columns.
+
 A returned continuation stops after the end token (included) when `eos_token_id` is given, or after
 max_new_tokens tokens.
 
@@ -56,9 +69,15 @@ _NEG = -1.0e9  # transformers' beam-search "impossible" score
 
 
 # ---------------------------------------------------------------------------------------------- checks
-def check_lm(model):
-    """The model must have an lm target and a left-to-right encoder; a one-line error otherwise."""
+def check_lm(model, seq2seq=False):
+    """The model must have an lm target and a left-to-right encoder (or, with seq2seq, a decoder); a one-line
+    error otherwise."""
     config = model.config
+    if getattr(model, "decoder", None) is not None:
+        if not seq2seq:
+            config.refuse_decoder("scoring and text generation from prompts (score, generate_text, "
+                                  "scripts/generate_lm.py)")
+        return
     if "lm" not in config.target:
         raise ConfigError(f"the model has no 'lm' target (its targets: {', '.join(config.target)}); generation "
                           "needs a left-to-right language model (target lm, as UER's GPT-2 and LSTM LMs)")
@@ -91,7 +110,7 @@ def check_options(options, vocab=None, positions=None, prefix=""):
                 raise ConfigError(f"{flag} must be True or False, got {value!r}")
         elif name == "max_new_tokens" and (isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) == 1):
             value = [check_value(b, NONNEG, flag) for b in (value.tolist() if hasattr(value, "tolist") else value)]
-        elif name == "eos_token_id":
+        elif name in ("eos_token_id", "decoder_start_token_id"):
             value = check_value(value, TOKEN_ID, flag)
             if vocab is not None and not 0 <= value < vocab:
                 raise ConfigError(f"{flag} must be a token id in [0, {vocab}) (the model's vocabulary), got {value}")
@@ -150,6 +169,15 @@ def _budgets(max_new_tokens, n):
 def _check_lengths(model, prompts, budgets):
     limit = model.config.position_limit
     if limit is None:
+        return
+    if _is_seq2seq(model):
+        for i, (p, b) in enumerate(zip(prompts, budgets)):
+            if len(p) > limit:
+                raise DataError(f"source {i} has {len(p)} tokens, more than the model's position table covers "
+                                f"(max_seq_length {limit}): shorten it")
+            if b > limit:
+                raise DataError(f"{b} new tokens need {b} decoder positions but the model's position table has "
+                                f"{limit} (max_seq_length): ask for at most {limit}")
         return
     for i, (p, b) in enumerate(zip(prompts, budgets)):
         if len(p) + b > limit:
@@ -255,6 +283,23 @@ def nonfinite_output(model):
 
 
 # ---------------------------------------------------------------------------------------------- the model side
+def _is_seq2seq(model):
+    return getattr(model, "decoder", None) is not None
+
+
+def _feeder(model, prompts, device, max_new, use_cache, beams=1, start=None):
+    """What feeds the model, rows = prompts x beams (beams of one prompt adjacent): a _Decoder (left-to-right
+    LMs) or a _Seq2SeqDecoder (encoder-decoder models). Its src, seg are each row's tokens so far (for the
+    repetition penalty)."""
+    if _is_seq2seq(model):
+        return _Seq2SeqDecoder(model, prompts, start, beams, max_new, use_cache, device)
+    src, seg, lengths = _left_pad(prompts, device)
+    if beams > 1:
+        expand = torch.arange(len(prompts), device=device).repeat_interleave(beams)
+        src, seg, lengths = src[expand], seg[expand], lengths[expand]
+    return _Decoder(model, src, seg, lengths, max_new, use_cache)
+
+
 def _left_pad(prompts, device):
     """-> src, seg [batch, longest] left-padded (seg 1 = token, 0 = padding), lengths [batch]."""
     n, s = len(prompts), max(len(p) for p in prompts)
@@ -318,11 +363,58 @@ class _Decoder:
         return self._logits(self.model.encode(self.all_src[:, :end], self.all_seg[:, :end], positions=pos))
 
     def reorder(self, index):
-        # beams move only within their prompt's rows, which share padding and positions: only the tokens move
+        # beams move only within their prompt's rows, which share padding, positions and the prompt's keys and
+        # values: only the generated columns move
         if self.use_cache:
-            self.cache.reorder(index)
+            self.cache.reorder(index, start=self.src.size(1))
         else:
             self.all_src = self.all_src.index_select(0, index)
+
+
+class _Seq2SeqDecoder:
+    """An encoder-decoder model's side of decoding: prefill() encodes the sources (right-padded, once per
+    source) and projects the cross-attention memory, then decodes the start token; step(tokens) feeds one token
+    per row; both return the next-token logits [rows, vocab] (float32). reorder(index) keeps rows `index`
+    (beams of one source stay among its rows; the memory is per source and never moves)."""
+
+    def __init__(self, model, sources, start, beams, max_new, use_cache, device):
+        n, s = len(sources), max(len(p) for p in sources)
+        self.sources = torch.zeros(n, s, dtype=torch.long)
+        self.source_seg = torch.zeros(n, s, dtype=torch.long)
+        for i, p in enumerate(sources):
+            self.sources[i, :len(p)] = torch.tensor(p, dtype=torch.long)
+            self.source_seg[i, :len(p)] = 1
+        self.sources, self.source_seg = self.sources.to(device), self.source_seg.to(device)
+        rows = n * beams
+        self.model = model
+        self.target = model.target.lm
+        self.head = _Head(self.target.output_layer, rows, self.target.transform)
+        self.use_cache = use_cache
+        self.tokens = torch.full((rows, max_new + 1), start, dtype=torch.long, device=device)
+        self.t = 1
+        self.src, self.seg = self.tokens[:, :1], torch.ones(rows, 1, dtype=torch.long, device=device)
+        self.ones = self.seg
+        self.cache = model.init_cache(rows, max_new + 1, padded=False) if use_cache else None
+
+    def _logits(self, hidden):
+        return self.head(self.target.scaled(hidden[:, -1])).float()
+
+    def prefill(self):
+        self.memory = self.model.memory(self.model.encode(self.sources, self.source_seg), self.source_seg)
+        return self._logits(self.model.decode(self.tokens[:, :1], self.ones, self.memory, cache=self.cache))
+
+    def step(self, tokens):
+        self.tokens[:, self.t] = tokens
+        self.t += 1
+        if self.use_cache:
+            return self._logits(self.model.decode(tokens.view(-1, 1), self.ones, self.memory, cache=self.cache))
+        toks = self.tokens[:, :self.t]
+        return self._logits(self.model.decode(toks, torch.ones_like(toks), self.memory))
+
+    def reorder(self, index):
+        self.tokens = self.tokens.index_select(0, index)
+        if self.use_cache:
+            self.cache.reorder(index, start=1)  # the start token's column is the same in every row
 
 
 class _Head:
@@ -371,7 +463,7 @@ def _generator(seed, device):
 # ---------------------------------------------------------------------------------------------- the API
 def generate(model, prompts, max_new_tokens, *, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
              repetition_penalty=1.0, num_beams=1, length_penalty=1.0, eos_token_id=None, min_new_tokens=0,
-             seed=None, use_cache=True, return_logits=False):
+             seed=None, use_cache=True, return_logits=False, decoder_start_token_id=None):
     """Continue each prompt (a list of token ids; lengths may differ) by up to max_new_tokens tokens.
 
     Returns one list of new token ids per prompt (the continuation only; it ends with eos_token_id when the
@@ -380,6 +472,8 @@ def generate(model, prompts, max_new_tokens, *, do_sample=False, temperature=1.0
     global generator. num_beams > 1: beam search (beam sampling with do_sample). The rules are
     transformers' (see the module docstring). use_cache=False recomputes the whole sequence every step.
     return_logits=True (num_beams 1): also returns the raw model logits of every step, [steps, batch, vocab].
+    An encoder-decoder model (see the module docstring) takes sources as `prompts` and returns the decoder's
+    ids without decoder_start_token_id (None: the loaded config.json's; eos_token_id None likewise).
     Errors (one line): a model that is not a left-to-right LM (ConfigError), an empty prompt or an id outside
     the vocabulary (DataError), prompt + new tokens longer than the position table (DataError), bad options
     (ConfigError: check_options, with generate_lm.py's ranges), a model whose output is NaN or inf
@@ -387,14 +481,26 @@ def generate(model, prompts, max_new_tokens, *, do_sample=False, temperature=1.0
     """
     options = dict(locals())  # the arguments
     del options["model"], options["prompts"]
-    check_lm(model)
+    check_lm(model, seq2seq=True)
     vocab = model.target.lm.output_layer.out_features
+    if _is_seq2seq(model):
+        hf = getattr(getattr(model, "load_info", None), "hf_config", None) or {}
+        for key in ("decoder_start_token_id", "eos_token_id"):
+            if options[key] is None and hf.get(key) is not None:
+                options[key] = hf[key]
+        if options["decoder_start_token_id"] is None:
+            raise ConfigError("an encoder-decoder model needs decoder_start_token_id (the token its decoder starts "
+                              "from, e.g. [CLS]'s id for UER-py's BART and T5)")
+    elif options["decoder_start_token_id"] is not None:
+        raise ConfigError("decoder_start_token_id is for encoder-decoder models; this model has no decoder")
     options = check_options(options, vocab)
-    return _generate(model, _check_prompts(prompts, vocab), vocab, **options)
+    what = "source" if _is_seq2seq(model) else "prompt"
+    return _generate(model, _check_prompts(prompts, vocab, what=what), vocab, **options)
 
 
 def _generate(model, prompts, vocab, max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty,
-              num_beams, length_penalty, eos_token_id, min_new_tokens, seed, use_cache, return_logits):
+              num_beams, length_penalty, eos_token_id, min_new_tokens, seed, use_cache, return_logits,
+              decoder_start_token_id=None):
     budgets = _budgets(max_new_tokens, len(prompts))
     _check_lengths(model, prompts, budgets)
     if return_logits and num_beams > 1:
@@ -410,18 +516,19 @@ def _generate(model, prompts, vocab, max_new_tokens, do_sample, temperature, top
             if num_beams == 1:
                 return _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample, temperature,
                                          top_k, top_p, repetition_penalty, eos_token_id, min_new_tokens, seed,
-                                         use_cache, return_logits)
+                                         use_cache, return_logits, decoder_start_token_id)
             return _beam_search(model, prompts, budgets, max_new, vocab, device, num_beams, do_sample, temperature,
                                 top_k, top_p, repetition_penalty, length_penalty, eos_token_id, min_new_tokens, seed,
-                                use_cache)
+                                use_cache, decoder_start_token_id)
     finally:
         model.train(was_training)
 
 
 def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample, temperature, top_k, top_p,
-                      repetition_penalty, eos, min_new_tokens, seed, use_cache, return_logits):
+                      repetition_penalty, eos, min_new_tokens, seed, use_cache, return_logits, start=None):
     n = len(prompts)
-    src, seg, lengths = _left_pad(prompts, device)
+    dec = _feeder(model, prompts, device, max_new, use_cache, start=start)
+    src, seg = dec.src, dec.seg
     rules = _Rules(do_sample, temperature, top_k, top_p, repetition_penalty, min_new_tokens, eos, 1)
     seen = _seen_tokens(src, seg, vocab) if rules.penalty is not None else None
     gen = _generator(seed, device)
@@ -431,7 +538,6 @@ def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample
     done = torch.zeros(n, dtype=torch.bool, device=device)
     steps = []
     guard = _Guard(device)
-    dec = _Decoder(model, src, seg, lengths, max_new, use_cache)
     logits = dec.prefill()
     t = 0
     while True:
@@ -470,16 +576,15 @@ def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample
 
 
 def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, do_sample, temperature, top_k, top_p,
-                 repetition_penalty, length_penalty, eos, min_new_tokens, seed, use_cache):
+                 repetition_penalty, length_penalty, eos, min_new_tokens, seed, use_cache, start=None):
     """transformers' beam search (generation/utils.py `_beam_search`, early_stopping=False), vectorised the
     same way: per step the top 2 * num_beams continuations over every beam; those ending in eos (or at the
     length budget) among the top num_beams become finished hypotheses scored sum(log p) / new ** penalty;
     the best num_beams unfinished ones run on; a batch item stops when its best running beam can no longer
     beat its worst finished one."""
     n = len(prompts)
-    src, seg, lengths = _left_pad(prompts, device)
-    expand = torch.arange(n, device=device).repeat_interleave(nb)
-    src, seg, lengths = src[expand], seg[expand], lengths[expand]
+    dec = _feeder(model, prompts, device, max_new, use_cache, beams=nb, start=start)
+    src, seg = dec.src, dec.seg
     keep = 2 * nb  # transformers: max(2, 1 + number of eos tokens) * num_beams
     # transformers keeps at least (number of eos tokens + 1) tokens, and 2 without eos, in beam sampling
     rules = _Rules(do_sample, temperature, top_k, top_p, repetition_penalty, min_new_tokens, eos, 2)
@@ -500,7 +605,6 @@ def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, do_sample,
     open_ = torch.ones(n, 1, dtype=torch.bool, device=device)  # transformers' is_early_stop_heuristic_unsatisfied
 
     guard = _Guard(device)
-    dec = _Decoder(model, src, seg, lengths, max_new, use_cache)
     logits = dec.prefill()
     for t in range(max_new):
         guard.logits(logits)

@@ -14,8 +14,9 @@ its forms changed over the years:
 three groups: a model key uer_like implements (kept), a training-only key that does not change the model
 or its data (TRAINING_ONLY_KEYS: accepted and dropped), or a key that changes the model or the data and is
 not implemented here (NOT_IMPLEMENTED_KEYS: an error naming it). A model family uer_like does not have
-(seq2seq: t5, bart, pegasus, mt; gatedcnn; synthesizer; dual-stream sentence-BERT) fails with one line
-naming the family.
+(gatedcnn; synthesizer; dual-stream sentence-BERT; the 2021 seq2seq targets t5 / bart / gsg that held their
+decoder) fails with one line naming the family. Encoder-decoder configs (`decoder: transformer`, `tgt_embedding`,
+`share_embedding`, `decoder_layers_num`; UER-py since 2022) load.
 """
 from .errors import ConfigError
 
@@ -80,7 +81,6 @@ TRAINING_ONLY_KEYS = frozenset({
 # key, never silently dropped. The value is what to tell the user.
 NOT_IMPLEMENTED_KEYS = {
     "has_residual_attention": "residual attention (RealFormer) is not implemented",
-    "attention_head_size": "an attention head size other than hidden_size / heads_num is not implemented",
     "prefix_lm_loss": "the prefix-LM loss is not implemented",
     "full_sentences": "full_sentences packing is not implemented",
     "dynamic_masking": "a preprocessing option here: pass --dynamic_masking to preprocess.py",
@@ -92,15 +92,17 @@ NOT_IMPLEMENTED_KEYS = {
 _OFF_VALUES = (False, None, 0, "", [])
 
 # ------------------------------------------------------------------------------------------ families
-SUPPORTED_FAMILIES = "BERT, RoBERTa, ALBERT, GPT-2, ELECTRA and recurrent (lstm, gru, rnn, bilstm, bigru, birnn)"
+SUPPORTED_FAMILIES = ("BERT, RoBERTa, ALBERT, GPT-2, ELECTRA, recurrent (lstm, gru, rnn, bilstm, bigru, birnn) and "
+                      "encoder-decoder (decoder: transformer with target lm, as UER-py's T5, BART, PEGASUS since 2022)")
 _SEQ2SEQ_PROCESSORS = {"t5": "t5", "bart": "bart", "gsg": "pegasus", "mt": "mt (seq2seq translation)",
                        "seq2seq": "seq2seq", "prefixlm": "prefix-LM (UniLM)", "cls_mlm": "cls_mlm (prompt)"}
 _SEQ2SEQ_TARGETS = {"t5": "t5", "bart": "bart", "gsg": "pegasus", "seq2seq": "seq2seq", "s2s": "seq2seq",
                     "prefixlm": "prefix-LM (UniLM)"}
 _ENCODER_FAMILIES = {"gatedcnn": "gatedcnn", "cnn": "cnn", "synt": "synthesizer", "attn": "attn",
                      "rcnn": "rcnn", "crnn": "crnn", "dual": "sbert (dual-stream sentence-BERT)"}
-_SEQ2SEQ_KEYS = ("decoder", "tgt_embedding", "decoder_layers_num", "share_embedding", "tgt_tokenizer",
-                 "tgt_vocab_path", "tgt_spm_model_path", "tgt_merges_path", "tgt_do_lower_case", "tgt_seq_length")
+# an encoder-decoder config (decoder: transformer) loads; a target vocabulary of its own (translation) does not
+_SEQ2SEQ_KEYS = ("tgt_tokenizer", "tgt_vocab_path", "tgt_spm_model_path", "tgt_merges_path", "tgt_do_lower_case",
+                 "tgt_seq_length")
 _OTHER_FAMILY_KEYS = {"stream_0": "sbert (dual-stream sentence-BERT)", "stream_1": "sbert (dual-stream sentence-BERT)",
                       "kernel_size": "gatedcnn", "block_size": "gatedcnn", "synt_type": "synthesizer"}
 MODULE_KEYS = ("embedding", "encoder", "target")
@@ -122,7 +124,7 @@ def _names(value):
 def check_family(d, source):
     """Raise the one-line 'not supported' error when the config describes a family uer_like lacks."""
     proc = d.get("data_processor")
-    if isinstance(proc, str) and proc in _SEQ2SEQ_PROCESSORS:
+    if isinstance(proc, str) and proc in _SEQ2SEQ_PROCESSORS and not d.get("decoder"):
         raise unsupported(source, _SEQ2SEQ_PROCESSORS[proc], "data_processor", proc)
     for t in _names(d.get("target")):
         if t in _SEQ2SEQ_TARGETS:
@@ -186,6 +188,17 @@ def _relative_flag(d, source):
     return d
 
 
+def uer_py_tying(d):
+    """UER-py's tying of an encoder-decoder model, as uer/models/model.py does it: `tie_weights` ties the LM head
+    to the decoder's word embedding, and only then does `share_embedding` replace that embedding's weight with
+    the encoder's; the LM head keeps the tensor it had, so with both keys the head is a weight of its own. A UER
+    config read with UER-py's meaning (a UER-format checkpoint's) therefore has tie_weights off in uer_like,
+    where the two keys tie all three (as Hugging Face's BART). Returns the dict, changed in place."""
+    if d.get("decoder") and d.get("share_embedding") and d.get("tie_weights"):
+        d["tie_weights"] = False
+    return d
+
+
 def normalize(d, source="config"):
     """A raw UER-format config dict (any era) -> a dict of ModelConfig keys in the current form.
 
@@ -211,6 +224,9 @@ def normalize(d, source="config"):
     emb = out.get("embedding")
     if isinstance(emb, str) and emb in EMBEDDING_STRINGS:
         forced.update(EMBEDDING_STRINGS[emb])
+    tgt_emb = out.get("tgt_embedding")  # an encoder-decoder's target embedding, in the same string forms
+    if isinstance(tgt_emb, str) and tgt_emb in EMBEDDING_STRINGS:
+        out["tgt_embedding"] = list(EMBEDDING_STRINGS[tgt_emb]["embedding"])
     enc = out.get("encoder")
     if isinstance(enc, str) and enc in ENCODER_ALIASES:
         forced.update(ENCODER_ALIASES[enc])

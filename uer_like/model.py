@@ -1,13 +1,17 @@
-"""Model = Embedding > Encoder > Target(s), composed from a ModelConfig through the registries."""
+"""Model = Embedding > Encoder > Target(s), composed from a ModelConfig through the registries; an
+encoder-decoder model (config key `decoder`, as UER-py's BART / PEGASUS / T5) adds a target embedding and a
+decoder between the encoder and the LM target:
+
+    Embedding > Encoder --memory--> Decoder (tgt_embedding of the target tokens) > lm target
+"""
 import torch
 import torch.nn as nn
 
 from . import modules  # registration, and the components' config checks
 from .config import ModelConfig, load_config
 from .embeddings import Embedding
-from .errors import ConfigError
-from .registry import ENCODERS, TARGETS
-from .errors import DataError
+from .errors import ConfigError, DataError
+from .registry import DECODERS, ENCODERS, TARGETS
 
 
 class Model(nn.Module):
@@ -20,6 +24,11 @@ class Model(nn.Module):
         self.vocab_size = vocab_size
         self.embedding = Embedding(config, vocab_size)
         self.encoder = ENCODERS.get(config.encoder, key="encoder")(config)
+        if config.decoder is not None:
+            self.tgt_embedding = Embedding(config, vocab_size, config.tgt_embedding)
+            self.decoder = DECODERS.get(config.decoder, key="decoder")(config)
+        else:
+            self.tgt_embedding = self.decoder = None
         self.target = nn.Module()
         for name in config.target:
             self.target.add_module(name, TARGETS.get(name, key="target")(config, vocab_size))
@@ -28,10 +37,15 @@ class Model(nn.Module):
 
     def tie_weights(self):
         """With the config's tie_weights, every weight a target declares in `tied_weights` (paths inside the
-        target: its vocabulary projection) becomes the word embedding's."""
+        target: its vocabulary projection) becomes the word embedding's: an encoder-decoder model's target
+        embedding's (its LM head predicts target tokens), which share_embedding makes the encoder's first."""
+        word = self.embedding.word.embedding.weight
+        if self.decoder is not None:
+            if self.config.share_embedding:
+                self.tgt_embedding.word.embedding.weight = word
+            word = self.tgt_embedding.word.embedding.weight
         if not self.config.tie_weights:
             return
-        word = self.embedding.word.embedding.weight
         for name in self.config.target:
             target = getattr(self.target, name)
             for path in getattr(target, "tied_weights", ()):
@@ -74,9 +88,28 @@ class Model(nn.Module):
             positions = cache.default_positions(seg)
         return self.encoder(self.embedding(src, seg, positions), seg, positions=positions, cache=cache, **inputs)
 
+    def memory(self, encoder_output, seg):
+        """An encoder-decoder model's encoder output as the decoder's cross-attention reads it (the keys and
+        values of every decoder layer, computed once per source): decoders/transformer.Memory."""
+        return self.decoder.memory(encoder_output, seg)
+
+    def decode(self, tgt, tgt_seg, memory, *, positions=None, cache=None):
+        """An encoder-decoder model's decoder output [rows, tgt_len, hidden_size] (before the LM head) for the
+        target tokens tgt, tgt_seg [rows, tgt_len] (0 = padding, on the right) given memory (`memory()` of
+        `sources` rows; rows = sources x beams). cache: from `init_cache`; tgt are then the tokens that follow
+        the cached ones, at positions that continue the cache's count."""
+        if cache is not None and positions is None:
+            positions = cache.default_positions(tgt_seg)
+        return self.decoder(self.tgt_embedding(tgt, tgt_seg, positions), tgt_seg, memory, positions=positions,
+                            cache=cache)
+
     def init_cache(self, batch_size, max_length, *, padded=True):
         """An empty decoding cache (a key/value cache, or an LSTM/GRU's carried state) for `batch_size` rows
-        of at most `max_length` tokens. padded=False promises that no row holds padding (a cheaper step)."""
+        of at most `max_length` tokens. padded=False promises that no row holds padding (a cheaper step).
+        An encoder-decoder model's cache is its decoder's self-attention cache."""
+        if self.decoder is not None:
+            p = next(self.parameters())
+            return self.decoder.init_cache(batch_size, max_length, dtype=p.dtype, device=p.device, padded=padded)
         init = getattr(self.encoder, "init_cache", None)
         if init is None:
             raise ConfigError(f"encoder '{self.config.encoder}' has no incremental decoding (no init_cache)")
@@ -90,7 +123,11 @@ class Model(nn.Module):
     def forward(self, batch):
         """Training forward: batch dict (src, seg and each target's `batch_keys`) -> {"loss", per-target dicts}.
         Every target computes its loss except one declared `inference_only` (pooler); a batch without a field
-        a target declares is an error, never a target silently left out."""
+        a target declares is an error, never a target silently left out. An encoder-decoder model takes the
+        decoder's `batch_keys` instead, UER-py's seq2seq batch (src, seg, tgt_in, tgt_seg, tgt_out: the decoder
+        reads tgt_in and its lm target predicts tgt_out where tgt_seg > 0)."""
+        if self.decoder is not None:
+            return self._seq2seq_forward(batch)
         hidden = None  # the encoder output, computed once for the targets that take it
         out = {}
         total = None
@@ -118,6 +155,16 @@ class Model(nn.Module):
                             "(mlm, sp, cls, ...) to train")
         out["loss"] = total
         return out
+
+    def _seq2seq_forward(self, batch):
+        missing = [k for k in ("src", "seg") + tuple(self.decoder.batch_keys) if k not in batch]
+        if missing:
+            raise DataError(f"decoder '{self.config.decoder}' needs batch field(s) {', '.join(missing)}, which the "
+                            f"batch lacks (it has {', '.join(sorted(batch))})")
+        memory = self.memory(self.encode(batch["src"], batch["seg"]), batch["seg"])
+        hidden = self.decode(batch["tgt_in"], batch["tgt_seg"], memory)
+        res = self.target.lm.loss(hidden, {"tgt_lm": batch["tgt_out"].masked_fill(batch["tgt_seg"] == 0, 0)})
+        return {"lm": res, "loss": res["loss"]}
 
 
 def _init_weights(module):

@@ -50,6 +50,7 @@ class Registry:
 
 EMBEDDINGS = Registry("embedding")
 ENCODERS = Registry("encoder")
+DECODERS = Registry("decoder")
 TARGETS = Registry("target")
 ACTIVATIONS = Registry("activation")
 LAYERNORMS = Registry("layernorm")

@@ -10,11 +10,13 @@ from . import position, segment, sinusoidal, task, word  # noqa: F401  (registra
 class Embedding(nn.Module):
     """Sum of the configured components (`embedding: ["word", "pos", "seg"]`), layer norm, dropout."""
 
-    def __init__(self, config, vocab_size):
+    def __init__(self, config, vocab_size, names=None):
+        # names: the components (default: config.embedding; an encoder-decoder's tgt_embedding gives its own)
         super().__init__()
-        for name in config.embedding:
+        names = list(config.embedding if names is None else names)
+        for name in names:
             self.add_module(name, EMBEDDINGS.get(name, key="embedding")(config, vocab_size))
-        self.names = list(config.embedding)
+        self.names = names
         self.layer_norm = None if config.remove_embedding_layernorm else build_layernorm(config, config.emb_size)
         self.dropout = Dropout(config.dropout)
 

@@ -12,7 +12,8 @@ class WordEmbedding(nn.Module):
     def __init__(self, config, vocab_size):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, config.emb_size)
-        self.scale = math.sqrt(config.emb_size) if "sinusoidalpos" in config.embedding else None
+        sinusoidal = {"sinusoidalpos", "sinusoidalpos_concat"} & set(config.embedding + config.tgt_embedding)
+        self.scale = math.sqrt(config.emb_size) if sinusoidal else None
 
     def forward(self, src, seg, positions=None):
         emb = self.embedding(src)

@@ -22,7 +22,7 @@ class TransformerEncoder(nn.Module):
     def check_config(config, source):
         for key in ("heads_num", "feedforward_size"):
             check_size(config, key, source)
-        if config.hidden_size % config.heads_num:
+        if config.hidden_size % config.heads_num and config.attention_head_size is None:
             raise ConfigError(f"{source}: hidden_size {config.hidden_size} is not divisible by heads_num "
                               f"{config.heads_num}")
         if config.emb_size != config.hidden_size and not config.factorized_embedding_parameterization:
@@ -46,7 +46,7 @@ class TransformerEncoder(nn.Module):
         # what every layer's position scheme shares (T5's bucket-bias table; UER-py's name), or None
         self.relative_pos_emb = POSITION_SCHEMES.get(config.position_scheme).shared(config)
         self.heads_num = config.heads_num
-        self.per_head_size = config.hidden_size // config.heads_num
+        self.per_head_size = config.head_size
         self.unpad = True  # in training: compute on real tokens only
 
     def init_cache(self, batch_size, max_length, *, dtype, device, padded=True):

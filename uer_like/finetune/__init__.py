@@ -1,7 +1,9 @@
 """Fine-tuning and inference on downstream tasks, one module per task, registered in tasks.TASKS:
 classification, regression and multi_label (finetune/run_classifier.py --task ...), tagging (NER, with an
 optional CRF: run_ner.py), mrc (span-extraction reading comprehension, CMRC 2018 / DRCD: run_cmrc.py) and
-multiple_choice (C3: run_c3.py). One training core (core.py) serves them all.
+multiple_choice (C3: run_c3.py), simcse (sentence embeddings: run_simcse.py), siamese (two-tower pair
+classification: run_classifier_siamese.py) and prompt (MLM-head prompts: run_classifier_prompt.py). One training
+core (core.py) serves them all.
 
     from uer_like.finetune import run
     run("classification", ["--train_path", ..., "--dev_path", ...])

@@ -186,7 +186,9 @@ def run(task_name, argv=None):
     args = build_parser(task_name).parse_args(argv)
     if args.fp16:
         args.amp = "fp16"
-    if not args.train_path and not args.load_model_path:
+    # a task that predicts with a pretrained model as it is (prompts, sentence embeddings) needs no training
+    untrained = getattr(get_task(task_name), "predicts_untrained", False) and args.pretrained_model_path
+    if not args.train_path and not args.load_model_path and not untrained:
         raise ConfigError("nothing to do: give --train_path to fine-tune, or --load_model_path (a fine-tuned model) "
                           "with --test_path/--prediction_path for inference")
     if not args.train_path and not args.test_path:
@@ -267,9 +269,9 @@ def _run_checked(task_name, args, argv):
                                   "with another config (--config_path)?") from None
         core.log(f"loaded the fine-tuned model {args.load_model_path}")
     else:
-        config, backbone, pooler = core.load_backbone(args.pretrained_model_path, args.config_path,
-                                                      len(tokenizer.vocab), model_flag_overrides(args),
-                                                      vocab_file=_vocab_file(tokenizer))
+        load = getattr(task, "load_backbone", core.load_backbone)  # a task that keeps a pretrained head has its own
+        config, backbone, pooler = load(args.pretrained_model_path, args.config_path, len(tokenizer.vocab),
+                                        model_flag_overrides(args), vocab_file=_vocab_file(tokenizer))
         if config.max_seq_length < args.seq_length:
             raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
         model = task.build_model(config, len(tokenizer.vocab), backbone=backbone, pooler=pooler)

@@ -140,6 +140,7 @@ def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrid
             if saved is None:
                 raise
             model = load_model(pretrained_model_path, config=saved, strict=False, config_overrides=config_overrides)
+        model.config.refuse_decoder("fine-tuning")
         from ..io.tokenizer import check_rows
 
         # the vocabulary against the word embedding: equal, or padding rows (one-line error naming both)
@@ -154,6 +155,7 @@ def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrid
                 break
         return model.config, (model.embedding, model.encoder), pooler
     config = load_config(config_path or "bert/base_config.json", **(config_overrides or {}))
+    config.refuse_decoder("fine-tuning")
     if config.vocab_size != vocab_size:
         config = config.replace(vocab_size=vocab_size)
     return config, None, None

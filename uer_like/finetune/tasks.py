@@ -30,7 +30,8 @@ def log(msg):
     print(msg, flush=True)
 
 # the modules that register the built-in tasks (imported on first use of the registry)
-TASK_MODULES = ("classification", "regression", "multi_label", "tagging", "mrc", "multiple_choice")
+TASK_MODULES = ("classification", "regression", "multi_label", "tagging", "mrc", "multiple_choice", "simcse",
+                "siamese", "prompt", "chid", "dbqa")
 
 
 def load_tasks():

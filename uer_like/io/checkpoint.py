@@ -208,7 +208,9 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
                         "/".join(absent), "; ".join(why))
         else:  # what the tensors' presence settles, when the config does not say (2019-2020 LM heads had a bias)
             raw.update({k: inferred[k] for k in uerfmt.PRESENCE_KEYS if k in inferred and k not in raw})
-        config = ModelConfig.from_dict(raw, source=source)
+        from ..legacy_config import uer_py_tying
+
+        config = ModelConfig.from_dict(uer_py_tying(raw), source=source)  # UER-py's meaning of the tying keys
     word = _first_present(state, ("embedding.word.embedding.weight", "embedding.word_embedding.weight"))
     ckpt_vocab = int(word.shape[0]) if word is not None else None
     if vocab_size is not None and ckpt_vocab is not None and vocab_size != ckpt_vocab:
@@ -266,6 +268,25 @@ def _fill_tied(model, internal):
             internal[b if a in internal else a] = internal[a if a in internal else b]
 
 
+# task classes whose heads read every token (or score choices): their `classifier` is not a pooled sentence
+# classifier, and loading it as the cls target would build another model
+PER_TOKEN_HEADS = ("ForTokenClassification", "ForQuestionAnswering", "ForQuestionAnsweringSimple", "ForMultipleChoice")
+
+
+def _drop_per_token_head(canon, hf_cfg, family, source):
+    """A directory of a per-token or multiple-choice task class loads as its base model: the head's tensors are
+    dropped with a warning naming the way to import it as a fine-tuned model (io/hf_tasks.py)."""
+    arch = next(iter(hf_cfg.get("architectures") or []), "") or ""
+    if not arch.endswith(PER_TOKEN_HEADS):
+        return canon
+    head = sorted(k for k in canon if not hfmod._is_base_key(family, k))
+    if head:
+        logger.warning("%s: a %s: its head (%s) is not a pretraining head and is dropped; the base model is loaded "
+                       "(to import the fine-tuned task model: scripts/convert.py --input DIR --to uer)", source, arch,
+                       ", ".join(head))
+    return {k: v for k, v in canon.items() if k not in head}
+
+
 def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=False):
     from ..model import Model
 
@@ -275,9 +296,12 @@ def _load_hf_state(state, hf_cfg, source, strict, ln_dir=None, allow_nonfinite=F
         ln_originals = read_tensor_file(sidecar)
 
     family = hfmod.family_of(hf_cfg, source)
-    canon = hfmod.canonical_state(state, family)
+    canon = _drop_per_token_head(hfmod.canonical_state(state, family), hf_cfg, family, source)
     targets = hfmod.targets_from_keys(family, canon)
     _, config = hfmod.uer_config_from_hf(hf_cfg, targets, source=source)
+    from_tensors = hfmod.families.get(family).config_from_state
+    if from_tensors is not None:  # what config.json does not say but the tensors do (PEGASUS' position table)
+        config = config.replace(**from_tensors(canon, config, source))
     word = canon.get(hfmod.hf_names(family, config).get("embedding.word.embedding.weight", ("",))[0])
     if word is not None and word.shape[0] != config.vocab_size:
         raise CheckpointError(f"{source}: the word embedding has {word.shape[0]} rows but config.json says "
@@ -411,7 +435,8 @@ def save_hf(model, out_dir, vocab=None, family=None, task_head=None):
     models, io/hf_tasks.py): (architecture, config.json entries, head tensors by Hugging Face name)."""
     info = formats.load_info_of(model) or LoadInfo()
     family = family or hfmod.hf_family_for(model.config, prefer=info.family)
-    if model.config.layernorm not in ("torch", "normal"):
+    if model.config.layernorm not in ("torch", "normal") and not (model.config.layernorm == "t5"
+                                                                   and family in ("t5", "mt5")):
         logger.warning("the model uses the %s layer norm, which transformers' %s does not compute", model.config.layernorm,
                        family)
     source_hf = info.hf_config

@@ -1,8 +1,8 @@
 """Hugging Face checkpoints <-> uer_like models: BERT (and every BERT-architecture release: Chinese
 RoBERTa-wwm-ext, MacBERT), ERNIE 1.0/3.0 (task-type embeddings), RoBERTa, ALBERT, ELECTRA (discriminator
 and generator), GPT-2, NEZHA (functional relative positions), RoFormer (rotary positions), XLNet
-(relative attention; HFL's Chinese XLNet), OpenAI GPT (CDial-GPT), DistilBERT, Megatron-BERT and XLM-RoBERTa
-(XLM-R, CINO).
+(relative attention; HFL's Chinese XLNet), OpenAI GPT (CDial-GPT), DistilBERT, Megatron-BERT, XLM-RoBERTa
+(XLM-R, CINO) and the encoder-decoder models BART, PEGASUS, T5 / T5 v1.1 and mT5.
 
 One table of rules per family maps Hugging Face names to internal names; the same table serves both
 directions, so import and export cannot drift apart. Each family's table, config mapping, heads and export
@@ -17,6 +17,12 @@ and branches on no family. A rule is (HF keys, internal key, kind):
   xin    XLNet's [d_model, heads, head_dim] input projection (q, k, v, r) <-> a Linear weight [hidden, d_model]
   xqkv   XLNet's q, k, v <-> the fused qkv weight
   xout   XLNet's output projection o [d_model, heads, head_dim] <-> a Linear weight [d_model, hidden]
+  dup    export only: a copy of a tensor another rule loads (BART's embed_tokens beside model.shared when
+         the head is untied); ignored on import, present or not
+  pad2   export only: a position table counted from 0 written with two zero rows in front (BART's offset 2)
+  flat   a [1, n] HF tensor <-> an [n] internal one (BART's and PEGASUS' final_logits_bias: the LM-head bias)
+  sin    a fixed table transformers stores (PEGASUS' sinusoidal embed_positions): checked against the table
+         the config gives on import, written on export; the internal name is the embedding that computes it
   extra  a tensor the uer_like model does not use (XLNet's mask_emb, only for two-stream pretraining):
          kept beside the model (model.load_info.hf_extras) and written back on export
 
@@ -54,7 +60,7 @@ from .families.rules import ACT_FROM_HF, ACT_TO_HF, Rule  # noqa: F401  (the nam
 from .families.rules import linear as _linear  # noqa: F401
 from .families.rules import ln as _ln  # noqa: F401
 from .formats.base import load_info_of
-from .uer import cat
+from .uer import cat, sinusoidal_table
 
 logger = logging.getLogger("uer_like")
 
@@ -127,7 +133,7 @@ def canonical_state(state, family):
     buffers = _BUFFER_SUFFIXES + tuple(fam.buffers)
     out = {}
     for k, v in state.items():
-        if k.endswith(buffers) or k == "position_ids":
+        if (k.endswith(buffers) and not k.endswith(fam.weight_suffixes)) or k == "position_ids":
             continue
         for prefix in prefixes:
             if k.startswith(prefix):
@@ -169,12 +175,23 @@ def uer_config_from_hf(hf, targets, source="config.json"):
 
     extras = hf.get("uer_like") or {}
     d = dict(_hook(family, "config_from_hf")(hf, targets, extras, need, act, source))
-    d["tie_weights"] = bool(hf.get("tie_word_embeddings", True))
+    d.setdefault("tie_weights", bool(hf.get("tie_word_embeddings", True)))  # a family may decide (T5)
     d["vocab_size"] = need("vocab_size")
     if extras.get("layernorm") in ("normal", "torch"):
         d["layernorm"] = extras["layernorm"]
         d["layernorm_eps"] = extras.get("layernorm_eps")
     return family, ModelConfig.from_dict(d, source=source)
+
+
+def _fixed_table(internal, cfg):
+    """The fixed table an embedding named by `internal` (embedding.NAME / tgt_embedding.NAME) computes."""
+    from ..embeddings.sinusoidal import concat_table  # the embeddings package: only for a fixed table
+
+    if internal.endswith(".sinusoidalpos_concat"):
+        return concat_table(cfg.max_seq_length, cfg.emb_size)
+    if internal.endswith(".sinusoidalpos"):
+        return sinusoidal_table(cfg)
+    raise ValueError(f"no fixed table for {internal}")
 
 
 def _xlnet_in(t):
@@ -204,8 +221,8 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
     tvs = int(hf.get("type_vocab_size", 2))
     for rule in build_rules(family, cfg) if rules is None else rules:
         present = [k for k in rule.hf if k in hf_state]
-        if rule.kind == "eye":
-            used.update(present)  # ALBERT projection exported as identity: nothing to load into
+        if rule.kind in ("eye", "dup"):
+            used.update(present)  # ALBERT projection exported as identity / a copy: nothing to load into
             continue
         if len(present) != len(rule.hf):
             missing += [k for k in rule.hf if k not in hf_state]
@@ -228,6 +245,13 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
             out[rule.internal] = cat(ts)
         elif rule.kind == "conv":
             out[rule.internal] = ts[0].t().contiguous()
+        elif rule.kind == "flat":
+            out[rule.internal] = ts[0].reshape(-1)
+        elif rule.kind == "sin":
+            want = _fixed_table(rule.internal, cfg).to(ts[0].dtype)
+            if ts[0].shape != want.shape or not torch.allclose(ts[0].float(), want.float(), atol=1e-4, rtol=0):
+                raise CheckpointError(f"{source}: {rule.hf[0]} is not the sinusoidal table of the config "
+                                      f"(max_position_embeddings x d_model {tuple(want.shape)})")
         elif rule.kind in ("xin", "xqkv"):
             out[rule.internal] = cat([_xlnet_in(t) for t in ts])
         elif rule.kind == "xout":
@@ -252,6 +276,8 @@ def state_from_hf(hf_state, hf, family, cfg, source="checkpoint", ln_originals=N
         if k in hf_state and k not in used:
             if k.endswith(".bias") or cfg.tie_weights:
                 used.add(k)
+    if cfg.share_embedding:  # encoder-decoder files of transformers 4 repeat the shared embedding per side
+        used.update(k for k in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight") if k in hf_state)
     if stale:
         logger.info("%s: %d UER layer-norm gammas recomputed from the scaled ones (no exact copy in %s, or "
                     "changed since the export)", source, len(stale), LAYERNORM_SIDECAR)
@@ -269,7 +295,8 @@ def hf_family_for(config, prefer=None):
     c = config
     if c.encoder != "transformer":
         raise ConfigError(f"encoder {c.encoder!r} has no Hugging Face equivalent here (only 'transformer')")
-    if c.feed_forward != "dense" or c.remove_transformer_bias or c.layernorm == "t5":
+    # an encoder-decoder family (T5: gated feed-forward, no biases, its own norm) checks these itself
+    if c.decoder is None and (c.feed_forward != "dense" or c.remove_transformer_bias or c.layernorm == "t5"):
         raise ConfigError("gated feed-forward, bias-free transformers and T5 layer norms have no BERT/GPT-2 "
                           "equivalent for export")
     ranked = {}
@@ -277,6 +304,10 @@ def hf_family_for(config, prefer=None):
         rank = fam.export_rank(c) if fam.export_rank is not None else None
         if rank is not None:
             ranked[fam.name] = rank
+    if not ranked and c.decoder is not None:
+        raise ConfigError(f"an encoder-decoder model with embedding {c.embedding} and position_scheme "
+                          f"{c.position_scheme!r} has no Hugging Face class (BART: word, pos; PEGASUS: word, "
+                          "sinusoidalpos_concat; T5: relative_position_bucket); save it in UER or safetensors format")
     if not ranked:
         emb_ln = "without" if c.remove_embedding_layernorm else "with"
         raise ConfigError(f"no Hugging Face class to export to for a {c.mask} model with {c.layernorm_positioning} "
@@ -310,7 +341,8 @@ def hf_config_for(model, family, source_hf=None):
     arch = fam.architecture(set(c.target))
     hf = dict(_hook(family, "config_to_hf")(model, arch, eps))
     if source_hf:  # keep token ids and tokenizer hints of the release this model came from
-        for k in ("pad_token_id", "bos_token_id", "eos_token_id", "tokenizer_class", "id2label", "label2id"):
+        for k in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id", "forced_eos_token_id",
+                  "tokenizer_class", "id2label", "label2id"):
             if k in source_hf and (k not in ("id2label", "label2id") or "cls" in c.target):
                 hf[k] = source_hf[k]
     hf["dtype"] = dtype
@@ -342,6 +374,9 @@ def state_to_hf(model, family, hf_cfg, originals=None):
         if rule.kind == "eye":
             dev = state["embedding.word.embedding.weight"]
             vals = [torch.eye(cfg.hidden_size, dtype=dev.dtype), torch.zeros(cfg.hidden_size, dtype=dev.dtype)]
+        elif rule.kind == "sin":
+            dev = state["embedding.word.embedding.weight"]
+            vals = [_fixed_table(rule.internal, cfg).to(dev.dtype)]
         elif rule.kind == "extra":  # kept from the release, or zeros (XLNet's mask_emb: two-stream pretraining only)
             word = state["embedding.word.embedding.weight"]
             kept = (info.hf_extras if info is not None else {}).get(rule.hf[0])
@@ -354,12 +389,16 @@ def state_to_hf(model, family, hf_cfg, originals=None):
                 if originals is not None:
                     originals[rule.internal] = t.contiguous().clone()
                 vals = [_scaled_gamma(t)]
-            elif rule.kind == "copy":
+            elif rule.kind in ("copy", "dup"):
                 vals = [t]
             elif rule.kind == "qkv":
                 vals = list(t.chunk(3, dim=0))
             elif rule.kind == "conv":
                 vals = [t.t()]
+            elif rule.kind == "flat":
+                vals = [t.reshape(1, -1)]
+            elif rule.kind == "pad2":
+                vals = [torch.cat([t.new_zeros(2, t.shape[1]), t])]
             elif rule.kind == "seg":
                 if tvs == 1 and t.shape[0] == 3 and not torch.equal(t[1], t[2]):
                     logger.warning("RoBERTa export: segment rows 1 and 2 differ; only row 1 is kept (type 0)")

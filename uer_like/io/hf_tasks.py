@@ -38,6 +38,8 @@ SUFFIX = {"classification": "ForSequenceClassification", "regression": "ForSeque
           "mrc": "ForQuestionAnswering", "multiple_choice": "ForMultipleChoice"}
 PROBLEM_TYPE = {"classification": "single_label_classification", "regression": "regression",
                 "multi_label": "multi_label_classification"}
+# tasks whose head is another task's, exported as that one (ChID: multiple choice; DBQA: pair classification)
+EXPORT_AS = {"chid": "multiple_choice", "dbqa": "classification"}
 POOLED = ("classification", "regression", "multi_label", "multiple_choice")  # dense + tanh on [CLS] first
 
 
@@ -128,7 +130,7 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     if meta is None or "task" not in meta:
         raise ConfigError(f"{path}: no task settings ({os.path.basename(meta_path(path))}) beside it: not a model "
                           "fine-tuned by finetune/run_*.py")
-    task = meta["task"]
+    task = EXPORT_AS.get(meta["task"], meta["task"])
     cfg_source = config or _find_config(path)
     if cfg_source is None:
         raise ConfigError(f"{path}: no config given and none found beside it")

@@ -30,8 +30,8 @@ LAYOUT_DESCRIPTIONS = {
     "uer_2021_albert": "UER-py before February 2022, albert target (243dbe1)",
 }
 
-_QKV = re.compile(r"^(.*\.self_attn)\.qkv\.(weight|bias)$")
-_SPLIT = re.compile(r"^(.*\.self_attn)\.linear_layers\.([012])\.(weight|bias)$")
+_QKV = re.compile(r"^(.*\.(?:self_attn|context_attn))\.qkv\.(weight|bias)$")
+_SPLIT = re.compile(r"^(.*\.(?:self_attn|context_attn))\.linear_layers\.([012])\.(weight|bias)$")
 
 # internal prefix -> prefix in the pre-July-2023 layouts
 _EMBEDDING_2023 = {
@@ -52,7 +52,8 @@ SINUSOIDAL_BUFFER = "embedding.pe"
 TIED = [("embedding.word.embedding.weight", "target.mlm.linear_2.weight"),
         ("embedding.word.embedding.weight", "target.electra_gen.linear_2.weight"),
         ("embedding.word.embedding.weight", "target.electra.generator_head.linear_2.weight"),
-        ("embedding.word.embedding.weight", "target.lm.output_layer.weight")]  # word_sinusoidalpos's table, in the state dict before July 2023
+        ("embedding.word.embedding.weight", "target.lm.output_layer.weight"),
+        ("tgt_embedding.word.embedding.weight", "target.lm.output_layer.weight")]  # word_sinusoidalpos's table, in the state dict before July 2023
 
 
 class LayoutError(ValueError):

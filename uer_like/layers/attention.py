@@ -78,12 +78,14 @@ class AttentionScheme(nn.Module):
 
 
 class MultiHeadedAttention(nn.Module):
-    def __init__(self, hidden_size, heads_num, dropout, bias=True, scale=True, scheme=None):
+    def __init__(self, hidden_size, heads_num, dropout, bias=True, scale=True, scheme=None, head_size=None):
         super().__init__()
         self.heads_num = heads_num
-        self.per_head_size = hidden_size // heads_num
-        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=bias)
-        self.final_linear = nn.Linear(hidden_size, hidden_size, bias=bias)
+        self.per_head_size = head_size or hidden_size // heads_num
+        inner = heads_num * self.per_head_size  # hidden_size, unless heads have a size of their own (mT5's d_kv)
+        self.inner = inner
+        self.qkv = nn.Linear(hidden_size, 3 * inner, bias=bias)
+        self.final_linear = nn.Linear(inner, hidden_size, bias=bias)
         self.dropout = dropout
         self.scale = 1.0 / math.sqrt(self.per_head_size) if scale else 1.0
         self.scheme = scheme if scheme is not None else AttentionScheme()
@@ -96,3 +98,36 @@ class MultiHeadedAttention(nn.Module):
         k, v = ctx.keys_values(index, k, v)
         out = self.scheme.attend(q, k, v, ctx, self.dropout if self.training else 0.0, self.scale)
         return self.final_linear(ctx.unpad(ctx.merge_heads(out)))
+
+
+class ContextAttention(MultiHeadedAttention):
+    """Cross-attention of a decoder layer (UER-py's `context_attn`): queries from the decoder, keys and values
+    from the encoder's output ("memory"). The weight is fused as in self-attention, [query; key; value] rows
+    (UER files name them linear_layers.0/1/2), so the query rows project the decoder and the key/value rows the
+    memory. `memory_kv(memory)` projects the memory once per source; `forward` attends to it.
+
+    The memory may have fewer rows than the queries: beam search keeps one memory per source and
+    `rows / sources` beams per source, which attend as one longer query sequence (beams fold into the query
+    axis), so the keys and values are never copied per beam."""
+
+    def memory_kv(self, memory):
+        # memory: [sources, src_len, hidden] -> k, v [sources, heads, src_len, head_dim]
+        w = self.qkv.weight[self.inner:]
+        b = self.qkv.bias[self.inner:] if self.qkv.bias is not None else None
+        kv = F.linear(memory, w, b)
+        n, s, _ = kv.shape
+        kv = kv.view(n, s, 2, self.heads_num, -1).permute(2, 0, 3, 1, 4)
+        return kv[0], kv[1]
+
+    def forward(self, x, k, v, mask):
+        # x: [rows, tgt_len, hidden]; k, v: [sources, heads, src_len, head_dim]; mask: bool [sources, 1, 1, src_len]
+        b = self.qkv.bias[: self.inner] if self.qkv.bias is not None else None
+        q = F.linear(x, self.qkv.weight[: self.inner], b)
+        rows, t, _ = q.shape
+        n = k.size(0)
+        beams = rows // n
+        # [rows, t, heads, d] -> [sources, heads, beams * t, d]
+        q = q.view(n, beams, t, self.heads_num, -1).permute(0, 3, 1, 2, 4).reshape(n, self.heads_num, beams * t, -1)
+        out = attention(q, k, v, mask, False, self.dropout if self.training else 0.0, self.scale)
+        out = out.view(n, self.heads_num, beams, t, -1).permute(0, 2, 3, 1, 4).reshape(rows, t, -1)
+        return self.final_linear(out)

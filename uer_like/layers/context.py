@@ -67,12 +67,13 @@ class DecodingCache:
         self.length = end
         return start
 
-    def reorder(self, index):
-        """Keep rows `index` (beam search): row i becomes the old row index[i]."""
+    def reorder(self, index, start=0):
+        """Keep rows `index` (beam search): row i becomes the old row index[i]. Columns before `start` are
+        promised equal in the rows that index maps between (a prompt shared by its beams) and stay as they are."""
         n = self.length
         if self.key_mask is not None:
-            self.key_mask[:, :n] = self.key_mask[index, :n]
-        self.positions[:, :n] = self.positions[index, :n]
+            self.key_mask[:, start:n] = self.key_mask[index, start:n]
+        self.positions[:, start:n] = self.positions[index, start:n]
 
 
 class KVCache(DecodingCache):
@@ -88,11 +89,12 @@ class KVCache(DecodingCache):
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
 
-    def reorder(self, index):
+    def reorder(self, index, start=0):
         n = self.length
-        self.k[:, :, :, :n] = self.k[:, :, :, :n].index_select(1, index)
-        self.v[:, :, :, :n] = self.v[:, :, :, :n].index_select(1, index)
-        super().reorder(index)
+        if n > start:  # only the columns where the rows differ move (the generated ones)
+            self.k[:, :, :, start:n] = self.k[:, :, :, start:n].index_select(1, index)
+            self.v[:, :, :, start:n] = self.v[:, :, :, start:n].index_select(1, index)
+        super().reorder(index, start)
 
 
 class RnnState(DecodingCache):
@@ -102,11 +104,11 @@ class RnnState(DecodingCache):
         super().__init__(batch_size, max_length, device, padded)
         self.state = None
 
-    def reorder(self, index):
+    def reorder(self, index, start=0):
         if self.state is not None:
             self.state = tuple(t.index_select(1, index) for t in self.state) if isinstance(self.state, tuple) \
                 else self.state.index_select(1, index)
-        super().reorder(index)
+        super().reorder(index, start)
 
 
 class AttentionContext:

@@ -18,7 +18,8 @@ class TransformerLayer(nn.Module):
         self.grover = config.layernorm_positioning == "grover"
         self.self_attn = MultiHeadedAttention(config.hidden_size, config.heads_num, config.dropout,
                                               bias=bias and not config.remove_attention_bias,
-                                              scale=not config.remove_attention_scale, scheme=build_scheme(config))
+                                              scale=not config.remove_attention_scale, scheme=build_scheme(config),
+                                              head_size=config.head_size)
         self.dropout_1 = Dropout(config.dropout)
         self.layer_norm_1 = build_layernorm(config)
         self.feed_forward = FEED_FORWARD_CLASSES[config.feed_forward](

@@ -24,6 +24,11 @@ class LmTarget(nn.Module):
         else:
             self.linear_1 = None
         self.output_layer = nn.Linear(config.hidden_size, vocab_size, bias=config.has_lmtarget_bias)
+        # T5 with a tied head: the decoder output times hidden_size ** -0.5 before the projection
+        self.scale = config.hidden_size ** -0.5 if config.scale_decoder_output else None
+
+    def scaled(self, hidden):
+        return hidden * self.scale if self.scale is not None else hidden
 
     def transform(self, hidden):
         """What the output layer reads: the hidden states, or their transform (lm_head_transform)."""
@@ -32,12 +37,12 @@ class LmTarget(nn.Module):
         return self.layer_norm(self.act(self.linear_1(hidden)))
 
     def logits(self, hidden, seg=None):
-        return self.output_layer(self.transform(hidden))
+        return self.output_layer(self.transform(self.scaled(hidden)))
 
     def loss(self, hidden, batch):
         tgt = batch["tgt_lm"].reshape(-1)
         keep = batch.get("lm_pos")
-        flat = hidden.reshape(-1, hidden.size(-1))
+        flat = self.scaled(hidden).reshape(-1, hidden.size(-1))
         if keep is not None:  # flat positions of real targets, computed by the collator (no sync)
             flat, tgt = flat.index_select(0, keep), tgt.index_select(0, keep)
         flat = self.transform(flat)

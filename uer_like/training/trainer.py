@@ -168,6 +168,7 @@ class Trainer:
         pre = self._pretrained_defining_config()
         if pre is not None:
             self.config = pre.config
+        self.config.refuse_decoder("pretraining (pretrain.py)")
         check_components(self.config, args.config)  # the components' own keys, before the data is read
         if args.output_format == "hf":  # refuse at the start what cannot be written at the end
             from ..io.hf import hf_family_for

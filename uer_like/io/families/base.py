@@ -25,7 +25,10 @@ class Family:
     weights, dropped on import; tied_keys: head keys a tied checkpoint may also store (ignored);
     decoder_bias: (bias, decoder bias) key pairs of an untied MLM head (transformers computes with the second);
     export_state(cfg, state) -> base-model tensors an export adds that no rule writes (a zero token-type row,
-    RoFormer's rotary table).
+    RoFormer's rotary table); config_from_state(canonical HF tensors, config, source) -> uer_like config keys
+    the tensors settle and config.json does not (PEGASUS' position table layout), applied after config.json's;
+    weight_suffixes: key endings that are weights here although they end like a buffer (BART's learned
+    encoder.embed_positions.weight), kept on import.
 
     Export: export_rank(config) -> None when the family cannot hold a uer_like model of that shape, else how
     specific the family is to it (the highest rank is exported; among equals the family the model was loaded
@@ -72,6 +75,10 @@ class Family:
     spm_file: Optional[str] = None
     spm_rows: Optional[Callable[[int], int]] = None
     write_tokenizer: Optional[Callable] = None
+    config_from_state: Optional[Callable] = None  # (canonical HF tensors, config, source) -> uer_like config keys
+    # that the tensors settle and config.json does not (PEGASUS' position table layout)
+    weight_suffixes: tuple = ()  # key endings io/hf.py drops as saved buffers that are weights here (BART's
+    # learned encoder.embed_positions.weight)
 
 
 def register_family(family):

@@ -163,8 +163,9 @@ def segment_extras(model):
 
 # ---------------------------------------------------------------------------------------------- export checks
 def post_ln(c):
-    """A fully visible post-LN model with the embedding layer norm and attention biases: BERT's shape."""
-    return (c.mask == "fully_visible" and c.layernorm_positioning == "post" and not c.remove_embedding_layernorm
+    """A fully visible post-LN model with the embedding layer norm and attention biases, no decoder: BERT's
+    shape."""
+    return (c.decoder is None and c.mask == "fully_visible" and c.layernorm_positioning == "post" and not c.remove_embedding_layernorm
             and not c.remove_attention_bias)
 
 

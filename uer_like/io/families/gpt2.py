@@ -52,7 +52,7 @@ def config_to_hf(model, arch, eps):
 
 def export_rank(c):
     """A causal pre-LN model with absolute positions."""
-    if c.mask == "causal" and c.layernorm_positioning == "pre" and c.position_scheme == "absolute":
+    if c.decoder is None and c.mask == "causal" and c.layernorm_positioning == "pre" and c.position_scheme == "absolute":
         return 1
     return None
 

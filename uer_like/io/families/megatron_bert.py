@@ -34,7 +34,7 @@ def config_to_hf(model, arch, eps):
 
 def export_rank(c):
     """A fully visible pre-LN model without the embedding layer norm."""
-    if (c.mask == "fully_visible" and c.layernorm_positioning == "pre" and c.remove_embedding_layernorm
+    if (c.decoder is None and c.mask == "fully_visible" and c.layernorm_positioning == "pre" and c.remove_embedding_layernorm
             and not c.remove_attention_bias and c.position_scheme == "absolute"):
         return 1
     return None

@@ -99,7 +99,9 @@ def config_to_hf(model, arch, eps):
 
 
 def export_rank(c):
-    return 10 if c.position_scheme == "relative_position_bucket" and not c.remove_attention_bias else None
+    """Relative-position buckets without a decoder (T5's are an encoder-decoder's: t5.py)."""
+    return (10 if c.decoder is None and c.position_scheme == "relative_position_bucket" and not c.remove_attention_bias
+            else None)
 
 
 def check_export(c):

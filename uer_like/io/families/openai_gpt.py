@@ -60,7 +60,7 @@ def config_to_hf(model, arch, eps):
 
 def export_rank(c):
     """A causal post-LN model with absolute positions (GPT-2 is the pre-LN one)."""
-    if c.mask == "causal" and c.layernorm_positioning == "post" and c.position_scheme == "absolute":
+    if c.decoder is None and c.mask == "causal" and c.layernorm_positioning == "post" and c.position_scheme == "absolute":
         return 1
     return None
 

@@ -103,7 +103,7 @@ def special_ids(sp):
 
 
 def export_rank(c):
-    return 10 if c.position_scheme == "xlnet" else None
+    return 10 if c.decoder is None and c.position_scheme == "xlnet" else None
 
 
 def check_export(c):

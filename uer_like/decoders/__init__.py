@@ -1,0 +1,1 @@
+from . import transformer  # noqa: F401  (registration)
