@@ -201,4 +201,4 @@ def test_configs_and_checks(caplog):
                        ({"electra_lambda": 0}, "electra_lambda"),
                        ({"generator_layers_num": 0}, "generator_layers_num")):
         with pytest.raises(ConfigError, match=re.escape(words)):
-            load_config(dict(TINY, **bad))
+            build_model(vocab_size=100, config=dict(TINY, **bad))

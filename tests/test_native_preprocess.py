@@ -2,6 +2,7 @@
 byte-identical datasets for every processor, identical handling of malformed input (same files, same
 problem counts and first line numbers, same error line), native batch masking == mask_instance, the C
 tokenizer == the Python BERT tokenizer, and an AddressSanitizer run over malformed input."""
+import dataclasses
 import hashlib
 import json
 import os
@@ -211,14 +212,15 @@ def test_random_corpora_and_options_identical(tmp_path):
 def test_auto_falls_back_to_python(tmp_path, caplog):
     import logging
 
-    caplog.set_level(logging.INFO, logger="uer_like")
-    o = {"implementation": "auto", "tokenizer": "char", "whole_word_masking": False}
-    from uer_like.data.preprocess import process_chunk
+    from uer_like.data.options import PreprocessOptions
+    from uer_like.data.preprocess import chunk_function, process_chunk
 
-    assert native.chunk_function(o) is process_chunk and "Python implementation" in caplog.text
+    caplog.set_level(logging.INFO, logger="uer_like")
+    o = PreprocessOptions(implementation="auto", tokenizer="char", whole_word_masking=False)
+    assert chunk_function(o) is process_chunk and "Python implementation" in caplog.text
     with pytest.raises(DataError, match="no native implementation"):
-        native.chunk_function(dict(o, implementation="native"))
-    assert native.chunk_function(dict(o, tokenizer="bert")) is native.process_chunk
+        chunk_function(dataclasses.replace(o, implementation="native"))
+    assert chunk_function(dataclasses.replace(o, tokenizer="bert")) is native.process_chunk
 
 
 # ------------------------------------------------------------------------------ masking
@@ -312,11 +314,14 @@ def test_extension_with_tables_of_another_unicode_version_is_not_used(tmp_path, 
     """Tables of another Unicode version than this Python's could tokenize differently: the native path
     refuses them (an error for --implementation native, the Python path with a note for auto)."""
     monkeypatch.setattr(native._native, "UNIDATA_VERSION", "1.0.0", raising=False)
-    o = dict(tokenizer="bert", whole_word_masking=False, implementation="native")
+    from uer_like.data.options import PreprocessOptions
+    from uer_like.data.preprocess import chunk_function
+
+    o = PreprocessOptions(tokenizer="bert", whole_word_masking=False, implementation="native")
     reason = native.unsupported_reason(o)
     assert "built with Unicode 1.0.0 tables" in reason and "rebuild it" in reason
     with pytest.raises(DataError, match="Unicode 1.0.0"):
-        native.chunk_function(o)
+        chunk_function(o)
 
 
 # ------------------------------------------------------------------------------ AddressSanitizer

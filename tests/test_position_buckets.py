@@ -154,13 +154,13 @@ def test_bidirectional_follows_the_mask_unless_given():
 
 def test_bad_bucket_settings_are_one_line_errors():
     with pytest.raises(ConfigError, match="relative_attention_buckets_num' must be at least 4"):
-        uer_like.load_config("bert/tiny_config.json", position_scheme="relative_position_bucket",
+        uer_like.build_model(vocab_size=100, config="bert/tiny_config.json", position_scheme="relative_position_bucket",
                              relative_attention_buckets_num=3)
     with pytest.raises(ConfigError, match="relative_attention_max_distance' \\(8\\) must exceed the 8"):
-        uer_like.load_config("bert/tiny_config.json", position_scheme="relative_position_bucket",
+        uer_like.build_model(vocab_size=100, config="bert/tiny_config.json", position_scheme="relative_position_bucket",
                              relative_attention_buckets_num=32, relative_attention_max_distance=8)
     with pytest.raises(ConfigError, match="needs encoder 'transformer'"):
-        uer_like.load_config("rnn/lstm_config.json", position_scheme="relative_position_bucket")
+        uer_like.build_model(vocab_size=100, config="rnn/lstm_config.json", position_scheme="relative_position_bucket")
 
 
 def test_uer_py_spelling(tmp_path):

@@ -226,3 +226,26 @@ def test_command_line_errors_are_one_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"error: vocabulary file not found: {tmp_path / 'missing.txt'}"]
+
+
+def test_the_library_and_the_command_write_the_same_dataset_for_the_same_flags(tmp_path):
+    """run_preprocess(**flags) and preprocess.py with the same flags (dup_factor left to its one default)
+    write byte-identical datasets."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from uer_like.data.options import DEFAULTS
+    from uer_like.data.preprocess import run_preprocess
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(SMALL[:20000], encoding="utf-8")
+    flags = dict(corpus_path=str(corpus), vocab_path=VOCAB, data_processor="bert", seq_length=64,
+                 chunk_bytes=8192)
+    lib = run_preprocess(progress=False, dataset_path=str(tmp_path / "lib.bin"), **flags)
+    argv = [a for k, v in flags.items() for a in (f"--{k}", str(v))]
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "preprocess.py"), *argv,
+                        "--dataset_path", str(tmp_path / "cmd.bin")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert lib["dup_factor"] == DEFAULTS.dup_factor > 1 and lib["instances"] > 0
+    assert sha(tmp_path / "lib.bin") == sha(tmp_path / "cmd.bin")

@@ -11,7 +11,7 @@ import torch
 
 import uer_like
 from uer_like.config import load_config
-from uer_like.errors import ConfigError
+from uer_like.errors import ConfigError, DataError
 from uer_like.io.checkpoint import load_state_dict_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -142,6 +142,8 @@ def test_uer_py_checkpoint_gives_uer_py_numbers(name, tmp_path):
     with torch.no_grad():
         loss = m({k: z[k] for k in ("src", "seg", "tgt_in", "tgt_seg", "tgt_out")})["loss"]
     assert abs(loss.item() - z["lm_loss"].item()) <= 1e-5
+    with pytest.raises(DataError, match="decoder 'transformer' needs batch field.s. tgt_out"):
+        m({k: z[k] for k in ("src", "seg", "tgt_in", "tgt_seg")})  # a declared field missing: refused, not skipped
     # UER format back: the same key names as UER-py's file, the same model on reload
     out = uer_like.save_model(m, str(tmp_path / f"{name}.bin"))
     assert set(load_state_dict_file(out)) == set(load_state_dict_file(os.path.join(d, f"{name}.bin")))
@@ -189,8 +191,11 @@ def test_config_checks():
         load_config({**base, "decoder": "transformer"})
     with pytest.raises(ConfigError, match="needs a decoder"):
         load_config({**base, "tgt_embedding": ["word", "pos"]})
-    with pytest.raises(ConfigError, match="unknown decoder"):
-        load_config({**base, "decoder": "lstm", "tgt_embedding": ["word"]})
+    # the component names are checked when a model is built (uer_like.modules.check_config)
+    with pytest.raises(ConfigError, match="unknown decoder 'lstm'.*valid choices: .*transformer"):
+        uer_like.build_model({**base, "decoder": "lstm", "tgt_embedding": ["word"]}, 50)
+    with pytest.raises(ConfigError, match="'tgt_embedding': unknown embedding 'position'; valid choices: pos"):
+        uer_like.build_model({**base, "decoder": "transformer", "tgt_embedding": ["word", "position"]}, 50)
     c = load_config({**base, "decoder": "transformer", "tgt_embedding": "word_pos", "decoder_layers_num": 3,
                      "attention_head_size": 8})
     m = uer_like.build_model(c, 50)

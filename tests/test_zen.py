@@ -154,9 +154,9 @@ def test_config_checks():
     base = dict(encoder="zen", hidden_size=32, emb_size=32, heads_num=4, feedforward_size=64, layers_num=2,
                 vocab_size=100)
     with pytest.raises(ConfigError, match="ngram_vocab_size"):
-        uer_like.load_config(base)
+        uer_like.build_model(vocab_size=100, config=base)
     with pytest.raises(ConfigError, match="ngram_layers_num"):
-        uer_like.load_config(dict(base, ngram_vocab_size=10, ngram_layers_num=3))
+        uer_like.build_model(vocab_size=100, config=dict(base, ngram_vocab_size=10, ngram_layers_num=3))
     cfg = uer_like.load_config(dict(base, ngram_vocab_size=10, ngram_layers_num=1))
     m = uer_like.build_model(cfg)
     assert len(m.encoder.ngram_transformer) == 1 and m.encoder.ngram_embedding.word.num_embeddings == 10

@@ -5,6 +5,7 @@ import os
 import sys
 
 from .data.corpus import _BOMS, CORPUS_FORMATS, LINE_POLICIES
+from .data.options import DEFAULTS
 from .data.processors import DATA_PROCESSOR_NAMES
 from .errors import DataError, UerLikeError
 from .flags import FRACTION, FRACTION_OPEN, SEED, Int
@@ -30,45 +31,45 @@ def add_preprocess_args(p):
     p.add_argument("--corpus_path", required=True)
     p.add_argument("--dataset_path", required=True)
     add_tokenizer_args(p)
-    p.add_argument("--data_processor", default="bert", choices=DATA_PROCESSOR_NAMES)
+    p.add_argument("--data_processor", default=DEFAULTS.data_processor, choices=DATA_PROCESSOR_NAMES)
     p.add_argument("--corpus_format", default=None, choices=CORPUS_FORMATS,
                    help="bert: one sentence per line, blank line between documents; line: one document per line "
                         "(default: bert for the bert/albert processors, line otherwise)")
-    p.add_argument("--seq_length", type=Int(min=8), default=128)
-    p.add_argument("--dup_factor", type=Int(min=1, max=1000), default=5,
+    p.add_argument("--seq_length", type=Int(min=8), default=DEFAULTS.seq_length)
+    p.add_argument("--dup_factor", type=Int(min=1, max=1000), default=DEFAULTS.dup_factor,
                    help="static masking: masked copies of each instance (--dynamic_masking stores none)")
     p.add_argument("--dynamic_masking", action="store_true", help="draw masks per batch at training time")
     p.add_argument("--whole_word_masking", action="store_true", help="mask whole jieba words")
-    p.add_argument("--mask_decision", default="word", choices=("word", "token"),
+    p.add_argument("--mask_decision", default=DEFAULTS.mask_decision, choices=("word", "token"),
                    help="whether the 80/10/10 [MASK]/random/keep choice is drawn once per word or per token")
-    p.add_argument("--mask_prob", type=FRACTION_OPEN, default=0.15)
+    p.add_argument("--mask_prob", type=FRACTION_OPEN, default=DEFAULTS.mask_prob)
     g = p.add_argument_group("masking strategies (one at most; README: Masking strategies)")
     g.add_argument("--span_masking", action="store_true",
                    help="UER-py's span masking: geometric span lengths (of words with --whole_word_masking)")
-    g.add_argument("--span_geo_prob", type=FRACTION_OPEN, default=0.2, help="span masking: the geometric parameter, in (0, 1)")
-    g.add_argument("--span_max_length", type=Int(min=1, max=512), default=10, help="span masking: the longest span")
+    g.add_argument("--span_geo_prob", type=FRACTION_OPEN, default=DEFAULTS.span_geo_prob, help="span masking: the geometric parameter, in (0, 1)")
+    g.add_argument("--span_max_length", type=Int(min=1, max=512), default=DEFAULTS.span_max_length, help="span masking: the longest span")
     g.add_argument("--ngram_masking", action="store_true", help="n-gram masking (n-grams of words with "
                                                                 "--whole_word_masking)")
-    g.add_argument("--ngram_probs", type=FRACTION, nargs="+", default=None,
+    g.add_argument("--ngram_probs", type=FRACTION, nargs="+", default=DEFAULTS.ngram_probs,
                    help="probabilities of 1-grams, 2-grams, ... (default: 1/n for 1..3; MacBERT: 0.4 0.3 0.2 0.1)")
     g.add_argument("--macbert_masking", action="store_true",
                    help="MacBERT's MLM as correction: n-grams replaced by similar words (--similar_words_path)")
-    g.add_argument("--similar_words_path", default=None, help="MacBERT: `word<TAB>candidate candidate ...` lines")
+    g.add_argument("--similar_words_path", default=DEFAULTS.similar_words_path, help="MacBERT: `word<TAB>candidate candidate ...` lines")
     g.add_argument("--pert_masking", action="store_true",
                    help="PERT's permuted LM: chosen tokens shuffled within windows; the target predicts positions")
-    g.add_argument("--pert_window", type=Int(min=2, max=4096), default=16, help="PERT: tokens move within windows of this size")
-    p.add_argument("--short_seq_prob", type=FRACTION, default=0.1)
-    p.add_argument("--user_dict", default=None, help="extra jieba dictionary (word [freq] [tag] lines)")
-    p.add_argument("--processes_num", type=Int(min=1, max=1024), default=1)
-    p.add_argument("--seed", type=SEED, default=7)
-    p.add_argument("--invalid_lines", default="skip", choices=LINE_POLICIES,
+    g.add_argument("--pert_window", type=Int(min=2, max=4096), default=DEFAULTS.pert_window, help="PERT: tokens move within windows of this size")
+    p.add_argument("--short_seq_prob", type=FRACTION, default=DEFAULTS.short_seq_prob)
+    p.add_argument("--user_dict", default=DEFAULTS.user_dict, help="extra jieba dictionary (word [freq] [tag] lines)")
+    p.add_argument("--processes_num", type=Int(min=1, max=1024), default=DEFAULTS.processes_num)
+    p.add_argument("--seed", type=SEED, default=DEFAULTS.seed)
+    p.add_argument("--invalid_lines", default=DEFAULTS.invalid_lines, choices=LINE_POLICIES,
                    help="what to do with a corpus line that is not UTF-8 or holds NUL bytes")
-    p.add_argument("--max_invalid_fraction", type=FRACTION, default=0.1,
+    p.add_argument("--max_invalid_fraction", type=FRACTION, default=DEFAULTS.max_invalid_fraction,
                    help="fail (writing nothing) when more than this fraction of the corpus lines are invalid "
                         "(not UTF-8, NUL bytes, bad columns): a sign of the wrong encoding or format")
-    p.add_argument("--chunk_bytes", type=Int(min=1 << 12, max=1 << 31), default=1 << 20, help="unit of parallel work (output does not depend "
+    p.add_argument("--chunk_bytes", type=Int(min=1 << 12, max=1 << 31), default=DEFAULTS.chunk_bytes, help="unit of parallel work (output does not depend "
                                                                     "on --processes_num, but does on this)")
-    p.add_argument("--implementation", default="auto", choices=("auto", "native", "python"),
+    p.add_argument("--implementation", default=DEFAULTS.implementation, choices=("auto", "native", "python"),
                    help="native C fast path, or the all-Python reference (segmentation by jieba); "
                         "auto: native when built")
 
@@ -129,7 +130,7 @@ def add_threads_arg(p):
 def apply_threads(args):
     """torch.set_num_threads(--threads); 0 keeps torch's default."""
     if args.threads:
-        import torch
+        import torch  # preprocess.py's flags live here too: it starts without torch
 
         torch.set_num_threads(args.threads)
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import List, Optional
 
+from .data.masking import check_values, strategy_of
+from .data.processors import DATA_PROCESSOR_NAMES
 from .errors import ConfigError
-
+from .legacy_config import normalize
 from .resources import CONFIGS_DIR, resolve
 
 MASKS = ("fully_visible", "causal")
@@ -127,8 +129,6 @@ class ModelConfig:
     @property
     def masking_strategy(self):
         """mlm, span, ngram, macbert or pert (masking.py), from the *_masking keys."""
-        from .data.masking import strategy_of
-
         return strategy_of(self.to_dict(), "config")
 
     @property
@@ -156,8 +156,6 @@ class ModelConfig:
     def from_dict(cls, d, source="config"):
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: a config must be a JSON object, got {type(d).__name__}")
-        from .legacy_config import normalize
-
         d = normalize(d, source)  # UER-py's older forms and non-model keys (see legacy_config.py)
         known = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
@@ -188,28 +186,20 @@ class ModelConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self, source="config"):
-        from . import modules  # noqa: F401  (registers every embedding/encoder/target)
-        from .registry import ACTIVATIONS, DECODERS, EMBEDDINGS, ENCODERS, LAYERNORMS, POSITION_SCHEMES, TARGETS
-
+        """The keys this dataclass owns. The components a config names (embeddings, encoder, targets, position
+        scheme, activation, norm, tokenizer) validate their own keys when a model is built
+        (uer_like.modules.check_config); importing them here would make loading a config import torch."""
         def bad(key, value, valid):
             raise ConfigError(f"{source}: config key '{key}' has invalid value {value!r}; valid choices: {', '.join(map(str, valid))}")
 
         if not self.embedding:
             raise ConfigError(f"{source}: config key 'embedding' must list at least one embedding, e.g. [\"word\", \"pos\", \"seg\"]")
-        for name in self.embedding:
-            EMBEDDINGS.get(name, key="embedding")
         if "word" not in self.embedding:
             raise ConfigError(f"{source}: config key 'embedding' must include 'word', got {self.embedding}")
-        check_encoder = getattr(ENCODERS.get(self.encoder, key="encoder"), "check_config", None)
-        if check_encoder is not None:  # an encoder with keys of its own validates them
-            check_encoder(self, source)
-        if self.decoder is not None:
-            DECODERS.get(self.decoder, key="decoder")
+        if self.decoder is not None:  # the decoder and tgt_embedding names: uer_like.modules.check_config
             if "word" not in self.tgt_embedding:
                 raise ConfigError(f"{source}: a decoder needs config key 'tgt_embedding' with 'word' (e.g. [\"word\", "
                                   f"\"pos\"]), got {self.tgt_embedding}")
-            for name in self.tgt_embedding:
-                EMBEDDINGS.get(name, key="tgt_embedding")
             if self.encoder != "transformer":
                 raise ConfigError(f"{source}: a decoder needs encoder 'transformer', got {self.encoder!r}")
             if self.target != ["lm"]:
@@ -234,16 +224,10 @@ class ModelConfig:
         if self.attention_head_size is not None and self.position_scheme in ("rotary", "nezha", "xlnet"):
             raise ConfigError(f"{source}: attention_head_size is not supported with position_scheme "
                               f"{self.position_scheme!r}")
-        for name in self.target:
-            TARGETS.get(name, key="target")
-        POSITION_SCHEMES.get(self.position_scheme, key="position_scheme").check_config(self, source)
         if "task" in self.embedding and not 0 <= self.task_id < self.task_type_vocab_size:
             raise ConfigError(f"{source}: config key 'task_id' {self.task_id} is outside the "
                               f"{self.task_type_vocab_size} task types 0..{self.task_type_vocab_size - 1} "
                               "(task_type_vocab_size)")
-        ACTIVATIONS.get(self.hidden_act, key="hidden_act")
-        ACTIVATIONS.get(self.cls_act, key="cls_act")
-        LAYERNORMS.get(self.layernorm, key="layernorm")
         if self.mask not in MASKS:
             bad("mask", self.mask, MASKS)
         if self.layernorm_positioning not in LAYERNORM_POSITIONINGS:
@@ -252,25 +236,8 @@ class ModelConfig:
             bad("pooling", self.pooling, POOLINGS)
         if self.feed_forward not in FEED_FORWARDS:
             bad("feed_forward", self.feed_forward, FEED_FORWARDS)
-        sizes = ("emb_size", "hidden_size", "layers_num", "max_seq_length", "labels_num", "segment_vocab_size")
-        if self.encoder == "transformer":
-            sizes += ("heads_num", "feedforward_size")
-        for key in sizes:
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{source}: config key '{key}' must be positive, got {getattr(self, key)}")
-            if getattr(self, key) > MAX_CONFIG_SIZE:  # a typo, found here rather than by an out-of-memory kill
-                raise ConfigError(f"{source}: config key '{key}' is {getattr(self, key)}, above {MAX_CONFIG_SIZE}: "
-                                  "a typo?")
-        if self.encoder == "transformer":
-            if self.hidden_size % self.heads_num and self.attention_head_size is None:
-                raise ConfigError(
-                    f"{source}: hidden_size {self.hidden_size} is not divisible by heads_num {self.heads_num}"
-                )
-            if self.emb_size != self.hidden_size and not self.factorized_embedding_parameterization:
-                raise ConfigError(
-                    f"{source}: emb_size {self.emb_size} differs from hidden_size {self.hidden_size}; "
-                    "set factorized_embedding_parameterization: true (ALBERT) or make them equal"
-                )
+        for key in ("emb_size", "hidden_size", "layers_num", "max_seq_length", "labels_num", "segment_vocab_size"):
+            check_size(self, key, source)
         if self.bidirectional and self.encoder not in ("lstm", "gru", "rnn"):
             raise ConfigError(f"{source}: config key 'bidirectional' applies to the lstm, gru and rnn encoders, not "
                               f"'{self.encoder}'" + (" (bidirectional already)" if self.encoder.startswith("bi") else ""))
@@ -278,30 +245,24 @@ class ModelConfig:
             raise ConfigError(f"{source}: config key 'dropout' must be in [0, 1), got {self.dropout}")
         if self.vocab_size is not None and self.vocab_size <= 0:
             raise ConfigError(f"{source}: config key 'vocab_size' must be positive, got {self.vocab_size}")
-        if self.tie_weights and "mlm" in self.target and self.factorized_embedding_parameterization is False \
-                and self.emb_size != self.hidden_size:
-            raise ConfigError(f"{source}: tie_weights needs emb_size == hidden_size")
-        from .data.processors import DATA_PROCESSOR_NAMES
-
         if self.data_processor in SEQ2SEQ_DATA_PROCESSORS:
             if self.decoder is None:
                 raise ConfigError(f"{source}: data_processor {self.data_processor!r} is an encoder-decoder processor; "
                                   "the config has no decoder")
         elif self.data_processor not in DATA_PROCESSOR_NAMES:
             bad("data_processor", self.data_processor, DATA_PROCESSOR_NAMES + SEQ2SEQ_DATA_PROCESSORS)
-        from .data.masking import check_values, strategy_of
-
         d = self.to_dict()
         strategy_of(d, source)
         check_values(d, source)
-        if "electra" in self.target:
-            from .targets.electra import check_config
 
-            check_config(self, source)
-        from .registry import TOKENIZERS
-        from . import tokenizers  # noqa: F401
 
-        TOKENIZERS.get(self.tokenizer, key="tokenizer")
+def check_size(config, key, source):
+    """A size key: positive, and not absurd (a typo, found here rather than by an out-of-memory kill)."""
+    v = getattr(config, key)
+    if v <= 0:
+        raise ConfigError(f"{source}: config key '{key}' must be positive, got {v}")
+    if v > MAX_CONFIG_SIZE:
+        raise ConfigError(f"{source}: config key '{key}' is {v}, above {MAX_CONFIG_SIZE}: a typo?")
 
 
 def _coerce(key, value, f, source):

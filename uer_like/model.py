@@ -7,12 +7,11 @@ decoder between the encoder and the LM target:
 import torch
 import torch.nn as nn
 
-from . import modules  # noqa: F401  (registration)
+from . import modules  # registration, and the components' config checks
 from .config import ModelConfig, load_config
 from .embeddings import Embedding
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .registry import DECODERS, ENCODERS, TARGETS
-from .errors import DataError
 
 
 class Model(nn.Module):
@@ -20,6 +19,7 @@ class Model(nn.Module):
 
     def __init__(self, config: ModelConfig, vocab_size: int):
         super().__init__()
+        modules.check_config(config)  # each component validates its own keys, before any tensor is built
         self.config = config
         self.vocab_size = vocab_size
         self.embedding = Embedding(config, vocab_size)
@@ -36,22 +36,21 @@ class Model(nn.Module):
         self.tie_weights()
 
     def tie_weights(self):
-        if self.decoder is not None:  # share_embedding: one word embedding; tie_weights: the LM head is it too
+        """With the config's tie_weights, every weight a target declares in `tied_weights` (paths inside the
+        target: its vocabulary projection) becomes the word embedding's: an encoder-decoder model's target
+        embedding's (its LM head predicts target tokens), which share_embedding makes the encoder's first."""
+        word = self.embedding.word.embedding.weight
+        if self.decoder is not None:
             if self.config.share_embedding:
-                self.tgt_embedding.word.embedding.weight = self.embedding.word.embedding.weight
-            if self.config.tie_weights:
-                self.target.lm.output_layer.weight = self.tgt_embedding.word.embedding.weight
-            return
+                self.tgt_embedding.word.embedding.weight = word
+            word = self.tgt_embedding.word.embedding.weight
         if not self.config.tie_weights:
             return
-        word = self.embedding.word.embedding.weight
-        for name in ("mlm", "electra_gen"):  # masked-LM heads: vocabulary projection = word embedding
-            if hasattr(self.target, name):
-                getattr(self.target, name).linear_2.weight = word
-        if hasattr(self.target, "electra"):  # the ELECTRA generator's projection
-            self.target.electra.generator_head.linear_2.weight = word
-        if hasattr(self.target, "lm"):
-            self.target.lm.output_layer.weight = word
+        for name in self.config.target:
+            target = getattr(self.target, name)
+            for path in getattr(target, "tied_weights", ()):
+                owner, _, attr = path.rpartition(".")
+                setattr(target.get_submodule(owner), attr, word)
 
     @property
     def target_names(self):
@@ -122,9 +121,11 @@ class Model(nn.Module):
         return {name: getattr(self.target, name).logits(hidden, seg) for name in self.config.target}
 
     def forward(self, batch):
-        """Training forward: batch dict (src, seg and each target's keys) -> {"loss", per-target dicts}.
-        An encoder-decoder model takes src, seg, tgt_in, tgt_seg and tgt_out (UER-py's seq2seq batch: the
-        decoder reads tgt_in and predicts tgt_out where tgt_seg > 0)."""
+        """Training forward: batch dict (src, seg and each target's `batch_keys`) -> {"loss", per-target dicts}.
+        Every target computes its loss except one declared `inference_only` (pooler); a batch without a field
+        a target declares is an error, never a target silently left out. An encoder-decoder model takes the
+        decoder's `batch_keys` instead, UER-py's seq2seq batch (src, seg, tgt_in, tgt_seg, tgt_out: the decoder
+        reads tgt_in and its lm target predicts tgt_out where tgt_seg > 0)."""
         if self.decoder is not None:
             return self._seq2seq_forward(batch)
         hidden = None  # the encoder output, computed once for the targets that take it
@@ -132,8 +133,13 @@ class Model(nn.Module):
         total = None
         for name in self.config.target:
             target = getattr(self.target, name)
-            if not all(k in batch for k in target.batch_keys):
+            if getattr(target, "inference_only", False):
                 continue
+            missing = [k for k in target.batch_keys if k not in batch]
+            if missing:
+                raise DataError(f"target '{name}' needs batch field(s) {', '.join(missing)}, which the batch lacks "
+                                f"(it has {', '.join(sorted(batch))}): build batches with the Collator of the "
+                                "model's targets")
             if hasattr(target, "model_loss"):  # a target that runs the model itself (ELECTRA)
                 res = target.model_loss(self, batch)
                 out.update(res.pop("parts", {}))
@@ -145,14 +151,16 @@ class Model(nn.Module):
             out[name] = res
             total = res["loss"] if total is None else total + res["loss"]
         if total is None:
-            raise DataError(f"the batch has keys {sorted(batch)} but none for the targets {self.config.target}")
+            raise DataError(f"the targets {self.config.target} are all inference-only: add a target with a loss "
+                            "(mlm, sp, cls, ...) to train")
         out["loss"] = total
         return out
 
     def _seq2seq_forward(self, batch):
-        need = ("src", "seg", "tgt_in", "tgt_seg", "tgt_out")
-        if not all(k in batch for k in need):
-            raise DataError(f"an encoder-decoder batch needs the keys {list(need)}, got {sorted(batch)}")
+        missing = [k for k in ("src", "seg") + tuple(self.decoder.batch_keys) if k not in batch]
+        if missing:
+            raise DataError(f"decoder '{self.config.decoder}' needs batch field(s) {', '.join(missing)}, which the "
+                            f"batch lacks (it has {', '.join(sorted(batch))})")
         memory = self.memory(self.encode(batch["src"], batch["seg"]), batch["seg"])
         hidden = self.decode(batch["tgt_in"], batch["tgt_seg"], memory)
         res = self.target.lm.loss(hidden, {"tgt_lm": batch["tgt_out"].masked_fill(batch["tgt_seg"] == 0, 0)})

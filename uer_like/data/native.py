@@ -2,18 +2,19 @@
 ``process_chunk`` in preprocess.py, which stays the reference. Both produce the same arrays for the
 same chunk and options, so datasets are byte-identical whichever path made them.
 
-``chunk_function(o)`` picks the per-chunk function for the ``implementation`` option:
-"python" (the reference), "native" (an error when it cannot be used) or "auto" (native when
-uer_like._native provides it for these options, else Python with a logged note). The native path
-covers the "bert" tokenizer; chunks holding something only Python handles (a non-ASCII or huge
-cls label) are handed to the reference transparently.
+``unsupported_reason(o)`` says whether the native path runs options o (preprocess.chunk_function picks the
+path); ``process_chunk(ctx, task)`` reads everything it needs from the explicit ChunkContext ctx. The native
+path covers the "bert" tokenizer; for a chunk holding something only Python handles (a non-ASCII or huge cls
+label) it returns None, and the caller runs the reference on it. This module knows nothing of preprocess.py.
 """
 import logging
 import unicodedata
 
 import numpy as np
 
-from ..errors import DataError
+from ..segmentation import NATIVE_AVAILABLE, Segmenter
+from .corpus import LineReport
+from .masking import STRATEGIES
 
 try:  # pragma: no cover - depends on the build
     from uer_like import _native  # type: ignore[attr-defined]
@@ -43,41 +44,17 @@ def unsupported_reason(o):
         return (f"uer_like._native was built with Unicode {tables} tables, but this Python's unicodedata is "
                 f"{unicodedata.unidata_version}, so the two tokenizers could differ; rebuild it with this Python "
                 "(python setup.py build_ext --inplace)")
-    if o["tokenizer"] != "bert":
-        return f"the {o['tokenizer']!r} tokenizer has no native implementation"
-    if o.get("spm_model_path"):
+    if o.tokenizer != "bert":
+        return f"the {o.tokenizer!r} tokenizer has no native implementation"
+    if o.spm_model_path:
         return "SentencePiece (--spm_model_path) has no native implementation"
-    if any(o.get(k) for k in ("span_masking", "ngram_masking", "macbert_masking", "pert_masking")) and \
+    if any(getattr(o, k) for k in ("span_masking", "ngram_masking", "macbert_masking", "pert_masking")) and \
             not has_strategies():
         return "uer_like._native was built before the masking strategies: rebuild it (python setup.py build_ext --inplace)"
-    if o["whole_word_masking"]:
-        from ..segmentation import NATIVE_AVAILABLE
-
+    if o.whole_word_masking:
         if not NATIVE_AVAILABLE:
             return "the native jieba segmenter is not available"
     return None
-
-
-def chunk_function(o):
-    """The per-chunk function for o["implementation"] (see the module docstring)."""
-    from .preprocess import process_chunk as python_chunk
-
-    impl = o.get("implementation", "auto")
-    if impl == "python":
-        return python_chunk
-    if impl not in ("auto", "native"):
-        raise DataError(f"unknown --implementation {impl!r}; valid: auto, native, python")
-    why = unsupported_reason(o)
-    if why is None:
-        from .preprocess import _W
-
-        if _W.get("o") is o:
-            _objects(o, _W["vocab"])  # built before the pool forks: workers inherit them
-        return process_chunk
-    if impl == "native":
-        raise DataError(f"--implementation native: {why}")
-    logger.info("preprocess: using the Python implementation (%s)", why)
-    return python_chunk
 
 
 _STATE = {}
@@ -87,24 +64,25 @@ def _objects(o, vocab):
     """The native tokenizer (its vocabulary hash map) and segmenter, built once per process."""
     # the vocabulary by content when it came from a file (a forked worker's own Vocab then finds the
     # parent's tables), else by identity
-    key = (getattr(vocab, "sha256", None) or id(vocab), len(vocab), o["do_lower_case"], o["whole_word_masking"],
-           str(o["user_dict"]))
+    key = (getattr(vocab, "sha256", None) or id(vocab), len(vocab), o.do_lower_case, o.whole_word_masking,
+           str(o.user_dict))
     st = _STATE.get("key") == key and _STATE.get("objs")
     if not st:
-        wp = _native.WordPiece(vocab.i2w, vocab.w2i.get("[UNK]", 0), bool(o["do_lower_case"]))
+        wp = _native.WordPiece(vocab.i2w, vocab.w2i.get("[UNK]", 0), bool(o.do_lower_case))
         seg = None
-        if o["whole_word_masking"]:
-            from ..segmentation import Segmenter
-
-            seg = Segmenter(user_dict=o["user_dict"])._load()  # the native JiebaSegmenter
+        if o.whole_word_masking:
+            seg = Segmenter(user_dict=o.user_dict)._load()  # the native JiebaSegmenter
         st = (wp, seg, vocab)  # keep vocab alive: its id is part of the key
         _STATE.update(key=key, objs=st)
     return st[0], st[1]
 
 
-def native_report(items):
-    from .corpus import LineReport
+def prepare(ctx):
+    """Build the native objects of ctx now (before a pool forks, so that workers inherit them)."""
+    _objects(ctx.options, ctx.vocab)
 
+
+def native_report(items):
     report = LineReport()
     for kind, n, first in items:
         report.counts[kind] = n
@@ -112,25 +90,24 @@ def native_report(items):
     return report
 
 
-def process_chunk(task):
-    """process_chunk (preprocess.py) in C: the same dict of arrays for the same chunk."""
-    from . import preprocess as P
-
+def process_chunk(ctx, task):
+    """process_chunk (preprocess.py) in C: the same dict of arrays for the same chunk, or None for a chunk
+    the reference must process."""
     chunk_idx, start, end = task
-    o, vocab = P._W["o"], P._W["vocab"]
+    o, vocab = ctx.options, ctx.vocab
     wp, seg = _objects(o, vocab)
-    with open(o["corpus_path"], "rb") as f:
+    with open(o.corpus_path, "rb") as f:
         f.seek(start)
         data = f.read(end - start)
     r = _native.preprocess_chunk(
-        wp, seg, data, chunk_idx, processor=o["data_processor"], corpus_format=o["corpus_format"],
-        policy=o["invalid_lines"], seq_length=o["seq_length"], dups=P.effective_dups(o),
-        static_mask=P.static_masking(o), whole_word=bool(o["whole_word_masking"]),
-        per_word=o["mask_decision"] == "word", mask_prob=float(o["mask_prob"]),
-        short_seq_prob=float(o["short_seq_prob"]), seed=o["seed"], cls_id=vocab.cls_id, sep_id=vocab.sep_id,
-        pad_id=vocab.pad_id, mask_id=vocab.mask_id, vocab_size=len(vocab), **masking_kw(P._W["masking"]))
+        wp, seg, data, chunk_idx, processor=o.data_processor, corpus_format=o.corpus_format,
+        policy=o.invalid_lines, seq_length=o.seq_length, dups=o.effective_dups,
+        static_mask=o.static_masking, whole_word=bool(o.whole_word_masking),
+        per_word=o.mask_decision == "word", mask_prob=float(o.mask_prob),
+        short_seq_prob=float(o.short_seq_prob), seed=o.seed, cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+        pad_id=vocab.pad_id, mask_id=vocab.mask_id, vocab_size=len(vocab), **masking_kw(ctx.masking))
     if "fallback" in r:
-        return P.process_chunk(task)
+        return None
     if "error" in r:
         line_no, kind, detail, field = r["error"]
         return {"error": (line_no, _MESSAGES[kind].format(detail=detail, field=field))}
@@ -148,8 +125,6 @@ def masking_arg(o):
     """The `masking=` argument of the C functions for MaskingOptions o (None: mlm): the strategy, the
     cumulative tables computed here (so both paths draw with the same doubles), the PERT window and the
     similar-word table (built once per table and kept on it)."""
-    from .masking import STRATEGIES
-
     if o is None or o.strategy == "mlm":
         return None
     sim = None

@@ -22,6 +22,9 @@ import os
 import numpy as np
 
 from ..errors import DataError
+from ..tokenizers.bert import BertTokenizer
+from ..tokenizers.vocab import Vocab
+from .fields import register_field
 
 NGRAM_FILE = "ngram.txt"
 MIN_LENGTH, MAX_LENGTH = 2, 7  # ZEN matches spans of 2..7 tokens
@@ -41,9 +44,6 @@ class NgramLexicon:
     def load(cls, path, vocab, do_lower_case=True):
         """Read `ngram.txt` (or the directory holding it), tokenising each n-gram with Google BERT
         tokenisation over `vocab` (a Vocab or a vocab.txt path)."""
-        from ..tokenizers.bert import BertTokenizer
-        from ..tokenizers.vocab import Vocab
-
         if os.path.isdir(path):
             path = os.path.join(path, NGRAM_FILE)
         if not os.path.isfile(path):
@@ -108,6 +108,23 @@ def ngram_inputs(rows, lexicon, max_ngrams, rng=None):
 def input_builder(lexicon, max_ngrams):
     """A function (token-id rows) -> ngram_inputs(rows, lexicon, max_ngrams): what a collator calls."""
     return lambda rows: ngram_inputs(rows, lexicon, max_ngrams)
+
+
+def _register_inputs():
+    """The zen encoder's input fields (its `input_keys`), built in pretraining from the `ngram_inputs` resource
+    (input_builder(lexicon, max_ngrams)) on the rows as the model sees them."""
+    def builder(key):
+        def build(mb):
+            rows = [mb.src[b, :n] for b, n in enumerate(mb.lengths)]
+            return mb.cached("ngram_inputs", lambda: mb.resources["ngram_inputs"](rows))[key]
+
+        return build
+
+    for key in INPUT_KEYS:
+        register_field(key, sources=("tokens",), resources=("ngram_inputs",))(builder(key))
+
+
+_register_inputs()
 
 
 def lexicon_for(model, path=None, vocab=None):

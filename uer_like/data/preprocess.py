@@ -8,143 +8,164 @@ import hashlib
 import logging
 import multiprocessing as mp
 import os
+import re
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..outputs import check_writable, first_os_error, remove_stale_tmp
+from ..segmentation import Segmenter, dictionary_hash
 from ..tokenizers import build_tokenizer
 from . import corpus as corpus_mod
-from .corpus import DEFAULT_CHUNK_BYTES, LineError, LineReport, chunk_boundaries, read_chunk_documents
+from . import native
+from .corpus import LineError, LineReport, chunk_boundaries, read_chunk_documents
 from .dataset import DatasetWriter
 from .masking import MaskingOptions, SimilarWords, check_values, describe_dropped, mask_with, strategy_of
 from .processors import (DATA_PROCESSOR_NAMES, PURPOSE_PAIRS, PURPOSE_STATIC_MASK, SentenceEncoder, cls_instance,
                          lm_instances, mlm_instances, parse_cls_line, sentence_pair_instances)
+from .options import PreprocessOptions
 from .rng import SplitMix64
 
 logger = logging.getLogger("uer_like")
 
 
 def default_options(**kw):
-    opts = dict(corpus_path=None, vocab_path=None, dataset_path=None, data_processor="bert", seq_length=128,
-                dup_factor=1, dynamic_masking=False, whole_word_masking=False, mask_prob=0.15,
-                mask_decision="word", seed=7, tokenizer="bert", spm_model_path=None, do_lower_case=True,
-                corpus_format=None, invalid_lines="skip", max_invalid_fraction=0.1, chunk_bytes=DEFAULT_CHUNK_BYTES, processes_num=1,
-                short_seq_prob=0.1, user_dict=None, implementation="auto", span_masking=False, span_geo_prob=0.2,
-                span_max_length=10, ngram_masking=False, ngram_probs=None, macbert_masking=False,
-                similar_words_path=None, pert_masking=False, pert_window=16)
-    unknown = set(kw) - set(opts)
-    if unknown:
-        raise TypeError(f"unknown preprocess options: {sorted(unknown)}")
-    opts.update(kw)
-    if opts["corpus_format"] is None:
-        opts["corpus_format"] = "bert" if opts["data_processor"] in ("bert", "albert") else "line"
-    return opts
+    """PreprocessOptions of preprocess.py's flags (keyword options; the defaults are PreprocessOptions')."""
+    return PreprocessOptions.from_flags(**kw)
 
 
 def validate_options(o):
-    path = o.get("user_dict")  # (--similar_words_path is checked with the masking options)
+    path = o.user_dict  # (--similar_words_path is checked with the masking options)
     if path and not os.path.isfile(path):
         raise DataError(f"--user_dict {path}: " + ("a directory, not a file" if os.path.isdir(path) else
                                                    "No such file or directory"))
-    if o["data_processor"] not in DATA_PROCESSOR_NAMES:
-        raise DataError(f"unknown data_processor {o['data_processor']!r}; valid choices: {', '.join(DATA_PROCESSOR_NAMES)}")
-    if o["invalid_lines"] not in corpus_mod.LINE_POLICIES:
-        raise DataError(f"unknown --invalid_lines {o['invalid_lines']!r}; valid: {', '.join(corpus_mod.LINE_POLICIES)}")
-    if o["mask_decision"] not in ("word", "token"):
-        raise DataError(f"unknown --mask_decision {o['mask_decision']!r}; valid: word, token")
-    if o["corpus_format"] not in corpus_mod.CORPUS_FORMATS:
-        raise DataError(f"unknown --corpus_format {o['corpus_format']!r}; valid: {', '.join(corpus_mod.CORPUS_FORMATS)}")
-    if o["seq_length"] < 8:
-        raise DataError(f"--seq_length must be at least 8, got {o['seq_length']}")
-    if o["dup_factor"] < 1:
-        raise DataError(f"--dup_factor must be at least 1, got {o['dup_factor']}")
-    if not 0 < o["mask_prob"] < 1:
-        raise DataError(f"--mask_prob must be in (0, 1), got {o['mask_prob']}")
-    if o["data_processor"] == "cls" and o["corpus_format"] != "line":
+    if o.data_processor not in DATA_PROCESSOR_NAMES:
+        raise DataError(f"unknown data_processor {o.data_processor!r}; valid choices: {', '.join(DATA_PROCESSOR_NAMES)}")
+    if o.invalid_lines not in corpus_mod.LINE_POLICIES:
+        raise DataError(f"unknown --invalid_lines {o.invalid_lines!r}; valid: {', '.join(corpus_mod.LINE_POLICIES)}")
+    if o.mask_decision not in ("word", "token"):
+        raise DataError(f"unknown --mask_decision {o.mask_decision!r}; valid: word, token")
+    if o.corpus_format not in corpus_mod.CORPUS_FORMATS:
+        raise DataError(f"unknown --corpus_format {o.corpus_format!r}; valid: {', '.join(corpus_mod.CORPUS_FORMATS)}")
+    if o.seq_length < 8:
+        raise DataError(f"--seq_length must be at least 8, got {o.seq_length}")
+    if o.dup_factor < 1:
+        raise DataError(f"--dup_factor must be at least 1, got {o.dup_factor}")
+    if not 0 < o.mask_prob < 1:
+        raise DataError(f"--mask_prob must be in (0, 1), got {o.mask_prob}")
+    if o.data_processor == "cls" and o.corpus_format != "line":
         raise DataError("the cls processor reads `label<TAB>text` lines: use --corpus_format line")
-    if not 0 <= o["max_invalid_fraction"] <= 1:
-        raise DataError(f"--max_invalid_fraction must be in [0, 1], got {o['max_invalid_fraction']}")
+    if not 0 <= o.max_invalid_fraction <= 1:
+        raise DataError(f"--max_invalid_fraction must be in [0, 1], got {o.max_invalid_fraction}")
     validate_masking(o)
-    corpus_mod.corpus_size(o["corpus_path"])
-    corpus_mod.check_encoding(o["corpus_path"])
+    corpus_mod.corpus_size(o.corpus_path)
+    corpus_mod.check_encoding(o.corpus_path)
 
 
 def validate_masking(o):
     """The masking strategy flags: one strategy, parameters in range, a processor that masks."""
     try:
-        strategy = strategy_of(o, "preprocess", prefix="--")
-        check_values(o, "preprocess", prefix="--")
+        strategy = strategy_of(o.as_dict(), "preprocess", prefix="--")
+        check_values(o.as_dict(), "preprocess", prefix="--")
     except ConfigError as e:
         raise DataError(str(e)) from None
-    if strategy != "mlm" and not uses_masks(o):
-        raise DataError(f"preprocess: --{strategy}_masking masks instances, which the {o['data_processor']!r} "
+    if strategy != "mlm" and not o.uses_masks:
+        raise DataError(f"preprocess: --{strategy}_masking masks instances, which the {o.data_processor!r} "
                         "processor does not (use bert, albert or mlm)")
-    if strategy == "macbert" and not o["similar_words_path"]:
+    if strategy == "macbert" and not o.similar_words_path:
         raise DataError("preprocess: --macbert_masking needs --similar_words_path (a `word<TAB>candidates` file)")
-    if o["similar_words_path"] and strategy != "macbert":
+    if o.similar_words_path and strategy != "macbert":
         raise DataError("preprocess: --similar_words_path is for --macbert_masking, which is not on")
-    if o["ngram_probs"] and strategy not in ("ngram", "macbert"):
+    if o.ngram_probs and strategy not in ("ngram", "macbert"):
         raise DataError("preprocess: --ngram_probs is for --ngram_masking or --macbert_masking, neither of which is on")
     return strategy
 
 
 def masking_options(o, tokenizer=None):
     """MaskingOptions of the preprocess options (tokenizer: for the similar-words file)."""
-    strategy = strategy_of(o, "preprocess", prefix="--")
+    strategy = strategy_of(o.as_dict(), "preprocess", prefix="--")
     similar = None
     if strategy == "macbert":
         enc = SentenceEncoder(tokenizer)
-        similar = SimilarWords.load(o["similar_words_path"], lambda text: enc(text).ids)
-    return MaskingOptions(strategy=strategy, prob=o["mask_prob"], whole_word=bool(o["whole_word_masking"]),
-                          per_word=o["mask_decision"] == "word", span_geo_prob=float(o["span_geo_prob"]),
-                          span_max_length=o["span_max_length"], ngram_probs=tuple(map(float, o["ngram_probs"] or ())),
-                          pert_window=o["pert_window"], similar=similar)
-
-
-def uses_masks(o):
-    return o["data_processor"] in ("bert", "albert", "mlm")
-
-
-def static_masking(o):
-    return uses_masks(o) and not o["dynamic_masking"]
-
-
-def effective_dups(o):
-    # duplicates only differ where something is random: sentence pairing or static masks
-    if o["data_processor"] in ("bert", "albert") or static_masking(o):
-        return o["dup_factor"]
-    return 1
+        similar = SimilarWords.load(o.similar_words_path, lambda text: enc(text).ids)
+    return MaskingOptions(strategy=strategy, prob=o.mask_prob, whole_word=bool(o.whole_word_masking),
+                          per_word=o.mask_decision == "word", span_geo_prob=float(o.span_geo_prob),
+                          span_max_length=o.span_max_length, ngram_probs=tuple(map(float, o.ngram_probs or ())),
+                          pert_window=o.pert_window, similar=similar)
 
 
 # ---------------------------------------------------------------------------------------- workers
-_W = {}
+@dataclass(frozen=True)
+class ChunkContext:
+    """What every chunk function reads besides its task: the options and the objects built from them once."""
+    options: PreprocessOptions
+    tokenizer: object
+    encoder: SentenceEncoder  # text -> ids and word-start bits
+    vocab: object
+    masking: MaskingOptions
 
 
 def _init_worker(o):
-    tok = build_tokenizer(o["tokenizer"], o["vocab_path"], o["spm_model_path"], o["do_lower_case"])
+    """The ChunkContext of options o (built before the pool forks: the workers inherit it)."""
+    tok = build_tokenizer(o.tokenizer, o.vocab_path, o.spm_model_path, o.do_lower_case)
     seg = None
-    if o["whole_word_masking"]:
-        from ..segmentation import Segmenter
-
+    if o.whole_word_masking:
         # --implementation python is the all-Python reference: segmentation by jieba itself; otherwise
         # (the Python path chosen by "auto" for options the native path lacks) the C segmenter when built
-        seg = Segmenter(user_dict=o["user_dict"], native=False if o.get("implementation") == "python" else None).cut
-    _W.clear()
-    _W.update(o=o, tok=tok, enc=SentenceEncoder(tok, seg), vocab=tok.vocab, masking=masking_options(o, tok))
+        seg = Segmenter(user_dict=o.user_dict, native=False if o.implementation == "python" else None).cut
+    return ChunkContext(o, tok, SentenceEncoder(tok, seg), tok.vocab, masking_options(o, tok))
+
+
+def chunk_function(o, ctx=None):
+    """The per-chunk function (ctx, task) -> arrays for o.implementation: python (the reference) | native |
+    auto (native when it supports the options, else python with a note)."""
+    impl = o.implementation
+    if impl == "python":
+        return process_chunk
+    if impl not in ("auto", "native"):
+        raise DataError(f"unknown --implementation {impl!r}; valid: auto, native, python")
+    why = native.unsupported_reason(o)
+    if why is None:
+        if ctx is not None:
+            native.prepare(ctx)  # built before the pool forks: workers inherit them
+        return native.process_chunk
+    if impl == "native":
+        raise DataError(f"--implementation native: {why}")
+    logger.info("preprocess: using the Python implementation (%s)", why)
+    return process_chunk
+
+
+def run_chunk(fn, ctx, task):
+    """fn(ctx, task), and the Python reference for a chunk the native path hands back (None)."""
+    r = fn(ctx, task)
+    return process_chunk(ctx, task) if r is None else r
+
+
+_POOL_WORKER = {}  # in a pool's worker process: (chunk function, ChunkContext), inherited through fork
+
+
+def _pool_init(fn, ctx):
+    _POOL_WORKER["job"] = (fn, ctx)
+
+
+def _pool_chunk(task):
+    fn, ctx = _POOL_WORKER["job"]
+    return run_chunk(fn, ctx, task)
 
 
 def _chunk_documents(o, path, chunk_idx, start, end, enc):
-    docs, n_lines, report = read_chunk_documents(path, start, end, o["corpus_format"], o["invalid_lines"])
+    docs, n_lines, report = read_chunk_documents(path, start, end, o.corpus_format, o.invalid_lines)
     out = []
     for first_line, sentences in docs:
-        if o["data_processor"] == "cls":
+        if o.data_processor == "cls":
             if chunk_idx == 0 and first_line == 1 and sentences[0].split("\t")[0].strip() == "label":
                 continue  # header row
             try:
                 label, a, b = parse_cls_line(sentences[0], first_line, path)
             except DataError as e:
-                if o["invalid_lines"] == "error":
+                if o.invalid_lines == "error":
                     raise LineError(path, first_line, str(e).split(": ", 1)[1]) from None
                 report.add("bad_columns", first_line)
                 continue
@@ -157,38 +178,38 @@ def _chunk_documents(o, path, chunk_idx, start, end, enc):
     return out, n_lines, report, len(docs)
 
 
-def process_chunk(task):
+def process_chunk(ctx, task):
     """One chunk -> flat numpy arrays of its instances (the unit the native path reimplements)."""
     chunk_idx, start, end = task
-    o, enc, vocab = _W["o"], _W["enc"], _W["vocab"]
+    o, enc, vocab = ctx.options, ctx.encoder, ctx.vocab
     try:
-        docs, n_lines, report, n_docs = _chunk_documents(o, o["corpus_path"], chunk_idx, start, end, enc)
+        docs, n_lines, report, n_docs = _chunk_documents(o, o.corpus_path, chunk_idx, start, end, enc)
     except LineError as e:
         return {"error": (e.line_no, e.message)}
     cls_id, sep_id = vocab.cls_id, vocab.sep_id
     special = {vocab.cls_id, vocab.sep_id, vocab.pad_id}
-    proc = o["data_processor"]
+    proc = o.data_processor
     instances = []
-    for dup in range(effective_dups(o)):
+    for dup in range(o.effective_dups):
         if proc in ("bert", "albert"):
-            rng = SplitMix64(o["seed"], PURPOSE_PAIRS, chunk_idx, dup)
-            insts = sentence_pair_instances(docs, rng, o["seq_length"], cls_id, sep_id, sop=proc == "albert",
-                                            short_seq_prob=o["short_seq_prob"])
+            rng = SplitMix64(o.seed, PURPOSE_PAIRS, chunk_idx, dup)
+            insts = sentence_pair_instances(docs, rng, o.seq_length, cls_id, sep_id, sop=proc == "albert",
+                                            short_seq_prob=o.short_seq_prob)
         elif proc == "mlm":
-            insts = mlm_instances(docs, o["seq_length"], cls_id, sep_id)
+            insts = mlm_instances(docs, o.seq_length, cls_id, sep_id)
         elif proc == "lm":
-            insts = lm_instances(docs, o["seq_length"], cls_id, sep_id)
+            insts = lm_instances(docs, o.seq_length, cls_id, sep_id)
         else:
-            insts = [cls_instance(a, b, label, o["seq_length"], cls_id, sep_id) for label, a, b in docs]
-        if static_masking(o):
+            insts = [cls_instance(a, b, label, o.seq_length, cls_id, sep_id) for label, a, b in docs]
+        if o.static_masking:
             for k, inst in enumerate(insts):
-                rng = SplitMix64(o["seed"], PURPOSE_STATIC_MASK, chunk_idx, dup, k)
+                rng = SplitMix64(o.seed, PURPOSE_STATIC_MASK, chunk_idx, dup, k)
                 masked, pos, labels = mask_with(inst.ids, inst.bits, special, rng, len(vocab), vocab.mask_id,
-                                                _W["masking"])
+                                                ctx.masking)
                 instances.append((inst, masked, pos, labels))
         else:
             instances.extend((inst, None, None, None) for inst in insts)
-    return _pack(instances, n_lines, report, n_docs, end - start, static_masking(o))
+    return _pack(instances, n_lines, report, n_docs, end - start, o.static_masking)
 
 
 def _pack(instances, n_lines, report, n_docs, n_bytes, static):
@@ -223,38 +244,36 @@ def _mask_id(o, vocab):
     """The mask token's id; None for a vocabulary without one (GPT-2's BPE) under a processor that does not
     mask, an error under one that does."""
     i = vocab.get(vocab.specials["mask"])
-    if i is None and uses_masks(o):
-        raise DataError(f"the {o['tokenizer']} tokenizer's vocabulary has no mask token ({vocab.specials['mask']}), "
-                        f"which the {o['data_processor']} processor masks with; use the lm processor or a vocabulary "
+    if i is None and o.uses_masks:
+        raise DataError(f"the {o.tokenizer} tokenizer's vocabulary has no mask token ({vocab.specials['mask']}), "
+                        f"which the {o.data_processor} processor masks with; use the lm processor or a vocabulary "
                         "with a mask token")
     return i
 
 
-def build_manifest(o, vocab):
+def build_manifest(o, vocab, masking=None):
     m = {
-        "data_processor": o["data_processor"], "seq_length": o["seq_length"], "dup_factor": effective_dups(o),
-        "dynamic_masking": bool(o["dynamic_masking"]) if uses_masks(o) else False,
-        "whole_word_masking": bool(o["whole_word_masking"]), "mask_prob": o["mask_prob"],
-        "mask_decision": o["mask_decision"], "seed": o["seed"], "short_seq_prob": o["short_seq_prob"],
-        "tokenizer": o["tokenizer"], "do_lower_case": o["do_lower_case"],
+        "data_processor": o.data_processor, "seq_length": o.seq_length, "dup_factor": o.effective_dups,
+        "dynamic_masking": bool(o.dynamic_masking) if o.uses_masks else False,
+        "whole_word_masking": bool(o.whole_word_masking), "mask_prob": o.mask_prob,
+        "mask_decision": o.mask_decision, "seed": o.seed, "short_seq_prob": o.short_seq_prob,
+        "tokenizer": o.tokenizer, "do_lower_case": o.do_lower_case,
         "vocab": {"sha256": vocab.sha256 if hasattr(vocab, "sha256") else None, "size": len(vocab),
-                  "file": os.path.basename(o["vocab_path"] or o["spm_model_path"] or "")},
-        "corpus": {"file": os.path.basename(o["corpus_path"]), "bytes": os.path.getsize(o["corpus_path"]),
-                   "format": o["corpus_format"]},
-        "invalid_lines_policy": o["invalid_lines"], "chunk_bytes": o["chunk_bytes"],
+                  "file": os.path.basename(o.vocab_path or o.spm_model_path or "")},
+        "corpus": {"file": os.path.basename(o.corpus_path), "bytes": os.path.getsize(o.corpus_path),
+                   "format": o.corpus_format},
+        "invalid_lines_policy": o.invalid_lines, "chunk_bytes": o.chunk_bytes,
         "special_ids": {"pad": vocab.pad_id, "cls": vocab.cls_id, "sep": vocab.sep_id, "mask": _mask_id(o, vocab)},
         "segmenter": None,
         "masking": {"strategy": "mlm"},
     }
-    if uses_masks(o):
-        mo = masking_options(o) if "masking" not in _W else _W["masking"]
+    if o.uses_masks:
+        mo = masking_options(o) if masking is None else masking
         m["masking"] = mo.manifest()
-        if mo.similar is not None and o["dynamic_masking"]:  # drawn at training time: the table travels along
+        if mo.similar is not None and o.dynamic_masking:  # drawn at training time: the table travels along
             m["masking"]["similar_table"] = mo.similar.to_json()
-    if o["whole_word_masking"]:
-        from ..segmentation import dictionary_hash
-
-        m["segmenter"] = {"name": "jieba", "hmm": True, "dictionary_sha256": dictionary_hash(o["user_dict"])}
+    if o.whole_word_masking:
+        m["segmenter"] = {"name": "jieba", "hmm": True, "dictionary_sha256": dictionary_hash(o.user_dict)}
     return m
 
 
@@ -263,12 +282,12 @@ def _warn_long_lines(o, task, lines_before):
     _, start, end = task
     if end - start <= corpus_mod.LONG_LINE_BYTES:
         return
-    fate = ("split into --seq_length instances" if o["data_processor"] in ("mlm", "lm")
+    fate = ("split into --seq_length instances" if o.data_processor in ("mlm", "lm")
             else "cut to --seq_length tokens (the rest is dropped)")
-    for line_no, n in corpus_mod.long_lines(o["corpus_path"], start, end, corpus_mod.LONG_LINE_BYTES):
+    for line_no, n in corpus_mod.long_lines(o.corpus_path, start, end, corpus_mod.LONG_LINE_BYTES):
         logger.warning("%s:%d: a line of %.1f MB without a newline: it is one %s, %s; split the corpus into "
-                       "lines if that is not intended", o["corpus_path"], lines_before + line_no, n / 1e6,
-                       "document" if o["corpus_format"] == "line" else "sentence", fate)
+                       "lines if that is not intended", o.corpus_path, lines_before + line_no, n / 1e6,
+                       "document" if o.corpus_format == "line" else "sentence", fate)
 
 
 def _check_invalid_fraction(o, report, lines):
@@ -276,11 +295,11 @@ def _check_invalid_fraction(o, report, lines):
     lines; fail before writing a dataset of the rest."""
     bad = {k: report.counts[k] for k in corpus_mod.INVALID_KINDS if report.counts.get(k)}
     n = sum(bad.values())
-    if lines and n > o["max_invalid_fraction"] * lines:
+    if lines and n > o.max_invalid_fraction * lines:
         kinds = ", ".join(f"{v} {k} (first at line {report.first[k][0]})" for k, v in bad.items())
-        raise DataError(f"{o['corpus_path']}: {n} of {lines} lines ({n / lines:.0%}) are invalid: {kinds}; more "
-                        f"than --max_invalid_fraction {o['max_invalid_fraction']}: is it UTF-8 text in the "
-                        f"{o['corpus_format']!r} format? (raise --max_invalid_fraction to keep the valid lines)")
+        raise DataError(f"{o.corpus_path}: {n} of {lines} lines ({n / lines:.0%}) are invalid: {kinds}; more "
+                        f"than --max_invalid_fraction {o.max_invalid_fraction}: is it UTF-8 text in the "
+                        f"{o.corpus_format!r} format? (raise --max_invalid_fraction to keep the valid lines)")
 
 
 SENTENCE_PAIR_PROCESSORS = {"bert": ("the actual next sentence", "a random sentence"),
@@ -295,12 +314,12 @@ def _check_pair_labels(o, counts, docs):
     total = int(counts.sum())
     if total < DEGENERATE_MIN_INSTANCES or counts.max() < DEGENERATE_PAIR_SHARE * total:
         return
-    meaning = SENTENCE_PAIR_PROCESSORS[o["data_processor"]][int(counts.argmax())]
+    meaning = SENTENCE_PAIR_PROCESSORS[o.data_processor][int(counts.argmax())]
     raise DataError(
-        f"{o['corpus_path']}: {int(counts.max())} of {total} sentence pairs ({counts.max() / total:.0%}) got the same "
-        f"sentence-prediction label ({meaning}): read as {docs} document(s) in the {o['corpus_format']!r} format, "
+        f"{o.corpus_path}: {int(counts.max())} of {total} sentence pairs ({counts.max() / total:.0%}) got the same "
+        f"sentence-prediction label ({meaning}): read as {docs} document(s) in the {o.corpus_format!r} format, "
         f"the corpus has no documents of several sentences to pair, and the model's sp target would learn "
-        f"nothing. The {o['data_processor']} processor needs one sentence per line with a blank line between "
+        f"nothing. The {o.data_processor} processor needs one sentence per line with a blank line between "
         "documents (--corpus_format bert); for one paragraph or document per line, use --data_processor mlm "
         "(masked LM only, as RoBERTa), or split the paragraphs into sentences first (finetune/tsv_to_corpus.py)")
 
@@ -308,10 +327,6 @@ def _check_pair_labels(o, counts, docs):
 def check_dataset_path(path):
     """Before any work: the dataset path names a file in a writable directory with room; the hidden
     .NAME.tmp-PID-* directories of killed runs writing the same NAME (their PID gone) are removed."""
-    import re
-
-    from ..outputs import check_writable, remove_stale_tmp
-
     if not path:
         raise DataError("--dataset_path is required")
     if os.path.isdir(path):
@@ -324,47 +339,46 @@ def check_dataset_path(path):
 
 
 def run_preprocess(progress=True, **kw):
-    """Preprocess a corpus into a dataset file. Keyword options as preprocess.py's flags."""
-    o = default_options(**kw)
+    """Preprocess a corpus into a dataset file. Keyword options as preprocess.py's flags (PreprocessOptions:
+    the same defaults as the command)."""
+    o = PreprocessOptions.from_flags(**kw)
     validate_options(o)
-    check_dataset_path(o["dataset_path"])
-    _init_worker(o)
-    vocab = _W["vocab"]
+    check_dataset_path(o.dataset_path)
+    ctx = _init_worker(o)
+    vocab = ctx.vocab
     _mask_id(o, vocab)  # a masking processor needs a mask token: refused before any chunk
-    similar = _W["masking"].similar
+    similar = ctx.masking.similar
     if similar is not None and similar.dropped_at:
         logger.warning("%s: %d candidate(s) of the similar-words file dropped (a candidate needs as many tokens as "
-                       "its word, and must differ from it): %s", o["similar_words_path"], similar.dropped,
+                       "its word, and must differ from it): %s", o.similar_words_path, similar.dropped,
                        describe_dropped(similar.dropped_at))
-    bounds = chunk_boundaries(o["corpus_path"], o["corpus_format"], o["chunk_bytes"])
+    bounds = chunk_boundaries(o.corpus_path, o.corpus_format, o.chunk_bytes)
     tasks = [(i, bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
-    from .native import chunk_function  # implementation: python (reference) | native | auto
-
-    chunk_fn = chunk_function(o)
-    writer = DatasetWriter(o["dataset_path"], len(vocab), static_masks=static_masking(o))
+    chunk_fn = chunk_function(o, ctx)
+    writer = DatasetWriter(o.dataset_path, len(vocab), static_masks=o.static_masking)
     report = LineReport()
     lines = docs = n_chunks = 0
     pair_labels = np.zeros(2, np.int64)  # bert/albert: sentence-prediction labels 0 and 1
     t0 = time.time()
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # only a run with a progress bar needs it (start-up time)
 
         bar = tqdm(total=bounds[-1], unit="B", unit_scale=True, desc="preprocess", dynamic_ncols=True)
     pool = None
     try:
-        if o["processes_num"] > 1 and len(tasks) > 1:
-            pool = mp.get_context("fork").Pool(min(o["processes_num"], len(tasks)), _init_worker, (o,))
-            results = pool.imap(chunk_fn, tasks)
+        if o.processes_num > 1 and len(tasks) > 1:
+            pool = mp.get_context("fork").Pool(min(o.processes_num, len(tasks)), _pool_init, (chunk_fn, ctx))
+            results = pool.imap(_pool_chunk, tasks)
         else:
-            results = map(chunk_fn, tasks)
+            results = (run_chunk(chunk_fn, ctx, t) for t in tasks)
         for r in results:
             if "error" in r:
                 line_no, msg = r["error"]
-                raise DataError(f"{o['corpus_path']}:{lines + line_no}: {msg}")
+                raise DataError(f"{o.corpus_path}:{lines + line_no}: {msg}")
             writer.add(r["ids"], r["lengths"], r["seg_a_len"], r["labels"], r["bits"],
                        r["mask_lengths"], r["mask_pos"], r["mask_labels"])
-            if o["data_processor"] in SENTENCE_PAIR_PROCESSORS and len(r["labels"]):
+            if o.data_processor in SENTENCE_PAIR_PROCESSORS and len(r["labels"]):
                 pair_labels += np.bincount(np.asarray(r["labels"], np.int64), minlength=2)[:2]
             _warn_long_lines(o, tasks[n_chunks], lines)
             n_chunks += 1
@@ -375,19 +389,17 @@ def run_preprocess(progress=True, **kw):
                 bar.update(r["bytes"])
         _check_invalid_fraction(o, report, lines)
         if writer.n_instances == 0:
-            raise DataError(f"{o['corpus_path']}: no training instances: the corpus is empty, every line was "
-                            f"invalid, or documents are too short (format {o['corpus_format']!r})")
+            raise DataError(f"{o.corpus_path}: no training instances: the corpus is empty, every line was "
+                            f"invalid, or documents are too short (format {o.corpus_format!r})")
         _check_pair_labels(o, pair_labels, docs)
-        manifest = build_manifest(o, vocab)
+        manifest = build_manifest(o, vocab, ctx.masking)
         manifest.update(lines=lines, documents=docs, problems=report.to_dict())
         manifest = writer.close(manifest)
     except BaseException as e:
         writer.abort()
-        from ..outputs import first_os_error
-
         ose = first_os_error(e) if not isinstance(e, DataError) else None
         if ose is not None and ose.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
-            raise DataError(f"could not write --dataset_path {o['dataset_path']}: {os.strerror(ose.errno)} "
+            raise DataError(f"could not write --dataset_path {o.dataset_path}: {os.strerror(ose.errno)} "
                             "(nothing was written; the partial files are removed)") from e
         raise
     finally:
@@ -397,9 +409,9 @@ def run_preprocess(progress=True, **kw):
             bar.close()
     dt = time.time() - t0
     for kind, n in sorted(report.counts.items()):
-        logger.warning("%s: %d line(s) with %s (first: %s)", o["corpus_path"], n, kind,
+        logger.warning("%s: %d line(s) with %s (first: %s)", o.corpus_path, n, kind,
                        ", ".join(map(str, report.first[kind][:5])))
     logger.info("%s: %d instances, %d tokens from %d documents, %.1f MB in %.1fs (%.2f MB/s)",
-                o["dataset_path"], manifest["instances"], manifest["tokens"], docs, bounds[-1] / 1e6, dt,
+                o.dataset_path, manifest["instances"], manifest["tokens"], docs, bounds[-1] / 1e6, dt,
                 bounds[-1] / 1e6 / max(dt, 1e-9))
     return manifest

@@ -16,9 +16,11 @@ from typing import List
 from ..errors import DataError
 
 DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls")
-PROCESSOR_TARGETS = {"bert": ("mlm", "sp", "electra", "pert"), "albert": ("mlm", "sp", "electra", "pert"),
-                     "mlm": ("mlm", "electra", "pert"),
-                     "lm": ("lm", "bilm"), "cls": ("cls",)}
+# What each processor's datasets supply, for the batch-field builders (data/fields.py) to read: tokens (every
+# instance, as the model input), masks (maskable instances: word-start bits or static masks), sentence_label
+# (NSP / SOP), class_label (cls), next_tokens (lm pieces of seq_length + 1, the target shifted by one)
+PROCESSOR_SOURCES = {"bert": ("tokens", "masks", "sentence_label"), "albert": ("tokens", "masks", "sentence_label"),
+                     "mlm": ("tokens", "masks"), "lm": ("tokens", "next_tokens"), "cls": ("tokens", "class_label")}
 PURPOSE_PAIRS, PURPOSE_STATIC_MASK, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE = 1, 2, 3, 4
 PURPOSE_DEV_SPLIT, PURPOSE_DEV_MASK = 5, 6  # the held-out split and the dev set's masks (training/evaluation.py)
 

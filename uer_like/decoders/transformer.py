@@ -32,6 +32,10 @@ class Memory:
 
 @DECODERS.register("transformer")
 class TransformerDecoder(nn.Module):
+    # the batch fields an encoder-decoder model's forward reads beside src and seg (UER-py's seq2seq batch): the
+    # decoder's input tokens and their segments, and the tokens its lm target predicts (Model._seq2seq_forward)
+    batch_keys = ("tgt_in", "tgt_seg", "tgt_out")
+
     def __init__(self, config):
         super().__init__()
         self.layers_num = config.decoder_layers_num or config.layers_num

@@ -8,6 +8,8 @@ layers/context.py); the output is padded again, zeros at padding. `unpad = False
 Evaluation and decoding keep the padded path, so outputs at padding positions stay what they always were."""
 import torch.nn as nn
 
+from ..config import check_size
+from ..errors import ConfigError
 from ..layers.context import AttentionContext, KVCache
 from ..layers.norms import build_layernorm
 from ..layers.transformer import TransformerLayer
@@ -16,6 +18,17 @@ from ..registry import ENCODERS, POSITION_SCHEMES
 
 @ENCODERS.register("transformer")
 class TransformerEncoder(nn.Module):
+    @staticmethod
+    def check_config(config, source):
+        for key in ("heads_num", "feedforward_size"):
+            check_size(config, key, source)
+        if config.hidden_size % config.heads_num and config.attention_head_size is None:
+            raise ConfigError(f"{source}: hidden_size {config.hidden_size} is not divisible by heads_num "
+                              f"{config.heads_num}")
+        if config.emb_size != config.hidden_size and not config.factorized_embedding_parameterization:
+            raise ConfigError(f"{source}: emb_size {config.emb_size} differs from hidden_size {config.hidden_size}; "
+                              "set factorized_embedding_parameterization: true (ALBERT) or make them equal")
+
     def __init__(self, config):
         super().__init__()
         self.layers_num = config.layers_num

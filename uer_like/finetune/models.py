@@ -8,7 +8,8 @@ parameter names, which are a file-format contract (loading, export).
 import torch.nn as nn
 
 from ..embeddings import Embedding
-from .. import modules  # noqa: F401  (registers every encoder a config can name)
+from ..model import _init_weights
+from .. import modules  # registers every encoder a config can name; their config checks
 from ..registry import ENCODERS
 
 
@@ -30,10 +31,9 @@ class TaskModel(nn.Module):
         if backbone is not None:  # (embedding, encoder) of a loaded pretrained model
             self.embedding, self.encoder = backbone
         else:
+            modules.check_config(config)  # each component validates its own keys, before any tensor is built
             self.embedding = Embedding(config, vocab_size)
             self.encoder = ENCODERS.get(config.encoder, key="encoder")(config)
-            from ..model import _init_weights
-
             self.embedding.apply(_init_weights)
             self.encoder.apply(_init_weights)
         self.dropout = nn.Dropout(config.dropout)

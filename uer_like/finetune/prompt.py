@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CheckpointError, ConfigError, DataError
+from ..model import _init_weights
 from ..targets.mlm import MlmTarget
 from . import data as D
 from .classification import classification_metrics
@@ -48,8 +49,6 @@ class PromptModel(TaskModel):
         super().__init__(config, vocab_size, backbone)
         self.target = nn.Module()
         if mlm is None:
-            from ..model import _init_weights
-
             mlm = MlmTarget(config, vocab_size)
             mlm.apply(_init_weights)
             if config.tie_weights:

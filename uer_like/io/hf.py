@@ -59,8 +59,8 @@ from . import families
 from .families.rules import ACT_FROM_HF, ACT_TO_HF, Rule  # noqa: F401  (the names family modules and callers use)
 from .families.rules import linear as _linear  # noqa: F401
 from .families.rules import ln as _ln  # noqa: F401
-from .formats import load_info_of
-from .uer import cat
+from .formats.base import load_info_of
+from .uer import cat, sinusoidal_table
 
 logger = logging.getLogger("uer_like")
 
@@ -185,8 +185,7 @@ def uer_config_from_hf(hf, targets, source="config.json"):
 
 def _fixed_table(internal, cfg):
     """The fixed table an embedding named by `internal` (embedding.NAME / tgt_embedding.NAME) computes."""
-    from ..embeddings.sinusoidal import concat_table
-    from .uer import sinusoidal_table
+    from ..embeddings.sinusoidal import concat_table  # the embeddings package: only for a fixed table
 
     if internal.endswith(".sinusoidalpos_concat"):
         return concat_table(cfg.max_seq_length, cfg.emb_size)

@@ -86,6 +86,8 @@ class ElectraTarget(nn.Module):
 
     batch_keys = ("mlm_pos", "mlm_labels", "electra_seed")
     report_names = ("electra_gen", "electra_disc")
+    tied_weights = ("generator_head.linear_2.weight",)  # the generator's vocabulary projection
+    check_config = staticmethod(check_config)
 
     def __init__(self, config, vocab_size):
         super().__init__()
@@ -142,8 +144,7 @@ class ElectraTarget(nn.Module):
 def electra_parts(model):
     """A model with the `electra` target -> (discriminator Model [electra_disc], generator Model [electra_gen]),
     sharing nothing with it (copies)."""
-    from ..model import Model
-
+    Model = type(model)  # the model's own class: a target does not import the model module above it
     cfg = model.config
     if "electra" not in cfg.target:
         raise ConfigError(f"electra_parts: the model's targets are {cfg.target}, not ['electra']")

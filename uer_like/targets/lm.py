@@ -12,6 +12,7 @@ class LmTarget(nn.Module):
     lm_head_transform: linear_1 -> activation -> layer_norm first (NEZHA-Gen's head; `transform`)."""
 
     batch_keys = ("tgt_lm",)
+    tied_weights = ("output_layer.weight",)  # tied to the word embedding when the config says tie_weights
     perplexity = True  # the loss is a token-averaged cross-entropy over the vocabulary (dev figures: exp of it)
 
     def __init__(self, config, vocab_size):

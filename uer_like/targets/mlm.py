@@ -3,6 +3,7 @@ import torch.nn as nn
 from ..layers.activations import get_activation
 from ..layers.cross_entropy import linear_cross_entropy
 from ..layers.norms import build_layernorm
+from ..errors import ConfigError
 from ..registry import TARGETS
 
 
@@ -14,6 +15,13 @@ class MlmTarget(nn.Module):
     batch_keys = ("mlm_pos", "mlm_labels")
     perplexity = True  # the loss is a token-averaged cross-entropy over the vocabulary (dev figures: exp of it)
     masked_lm = True  # logits() predicts the token at every position (inspection.cloze)
+    tied_weights = ("linear_2.weight",)  # tied to the word embedding when the config says tie_weights
+
+    @staticmethod
+    def check_config(config, source):
+        if config.tie_weights and not config.factorized_embedding_parameterization \
+                and config.emb_size != config.hidden_size:
+            raise ConfigError(f"{source}: tie_weights needs emb_size == hidden_size")
 
     def __init__(self, config, vocab_size):
         super().__init__()

@@ -57,8 +57,7 @@ class PertTarget(nn.Module):
 def pert_encoder(model):
     """A model with the `pert` target -> a copy without it (targets: none), the shape HFL released PERT in
     (BertModel weights: the pointer head has no Hugging Face class). Used by save_model(format="hf")."""
-    from ..model import Model
-
+    Model = type(model)  # the model's own class: a target does not import the model module above it
     cfg = model.config
     state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("target.pert.")}
     with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the caller's RNG

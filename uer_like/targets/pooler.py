@@ -10,9 +10,10 @@ class PoolerTarget(nn.Module):
 
     It holds the pooler of a released encoder that was published without its NSP/SOP head (Hugging Face
     BertModel, RobertaModel, AlbertModel), so that loading and exporting it again loses no weights.
-    `logits` returns the pooled vector [batch, hidden_size]; it has no loss."""
+    `logits` returns the pooled vector [batch, hidden_size]; it has no loss, and training leaves it out."""
 
-    batch_keys = ("tgt_pooler_never_in_a_batch",)
+    batch_keys = ()
+    inference_only = True  # declared: Model.forward and the collator leave it out
 
     def __init__(self, config, vocab_size):
         super().__init__()

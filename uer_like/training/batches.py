@@ -9,11 +9,15 @@ With a held-out dev split (training/evaluation.py), the order permutes the train
 import numpy as np
 import torch
 
+from .. import modules  # noqa: F401  (registers the targets and encoders whose fields a collator builds)
+from ..data import native
+from ..data import ngram  # noqa: F401  (registers the zen encoder's input fields)
+from ..data.fields import BASE_FIELDS, BATCH_FIELDS, MicroBatch
 from ..data.masking import SimilarWords, mask_with, options_from_manifest
-from ..data.processors import INSTANCE_SHAPES, PROCESSOR_TARGETS, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE
-from ..data.rng import SplitMix64, derive
-from ..errors import DataError
-from ..registry import TARGETS
+from ..data.processors import INSTANCE_SHAPES, PROCESSOR_SOURCES, PURPOSE_DYNAMIC_MASK
+from ..data.rng import SplitMix64
+from ..errors import ConfigError, DataError
+from ..registry import ENCODERS, TARGETS
 
 
 class SampleOrder:
@@ -50,25 +54,54 @@ class SampleOrder:
         return epoch, part if self.ids is None else self.ids[part]
 
 
-class Collator:
-    """Builds the batch fields a model's targets declare (their `batch_keys`) from instance ids of one
-    micro-batch. extra_inputs: a function (the rows' token ids as the model sees them, masked) -> {field: int64
-    array [batch, n]}, the encoder's own fields (the zen encoder's n-grams, data/ngram.py), or None."""
+def declared_fields(targets, encoder=None):
+    """{field: who declares it} for target names (their `batch_keys`; a target that only serves inference
+    declares `inference_only`) and an encoder name (its `input_keys`)."""
+    owners = {}
+    for t in targets:
+        cls = TARGETS.get(t, key="target")
+        for k in () if getattr(cls, "inference_only", False) else cls.batch_keys:
+            owners.setdefault(k, f"target '{t}'")
+    if encoder is not None:
+        for k in getattr(ENCODERS.get(encoder, key="encoder"), "input_keys", ()):
+            owners.setdefault(k, f"encoder '{encoder}'")
+    return owners
 
-    def __init__(self, dataset, targets, seed, pad_to_multiple=8, extra_inputs=None):
+
+class Collator:
+    """Builds exactly the batch fields that the targets (their `batch_keys`) and the encoder (its `input_keys`)
+    declare, through the field registry (data/fields.py), from instance ids of one micro-batch; src, seg and
+    n_tokens always. A declared field without a builder, one the dataset's processor cannot supply, or one
+    whose builder needs a resource not given, is refused here, at start, in one line naming both.
+    resources: runtime objects builders read ({"ngram_inputs": data/ngram.input_builder(...)} for zen)."""
+
+    def __init__(self, dataset, targets, seed, pad_to_multiple=8, encoder=None, resources=None):
         m = dataset.manifest
-        self.extra_inputs = extra_inputs
         self.ds = dataset
         self.processor = m["data_processor"]
-        missing = [t for t in targets if t not in PROCESSOR_TARGETS[self.processor]]
-        if missing:
-            raise DataError(f"{dataset.path}: made with data_processor '{self.processor}', which provides targets "
-                            f"{list(PROCESSOR_TARGETS[self.processor])}, but the model config asks for {missing}; "
-                            f"re-run preprocess.py with a matching --data_processor or change the config's target")
+        self.resources = dict(resources or {})
+        supplied = set(PROCESSOR_SOURCES[self.processor])
+        self.builders = {}
+        for name, owner in declared_fields(targets, encoder).items():
+            if name in BASE_FIELDS:
+                continue
+            if name not in BATCH_FIELDS:
+                raise ConfigError(f"{owner} declares batch field '{name}', which has no builder; register one "
+                                  "(uer_like.data.fields.register_field)")
+            b = BATCH_FIELDS.get(name)
+            lacking = [s for s in b.sources if s not in supplied]
+            if lacking:
+                raise DataError(f"{dataset.path}: {owner} needs batch field '{name}', which the "
+                                f"'{self.processor}' processor's datasets cannot supply (no {', '.join(lacking)}); "
+                                "re-run preprocess.py with a matching --data_processor or change the config's target")
+            missing = [r for r in b.resources if r not in self.resources]
+            if missing:
+                raise ConfigError(f"{owner} needs batch field '{name}', built from {', '.join(missing)}, "
+                                  "which the collator was not given")
+            self.builders[name] = b
         self.targets = targets
-        from .. import modules  # noqa: F401  (registration)
-
-        self.fields = {k for t in targets for k in TARGETS.get(t, key="target").batch_keys}
+        self.fields = set(self.builders)
+        self.masked = any(b.masks for b in self.builders.values())
         self.seed = seed
         self.pad_to = pad_to_multiple
         sp = m["special_ids"]
@@ -101,8 +134,6 @@ class Collator:
     def mask_batch(self, indices, epoch, rows):
         """mask() of every row of a micro-batch; dynamic masks are drawn in one native call when
         uer_like._native is built (identical to the Python mask_instance, which stays the reference)."""
-        from ..data import native
-
         if self.ds.static_masks or not native.AVAILABLE or not len(rows) or \
                 (self.masking.strategy != "mlm" and not native.has_strategies()):
             return [self.mask(i, epoch, ids) for i, ids in zip(indices, rows)]
@@ -133,7 +164,7 @@ class Collator:
                                 "--verify_dataset checks it whole); re-run preprocess.py")
 
     def __call__(self, indices, epoch):
-        lm = self.processor == "lm"
+        lm = self.processor == "lm"  # an lm piece holds seq_length + 1 tokens: the model reads all but the last
         rows = [self.ds.instance_ids(int(i)) for i in indices]
         self._check_instances(rows, indices)
         lengths = [len(r) - 1 if lm else len(r) for r in rows]
@@ -142,49 +173,24 @@ class Collator:
         B = len(rows)
         src = np.full((B, L), self.pad_id, np.int64)
         seg = np.zeros((B, L), np.int64)
-        batch = {}
-        mlm_pos, mlm_labels = [], []
-        tgt_lm = np.zeros((B, L), np.int64) if lm else None
-        tgt_backward = np.zeros((B, L), np.int64) if "tgt_backward" in self.fields else None
-        masked = "mlm_pos" in self.fields and not lm
-        masks = self.mask_batch(indices, epoch, rows) if masked else None
+        masks = self.mask_batch(indices, epoch, rows) if self.masked else None
         for b, (i, ids) in enumerate(zip(indices, rows)):
             n = lengths[b]
             a = int(self.ds.seg_a_len[i])
             if lm:
                 src[b, :n] = ids[:-1]
-                tgt_lm[b, :n] = ids[1:]
                 seg[b, :n] = 1
-                if tgt_backward is not None:  # the backward LM predicts the previous token
-                    tgt_backward[b, 1:n] = ids[:n - 1]
                 continue
-            if masked:
+            if masks is not None:  # the row as the model sees it, masked; the builders read (positions, labels)
                 ids, pos, labels = masks[b]
-                mlm_pos.append(pos + b * L)
-                mlm_labels.append(labels)
+                masks[b] = (pos, labels)
             src[b, :n] = ids
             seg[b, :a] = 1
             seg[b, a:n] = 2
-        batch["src"] = torch.from_numpy(src)
-        batch["seg"] = torch.from_numpy(seg)
-        if lm:
-            batch["tgt_lm"] = torch.from_numpy(tgt_lm)
-            batch["lm_pos"] = torch.from_numpy(np.flatnonzero(tgt_lm.reshape(-1) > 0))
-        if tgt_backward is not None:
-            batch["tgt_forward"] = batch["tgt_lm"]
-            batch["tgt_backward"] = torch.from_numpy(tgt_backward)
-        if masked:
-            batch["mlm_pos"] = torch.from_numpy(np.concatenate(mlm_pos).astype(np.int64))
-            batch["mlm_labels"] = torch.from_numpy(np.concatenate(mlm_labels).astype(np.int64))
-        labels = torch.from_numpy(np.asarray(self.ds.labels[np.asarray(indices)], np.int64))
-        if "tgt_sp" in self.fields:
-            batch["tgt_sp"] = labels
-        if "tgt_cls" in self.fields:
-            batch["tgt_cls"] = labels
-        if "electra_seed" in self.fields:  # ELECTRA's sampling noise: a function of the step (resume draws the same)
-            batch["electra_seed"] = derive(self.seed, PURPOSE_ELECTRA_SAMPLE, int(epoch), int(indices[0])) >> 1
-        if self.extra_inputs is not None:
-            extra = self.extra_inputs([src[b, :n] for b, n in enumerate(lengths)])
-            batch.update({k: torch.from_numpy(v) for k, v in extra.items()})
+        mb = MicroBatch(self, indices, epoch, rows, lengths, src, seg, masks, self.resources)
+        batch = {"src": torch.from_numpy(src), "seg": torch.from_numpy(seg)}
+        for name, b in self.builders.items():
+            value = b.build(mb)
+            batch[name] = torch.from_numpy(value) if isinstance(value, np.ndarray) else value
         batch["n_tokens"] = int(sum(lengths))
         return batch

@@ -29,6 +29,7 @@ from ..outputs import OutputLock, check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
 from ..io.formats import writable
 from ..model import Model
+from ..modules import check_config as check_components
 from . import distributed as dist_utils
 from . import parallel
 from .batches import Collator, SampleOrder
@@ -172,6 +173,7 @@ class Trainer:
         if pre is not None:
             self.config = pre.config
         self.config.refuse_decoder("pretraining (pretrain.py)")
+        check_components(self.config, args.config)  # the components' own keys, before the data is read
         if args.output_format == "hf":  # refuse at the start what cannot be written at the end
             from ..io.hf import hf_family_for
 
@@ -257,12 +259,14 @@ class Trainer:
         self.dev, self.dev_best = None, None
         if self.dev_dataset is not None:
             m = self.dev_dataset.manifest
-            collate = Collator(self.dev_dataset, self.config.target, dev_eval.DEV_MASK_SEED)
+            collate = Collator(self.dev_dataset, self.config.target, dev_eval.DEV_MASK_SEED,
+                               encoder=self.config.encoder, resources=self._field_resources())
             self.dev = dev_eval.DevSet(collate, np.arange(len(self.dev_dataset)), a.batch_size, a.eval_batches,
                                        a.dev_dataset_path, "dataset:" + (m.get("header_sha256") or
                                                                         os.path.abspath(a.dev_dataset_path))[:24])
         elif fraction:
-            collate = Collator(self.dataset, self.config.target, dev_eval.DEV_MASK_SEED)
+            collate = Collator(self.dataset, self.config.target, dev_eval.DEV_MASK_SEED,
+                               encoder=self.config.encoder, resources=self._field_resources())
             self.dev = dev_eval.DevSet(collate, dev_ids, a.batch_size, a.eval_batches,
                                        f"{a.dataset_path} (--dev_fraction {fraction})",
                                        "split:" + self.dev_split["sha256"][:16])
@@ -330,27 +334,30 @@ class Trainer:
                                 f"{m['vocab']['size']} tokens) than {flag} {path} ({len(v)} tokens); "
                                 f"re-run preprocess.py with {flag} {path}")
         # refuses a dataset whose processor cannot supply the config's targets, naming the fix
-        self.collate = Collator(self.dataset, cfg.target, a.seed, extra_inputs=self._extra_inputs())
+        self.collate = Collator(self.dataset, cfg.target, a.seed, encoder=cfg.encoder,
+                                resources=self._field_resources())
         check_dataset_strategy(cfg, m, a.dataset_path)  # and one masked otherwise than the config says
         if cfg.data_processor != m["data_processor"]:
             logger.info("config data_processor %r, dataset made with %r, which supplies the config's targets (%s): "
                         "training on the dataset's instances", cfg.data_processor, m["data_processor"],
                         ", ".join(cfg.target))
 
-    def _extra_inputs(self):
-        """The builder of the encoder's own batch fields (the zen encoder's n-grams from --ngram_path), or None."""
+    def _field_resources(self):
+        """The runtime objects the batch-field builders read (data/fields.py): the zen encoder's n-grams from
+        --ngram_path ({"ngram_inputs": ...}), or none."""
+        if getattr(self, "_resources", None) is None:
+            self._resources = self._load_field_resources()
+        return self._resources
+
+    def _load_field_resources(self):
+        from ..data.ngram import INPUT_KEYS, NgramLexicon, input_builder
         from ..registry import ENCODERS
 
         cfg, a, m = self.config, self.args, self.manifest
-        keys = set(getattr(ENCODERS.get(cfg.encoder, key="encoder"), "input_keys", ()))
-        if not keys:
+        if not set(getattr(ENCODERS.get(cfg.encoder, key="encoder"), "input_keys", ())) & set(INPUT_KEYS):
             if a.ngram_path:
                 raise ConfigError(f"--ngram_path is for encoder 'zen'; the config's encoder is '{cfg.encoder}'")
-            return None
-        from ..data.ngram import INPUT_KEYS, NgramLexicon, input_builder
-
-        if keys != set(INPUT_KEYS):
-            raise ConfigError(f"encoder '{cfg.encoder}' takes inputs {sorted(keys)} that pretraining does not build")
+            return {}
         if not a.ngram_path:
             raise ConfigError(f"{a.config}: encoder 'zen' adds the n-grams of a lexicon matched in every batch: pass "
                               "--ngram_path (ZEN's ngram.txt)")
@@ -358,7 +365,7 @@ class Trainer:
             raise ConfigError(f"--ngram_path: the n-gram lexicon is tokenised with the dataset's vocabulary: pass "
                               f"--vocab_path (the dataset was made with {m['vocab'].get('file')})")
         lexicon = NgramLexicon.load(a.ngram_path, a.vocab_path).check_rows(cfg.ngram_vocab_size, "the config")
-        return input_builder(lexicon, cfg.max_ngrams)
+        return {"ngram_inputs": input_builder(lexicon, cfg.max_ngrams)}
 
     def _check_outputs(self):
         """Every location the run writes is writable and has room, before any training (not at the first

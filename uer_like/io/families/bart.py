@@ -8,7 +8,7 @@ false; its layer norms as every UER layer norm exports (io/hf.py: scaled gammas;
 at 1e-5, so the outputs agree to about 1e-5 relative, not exactly).
 """
 from ...errors import ConfigError
-from . import Family, register_family
+from .base import Family, register_family
 from .rules import ACT_TO_HF, Rule
 from .rules import linear as _linear
 from .rules import ln as _ln

@@ -4,7 +4,7 @@ on them) share: BERT's embedding, layer and head names, the config mapping both 
 import torch
 
 from ...errors import ConfigError
-from . import Family, register_family
+from .base import Family, register_family
 from .rules import ACT_TO_HF, Rule, linear, ln, qkv
 
 PLAIN_EMBEDDINGS = (["pos", "seg", "word"], ["pos", "word"])  # sorted

@@ -6,7 +6,8 @@ vocab_transform -> activation -> vocab_layer_norm -> vocab_projector (the mlm ta
 pre_classifier -> ReLU -> classifier on the first token (the cls target with cls_act relu). DistilBERT's layer
 norms have eps 1e-12, fixed."""
 from ...errors import ConfigError
-from . import bert_shaped, get
+from . import bert_shaped
+from .base import get
 from .rules import Rule, linear, ln, qkv
 
 DISTILBERT_ACTS = ("gelu", "relu")

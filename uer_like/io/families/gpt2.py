@@ -1,6 +1,6 @@
 """GPT-2: Conv1D layers under `transformer.`, the LM head (GPT2LMHeadModel); its own names and config keys."""
 from ...errors import ConfigError
-from . import Family, register_family
+from .base import Family, register_family
 from .rules import ACT_TO_HF, Rule
 from .rules import linear as _linear
 from .rules import ln as _ln

@@ -2,7 +2,8 @@
 and heads under `bert.`, pre-LN layers (attention.ln before attention, ln before the feed-forward), a final
 layer norm encoder.ln, no embedding layer norm. In uer_like: layernorm_positioning pre (whose encoder ends in
 its layer norm) and remove_embedding_layernorm. Fine-tuned models export to its task classes as BERT's do."""
-from . import bert_shaped, get
+from . import bert_shaped
+from .base import get
 from .bert import BERT_TARGET_RULES, BERT_TARGETS, BERT_TASK_HEADS, bert_architecture
 from .rules import linear, ln, qkv
 

@@ -9,7 +9,7 @@ transformers' MPNet fixes padding_idx at 1 (position ids start at 2, whatever pa
 32 buckets whatever `relative_attention_num_buckets` says; both are required as such both ways.
 """
 from ...errors import ConfigError
-from . import Family, register_family
+from .base import Family, register_family
 from .bert_shaped import mlm_head as _mlm_head
 from .roberta import DECODER_BIAS, ROBERTA_TASK_HEADS, TIED_KEYS
 from .rules import ACT_TO_HF, Rule

@@ -3,7 +3,7 @@ with GPT-2's Conv1D names under `transformer.`, no embedding or final layer norm
 the LM head tied to the word embedding (OpenAIGPTLMHeadModel). In uer_like: embedding [word, pos] without its
 layer norm, mask causal, layernorm_positioning post."""
 from ...errors import ConfigError
-from . import Family, register_family
+from .base import Family, register_family
 from .rules import Rule, linear, ln
 
 # OpenAI GPT's `afn` names (transformers' ACT_FNS: its "gelu" is the tanh approximation, GPT-2's gelu_new)

@@ -10,8 +10,8 @@ embedding; not the `sinusoidalpos` of UER-py's current list-form configs, whose 
 no transformers class computes). The loader takes the embedding whose table the file holds
 (config_from_state), and refuses any other table.
 """
-from ...errors import ConfigError
-from . import Family, register_family
+from ...errors import CheckpointError, ConfigError
+from .base import Family, register_family
 from .bart import check_layout, common_config, common_to_hf, head_rules, is_base_key, layer_rules
 from .rules import Rule
 from .rules import ln as _ln
@@ -41,8 +41,7 @@ def config_from_hf(hf, targets, extras, need, act, source):
 def config_from_state(state, cfg, source):
     """The embedding whose table the file's embed_positions.weight holds (the encoder's; the decoder's is
     checked against the same on loading)."""
-    from ...errors import CheckpointError
-    from ..hf import _fixed_table
+    from ..hf import _fixed_table  # io/hf.py imports the families: at module level a cycle
 
     table = state.get("encoder.embed_positions.weight")
     if table is None:

@@ -3,7 +3,8 @@
 (roberta_family)."""
 import torch
 
-from . import bert_shaped, get
+from . import bert_shaped
+from .base import get
 from .rules import linear
 
 TIED_KEYS = ("lm_head.decoder.weight", "lm_head.decoder.bias")

@@ -7,7 +7,7 @@ embedding (`shared`) for both sides; a tied LM head (T5) sees the decoder output
 untied one (`lm_head.weight`, v1.1 and mT5) does not. No base prefix.
 """
 from ...errors import ConfigError
-from . import Family, register_family
+from .base import Family, register_family
 from .rules import ACT_TO_HF, Rule
 
 

@@ -6,7 +6,7 @@ import os
 import shutil
 
 from ...errors import ConfigError
-from . import Family, register_family
+from .base import Family, register_family
 from .rules import ACT_TO_HF, Rule
 from .rules import linear as _linear
 from .rules import ln as _ln

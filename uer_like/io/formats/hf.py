@@ -9,7 +9,7 @@ import os
 from ...config import read_json
 from ...errors import CheckpointError
 from ..safe import read_tensor_file
-from . import Format, Weights, register_format
+from .base import Format, Weights, register_format
 
 logger = logging.getLogger("uer_like")
 

@@ -3,7 +3,7 @@
 config dict or config.json path) replaces the release's own config."""
 import os
 
-from . import Format, Weights, register_format
+from .base import Format, Weights, register_format
 from .hf import first_file, hf_config_arg
 
 

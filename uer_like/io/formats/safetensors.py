@@ -6,7 +6,7 @@ import os
 from ...errors import CheckpointError
 from ...outputs import atomic_write
 from ..safe import is_safetensors
-from . import Format, register_format
+from .base import Format, register_format
 from .uer import read_file, uer_payload, write_config
 
 

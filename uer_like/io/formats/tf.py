@@ -3,7 +3,7 @@ checkpoint prefix (model.ckpt), its .index / .meta / .data-* file, or a director
 json beside it; read only, in pure Python (io/tf_bundle.py reads the tensors, io/tf.py maps their names)."""
 import os
 
-from . import Format, register_format
+from .base import Format, register_format
 
 
 def detect(path):

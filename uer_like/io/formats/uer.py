@@ -10,7 +10,7 @@ import os
 from ...errors import CheckpointError, ConfigError
 from ...outputs import atomic_write
 from ..safe import read_tensor_file
-from . import Format, Weights, load_info_of, register_format
+from .base import Format, Weights, load_info_of, register_format
 from .hf import first_file, hf_config_arg, hf_config_at
 
 DIR_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.bin")
@@ -51,7 +51,7 @@ def read(path, config=None, **_):
                                   "model_type, no TF checkpoint, no model.safetensors / pytorch_model.bin)")
         w = read_file(weights[0], config)
         if w.format is None:
-            from . import detect as detect_format
+            from .base import detect as detect_format
 
             w.format = detect_format(weights[0])
         return w

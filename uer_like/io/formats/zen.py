@@ -2,7 +2,7 @@
 vocab.txt + ngram.txt), read by io/zen.py into the `zen` encoder with UER names; read only. Detected before
 pt-zip, which would otherwise read the BERT part alone."""
 from .. import zen
-from . import Format, Weights, register_format
+from .base import Format, Weights, register_format
 from .hf import first_file
 
 
