@@ -122,3 +122,13 @@ def test_a_model_without_a_decoder_points_to_generate_lm(tmp_path, capsys):
                    "--vocab_path", os.path.join(ROOT, "models", "google_zh_vocab.txt"), "--test_path", src,
                    "--prediction_path", tmp_path / "o.txt"], capsys)
     assert "has no decoder" in line and "scripts/generate_lm.py" in line
+
+
+def test_generate_lm_points_an_encoder_decoder_model_to_this_script(tmp_path, capsys):
+    d, _ = _reference("t5")
+    src = tmp_path / "src.txt"
+    src.write_text("今天\n", encoding="utf-8")
+    code, err = run_cli("scripts/generate_lm.py", ["--load_model_path", d, "--test_path", src, "--prediction_path",
+                                                   tmp_path / "o.txt", "--seq_length", "16"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "encoder-decoder model" in err and "scripts/generate_seq2seq.py" in err
