@@ -132,3 +132,18 @@ def test_generate_lm_points_an_encoder_decoder_model_to_this_script(tmp_path, ca
                                                    tmp_path / "o.txt", "--seq_length", "16"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "encoder-decoder model" in err and "scripts/generate_seq2seq.py" in err
+
+
+def test_sampling_is_reproducible_by_seed_and_stays_within_tgt_seq_length(tmp_path, capsys):
+    d, ref = _reference("bart")
+    src = _ids_file(tmp_path / "src.txt", ref["sources"])
+    outs = []
+    for k, seed in enumerate(["3", "3", "4"]):
+        out = tmp_path / f"o{k}.txt"
+        code, err = run_cli(SCRIPT, ["--load_model_path", d, "--test_path", src, "--prediction_path", out, "--ids",
+                                     "--tgt_seq_length", "9", "--seed", seed, "--top_k", "0"], capsys)
+        assert code in (0, None), err
+        outs.append([[int(t) for t in line.split()] for line in out.read_text().splitlines()])
+    assert outs[0] == outs[1] and len(outs[0]) == 4
+    assert all(0 < len(row) <= 8 for row in outs[0])
+    assert outs[0] != outs[2]  # sampling over the whole vocabulary (21,128 tokens): another seed, other ids
