@@ -118,6 +118,11 @@ def _run(args):
         spm_size = load_processor(args.spm_model_path).GetPieceSize()
     model = load_model(args.load_model_path, config=args.config_path, vocab_size=spm_size, seq_length=args.seq_length,
                        config_overrides=model_flag_overrides(args))
+    if getattr(model, "decoder", None) is not None:
+        from uer_like.errors import ConfigError
+
+        raise ConfigError(f"{args.load_model_path} is an encoder-decoder model (decoder: {model.config.decoder}): "
+                          "generate from it with scripts/generate_seq2seq.py")
     check_lm(model)
     # the model directory's own tokenizer unless named; its size checked against the embedding (one line)
     tokenizer = model_tokenizer(model, args.tokenizer, args.vocab_path, args.spm_model_path)

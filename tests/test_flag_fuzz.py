@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 
-from conftest import ROOT, SAMPLE_CORPUS, VOCAB
+from conftest import ROOT, SAMPLE_CORPUS, SHARED, VOCAB, need
 from helpers import preprocess, run_cli
 
 VALUES = ["0", "-1", "nan", "inf", "-inf", "1e30", str(10 ** 12)]
@@ -43,7 +43,7 @@ def _parsers():
 SCRIPTS = ["preprocess.py", "pretrain.py", "scripts/generate_lm.py", "scripts/convert.py",
            "scripts/extract_features.py", "finetune/tsv_to_corpus.py", "scripts/cloze_test.py", "scripts/topn_words.py",
            "scripts/average_models.py", "scripts/build_vocab.py", "scripts/diff_vocab.py",
-           "scripts/extract_embeddings.py", "scripts/dynamic_vocab_adapter.py"]
+           "scripts/extract_embeddings.py", "scripts/dynamic_vocab_adapter.py", "scripts/generate_seq2seq.py"]
 
 
 def _numeric_actions(parser):
@@ -180,6 +180,10 @@ def _commands(w, out):
             ["--load_model_path", w["lm"], "--config_path", w["lm_config"], "--vocab_path", VOCAB, "--test_path",
              w["prompts"], "--prediction_path", out / "gen.txt", "--seq_length", "16"],
             lambda: len(lines(out / "gen.txt")) == 2),
+        "scripts/generate_seq2seq.py": (
+            ["--load_model_path", need(os.path.join(SHARED, "fixtures", "seq2seq", "bart")), "--test_path",
+             w["prompts"], "--prediction_path", out / "s2s.txt", "--tgt_seq_length", "6"],
+            lambda: len(lines(out / "s2s.txt")) == 2),
         "finetune/tsv_to_corpus.py": (["--input", w["tsv"], "--output", out / "corpus.txt", "--header"],
                                       lambda: os.path.getsize(out / "corpus.txt") > 0),
         "scripts/cloze_test.py": (["--load_model_path", w["mlm"], "--test_path", w["d"] / "cloze.txt",
@@ -218,7 +222,7 @@ def _accepted(script, capsys):
 RUN_SCRIPTS = ["preprocess.py", "pretrain.py", "finetune/run_classifier.py", "scripts/generate_lm.py",
                "finetune/tsv_to_corpus.py", "scripts/cloze_test.py", "scripts/topn_words.py",
                "scripts/average_models.py", "scripts/build_vocab.py", "scripts/diff_vocab.py",
-               "scripts/dynamic_vocab_adapter.py"]
+               "scripts/dynamic_vocab_adapter.py", "scripts/generate_seq2seq.py"]
 
 
 @pytest.fixture(autouse=True)
