@@ -76,7 +76,7 @@ def test_a_field_the_processor_cannot_supply_is_refused_naming_target_and_field(
     with pytest.raises(DataError) as e:
         Collator(Dataset(mlm_dataset), ["mlm", "sp"], seed=1)
     msg = str(e.value)
-    assert "\n" not in msg and "target 'sp'" in msg and "'tgt_sp'" in msg and "'mlm' processor" in msg
+    assert "\n" not in msg and "target 'sp'" in msg and "'tgt_sp'" in msg and "data_processor 'mlm'" in msg
 
 
 def test_forward_never_leaves_a_target_out_silently(mlm_dataset):

@@ -54,8 +54,8 @@ def test_dataset_for_another_processor_is_refused(mlm_dataset, tmp_path, caplog)
     args = TrainArgs(dataset_path=mlm_dataset, config="bert/tiny_config.json", total_steps=2,
                      output_model_path=str(tmp_path / "m.bin"))
     caplog.set_level("INFO", logger="uer_like")
-    with pytest.raises(DataError, match=r"target 'sp' needs batch field 'tgt_sp', which the 'mlm' processor's "
-                                        r"datasets cannot supply.*--data_processor"):
+    with pytest.raises(DataError, match=r"target 'sp' needs batch field 'tgt_sp', which a dataset made with "
+                                        r"data_processor 'mlm' cannot supply.*--data_processor"):
         Trainer(args)
     assert "training on" not in caplog.text  # refused before anything says it would train
 

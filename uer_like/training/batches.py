@@ -91,8 +91,8 @@ class Collator:
             b = BATCH_FIELDS.get(name)
             lacking = [s for s in b.sources if s not in supplied]
             if lacking:
-                raise DataError(f"{dataset.path}: {owner} needs batch field '{name}', which the "
-                                f"'{self.processor}' processor's datasets cannot supply (no {', '.join(lacking)}); "
+                raise DataError(f"{dataset.path}: {owner} needs batch field '{name}', which a dataset made with "
+                                f"data_processor '{self.processor}' cannot supply (no {', '.join(lacking)}); "
                                 "re-run preprocess.py with a matching --data_processor or change the config's target")
             missing = [r for r in b.resources if r not in self.resources]
             if missing:
