@@ -90,8 +90,8 @@ if os.path.exists("mlm_tiny_checkpoints/dev_eval.jsonl"):
     m = last["targets"]["mlm"]
     print(f"pretraining, held-out at step {last['step']} ({last['instances']} instances): "
           f"MLM loss {m['loss']:.4f}, perplexity {m['ppl']:.1f}, accuracy {m['acc']:.4f}\n")
-print("| initialisation | train size | seed | best dev acc (epoch) | test acc | fine-tuning wall |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
+print("| initialisation | train size | seed | best dev acc (epoch/epochs) | test acc | epochs' wall | run wall |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 means = {}
 for n in sizes:
     for init in ("random", "mlm"):
@@ -102,9 +102,12 @@ for n in sizes:
             r = json.load(open(path))
             best = r["best_epoch"]
             dev = r["history"][best - 1]["dev"]["acc"]
-            wall = sum(h["seconds"] for h in r["history"]) / 60
+            epochs = sum(h["seconds"] for h in r["history"])
+            run = [line.split()[-2] for line in open(f"{init}_n{n}_s{seed}.log") if " wall " in line]
+            run = f"{float(run[-1]):.0f} s" if run else "-"
             means.setdefault((init, n), []).append((dev, r["test"]["acc"]))
-            print(f"| {init} | {n} | {seed} | {dev:.4f} ({best}) | {r['test']['acc']:.4f} | {wall:.1f} min |")
+            print(f"| {init} | {n} | {seed} | {dev:.4f} ({best}/{len(r['history'])}) | {r['test']['acc']:.4f} | "
+                  f"{epochs:.0f} s | {run} |")
 print("\n| initialisation | train size | runs | mean best dev acc | mean test acc (sd) |")
 print("| --- | ---: | ---: | ---: | ---: |")
 for (init, n), runs in means.items():
