@@ -72,6 +72,7 @@ for stage in $STAGES; do
               mlm) model=(--pretrained_model_path mlm_tiny.bin --dropout 0.1) ;;
             esac
             name=${init}_n${n}_s$seed
+            if [[ -f ${name}_report.json ]]; then echo "$name: done before, kept"; continue; fi
             /usr/bin/time -f "$name wall %e s" python "$ROOT/finetune/run_classifier.py" "${model[@]}" \
                 --train_path "train_$n.tsv" --dev_path dev.tsv --test_path "$BR/test.tsv" \
                 --epochs_num "$(epochs_for "$n")" --batch_size 32 --learning_rate 2e-4 --seq_length 128 \
