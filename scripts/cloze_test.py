@@ -40,16 +40,9 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from uer_like.errors import UerLikeError
+    from uer_like.cli import call_checked
 
-    try:
-        return _run(args)
-    except UerLikeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return call_checked(_run, args)
 
 
 def _run(args):

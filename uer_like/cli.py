@@ -182,13 +182,21 @@ def _bool(s):
     raise ValueError(s)
 
 
-def run_main(fn):
-    """Run a script's main; a UerLikeError becomes one clear line on stderr and exit status 2."""
+def call_checked(fn, *args):
+    """fn(*args), returning its exit status: a UerLikeError becomes one clear line on stderr and status 2, Ctrl-C
+    status 130 (the scripts' `main(argv)` return this, so tests read the status without a subprocess)."""
     try:
-        fn()
+        return fn(*args)
     except UerLikeError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        return 130
+
+
+def run_main(fn):
+    """Run a script's main; a UerLikeError becomes one clear line on stderr and exit status 2."""
+    status = call_checked(fn)
+    if status in (2, 130):
+        sys.exit(status)
