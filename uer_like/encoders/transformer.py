@@ -5,7 +5,11 @@ incremental decoding.
 In training (module.training, no cache) the encoder is unpadded when the batch holds padding: the layers
 compute on the real tokens only, packed as [n_tokens, hidden], attention on the padded layout (see
 layers/context.py); the output is padded again, zeros at padding. `unpad = False` keeps every token.
-Evaluation and decoding keep the padded path, so outputs at padding positions stay what they always were."""
+Evaluation and decoding keep the padded path, so outputs at padding positions stay what they always were.
+
+`first_only=True` returns the first position's output alone, [batch, 1, hidden]: the last layer computes its
+attention output, feed-forward and norms for that row only (keys and values still come from every token), a
+quarter less work for a 4-layer classifier that pools [CLS]. Available where `computes_first_only()`."""
 import torch.nn as nn
 
 from ..config import check_size
@@ -54,9 +58,21 @@ class TransformerEncoder(nn.Module):
         return KVCache(self.layers_num, batch_size, self.heads_num, self.per_head_size, max_length, dtype, device,
                        padded=padded)
 
-    def forward(self, emb, seg, positions=None, cache=None):
+    def computes_first_only(self):
+        """Whether forward(..., first_only=True) is available: a fully visible mask and position schemes whose
+        attention for the first query alone is that row of the full attention (attends_any_queries)."""
+        layers = [self.transformer] if self.parameter_sharing else list(self.transformer)
+        return (not self.causal and self.relative_pos_emb is None
+                and all(type(layer.self_attn.scheme).attends_any_queries() for layer in layers))
+
+    def forward(self, emb, seg, positions=None, cache=None, first_only=False):
         # emb: [batch, seq, emb_size]; seg: [batch, seq] (0 = padding); positions: [batch | 1, seq] or None
-        # (0..seq-1); cache: a KVCache from init_cache (the new tokens follow the cached ones) or None
+        # (0..seq-1); cache: a KVCache from init_cache (the new tokens follow the cached ones) or None.
+        # first_only (only where computes_first_only(), without a cache): -> [batch, 1, hidden], the output at
+        # the first position (a classifier's [CLS]); the last layer computes that row alone.
+        if first_only and (cache is not None or not self.computes_first_only()):
+            raise ValueError("first_only needs a fully visible encoder whose position schemes attend any queries "
+                             "(computes_first_only()) and no cache")
         ctx = AttentionContext.build(seg, self.causal, positions, cache)
         if self.relative_pos_emb is not None:
             ctx.bias = self.relative_pos_emb(ctx)  # once for all layers
@@ -66,7 +82,7 @@ class TransformerEncoder(nn.Module):
             hidden = self.linear(hidden)
         for i in range(self.layers_num):
             layer = self.transformer if self.parameter_sharing else self.transformer[i]
-            hidden = layer(hidden, ctx, i)
+            hidden = layer(hidden, ctx, i, first_only and i == self.layers_num - 1)
         if self.layer_norm is not None:
             hidden = self.layer_norm(hidden)
         return ctx.pad(hidden) if packed else hidden

@@ -45,7 +45,7 @@ class Classifier(TaskModel):
 
     def forward(self, src, seg, **inputs):
         """-> logits [batch, labels_num]. inputs: the encoder's own fields (the zen encoder's n-grams)."""
-        hidden = self.encode(src, seg, **inputs)
+        hidden = self.encode(src, seg, first_only=self.pooling == "first", **inputs)
         pooled = torch.tanh(self.output_layer_1(pool(hidden, seg, self.pooling)))
         return self.output_layer_2(self.dropout(pooled))
 

@@ -104,6 +104,8 @@ class Encoder:
         return layout.cls_index(self.layout, src)
 
     def ids(self, text):
+        if isinstance(self.tokenizer, BertTokenizer):
+            return self.tokenizer.ids(text)  # the C tokenizer where it gives the same ids
         return self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(text))
 
     def unit_ids(self, unit):

@@ -43,6 +43,11 @@ class TaskModel(nn.Module):
         """The batch fields the encoder takes beside src and seg (the zen encoder's n-grams), or ()."""
         return tuple(getattr(self.encoder, "input_keys", ()))
 
-    def encode(self, src, seg, **inputs):
-        """src, seg [batch, seq] -> hidden states [batch, seq, hidden]; inputs: the encoder's own fields."""
-        return self.encoder(self.embedding(src, seg), seg, **inputs)
+    def encode(self, src, seg, first_only=False, **inputs):
+        """src, seg [batch, seq] -> hidden states [batch, seq, hidden]; inputs: the encoder's own fields.
+        first_only: only the first position is needed; where the encoder can compute it alone
+        (computes_first_only) the result is [batch, 1, hidden], else all positions as without it."""
+        emb = self.embedding(src, seg)
+        if first_only and getattr(self.encoder, "computes_first_only", lambda: False)():
+            return self.encoder(emb, seg, first_only=True, **inputs)
+        return self.encoder(emb, seg, **inputs)

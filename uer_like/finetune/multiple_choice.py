@@ -41,7 +41,7 @@ class MultipleChoice(TaskModel):
 
     def scores(self, src, seg):
         """src, seg [sequences, seq] (one sequence per choice) -> a score per sequence [sequences]."""
-        pooled = torch.tanh(self.output_layer_1(self.encode(src, seg)[:, 0]))
+        pooled = torch.tanh(self.output_layer_1(self.encode(src, seg, first_only=True)[:, 0]))
         return self.output_layer_2(self.dropout(pooled)).squeeze(-1)
 
     def forward(self, src, seg, slot, questions, max_choices):

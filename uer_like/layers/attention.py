@@ -70,6 +70,14 @@ class AttentionScheme(nn.Module):
         """The module all layers share, owned by the encoder (None: the layers' schemes hold everything)."""
         return None
 
+    @classmethod
+    def attends_any_queries(cls):
+        """Whether attention for a subset of the query positions gives those rows of the full attention:
+        true of a scheme that neither transforms q and k nor attends otherwise than this class (so it never
+        reads query positions). The encoder then computes a classifier's last layer for the first token
+        alone (TransformerEncoder.forward's first_only)."""
+        return cls.transform is AttentionScheme.transform and cls.attend is AttentionScheme.attend
+
     def transform(self, q, k, ctx):
         return q, k
 
@@ -90,14 +98,20 @@ class MultiHeadedAttention(nn.Module):
         self.scale = 1.0 / math.sqrt(self.per_head_size) if scale else 1.0
         self.scheme = scheme if scheme is not None else AttentionScheme()
 
-    def forward(self, x, ctx, index=0):
+    def forward(self, x, ctx, index=0, first_only=False):
         # x: [batch, seq, hidden], or [n_tokens, hidden] when the forward is unpadded (see layers/context.py:
-        # attention itself runs on the padded layout); ctx: the forward's AttentionContext; index: the layer
+        # attention itself runs on the padded layout); ctx: the forward's AttentionContext; index: the layer.
+        # first_only: only the first position's queries (-> [batch, 1, hidden]; keys and values of every
+        # token), for a scheme that leaves q and k alone and attends with the mask (see
+        # AttentionScheme.attends_any_queries) and a mask that is one row for all queries (not causal)
         q, k, v = ctx.split_heads(ctx.pad(self.qkv(x)), self.heads_num)  # [batch, heads, seq, per_head]
+        if first_only:
+            q = q[:, :, :1]
         q, k = self.scheme.transform(q, k, ctx)
         k, v = ctx.keys_values(index, k, v)
         out = self.scheme.attend(q, k, v, ctx, self.dropout if self.training else 0.0, self.scale)
-        return self.final_linear(ctx.unpad(ctx.merge_heads(out)))
+        out = ctx.merge_heads(out)
+        return self.final_linear(out if first_only else ctx.unpad(out))
 
 
 class ContextAttention(MultiHeadedAttention):

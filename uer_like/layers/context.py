@@ -158,6 +158,11 @@ class AttentionContext:
         b, s = self.seg.shape
         return x.new_zeros(b * s, x.size(-1)).index_copy(0, self.index, x).view(b, s, -1)
 
+    def first_rows(self, x):
+        """The first position of each sequence, [batch, 1, C], from [batch, seq, C] or packed [n_tokens, C]
+        (zeros where that position is padding, as pad gives)."""
+        return (x if x.dim() == 3 else self.pad(x))[:, :1]
+
     def unpad(self, x):
         """[batch, seq, C] -> packed [n_tokens, C] (the real tokens); as is when this forward is not unpadded."""
         if self.index is None:

@@ -27,14 +27,17 @@ class TransformerLayer(nn.Module):
         self.dropout_2 = Dropout(config.dropout)
         self.layer_norm_2 = build_layernorm(config)
 
-    def forward(self, hidden, ctx, index=0):
-        # hidden: [batch, seq, hidden]; ctx: the forward's AttentionContext; index: the layer's cache slot
+    def forward(self, hidden, ctx, index=0, first_only=False):
+        # hidden: [batch, seq, hidden] (or packed [n_tokens, hidden], see layers/context.py); ctx: the forward's
+        # AttentionContext; index: the layer's cache slot. first_only: the output at the first position alone,
+        # [batch, 1, hidden] (attention reads every token; the rest of the layer runs on one row per sequence)
+        res = ctx.first_rows(hidden) if first_only else hidden
         if self.pre_ln:
-            inter = self.dropout_1(self.self_attn(self.layer_norm_1(hidden), ctx, index))
-            hidden = hidden + inter
+            inter = self.dropout_1(self.self_attn(self.layer_norm_1(hidden), ctx, index, first_only))
+            hidden = res + inter
             return hidden + self.dropout_2(self.feed_forward(self.layer_norm_2(hidden)))
         if self.grover:
-            hidden = hidden + self.dropout_1(self.self_attn(hidden, ctx, index))
+            hidden = res + self.dropout_1(self.self_attn(hidden, ctx, index, first_only))
             return self.layer_norm_2(hidden + self.dropout_2(self.feed_forward(self.layer_norm_1(hidden))))
-        inter = self.layer_norm_1(hidden + self.dropout_1(self.self_attn(hidden, ctx, index)))
+        inter = self.layer_norm_1(res + self.dropout_1(self.self_attn(hidden, ctx, index, first_only)))
         return self.layer_norm_2(inter + self.dropout_2(self.feed_forward(inter)))
