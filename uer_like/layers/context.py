@@ -220,8 +220,9 @@ class AttentionContext:
     def split_heads(qkv, heads):
         """Fused projection [batch, seq, 3 * hidden] -> q, k, v, each [batch, heads, seq, head_dim]."""
         b, s, _ = qkv.shape
-        qkv = qkv.view(b, s, 3, heads, -1).permute(2, 0, 3, 1, 4)
-        return qkv[0], qkv[1], qkv[2]
+        # unbind, not three selects: its backward stacks the three gradients, where each select's would write
+        # into a zero-filled copy of the whole projection
+        return qkv.view(b, s, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
 
     @staticmethod
     def merge_heads(out):
