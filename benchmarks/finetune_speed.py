@@ -30,8 +30,9 @@ examples/s.
 
 Inference: the fine-tuned classifier (after the training rounds) on the first --infer_examples reviews of
 test.tsv, texts in, labels out, tokenisation included on both sides:
-- uer_like: what run_classifier.py --load_model_path --test_path does after reading the file (the task's
-  encode, core.evaluate: length-sorted batches, autocast in the run's precision, argmax);
+- uer_like: uer_like.finetune.predict.Predictor on the saved model, which computes what run_classifier.py
+  --load_model_path --test_path does after reading the file (the task's encode, core.evaluate: length-sorted
+  batches, autocast in the run's precision, argmax);
 - transformers: `pipeline("text-classification", model=<the model exported with export_finetuned>,
   batch_size=...)` with the weights in fp32 and, as a second competitor, in bf16 (`dtype=torch.bfloat16`).
 Predictions are compared label by label.
@@ -127,18 +128,6 @@ class Ours:
         self.core.train(self.task, self.model, self.feats, self.args, self.device, self.dtype)
         end = time.perf_counter()
         return end - self.stamps[1][0], sum(n for _, n in self.stamps[1:])
-
-    def predictor(self, texts):
-        """-> a function predicting the texts' labels as run_classifier.py --load_model_path --test_path does
-        (encode, core.evaluate, decode)."""
-        task, core, args = self.task, self.core, self.args
-        examples = [{"text_a": t, "text_b": None, "label": None, "where": f"text {i}"} for i, t in enumerate(texts)]
-
-        def predict():
-            feats = task.encode(examples)
-            _, preds = core.evaluate(task, self.model, examples, feats, args, self.device, self.dtype, desc="test")
-            return preds
-        return predict
 
 
 # ====================================================================== transformers
@@ -298,14 +287,16 @@ def main():
     hf_tuned = os.path.join(work, "hf_tuned")
     texts = [r["text_a"] for r in write_subset(os.path.join(BOOK_REVIEW, "test.tsv"), os.path.join(work, "test.tsv"),
                                                 a.infer_examples)]
-    predictors = {"uer_like": ours.predictor(texts),
+    from uer_like.finetune.predict import Predictor
+
+    mine = Predictor(tuned, batch_size=a.infer_batch_size, precision=a.precision, vocab_path=VOCAB)
+    predictors = {"uer_like": lambda: mine.predict(texts),
              "transformers fp32": hf_predictor(hf_tuned, texts, a.infer_batch_size, torch.float32),
              "transformers bf16": hf_predictor(hf_tuned, texts, a.infer_batch_size, torch.bfloat16)}
     if full is not None:  # the same weights, the last layer at every position
-        full.model.load_state_dict(ours.model.state_dict())
-        full.args.batch_size = a.infer_batch_size
-        predictors["uer_like full encoder"] = full.predictor(texts)
-    ours.args.batch_size = a.infer_batch_size
+        plain = Predictor(tuned, batch_size=a.infer_batch_size, precision=a.precision, vocab_path=VOCAB)
+        plain.model.encoder.computes_first_only = lambda: False
+        predictors["uer_like full encoder"] = lambda: plain.predict(texts)
     preds, times = {}, {k: [] for k in predictors}
     for r in range(a.infer_rounds + 1):
         for name, fn in predictors.items():

@@ -112,3 +112,54 @@ def test_native_ids_equal_the_python_tokenizer_on_book_reviews():
         assert enc.ids(t) == tok.convert_tokens_to_ids(tok.tokenize(t)), t
     copy = pickle.loads(pickle.dumps(tok))
     assert copy.ids(texts[0]) == enc.ids(texts[0])
+
+
+def _tiny_classifier(tmp_path, labels=3):
+    """A random tiny classifier saved as run_classifier.py saves one, and its vocabulary."""
+    from uer_like.finetune.core import save_finetuned
+
+    chars = "这本书很好看太无聊了一般作者写得不错的故事情节人物"
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(chars)) + "\n", encoding="utf-8")
+    torch.manual_seed(3)
+    model = Classifier(load_config("bert/base_config.json", **SMALL), 5 + len(chars), labels)
+    path = str(tmp_path / "clf.bin")
+    save_finetuned(model, path, {"task": "classification", "seq_length": 16, "labels_num": labels, "text_pair": False})
+    return path, str(vocab), model
+
+
+def test_predictor_batches_equal_one_by_one_and_the_model(tmp_path):
+    """Predictor (batch inference from Python) gives, for texts of many lengths in one call, the labels and
+    logits each text gets alone, and the logits of the model's own forward on the text's ids."""
+    from uer_like.finetune.predict import Predictor
+    from uer_like.tokenizers import build_tokenizer
+
+    path, vocab, model = _tiny_classifier(tmp_path)
+    texts = ["这本书很好看", "太无聊了", "一般", "作者写得不错的故事情节人物" * 3, "好", "人物很好看，故事无聊"]
+    p = Predictor(path, batch_size=4, precision="fp32", vocab_path=vocab)
+    batch_logits = p.logits(texts)
+    alone = [p.logits([t])[0] for t in texts]
+    assert p.predict(texts) == [int(x.argmax()) for x in alone]
+    tok = build_tokenizer("bert", vocab)
+    model.eval()
+    for t, b, a in zip(texts, batch_logits, alone):
+        ids = [2] + tok.convert_tokens_to_ids(tok.tokenize(t))[:14] + [3]
+        with torch.no_grad():
+            ref = model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))[0]
+        assert (b - a).abs().max() < 1e-5 and (b - ref).abs().max() < 1e-5, t
+    assert p.predict([]) == []
+    with pytest.raises(TypeError):
+        p.predict("一个字符串")
+
+
+def test_predictor_refuses_models_of_other_tasks(tmp_path):
+    import json
+
+    from uer_like.errors import ConfigError
+    from uer_like.finetune.predict import Predictor
+
+    path, vocab, _ = _tiny_classifier(tmp_path)
+    meta = tmp_path / "clf_finetune.json"
+    meta.write_text(json.dumps({"task": "tagging", "seq_length": 16}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="a tagging model"):
+        Predictor(path, vocab_path=vocab)

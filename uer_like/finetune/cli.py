@@ -275,24 +275,7 @@ def _run_checked(task_name, args, argv, info=None):
 
     # ---------------------------------------------------------------- model
     if args.load_model_path:
-        config_path = args.config_path or _beside(args.load_model_path, "_config.json")
-        if config_path is None:
-            raise ConfigError(f"--load_model_path {args.load_model_path}: no {os.path.splitext(args.load_model_path)[0]}"
-                              "_config.json beside it; pass the model's config with --config_path")
-        rows = _embedding_rows(loaded_state, len(tokenizer.vocab))
-        check_rows(len(tokenizer.vocab), rows, _vocab_file(tokenizer), args.load_model_path)
-        config, _, _ = core.load_backbone(None, config_path, rows)
-        if config.max_seq_length < args.seq_length:
-            raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
-        task.check_inference(args.load_model_path)
-        model = task.build_model(config, rows)
-        try:
-            load_into(model, from_uer_state_dict(loaded_state), strict=True, source=f"--load_model_path {args.load_model_path}")
-        except CheckpointError as e:
-            msg = str(e).replace(" (pass strict=False to load the matching tensors only)", "")
-            raise CheckpointError(f"{msg}; was it fine-tuned for another task ({task_cls.script} --task {task_name}) or "
-                                  "with another config (--config_path)?") from None
-        core.log(f"loaded the fine-tuned model {args.load_model_path}")
+        model = load_finetuned_model(task, args, tokenizer, loaded_state)
     else:
         load = getattr(task, "load_backbone", core.load_backbone)  # a task that keeps a pretrained head has its own
         config, backbone, pooler = load(args.pretrained_model_path, args.config_path, len(tokenizer.vocab),
@@ -349,6 +332,30 @@ def _run_checked(task_name, args, argv, info=None):
         text = json.dumps(report, indent=2, ensure_ascii=False)
         atomic_write(report_path, lambda f: f.write(text.encode("utf-8")), error=TrainingError, what="report")
     return report
+
+
+def load_finetuned_model(task, args, tokenizer, loaded_state):
+    """The model of --load_model_path (a fine-tuned model of `task`, its state dict already read by
+    check_finetuned_model), built from its config (--config_path, else MODEL_config.json beside it)."""
+    config_path = args.config_path or _beside(args.load_model_path, "_config.json")
+    if config_path is None:
+        raise ConfigError(f"--load_model_path {args.load_model_path}: no {os.path.splitext(args.load_model_path)[0]}"
+                          "_config.json beside it; pass the model's config with --config_path")
+    rows = _embedding_rows(loaded_state, len(tokenizer.vocab))
+    check_rows(len(tokenizer.vocab), rows, _vocab_file(tokenizer), args.load_model_path)
+    config, _, _ = core.load_backbone(None, config_path, rows)
+    if config.max_seq_length < args.seq_length:
+        raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
+    task.check_inference(args.load_model_path)
+    model = task.build_model(config, rows)
+    try:
+        load_into(model, from_uer_state_dict(loaded_state), strict=True, source=f"--load_model_path {args.load_model_path}")
+    except CheckpointError as e:
+        msg = str(e).replace(" (pass strict=False to load the matching tensors only)", "")
+        raise CheckpointError(f"{msg}; was it fine-tuned for another task ({type(task).script} --task {task.name}) or "
+                              "with another config (--config_path)?") from None
+    core.log(f"loaded the fine-tuned model {args.load_model_path}")
+    return model
 
 
 def _report_path(args):
