@@ -7,6 +7,9 @@ core (core.py) serves them all.
 
     from uer_like.finetune import run
     run("classification", ["--train_path", ..., "--dev_path", ...])
+
+    from uer_like.finetune import Predictor          # batch inference with a run_classifier.py model
+    Predictor("models/classifier.bin").predict(["text one", "text two"])
 """
 from .classification import Classifier, classification_metrics
 from .cli import main, run
@@ -14,10 +17,12 @@ from .crf import CRF
 from .mrc import SpanExtractor, cmrc_em, cmrc_f1, cmrc_metrics
 from .multi_label import multi_label_metrics
 from .multiple_choice import MultipleChoice
+from .predict import Predictor
 from .regression import pearson, regression_metrics, spearman
 from .tagging import Tagger, entity_metrics, get_entities
 from .tasks import TASKS, Task, load_tasks, task_names
 
 __all__ = ["main", "run", "CRF", "TASKS", "Task", "load_tasks", "task_names", "classification_metrics",
            "cmrc_em", "cmrc_f1", "cmrc_metrics", "entity_metrics", "get_entities", "multi_label_metrics",
-           "pearson", "regression_metrics", "spearman", "Classifier", "MultipleChoice", "SpanExtractor", "Tagger"]
+           "pearson", "regression_metrics", "spearman", "Classifier", "MultipleChoice", "SpanExtractor", "Tagger",
+           "Predictor"]
