@@ -289,12 +289,13 @@ def main():
                                                 a.infer_examples)]
     from uer_like.finetune.predict import Predictor
 
-    mine = Predictor(tuned, batch_size=a.infer_batch_size, precision=a.precision, vocab_path=VOCAB)
+    mine = Predictor(tuned, batch_size=a.infer_batch_size, device="cpu", precision=a.precision, vocab_path=VOCAB)
     predictors = {"uer_like": lambda: mine.predict(texts),
              "transformers fp32": hf_predictor(hf_tuned, texts, a.infer_batch_size, torch.float32),
              "transformers bf16": hf_predictor(hf_tuned, texts, a.infer_batch_size, torch.bfloat16)}
     if full is not None:  # the same weights, the last layer at every position
-        plain = Predictor(tuned, batch_size=a.infer_batch_size, precision=a.precision, vocab_path=VOCAB)
+        plain = Predictor(tuned, batch_size=a.infer_batch_size, device="cpu", precision=a.precision,
+                          vocab_path=VOCAB)
         plain.model.encoder.computes_first_only = lambda: False
         predictors["uer_like full encoder"] = lambda: plain.predict(texts)
     preds, times = {}, {k: [] for k in predictors}

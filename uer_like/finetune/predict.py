@@ -23,11 +23,12 @@ class Predictor:
     """A fine-tuned sentence(-pair) model loaded for inference.
 
     model_path: a model written by run_classifier.py (MODEL_finetune.json and MODEL_config.json beside it);
-    batch_size: texts per forward; precision: auto | fp32 | bf16 | fp16 (auto: bf16 autocast where the device
-    computes bf16 natively); vocab_path, tokenizer: as run_classifier.py's flags (default: the model's).
+    batch_size: texts per forward; device: auto (a GPU when there is one), cpu, cuda[:N]; precision: auto | fp32 |
+    bf16 | fp16 (auto: bf16 autocast where the device computes bf16 natively); vocab_path, tokenizer: as
+    run_classifier.py's flags (default: the model's); quiet: no log line on loading.
     """
 
-    def __init__(self, model_path, batch_size=64, device="cpu", precision="auto", vocab_path=None, tokenizer=None,
+    def __init__(self, model_path, batch_size=64, device="auto", precision="auto", vocab_path=None, tokenizer=None,
                  quiet=True):
         from . import cli
         from ..training.precision import DTYPES, resolve_precision
