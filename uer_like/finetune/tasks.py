@@ -41,7 +41,7 @@ def set_quiet(quiet):
 
 # the modules that register the built-in tasks (imported on first use of the registry)
 TASK_MODULES = ("classification", "regression", "multi_label", "tagging", "mrc", "multiple_choice", "simcse",
-                "siamese", "prompt", "chid", "dbqa")
+                "siamese", "prompt", "chid", "dbqa", "multi_task", "model_selection")
 
 
 def load_tasks():
