@@ -114,6 +114,19 @@ def test_grid_search_runs_every_combination_and_keeps_the_best(tmp_path):
     assert os.path.isfile(model) and rep["test"]["acc"] == pytest.approx(rep["best"]["acc"])
 
 
+def test_cross_validation_on_the_shared_book_review_sample(tmp_path):
+    train = os.path.join(ROOT, "..", "shared", "data", "datasets", "samples", "book_review", "train.tsv")
+    if not os.path.isfile(train):
+        pytest.skip("../shared/data/datasets/samples is not here")
+    oof = str(tmp_path / "oof.npy")
+    rep = run("classification_cv", TINY + ["--train_path", train, "--folds_num", "2", "--max_steps", "1",
+                                           "--batch_size", "16", "--output_model_path", str(tmp_path / "m.bin"),
+                                           "--train_features_path", oof])
+    assert [(f["start"], f["end"]) for f in rep["folds"]] == [(0, 100), (100, 200)]
+    features = np.load(oof)
+    assert features.shape == (200, 2) and not np.isnan(features).any()
+
+
 @pytest.mark.parametrize("script, flags, expect", [
     ("classification_cv", ["--folds_num", "7"], "--folds_num 7 is more than the 6 training examples"),
     ("classification_cv", ["--folds_num", "1"], "argument --folds_num: must be >= 2"),

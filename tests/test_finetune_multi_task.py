@@ -202,3 +202,17 @@ def test_dataset_id_beyond_the_heads_is_one_line(trained, capsys):
                                               "--test_path", os.path.join(a, "dev.tsv"), "--dataset_id", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: --dataset_id 2: the model has 2 datasets (0..1)"
+
+
+def test_runs_on_the_shared_samples_as_uer_py_lays_them_out(tmp_path):
+    """../shared/data's sample directories (train.tsv, dev.tsv each) are UER-py's --dataset_path_list layout."""
+    samples = os.path.join(ROOT, "..", "shared", "data", "datasets", "samples")
+    dirs = [os.path.join(samples, n) for n in ("book_review", "chnsenticorp")]
+    if not all(os.path.isdir(d) for d in dirs):
+        pytest.skip("../shared/data/datasets/samples is not here")
+    rep = run("multi_task_classification", TINY + ["--dataset_path_list", *dirs, "--max_steps", "2",
+                                                   "--batch_size", "16", "--output_model_path",
+                                                   str(tmp_path / "mt.bin")])
+    assert rep["train_examples"] == 200 + 500
+    dev = rep["history"][-1]["dev"]["datasets"]
+    assert dev["0"]["total"] == 50 and dev["1"]["total"] == 50

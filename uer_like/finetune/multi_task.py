@@ -5,7 +5,8 @@ Data: `--dataset_path_list DIR ...`, each directory holding train.tsv and, for a
 run_classifier.py's format (a header naming `label`, `text_a`, optional `text_b`; labels 0..n-1, n per dataset:
 its largest training label + 1, or `--labels_num_list`). Dataset i is the i-th directory.
 
-Head (parameter names, UER-py's: a UER-py multi-task checkpoint loads as it is):
+Head (parameter names, UER-py's: a model saved by UER-py's run_classifier_mt.py loads with --config_path and
+--labels_num_list):
   output_layers_1.{i}.{weight,bias}  [hidden, hidden]   dataset i's dense + tanh on the pooled encoder output
                                                         (starts from the pretrained pooler unless --no_pooler_init)
   output_layers_2.{i}.{weight,bias}  [labels_i, hidden] dataset i's logits, after dropout
@@ -68,6 +69,8 @@ class MultiTaskClassifier(TaskModel):
         """src, seg [batch, seq], dataset [batch] (each row's dataset) -> logits [batch, max labels_num]: row r
         holds its own head's logits, -inf in the columns beyond its dataset's labels. Only the heads of the
         datasets present run."""
+        if bool((dataset < 0).any()) or bool((dataset >= len(self.labels_num_list)).any()):
+            raise ValueError(f"dataset ids must be 0..{len(self.labels_num_list) - 1}, got {dataset.tolist()}")
         pooled = pool(self.encode(src, seg, **inputs), seg, self.pooling)
         out = pooled.new_full((src.size(0), max(self.labels_num_list)), float("-inf"))
         for i in torch.unique(dataset).tolist():
@@ -297,7 +300,7 @@ class MultiTaskClassificationTask(Task):
 
     def summary(self, m):
         names = self.datasets or []
-        parts = [f"{i} {names[i] if i < len(names) else ''} {d['acc']:.4f} ({d['correct']}/{d['total']})".replace("  ", " ")
+        parts = [" ".join([str(i)] + names[i:i + 1] + [f"{d['acc']:.4f} ({d['correct']}/{d['total']})"])
                  for i, d in m["datasets"].items()]
         return f"acc {m['acc']:.4f}" + (f" (mean of {len(parts)})" if len(parts) > 1 else "") + " | " + ", ".join(parts)
 
