@@ -216,3 +216,28 @@ def test_runs_on_the_shared_samples_as_uer_py_lays_them_out(tmp_path):
     assert rep["train_examples"] == 200 + 500
     dev = rep["history"][-1]["dev"]["datasets"]
     assert dev["0"]["total"] == 50 and dev["1"]["total"] == 50
+
+
+def test_split_script_gives_a_classifier_predicting_as_the_head(trained, tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("split_multi_task", os.path.join(ROOT, "scripts", "split_multi_task.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    root, a, b, model, _ = trained
+    single = str(tmp_path / "b.bin")
+    assert script.main(["--load_model_path", model, "--dataset_id", "1", "--output_model_path", single]) == 0
+    dev = os.path.join(b, "dev.tsv")
+    preds = {}
+    for name, argv in (("multi", ["multi_task_classification", "--load_model_path", model, "--dataset_id", "1"]),
+                       ("single", ["classification", "--load_model_path", single])):
+        out = str(tmp_path / f"{name}.tsv")
+        run(argv[0], argv[1:] + ["--vocab_path", VOCAB, "--no_progress", "--precision", "fp32", "--test_path", dev,
+                                 "--prediction_path", out, "--output_logits"])
+        preds[name] = open(out, encoding="utf-8").read()
+    assert preds["multi"] == preds["single"]
+    capsys.readouterr()
+    assert script.main(["--load_model_path", single, "--dataset_id", "0", "--output_model_path", str(tmp_path / "x.bin")]) == 2
+    assert script.main(["--load_model_path", model, "--dataset_id", "5", "--output_model_path", str(tmp_path / "x.bin")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not a multi-task classification model" in err[0] and "has 2 datasets (0..1)" in err[1]

@@ -23,8 +23,8 @@ Inference (`--load_model_path` and `--test_path`, a tsv with `text_a`[, `text_b`
 - no `--dataset_id`: every head predicts every line, written as UER-py's run_classifier_mt_infer.py does:
   `label` = the heads' labels joined by `|` (`1|0|2`), and `logits` / `prob` the heads' vectors joined by `|`.
 
-Hugging Face export: transformers has no multi-head sequence classifier; `split_heads` writes dataset i's
-encoder + head as a run_classifier.py model (`output_layer_1/2`), which exports as ...ForSequenceClassification
+Hugging Face export: transformers has no multi-head sequence classifier; `split_heads`
+(scripts/split_multi_task.py) writes dataset i's encoder + head as a run_classifier.py model (`output_layer_1/2`), which exports as ...ForSequenceClassification
 (io/hf_tasks.py) and runs with run_classifier.py.
 """
 import os
