@@ -61,7 +61,8 @@ def test_cross_validation_predicts_each_example_with_the_model_that_did_not_see_
     rep = run("classification_cv", TINY + ["--train_path", train, "--folds_num", str(k), "--epochs_num", "1",
                                            "--batch_size", "4", "--learning_rate", "1e-3", "--output_model_path", model,
                                            "--train_features_path", oof, "--test_path", train,
-                                           "--test_features_path", test_feats])
+                                           "--test_features_path", test_feats, "--prediction_path",
+                                           str(tmp_path / "ensemble.tsv")])
     folds = rep["folds"]
     # the held-out folds partition the examples; each model trained on all the others
     covered = sorted(j for f in folds for j in range(f["start"], f["end"]))
@@ -86,6 +87,9 @@ def test_cross_validation_predicts_each_example_with_the_model_that_did_not_see_
     assert rep["acc"]["mean"] == pytest.approx(np.mean(accs)) and rep["acc"]["std"] == pytest.approx(np.std(accs))
     # the fold models' mean probabilities on --test_path (UER-py's run_classifier_cv_infer.py)
     np.testing.assert_allclose(np.load(test_feats), np.mean(mean_probs, 0), atol=2e-6)
+    ensemble = open(tmp_path / "ensemble.tsv", encoding="utf-8").read().splitlines()
+    assert ensemble[0] == "label\tprob" and [int(r.split("\t")[0]) for r in ensemble[1:]] == list(
+        np.mean(mean_probs, 0).argmax(1))
     assert os.path.isfile(os.path.splitext(model)[0] + "_cv.json")
 
 
@@ -132,6 +136,7 @@ def test_cross_validation_on_the_shared_book_review_sample(tmp_path):
     ("classification_cv", ["--folds_num", "1"], "argument --folds_num: must be >= 2"),
     ("classification_cv", ["--folds_num", "2", "--dev_path", "TRAIN"], "--dev_path"),
     ("classification_cv", ["--folds_num", "2", "--no_features"], "--train_features_path"),
+    ("classification_cv", ["--folds_num", "2", "--prediction_path", "p.tsv"], "give --test_path"),
     ("classification_grid", [], "give --train_path and --dev_path"),
     ("classification_grid", ["--learning_rate_list", "0"], "argument --learning_rate_list: must be > 0"),
 ])

@@ -13,7 +13,8 @@ mean and standard deviation (over the folds, ddof 0). --train_features_path rece
 probabilities, UER-py's stacking features: a numpy .npy array [examples, classes], row j the softmax of example
 j (train-file order) under the model that did not train on it. With --test_path and --test_features_path, the
 fold models' mean probabilities on the test file are written there (UER-py's run_classifier_cv_infer.py); with
---load_model_path MODEL (no --train_path), that is done with the fold models MODEL-fold_i.EXT of an earlier run.
+--load_model_path MODEL (no --train_path), that is done with the fold models MODEL-fold_i.EXT of an earlier run;
+--prediction_path then receives the mean's predictions (run_classifier.py's format: `label`, `prob`).
 
 Grid search: every combination of --batch_size_list x --learning_rate_list x --epochs_num_list (in that order,
 as UER-py's itertools.product) is trained on --train_path and its final model evaluated on --dev_path. The
@@ -62,9 +63,11 @@ def fold_model_path(path, i):
 
 
 # ====================================================================== shared
-def _check_single_process():
+def _check_common(args):
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("cross-validation and grid search run one process; launch them without torchrun")
+    if args.prediction_path and not args.test_path:
+        raise ConfigError("--prediction_path writes predictions for --test_path; give --test_path")
 
 
 def _labels_num(args):
@@ -117,7 +120,7 @@ def _write_report(path, report):
 # ====================================================================== cross-validation
 def run_cross_validation(args, argv=None):
     """The command of run_classifier_cv.py -> its report (folds, mean and std of the metrics)."""
-    _check_single_process()
+    _check_common(args)
     if not args.train_path:
         if args.load_model_path and args.test_path and args.test_features_path:
             return {"test": fold_ensemble(args, argv, _fold_models(args.load_model_path, args.folds_num))}
@@ -198,6 +201,10 @@ def fold_ensemble(args, argv, models):
     mean = np.mean(probs, axis=0)
     _save_npy(args.test_features_path, mean, "--test_features_path")
     log(f"the {len(models)} fold models' mean probabilities on {args.test_path} written to {args.test_features_path}")
+    if args.prediction_path:  # run_classifier.py's format: the label of the mean, and the mean as `prob`
+        text = "label\tprob\n" + "".join(f"{int(p.argmax())}\t{' '.join(f'{x:.6f}' for x in p)}\n" for p in mean)
+        atomic_write(args.prediction_path, lambda f: f.write(text.encode("utf-8")), error=TrainingError,
+                     what="--prediction_path")
     if "label" not in D.read_tsv(args.test_path)[0][1]:
         return {}
     gold = [ex["label"] for ex in read_classification(args.test_path)]
@@ -233,7 +240,7 @@ def grid_tsv(rows):
 
 def run_grid_search(args, argv=None):
     """The command of run_classifier_grid.py -> its report (one row per combination, the best)."""
-    _check_single_process()
+    _check_common(args)
     if not args.train_path or not args.dev_path:
         raise ConfigError("run_classifier_grid.py: give --train_path and --dev_path (each combination's final model "
                           "is evaluated on --dev_path)")
