@@ -329,13 +329,17 @@ def split_heads(path, out_path, dataset_id):
     """Write dataset `dataset_id`'s encoder + head of the multi-task model at `path` as a run_classifier.py
     model at out_path (its head renamed output_layer_1/2, with its _config.json and _finetune.json): it runs
     with run_classifier.py and exports to Hugging Face as ...ForSequenceClassification."""
-    from ..io.checkpoint import load_state_dict_file
-    from ..io.uer import from_uer_state_dict
-    from .core import read_finetune_meta, save_finetuned
-    from .classification import Classifier
-    from ..config import load_config
+    import json
 
-    meta = read_finetune_meta(path)
+    from ..config import load_config
+    from ..errors import CheckpointError
+    from ..io.checkpoint import load_state_dict_file, save_model
+    from ..io.hf_tasks import meta_path, read_meta
+    from ..io.uer import from_uer_state_dict
+    from ..outputs import atomic_write
+    from .classification import Classifier
+
+    meta = read_meta(path) or {}
     if meta.get("task") != MultiTaskClassificationTask.name:
         raise ConfigError(f"{path}: not a multi-task classification model (its task settings name "
                           f"{meta.get('task')!r})")
@@ -356,7 +360,10 @@ def split_heads(path, out_path, dataset_id):
     model = Classifier(config, rows, meta["labels_num_list"][dataset_id])
     model.load_state_dict(out, strict=True)
     pair = (meta.get("text_pair_list") or [None] * k)[dataset_id]
-    save_finetuned(model, out_path, {"task": "classification", "seq_length": meta.get("seq_length"),
-                                     "labels_num": meta["labels_num_list"][dataset_id], "text_pair": pair})
+    save_model(model, out_path, format="safetensors" if out_path.lower().endswith(".safetensors") else "uer")
+    text = json.dumps({"task": "classification", "seq_length": meta.get("seq_length"),
+                       "labels_num": meta["labels_num_list"][dataset_id], "text_pair": pair}, indent=2)
+    atomic_write(meta_path(out_path), lambda f: f.write(text.encode("utf-8")), error=CheckpointError,
+                 what="task settings")
     return out_path
 
