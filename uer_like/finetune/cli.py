@@ -174,8 +174,20 @@ def _feed_encoder_inputs(task, model, args, meta, vocab, task_cls, task_name):
 
 
 def run(task_name, argv=None):
+    """Parse a task's command line and run it: one fine-tuning and/or inference run (run_args), or the task's
+    own command (Task.command: cross-validation, a grid search, a multi-task run's dataset list), which
+    calls run_args in its turn."""
     task_name = choose_task(task_name, argv)
     args = build_parser(task_name).parse_args(argv)
+    command = get_task(task_name).command
+    if command is not None:
+        return command(args, argv)
+    return run_args(task_name, args, argv)
+
+
+def run_args(task_name, args, argv=None):
+    """One run of a task on its parsed flags (build_parser(task_name)'s namespace): fine-tune on
+    --train_path, and/or evaluate and predict --test_path. -> the run's report (a dict)."""
     args.precision = requested_precision(args)
     # a task that predicts with a pretrained model as it is (prompts, sentence embeddings) needs no training
     untrained = getattr(get_task(task_name), "predicts_untrained", False) and args.pretrained_model_path

@@ -41,7 +41,7 @@ def set_quiet(quiet):
 
 # the modules that register the built-in tasks (imported on first use of the registry)
 TASK_MODULES = ("classification", "regression", "multi_label", "tagging", "mrc", "multiple_choice", "simcse",
-                "siamese", "prompt", "chid", "dbqa")
+                "siamese", "prompt", "chid", "dbqa", "multi_task", "model_selection")
 
 
 def load_tasks():
@@ -73,6 +73,9 @@ class Task:
     description = ""      # one line for --help and the docs
     main_metric = None    # the dev metric that selects the best checkpoint (higher is better)
     defaults = {}         # defaults of shared flags for this task, e.g. {"seq_length": 512}
+    # a script whose command is more than one run of its task (cross-validation, a grid search): a function
+    # (args, argv) -> report that cli.run calls on the parsed flags instead of one cli.run_args
+    command = None
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
