@@ -40,7 +40,13 @@ a model without one needs decoder_start_token_id given. The decoder's positions 
 tables) bound max_new_tokens; the sources are bounded by the encoder's.
 
 Beam search moves cached keys and values between beams only where beams differ: a prompt's columns (shared by
-all its beams) and an encoder-decoder's cross-attention memory are never copied, only the generated columns.
+all its beams) and an encoder-decoder's cross-attention memory are never copied, only the generated columns
+(gathered in one pass into a second buffer: layers/context.py KVCache.reorder).
+
+On CPU in float32 a decoding step is bound by reading the weights; the decoder's (or a left-to-right LM's) linear
+layers and the lm target run through weight copies laid out for the step's number of rows
+(layers/decoding_linear.py), made at the first call and kept for later ones: a second copy of those weights
+in memory while the model lives.
 
 A returned continuation stops after the end token (included) when `eos_token_id` is given, or after
 max_new_tokens tokens.
