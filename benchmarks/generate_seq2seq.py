@@ -10,7 +10,7 @@ decoder for every new token).
 
 tokens/s = generated tokens (batch x new tokens; beams not counted; the end token is blocked by
 min_new_tokens = max_new_tokens on both sides, so every row runs to the end) / wall seconds of the generate
-call, the median over the rounds. Batch 8 uses sources of 8 different lengths (right-padded, with an attention
+call, the median over the rounds (the side that runs first alternates round by round). Batch 8 uses sources of 8 different lengths (right-padded, with an attention
 mask for transformers); batch 1 the first. Each side's outputs are compared row by row.
 """
 import argparse
@@ -126,30 +126,39 @@ def main(argv=None):
             beams = 4 if mode == "beam4" else 1
             for batch in args.batch_sizes:
                 sources = sources_for(batch)
-                hf_generate(hf, sources, 4, beams)  # warm-up both
-                us_generate(ours, sources, 4, beams)
+                t_warm_hf, _ = timed(hf_generate, hf, sources, 4, beams)  # warm-up both
+                # uer_like's first call at a row count also lays out the decoder's weights for it (kept for later
+                # calls: layers/decoding_linear.py); its cost shows here
+                t_warm_us, _ = timed(us_generate, ours, sources, 4, beams)
                 t_hf, t_us = [], []
-                for _ in range(args.rounds):
-                    t, ref = timed(hf_generate, hf, sources, args.new_tokens, beams)
-                    t_hf.append(t)
-                    t, got = timed(us_generate, ours, sources, args.new_tokens, beams)
-                    t_us.append(t)
+                for r in range(args.rounds):  # the side that goes first alternates round by round
+                    for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+                        if side == 0:
+                            t, ref = timed(hf_generate, hf, sources, args.new_tokens, beams)
+                            t_hf.append(t)
+                        else:
+                            t, got = timed(us_generate, ours, sources, args.new_tokens, beams)
+                            t_us.append(t)
                 n = batch * args.new_tokens
                 same = sum(a == b for a, b in zip(ref, got))
                 hf_tps, us_tps = n / statistics.median(t_hf), n / statistics.median(t_us)
                 rows.append((name, mode, batch, hf_tps, us_tps, f"{same}/{batch}"))
                 print(f"{name} {mode} batch {batch}: transformers {hf_tps:.1f} tok/s, uer_like {us_tps:.1f} tok/s, "
-                      f"{us_tps / hf_tps:.2f}x, identical rows {same}/{batch}; load {load()}", flush=True)
+                      f"{us_tps / hf_tps:.2f}x, identical rows {same}/{batch}; 4-token warm-up call "
+                      f"{t_warm_hf * 1e3:.0f} / {t_warm_us * 1e3:.0f} ms; load {load()}", flush=True)
         if args.cache_rounds:
             for batch in args.batch_sizes:
                 sources = sources_for(batch)
                 us_generate(ours, sources, 4, 1, use_cache=False)
                 t_c, t_u = [], []
-                for _ in range(args.cache_rounds):
-                    t, a = timed(us_generate, ours, sources, args.new_tokens, 1)
-                    t_c.append(t)
-                    t, b = timed(us_generate, ours, sources, args.new_tokens, 1, use_cache=False)
-                    t_u.append(t)
+                for r in range(args.cache_rounds):
+                    for cached in ((True, False) if r % 2 == 0 else (False, True)):
+                        if cached:
+                            t, a = timed(us_generate, ours, sources, args.new_tokens, 1)
+                            t_c.append(t)
+                        else:
+                            t, b = timed(us_generate, ours, sources, args.new_tokens, 1, use_cache=False)
+                            t_u.append(t)
                 n = batch * args.new_tokens
                 c, u = n / statistics.median(t_c), n / statistics.median(t_u)
                 same = sum(x == y for x, y in zip(a, b))

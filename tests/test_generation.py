@@ -140,18 +140,6 @@ def test_other_language_models_decode_through_their_cache_as_the_full_forward(ki
                                                                               use_cache=False)
 
 
-@pytest.mark.parametrize("bias", [False, True])
-def test_vocabulary_projection_layouts_equal_the_linear_layer(bias):
-    from uer_like.generation import _Head
-
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(48, 500, bias=bias)
-    for rows in (1, 3, 8):
-        h = torch.randn(rows, 48)
-        with torch.inference_mode():
-            assert (_Head(linear, rows)(h) - linear(h)).abs().max() < 1e-5
-
-
 def test_single_token_steps_never_use_the_top_left_causal_flag(gpt2, monkeypatch):
     # scaled_dot_product_attention(is_causal=True) aligns its mask top-left: one query against T cached
     # keys would see only the first key. Every decoding step must go without the flag.

@@ -40,7 +40,13 @@ a model without one needs decoder_start_token_id given. The decoder's positions 
 tables) bound max_new_tokens; the sources are bounded by the encoder's.
 
 Beam search moves cached keys and values between beams only where beams differ: a prompt's columns (shared by
-all its beams) and an encoder-decoder's cross-attention memory are never copied, only the generated columns.
+all its beams) and an encoder-decoder's cross-attention memory are never copied, only the generated columns
+(gathered in one pass into a second buffer: layers/context.py KVCache.reorder).
+
+On CPU in float32 a decoding step is bound by reading the weights; the decoder's (or a left-to-right LM's) linear
+layers and the lm target run through weight copies laid out for the step's number of rows
+(layers/decoding_linear.py), made at the first call and kept for later ones: a second copy of those weights
+in memory while the model lives.
 
 A returned continuation stops after the end token (included) when `eos_token_id` is given, or after
 max_new_tokens tokens.
@@ -60,6 +66,7 @@ import torch.nn.functional as F
 
 from .errors import CheckpointError, ConfigError, DataError
 from .flags import GENERATION_RULES, NONNEG, Int, check_value
+from .layers.decoding_linear import decoding_linears
 
 __all__ = ["generate", "score"]
 
@@ -321,7 +328,7 @@ class _Decoder:
     def __init__(self, model, src, seg, lengths, max_new, use_cache):
         rows, p = src.shape
         self.model = model
-        self.head = _Head(model.target.lm.output_layer, rows, model.target.lm.transform)
+        self.lm = model.target.lm
         self.padded = bool((seg == 0).any())
         self.use_cache = use_cache
         dev = src.device
@@ -344,7 +351,7 @@ class _Decoder:
             self.p = p
 
     def _logits(self, hidden):
-        return self.head(hidden[:, -1]).float()
+        return _head(self.lm, hidden[:, -1]).float()
 
     def prefill(self):
         if self.use_cache:
@@ -388,7 +395,6 @@ class _Seq2SeqDecoder:
         rows = n * beams
         self.model = model
         self.target = model.target.lm
-        self.head = _Head(self.target.output_layer, rows, self.target.transform)
         self.use_cache = use_cache
         self.tokens = torch.full((rows, max_new + 1), start, dtype=torch.long, device=device)
         self.t = 1
@@ -397,7 +403,7 @@ class _Seq2SeqDecoder:
         self.cache = model.init_cache(rows, max_new + 1, padded=False) if use_cache else None
 
     def _logits(self, hidden):
-        return self.head(self.target.scaled(hidden[:, -1])).float()
+        return _head(self.target, self.target.scaled(hidden[:, -1])).float()
 
     def prefill(self):
         self.memory = self.model.memory(self.model.encode(self.sources, self.source_seg), self.source_seg)
@@ -417,32 +423,9 @@ class _Seq2SeqDecoder:
             self.cache.reorder(index, start=1)  # the start token's column is the same in every row
 
 
-class _Head:
-    """The vocabulary projection, the largest matmul of a small model's step, laid out for a few rows.
-
-    On CPU, nn.Linear's [vocab, hidden] weight makes MKL re-pack the whole matrix at every call: one row
-    runs 2-3x faster against a [hidden, vocab] copy (a matrix-vector product), several rows 2x faster
-    through a oneDNN weight packed once per generate call. Elsewhere (GPU) nn.Linear as it is."""
-
-    def __init__(self, linear, rows, transform=None):
-        self.linear = linear
-        self.run = linear
-        self.transform = transform  # the lm target's transform before the projection (lm_head_transform)
-        w, b = linear.weight, linear.bias
-        if w.device.type != "cpu" or w.dtype != torch.float32:
-            return
-        if rows > 1 and torch.backends.mkldnn.is_available():
-            try:
-                packed = torch.ops.mkldnn._reorder_linear_weight(w, rows)
-                self.run = lambda h: torch.ops.mkldnn._linear_pointwise(h, packed, b, "none", [], "")
-                return
-            except (AttributeError, RuntimeError):  # a torch build without these oneDNN ops
-                pass
-        wt = w.t().contiguous()
-        self.run = (lambda h: h @ wt) if b is None else (lambda h: torch.addmm(b, h, wt))
-
-    def __call__(self, h):
-        return self.run(self.transform(h) if self.transform is not None else h)
+def _head(lm, hidden):
+    """The lm target's vocabulary projection (after its transform, if any) of hidden [rows, hidden]."""
+    return lm.output_layer(lm.transform(hidden))
 
 
 def _seen_tokens(src, seg, vocab):
@@ -512,7 +495,7 @@ def _generate(model, prompts, vocab, max_new_tokens, do_sample, temperature, top
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), decoding_linears(_decoding_modules(model), len(prompts) * num_beams):
             if num_beams == 1:
                 return _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample, temperature,
                                          top_k, top_p, repetition_penalty, eos_token_id, min_new_tokens, seed,
@@ -522,6 +505,12 @@ def _generate(model, prompts, vocab, max_new_tokens, do_sample, temperature, top
                                 use_cache, decoder_start_token_id)
     finally:
         model.train(was_training)
+
+
+def _decoding_modules(model):
+    """The modules every decoding step runs (their linear layers are laid out for the step's rows: see
+    layers/decoding_linear.py): the decoder (or a left-to-right LM's encoder) and the lm target."""
+    return [model.decoder if _is_seq2seq(model) else model.encoder, model.target.lm]
 
 
 def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample, temperature, top_k, top_p,

@@ -133,10 +133,21 @@ class ContextAttention(MultiHeadedAttention):
         kv = kv.view(n, s, 2, self.heads_num, -1).permute(2, 0, 3, 1, 4)
         return kv[0], kv[1]
 
+    def project_query(self, x):
+        """The query rows of the fused weight applied to the decoder's hidden states x."""
+        return F.linear(x, *self._query_weight())
+
+    def _query_weight(self):
+        return self.qkv.weight[: self.inner], (self.qkv.bias[: self.inner] if self.qkv.bias is not None else None)
+
+    def decoding_projections(self):
+        """The projections beside nn.Linear layers that decoding may lay out for a few rows
+        (layers/decoding_linear.py): attribute name -> (weight getter, bias getter)."""
+        return {"project_query": (lambda: self._query_weight()[0], lambda: self._query_weight()[1])}
+
     def forward(self, x, k, v, mask):
         # x: [rows, tgt_len, hidden]; k, v: [sources, heads, src_len, head_dim]; mask: bool [sources, 1, 1, src_len]
-        b = self.qkv.bias[: self.inner] if self.qkv.bias is not None else None
-        q = F.linear(x, self.qkv.weight[: self.inner], b)
+        q = self.project_query(x)
         rows, t, _ = q.shape
         n = k.size(0)
         beams = rows // n

@@ -88,12 +88,28 @@ class KVCache(DecodingCache):
         shape = (layers, batch_size, heads, max_length, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self._spare = None  # the second buffer of `reorder`
+        self._spare_start = 0
 
     def reorder(self, index, start=0):
+        """Beam search's reorder in one pass: the generated columns are gathered straight into a second buffer
+        (allocated at the first reorder, when the shared columns before `start` are copied into it once, and
+        again if a later reorder gives another `start`), which then becomes the cache: beam search holds the
+        cache twice. Gathering back into the same buffer takes two passes (a gather into a temporary and a copy
+        back), and on CPU index_select of a strided slice without `out` runs several times slower than a copy."""
         n = self.length
         if n > start:  # only the columns where the rows differ move (the generated ones)
-            self.k[:, :, :, start:n] = self.k[:, :, :, start:n].index_select(1, index)
-            self.v[:, :, :, start:n] = self.v[:, :, :, start:n].index_select(1, index)
+            if self._spare is None or start != self._spare_start:
+                if self._spare is None:
+                    self._spare = (torch.empty_like(self.k), torch.empty_like(self.v))
+                self._spare[0][:, :, :, :start] = self.k[:, :, :, :start]
+                self._spare[1][:, :, :, :start] = self.v[:, :, :, :start]
+                self._spare_start = start
+            k, v = self._spare
+            torch.index_select(self.k[:, :, :, start:n], 1, index, out=k[:, :, :, start:n])
+            torch.index_select(self.v[:, :, :, start:n], 1, index, out=v[:, :, :, start:n])
+            self._spare = (self.k, self.v)
+            self.k, self.v = k, v
         super().reorder(index, start)
 
 
