@@ -120,3 +120,16 @@ def test_pegasus_keeps_the_position_table_of_its_era(name, layout, table, tmp_pa
     with pytest.raises(uer_like.errors.ConfigError, match=f"the {layout} layout .* has no .*{table}") as e:
         uer_like.save_model(load(name), str(tmp_path / "m.bin"), layout=layout)
     assert "\n" not in str(e.value)
+
+
+def test_a_decoder_depth_of_its_own_has_no_pre_2023_file(tmp_path):
+    """UER-py before July 2023 built the decoder with layers_num layers (no decoder_layers_num): a model whose
+    decoder differs is not written in that era's layout, where UER-py would build another model."""
+    from uer_like.config import load_config
+
+    config = load_config(os.path.join(HERE, "t5_2023_config.json")).replace(decoder_layers_num=1)
+    m = uer_like.build_model(config, 100)
+    with pytest.raises(uer_like.errors.ConfigError, match="gives the decoder layers_num .2. layers, not "
+                                                          "decoder_layers_num .1.; save it with layout uer"):
+        uer_like.save_model(m, str(tmp_path / "m.bin"), layout="uer_2023")
+    uer_like.save_model(m, str(tmp_path / "m.bin"), layout="uer")

@@ -128,6 +128,10 @@ def cat(parts, dim=0):
 def to_uer_state_dict(state_dict, layout="uer", config=None):
     """Internal state dict -> a UER file's key names in `layout` (QKV split into three linears)."""
     mapping = prefix_map(layout, config.target) if layout != "uer" else {}
+    if layout != "uer" and config.decoder and config.decoder_layers_num not in (None, config.layers_num):
+        raise LayoutError(f"the {layout} layout ({LAYOUT_DESCRIPTIONS.get(layout, layout)}) gives the decoder "
+                          f"layers_num ({config.layers_num}) layers, not decoder_layers_num "
+                          f"({config.decoder_layers_num}); save it with layout uer")
     out = {}
     for key, value in state_dict.items():
         m = _QKV.match(key)
