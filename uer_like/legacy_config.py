@@ -189,13 +189,16 @@ def _relative_flag(d, source):
     return d
 
 
-def uer_py_tying(d):
-    """UER-py's tying of an encoder-decoder model, as uer/models/model.py does it: `tie_weights` ties the LM head
-    to the decoder's word embedding, and only then does `share_embedding` replace that embedding's weight with
-    the encoder's; the LM head keeps the tensor it had, so with both keys the head is a weight of its own. A UER
-    config read with UER-py's meaning (a UER-format checkpoint's) therefore has tie_weights off in uer_like,
-    where the two keys tie all three (as Hugging Face's BART). Returns the dict, changed in place."""
-    if d.get("decoder") and d.get("share_embedding") and d.get("tie_weights"):
+def uer_py_tying(d, head_is_word_embedding=False):
+    """UER-py's tying of an encoder-decoder model (`decoder` with `share_embedding` and `tie_weights`), which
+    changed in August 2023. Until then (7c1f731, and the "uer" layout's first weeks) uer/models/model.py tied
+    the LM head to the encoder's word embedding and shared that with the decoder: one tensor under all three
+    names. Since UER-py d9cbbae it ties the head to the decoder's word embedding and only then replaces that
+    embedding's weight with the encoder's, so the head keeps a weight of its own. The file tells which:
+    `head_is_word_embedding` (the checkpoint's LM head equal to its word embedding, io/uer.py) keeps the three
+    tied, as uer_like builds them from these keys (as Hugging Face's BART); otherwise tie_weights is turned
+    off. Returns the dict, changed in place."""
+    if d.get("decoder") and d.get("share_embedding") and d.get("tie_weights") and not head_is_word_embedding:
         d["tie_weights"] = False
     return d
 

@@ -210,7 +210,9 @@ def _load_uer_state(state, path, config, strict, vocab_size, config_overrides=No
             raw.update({k: inferred[k] for k in uerfmt.PRESENCE_KEYS if k in inferred and k not in raw})
         from ..legacy_config import uer_py_tying
 
-        config = ModelConfig.from_dict(uer_py_tying(raw), source=source)  # UER-py's meaning of the tying keys
+        # UER-py's meaning of the tying keys, in the era the file tells
+        head_tied = bool(raw.get("decoder")) and uerfmt.head_is_word_embedding(state)
+        config = ModelConfig.from_dict(uer_py_tying(raw, head_tied), source=source)
     word = _first_present(state, ("embedding.word.embedding.weight", "embedding.word_embedding.weight"))
     ckpt_vocab = int(word.shape[0]) if word is not None else None
     if vocab_size is not None and ckpt_vocab is not None and vocab_size != ckpt_vocab:

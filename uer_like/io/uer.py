@@ -9,7 +9,9 @@ and the internal module names are UER-py's current ones. The layouts of UER-py's
                    `embedding.position_embedding.weight`, `embedding.segment_embedding.weight`, one flat
                    target module: `target.mlm_linear_1/2`, `target.layer_norm`, `target.sp_linear_1/2`,
                    `target.output_layer` (lm, bilm), `target.linear_1/2` (cls); `embedding.pe` (the sinusoidal
-                   table, a buffer then). Nearly the whole UER model zoo is in this layout.
+                   table, a buffer then); an encoder-decoder's `tgt_embedding.` the same way as `embedding.`
+                   (`tgt_embedding.word_embedding.weight`, `tgt_embedding.pe`, ...). Nearly the whole UER model
+                   zoo is in this layout.
   uer_2021         before February 2022 (UER-py 243dbe1 and earlier, back to c79bf7f in 2019): as uer_2023,
                    but the `bert` target named its next-sentence head `target.nsp_linear_1/2`.
   uer_2021_albert  the same era's `albert` target: the sentence-order head `target.sop_linear_1/2`.
@@ -33,11 +35,11 @@ LAYOUT_DESCRIPTIONS = {
 _QKV = re.compile(r"^(.*\.(?:self_attn|context_attn))\.qkv\.(weight|bias)$")
 _SPLIT = re.compile(r"^(.*\.(?:self_attn|context_attn))\.linear_layers\.([012])\.(weight|bias)$")
 
-# internal prefix -> prefix in the pre-July-2023 layouts
+# internal prefix -> prefix in the pre-July-2023 layouts (the encoder's and an encoder-decoder's target embedding)
 _EMBEDDING_2023 = {
-    "embedding.word.embedding.": "embedding.word_embedding.",
-    "embedding.pos.embedding.": "embedding.position_embedding.",
-    "embedding.seg.embedding.": "embedding.segment_embedding.",
+    f"{side}.{new}.embedding.": f"{side}.{old}_embedding."
+    for side in ("embedding", "tgt_embedding")
+    for new, old in (("word", "word"), ("pos", "position"), ("seg", "segment"))
 }
 _TARGETS_2023 = {
     "mlm": {"target.mlm.linear_1.": "target.mlm_linear_1.", "target.mlm.layer_norm.": "target.layer_norm.",
@@ -50,6 +52,8 @@ _TARGETS_2023 = {
 _SP_HEADS = {"uer_2023": "sp", "uer_2021": "nsp", "uer_2021_albert": "sop"}
 SINUSOIDAL_BUFFER = "embedding.pe"  # the sinusoidalpos_2019 table, a buffer in UER-py's files before July 2023
 SINUSOIDAL_2019 = "sinusoidalpos_2019"
+WORD_EMBEDDING = ("embedding.word.embedding.weight", "embedding.word_embedding.weight")  # every layout's name
+LM_HEAD = ("target.lm.output_layer.weight", "target.output_layer.weight")
 TIED = [("embedding.word.embedding.weight", "target.mlm.linear_2.weight"),
         ("embedding.word.embedding.weight", "target.electra_gen.linear_2.weight"),
         ("embedding.word.embedding.weight", "target.electra.generator_head.linear_2.weight"),
@@ -98,11 +102,18 @@ def file_names(internal_keys, layout, config):
     return out
 
 
+def sinusoidal_buffers(config):
+    """The `pe` buffers (the sinusoidalpos_2019 table) a pre-July-2023 file holds: `embedding.pe`, and
+    `tgt_embedding.pe` for a decoder embedding of its own with the table."""
+    sides = (("embedding", config.embedding), ("tgt_embedding", config.tgt_embedding or []))
+    return [f"{side}.pe" for side, names in sides if SINUSOIDAL_2019 in names]
+
+
 def file_keys(internal_keys, layout, config):
     """The key names a file in `layout` holds for a model whose state dict has `internal_keys`."""
     out = [n for names in file_names(internal_keys, layout, config).values() for n in names]
-    if layout != "uer" and SINUSOIDAL_2019 in config.embedding:
-        out.append(SINUSOIDAL_BUFFER)
+    if layout != "uer":
+        out += sinusoidal_buffers(config)
     return out
 
 
@@ -117,6 +128,10 @@ def cat(parts, dim=0):
 def to_uer_state_dict(state_dict, layout="uer", config=None):
     """Internal state dict -> a UER file's key names in `layout` (QKV split into three linears)."""
     mapping = prefix_map(layout, config.target) if layout != "uer" else {}
+    if layout != "uer" and config.decoder and config.decoder_layers_num not in (None, config.layers_num):
+        raise LayoutError(f"the {layout} layout ({LAYOUT_DESCRIPTIONS.get(layout, layout)}) gives the decoder "
+                          f"layers_num ({config.layers_num}) layers, not decoder_layers_num "
+                          f"({config.decoder_layers_num}); save it with layout uer")
     out = {}
     for key, value in state_dict.items():
         m = _QKV.match(key)
@@ -125,8 +140,9 @@ def to_uer_state_dict(state_dict, layout="uer", config=None):
                 out[_rename(f"{m.group(1)}.linear_layers.{i}.{m.group(2)}", mapping)] = part.contiguous()
         else:
             out[_rename(key, mapping)] = value
-    if layout != "uer" and SINUSOIDAL_2019 in config.embedding:
-        out[SINUSOIDAL_BUFFER] = sinusoidal_table(config).unsqueeze(1)
+    if layout != "uer":
+        for name in sinusoidal_buffers(config):
+            out[name] = sinusoidal_table(config).unsqueeze(1)
     return out
 
 
@@ -134,10 +150,11 @@ def from_uer_state_dict(state_dict, layout="uer", config=None):
     """A UER file's key names in `layout` -> internal (three linears joined into one QKV). Incomplete
     triples are left as they are, so that strict loading reports them by their UER names."""
     inverse = {b: a for a, b in prefix_map(layout, config.target).items()} if layout != "uer" else {}
+    buffers = set(sinusoidal_buffers(config)) if layout != "uer" else set()
     out = {}
     groups = {}
     for key, value in state_dict.items():
-        if layout != "uer" and key == SINUSOIDAL_BUFFER:
+        if key in buffers:
             continue  # a constant, rebuilt by the embedding
         m = _SPLIT.match(key)
         if m:
@@ -166,7 +183,7 @@ def detect_layout(keys, internal_keys, config):
             if config.tie_weights:  # a tied weight stored under one of its names only is complete
                 for pair in TIED:
                     if set(pair) <= internal:
-                        names = set(file_keys(pair, layout, config)) - {SINUSOIDAL_BUFFER}
+                        names = set(file_keys(pair, layout, config)) - set(sinusoidal_buffers(config))
                         if names & have:
                             have |= names
         except LayoutError:
@@ -179,6 +196,15 @@ def detect_layout(keys, internal_keys, config):
         if best is None or score < best[0]:
             best = (score, layout, {"missing": missing, "unexpected": unexpected})
     return best[1], best[2]
+
+
+def head_is_word_embedding(state):
+    """Whether a UER file's LM head holds its encoder's word embedding (UER-py saves a tied weight under each
+    of its names, so a tied head is an equal tensor; an untied one never is)."""
+    word = next((state[k] for k in WORD_EMBEDDING if k in state), None)
+    head = next((state[k] for k in LM_HEAD if k in state), None)
+    return (word is not None and head is not None and head.shape == word.shape
+            and head.dtype == word.dtype and torch.equal(head, word))
 
 
 def sinusoidal_table(config):
