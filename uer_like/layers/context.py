@@ -172,7 +172,8 @@ class AttentionContext:
         if self.index is None or x.dim() != 2:
             return x
         b, s = self.seg.shape
-        return x.new_zeros(b * s, x.size(-1)).index_copy(0, self.index, x).view(b, s, -1)
+        # in place into the fresh zeros: index_copy would copy them into a second buffer first
+        return x.new_zeros(b * s, x.size(-1)).index_copy_(0, self.index, x).view(b, s, -1)
 
     def first_rows(self, x):
         """The first position of each sequence, [batch, 1, C], from [batch, seq, C] or packed [n_tokens, C]
