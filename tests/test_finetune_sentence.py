@@ -203,6 +203,19 @@ def test_prompt_few_shot_training_learns_the_verbaliser(tmp_path, hf_mlm):
     # used again as a pretrained MLM, its prompt read from the task settings beside it
     rep2 = run("prompt", Q + ["--pretrained_model_path", model, "--test_path", data, "--seq_length", "24"])
     assert rep2["test"]["acc"] == 1.0
+    # exported to transformers as what it is, a masked LM: the label words' logits at the slot decide as here
+    transformers = pytest.importorskip("transformers")
+    from uer_like.io.hf_tasks import export_finetuned
+
+    out = export_finetuned(model, str(tmp_path / "hf"), vocab=VOCAB)
+    hf = transformers.AutoModelForMaskedLM.from_pretrained(out).eval()
+    tok = build_tokenizer("bert", VOCAB)
+    words = [tok.vocab.get("不"), tok.vocab.get("很")]
+    for label, text in rows[:4]:
+        ids = [tok.vocab.get("[CLS]")] + tok.ids(text + "，我") + [tok.vocab.mask_id] + tok.ids("满意") + [tok.vocab.get("[SEP]")]
+        with torch.no_grad():
+            logits = hf(input_ids=torch.tensor([ids])).logits[0, ids.index(tok.vocab.mask_id), words]
+        assert str(int(logits.argmax())) == label
 
 
 def test_prompt_pair_template_layout():

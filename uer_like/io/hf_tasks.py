@@ -40,6 +40,10 @@ PROBLEM_TYPE = {"classification": "single_label_classification", "regression": "
                 "multi_label": "multi_label_classification"}
 # tasks whose head is another task's, exported as that one (ChID: multiple choice; DBQA: pair classification)
 EXPORT_AS = {"chid": "multiple_choice", "dbqa": "classification"}
+# tasks whose fine-tuned model is a pretraining-format model (no task head of its own): exported as that model
+# (a prompt classifier is its MLM, kept under target.mlm.*: *ForMaskedLM; a SimCSE encoder: the base model, and
+# scripts/export_sentence_transformers.py adds sentence-transformers' pooling files)
+EXPORT_AS_MODEL = ("prompt", "simcse")
 POOLED = ("classification", "regression", "multi_label", "multiple_choice")  # dense + tanh on [CLS] first
 
 
@@ -134,6 +138,10 @@ def export_finetuned(path, out_dir, config=None, vocab=None):
     cfg_source = config or _find_config(path)
     if cfg_source is None:
         raise ConfigError(f"{path}: no config given and none found beside it")
+    if task in EXPORT_AS_MODEL:
+        from .checkpoint import load_model, save_model
+
+        return save_model(load_model(path, config=cfg_source), out_dir, format="hf", vocab=vocab)
     raw_config, _ = read_config_dict(cfg_source) if not isinstance(cfg_source, dict) else (dict(cfg_source), "config")
     cfg = load_config(raw_config)
     state = from_uer_state_dict(read_tensor_file(path))
