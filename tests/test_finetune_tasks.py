@@ -48,6 +48,19 @@ def test_scripts_and_docs_derive_from_the_registry():
     assert "--task" in {o for a in build_parser("classification")._actions for o in a.option_strings}
 
 
+def test_readme_task_table_lists_every_task_with_its_script():
+    """The README's table of fine-tuning tasks has a row per registered task: its name, its script and five
+    cells (task, script, file format, metric, HF export)."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| `")}
+    for name in load_tasks().names():
+        row = rows.get(f"`{name}`")
+        assert row is not None, f"README's task table has no row for {name}"
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        assert len(cells) >= 5 and all(cells), (name, cells)
+        assert TASKS.get(name).script in cells[1], (name, cells[1])
+
+
 # ---------------------------------------------------------------------------------------------- C3
 def test_multiple_choice_head_matches_bert_for_multiple_choice():
     transformers = pytest.importorskip("transformers")
