@@ -75,7 +75,9 @@ class Text2TextTask(Task):
         self.start_id = s.get("decoder_start_token_id")
         self.eos_id = s.get("eos_token_id")
         self.generation = {k: s[k] for k in ("num_beams", "length_penalty") if k in s}
-        self.truncated = []
+        if encoder.cls_id is None or encoder.sep_id is None:
+            raise ConfigError("run_text2text.py lays sources out as UER-py does, [CLS] text [SEP]: the tokenizer's "
+                              "vocabulary has no [CLS] / [SEP] (give a BERT-style --vocab_path)")
 
     def meta(self):
         return {**Task.meta(self), "tgt_seq_length": self.args.tgt_seq_length, "metric": self.metric,
