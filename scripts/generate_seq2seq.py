@@ -21,7 +21,10 @@ id when a row stopped there (what uer_like.generate returns). The decoder starts
 stops at --end_token (default: the model's config.json eos_token_id, else the tokenizer's end token, [SEP]).
 
 Decoding as scripts/generate_lm.py: sampling with --top_k/--top_p/--temperature (UER-py's defaults: top_k 70,
-temperature 1.0; --top_k 1 is greedy); --num_beams N > 1 is beam search. The tokenizer is the model directory's
+temperature 1.0; --top_k 1 is greedy); --num_beams N > 1 is beam search. A release's generation settings
+(generation_config.json over config.json: num_beams, length_penalty, repetition_penalty, max_length as
+--tgt_seq_length, min_length - 1 as --min_new_tokens, decoder_start_token_id, eos_token_id) are the defaults of the flags not given; settings generation does not apply
+(no_repeat_ngram_size, forced_bos_token_id, forced_eos_token_id, ...) are named in a warning. The tokenizer is the model directory's
 own (uer_like.io.tokenizer.model_tokenizer) unless --tokenizer, --vocab_path or --spm_model_path name one.
 
 Errors, each one line, before generation starts: a model without a decoder (use scripts/generate_lm.py), an
@@ -58,20 +61,23 @@ def build_parser():
                         "the encoder's position table when smaller")
     p.add_argument("--tgt_seq_length", type=Int(min=2, max=1 << 20), default=None,
                    help="target length, the decoder's start token included: at most tgt_seq_length - 1 new tokens; "
-                        "default 128, or the decoder's position table + 1 when smaller")
+                        "default: the model's generation_config.json / config.json max_length, else 128, or the "
+                        "decoder's position table + 1 when smaller")
     p.add_argument("--max_new_tokens", type=COUNT, default=None,
                    help="at most this many new tokens (default: tgt_seq_length - 1)")
     p.add_argument("--top_k", type=R["top_k"], default=70,
                    help="sample from the k most probable tokens (0: all; 1: greedy)")
     p.add_argument("--top_p", type=R["top_p"], default=1.0, help="nucleus sampling, in (0, 1] (1: off)")
     p.add_argument("--temperature", type=R["temperature"], default=1.0)
-    p.add_argument("--repetition_penalty", type=R["repetition_penalty"], default=1.0)
-    p.add_argument("--num_beams", type=R["num_beams"], default=1,
-                   help="> 1: beam search instead of sampling (at most the vocabulary size)")
-    p.add_argument("--length_penalty", type=R["length_penalty"], default=1.0,
-                   help="beam search: score / new_tokens ** this")
-    p.add_argument("--min_new_tokens", type=R["min_new_tokens"], default=0,
-                   help="no end token before this many new tokens")
+    p.add_argument("--repetition_penalty", type=R["repetition_penalty"], default=None,
+                   help="default: the model's generation_config.json / config.json, else 1.0")
+    p.add_argument("--num_beams", type=R["num_beams"], default=None,
+                   help="> 1: beam search instead of sampling (at most the vocabulary size; default: the model's "
+                        "generation_config.json / config.json num_beams, else 1)")
+    p.add_argument("--length_penalty", type=R["length_penalty"], default=None,
+                   help="beam search: score / new_tokens ** this (default: the model's, else 1.0)")
+    p.add_argument("--min_new_tokens", type=R["min_new_tokens"], default=None,
+                   help="no end token before this many new tokens (default: the model's min_length - 1, else 0)")
     p.add_argument("--batch_size", type=R["batch_size"], default=8)
     p.add_argument("--seed", type=R["seed"], default=7)
     p.add_argument("--decoder_start_token_id", type=Int(min=0), default=None,
@@ -155,7 +161,7 @@ def _run(args):
     import torch
 
     import uer_like
-    from uer_like.generation import check_options, detokenize
+    from uer_like.generation import check_options, detokenize, release_defaults
     from uer_like.io import load_model
     from uer_like.io.tokenizer import model_tokenizer
     from uer_like.tokenizers import lm_tokens
@@ -171,10 +177,23 @@ def _run(args):
                           "left-to-right language model with scripts/generate_lm.py")
     model_vocab = model.target.lm.output_layer.out_features
     limit = model.config.position_limit
+    release = release_defaults(model)  # the release's generation settings: defaults of the flags not given
+    if release.get("unsupported"):
+        logger.warning("the model's generation settings ask for %s, which uer_like.generate does not apply: "
+                       "generation runs without them", ", ".join(f"{k} {v}" for k, v in release["unsupported"].items()))
+    if args.num_beams is None:
+        args.num_beams = release.get("num_beams", 1)
+    if args.length_penalty is None:
+        args.length_penalty = release.get("length_penalty", 1.0)
+    if args.repetition_penalty is None:
+        args.repetition_penalty = release.get("repetition_penalty", 1.0)
+    if args.min_new_tokens is None:  # transformers' min_length counts the decoder's start token
+        args.min_new_tokens = max(release.get("min_length", 0) - 1, 0)
     if args.seq_length is None:
         args.seq_length = 128 if limit is None else min(128, limit)
     if args.tgt_seq_length is None:
-        args.tgt_seq_length = 128 if limit is None else min(128, limit + 1)
+        default = release.get("max_length", 128)
+        args.tgt_seq_length = default if limit is None else min(default, limit + 1)
     check_options({"seq_length": args.seq_length}, model_vocab, limit, "--")
     max_new = args.tgt_seq_length - 1
     if limit is not None and max_new > limit:

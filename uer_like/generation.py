@@ -60,6 +60,7 @@ traceback.
 """
 import logging
 import operator
+import os
 
 import torch
 import torch.nn.functional as F
@@ -698,6 +699,37 @@ def score(model, sequences, *, batch_size=32):
                     out[i] = got[r, :len(sequences[i]) - 1].tolist()
     finally:
         model.train(was_training)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- a release's settings
+# generation settings a release may carry in generation_config.json / config.json, which generate() applies
+RELEASE_SETTINGS = ("decoder_start_token_id", "eos_token_id", "num_beams", "length_penalty", "max_length",
+                    "min_length", "repetition_penalty")  # max_length, min_length: the decoder start token counted
+# settings generate() does not apply: the scripts say so when a release asks for one (never silently ignored)
+UNSUPPORTED_SETTINGS = {"no_repeat_ngram_size": 0, "forced_bos_token_id": None, "forced_eos_token_id": None,
+                        "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None}
+
+
+def release_defaults(model):
+    """The generation settings of the release a model was loaded from: its config.json (load_info.hf_config),
+    overridden by a generation_config.json beside it, as transformers reads them. -> {name: value} of
+    RELEASE_SETTINGS that are set, plus `unsupported`: {name: value} of UNSUPPORTED_SETTINGS set to something
+    other than off. Empty for a model not loaded from a Hugging Face directory (a UER file names none)."""
+    info = getattr(model, "load_info", None)
+    merged = dict(getattr(info, "hf_config", None) or {})
+    path = getattr(info, "path", None)
+    if path:
+        from .config import read_json
+
+        d = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        gen = os.path.join(d, "generation_config.json")
+        if os.path.isfile(gen):
+            merged.update(read_json(gen))
+    out = {k: merged[k] for k in RELEASE_SETTINGS if merged.get(k) is not None}
+    unsupported = {k: merged[k] for k, off in UNSUPPORTED_SETTINGS.items() if merged.get(k, off) not in (off, None)}
+    if unsupported:
+        out["unsupported"] = unsupported
     return out
 
 

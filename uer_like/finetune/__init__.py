@@ -2,10 +2,11 @@
 classification, regression and multi_label (finetune/run_classifier.py --task ...), tagging (NER, with an
 optional CRF: run_ner.py), mrc (span-extraction reading comprehension, CMRC 2018 / DRCD: run_cmrc.py) and
 multiple_choice (C3: run_c3.py), simcse (sentence embeddings: run_simcse.py), siamese (two-tower pair
-classification: run_classifier_siamese.py), prompt (MLM-head prompts: run_classifier_prompt.py), and
-multi_task_classification (one encoder, a head per dataset: run_classifier_mt.py). model_selection.py runs
-classification many times: k-fold cross-validation (run_classifier_cv.py) and a grid search
-(run_classifier_grid.py). One training core (core.py) serves them all.
+classification: run_classifier_siamese.py), prompt (MLM-head prompts: run_classifier_prompt.py),
+multi_task_classification (one encoder, a head per dataset: run_classifier_mt.py) and text2text (encoder-decoder
+models, T5 / BART / PEGASUS: run_text2text.py). model_selection.py runs classification many times: k-fold
+cross-validation (run_classifier_cv.py) and a grid search (run_classifier_grid.py). One training core (core.py)
+serves them all.
 
     from uer_like.finetune import run
     run("classification", ["--train_path", ..., "--dev_path", ...])

@@ -131,7 +131,7 @@ def make_task(name, args, enc, meta):
     return get_task(name)(args, enc, meta)
 
 
-def check_finetuned_model(path, script):
+def check_finetuned_model(path, script, task_cls=None):
     """Refuse, in one line, a --load_model_path that is not a model fine-tuned by these scripts (a pretrained
     model or pretraining checkpoint: those go to --pretrained_model_path)."""
     hint = f"to fine-tune from it, pass it as --pretrained_model_path {path}"
@@ -142,9 +142,11 @@ def check_finetuned_model(path, script):
                               f"(a pretrained model? {hint})")
     state = load_state_dict_file(path)
     heads = sorted({k.split(".")[1] for k in state if k.startswith("target.") and k.count(".") > 1})
-    if not any(k.startswith(("output_layer", "crf.")) for k in state):
+    head_keys = getattr(task_cls, "head_keys", ("output_layer", "crf."))
+    if not any(k.startswith(head_keys) for k in state):
         what = f"a pretrained model (pretraining heads: {', '.join(heads)})" if heads else "not a fine-tuned model"
-        raise CheckpointError(f"--load_model_path {path}: {what}, with no fine-tuned task head (output_layer*); "
+        desc = getattr(task_cls, "head_description", "no fine-tuned task head (output_layer*)")
+        raise CheckpointError(f"--load_model_path {path}: {what}, with {desc}; "
                               f"--load_model_path takes a model written by {script}'s training; {hint}")
     check_tensors(state, f"--load_model_path {path}")  # before the task's data is read, and in its own words
     return state
@@ -258,7 +260,7 @@ def _run_checked(task_name, args, argv, info=None):
     loaded_state = None
     meta = {}
     if args.load_model_path:
-        loaded_state = check_finetuned_model(args.load_model_path, task_cls.script)
+        loaded_state = check_finetuned_model(args.load_model_path, task_cls.script, task_cls)
         meta = core.read_finetune_meta(args.load_model_path)
         if meta.get("task") and meta["task"] != task_name:
             raise ConfigError(f"{args.load_model_path}: a fine-tuned {meta['task']} model, not a {task_name} model")
@@ -355,7 +357,7 @@ def load_finetuned_model(task, args, tokenizer, loaded_state):
                           "_config.json beside it; pass the model's config with --config_path")
     rows = _embedding_rows(loaded_state, len(tokenizer.vocab))
     check_rows(len(tokenizer.vocab), rows, _vocab_file(tokenizer), args.load_model_path)
-    config, _, _ = core.load_backbone(None, config_path, rows)
+    config, _, _ = getattr(task, "load_backbone", core.load_backbone)(None, config_path, rows)
     if config.max_seq_length < args.seq_length:
         raise ConfigError(f"--seq_length {args.seq_length} exceeds the model's max_seq_length {config.max_seq_length}")
     task.check_inference(args.load_model_path)

@@ -41,7 +41,7 @@ def set_quiet(quiet):
 
 # the modules that register the built-in tasks (imported on first use of the registry)
 TASK_MODULES = ("classification", "regression", "multi_label", "tagging", "mrc", "multiple_choice", "simcse",
-                "siamese", "prompt", "chid", "dbqa", "multi_task", "model_selection")
+                "siamese", "prompt", "chid", "dbqa", "multi_task", "model_selection", "text2text")
 
 
 def load_tasks():
@@ -76,6 +76,10 @@ class Task:
     # a script whose command is more than one run of its task (cross-validation, a grid search): a function
     # (args, argv) -> report that cli.run calls on the parsed flags instead of one cli.run_args
     command = None
+    # what tells a model fine-tuned for the task (--load_model_path) from a pretrained one: key prefixes of its
+    # UER-format file, and their description for the error naming a file without them (cli.check_finetuned_model)
+    head_keys = ("output_layer", "crf.")
+    head_description = "no fine-tuned task head (output_layer*)"
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
