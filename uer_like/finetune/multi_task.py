@@ -71,7 +71,7 @@ class MultiTaskClassifier(TaskModel):
         datasets present run."""
         if bool((dataset < 0).any()) or bool((dataset >= len(self.labels_num_list)).any()):
             raise ValueError(f"dataset ids must be 0..{len(self.labels_num_list) - 1}, got {dataset.tolist()}")
-        pooled = pool(self.encode(src, seg, **inputs), seg, self.pooling)
+        pooled = pool(self.encode(src, seg, first_only=self.pooling == "first", **inputs), seg, self.pooling)
         out = pooled.new_full((src.size(0), max(self.labels_num_list)), float("-inf"))
         for i in torch.unique(dataset).tolist():
             rows = (dataset == i).nonzero(as_tuple=True)[0]
@@ -82,7 +82,7 @@ class MultiTaskClassifier(TaskModel):
 
     def all_heads(self, src, seg, **inputs):
         """-> [logits [batch, labels_i] of head i for each dataset i]."""
-        pooled = pool(self.encode(src, seg, **inputs), seg, self.pooling)
+        pooled = pool(self.encode(src, seg, first_only=self.pooling == "first", **inputs), seg, self.pooling)
         return [self.head(i, pooled) for i in range(len(self.labels_num_list))]
 
     @staticmethod
