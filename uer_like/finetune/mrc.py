@@ -204,14 +204,7 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
                 skipped.append(ex["qid"])
                 continue
             tok_start, tok_end = inside[0], inside[-1]
-        windows = []
-        start = 0
-        while True:
-            length = min(room, len(ctx_ids) - start)
-            windows.append((start, length))
-            if start + length >= len(ctx_ids):
-                break
-            start += min(length, doc_stride)
+        windows = D.windows(len(ctx_ids), room, doc_stride)
         for w, (ws, wl) in enumerate(windows):
             src, seg, _, ctx_offset = enc.pack(q, ctx_ids[ws:ws + wl])
             token_map, max_ctx = {}, {}
