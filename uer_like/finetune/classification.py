@@ -25,6 +25,7 @@ from ..errors import ConfigError, DataError
 from ..flags import COUNT, FRACTION, Int
 from ..targets.cls import pool
 from . import data as D
+from . import distill
 from . import windows as W
 from .data import IGNORE_INDEX
 from .models import TaskModel, init_linear
@@ -294,6 +295,7 @@ class ClassificationTask(SentenceTask):
                             "as UER-py's knowledge distillation")
         g.add_argument("--soft_alpha", type=FRACTION, default=0.5,
                        help="weight of the soft-target MSE loss (1 - soft_alpha weighs the cross-entropy)")
+        distill.add_args(g)
         g.add_argument("--sliding_window", action="store_true", default=None,
                        help="long documents: classify overlapping windows of --seq_length tokens and pool their "
                             "logits (windows.py) instead of cutting the text at --seq_length; single texts only")
@@ -304,6 +306,7 @@ class ClassificationTask(SentenceTask):
 
     def __init__(self, args, encoder, meta=None):
         super().__init__(args, encoder, meta)
+        self.distiller = None  # distill.IntermediateDistiller with --teacher_model_path (built with the model)
         self.windowed = bool(getattr(args, "sliding_window", None) or self.saved.get("sliding_window"))
         if self.windowed:
             room = args.seq_length - 2
@@ -361,6 +364,21 @@ class ClassificationTask(SentenceTask):
             batch["soft"] = torch.tensor([f["logits"] for f in feats], dtype=torch.float)
         return self.add_extra_inputs(batch, [s for f in feats for s in f["src"]])
 
+    def build_model(self, config, vocab_size, backbone=None, pooler=None):
+        model = super().build_model(config, vocab_size, backbone, pooler)
+        if getattr(self.args, "teacher_model_path", None):
+            if not getattr(self.args, "train_path", None):
+                raise ConfigError("--teacher_model_path distils while training; give --train_path (inference needs "
+                                  "no teacher)")
+            self.distiller = distill.build_distiller(self.args, vocab_size, model.config)
+            self.distiller.attach(model)
+            t = self.distiller.teacher.config
+            log(f"distillation: teacher {self.args.teacher_model_path} ({t.layers_num} layers, hidden {t.hidden_size}); "
+                f"layer pairs (student, teacher) {self.distiller.pairs}"
+                + (f", projection {self.distiller.widths[0]} -> {self.distiller.widths[1]}" if self.distiller.projected else "")
+                + "; weights " + ", ".join(f"{k} {v:g}" for k, v in self.distiller.weights.items()))
+        return model
+
     def logits(self, model, batch):
         """The model's logits, one row per example (per document: its windows' logits pooled)."""
         logits = model(batch["src"], batch["seg"], **self.model_inputs(model, batch))
@@ -372,6 +390,14 @@ class ClassificationTask(SentenceTask):
         return list(self.logits(model, batch).float().cpu())
 
     def loss(self, model, batch):
+        if self.distiller is None:
+            return self.task_loss(model, batch)
+        with distill.recording(model.encoder, bool(self.distiller.weights["attention"])) as trace:
+            task = self.task_loss(model, batch)
+        return self.distiller.loss(task, model, trace, batch)[0]
+
+    def task_loss(self, model, batch):
+        """Cross-entropy; with soft targets, soft_alpha x MSE(logits, teacher logits) + (1 - soft_alpha) x it."""
         logits = self.logits(model, batch)
         ce = model.loss(logits, batch["label"])
         if "soft" in batch:
