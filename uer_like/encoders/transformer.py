@@ -10,7 +10,7 @@ Evaluation and decoding keep the padded path, so outputs at padding positions st
 `first_only=True` returns the first position's output alone, [batch, 1, hidden]: the last layer computes its
 attention output, feed-forward and norms for that row only (keys and values still come from every token):
 about three quarters of the last layer's products, a fifth of a 4-layer encoder's. Available where
-`computes_first_only()`."""
+`computes_first_only()` (not while a `trace` records the layers)."""
 import torch.nn as nn
 
 from ..config import check_size
@@ -53,6 +53,7 @@ class TransformerEncoder(nn.Module):
         self.heads_num = config.heads_num
         self.per_head_size = config.head_size
         self.unpad = True  # in training: compute on real tokens only
+        self.trace = None  # a context.EncoderTrace to record per-layer outputs into (distillation), or None
 
     def init_cache(self, batch_size, max_length, *, dtype, device, padded=True):
         """An empty KVCache for `batch_size` rows of at most `max_length` tokens (see layers/context.py)."""
@@ -63,7 +64,8 @@ class TransformerEncoder(nn.Module):
         """Whether forward(..., first_only=True) is available: a fully visible mask and position schemes whose
         attention for the first query alone is that row of the full attention (attends_any_queries)."""
         layers = [self.transformer] if self.parameter_sharing else list(self.transformer)
-        return (not self.causal and self.relative_pos_emb is None
+        return (self.trace is None  # a recorded forward (distillation) needs every position of every layer
+                and not self.causal and self.relative_pos_emb is None
                 and all(type(layer.self_attn.scheme).attends_any_queries() for layer in layers))
 
     def forward(self, emb, seg, positions=None, cache=None, first_only=False):
@@ -81,9 +83,16 @@ class TransformerEncoder(nn.Module):
         hidden = ctx.unpad(emb) if packed else emb  # [n_tokens, emb_size] when packed
         if self.linear is not None:
             hidden = self.linear(hidden)
+        trace = ctx.trace = self.trace
+        if trace is not None:
+            trace.hidden.append(ctx.pad(hidden))
         for i in range(self.layers_num):
             layer = self.transformer if self.parameter_sharing else self.transformer[i]
             hidden = layer(hidden, ctx, i, first_only and i == self.layers_num - 1)
+            if trace is not None:
+                trace.hidden.append(ctx.pad(hidden))
         if self.layer_norm is not None:
             hidden = self.layer_norm(hidden)
+            if trace is not None:
+                trace.hidden[-1] = ctx.pad(hidden)
         return ctx.pad(hidden) if packed else hidden

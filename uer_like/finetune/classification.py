@@ -22,9 +22,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError
-from ..flags import FRACTION, Int
+from ..flags import COUNT, FRACTION, Int
 from ..targets.cls import pool
 from . import data as D
+from . import distill
+from . import windows as W
 from .data import IGNORE_INDEX
 from .models import TaskModel, init_linear
 from .tasks import TASKS, Task, log, logger
@@ -293,6 +295,33 @@ class ClassificationTask(SentenceTask):
                             "as UER-py's knowledge distillation")
         g.add_argument("--soft_alpha", type=FRACTION, default=0.5,
                        help="weight of the soft-target MSE loss (1 - soft_alpha weighs the cross-entropy)")
+        distill.add_args(g)
+        g.add_argument("--sliding_window", action="store_true", default=None,
+                       help="long documents: classify overlapping windows of --seq_length tokens and pool their "
+                            "logits (windows.py) instead of cutting the text at --seq_length; single texts only")
+        g.add_argument("--doc_stride", type=COUNT, default=None,
+                       help="with --sliding_window: tokens between window starts (default: half a window)")
+        g.add_argument("--window_pooling", choices=W.POOLINGS, default=None,
+                       help="with --sliding_window: how window logits make the document's (default mean)")
+
+    def __init__(self, args, encoder, meta=None):
+        super().__init__(args, encoder, meta)
+        self.distiller = None  # distill.IntermediateDistiller with --teacher_model_path (built with the model)
+        self.windowed = bool(getattr(args, "sliding_window", None) or self.saved.get("sliding_window"))
+        if self.windowed:
+            room = args.seq_length - 2
+            args.doc_stride = getattr(args, "doc_stride", None) or self.saved.get("doc_stride") or max(1, room // 2)
+            args.window_pooling = getattr(args, "window_pooling", None) or self.saved.get("window_pooling") or "mean"
+        else:
+            for flag in ("doc_stride", "window_pooling"):
+                if getattr(args, flag, None) is not None:
+                    raise ConfigError(f"--{flag} applies to --sliding_window only; add --sliding_window or drop it")
+
+    def meta(self):
+        m = super().meta()
+        if self.windowed:
+            m.update(sliding_window=True, doc_stride=self.args.doc_stride, window_pooling=self.args.window_pooling)
+        return m
 
     def read_examples(self, path, labeled=True, train=False):
         soft = bool(getattr(self.args, "soft_targets", False)) and train
@@ -308,10 +337,68 @@ class ClassificationTask(SentenceTask):
             for ex in examples:
                 if len(ex["logits"]) != self.labels_num:
                     raise DataError(f"{ex['where']}: {len(ex['logits'])} logits but {self.labels_num} classes")
+        if self.windowed and examples[0]["text_b"] is not None:
+            raise DataError(f"{path}: --sliding_window windows single texts, but the file has a text_b column; "
+                            "drop the column, or fine-tune pairs without --sliding_window")
         return examples
 
-    def loss(self, model, batch):
+    # ------------------------------------------------------------------ long documents (windows.py)
+    def encode(self, examples, train=False):
+        if not self.windowed:
+            return super().encode(examples, train)
+        feats = []
+        for i, ex in enumerate(examples):
+            srcs, segs = W.encode_windows(self.enc, ex["text_a"], self.args.seq_length, self.args.doc_stride)
+            feats.append({"src": srcs, "seg": segs, "example": i,
+                          "label": ex["label"] if ex["label"] is not None else IGNORE_INDEX})
+            if "logits" in ex:
+                feats[-1]["logits"] = ex["logits"]
+        return feats
+
+    def collate(self, feats):
+        if not self.windowed:
+            return super().collate(feats)
+        batch = W.collate_windows(feats, self.enc.pad_id, self.enc.pad_left)
+        batch["label"] = self.collate_labels(feats)
+        if "logits" in feats[0]:
+            batch["soft"] = torch.tensor([f["logits"] for f in feats], dtype=torch.float)
+        return self.add_extra_inputs(batch, [s for f in feats for s in f["src"]])
+
+    def build_model(self, config, vocab_size, backbone=None, pooler=None):
+        model = super().build_model(config, vocab_size, backbone, pooler)
+        if getattr(self.args, "teacher_model_path", None):
+            if not getattr(self.args, "train_path", None):
+                raise ConfigError("--teacher_model_path distils while training; give --train_path (inference needs "
+                                  "no teacher)")
+            self.distiller = distill.build_distiller(self.args, vocab_size, model.config)
+            self.distiller.attach(model)
+            t = self.distiller.teacher.config
+            log(f"distillation: teacher {self.args.teacher_model_path} ({t.layers_num} layers, hidden {t.hidden_size}); "
+                f"layer pairs (student, teacher) {self.distiller.pairs}"
+                + (f", projection {self.distiller.widths[0]} -> {self.distiller.widths[1]}" if self.distiller.projected else "")
+                + "; weights " + ", ".join(f"{k} {v:g}" for k, v in self.distiller.weights.items()))
+        return model
+
+    def logits(self, model, batch):
+        """The model's logits, one row per example (per document: its windows' logits pooled)."""
         logits = model(batch["src"], batch["seg"], **self.model_inputs(model, batch))
+        if "doc" in batch:
+            logits = W.pool_windows(logits.float(), batch["doc"], self.args.window_pooling)
+        return logits
+
+    def outputs(self, model, batch):
+        return list(self.logits(model, batch).float().cpu())
+
+    def loss(self, model, batch):
+        if self.distiller is None:
+            return self.task_loss(model, batch)
+        with distill.recording(model.encoder, bool(self.distiller.weights["attention"])) as trace:
+            task = self.task_loss(model, batch)
+        return self.distiller.loss(task, model, trace, batch)[0]
+
+    def task_loss(self, model, batch):
+        """Cross-entropy; with soft targets, soft_alpha x MSE(logits, teacher logits) + (1 - soft_alpha) x it."""
+        logits = self.logits(model, batch)
         ce = model.loss(logits, batch["label"])
         if "soft" in batch:
             a = self.args.soft_alpha

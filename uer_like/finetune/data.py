@@ -178,6 +178,22 @@ def truncate_pair(a, b, max_len):
     return a, b
 
 
+def windows(n, room, stride):
+    """Overlapping windows over n tokens -> [(start, length)]: at most `room` tokens each, each start `stride`
+    tokens (at most a window's length) after the previous, the last one reaching the end; one window (0, n)
+    when n <= room. The reading-comprehension reader (mrc.py) and long-document classification (windows.py)
+    cut their texts with it."""
+    if room < 1 or stride < 1:
+        raise ValueError(f"windows: room {room} and stride {stride} must be positive")
+    out, start = [], 0
+    while True:
+        length = min(room, n - start)
+        out.append((start, length))
+        if start + length >= n:
+            return out
+        start += min(length, stride)
+
+
 # ====================================================================== batching
 def pad(seqs, value, left=False):
     n = max(len(s) for s in seqs)

@@ -79,6 +79,8 @@ READ_COUNTS = {  # key in read_mrc.last_counts -> what the log line says
     "later_answer": "question(s) trained on a later reference answer (the first could not be placed)",
     "left_out": "question(s) left out of training (no answer could be placed)",
     "repeated_ids": "question id(s) repeated (predictions are keyed by id: the last one is used for all)",
+    "impossible_disagrees": "question(s) whose is_impossible disagrees with the answers (CJRC: the answers are "
+                            "used, as the official evaluation does)",
 }
 
 
@@ -174,11 +176,20 @@ def read_mrc(path, labeled=True, train=False, window=ANCHOR_WINDOW):
 read_mrc.last_counts = {}
 
 
+# answer types of the CJRC reader (cjrc.py): an example's `answer_type`, a training window's `type` label
+ANSWER_TYPES = ("span", "yes", "no", "unknown")
+
+
 def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, train=False):
     """[CLS] question [SEP] context window [SEP] (XLNet: question <sep> window <sep> <cls>); windows slide by
     doc_stride over long contexts. Training windows that do not contain the answer point start/end at the
     classification token ([CLS], index 0; XLNet's <cls>, last); training examples without a placed answer
-    (answer_start None) are left out."""
+    (answer_start None) are left out.
+
+    Examples with an `answer_type` (CJRC, cjrc.py; ANSWER_TYPES) also give each training window a `type`
+    label (its index in ANSWER_TYPES): a span question's window holding the span is "span" and its other
+    windows "unknown" (the answer is not in them); a yes, no or unknown question's windows all carry its type
+    and point start/end at the classification token."""
     D.check_seq_length(seq_length, "mrc")
     feats, skipped = [], []
     cache = {}
@@ -194,9 +205,12 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
                             f"{len(q)}-token question; raise --seq_length above --max_query_length + 3, or lower "
                             "--max_query_length")
         tok_start = tok_end = None
-        if train and ex["answer_start"] is None:
+        kind = ex.get("answer_type")
+        if train and kind not in (None, "span"):
+            pass  # yes / no / unknown: no span to point at
+        elif train and ex["answer_start"] is None:
             continue
-        if train:
+        elif train:
             s = ex["answer_start"]
             e = s + len(ex["answer_text"])
             inside = [k for k, (a, b) in enumerate(ctx_spans) if a < e and b > s]
@@ -204,14 +218,7 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
                 skipped.append(ex["qid"])
                 continue
             tok_start, tok_end = inside[0], inside[-1]
-        windows = []
-        start = 0
-        while True:
-            length = min(room, len(ctx_ids) - start)
-            windows.append((start, length))
-            if start + length >= len(ctx_ids):
-                break
-            start += min(length, doc_stride)
+        windows = D.windows(len(ctx_ids), room, doc_stride)
         for w, (ws, wl) in enumerate(windows):
             src, seg, _, ctx_offset = enc.pack(q, ctx_ids[ws:ws + wl])
             token_map, max_ctx = {}, {}
@@ -221,10 +228,14 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
             f = {"src": src, "seg": seg, "example": i, "token_map": token_map, "max_context": max_ctx,
                  "spans": ctx_spans}
             if train:
-                if ws <= tok_start and tok_end < ws + wl:
+                if tok_start is not None and ws <= tok_start and tok_end < ws + wl:
                     f["start"], f["end"] = tok_start - ws + ctx_offset, tok_end - ws + ctx_offset
+                    label = "span"
                 else:
                     f["start"] = f["end"] = enc.cls_index(src)
+                    label = kind if kind in ("yes", "no") else "unknown"
+                if kind is not None:
+                    f["type"] = ANSWER_TYPES.index(label)
             feats.append(f)
     if skipped:
         logger.warning("%d training question(s) skipped: the answer covers no token of the context (first: %s)",

@@ -40,7 +40,7 @@ def set_quiet(quiet):
     return old
 
 # the modules that register the built-in tasks (imported on first use of the registry)
-TASK_MODULES = ("classification", "regression", "multi_label", "tagging", "mrc", "multiple_choice", "simcse",
+TASK_MODULES = ("classification", "regression", "multi_label", "tagging", "mrc", "cjrc", "multiple_choice", "simcse",
                 "siamese", "prompt", "chid", "dbqa", "multi_task", "model_selection", "text2text")
 
 

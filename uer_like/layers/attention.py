@@ -84,6 +84,12 @@ class AttentionScheme(nn.Module):
     def attend(self, q, k, v, ctx, dropout_p, scale):
         return attention(q, k, v, ctx.mask, ctx.is_causal, dropout_p, scale)
 
+    def scores(self, q, k, ctx, scale):
+        """The pre-softmax attention scores `attend` computes, before the mask, fp32 [batch, heads, queries,
+        keys]: recorded for distillation (context.EncoderTrace), never on the normal path. A scheme with terms
+        of its own in the scores (NEZHA's relative positions, T5's bias) overrides it."""
+        return torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
+
 
 class MultiHeadedAttention(nn.Module):
     def __init__(self, hidden_size, heads_num, dropout, bias=True, scale=True, scheme=None, head_size=None):
@@ -109,6 +115,8 @@ class MultiHeadedAttention(nn.Module):
             q = q[:, :, :1]
         q, k = self.scheme.transform(q, k, ctx)
         k, v = ctx.keys_values(index, k, v)
+        if ctx.trace is not None and ctx.trace.scores is not None:
+            ctx.trace.scores.append(self.scheme.scores(q, k, ctx, self.scale))
         out = self.scheme.attend(q, k, v, ctx, self.dropout if self.training else 0.0, self.scale)
         out = ctx.merge_heads(out)
         return self.final_linear(out if first_only else ctx.unpad(out))

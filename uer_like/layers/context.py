@@ -127,6 +127,21 @@ class RnnState(DecodingCache):
         super().reorder(index, start)
 
 
+class EncoderTrace:
+    """What one encoder forward records when asked (an encoder's `trace` set to one; distillation reads it):
+
+    hidden: [embedding output (after an ALBERT-style projection), layer 1, ..., layer L], each [batch, seq,
+      hidden] on the padded layout (zeros at padding when the forward was unpadded); a pre-LN encoder's last
+      entry is after its final layer norm;
+    scores: [layer 1, ..., layer L] pre-softmax attention scores [batch, heads, queries, keys] in fp32, before
+      the mask (the position scheme's `scores`), or None when not asked (`attentions=False`).
+    Recording costs nothing when no trace is set: one attribute test per layer."""
+
+    def __init__(self, attentions=True):
+        self.hidden = []
+        self.scores = [] if attentions else None
+
+
 class AttentionContext:
     """One forward's attention facts, shared by every layer.
 
@@ -137,10 +152,11 @@ class AttentionContext:
     positions: [batch | 1, queries] query positions, or None for 0..seq-1 (see query_positions);
     cache: the KVCache or None; start: the cache column of the first new token;
     bias: what the encoder's shared position module computed for this forward (a float attention bias
-      [batch | 1, heads, queries, keys] for the bucket scheme), or None.
+      [batch | 1, heads, queries, keys] for the bucket scheme), or None;
+    trace: an EncoderTrace the layers record their attention scores into, or None (the normal path).
     """
 
-    __slots__ = ("seg", "mask", "is_causal", "positions", "cache", "start", "end", "index", "bias")
+    __slots__ = ("seg", "mask", "is_causal", "positions", "cache", "start", "end", "index", "bias", "trace")
 
     def __init__(self, seg, mask=None, is_causal=False, positions=None, cache=None, start=0, end=0):
         self.seg = seg
@@ -151,6 +167,7 @@ class AttentionContext:
         self.start = start
         self.end = end
         self.bias = None
+        self.trace = None  # an EncoderTrace the layers record into, or None
         self.index = None  # [n_tokens] flat (row-major) positions of the real tokens when unpadded
 
     # ------------------------------------------------------------------ unpadding

@@ -106,3 +106,6 @@ class RelativePositionBuckets(AttentionScheme):
 
     def attend(self, q, k, v, ctx, dropout_p, scale):
         return attention(q, k, v, ctx.bias.to(q.dtype), dropout_p=dropout_p, scale=scale)
+
+    def scores(self, q, k, ctx, scale):
+        return super().scores(q, k, ctx, scale) + ctx.bias.float()  # the mask is in the bias (where it is minimal)

@@ -48,6 +48,14 @@ class NezhaRelativePositions(AttentionScheme):
             raise ConfigError(f"{source}: position_scheme 'nezha' needs an even head size (hidden_size / heads_num), "
                               f"got {config.hidden_size // config.heads_num}")
 
+    def scores(self, q, k, ctx, scale):
+        b, h, sq, _ = q.shape
+        m = self.max_relative
+        dist = ctx.key_positions[:, None, :] - ctx.query_positions[:, :, None]
+        bucket = (dist.clamp(-m, m) + m).unsqueeze(1).expand(b, h, sq, k.size(2))
+        q = q.float()
+        return (torch.matmul(q, k.float().transpose(-1, -2)) + torch.gather(torch.matmul(q, self.table.t()), -1, bucket)) * scale
+
     def attend(self, q, k, v, ctx, dropout_p, scale):
         b, h, sq, _ = q.shape
         sk = k.size(2)

@@ -46,6 +46,10 @@ class XLNetRelativeAttention(AttentionScheme):
         if config.hidden_size % 2:
             raise ConfigError(f"{source}: position_scheme 'xlnet' needs an even hidden_size, got {config.hidden_size}")
 
+    def scores(self, q, k, ctx, scale):
+        raise ConfigError("position_scheme 'xlnet': its attention scores (content, position and segment terms) "
+                          "are not recorded; distil its hidden states only (attention weight 0)")
+
     def attend(self, q, k, v, ctx, dropout_p, scale):
         if ctx.cache is not None:
             raise ConfigError("position_scheme 'xlnet' does not decode with a key/value cache")
