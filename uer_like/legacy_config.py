@@ -96,7 +96,8 @@ NOT_IMPLEMENTED_KEYS = {
 _OFF_VALUES = (False, None, 0, "", [])
 
 # ------------------------------------------------------------------------------------------ families
-SUPPORTED_FAMILIES = ("BERT, RoBERTa, ALBERT, GPT-2, ELECTRA, recurrent (lstm, gru, rnn, bilstm, bigru, birnn) and "
+SUPPORTED_FAMILIES = ("BERT, RoBERTa, ALBERT, GPT-2, ELECTRA, the prefix LM (UniLM: mask causal_with_prefix), recurrent "
+                      "(lstm, gru, rnn, bilstm, bigru, birnn) and "
                       "encoder-decoder (decoder: transformer with target lm, as UER-py's T5, BART, PEGASUS since 2022)")
 _SEQ2SEQ_PROCESSORS = {"t5": "t5", "bart": "bart", "gsg": "pegasus", "mt": "mt (seq2seq translation)",
                        "seq2seq": "seq2seq", "cls_mlm": "cls_mlm (prompt)"}
