@@ -216,3 +216,20 @@ def test_generate_text_frames_the_source_and_score_is_refused(uer_model):
     assert text == "".join(tok.vocab.convert_ids_to_tokens(row))
     with pytest.raises(ConfigError, match=r"prefix LM \(mask 'causal_with_prefix'\).*scoring whole sequences"):
         score(uer_model, [[2, 5, 6]])
+
+
+def test_generate_lm_script_continues_each_line_as_a_source(uer_model, tmp_path, capsys):
+    from helpers import run_cli
+    from uer_like.generation import generate_text
+    from uer_like.tokenizers import build_tokenizer
+
+    (tmp_path / "p.txt").write_text("今天天气\n你好\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    code, err = run_cli("scripts/generate_lm.py", ["--load_model_path", FIXTURE["bin"], "--config_path",
+                                                   FIXTURE["config"], "--vocab_path", FIXTURE["vocab"], "--test_path",
+                                                   tmp_path / "p.txt", "--prediction_path", out, "--seq_length", 12,
+                                                   "--top_k", 1], capsys)
+    assert code in (0, None), err
+    tok = build_tokenizer("bert", FIXTURE["vocab"])
+    texts = generate_text(uer_model, tok, ["今天天气", "你好"], seq_length=12, do_sample=False)
+    assert out.read_text(encoding="utf-8") == "今天天气" + texts[0] + "\n你好" + texts[1] + "\n"
