@@ -76,8 +76,8 @@ def check_lm_mask(config, manifest, config_path, dataset_path):
         return
     if config.mask == "causal_with_prefix":
         processor = manifest["data_processor"]
-        if INSTANCE_SHAPES[processor].prefix:
-            return
+        if INSTANCE_SHAPES[processor].prefix or "next_tokens" not in PROCESSOR_SOURCES[processor]:
+            return  # a prefix dataset; or one without next tokens, which the collator refuses naming the field
         raise ConfigError(f"{config_path}: mask 'causal_with_prefix' lets segment 1 attend both ways, and "
                           f"{dataset_path} (data_processor '{processor}') predicts the next token in segment 1, "
                           "which every token would then see; preprocess `source<TAB>target` lines with "
