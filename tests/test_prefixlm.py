@@ -233,3 +233,11 @@ def test_generate_lm_script_continues_each_line_as_a_source(uer_model, tmp_path,
     tok = build_tokenizer("bert", FIXTURE["vocab"])
     texts = generate_text(uer_model, tok, ["今天天气", "你好"], seq_length=12, do_sample=False)
     assert out.read_text(encoding="utf-8") == "今天天气" + texts[0] + "\n你好" + texts[1] + "\n"
+
+
+def test_classifier_shortcut_is_off_under_the_prefix_mask(uer_model):
+    """The last layer for the first token alone (first_only) assumes one mask row for every query; the prefix
+    mask has a row per query, so the encoder does not offer it."""
+    assert not uer_model.encoder.computes_first_only()
+    fully = uer_like.build_model(uer_like.load_config(FIXTURE["config"], mask="fully_visible"), vocab_size=33)
+    assert fully.encoder.computes_first_only()
