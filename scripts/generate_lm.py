@@ -8,7 +8,9 @@
 --test_path: one prompt per line. --prediction_path: one line per prompt, the prompt followed by the text
 generated for it (UER-py's convention: [CLS] starts every prompt, the tokens are joined without spaces).
 Generation stops at [SEP] or when prompt + new tokens reach --seq_length (the total length, as UER-py; the
-[CLS] counts), or after --max_new_tokens new tokens. An empty line generates from [CLS] alone.
+[CLS] counts), or after --max_new_tokens new tokens. An empty line generates from [CLS] alone. A prefix LM
+(mask causal_with_prefix, pretrained on --data_processor prefixlm) reads each line as its source, [CLS] line
+[SEP] (segment 1, attended both ways), and generates its target (segment 2).
 
 The tokenizer is the model directory's own (uer_like.io.tokenizer.model_tokenizer: vocab.txt -> bert,
 GPT-2's vocab.json + merges.txt or tokenizer.json -> byte_bpe, CPM -> cpm, ...) unless --tokenizer,
@@ -116,7 +118,7 @@ def _run(args):
 
         raise ConfigError(f"{args.load_model_path} is an encoder-decoder model (decoder: {model.config.decoder}): "
                           "generate from it with scripts/generate_seq2seq.py")
-    check_lm(model)
+    check_lm(model, prefix=True)
     # the model directory's own tokenizer unless named; its size checked against the embedding (one line)
     tokenizer = model_tokenizer(model, args.tokenizer, args.vocab_path, args.spm_model_path)
     start, end = lm_tokens(tokenizer)

@@ -4,6 +4,7 @@ import logging
 import os
 import sys
 
+from .config import MASKS
 from .data.corpus import _BOMS, CORPUS_FORMATS, LINE_POLICIES
 from .data.options import DEFAULTS
 from .data.processors import DATA_PROCESSOR_NAMES
@@ -82,7 +83,7 @@ def add_model_flags(p):
     g.add_argument("--embedding", default=None, help="word_pos_seg, word_pos, word, word_sinusoidalpos, ...")
     g.add_argument("--encoder", default=None, help="transformer, lstm, gru, rnn, bilstm, bigru, birnn")
     g.add_argument("--target", nargs="+", default=None, help="bert, albert, mlm, lm, bilm, cls, sp (one or more)")
-    g.add_argument("--mask", default=None, choices=("fully_visible", "causal"))
+    g.add_argument("--mask", default=None, choices=MASKS)
     g.add_argument("--layernorm_positioning", default=None, choices=("post", "pre"))
     for flag in ("remove_embedding_layernorm", "factorized_embedding_parameterization", "parameter_sharing",
                  "tie_weights", "has_lmtarget_bias", "bidirectional"):

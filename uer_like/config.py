@@ -18,7 +18,8 @@ from .errors import ConfigError
 from .legacy_config import normalize
 from .resources import CONFIGS_DIR, resolve
 
-MASKS = ("fully_visible", "causal")
+# causal_with_prefix: the prefix LM (UniLM; UER-py's name): segment 1 attends bidirectionally, segment 2 causally
+MASKS = ("fully_visible", "causal", "causal_with_prefix")
 LAYERNORM_POSITIONINGS = ("post", "pre", "grover")
 POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")

@@ -6,6 +6,9 @@ from encoder-decoder models (BART, PEGASUS, T5: a model with a `decoder`).
 
 The model is any `Model` with an `lm` target and a left-to-right encoder: a transformer with the causal
 mask (learned, sinusoidal or rotary positions, pre- or post-LN, ALBERT sharing) or an lstm/gru/rnn stack.
+A prefix LM (UniLM: mask causal_with_prefix, data_processor prefixlm) generates too: each prompt is its source
+(segment 1, attended bidirectionally; with the cache computed once at prefill) and the new tokens its target
+(segment 2, causal); `score` needs a causal model.
 
 How a batch is laid out: prompts of different lengths are **left-padded** to the longest one. Every row
 counts its own positions (a prompt gets the positions it would get alone: 0 for its first real token) and
@@ -77,9 +80,9 @@ _NEG = -1.0e9  # transformers' beam-search "impossible" score
 
 
 # ---------------------------------------------------------------------------------------------- checks
-def check_lm(model, seq2seq=False):
-    """The model must have an lm target and a left-to-right encoder (or, with seq2seq, a decoder); a one-line
-    error otherwise."""
+def check_lm(model, seq2seq=False, prefix=False):
+    """The model must have an lm target and a left-to-right encoder (or, with seq2seq, a decoder; with prefix,
+    a prefix LM's mask causal_with_prefix); a one-line error otherwise."""
     config = model.config
     if getattr(model, "decoder", None) is not None:
         if not seq2seq:
@@ -89,7 +92,10 @@ def check_lm(model, seq2seq=False):
     if "lm" not in config.target:
         raise ConfigError(f"the model has no 'lm' target (its targets: {', '.join(config.target)}); generation "
                           "needs a left-to-right language model (target lm, as UER's GPT-2 and LSTM LMs)")
-    if config.encoder == "transformer" and config.mask != "causal":
+    if config.encoder == "transformer" and config.mask == "causal_with_prefix" and not prefix:
+        raise ConfigError("the model is a prefix LM (mask 'causal_with_prefix'): it continues a source "
+                          "(uer_like.generate, scripts/generate_lm.py); scoring whole sequences needs mask 'causal'")
+    if config.encoder == "transformer" and config.mask not in ("causal", "causal_with_prefix"):
         raise ConfigError(f"the model's transformer uses mask '{config.mask}'; generation needs a left-to-right "
                           "model (mask 'causal')")
     if getattr(model.encoder, "bidirectional", False):
@@ -308,6 +314,10 @@ def _feeder(model, prompts, device, max_new, use_cache, beams=1, start=None):
     return _Decoder(model, src, seg, lengths, max_new, use_cache)
 
 
+def _is_prefix_lm(model):
+    return model.config.encoder == "transformer" and model.config.mask == "causal_with_prefix"
+
+
 def _left_pad(prompts, device):
     """-> src, seg [batch, longest] left-padded (seg 1 = token, 0 = padding), lengths [batch]."""
     n, s = len(prompts), max(len(p) for p in prompts)
@@ -324,7 +334,10 @@ class _Decoder:
     """Feeds the model: prefill() over the left-padded prompts, then step(tokens) one token per row, each
     returning the next-token logits [rows, vocab] (float32). reorder(index) keeps rows `index` (beams).
 
-    Cached: a preallocated cache of prompt + max_new columns. Uncached: the whole sequence each step."""
+    Cached: a preallocated cache of prompt + max_new columns. Uncached: the whole sequence each step.
+    A prefix LM (mask causal_with_prefix): the prompt is the source, segment 1, read bidirectionally (with the
+    cache, once, at prefill); the new tokens are the target, segment 2, each seeing the source and the
+    targets before it, as in training."""
 
     def __init__(self, model, src, seg, lengths, max_new, use_cache):
         rows, p = src.shape
@@ -338,14 +351,15 @@ class _Decoder:
         self.prompt_pos = (seg.cumsum(1) - 1).clamp_(min=0) if self.padded else None
         self.src, self.seg = src, seg
         self.t = 0
+        new_seg = 2 if _is_prefix_lm(model) else 1  # the segment of the generated tokens
         if use_cache:
             self.cache = model.init_cache(rows, p + max_new, padded=self.padded)
-            self.ones = torch.ones(rows, 1, dtype=torch.long, device=dev)
+            self.ones = torch.full((rows, 1), new_seg, dtype=torch.long, device=dev)
         else:
             total = p + max_new
             self.all_src = torch.zeros(rows, total, dtype=torch.long, device=dev)
             self.all_src[:, :p] = src
-            self.all_seg = torch.ones(rows, total, dtype=torch.long, device=dev)
+            self.all_seg = torch.full((rows, total), new_seg, dtype=torch.long, device=dev)
             self.all_seg[:, :p] = seg
             if self.padded:
                 self.all_pos = torch.cat([self.prompt_pos, self.new_pos[:, :max_new]], 1)
@@ -465,7 +479,7 @@ def generate(model, prompts, max_new_tokens, *, do_sample=False, temperature=1.0
     """
     options = dict(locals())  # the arguments
     del options["model"], options["prompts"]
-    check_lm(model, seq2seq=True)
+    check_lm(model, seq2seq=True, prefix=True)
     vocab = model.target.lm.output_layer.out_features
     if _is_seq2seq(model):
         hf = getattr(getattr(model, "load_info", None), "hf_config", None) or {}
@@ -759,7 +773,9 @@ def generate_text(model, tokenizer, texts, *, seq_length, max_new_tokens=None, b
                   end_token="[SEP]", tokenizer_name="bert", source="prompt", option_prefix="", **options):
     """Text prompts in, generated text out (the continuation of each prompt, without the end token).
 
-    UER GPT-2 conventions: each prompt is start_token + its tokens ([CLS], as UER-py); generation stops at
+    UER GPT-2 conventions: each prompt is start_token + its tokens ([CLS], as UER-py); a prefix LM's prompt is
+    its source as the prefixlm processor frames it, start_token + its tokens + the vocabulary's separator
+    ([CLS] ... [SEP]), and the new tokens are its target (segment 2). Generation stops at
     end_token ([SEP]; None: never) or when the prompt + new tokens reach seq_length (UER-py's meaning:
     the total length), and after max_new_tokens new tokens when given. An empty prompt generates from the
     start token alone. options: generate()'s (do_sample, top_k, top_p, temperature, num_beams, ...).
@@ -768,16 +784,19 @@ def generate_text(model, tokenizer, texts, *, seq_length, max_new_tokens=None, b
     named `option_prefix + name`: scripts/generate_lm.py passes "--"), seq_length against the position
     table, the start and end tokens against the vocabulary, and each prompt (its ids, its length within
     seq_length), named by `source` and its line (1-based)."""
-    check_lm(model)
+    check_lm(model, prefix=True)
     model_vocab = model.target.lm.output_layer.out_features
     check_options({"seq_length": seq_length, "max_new_tokens": max_new_tokens, "batch_size": batch_size, **options},
                   model_vocab, model.config.position_limit, option_prefix)
     vocab = tokenizer.vocab
     start = _special_id(vocab, start_token, option_prefix + "start_token", model_vocab)
     eos = _special_id(vocab, end_token, option_prefix + "end_token", model_vocab)
+    sep = _special_id(vocab, vocab.specials["sep"], "the source's end", model_vocab) if _is_prefix_lm(model) else None
     prompts, budgets = [], []
     for i, text in enumerate(texts):
         ids = ([start] if start is not None else []) + tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
+        if _is_prefix_lm(model):
+            ids.append(sep)  # the source's [SEP]: the first target token is predicted from it
         if not ids:
             raise DataError(f"{source} line {i + 1} is empty and the vocabulary has no start token {start_token}")
         if len(ids) >= seq_length:

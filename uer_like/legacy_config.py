@@ -48,11 +48,13 @@ TARGET_STRINGS = {
     "bilm": ["bilm"],
     "cls": ["cls"],
     "sp": ["sp"],
+    "prefixlm": ["lm"],  # 2021-2022: PrefixlmTarget, an LmTarget by another name (the same weights)
 }
 
 # Before 2022 the target chose the data processor (preprocess.py --target); a config without
 # data_processor gets the one its target implies.
-PROCESSOR_OF_TARGET = {"bert": "bert", "albert": "albert", "mlm": "mlm", "lm": "lm", "bilm": "lm", "cls": "cls"}
+PROCESSOR_OF_TARGET = {"bert": "bert", "albert": "albert", "mlm": "mlm", "lm": "lm", "bilm": "lm", "cls": "cls",
+                       "prefixlm": "prefixlm"}
 PROCESSOR_OF_TARGETS = {("mlm", "sp"): "bert", ("mlm",): "mlm", ("lm",): "lm", ("bilm",): "lm", ("cls",): "cls"}
 
 # ------------------------------------------------------------------------------------------ key groups
@@ -82,7 +84,8 @@ TRAINING_ONLY_KEYS = frozenset({
 # key, never silently dropped. The value is what to tell the user.
 NOT_IMPLEMENTED_KEYS = {
     "has_residual_attention": "residual attention (RealFormer) is not implemented",
-    "prefix_lm_loss": "the prefix-LM loss is not implemented",
+    "prefix_lm_loss": "UER-py's prefix_lm_loss (the loss on segment-2 positions) is not implemented; with "
+                      "data_processor prefixlm the lm loss is on the target tokens already: drop the key",
     "full_sentences": "full_sentences packing is not implemented",
     "dynamic_masking": "a preprocessing option here: pass --dynamic_masking to preprocess.py",
     "whole_word_masking": "a preprocessing option here: pass --whole_word_masking to preprocess.py",
@@ -93,12 +96,12 @@ NOT_IMPLEMENTED_KEYS = {
 _OFF_VALUES = (False, None, 0, "", [])
 
 # ------------------------------------------------------------------------------------------ families
-SUPPORTED_FAMILIES = ("BERT, RoBERTa, ALBERT, GPT-2, ELECTRA, recurrent (lstm, gru, rnn, bilstm, bigru, birnn) and "
+SUPPORTED_FAMILIES = ("BERT, RoBERTa, ALBERT, GPT-2, ELECTRA, the prefix LM (UniLM: mask causal_with_prefix), recurrent "
+                      "(lstm, gru, rnn, bilstm, bigru, birnn) and "
                       "encoder-decoder (decoder: transformer with target lm, as UER-py's T5, BART, PEGASUS since 2022)")
 _SEQ2SEQ_PROCESSORS = {"t5": "t5", "bart": "bart", "gsg": "pegasus", "mt": "mt (seq2seq translation)",
-                       "seq2seq": "seq2seq", "prefixlm": "prefix-LM (UniLM)", "cls_mlm": "cls_mlm (prompt)"}
-_SEQ2SEQ_TARGETS = {"t5": "t5", "bart": "bart", "gsg": "pegasus", "seq2seq": "seq2seq", "s2s": "seq2seq",
-                    "prefixlm": "prefix-LM (UniLM)"}
+                       "seq2seq": "seq2seq", "cls_mlm": "cls_mlm (prompt)"}
+_SEQ2SEQ_TARGETS = {"t5": "t5", "bart": "bart", "gsg": "pegasus", "seq2seq": "seq2seq", "s2s": "seq2seq"}
 _ENCODER_FAMILIES = {"gatedcnn": "gatedcnn", "cnn": "cnn", "synt": "synthesizer", "attn": "attn",
                      "rcnn": "rcnn", "crnn": "crnn", "dual": "sbert (dual-stream sentence-BERT)"}
 # an encoder-decoder config (decoder: transformer) loads; a target vocabulary of its own (translation) does not
@@ -140,8 +143,6 @@ def check_family(d, source):
     for key, family in _OTHER_FAMILY_KEYS.items():
         if key in d:
             raise unsupported(source, family, key, d[key])
-    if d.get("mask") == "causal_with_prefix":
-        raise unsupported(source, "prefix-LM (UniLM)", "mask", d["mask"])
 
 
 def has_module_keys(d):

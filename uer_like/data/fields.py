@@ -95,8 +95,18 @@ def _tgt_cls(mb):
 
 
 def _next_tokens(mb):
+    """[B, L]: the next token of every position that predicts one, 0 elsewhere. An lm piece: every position
+    the model reads (the piece's last token is only a target). A prefix instance (the processor's instance
+    shape says `prefix`): from the source's last token ([SEP], which predicts the first target token) to the
+    last but one token (the last one the model reads when the target was cut); the source predicts nothing."""
     def build():
         tgt = np.zeros((mb.B, mb.L), np.int64)
+        if mb.collator.shape.prefix:
+            for b, (i, ids, n) in enumerate(zip(mb.indices, mb.rows, mb.lengths)):
+                a = int(mb.collator.ds.seg_a_len[int(i)])
+                end = min(len(ids) - 1, n)  # a cut instance holds one token beyond the n the model reads
+                tgt[b, a - 1:end] = ids[a:end + 1]
+            return tgt
         for b, (ids, n) in enumerate(zip(mb.rows, mb.lengths)):
             tgt[b, :n] = ids[1:n + 1]
         return tgt
@@ -121,7 +131,7 @@ def _tgt_forward(mb):
     return _next_tokens(mb)
 
 
-@register_field("tgt_backward", sources=("next_tokens",))
+@register_field("tgt_backward", sources=("previous_tokens",))
 def _tgt_backward(mb):
     """The backward LM's targets: the previous token [B, L], 0 = ignore."""
     tgt = np.zeros((mb.B, mb.L), np.int64)

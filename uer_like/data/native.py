@@ -26,6 +26,8 @@ except ImportError:  # pragma: no cover
 
 logger = logging.getLogger("uer_like")
 
+PYTHON_ONLY_PROCESSORS = ("prefixlm",)  # processors only the Python reference implements
+
 _MESSAGES = {
     "utf8": "invalid UTF-8 at byte {detail} of the line (use --invalid_lines skip|replace to go on)",
     "nul": "NUL byte in the line (use --invalid_lines skip|replace to go on)",
@@ -44,6 +46,8 @@ def unsupported_reason(o):
         return (f"uer_like._native was built with Unicode {tables} tables, but this Python's unicodedata is "
                 f"{unicodedata.unidata_version}, so the two tokenizers could differ; rebuild it with this Python "
                 "(python setup.py build_ext --inplace)")
+    if o.data_processor in PYTHON_ONLY_PROCESSORS:
+        return f"the {o.data_processor!r} processor has no native implementation"
     if o.tokenizer != "bert":
         return f"the {o.tokenizer!r} tokenizer has no native implementation"
     if o.spm_model_path:

@@ -26,6 +26,7 @@ from .masking import MaskingOptions, SimilarWords, check_values, describe_droppe
 from .processors import (DATA_PROCESSOR_NAMES, PURPOSE_PAIRS, PURPOSE_STATIC_MASK, SentenceEncoder, cls_instance,
                          lm_instances, mlm_instances, parse_cls_line, sentence_pair_instances)
 from .options import PreprocessOptions
+from .prefixlm import parse_prefixlm_line, prefixlm_instances
 from .rng import SplitMix64
 
 logger = logging.getLogger("uer_like")
@@ -57,6 +58,8 @@ def validate_options(o):
         raise DataError(f"--mask_prob must be in (0, 1), got {o.mask_prob}")
     if o.data_processor == "cls" and o.corpus_format != "line":
         raise DataError("the cls processor reads `label<TAB>text` lines: use --corpus_format line")
+    if o.data_processor == "prefixlm" and o.corpus_format != "line":
+        raise DataError("the prefixlm processor reads `source<TAB>target` lines: use --corpus_format line")
     if not 0 <= o.max_invalid_fraction <= 1:
         raise DataError(f"--max_invalid_fraction must be in [0, 1], got {o.max_invalid_fraction}")
     validate_masking(o)
@@ -170,6 +173,15 @@ def _chunk_documents(o, path, chunk_idx, start, end, enc):
                 report.add("bad_columns", first_line)
                 continue
             out.append((label, enc(a), enc(b) if b is not None else None))
+        elif o.data_processor == "prefixlm":
+            try:
+                source, target = parse_prefixlm_line(sentences[0], first_line, path)
+            except DataError as e:
+                if o.invalid_lines == "error":
+                    raise LineError(path, first_line, str(e).split(": ", 1)[1]) from None
+                report.add("bad_columns", first_line)
+                continue
+            out.append((first_line, enc(source), enc(target)))
         else:
             encoded = [enc(s) for s in sentences]
             encoded = [s for s in encoded if s.ids]
@@ -199,6 +211,8 @@ def process_chunk(ctx, task):
             insts = mlm_instances(docs, o.seq_length, cls_id, sep_id)
         elif proc == "lm":
             insts = lm_instances(docs, o.seq_length, cls_id, sep_id)
+        elif proc == "prefixlm":
+            insts = prefixlm_instances(docs, o.seq_length, cls_id, sep_id, report if dup == 0 else None)
         else:
             insts = [cls_instance(a, b, label, o.seq_length, cls_id, sep_id) for label, a, b in docs]
         if o.static_masking:

@@ -9,18 +9,22 @@ class label (-1 when none). Processors:
   lm      [CLS] document [SEP] cut into seq_length + 1 pieces, target lm (or bilm: the collator derives
           the next-token and previous-token targets of UER-py's bidirectional LM from the same pieces)
   cls     `label<TAB>text_a[<TAB>text_b]` lines, target cls
+  prefixlm `source<TAB>target` lines -> [CLS] source [SEP] target [SEP], target lm on the target tokens with
+          mask causal_with_prefix (the prefix LM, UniLM; data/prefixlm.py)
 """
 from dataclasses import dataclass
 from typing import List
 
 from ..errors import DataError
 
-DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls")
+DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls", "prefixlm")
 # What each processor's datasets supply, for the batch-field builders (data/fields.py) to read: tokens (every
 # instance, as the model input), masks (maskable instances: word-start bits or static masks), sentence_label
-# (NSP / SOP), class_label (cls), next_tokens (lm pieces of seq_length + 1, the target shifted by one)
+# (NSP / SOP), class_label (cls), next_tokens (the next token of every position that has one to predict: lm
+# pieces of seq_length + 1; prefixlm: the target segment's), previous_tokens (lm: the backward LM's targets)
 PROCESSOR_SOURCES = {"bert": ("tokens", "masks", "sentence_label"), "albert": ("tokens", "masks", "sentence_label"),
-                     "mlm": ("tokens", "masks"), "lm": ("tokens", "next_tokens"), "cls": ("tokens", "class_label")}
+                     "mlm": ("tokens", "masks"), "lm": ("tokens", "next_tokens", "previous_tokens"),
+                     "cls": ("tokens", "class_label"), "prefixlm": ("tokens", "next_tokens")}
 PURPOSE_PAIRS, PURPOSE_STATIC_MASK, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE = 1, 2, 3, 4
 PURPOSE_DEV_SPLIT, PURPOSE_DEV_MASK = 5, 6  # the held-out split and the dev set's masks (training/evaluation.py)
 
@@ -31,6 +35,10 @@ class InstanceShape:
     catch a corrupt dataset body whose header is intact: offsets out of order or shifted)."""
     framed: bool  # [CLS] first and [SEP] last, segment 1 of at least [CLS] + one token
     extra: int = 0  # tokens allowed beyond seq_length (lm: seq_length + 1, the target shifted by one)
+    # segment 1 is a source [CLS] ... [SEP] followed by at least one target token (prefixlm; a target cut at
+    # seq_length ends without [SEP] and keeps the next token, `extra`, as the label of the last position the
+    # model reads); the next-token targets begin at the source's [SEP] (fields.py)
+    prefix: bool = False
 
     def problem(self, ids, seg_a_len, seq_length, cls_id, sep_id):
         """None, or what is wrong with one instance."""
@@ -45,12 +53,19 @@ class InstanceShape:
                        f"{int(ids[-1])}"
             if not 2 <= seg_a_len <= n:
                 return f"segment 1 of {seg_a_len} tokens in an instance of {n}"
+        if self.prefix:
+            if not 3 <= seg_a_len < n:
+                return f"a source (segment 1) of {seg_a_len} tokens in an instance of {n}"
+            if ids[0] != cls_id or ids[seg_a_len - 1] != sep_id:
+                return f"a source that does not run [CLS] ({cls_id}) ... [SEP] ({sep_id}): {int(ids[0])} ... " \
+                       f"{int(ids[seg_a_len - 1])}"
         return None
 
 
 INSTANCE_SHAPES = {"bert": InstanceShape(framed=True), "albert": InstanceShape(framed=True),
                    "mlm": InstanceShape(framed=True), "cls": InstanceShape(framed=True),
-                   "lm": InstanceShape(framed=False, extra=1)}  # lm: only the first piece of a document is framed
+                   "lm": InstanceShape(framed=False, extra=1),  # lm: only the first piece of a document is framed
+                   "prefixlm": InstanceShape(framed=False, extra=1, prefix=True)}  # a cut target: + its next token
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Transformer encoder: post-LN (BERT) or pre-LN with final layer norm (GPT-2); full or causal mask;
+"""Transformer encoder: post-LN (BERT) or pre-LN with final layer norm (GPT-2); full, causal or prefix-LM mask
+(UniLM; UER-py's causal_with_prefix: segment 1 bidirectional, segment 2 causal, layers/context.py);
 ALBERT's factorised embedding projection and cross-layer parameter sharing; a key/value cache for
 incremental decoding.
 
@@ -38,6 +39,7 @@ class TransformerEncoder(nn.Module):
         super().__init__()
         self.layers_num = config.layers_num
         self.causal = config.mask == "causal"
+        self.prefix = config.mask == "causal_with_prefix"
         self.parameter_sharing = config.parameter_sharing
         if config.factorized_embedding_parameterization:
             self.linear = nn.Linear(config.emb_size, config.hidden_size)
@@ -61,11 +63,12 @@ class TransformerEncoder(nn.Module):
                        padded=padded)
 
     def computes_first_only(self):
-        """Whether forward(..., first_only=True) is available: a fully visible mask and position schemes whose
-        attention for the first query alone is that row of the full attention (attends_any_queries)."""
+        """Whether forward(..., first_only=True) is available: a fully visible mask (one row for every query:
+        not causal, not the prefix LM's) and position schemes whose attention for the first query alone is that
+        row of the full attention (attends_any_queries)."""
         layers = [self.transformer] if self.parameter_sharing else list(self.transformer)
         return (self.trace is None  # a recorded forward (distillation) needs every position of every layer
-                and not self.causal and self.relative_pos_emb is None
+                and not self.causal and not self.prefix and self.relative_pos_emb is None
                 and all(type(layer.self_attn.scheme).attends_any_queries() for layer in layers))
 
     def forward(self, emb, seg, positions=None, cache=None, first_only=False):
@@ -76,7 +79,7 @@ class TransformerEncoder(nn.Module):
         if first_only and (cache is not None or not self.computes_first_only()):
             raise ValueError("first_only needs a fully visible encoder whose position schemes attend any queries "
                              "(computes_first_only()) and no cache")
-        ctx = AttentionContext.build(seg, self.causal, positions, cache)
+        ctx = AttentionContext.build(seg, self.causal, positions, cache, prefix=self.prefix)
         if self.relative_pos_emb is not None:
             ctx.bias = self.relative_pos_emb(ctx)  # once for all layers
         packed = self.unpad and self.training and ctx.unpadded()

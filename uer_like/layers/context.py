@@ -2,8 +2,9 @@
 
 An encoder builds one `AttentionContext` per forward (`AttentionContext.build(seg, causal, positions,
 cache)`) and passes it to every layer. Everything about the layout of the batch lives here, not in the
-layers: which keys a query may see (padding, causal order), the positions of queries and keys, how the
-fused QKV projection splits into heads and back, and where the layer's keys and values are cached.
+layers: which keys a query may see (padding, causal order, a prefix LM's source and target segments), the
+positions of queries and keys, how the fused QKV projection splits into heads and back, and where the layer's
+keys and values are cached.
 
 Positions are absolute token indices, 0-based (a position embedding adds its own `position_offset`).
 `positions=None` means 0..seq-1 for every row, as in training.
@@ -204,14 +205,24 @@ class AttentionContext:
         return x.reshape(-1, x.size(-1)).index_select(0, self.index)
 
     @classmethod
-    def build(cls, seg, causal, positions=None, cache=None):
+    def build(cls, seg, causal, positions=None, cache=None, prefix=False):
         """seg: [batch, seq] of the new tokens (0 = padding).
 
         Without a cache: fully visible attention masks padding keys; causal attention uses the causal mask
         alone when positions are the default (padding can then only be on the right, after every real
         token) and adds the padding mask when positions are given (a left-padded batch).
         With a cache: the new tokens see every real cached token and, if causal, the new ones up to themselves.
+        prefix (the prefix LM, UER-py's `causal_with_prefix`; `causal` is then ignored): see _prefix_mask.
         """
+        if prefix:
+            start = 0 if cache is None else cache.append(seg, positions)
+            s = seg.size(1)
+            if cache is not None and s == 1:  # one new token sees every real cached key and itself
+                mask = None if cache.key_mask is None else cache.key_mask[:, None, None, :start + 1]
+            else:
+                cached = None if cache is None or cache.key_mask is None else cache.key_mask[:, :start]
+                mask = _prefix_mask(seg, start, cached)
+            return cls(seg, mask, False, positions, cache, start, start + s)
         if cache is None:
             if not causal:
                 return cls(seg, (seg > 0)[:, None, None, :], False, positions)
@@ -282,6 +293,33 @@ def _causal_padding_mask(key_real, start, s, device):
     end = start + s
     causal = torch.ones(s, end, dtype=torch.bool, device=device).tril_(start)
     mask = causal & key_real[:, None, None, :end]
+    own = torch.arange(s, device=device)
+    mask[:, :, own, start + own] = True
+    return mask
+
+
+def _prefix_mask(seg, start, cached_real=None):
+    """bool [batch, 1, s, start + s], the prefix LM's mask as UER-py builds it from the segments (uer/encoders/
+    transformer_encoder.py, mask "causal_with_prefix"): a segment-1 key (the source) is visible to every query,
+    a segment-2 key (the target) to the queries at its column and after, a padding key to none; every query
+    also sees itself, so a padding query never has an empty row. So the source attends bidirectionally
+    within itself and never to the target (which follows it), and the target sees the whole source and the
+    target up to itself.
+
+    seg: [batch, s] segments of the new tokens, at cache columns start..start+s-1; the `start` cached columns
+    come before every new token, so each is visible when it is a real token (cached_real [batch, start], None:
+    all real)."""
+    b, s = seg.shape
+    end = start + s
+    device = seg.device
+    causal = torch.ones(s, end, dtype=torch.bool, device=device).tril_(start)  # key column <= query column
+    real = seg > 0
+    source = seg == 1
+    if start:
+        old = cached_real if cached_real is not None else torch.ones(b, start, dtype=torch.bool, device=device)
+        real = torch.cat([old, real], 1)
+        source = torch.cat([torch.zeros_like(old), source], 1)  # cached keys: visible through `causal & real`
+    mask = (causal & real[:, None, None, :]) | source[:, None, None, :]
     own = torch.arange(s, device=device)
     mask[:, :, own, start + own] = True
     return mask

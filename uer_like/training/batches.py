@@ -68,6 +68,25 @@ def declared_fields(targets, encoder=None):
     return owners
 
 
+def check_lm_mask(config, manifest, config_path, dataset_path):
+    """The lm target predicts each token's next one, so the mask must hide it: 'causal' always does;
+    'causal_with_prefix' (the prefix LM) only when segment 1 is a source that predicts nothing, as in a dataset
+    of a processor whose instance shape says `prefix` (prefixlm). A one-line ConfigError otherwise."""
+    if "lm" not in config.target or config.encoder != "transformer" or config.mask == "causal":
+        return
+    if config.mask == "causal_with_prefix":
+        processor = manifest["data_processor"]
+        if INSTANCE_SHAPES[processor].prefix or "next_tokens" not in PROCESSOR_SOURCES[processor]:
+            return  # a prefix dataset; or one without next tokens, which the collator refuses naming the field
+        raise ConfigError(f"{config_path}: mask 'causal_with_prefix' lets segment 1 attend both ways, and "
+                          f"{dataset_path} (data_processor '{processor}') predicts the next token in segment 1, "
+                          "which every token would then see; preprocess `source<TAB>target` lines with "
+                          "--data_processor prefixlm, or set mask 'causal'")
+    raise ConfigError(f"{config_path}: the target 'lm' predicts the next token, which a {config.mask!r} mask lets "
+                      "every token see; set mask 'causal' (or 'causal_with_prefix' with a prefixlm dataset; for XLNet: "
+                      "its attn_type 'uni'; the two-stream permutation LM is not implemented)")
+
+
 class Collator:
     """Builds exactly the batch fields that the targets (their `batch_keys`) and the encoder (its `input_keys`)
     declare, through the field registry (data/fields.py), from instance ids of one micro-batch; src, seg and
@@ -167,7 +186,8 @@ class Collator:
         lm = self.processor == "lm"  # an lm piece holds seq_length + 1 tokens: the model reads all but the last
         rows = [self.ds.instance_ids(int(i)) for i in indices]
         self._check_instances(rows, indices)
-        lengths = [len(r) - 1 if lm else len(r) for r in rows]
+        # the tokens each row gives the model (a prefixlm instance cut at seq_length holds one more: a label)
+        lengths = [len(r) - 1 if lm else min(len(r), self.seq_length) for r in rows]
         L = max(lengths)
         L = (L + self.pad_to - 1) // self.pad_to * self.pad_to
         B = len(rows)
@@ -184,7 +204,7 @@ class Collator:
             if masks is not None:  # the row as the model sees it, masked; the builders read (positions, labels)
                 ids, pos, labels = masks[b]
                 masks[b] = (pos, labels)
-            src[b, :n] = ids
+            src[b, :n] = ids[:n]
             seg[b, :a] = 1
             seg[b, a:n] = 2
         mb = MicroBatch(self, indices, epoch, rows, lengths, src, seg, masks, self.resources)

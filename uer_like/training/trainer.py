@@ -32,7 +32,7 @@ from ..model import Model
 from ..modules import check_config as check_components
 from . import distributed as dist_utils
 from . import parallel
-from .batches import Collator, SampleOrder
+from .batches import Collator, SampleOrder, check_lm_mask
 from .checkpoint import CheckpointManager, rng_state, save_best, set_rng_state
 from . import evaluation as dev_eval
 from .memory import cap_shape_caches
@@ -318,10 +318,7 @@ class Trainer:
         if cfg.position_limit is not None and m["seq_length"] > cfg.position_limit:
             raise ConfigError(f"{a.dataset_path}: seq_length {m['seq_length']} exceeds the model's max_seq_length "
                               f"{cfg.max_seq_length}; preprocess with --seq_length <= {cfg.max_seq_length}")
-        if "lm" in cfg.target and cfg.encoder == "transformer" and cfg.mask != "causal":
-            raise ConfigError(f"{a.config}: the target 'lm' predicts the next token, which a {cfg.mask!r} mask lets "
-                              "every token see; set mask 'causal' (for XLNet: its attn_type 'uni'; the two-stream "
-                              "permutation LM is not implemented)")
+        check_lm_mask(cfg, m, a.config, a.dataset_path)
         for flag, path in (("--vocab_path", a.vocab_path), ("--spm_model_path", a.spm_model_path)):
             if not path:
                 continue
