@@ -31,6 +31,7 @@ from ..tokenizers import build_tokenizer, detect_tokenizer, file_in, tokenizer_f
 from ..training.memory import cap_shape_caches
 from ..tokenizers.xlnet import SPM_FILE
 from ..training import distributed as dist_utils
+from ..training.loop import STOPPED_EXIT, Stopped
 from ..training.precision import AMP_CHOICES, DTYPES, precision_warning, resolve_precision
 from . import core
 from . import data as D
@@ -217,6 +218,9 @@ def run_args(task_name, args, argv=None):
         report = _run_checked(task_name, args, argv, info)
         finished = True
         return report
+    except Stopped:  # by SIGTERM on some rank, at a step boundary every rank agreed on
+        finished = True
+        raise
     except RuntimeError as e:
         failure = dist_utils.collective_failure(info, e) if info is not None else None
         if failure is None:
@@ -481,4 +485,6 @@ def main(task_name, argv=None):
     except UerLikeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Stopped:  # the checkpoint is written; the same command resumes
+        return STOPPED_EXIT
     return 0
