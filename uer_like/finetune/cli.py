@@ -84,8 +84,7 @@ def build_parser(task_name):
     add_train_flags(g, ("epochs_num", "batch_size", "learning_rate", "warmup", "scheduler", "layerwise_lr_decay",
                         "weight_decay", "max_grad_norm", "max_nonfinite_steps", "max_steps", "seed", "report_steps",
                         "device", "precision"),
-                    defaults={"learning_rate": 2e-5, "warmup": 0.1, "max_nonfinite_steps": core.NONFINITE_STEPS,
-                              "seed": 7})
+                    defaults={"learning_rate": 2e-5, "warmup": 0.1})  # UER-py's for fine-tuning
     g.add_argument("--amp", choices=AMP_CHOICES, default=None,
                    help="deprecated: use --precision (--amp off is --precision fp32, the others the same name)")
     g.add_argument("--fp16", action="store_true", help="deprecated (UER-py's flag): use --precision fp16")

@@ -34,7 +34,7 @@ from ..errors import CheckpointError, ConfigError, TrainingError
 from ..io.checkpoint import load_into, load_model, load_state_dict_file, save_model
 from ..io.tokenizer import check_rows
 from ..io.uer import from_uer_state_dict
-from ..flags import check_value, train_rules
+from ..flags import check_value, train_flag, train_rules
 from ..layers.dropout import Dropout
 from ..outputs import atomic_write
 from ..training import distributed as dist_utils
@@ -56,7 +56,7 @@ __all__ = ["set_seed", "get_device", "amp_dtype", "autocast", "set_dropout", "la
            "train", "log"]
 
 
-NONFINITE_STEPS = 5  # --max_nonfinite_steps' default, as pretraining's
+NONFINITE_STEPS = train_flag("max_nonfinite_steps").default  # as pretraining's
 NOTHING_KEPT = "no model was written"
 # the numeric flags train() reads, with their ranges (flags.TrainFlags): cli.py declares the flags with them,
 # train() checks them again for callers from Python
@@ -222,11 +222,17 @@ def train_step(task, model, batch, optimizer, scaler, args, device, dtype, fgm=N
 def build_training(model, args):
     """-> (optimizer, fgm or None) for the flags: AdamW (eps 1e-8) with layer-wise learning rates when
     --layerwise_lr_decay < 1, FGM when --use_adv."""
-    decay = getattr(args, "layerwise_lr_decay", 1.0)
+    decay = _setting(args, "layerwise_lr_decay")
     scale = layerwise_lr_scale(model, decay) if decay != 1.0 else None
     optimizer = build_optimizer("adamw", model, args.learning_rate, args.weight_decay, eps=1e-8, lr_scale=scale)
     fgm = FGM(model, args.fgm_epsilon) if getattr(args, "use_adv", False) else None
     return optimizer, fgm
+
+
+def _setting(args, name):
+    """args.name, or the training flag's default (flags.TrainFlags) for a caller from Python that left it out."""
+    value = getattr(args, name, None)
+    return train_flag(name).default if value is None else value
 
 
 def check_train_args(args):
@@ -318,7 +324,7 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, in
     if args.max_steps:
         total = min(total, args.max_steps)
     optimizer, fgm = build_training(model, args)
-    scheduler, decay = getattr(args, "scheduler", "linear"), getattr(args, "layerwise_lr_decay", 1.0)
+    scheduler, decay = _setting(args, "scheduler"), _setting(args, "layerwise_lr_decay")
     scaler = grad_scaler(device, dtype)
     wrapped = parallel.wrap(model, info, find_unused_parameters=True)
     net = parallel.Forward(wrapped) if wrapped is not model else model
@@ -328,14 +334,14 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, in
     loop = StepLoop(model, optimizer, scaler, info, dtype=dtype, module=wrapped, adversary=fgm,
                     schedule=lambda step: lr_at(step, total, args.learning_rate, args.warmup, scheduler),
                     total_steps=total, max_grad_norm=args.max_grad_norm, kept=lambda: st["kept"],
-                    guard=NonfiniteGuard(getattr(args, "max_nonfinite_steps", None) or NONFINITE_STEPS, scaler,
+                    guard=NonfiniteGuard(_setting(args, "max_nonfinite_steps"), scaler,
                                          reduce, warn=is_main))
     guard = loop.guard
     identity = _run_identity(task, args, len(train_feats), global_batch)
     ckdir = checkpoint_dir(args)
     manager = CheckpointManager(ckdir, getattr(args, "keep_checkpoints", 1) or 1, info, reduce) if ckdir else None
     every = getattr(args, "save_checkpoint_steps", 0) or 0
-    found = manager.resume(getattr(args, "resume", "auto")) if manager else None
+    found = manager.resume(_setting(args, "resume")) if manager else None
     if found is not None:
         path, ck = found
         _check_resumable(path, ck.get("run") or {}, identity, warn=is_main)

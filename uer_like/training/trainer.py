@@ -4,16 +4,14 @@ FSDP), mixed precision, gradient accumulation, exact resume, held-out evaluation
 
 The pieces: the step loop (loop.py), the DDP/FSDP wrap (parallel.py), the checkpoint manager
 (checkpoint.CheckpointManager: save, rotate, resume, never non-finite), precision (precision.py), the
-non-finite guard (guard.py), the report (metrics.py), rank-0 writes (distributed.on_main) and the flags'
-declarations (flags.TrainFlags)."""
+non-finite guard (guard.py), the report (metrics.py), rank-0 writes (distributed.on_main) and the arguments
+(args.TrainArgs, which pretrain.py's flags are made from)."""
 import json
 import logging
 import math
 import os
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 import torch
@@ -23,11 +21,9 @@ from ..data.dataset import Dataset
 from ..data.masking import check_dataset_strategy
 from ..data.ngram import INPUT_KEYS, NgramLexicon, input_builder
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
-from ..flags import check_value, train_rules
 from ..legacy_config import has_module_keys
 from ..outputs import OutputLock, check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
-from ..io.formats import writable
 from ..io.hf import hf_family_for
 from ..model import Model
 from ..modules import check_config as check_components
@@ -37,6 +33,7 @@ from ..tokenizers import Vocab
 from ..tokenizers.spm import load_processor, spm_vocab
 from . import distributed as dist_utils
 from . import parallel
+from .args import TrainArgs
 from .batches import Collator, SampleOrder
 from .checkpoint import CheckpointManager, rng_state, save_best, set_rng_state
 from . import evaluation as dev_eval
@@ -44,90 +41,10 @@ from .memory import cap_shape_caches
 from .guard import NonfiniteGuard, check_weights_finite
 from .loop import Micro, StepLoop
 from .metrics import Report
-from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
-from .precision import DTYPES, PRECISIONS, autocast, precision_warning, resolve_precision
+from .optim import build_optimizer, lr_at
+from .precision import DTYPES, autocast, precision_warning, resolve_precision
 
 logger = logging.getLogger("uer_like")
-
-
-@dataclass
-class TrainArgs:
-    dataset_path: str
-    config: str = "bert/base_config.json"
-    vocab_path: Optional[str] = None
-    spm_model_path: Optional[str] = None  # checked against the dataset's vocabulary, as vocab_path
-    ngram_path: Optional[str] = None  # the zen encoder's n-gram lexicon (ZEN's ngram.txt), matched per batch
-    pretrained_model_path: Optional[str] = None
-    output_model_path: str = "output/model.bin"
-    output_format: str = "uer"  # the final weights: uer (UER-py's .bin), safetensors, or hf (a transformers directory)
-    checkpoint_dir: Optional[str] = None
-    total_steps: int = 100000
-    batch_size: int = 32
-    accumulation_steps: int = 1
-    global_batch_size: Optional[int] = None  # when set, accumulation_steps = global / (batch_size x world size)
-    learning_rate: float = 1e-4
-    warmup: float = 0.01
-    scheduler: str = "linear"
-    optimizer: str = "adamw"
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    seed: int = 7
-    report_steps: int = 100
-    save_checkpoint_steps: int = 10000
-    keep_checkpoints: int = 3
-    verify_dataset: bool = False  # read the whole dataset at start (checksums, offsets, ids < vocabulary size)
-    max_nonfinite_steps: int = 5  # a NaN/inf loss or gradient norm skips the step; this many in a row stop the run
-    precision: str = "auto"  # bf16 where the CPU/GPU multiplies bf16 natively, else fp32 (training/precision.py)
-    compile: bool = False
-    fsdp: bool = False
-    device: str = "auto"
-    resume: str = "auto"  # auto: continue from checkpoint_dir when it has one; never; or a checkpoint path
-    tensorboard_dir: Optional[str] = None
-    deterministic: bool = False
-    trace_path: Optional[str] = None  # JSON lines: every step's loss, lr and sample ids (for audits and tests)
-    allow_dataset_change: bool = False  # resume a checkpoint trained on another dataset, on purpose
-    distributed_timeout: float = 1800.0  # seconds a collective waits for a silent rank before the run fails
-    dev_dataset_path: Optional[str] = None  # held-out text, made by preprocess.py as the training dataset was
-    dev_fraction: Optional[float] = None  # held out of the training dataset (None: the checkpoint's split, else 0)
-    eval_steps: Optional[int] = None  # evaluate the dev set every N steps and at the end (None: save_checkpoint_steps)
-    eval_batches: int = 100  # dev batches (of batch_size) per evaluation; 0: the whole dev set
-    allow_dev_split_change: bool = False  # resume with another --dev_fraction than the checkpoint's, on purpose
-    config_overrides: dict = field(default_factory=dict)
-
-    def validate(self):
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision {self.precision!r} is not valid; choices: {', '.join(PRECISIONS)}")
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError(f"--scheduler {self.scheduler!r} is not valid; choices: {', '.join(SCHEDULERS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"--optimizer {self.optimizer!r} is not valid; choices: {', '.join(OPTIMIZERS)}")
-        for k, rule in TRAIN_ARG_RULES.items():
-            if getattr(self, k) is not None:
-                check_value(getattr(self, k), rule, f"--{k}")
-        if self.output_format not in writable():  # the formats registered in io/formats that write
-            raise ConfigError(f"--output_format {self.output_format!r} is not valid; choices: {', '.join(writable())}")
-        if self.dev_dataset_path and self.dev_fraction:
-            raise ConfigError(f"--dev_dataset_path {self.dev_dataset_path} and --dev_fraction {self.dev_fraction}: "
-                              "give one dev set (a held-out dataset, or a fraction of the training dataset)")
-        if self.checkpoint_dir is None:
-            self.checkpoint_dir = os.path.splitext(self.output_model_path)[0] + "_checkpoints"
-
-    def final_weights_path(self):
-        """--output_model_path for --output_format: hf writes a directory (the path without .bin/.safetensors),
-        safetensors a .safetensors file."""
-        stem, ext = os.path.splitext(self.output_model_path)
-        if self.output_format == "hf":
-            return stem if ext.lower() in (".bin", ".pt", ".safetensors") else self.output_model_path
-        if self.output_format == "safetensors":
-            return stem + ".safetensors" if ext.lower() != ".safetensors" else self.output_model_path
-        return self.output_model_path
-
-
-# the numeric fields' ranges, as the command line declares them (flags.TrainFlags), for callers from Python
-TRAIN_ARG_RULES = train_rules(("total_steps", "batch_size", "accumulation_steps", "global_batch_size", "learning_rate",
-                               "warmup", "weight_decay", "max_grad_norm", "seed", "report_steps",
-                               "save_checkpoint_steps", "keep_checkpoints", "max_nonfinite_steps", "dev_fraction",
-                               "eval_steps", "eval_batches"))
 
 
 class Trainer:
