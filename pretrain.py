@@ -16,71 +16,22 @@ import os
 import sys
 
 from uer_like.cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides, run_main, setup_logging
+from uer_like.config import load_config
+from uer_like.data.masking import STRATEGY_KEYS
 from uer_like.errors import ConfigError
-from uer_like.flags import DROPOUT, Float, Int, Parser, add_train_flags
+from uer_like.flags import DROPOUT, Int, Parser, add_flags, add_train_flags
 from uer_like.resources import DEFAULT_VOCAB
+from uer_like.training.args import TrainArgs
+from uer_like.training.loop import STOPPED_EXIT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_CORPUS = os.path.join(HERE, "corpora", "CLUECorpusSmall_bert_sampled.txt")
-STOPPED_EXIT = 143  # 128 + SIGTERM: what a shell reports for a process the signal ended
 
 
 def build_parser():
-    from uer_like.io.formats import writable
-
     p = Parser(description=__doc__)
-    p.add_argument("--config", "--config_path", dest="config", default="bert/base_config.json",
-                   help="a UER-format JSON config: a path or a name in configs/ (e.g. bert/base_config.json)")
-    p.add_argument("--dataset_path", default=None, help="made by preprocess.py (default: the bundled sample corpus)")
-    p.add_argument("--vocab_path", default=None, help="checked against the dataset's vocabulary")
-    p.add_argument("--ngram_path", default=None,
-                   help="encoder 'zen': ZEN's n-gram lexicon (ngram.txt), matched in every batch")
-    p.add_argument("--spm_model_path", default=None,
-                   help="SentencePiece model of a word-based dataset (preprocess.py --spm_model_path); checked "
-                        "against the dataset's vocabulary")
-    p.add_argument("--pretrained_model_path", default=None, help="initialise from these weights (UER format)")
-    p.add_argument("--output_model_path", default="output/model.bin", help="final weights (see --output_format)")
-    p.add_argument("--output_format", default="uer", choices=writable(),
-                   help="final weights: uer (UER-py's .bin + NAME_config.json, the default), safetensors (same names "
-                        "in NAME.safetensors), hf (a directory transformers loads: config, weights, tokenizer files; "
-                        "named as --output_model_path without .bin)")
-    p.add_argument("--checkpoint_dir", default=None, help="default: <output_model_path without .bin>_checkpoints")
-    add_train_flags(p, ("resume", "total_steps", "batch_size", "accumulation_steps", "global_batch_size",
-                        "learning_rate", "warmup", "scheduler", "optimizer", "weight_decay", "max_grad_norm", "seed",
-                        "report_steps", "save_checkpoint_steps", "keep_checkpoints", "max_nonfinite_steps"),
-                    help={"resume": "auto (continue from checkpoint_dir if it has checkpoints), never, or a checkpoint "
-                                    "file",
-                          "batch_size": "per process and micro-step", "warmup": "fraction of total_steps"})
-    p.add_argument("--verify_dataset", action="store_true",
-                   help="read the whole dataset at start: section checksums, offsets, every id below the vocabulary "
-                        "size (opening it checks only the header, in constant time)")
-    add_train_flags(p, ("precision", "fp16"))
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--fsdp", action="store_true", help="shard parameters, gradients and optimizer state (torchrun)")
-    add_train_flags(p, ("device",))
-    p.add_argument("--tensorboard_dir", default=None, help="default: <checkpoint_dir>/tensorboard")
-    p.add_argument("--deterministic", action="store_true")
-    p.add_argument("--trace_path", default=None, help="write every step's loss, lr and sample ids (JSON lines)")
-    p.add_argument("--allow_dataset_change", action="store_true",
-                   help="resume a checkpoint that was trained on another dataset than --dataset_path (refused "
-                        "otherwise: the checkpoint records its dataset's checksum)")
-    p.add_argument("--dev_dataset_path", default=None,
-                   help="held-out text made into a dataset by preprocess.py with the training dataset's options "
-                        "(processor, vocabulary, seq_length, masking): evaluated every --eval_steps and at the end")
-    add_train_flags(p, ("dev_fraction", "eval_steps", "eval_batches"), help={
-        "dev_fraction": "hold out this fraction of the training dataset's instances (chosen from --seed, never "
-                        "trained on) as the dev set; recorded in the checkpoints: a resumed run keeps it "
-                        "(default: the checkpoint's, else none)",
-        "eval_steps": "evaluate the dev set every N steps and at the end (default: --save_checkpoint_steps); "
-                      "figures in the log, tensorboard and <checkpoint_dir>/dev_eval.jsonl, the lowest dev loss "
-                      "kept as <checkpoint_dir>/best.pt",
-        "eval_batches": "dev batches (of --batch_size) per evaluation, the same ones each time (0: the whole set)"})
-    p.add_argument("--allow_dev_split_change", action="store_true",
-                   help="resume a checkpoint with another --dev_fraction than it was trained with (refused "
-                        "otherwise: instances held out would be trained on)")
-    p.add_argument("--distributed_timeout", type=Float(min=1, max=7 * 24 * 3600), default=1800.0,
-                   help="seconds a collective waits for a rank that has stopped answering (a frozen worker) before "
-                        "the whole run fails")
+    add_flags(p, TrainArgs)  # every argument of a run, declared once (uer_like/training/args.py)
+    add_train_flags(p, ("fp16",))  # UER-py's --precision fp16
     p.add_argument("--seq_length", type=Int(min=8), default=128, help="for the bundled-corpus default dataset only")
     p.add_argument("--whole_word_masking", action="store_true", help="for the bundled-corpus default dataset only")
     p.add_argument("--dropout", type=DROPOUT, default=None, help="override the config's dropout")
@@ -94,10 +45,7 @@ def build_parser():
 
 def default_dataset(config_name, seq_length, whole_word, overrides):
     """Preprocess the bundled sample corpus once into .cache/ and return its path (rank 0 only: see main)."""
-    from uer_like.config import load_config
-    from uer_like.data.preprocess import run_preprocess
-
-    from uer_like.data.masking import STRATEGY_KEYS
+    from uer_like.data.preprocess import run_preprocess  # only for this default: the preprocessor's modules
 
     config = load_config(config_name, **overrides)
     processor = config.data_processor
@@ -128,8 +76,9 @@ def main():
     if args.world_size is not None or args.gpu_ranks is not None:
         raise ConfigError("--world_size/--gpu_ranks are UER-py's launcher flags; uer_like uses torchrun: "
                           "torchrun --nproc_per_node N pretrain.py ... (see README, 'Many GPUs and machines')")
+    # the training code (the model's modules, the data pipeline): imported once the flags are checked
     from uer_like.training import distributed
-    from uer_like.training.trainer import TrainArgs, train
+    from uer_like.training.trainer import train
 
     overrides = model_flag_overrides(args)
     if args.dropout is not None:
@@ -140,26 +89,8 @@ def main():
             distributed.setup(args.device),
             lambda: default_dataset(args.config, args.seq_length, args.whole_word_masking, overrides),
             "preparing the bundled-corpus dataset")
-    ckpt_dir = args.checkpoint_dir
-    tb = args.tensorboard_dir
-    targs = TrainArgs(
-        dataset_path=dataset, config=args.config, vocab_path=args.vocab_path, spm_model_path=args.spm_model_path,
-        ngram_path=args.ngram_path,
-        pretrained_model_path=args.pretrained_model_path, output_model_path=args.output_model_path,
-        output_format=args.output_format,
-        checkpoint_dir=ckpt_dir, total_steps=args.total_steps, batch_size=args.batch_size,
-        accumulation_steps=args.accumulation_steps, global_batch_size=args.global_batch_size,
-        learning_rate=args.learning_rate, warmup=args.warmup,
-        scheduler=args.scheduler, optimizer=args.optimizer, weight_decay=args.weight_decay,
-        max_grad_norm=args.max_grad_norm, seed=args.seed, report_steps=args.report_steps,
-        save_checkpoint_steps=args.save_checkpoint_steps, keep_checkpoints=args.keep_checkpoints,
-        max_nonfinite_steps=args.max_nonfinite_steps, verify_dataset=args.verify_dataset,
-        precision="fp16" if args.fp16 else args.precision, compile=args.compile, fsdp=args.fsdp,
-        device=args.device, resume=args.resume, tensorboard_dir=tb, deterministic=args.deterministic,
-        trace_path=args.trace_path, allow_dataset_change=args.allow_dataset_change,
-        distributed_timeout=args.distributed_timeout, dev_dataset_path=args.dev_dataset_path,
-        dev_fraction=args.dev_fraction, eval_steps=args.eval_steps, eval_batches=args.eval_batches,
-        allow_dev_split_change=args.allow_dev_split_change, config_overrides=overrides)
+    targs = TrainArgs.from_flags(args, dataset_path=dataset, precision="fp16" if args.fp16 else args.precision,
+                                 config_overrides=overrides)
     targs.validate()
     if targs.tensorboard_dir is None:
         targs.tensorboard_dir = os.path.join(targs.checkpoint_dir, "tensorboard")

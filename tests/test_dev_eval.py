@@ -55,18 +55,18 @@ def test_dev_figures_are_logged_at_each_eval_steps_and_match_a_plain_cross_entro
     """Evaluations at steps 2, 4 and the end (5): one log line each with loss, ppl = exp(loss) and masked-token
     accuracy, the same figures in dev_eval.jsonl and tensorboard; the last ones equal F.cross_entropy over
     every masked token of the dev set under the final weights (masks drawn by the Python reference)."""
-    import uer_like.training.trainer as T
+    import uer_like.training.metrics as T
 
     scalars = []
     caplog.set_level("INFO", logger="uer_like")
     a = args(data, tmp_path, dev_dataset_path=data["dev"], eval_steps=2, eval_batches=0, precision="fp32",
              tensorboard_dir=str(tmp_path / "tb"))
-    real = T._LazyWriter.add_scalar
-    T._LazyWriter.add_scalar = lambda self, tag, v, step: scalars.append((tag, v, step))
+    real = T.LazyWriter.add_scalar
+    T.LazyWriter.add_scalar = lambda self, tag, v, step: scalars.append((tag, v, step))
     try:
         Trainer(a).train()
     finally:
-        T._LazyWriter.add_scalar = real
+        T.LazyWriter.add_scalar = real
     found = [m.groups() for m in map(LINE.search, caplog.messages) if m]
     assert [int(g[0]) for g in found] == [2, 4, 5]
     recs = records(tmp_path)
@@ -199,15 +199,15 @@ def test_resume_with_dev_fraction_never_trains_on_a_held_out_instance(data, tmp_
     """A quarter held out; the run stops at step 5 and is resumed (without the flag: the checkpoint's split is
     kept) through an epoch boundary (90 training instances, 11 steps of 8 an epoch): every instance trained on is
     one of the others, and an epoch's worth of them are."""
-    import uer_like.training.trainer as T
+    import uer_like.training.loop as T
 
     trace = tmp_path / "trace.jsonl"
     kw = dict(dev_fraction=0.25, eval_steps=3, total_steps=12, trace_path=str(trace), save_checkpoint_steps=5,
               batch_size=8)
-    real = T.Trainer._stop_agreed
-    monkeypatch.setattr(T.Trainer, "_stop_agreed", lambda self: self.step == 5 or real(self))
+    real = T.StepLoop.stop_agreed
+    monkeypatch.setattr(T.StepLoop, "stop_agreed", lambda self: self.step == 5 or real(self))
     assert Trainer(args(data, tmp_path, **kw)).train() == 5
-    monkeypatch.setattr(T.Trainer, "_stop_agreed", real)
+    monkeypatch.setattr(T.StepLoop, "stop_agreed", real)
     caplog.set_level("INFO", logger="uer_like")
     t = Trainer(args(data, tmp_path, **dict(kw, dev_fraction=None)))
     assert t.step == 5 and "keeping its held-out split (--dev_fraction 0.25" in caplog.text

@@ -149,17 +149,17 @@ def test_unreachable_store_is_an_error_naming_the_endpoint(monkeypatch):
 
 FROZEN = textwrap.dedent(r'''
     import os, runpy, sys, time
-    from uer_like.training import trainer as T
+    from uer_like.training import loop as T
 
     if os.environ["RANK"] == "1":  # from step 3 on, rank 1 is alive but silent (a frozen worker)
-        real = T.Trainer._stop_agreed
+        real = T.StepLoop.stop_agreed
 
         def frozen(self):
             if self.step >= 3:
                 time.sleep(600)
             return real(self)
 
-        T.Trainer._stop_agreed = frozen
+        T.StepLoop.stop_agreed = frozen
     sys.argv = ["pretrain.py"] + sys.argv[1:]
     runpy.run_path(os.path.join(os.environ["PYTHONPATH"], "pretrain.py"), run_name="__main__")
 ''')

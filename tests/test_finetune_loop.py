@@ -2,6 +2,7 @@
 weights one process gives with the same global batch; killed with SIGKILL mid-run, the same command resumes
 from its checkpoint and ends with bit-identical weights; --precision bf16 trains; the deprecated --amp and
 --fp16 map onto --precision. Tiny model (bert/tiny_config.json), a few dozen steps."""
+import json
 import math
 import os
 import random
@@ -156,3 +157,39 @@ def test_shards_weight_the_global_mean():
     # weight = share x world: DDP's mean over the ranks of weight x (the rank's mean loss) is the global mean
     assert [w for _, w in parts] == pytest.approx([1.2, 0.8])
     assert core.shard([7], 1, 2) == ([7], 0.0)  # a rank left without a feature contributes nothing
+
+
+def test_sigterm_stops_fine_tuning_at_a_step_boundary_with_status_143_and_the_same_command_resumes(data, tmp_path,
+                                                                                                   monkeypatch):
+    """The training loop pretraining runs on (training/loop.py) gives fine-tuning its SIGTERM handling: SIGTERM
+    within an epoch writes a checkpoint at the next step boundary, the script's main returns 143, and the same
+    command ends with the weights and history of a run never stopped."""
+    from uer_like.finetune.cli import main
+    from uer_like.training import loop
+
+    torch.set_num_threads(1)
+    handler = signal.getsignal(signal.SIGTERM)
+    ref, stopped = str(tmp_path / "ref.bin"), str(tmp_path / "stopped.bin")
+    extra = ["--epochs_num", "2", "--batch_size", "8", "--dev_path", data["dev"]]
+    assert main("classification", flags(data["big"], ref, *extra)) == 0
+    real, sent = loop.StepLoop.stop_agreed, []
+
+    def stop_agreed(self):  # SIGTERM to this process after step 5 (epoch 1 of 8-step epochs)
+        if self.step == 5 and not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self)
+
+    monkeypatch.setattr(loop.StepLoop, "stop_agreed", stop_agreed)
+    assert main("classification", flags(data["big"], stopped, *extra)) == loop.STOPPED_EXIT
+    ckdir = tmp_path / "stopped_checkpoints"
+    assert sorted(os.listdir(ckdir)) == ["step_000000005.pt"] and not os.path.exists(stopped)
+    monkeypatch.setattr(loop.StepLoop, "stop_agreed", real)
+    assert signal.getsignal(signal.SIGTERM) is handler  # the loop's handler lives as long as training
+    assert main("classification", flags(data["big"], stopped, *extra)) == 0
+    a, b = weights(ref), weights(stopped)
+    assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert not ckdir.exists()
+    history = [[(r["train_loss"], r["dev"]) for r in json.load(open(p[:-4] + "_report.json"))["history"]]
+               for p in (ref, stopped)]
+    assert history[0] == history[1] and len(history[0]) == 2

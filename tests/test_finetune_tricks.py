@@ -156,6 +156,7 @@ def test_layerwise_lr_decay_gives_each_layer_the_documented_rate():
 def test_training_loop_follows_the_scheduler(monkeypatch):
     """core.train sets the learning rate of each step from training/optim.py's lr_at for --scheduler."""
     from uer_like.finetune import data as D
+    from uer_like.training import loop
     model = tiny_classifier()
     src, _ = batch()
     feats = [{"src": src[i % 2].tolist(), "seg": [1] * src.shape[1], "label": i % 3, "example": i} for i in range(8)]
@@ -176,7 +177,7 @@ def test_training_loop_follows_the_scheduler(monkeypatch):
 
     for scheduler in ("linear", "cosine", "constant"):
         seen = []
-        monkeypatch.setattr(core, "set_lr", lambda opt, lr: (seen.append(lr), [g.update(lr=lr) for g in opt.param_groups]))
+        monkeypatch.setattr(loop, "set_lr", lambda opt, lr: (seen.append(lr), [g.update(lr=lr) for g in opt.param_groups]))
         args = argparse.Namespace(learning_rate=1.0, weight_decay=0.0, max_grad_norm=1.0, warmup=0.25, scheduler=scheduler,
                                   epochs_num=2, batch_size=2, max_steps=0, seed=1, no_progress=True, report_steps=100,
                                   output_model_path=None)

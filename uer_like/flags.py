@@ -163,64 +163,71 @@ OPTIMIZERS = ("adamw", "lamb")  # training/optim.py's build_optimizer
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # training/precision.py's resolve_precision
 
 
-def _flag(default, rule=None, help=None, choices=None, action=None):
-    """A TrainFlags field: its default, range (an Int/Float rule), help, choices or argparse action."""
-    return dataclasses.field(default=default, metadata={"rule": rule, "help": help, "choices": choices, "action": action})
+def flag(default=dataclasses.MISSING, rule=None, help=None, choices=None, action=None, aliases=(),
+         cli_default=dataclasses.MISSING):
+    """A dataclass field that is a command-line flag too (add_flags, check_flags): its default (none: a required
+    field), range (an Int/Float rule), help, choices (a tuple, or a function giving them: a registry's names) or
+    argparse action; aliases: more option strings; cli_default: the flag's default where it is not the field's
+    (a required field whose flag has a fallback, say)."""
+    return dataclasses.field(default=default, metadata={"flag": True, "rule": rule, "help": help, "choices": choices,
+                                                        "action": action, "aliases": tuple(aliases),
+                                                        "cli_default": cli_default})
 
 
 @dataclasses.dataclass
 class TrainFlags:
-    """The training flags of pretrain.py (training/trainer.py's TrainArgs) and of the fine-tuning scripts
+    """The training flags of pretrain.py (training/args.py's TrainArgs) and of the fine-tuning scripts
     (finetune/cli.py, core.train): each with its range, help and default in one place. `add_train_flags`
     declares a script's share of them, `train_rules` gives their ranges to the library's checks of calls from
-    Python; a script's own default (fine-tuning's learning rate, say) is passed to add_train_flags."""
+    Python, `train_field` makes one a field of another dataclass (pretraining's TrainArgs); a script's own
+    default (fine-tuning's learning rate, say) is passed to add_train_flags."""
 
     # the loop
-    batch_size: int = _flag(32, COUNT, "examples per step on each process (fine-tuning: the global batch is "
-                                       "this x the processes of a torchrun launch)")
-    learning_rate: float = _flag(1e-4, LEARNING_RATE)
-    warmup: float = _flag(0.01, WARMUP, "fraction of the steps with rising learning rate")
-    scheduler: str = _flag("linear", help="after the warmup: linear or cosine decay to 0, or constant",
-                           choices=SCHEDULERS)
-    weight_decay: float = _flag(0.01, Float(min=0, max=1))
-    max_grad_norm: float = _flag(1.0, GRAD_NORM)
-    seed: int = _flag(7, SEED)
-    report_steps: int = _flag(100, Int(min=1, max=10 ** 9), "a progress line (loss, lr, grad norm, throughput) "
-                                                          "every this many steps")
-    max_nonfinite_steps: int = _flag(5, COUNT, "a NaN/inf loss or gradient norm skips the optimizer step (no "
-                                               "checkpoint or model is written while it lasts); this many such "
-                                               "steps in a row stop the run with an error")
+    batch_size: int = flag(32, COUNT, "examples per step on each process (fine-tuning: the global batch is "
+                                      "this x the processes of a torchrun launch)")
+    learning_rate: float = flag(1e-4, LEARNING_RATE)
+    warmup: float = flag(0.01, WARMUP, "fraction of the steps with rising learning rate")
+    scheduler: str = flag("linear", help="after the warmup: linear or cosine decay to 0, or constant",
+                          choices=SCHEDULERS)
+    weight_decay: float = flag(0.01, Float(min=0, max=1))
+    max_grad_norm: float = flag(1.0, GRAD_NORM)
+    seed: int = flag(7, SEED)
+    report_steps: int = flag(100, Int(min=1, max=10 ** 9), "a progress line (loss, lr, grad norm, throughput) "
+                                                         "every this many steps")
+    max_nonfinite_steps: int = flag(5, COUNT, "a NaN/inf loss or gradient norm skips the optimizer step (no "
+                                              "checkpoint or model is written while it lasts); this many such "
+                                              "steps in a row stop the run with an error")
     # checkpoints and resume
-    save_checkpoint_steps: int = _flag(10000, Int(min=1, max=10 ** 9), "a training checkpoint every this many "
-                                                                       "steps")
-    resume: str = _flag("auto", help="auto: continue from the newest training checkpoint of an interrupted run "
-                                     "(running the same command again); never: start afresh; or a checkpoint path")
+    save_checkpoint_steps: int = flag(10000, Int(min=1, max=10 ** 9), "a training checkpoint every this many "
+                                                                      "steps")
+    resume: str = flag("auto", help="auto: continue from the newest training checkpoint of an interrupted run "
+                                    "(running the same command again); never: start afresh; or a checkpoint path")
     # precision and device
-    precision: str = _flag("auto", help="auto: bf16 autocast where the CPU (AMX or AVX512_BF16) or GPU multiplies "
-                                        "bf16 natively, else fp32 (the log says which and why); fp16 uses loss "
-                                        "scaling on CUDA", choices=PRECISIONS)
-    fp16: bool = _flag(False, help="same as --precision fp16 (UER-py's flag)", action="store_true")
-    device: str = _flag("auto", help="auto, cpu, cuda, cuda:1 ... (under torchrun: each rank its LOCAL_RANK's "
-                                     "GPU, or cpu)")
+    precision: str = flag("auto", help="auto: bf16 autocast where the CPU (AMX or AVX512_BF16) or GPU multiplies "
+                                       "bf16 natively, else fp32 (the log says which and why); fp16 uses loss "
+                                       "scaling on CUDA", choices=PRECISIONS)
+    fp16: bool = flag(False, help="same as --precision fp16 (UER-py's flag)", action="store_true")
+    device: str = flag("auto", help="auto, cpu, cuda, cuda:1 ... (under torchrun: each rank its LOCAL_RANK's "
+                                    "GPU, or cpu)")
     # pretraining's
-    total_steps: int = _flag(100000, Int(min=1, max=10 ** 9), "optimizer steps")
-    accumulation_steps: int = _flag(1, COUNT)
-    global_batch_size: int = _flag(None, COUNT, "samples per optimizer step over all processes; sets "
-                                                "--accumulation_steps from the world size, so a run keeps its batch "
-                                                "when resumed on fewer or more processes")
-    optimizer: str = _flag("adamw", choices=OPTIMIZERS)
-    keep_checkpoints: int = _flag(3, NONNEG, "the newest checkpoints kept (0: all)")
-    dev_fraction: float = _flag(None, Float(min=0, max=1, max_open=True))
-    eval_steps: int = _flag(None, Int(min=1, max=10 ** 9))
-    eval_batches: int = _flag(100, Int(min=0, max=10 ** 9))
+    total_steps: int = flag(100000, Int(min=1, max=10 ** 9), "optimizer steps")
+    accumulation_steps: int = flag(1, COUNT)
+    global_batch_size: int = flag(None, COUNT, "samples per optimizer step over all processes; sets "
+                                               "--accumulation_steps from the world size, so a run keeps its batch "
+                                               "when resumed on fewer or more processes")
+    optimizer: str = flag("adamw", choices=OPTIMIZERS)
+    keep_checkpoints: int = flag(3, NONNEG, "the newest checkpoints kept (0: all)")
+    dev_fraction: float = flag(None, Float(min=0, max=1, max_open=True))
+    eval_steps: int = flag(None, Int(min=1, max=10 ** 9))
+    eval_batches: int = flag(100, Int(min=0, max=10 ** 9))
     # fine-tuning's
-    epochs_num: int = _flag(3, Int(min=1, max=10 ** 6))
-    max_steps: int = _flag(0, Int(min=0, max=10 ** 9), "stop after this many steps (0: no limit)")
-    layerwise_lr_decay: float = _flag(1.0, Float(min=0, max=1, min_open=True),
-                                      "learning rate x this per layer going down from the head (the top encoder "
-                                      "layer trains at lr x d, the embedding at lr x d^(layers+1)); 1: off")
-    fgm_epsilon: float = _flag(1.0, Float(min=0), "L2 norm of the FGM perturbation of the word-embedding matrix "
-                                                  "(UER-py's default is 1e-6)")
+    epochs_num: int = flag(3, Int(min=1, max=10 ** 6))
+    max_steps: int = flag(0, Int(min=0, max=10 ** 9), "stop after this many steps (0: no limit)")
+    layerwise_lr_decay: float = flag(1.0, Float(min=0, max=1, min_open=True),
+                                     "learning rate x this per layer going down from the head (the top encoder "
+                                     "layer trains at lr x d, the embedding at lr x d^(layers+1)); 1: off")
+    fgm_epsilon: float = flag(1.0, Float(min=0), "L2 norm of the FGM perturbation of the word-embedding matrix "
+                                                 "(UER-py's default is 1e-6)")
 
 
 def train_flag(name):
@@ -236,20 +243,55 @@ def train_rules(names):
     return {n: train_flag(n).metadata["rule"] for n in names if train_flag(n).metadata["rule"] is not None}
 
 
-def add_train_flags(parser, names, defaults=None, help=None):
-    """Declare the named TrainFlags on an argparse parser or group, with the script's own `defaults` and
-    `help` texts (name -> value) where they differ."""
-    defaults, help = defaults or {}, help or {}
-    for name in names:
-        f = train_flag(name)
-        m = f.metadata
+def train_field(name, help=None):
+    """TrainFlags' field `name` as a field of another dataclass (training/args.py's TrainArgs): its default,
+    range, choices and help declared once, the help replaced where the script says more."""
+    f = train_flag(name)
+    return dataclasses.field(default=f.default, metadata=dict(f.metadata, help=help or f.metadata["help"]))
+
+
+def flag_fields(cls):
+    """{name: field} of the fields of dataclass `cls` declared with `flag`, in order."""
+    return {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("flag")}
+
+
+def add_flags(parser, cls, names=None, defaults=None, help=None):
+    """Declare the flag fields of dataclass `cls` (those named, else all in order) on an argparse parser or
+    group, with the script's own `defaults` and `help` texts (name -> value) where they differ."""
+    fields, defaults, help = flag_fields(cls), defaults or {}, help or {}
+    for name in names if names is not None else fields:
+        if name not in fields:
+            raise KeyError(f"no flag {name!r}; {cls.__name__} declares {', '.join(fields)}")
+        f, m = fields[name], fields[name].metadata
         kw = {"help": help.get(name, m["help"])}
         if m["action"]:
             kw["action"] = m["action"]
         else:
-            kw["default"] = defaults.get(name, f.default)
+            default = f.default if m["cli_default"] is dataclasses.MISSING else m["cli_default"]
+            kw["default"] = defaults.get(name, None if default is dataclasses.MISSING else default)
             if m["rule"] is not None:
                 kw["type"] = m["rule"]
-            if m["choices"]:
-                kw["choices"] = m["choices"]
-        parser.add_argument(f"--{name}", **kw)
+            choices = m["choices"]() if callable(m["choices"]) else m["choices"]
+            if choices:
+                kw["choices"] = choices
+        parser.add_argument(f"--{name}", *m["aliases"], **kw)
+
+
+def check_flags(obj):
+    """ConfigError naming the flag for a flag field of dataclass instance `obj` outside its range or choices
+    (the command line refuses them already; this is for callers from Python). None passes (unset)."""
+    for name, f in flag_fields(type(obj)).items():
+        value, m = getattr(obj, name), f.metadata
+        if value is None:
+            continue
+        if m["rule"] is not None:
+            check_value(value, m["rule"], f"--{name}")
+        choices = m["choices"]() if callable(m["choices"]) else m["choices"]
+        if choices and value not in choices:
+            raise ConfigError(f"--{name} {value!r} is not valid; choices: {', '.join(choices)}")
+
+
+def add_train_flags(parser, names, defaults=None, help=None):
+    """Declare the named TrainFlags on an argparse parser or group, with the script's own `defaults` and
+    `help` texts (name -> value) where they differ."""
+    add_flags(parser, TrainFlags, names, defaults, help)

@@ -31,6 +31,7 @@ from ..tokenizers import build_tokenizer, detect_tokenizer, file_in, tokenizer_f
 from ..training.memory import cap_shape_caches
 from ..tokenizers.xlnet import SPM_FILE
 from ..training import distributed as dist_utils
+from ..training.loop import STOPPED_EXIT, Stopped
 from ..training.precision import AMP_CHOICES, DTYPES, precision_warning, resolve_precision
 from . import core
 from . import data as D
@@ -83,8 +84,7 @@ def build_parser(task_name):
     add_train_flags(g, ("epochs_num", "batch_size", "learning_rate", "warmup", "scheduler", "layerwise_lr_decay",
                         "weight_decay", "max_grad_norm", "max_nonfinite_steps", "max_steps", "seed", "report_steps",
                         "device", "precision"),
-                    defaults={"learning_rate": 2e-5, "warmup": 0.1, "max_nonfinite_steps": core.NONFINITE_STEPS,
-                              "seed": 7})
+                    defaults={"learning_rate": 2e-5, "warmup": 0.1})  # UER-py's for fine-tuning
     g.add_argument("--amp", choices=AMP_CHOICES, default=None,
                    help="deprecated: use --precision (--amp off is --precision fp32, the others the same name)")
     g.add_argument("--fp16", action="store_true", help="deprecated (UER-py's flag): use --precision fp16")
@@ -217,6 +217,9 @@ def run_args(task_name, args, argv=None):
         report = _run_checked(task_name, args, argv, info)
         finished = True
         return report
+    except Stopped:  # by SIGTERM on some rank, at a step boundary every rank agreed on
+        finished = True
+        raise
     except RuntimeError as e:
         failure = dist_utils.collective_failure(info, e) if info is not None else None
         if failure is None:
@@ -481,4 +484,6 @@ def main(task_name, argv=None):
     except UerLikeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Stopped:  # the checkpoint is written; the same command resumes
+        return STOPPED_EXIT
     return 0

@@ -1,6 +1,7 @@
-"""One fine-tuning loop for every task (tasks.py): AdamW with a warmup schedule (training/optim.py), mixed
-precision (training/precision.py), evaluation on dev after each epoch, the best dev checkpoint kept
-(io/checkpoint.py's save_model, UER format), then test evaluation and prediction with it.
+"""Fine-tuning for every task (tasks.py), on the training loop pretraining runs on (training/loop.py): AdamW
+with a warmup schedule (training/optim.py), mixed precision (training/precision.py), evaluation on dev after
+each epoch, the best dev checkpoint kept (io/checkpoint.py's save_model, UER format), then test evaluation and
+prediction with it.
 
 A step whose loss or gradient norm is NaN/inf is skipped, --max_nonfinite_steps of them in a row stop the run,
 and weights holding NaN/inf are never saved: pretraining's guard (training/guard.py).
@@ -8,10 +9,13 @@ and weights holding NaN/inf are never saved: pretraining's guard (training/guard
 Training tricks every task gets: FGM adversarial training on the word embedding (--use_adv, adversarial.py),
 layer-wise learning-rate decay (--layerwise_lr_decay), the scheduler (--scheduler linear|cosine|constant).
 
-The loop runs on pretraining's pieces (training/): --precision (precision.py; the CLI resolves it), the DDP
-wrap of a torchrun launch (parallel.py: each rank its weighted share of every global batch, rank 0 evaluates
-and writes), training checkpoints with exact resume (checkpoint.CheckpointManager), the progress line
-(metrics.py) and the flags' declarations (flags.TrainFlags).
+Besides the loop (its steps, guard, report line, progress bar and SIGTERM: a checkpoint at the next step
+boundary, then exit status 143), fine-tuning shares pretraining's pieces (training/): --precision
+(precision.py; the CLI resolves it), the DDP wrap of a torchrun launch (parallel.py: each rank its weighted
+share of every global batch, rank 0 evaluates and writes), training checkpoints with exact resume
+(checkpoint.CheckpointManager) and the flags' declarations (flags.TrainFlags). What is its own: the batches
+(epochs of shuffled, length-grouped batches, the position in the epoch recorded) and the epoch's end (dev
+evaluation, the best model kept, the epoch's record).
 """
 import json
 import math
@@ -27,19 +31,21 @@ from tqdm import tqdm
 
 from ..config import load_config, read_json
 from ..errors import CheckpointError, ConfigError, TrainingError
-from ..io.checkpoint import load_into, load_state_dict_file, save_model
+from ..io.checkpoint import load_into, load_model, load_state_dict_file, save_model
+from ..io.tokenizer import check_rows
 from ..io.uer import from_uer_state_dict
-from ..flags import check_value, train_rules
+from ..flags import check_value, train_flag, train_rules
 from ..layers.dropout import Dropout
 from ..outputs import atomic_write
 from ..training import distributed as dist_utils
 from ..training import parallel
-from ..training.checkpoint import CheckpointManager, _to_tuple, set_rng_state
+from ..training.checkpoint import CheckpointManager, _to_tuple, load_checkpoint, set_rng_state
 from ..training.device import resolve_device
 from ..training.distributed import DistInfo
-from ..training.metrics import format_report
 from ..training.guard import FIX, NonfiniteGuard, cause, check_weights_finite, count_nonfinite
-from ..training.optim import build_optimizer, lr_at, set_lr
+from ..training.loop import Micro, StepLoop, Stopped
+from ..training.metrics import Report
+from ..training.optim import build_optimizer, lr_at, set_lr  # noqa: F401  (set_lr: this module's API too)
 from ..training.precision import amp_dtype, autocast, grad_scaler  # noqa: F401  (amp_dtype: the CLI's)
 from . import data as D
 from .adversarial import FGM
@@ -50,7 +56,7 @@ __all__ = ["set_seed", "get_device", "amp_dtype", "autocast", "set_dropout", "la
            "train", "log"]
 
 
-NONFINITE_STEPS = 5  # --max_nonfinite_steps' default, as pretraining's
+NONFINITE_STEPS = train_flag("max_nonfinite_steps").default  # as pretraining's
 NOTHING_KEPT = "no model was written"
 # the numeric flags train() reads, with their ranges (flags.TrainFlags): cli.py declares the flags with them,
 # train() checks them again for callers from Python
@@ -138,8 +144,6 @@ def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrid
     by the pooler / sp / cls target), returned as a state dict to start the classifier's output_layer_1
     from, as Hugging Face's BertForSequenceClassification does."""
     if pretrained_model_path:
-        from ..io.checkpoint import load_model
-
         try:
             model = load_model(pretrained_model_path, config=config_path, strict=False,
                                config_overrides=config_overrides)
@@ -149,8 +153,6 @@ def load_backbone(pretrained_model_path, config_path, vocab_size, config_overrid
                 raise
             model = load_model(pretrained_model_path, config=saved, strict=False, config_overrides=config_overrides)
         model.config.refuse_decoder("fine-tuning")
-        from ..io.tokenizer import check_rows
-
         # the vocabulary against the word embedding: equal, or padding rows (one-line error naming both)
         check_rows(vocab_size, model.embedding.word.embedding.weight.shape[0], vocab_file or "(the vocabulary)",
                    model.load_info.path or pretrained_model_path)
@@ -173,8 +175,6 @@ def _training_checkpoint_config(path):
     """The config stored in a pretrain.py training checkpoint (step_*.pt), or None for any other file."""
     if not os.path.isfile(path) or not path.endswith(".pt"):
         return None
-    from ..training.checkpoint import load_checkpoint
-
     try:
         cfg = load_checkpoint(path).get("config")
     except CheckpointError:
@@ -207,38 +207,32 @@ def evaluate(task, model, examples, feats, args, device, dtype, desc="eval"):
 
 def train_step(task, model, batch, optimizer, scaler, args, device, dtype, fgm=None, guard=None, step=0,
                weight=1.0):
-    """One optimizer step on a batch: loss, backward (plus the FGM adversarial pass), clipping, step; the
-    step is skipped when the loss or the gradient norm is NaN/inf (guard: a training.guard.NonfiniteGuard
-    counting such steps across calls; default a fresh one). weight: this rank's share of the global batch x
-    the world size (distributed runs: DDP averages the gradients over the ranks, so the update is the global
-    batch's mean). Returns the (clean, unweighted) loss."""
-    guard = guard or NonfiniteGuard(NONFINITE_STEPS)
-    optimizer.zero_grad(set_to_none=True)
-    with autocast(device, dtype):
-        loss = task.loss(model, batch)
-    scaler.scale(loss * weight if weight != 1.0 else loss).backward()
-    if fgm is not None:
-        fgm.attack()
-        with autocast(device, dtype):
-            adv_loss = task.loss(model, batch)
-        scaler.scale(adv_loss * weight if weight != 1.0 else adv_loss).backward()
-        fgm.restore()  # a NaN adversarial loss shows in the gradient norm
-    scaler.unscale_(optimizer)
-    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-    if not guard.skip(loss, gnorm, step):
-        scaler.step(optimizer)
-    scaler.update()
+    """One optimizer step on a batch at args.learning_rate, outside train(): the training loop's step
+    (training/loop.py: loss, backward plus the FGM adversarial pass, clipping, the non-finite guard, the
+    update). guard: a training.guard.NonfiniteGuard counting skipped steps across calls (default a fresh one);
+    step: the steps done before; weight: the loss's factor (train: this rank's share of the global batch x the
+    world size). Returns (the weighted loss, the gradient norm); the gradients stay in place."""
+    loop = StepLoop(model, optimizer, scaler, DistInfo(device=device), dtype=dtype, adversary=fgm, step=step,
+                    schedule=lambda s: args.learning_rate, total_steps=step + 1, max_grad_norm=args.max_grad_norm,
+                    guard=guard or NonfiniteGuard(NONFINITE_STEPS))
+    loss, gnorm, _ = loop.train_step([Micro(batch, weight)], lambda b: task.loss(model, b))
     return loss, gnorm
 
 
 def build_training(model, args):
     """-> (optimizer, fgm or None) for the flags: AdamW (eps 1e-8) with layer-wise learning rates when
     --layerwise_lr_decay < 1, FGM when --use_adv."""
-    decay = getattr(args, "layerwise_lr_decay", 1.0)
+    decay = _setting(args, "layerwise_lr_decay")
     scale = layerwise_lr_scale(model, decay) if decay != 1.0 else None
     optimizer = build_optimizer("adamw", model, args.learning_rate, args.weight_decay, eps=1e-8, lr_scale=scale)
     fgm = FGM(model, args.fgm_epsilon) if getattr(args, "use_adv", False) else None
     return optimizer, fgm
+
+
+def _setting(args, name):
+    """args.name, or the training flag's default (flags.TrainFlags) for a caller from Python that left it out."""
+    value = getattr(args, name, None)
+    return train_flag(name).default if value is None else value
 
 
 def check_train_args(args):
@@ -317,7 +311,8 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, in
     rank 0 evaluates dev and writes the model. Training checkpoints (model, optimizer, scaler, RNG states,
     epoch and position in it) are written beside the output model after each epoch and every
     --save_checkpoint_steps steps; the same command continues from the newest after a crash (--resume), and
-    they are removed when the run ends."""
+    they are removed when the run ends. SIGTERM: a checkpoint at the next step boundary, then
+    training.loop.Stopped."""
     check_train_args(args)
     info = info or DistInfo(device=device)
     world, is_main = info.world_size, info.is_main
@@ -329,19 +324,24 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, in
     if args.max_steps:
         total = min(total, args.max_steps)
     optimizer, fgm = build_training(model, args)
-    scheduler = getattr(args, "scheduler", "linear")
+    scheduler, decay = _setting(args, "scheduler"), _setting(args, "layerwise_lr_decay")
     scaler = grad_scaler(device, dtype)
-    guard = NonfiniteGuard(getattr(args, "max_nonfinite_steps", None) or NONFINITE_STEPS, scaler, reduce)
     wrapped = parallel.wrap(model, info, find_unused_parameters=True)
     net = parallel.Forward(wrapped) if wrapped is not model else model
     rng = random.Random(args.seed)
-    st = {"history": [], "best": None, "step": 0, "kept": NOTHING_KEPT, "last_problem": None, "epoch": 1, "pos": 0,
+    st = {"history": [], "best": None, "kept": NOTHING_KEPT, "last_problem": None, "epoch": 1, "pos": 0,
           "loss_sum": 0.0, "n_loss": 0, "skipped_before": 0, "seconds": 0.0}
+    loop = StepLoop(model, optimizer, scaler, info, dtype=dtype, module=wrapped, adversary=fgm,
+                    schedule=lambda step: lr_at(step, total, args.learning_rate, args.warmup, scheduler),
+                    total_steps=total, max_grad_norm=args.max_grad_norm, kept=lambda: st["kept"],
+                    guard=NonfiniteGuard(_setting(args, "max_nonfinite_steps"), scaler,
+                                         reduce, warn=is_main))
+    guard = loop.guard
     identity = _run_identity(task, args, len(train_feats), global_batch)
     ckdir = checkpoint_dir(args)
     manager = CheckpointManager(ckdir, getattr(args, "keep_checkpoints", 1) or 1, info, reduce) if ckdir else None
     every = getattr(args, "save_checkpoint_steps", 0) or 0
-    found = manager.resume(getattr(args, "resume", "auto")) if manager else None
+    found = manager.resume(_setting(args, "resume")) if manager else None
     if found is not None:
         path, ck = found
         _check_resumable(path, ck.get("run") or {}, identity, warn=is_main)
@@ -350,13 +350,14 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, in
         if ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
         set_rng_state(ck["rng"][info.rank] if info.rank < len(ck["rng"]) else ck["rng"][0])
-        st.update(ck["loop"])
+        st.update({k: v for k, v in ck["loop"].items() if k != "step"})
+        loop.step = ck["step"]
         guard.streak, guard.skipped = ck["guard"]
-        say(f"resumed from {path} at step {st['step']} (epoch {st['epoch']}, batch {st['pos']} of it)")
+        say(f"resumed from {path} at step {loop.step} (epoch {st['epoch']}, batch {st['pos']} of it)")
 
     def save(epoch, what):
         path = args.output_model_path
-        check_weights_finite(model.parameters(), f"the model {path}", st["step"], st["kept"], device, reduce)
+        check_weights_finite(model.parameters(), f"the model {path}", loop.step, st["kept"], device, reduce)
         dist_utils.on_main(info, lambda: save_finetuned(model, path, meta or task.meta()))
         st["kept"] = f"{what} (epoch {epoch}) is at {path}"
 
@@ -366,112 +367,107 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, in
         mean = loss_sum.detach().clone().float()  # each rank resumes with an equal share of the ranks' sum
         if reduce is not None:
             reduce(mean)
-        loop = dict(st, loss_sum=float(mean) / world, epoch_rng=epoch_rng)
-        manager.save(st["step"], lambda: {
+        state = dict(st, loss_sum=float(mean) / world, epoch_rng=epoch_rng)
+        manager.save(loop.step, lambda: {
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "guard": (guard.streak, guard.skipped),
-            "loop": loop, "run": identity, "world_size": world}, model.parameters(), device, guard.streak)
+            "loop": state, "run": identity, "world_size": world}, model.parameters(), device, guard.streak)
 
     say(f"training: {len(train_feats)} instances, {args.epochs_num} epoch(s), {steps_per_epoch} steps per epoch, "
         f"batch {global_batch}" + (f" ({args.batch_size} on each of {world} processes)" if world > 1 else "")
         + f", lr {args.learning_rate} ({scheduler}), device {device}"
         + (f", mixed precision {str(dtype).replace('torch.', '')}" if dtype else "")
         + (f", FGM epsilon {args.fgm_epsilon}" if fgm else "")
-        + (f", layer-wise lr decay {args.layerwise_lr_decay}" if getattr(args, "layerwise_lr_decay", 1.0) != 1.0 else ""))
+        + (f", layer-wise lr decay {args.layerwise_lr_decay}" if decay != 1.0 else ""))
+    report = Report(info, total, args.report_steps, say=say if args.no_progress else None)  # else: the bar's
     resumed_rng = st.pop("epoch_rng", None)
     loss_sum = torch.tensor(st["loss_sum"], device=device)
-    for epoch in range(st["epoch"], args.epochs_num + 1):
-        if args.max_steps and st["step"] >= args.max_steps:
-            break
-        if resumed_rng is not None:
-            rng.setstate(_to_tuple(resumed_rng))
-            resumed_rng = None
-        epoch_rng = rng.getstate()
-        model.train()
-        if st["pos"] == 0:
-            st.update(loss_sum=0.0, n_loss=0, skipped_before=guard.skipped, seconds=0.0)
-            loss_sum = torch.zeros((), device=device)
-        t0, t_report, tokens, examples = time.time(), time.time(), 0, 0
-        groups = [idx for idx, _ in D.batches(train_feats, global_batch, lambda fs: None, shuffle=True, rng=rng,
-                                              length=task.length)]
-        bar = tqdm(total=steps_per_epoch, initial=st["pos"], desc=f"epoch {epoch}/{args.epochs_num}",
-                   disable=args.no_progress or not is_main, mininterval=2.0, file=sys.stderr)
-        for i in range(st["pos"], len(groups)):
-            if args.max_steps and st["step"] >= args.max_steps:
+    with loop.sigterm_stops():
+        for epoch in range(st["epoch"], args.epochs_num + 1):
+            # (a checkpoint at --max_steps within an epoch resumes into that epoch, to finish it)
+            if args.max_steps and loop.step >= args.max_steps and st["pos"] == 0:
                 break
-            mine, weight = shard(groups[i], info.rank, world)
-            lr = lr_at(st["step"], total, args.learning_rate, args.warmup, scheduler)
-            set_lr(optimizer, lr)
-            batch = task.to_device(task.collate([train_feats[j] for j in mine]), device)
-            loss, gnorm = train_step(task, net, batch, optimizer, scaler, args, device, dtype, fgm, guard,
-                                     st["step"] + 1, weight)
-            st["step"] += 1
-            st["pos"] = i + 1
-            tokens += sum(_tokens(train_feats[j]) for j in mine) if weight else 0
-            examples += len(mine) if weight else 0
-            bar.update(1)
-            if guard.stopped:
-                bar.close()
-                raise guard.error(st["step"], lr, st["kept"], model.parameters(), device)
-            if not guard.last_skipped:
-                loss_sum += loss.detach().float() * weight
-                st["n_loss"] += 1
-            if st["step"] % args.report_steps == 0:
-                avg = _mean_loss(loss_sum, st["n_loss"], world, reduce)
-                counts = torch.tensor([float(tokens), float(examples)])
-                if reduce is not None:
-                    dist_utils.all_reduce_sum(info, counts)  # gloo and nccl alike: a CPU tensor under gloo only
-                dt = max(time.time() - t_report, 1e-9)
-                bar.set_postfix(loss=f"{avg:.4f}")
-                if args.no_progress:
-                    say(report_line(st["step"], total, {"loss": avg}, lr, float(gnorm), counts[0].item() / dt,
-                                    f"{counts[1].item() / dt:,.1f} examples/s"))
-                t_report, tokens, examples = time.time(), 0, 0
-            if every and st["step"] % every == 0 and st["pos"] < len(groups):
-                st["seconds"] += time.time() - t0
-                t0 = time.time()
-                checkpoint(epoch_rng)
-        bar.close()
-        st["seconds"] += time.time() - t0
-        rec = {"epoch": epoch, "train_loss": _mean_loss(loss_sum, st["n_loss"], world, reduce),
-               "steps": st["step"], "seconds": round(st["seconds"], 1)}
-        if guard.skipped > st["skipped_before"]:
-            rec["skipped_steps"] = guard.skipped - st["skipped_before"]
-        # an epoch that ends in skipped steps is never kept (as pretraining writes no checkpoint then), nor one
-        # whose dev outputs or metric are NaN
-        problem = f"it ends in {guard.streak} non-finite step(s)" if guard.streak else None
-        if dev is not None:
-            def dev_eval():
-                outputs, preds = evaluate(task, model, dev[0], dev[1], args, device, dtype, desc="dev")
-                m = task.evaluate(dev[0], preds)
-                return m, _finite_outputs(outputs) and math.isfinite(m[task.main_metric]), task.summary(m)
-
-            m, finite, summary = dist_utils.on_main(info, dev_eval)  # rank 0 evaluates, every rank decides
+            if resumed_rng is not None:
+                rng.setstate(_to_tuple(resumed_rng))
+                resumed_rng = None
+            epoch_rng = rng.getstate()
             model.train()
-            rec["dev"] = _jsonable(m)
-            if problem is None and not finite:
-                problem = f"its dev outputs or {task.main_metric} are NaN/inf"
-            improved = problem is None and (st["best"] is None or m[task.main_metric] > st["best"])
-            if improved:
-                st["best"] = m[task.main_metric]
-                rec["best"] = True
-                if args.output_model_path:
-                    save(epoch, "the best model so far")
-            say(f"epoch {epoch}/{args.epochs_num}: train loss {rec['train_loss']:.4f} | dev {summary}"
-                + (" | best, saved" if improved and args.output_model_path else (" | best" if improved else ""))
-                + f" | {rec['seconds']}s")
-        else:
-            if args.output_model_path and problem is None:
-                save(epoch, "the model")
-            say(f"epoch {epoch}/{args.epochs_num}: train loss {rec['train_loss']:.4f} | {rec['seconds']}s")
-        if problem:
-            if is_main:
-                logger.warning("epoch %d is not kept: %s", epoch, problem)
-            st["last_problem"] = f"epoch {epoch}: {problem}"
-        st["history"].append(rec)
-        st.update(epoch=epoch + 1, pos=0)
-        if epoch < args.epochs_num and not (args.max_steps and st["step"] >= args.max_steps):
-            checkpoint(rng.getstate())
+            if st["pos"] == 0:
+                st.update(loss_sum=0.0, n_loss=0, skipped_before=guard.skipped, seconds=0.0)
+                loss_sum = torch.zeros((), device=device)
+            clock = [time.time()]  # since when st["seconds"] has not counted the epoch's time
+            groups = [idx for idx, _ in D.batches(train_feats, global_batch, lambda fs: None, shuffle=True, rng=rng,
+                                                  length=task.length)]
+
+            def batches():
+                """The epoch's steps from its recorded position: this rank's share of each global batch."""
+                for i in range(st["pos"], len(groups)):
+                    mine, weight = shard(groups[i], info.rank, world)
+                    batch = task.to_device(task.collate([train_feats[j] for j in mine]), device)
+                    st["pos"] = i + 1
+                    yield [Micro(batch, weight, sum(_tokens(train_feats[j]) for j in mine) if weight else 0,
+                                 len(mine) if weight else 0)]
+
+            def after_step(loss, skipped):
+                if not skipped:
+                    loss_sum.add_(loss.float())
+                    st["n_loss"] += 1
+
+            def save_within_epoch(epoch_rng=epoch_rng):
+                if st["pos"] < len(groups) or loop.stopping:  # the epoch's end has its own checkpoint
+                    st["seconds"] += time.time() - clock[0]
+                    clock[0] = time.time()
+                    checkpoint(epoch_rng)
+
+            stopped = loop.run(batches(), lambda batch: task.loss(net, batch), report, after_step=after_step,
+                               save=save_within_epoch, save_every=every, save_at_end=False,
+                               progress=dict(desc=f"epoch {epoch}/{args.epochs_num}", total=steps_per_epoch,
+                                             initial=st["pos"], disable=bool(args.no_progress), mininterval=2.0))
+            if stopped:
+                raise Stopped(f"stopped by SIGTERM at step {loop.step}")
+            st["seconds"] += time.time() - clock[0]
+            rec = {"epoch": epoch, "train_loss": _mean_loss(loss_sum, st["n_loss"], world, reduce),
+                   "steps": loop.step, "seconds": round(st["seconds"], 1)}
+            if guard.skipped > st["skipped_before"]:
+                rec["skipped_steps"] = guard.skipped - st["skipped_before"]
+            # an epoch that ends in skipped steps is never kept (as pretraining writes no checkpoint then), nor one
+            # whose dev outputs or metric are NaN
+            problem = f"it ends in {guard.streak} non-finite step(s)" if guard.streak else None
+            if dev is not None:
+                def dev_eval():
+                    outputs, preds = evaluate(task, model, dev[0], dev[1], args, device, dtype, desc="dev")
+                    m = task.evaluate(dev[0], preds)
+                    return m, _finite_outputs(outputs) and math.isfinite(m[task.main_metric]), task.summary(m)
+
+                m, finite, summary = dist_utils.on_main(info, dev_eval)  # rank 0 evaluates, every rank decides
+                model.train()
+                rec["dev"] = _jsonable(m)
+                if problem is None and not finite:
+                    problem = f"its dev outputs or {task.main_metric} are NaN/inf"
+                improved = problem is None and (st["best"] is None or m[task.main_metric] > st["best"])
+                if improved:
+                    st["best"] = m[task.main_metric]
+                    rec["best"] = True
+                    if args.output_model_path:
+                        save(epoch, "the best model so far")
+                say(f"epoch {epoch}/{args.epochs_num}: train loss {rec['train_loss']:.4f} | dev {summary}"
+                    + (" | best, saved" if improved and args.output_model_path else (" | best" if improved else ""))
+                    + f" | {rec['seconds']}s")
+            else:
+                if args.output_model_path and problem is None:
+                    save(epoch, "the model")
+                say(f"epoch {epoch}/{args.epochs_num}: train loss {rec['train_loss']:.4f} | {rec['seconds']}s")
+            if problem:
+                if is_main:
+                    logger.warning("epoch %d is not kept: %s", epoch, problem)
+                st["last_problem"] = f"epoch {epoch}: {problem}"
+            st["history"].append(rec)
+            st.update(epoch=epoch + 1, pos=0)
+            if epoch < args.epochs_num and not (args.max_steps and loop.step >= args.max_steps):
+                checkpoint(rng.getstate())
+                if loop.stop_agreed():  # SIGTERM during the epoch's end: its checkpoint is the one to resume
+                    loop.announce_stop()
+                    raise Stopped(f"stopped by SIGTERM at step {loop.step}")
     if (dev is not None and st["best"] is None) or (args.output_model_path and st["kept"] == NOTHING_KEPT):
         raise TrainingError(f"no epoch gave a model to keep ({st['last_problem']}); {NOTHING_KEPT}; "
                             + (cause(count_nonfinite(model.parameters(), device, reduce)) if guard.skipped else FIX))
@@ -487,11 +483,6 @@ def _mean_loss(loss_sum, n, world, reduce):
     if reduce is not None:
         reduce(t)
     return float(t) / world / max(1, n)
-
-
-def report_line(step, total, losses, lr, grad_norm, tokens_per_s, extra=None):
-    """The progress line both training loops log: step, losses, learning rate, gradient norm, throughput."""
-    return format_report(step, total, losses, lr, grad_norm, tokens_per_s, extra)
 
 
 def _finite_outputs(outputs):

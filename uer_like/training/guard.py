@@ -6,7 +6,7 @@
   naming the step, the learning rate, what was kept and the fix (`cause`: NaN/inf weights from before the
   skipped steps are named instead of the learning rate).
 - `check_weights_finite`: weights holding NaN/inf are never written (a checkpoint, the final or best model).
-- `NonfiniteGuard`: skip_step with its counts kept, for a loop without state of its own (fine-tuning's).
+- `NonfiniteGuard`: skip_step with its counts kept (the training loop's, loop.py).
 
 Distributed callers pass `reduce`, which sums a tensor over the ranks in place, so that every rank decides
 the same.
@@ -82,18 +82,18 @@ def diverged(streak, step, lr, kept, bad_weights=0):
 
 
 class NonfiniteGuard:
-    """skip_step with its counts kept, for a loop that holds no other state: `skip` before each optimizer
-    step, `stopped` after it, `error` to raise then."""
+    """skip_step with its counts kept: `skip` before each optimizer step, `stopped` after it, `error` to raise
+    then. warn: log each skipped step (rank 0 of a distributed run)."""
 
-    def __init__(self, max_steps, scaler=None, reduce=None):
-        self.max_steps, self.scaler, self.reduce = max_steps, scaler, reduce
+    def __init__(self, max_steps, scaler=None, reduce=None, warn=True):
+        self.max_steps, self.scaler, self.reduce, self.warn = max_steps, scaler, reduce, warn
         self.streak = 0  # non-finite steps in a row, up to now
         self.skipped = 0  # all of them
         self.last_skipped = False
 
     def skip(self, loss, gnorm, step):
         self.last_skipped, self.streak = skip_step(loss, gnorm, self.streak, self.max_steps, step, self.scaler,
-                                                   self.reduce)
+                                                   self.reduce, self.warn)
         self.skipped += self.last_skipped
         return self.last_skipped
 

@@ -1,129 +1,50 @@
-"""Pretraining's loop: single process or torchrun (DDP / FSDP), mixed precision, gradient accumulation,
-exact resume, held-out evaluation, throughput logs.
+"""Pretraining: the set-up of a run (dataset, model, optimizer, precision, dev set), its resume, and its wiring
+onto the training loop that fine-tuning (finetune/core.py) runs on too: single process or torchrun (DDP /
+FSDP), mixed precision, gradient accumulation, exact resume, held-out evaluation, throughput logs.
 
-Its pieces are shared with fine-tuning (finetune/core.py): the DDP/FSDP wrap (parallel.py), the checkpoint
-manager (checkpoint.CheckpointManager: save, rotate, resume, never non-finite), precision (precision.py), the
-non-finite guard (guard.py), the progress line (metrics.py), rank-0 writes (distributed.on_main) and the
-flags' declarations (flags.TrainFlags)."""
-import contextlib
+The pieces: the step loop (loop.py), the DDP/FSDP wrap (parallel.py), the checkpoint manager
+(checkpoint.CheckpointManager: save, rotate, resume, never non-finite), precision (precision.py), the
+non-finite guard (guard.py), the report (metrics.py), rank-0 writes (distributed.on_main) and the arguments
+(args.TrainArgs, which pretrain.py's flags are made from)."""
 import json
 import logging
 import math
 import os
-import signal
-import sys
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 import torch
 
-from ..config import ModelConfig, load_config
+from ..config import ModelConfig, load_config, read_config_dict
 from ..data.dataset import Dataset
 from ..data.masking import check_dataset_strategy
+from ..data.ngram import INPUT_KEYS, NgramLexicon, input_builder
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
-from ..flags import check_value, train_rules
+from ..legacy_config import has_module_keys
 from ..outputs import OutputLock, check_writable
 from ..io.checkpoint import detect_format, load_into, load_model, save_model
-from ..io.formats import writable
+from ..io.hf import hf_family_for
 from ..model import Model
 from ..modules import check_config as check_components
+from ..registry import ENCODERS
+from ..targets.electra import discriminator_config, generator_config
+from ..tokenizers import Vocab
+from ..tokenizers.spm import load_processor, spm_vocab
 from . import distributed as dist_utils
 from . import parallel
+from .args import TrainArgs
 from .batches import Collator, SampleOrder, check_lm_mask
 from .checkpoint import CheckpointManager, rng_state, save_best, set_rng_state
 from . import evaluation as dev_eval
 from .memory import cap_shape_caches
-from .metrics import format_report
-from .guard import check_weights_finite, count_nonfinite, diverged, skip_step
-from .optim import OPTIMIZERS, SCHEDULERS, build_optimizer, lr_at
-from .precision import DTYPES, PRECISIONS, autocast, precision_warning, resolve_precision
+from .guard import NonfiniteGuard, check_weights_finite
+from .loop import Micro, StepLoop
+from .metrics import Report
+from .optim import build_optimizer, lr_at
+from .precision import DTYPES, autocast, precision_warning, resolve_precision
 
 logger = logging.getLogger("uer_like")
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "A10": 125e12, "V100": 125e12, "L40": 181e12,
-              "4090": 165e12, "3090": 71e12, "T4": 65e12}
-
-
-@dataclass
-class TrainArgs:
-    dataset_path: str
-    config: str = "bert/base_config.json"
-    vocab_path: Optional[str] = None
-    spm_model_path: Optional[str] = None  # checked against the dataset's vocabulary, as vocab_path
-    ngram_path: Optional[str] = None  # the zen encoder's n-gram lexicon (ZEN's ngram.txt), matched per batch
-    pretrained_model_path: Optional[str] = None
-    output_model_path: str = "output/model.bin"
-    output_format: str = "uer"  # the final weights: uer (UER-py's .bin), safetensors, or hf (a transformers directory)
-    checkpoint_dir: Optional[str] = None
-    total_steps: int = 100000
-    batch_size: int = 32
-    accumulation_steps: int = 1
-    global_batch_size: Optional[int] = None  # when set, accumulation_steps = global / (batch_size x world size)
-    learning_rate: float = 1e-4
-    warmup: float = 0.01
-    scheduler: str = "linear"
-    optimizer: str = "adamw"
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    seed: int = 7
-    report_steps: int = 100
-    save_checkpoint_steps: int = 10000
-    keep_checkpoints: int = 3
-    verify_dataset: bool = False  # read the whole dataset at start (checksums, offsets, ids < vocabulary size)
-    max_nonfinite_steps: int = 5  # a NaN/inf loss or gradient norm skips the step; this many in a row stop the run
-    precision: str = "auto"  # bf16 where the CPU/GPU multiplies bf16 natively, else fp32 (training/precision.py)
-    compile: bool = False
-    fsdp: bool = False
-    device: str = "auto"
-    resume: str = "auto"  # auto: continue from checkpoint_dir when it has one; never; or a checkpoint path
-    tensorboard_dir: Optional[str] = None
-    deterministic: bool = False
-    trace_path: Optional[str] = None  # JSON lines: every step's loss, lr and sample ids (for audits and tests)
-    allow_dataset_change: bool = False  # resume a checkpoint trained on another dataset, on purpose
-    distributed_timeout: float = 1800.0  # seconds a collective waits for a silent rank before the run fails
-    dev_dataset_path: Optional[str] = None  # held-out text, made by preprocess.py as the training dataset was
-    dev_fraction: Optional[float] = None  # held out of the training dataset (None: the checkpoint's split, else 0)
-    eval_steps: Optional[int] = None  # evaluate the dev set every N steps and at the end (None: save_checkpoint_steps)
-    eval_batches: int = 100  # dev batches (of batch_size) per evaluation; 0: the whole dev set
-    allow_dev_split_change: bool = False  # resume with another --dev_fraction than the checkpoint's, on purpose
-    config_overrides: dict = field(default_factory=dict)
-
-    def validate(self):
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision {self.precision!r} is not valid; choices: {', '.join(PRECISIONS)}")
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError(f"--scheduler {self.scheduler!r} is not valid; choices: {', '.join(SCHEDULERS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"--optimizer {self.optimizer!r} is not valid; choices: {', '.join(OPTIMIZERS)}")
-        for k, rule in TRAIN_ARG_RULES.items():
-            if getattr(self, k) is not None:
-                check_value(getattr(self, k), rule, f"--{k}")
-        if self.output_format not in writable():  # the formats registered in io/formats that write
-            raise ConfigError(f"--output_format {self.output_format!r} is not valid; choices: {', '.join(writable())}")
-        if self.dev_dataset_path and self.dev_fraction:
-            raise ConfigError(f"--dev_dataset_path {self.dev_dataset_path} and --dev_fraction {self.dev_fraction}: "
-                              "give one dev set (a held-out dataset, or a fraction of the training dataset)")
-        if self.checkpoint_dir is None:
-            self.checkpoint_dir = os.path.splitext(self.output_model_path)[0] + "_checkpoints"
-
-    def final_weights_path(self):
-        """--output_model_path for --output_format: hf writes a directory (the path without .bin/.safetensors),
-        safetensors a .safetensors file."""
-        stem, ext = os.path.splitext(self.output_model_path)
-        if self.output_format == "hf":
-            return stem if ext.lower() in (".bin", ".pt", ".safetensors") else self.output_model_path
-        if self.output_format == "safetensors":
-            return stem + ".safetensors" if ext.lower() != ".safetensors" else self.output_model_path
-        return self.output_model_path
-
-
-# the numeric fields' ranges, as the command line declares them (flags.TrainFlags), for callers from Python
-TRAIN_ARG_RULES = train_rules(("total_steps", "batch_size", "accumulation_steps", "global_batch_size", "learning_rate",
-                               "warmup", "weight_decay", "max_grad_norm", "seed", "report_steps",
-                               "save_checkpoint_steps", "keep_checkpoints", "max_nonfinite_steps", "dev_fraction",
-                               "eval_steps", "eval_batches"))
 
 
 class Trainer:
@@ -142,7 +63,7 @@ class Trainer:
                 self._set_up(args)
                 agree.update(step=self.step, dataset_instances=len(self.dataset), global_batch=self.global_batch,
                              dev=self.dev.identity if self.dev else None)
-            self.train_model = self._wrap(self.model)
+            self.train_model = self.loop.module = self._wrap(self.model)
         except BaseException:
             self.close()
             raise
@@ -153,8 +74,23 @@ class Trainer:
             self.lock.release()
             self.lock = None
 
+    @property
+    def step(self):
+        """The optimizer steps done (the resumed checkpoint's included)."""
+        return self.loop.step
+
+    @property
+    def skipped_steps(self):
+        """Optimizer steps skipped for a NaN/inf loss or gradient norm (all time: checkpoints record them)."""
+        return self.loop.guard.skipped
+
+    @property
+    def nonfinite_streak(self):
+        """Optimizer steps skipped in a row, up to now, for a NaN/inf loss or gradient norm (checkpoints are only
+        written when it is 0)."""
+        return self.loop.guard.streak
+
     def _set_up(self, args):
-        self.stop_requested = False
         if args.deterministic:
             torch.use_deterministic_algorithms(True)
 
@@ -175,12 +111,8 @@ class Trainer:
         self.config.refuse_decoder("pretraining (pretrain.py)")
         check_components(self.config, args.config)  # the components' own keys, before the data is read
         if args.output_format == "hf":  # refuse at the start what cannot be written at the end
-            from ..io.hf import hf_family_for
-
             try:
                 if "electra" in self.config.target:  # written as its two halves (io/checkpoint.py save_model)
-                    from ..targets.electra import discriminator_config, generator_config
-
                     hf_family_for(discriminator_config(self.config))
                     hf_family_for(generator_config(self.config))
                 else:
@@ -222,9 +154,6 @@ class Trainer:
                                   f"{args.batch_size} x world size {self.world} = {per_step}")
             args.accumulation_steps = args.global_batch_size // per_step
         self.global_batch = args.batch_size * self.world * args.accumulation_steps
-        self.step = 0
-        self.skipped_steps = 0  # optimizer steps skipped for a non-finite loss or gradient norm (all time)
-        self.nonfinite_streak = 0  # ... in a row, up to now (checkpoints are only written when it is 0)
         self.last_checkpoint = None
         self.checkpoints = CheckpointManager(args.checkpoint_dir, args.keep_checkpoints, self.info, self._reduce)
         self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay)
@@ -235,6 +164,14 @@ class Trainer:
             if slow:
                 logger.warning(slow)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16" and self.info.device.type == "cuda")
+        self.loop = StepLoop(self.model, self.optimizer, self.scaler, self.info, dtype=DTYPES[self.precision],
+                             schedule=lambda step: lr_at(step, args.total_steps, args.learning_rate, args.warmup,
+                                                         args.scheduler),
+                             total_steps=args.total_steps, max_grad_norm=args.max_grad_norm,
+                             guard=NonfiniteGuard(args.max_nonfinite_steps, self.scaler, self._reduce,
+                                                  warn=self.info.is_main),
+                             kept=lambda: "the last finite checkpoint is " + (self.last_checkpoint or
+                                                                              "none (none was written)"))
         self._saved_dev = None  # (path, dev_split, dev_best) of the checkpoint resumed from
         self._resume()
         self._set_up_dev()
@@ -322,9 +259,6 @@ class Trainer:
         for flag, path in (("--vocab_path", a.vocab_path), ("--spm_model_path", a.spm_model_path)):
             if not path:
                 continue
-            from ..tokenizers import Vocab
-            from ..tokenizers.spm import load_processor, spm_vocab
-
             v = spm_vocab(load_processor(path), path) if flag == "--spm_model_path" else Vocab.load(path, required=())
             if m["vocab"]["sha256"] and v.sha256 != m["vocab"]["sha256"]:
                 raise DataError(f"{a.dataset_path} was made with another vocabulary ({m['vocab']['file']}, "
@@ -347,9 +281,6 @@ class Trainer:
         return self._resources
 
     def _load_field_resources(self):
-        from ..data.ngram import INPUT_KEYS, NgramLexicon, input_builder
-        from ..registry import ENCODERS
-
         cfg, a, m = self.config, self.args, self.manifest
         if not set(getattr(ENCODERS.get(cfg.encoder, key="encoder"), "input_keys", ())) & set(INPUT_KEYS):
             if a.ngram_path:
@@ -390,9 +321,6 @@ class Trainer:
     def _pretrained_defining_config(self):
         """A UER checkpoint under a config that names no embedding/encoder/target (UER-py before 2021, flags
         not given either): the model loaded with the components read off its tensor names, else None."""
-        from ..config import read_config_dict
-        from ..legacy_config import has_module_keys
-
         a = self.args
         if not a.pretrained_model_path or isinstance(a.config, ModelConfig) or \
                 detect_format(a.pretrained_model_path) in ("hf", "tf"):
@@ -426,8 +354,10 @@ class Trainer:
         a = self.args
 
         def on_shard(sharded):  # the optimizer over the sharded parameters, with the resumed state
-            self.optimizer = build_optimizer(a.optimizer, sharded, a.learning_rate, a.weight_decay)
+            self.optimizer = self.loop.optimizer = build_optimizer(a.optimizer, sharded, a.learning_rate,
+                                                                   a.weight_decay)
             if self._resume_optim is not None:
+                # FSDP only: torch.distributed.checkpoint takes a while to import
                 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
                 set_optimizer_state_dict(sharded, (self.optimizer,), self._resume_optim,
@@ -461,8 +391,8 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         states = ckpt["rng"]
         set_rng_state(states[self.info.rank] if self.info.rank < len(states) else states[0])
-        self.step = ckpt["step"]
-        self.skipped_steps = ckpt.get("skipped_steps", 0)
+        self.loop.step = ckpt["step"]
+        self.loop.guard.skipped = ckpt.get("skipped_steps", 0)  # all time (the streak is 0 at a checkpoint)
         self.last_checkpoint = path
         self._saved_dev = (path, ckpt.get("dev_split"), ckpt.get("dev_best"))
         if self.info.is_main:
@@ -504,7 +434,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _state_dicts(self):
         if self.args.fsdp and self.info.enabled:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict  # (FSDP only)
 
             return get_state_dict(self.model, (self.optimizer,),
                                   options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -580,7 +510,7 @@ class Trainer:
     def save_weights(self):
         """The final weights, UER format, for fine-tuning (a collective under FSDP: every rank calls it)."""
         if self.args.fsdp and self.info.enabled:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict  # (FSDP only)
 
             state = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
             model = Model(self.config, self.config.vocab_size) if self.info.is_main else None
@@ -611,121 +541,55 @@ class Trainer:
         return {k: (v.pin_memory().to(dev, non_blocking=True) if pin else v) if torch.is_tensor(v) else v
                 for k, v in batch.items()}
 
-    def _on_sigterm(self, signum, frame):
-        self.stop_requested = True
-        if self.info.is_main:
-            logger.warning("SIGTERM: saving a checkpoint at the next step boundary, then exiting")
-
     def train(self):
+        """Train from self.step to --total_steps (the loop: loop.py), evaluating the dev set every --eval_steps and
+        writing a checkpoint every --save_checkpoint_steps, then the final weights -> the step reached (below
+        --total_steps when SIGTERM stopped the run: its checkpoint is written)."""
         a, info = self.args, self.info
-        old_handler = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
-        tb = _LazyWriter(a.tensorboard_dir) if info.is_main and a.tensorboard_dir else None
-        first_step = self.step + 1
+        report = Report(info, a.total_steps, a.report_steps, targets=self.model.loss_names, say=logger.info,
+                        tensorboard_dir=a.tensorboard_dir, flops_per_token=self._flops_per_token(),
+                        precision=self.precision)
         trace = open(a.trace_path, "a") if (a.trace_path and info.is_main) else None
-        n_params = sum(p.numel() for p in self.model.parameters())
-        bar = None
-        logs = contextlib.ExitStack()
-        if info.is_main and self.step < a.total_steps:
-            from tqdm import tqdm
-            from tqdm.contrib.logging import logging_redirect_tqdm
+        first_step = self.step + 1
 
-            bar = tqdm(total=a.total_steps, initial=self.step, desc="pretrain", dynamic_ncols=True,
-                       mininterval=1.0 if sys.stderr.isatty() else 30.0, disable=None)
-            logs.enter_context(logging_redirect_tqdm())  # log lines above the bar, each printed once
-        stats = _Stats(self.model.loss_names, info.device)
-        t_report = time.time()
-        micro = a.accumulation_steps
+        def after_step(loss, skipped):
+            if self.step == first_step and info.is_main:
+                _log_first_step(self._t_created)
+            if a.trace_path:  # every rank joins the collectives; rank 0 writes
+                self._trace(trace, loss, self.loop.lr, self._step_ids, skipped)
+
         self.train_model.train()
         try:
-            while self.step < a.total_steps:
-                lr = lr_at(self.step, a.total_steps, a.learning_rate, a.warmup, a.scheduler)
-                for g in self.optimizer.param_groups:
-                    g["lr"] = lr
-                step_loss = torch.zeros((), device=info.device)
-                step_ids = []
-                for k in range(micro):
-                    epoch, idx = self.order.micro_batch(self.step, k * self.world + info.rank, micro * self.world)
-                    step_ids.append(idx)
-                    batch = self._to_device(self.collate(idx, epoch))
-                    sync = k == micro - 1 or not info.enabled or a.fsdp
-                    ctx = contextlib.nullcontext() if sync else self.train_model.no_sync()
-                    with ctx:
-                        with self._autocast():
-                            out = self.train_model(batch)
-                        loss = out["loss"] / micro
-                        self.scaler.scale(loss).backward()
-                    step_loss += loss.detach()
-                    stats.add(out, batch["n_tokens"])
-                self.scaler.unscale_(self.optimizer)
-                gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), a.max_grad_norm)
-                if hasattr(gnorm, "full_tensor"):  # FSDP: a DTensor
-                    gnorm = gnorm.full_tensor()
-                skipped = self._nonfinite_guard(step_loss, gnorm)
-                if not skipped:
-                    self.scaler.step(self.optimizer)
-                self.scaler.update()  # with fp16, an overflow the scaler found lowers the scale
-                self.optimizer.zero_grad(set_to_none=True)
-                self.step += 1  # a skipped step still consumes its batch: the data order stays a function of step
-                if self.step == first_step and info.is_main:
-                    _log_first_step(self._t_created)
-                if not skipped:
-                    stats.add_step(gnorm)
-                if a.trace_path:  # every rank joins the collectives; rank 0 writes
-                    self._trace(trace, step_loss, lr, step_ids, skipped)
-                if self.nonfinite_streak >= a.max_nonfinite_steps:
-                    raise diverged(self.nonfinite_streak, self.step, lr, "the last finite checkpoint is "
-                                   + (self.last_checkpoint or "none (none was written)"),
-                                   count_nonfinite(self.model.parameters(), info.device, self._reduce))
-                if bar is not None:
-                    bar.update(1)
-                if self.step % a.report_steps == 0 or self.step == a.total_steps:
-                    t = time.time()
-                    self._report(stats.reduce(info), lr, t - t_report, tb, n_params)
-                    stats = _Stats(self.model.loss_names, info.device)
-                    t_report = time.time()
-                if self.dev is not None and (self.step % self.eval_steps == 0 or self.step == a.total_steps):
-                    self._evaluate_and_keep(tb)
-                stop = self._stop_agreed()
-                if self.step % a.save_checkpoint_steps == 0 or self.step == a.total_steps or stop:
-                    self.save()
-                if stop:
-                    if info.is_main:
-                        logger.warning("stopped by SIGTERM at step %d of %d, checkpoint saved (exit status 143); resume "
-                                       "by running the same command", self.step, a.total_steps)
-                    return self.step
-            self.save_weights()
+            stopped = self.loop.run(self._batches(), self.train_model, report, after_step=after_step,
+                                    evaluate=lambda: self._evaluate_and_keep(report.writer),
+                                    eval_every=self.eval_steps if self.dev is not None else 0,
+                                    save=self.save, save_every=a.save_checkpoint_steps, progress={"desc": "pretrain"})
+            if not stopped:
+                self.save_weights()
             return self.step
         finally:
             self.close()
-            logs.close()
-            if bar is not None:
-                bar.close()
-            if tb is not None:
-                tb.close()
+            report.close()
             if trace is not None:
                 trace.close()
-            if old_handler is not None:
-                signal.signal(signal.SIGTERM, old_handler)
 
-    def _nonfinite_guard(self, step_loss, gnorm):
-        """True when this step's optimizer update must be skipped: the loss or the gradient norm is NaN/inf on
-        any rank (guard.skip_step: one small all-reduce; every rank decides the same)."""
-        skipped, self.nonfinite_streak = skip_step(step_loss, gnorm, self.nonfinite_streak,
-                                                   self.args.max_nonfinite_steps, self.step + 1, self.scaler,
-                                                   self._reduce, warn=self.info.is_main)
-        self.skipped_steps += skipped
-        return skipped
+    def _batches(self):
+        """The training batches from self.step on: per optimizer step, this rank's micro-batches (micro-batch m of
+        a step is the order's m-th, m = accumulation index x world + rank), collated as the loop consumes them."""
+        while True:
+            self._step_ids = []  # the step's sample ids, for the trace
+            yield self._micro_batches(self.step)
+
+    def _micro_batches(self, step):
+        micro = self.args.accumulation_steps
+        for k in range(micro):
+            epoch, idx = self.order.micro_batch(step, k * self.world + self.info.rank, micro * self.world)
+            self._step_ids.append(idx)
+            batch = self._to_device(self.collate(idx, epoch))
+            yield Micro(batch, 1.0 / micro, batch["n_tokens"], len(idx))
 
     def _reduce(self, t):
         dist_utils.all_reduce_sum(self.info, t)
-
-    def _stop_agreed(self):
-        if not self.info.enabled:
-            return self.stop_requested
-        # a host-side collective (gloo) so that the check never waits for the GPU
-        flag = torch.tensor([1.0 if self.stop_requested else 0.0])
-        torch.distributed.all_reduce(flag, group=self.info.cpu_group)
-        return bool(flag.item() > 0)
 
     def _trace(self, trace, step_loss, lr, step_ids, skipped=False):
         loss = step_loss.clone()
@@ -740,58 +604,12 @@ class Trainer:
             trace.write(json.dumps(rec) + "\n")
             trace.flush()
 
-    def _report(self, s, lr, dt, tb, n_params):
-        if not self.info.is_main:
-            return
-        tok_s = s["tokens"] / max(dt, 1e-9)
-        losses = []
-        for name in self.model.loss_names:
-            if name in s["targets"]:
-                t = s["targets"][name]
-                base = f" (baseline {t['baseline']:.4f})" if "baseline" in t else ""
-                losses.append(f"{name} loss {t['loss']:.4f} acc {t['acc']:.4f}{base}")
-        mfu = self._mfu(tok_s, n_params)
-        logger.info(format_report(self.step, self.args.total_steps, losses, lr, s["grad_norm"], tok_s,
-                                  [f"MFU {mfu:.1%}"] if mfu is not None else ()))
-        if tb is not None:
-            for name, t in s["targets"].items():
-                tb.add_scalar(f"loss/{name}", t["loss"], self.step)
-                tb.add_scalar(f"acc/{name}", t["acc"], self.step)
-                if "baseline" in t:
-                    tb.add_scalar(f"baseline_acc/{name}", t["baseline"], self.step)
-            tb.add_scalar("lr", lr, self.step)
-            tb.add_scalar("grad_norm", s["grad_norm"], self.step)
-            tb.add_scalar("tokens_per_s", tok_s, self.step)
-
-    def _mfu(self, tok_s, n_params):
-        if self.info.device.type != "cuda":
-            return None
-        name = torch.cuda.get_device_name(self.info.device)
-        peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
-        if peak is None or self.precision == "fp32":
-            return None
+    def _flops_per_token(self):
+        """Training FLOPs per token, the usual estimate (6 x parameters + attention's 12 x layers x hidden x
+        sequence length), for the report's MFU."""
         c = self.config
-        flops_per_token = 6 * n_params + 12 * c.layers_num * c.hidden_size * self.manifest["seq_length"]
-        return tok_s * flops_per_token / (peak * self.world)
-
-
-class _LazyWriter:
-    """A tensorboard SummaryWriter created (and tensorboard imported, about a second) at the first scalar."""
-
-    def __init__(self, log_dir):
-        self.log_dir = log_dir
-        self.writer = None
-
-    def add_scalar(self, *a, **kw):
-        if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(self.log_dir)
-        self.writer.add_scalar(*a, **kw)
-
-    def close(self):
-        if self.writer is not None:
-            self.writer.close()
+        n_params = sum(p.numel() for p in self.model.parameters())
+        return 6 * n_params + 12 * c.layers_num * c.hidden_size * self.manifest["seq_length"]
 
 
 def _process_age():
@@ -810,63 +628,6 @@ def _log_first_step(t_created):
     age = _process_age()
     since = f"{age:.1f} s after the process started, " if age is not None else ""
     logger.info("first step done %s%.1f s after the trainer was created", since, time.time() - t_created)
-
-
-class _Stats:
-    """Accumulates on the device; synchronised only at report time."""
-
-    def __init__(self, targets, device):
-        self.device = device
-        # per target: loss, correct, count, and `baseline` (what a trivial predictor gets right, for targets that
-        # report one: ELECTRA's discriminator, against predicting "original" everywhere; 0 for the others, which
-        # `has_baseline` leaves out of the report)
-        self.sums = {t: torch.zeros(4, device=device, dtype=torch.float64) for t in targets}
-        self.has_baseline = set()
-        self.tokens = 0
-        self.gnorm = torch.zeros((), device=device, dtype=torch.float64)
-        self.steps = 0
-        self.micro = 0
-
-    def add(self, out, n_tokens):
-        self.tokens += n_tokens
-        for name, acc in self.sums.items():
-            if name in out:
-                r = out[name]
-                base = r.get("baseline")
-                if base is not None:
-                    self.has_baseline.add(name)
-                base = r["count"].new_zeros(()) if base is None else base
-                acc += torch.stack([r["loss"].detach().double(), r["correct"].double(), r["count"].double(),
-                                    base.double()])
-        self.micro += 1
-
-    def add_step(self, gnorm):
-        self.gnorm += gnorm.detach().double()
-        self.steps += 1
-
-    def reduce(self, info):
-        names = list(self.sums)
-        flat = torch.stack([self.sums[n] for n in names]) if names else torch.zeros(0, 4)
-        extra = torch.tensor([float(self.tokens), float(self.micro)], dtype=torch.float64,
-                             device=self.device)
-        dist_utils.all_reduce_sum(info, flat)
-        dist_utils.all_reduce_sum(info, extra)
-        flat, extra = flat.cpu(), extra.cpu()
-        micro = max(extra[1].item(), 1.0)
-        targets = {}
-        for i, n in enumerate(names):
-            loss_sum, correct, count, base = flat[i].tolist()
-            targets[n] = {"loss": loss_sum / micro, "acc": correct / max(count, 1.0)}
-            if n in self.has_baseline:
-                targets[n]["baseline"] = base / max(count, 1.0)
-        return {"targets": targets, "tokens": extra[0].item(),
-                "grad_norm": self.gnorm.item() / max(self.steps, 1)}
-
-
-def _main_thread():
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def train(args: TrainArgs):
