@@ -46,7 +46,7 @@ def rules(cfg):
         r.append(Rule(f"{h}.layer.1.layer_norm.weight", f"{e}.layer_norm_2.weight"))
         r += _feed_forward(f"{h}.layer.2.DenseReluDense", f"{e}.feed_forward", gated)
         r.append(Rule(f"{h}.layer.2.layer_norm.weight", f"{e}.layer_norm_3.weight"))
-    if not cfg.tie_weights:
+    if not (cfg.tie_weights and cfg.scale_decoder_output):  # T5's tied head is scaled: an unscaled one is its own
         r.append(Rule("lm_head.weight", "target.lm.output_layer.weight"))
     return r
 
@@ -92,10 +92,10 @@ def check_export(c):
     if (c.decoder != "transformer" or not c.share_embedding or c.layernorm != "t5" or c.layernorm_positioning != "pre"
             or c.embedding != ["word"] or c.tgt_embedding != ["word"] or not c.remove_transformer_bias
             or not c.remove_attention_scale or c.position_scheme != "relative_position_bucket"
-            or c.has_lmtarget_bias or c.scale_decoder_output != c.tie_weights):
+            or c.has_lmtarget_bias or (c.scale_decoder_output and not c.tie_weights)):
         raise ConfigError("a T5 export needs T5's layout: pre-LN with the t5 norm, no biases, unscaled attention, "
                           "relative_position_bucket, embedding [word] on both sides shared, an LM head without bias, "
-                          "scale_decoder_output exactly when tie_weights")
+                          "scale_decoder_output only with tie_weights")
 
 
 def config_to_hf(model, arch, eps):
@@ -112,7 +112,7 @@ def config_to_hf(model, arch, eps):
             "relative_attention_num_buckets": c.relative_attention_buckets_num,
             "relative_attention_max_distance": c.relative_attention_max_distance, "dropout_rate": c.dropout,
             "layer_norm_epsilon": c.layernorm_eps if c.layernorm_eps is not None else 1e-6,
-            "initializer_factor": 1.0, "is_encoder_decoder": True, "tie_word_embeddings": c.tie_weights,
+            "initializer_factor": 1.0, "is_encoder_decoder": True, "tie_word_embeddings": c.tie_weights and c.scale_decoder_output,
             "use_cache": True}
 
 
