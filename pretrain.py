@@ -18,7 +18,7 @@ import sys
 from uer_like.cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides, run_main, setup_logging
 from uer_like.errors import ConfigError
 from uer_like.flags import DROPOUT, Float, Int, Parser, add_train_flags
-from uer_like.resources import DEFAULT_VOCAB
+from uer_like.resources import DEFAULT_VOCAB, SENTINEL_VOCAB
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_CORPUS = os.path.join(HERE, "corpora", "CLUECorpusSmall_bert_sampled.txt")
@@ -101,9 +101,11 @@ def default_dataset(config_name, seq_length, whole_word, overrides):
 
     config = load_config(config_name, **overrides)
     processor = config.data_processor
-    opts = dict(corpus_path=SAMPLE_CORPUS, vocab_path=DEFAULT_VOCAB, data_processor=processor,
-                seq_length=seq_length, dup_factor=1, dynamic_masking=True, whole_word_masking=whole_word,
-                corpus_format="bert")
+    opts = dict(corpus_path=SAMPLE_CORPUS, vocab_path=SENTINEL_VOCAB if processor == "t5" else DEFAULT_VOCAB,
+                data_processor=processor, seq_length=seq_length, dup_factor=1, dynamic_masking=True,
+                whole_word_masking=whole_word, corpus_format="bert")
+    if processor == "gsg":  # targets as long as the sources (within the model's position table)
+        opts["tgt_seq_length"] = seq_length
     # the masking strategy the config pretrains with (PERT's, span, n-gram...) and its parameters
     opts.update({k: True for k in STRATEGY_KEYS if getattr(config, k)})
     strategy = config.masking_strategy

@@ -225,7 +225,7 @@ def check_dataset_strategy(config, manifest, path):
 
 
 def _masked(manifest):
-    return manifest.get("data_processor") in ("bert", "albert", "mlm")
+    return manifest.get("data_processor") in ("bert", "albert", "mlm", "t5", "bart")
 
 
 # ------------------------------------------------------------------------------------------ similar words
