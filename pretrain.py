@@ -17,7 +17,7 @@ import sys
 
 from uer_like.cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides, run_main, setup_logging
 from uer_like.errors import ConfigError
-from uer_like.flags import DROPOUT, Float, Int, Parser, add_train_flags
+from uer_like.flags import DROPOUT, FRACTION_OPEN, Float, Int, Parser, add_train_flags
 from uer_like.resources import DEFAULT_VOCAB, SENTINEL_VOCAB
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,6 +89,11 @@ def build_parser():
     p.add_argument("--log_level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     add_threads_arg(p)
     add_model_flags(p)
+    g = p.add_argument_group("span masking (UER-py's pretrain flags, as its T5 and BART instructions give them: they "
+                             "set the config's keys, which the dataset's masking, made by preprocess.py, must match)")
+    g.add_argument("--span_masking", action="store_const", const=True, default=None)
+    g.add_argument("--span_geo_prob", type=FRACTION_OPEN, default=None)
+    g.add_argument("--span_max_length", type=Int(min=1, max=64), default=None)
     return p
 
 
@@ -134,6 +139,8 @@ def main():
     from uer_like.training.trainer import TrainArgs, train
 
     overrides = model_flag_overrides(args)
+    overrides.update({k: getattr(args, k) for k in ("span_masking", "span_geo_prob", "span_max_length")
+                      if getattr(args, k) is not None})
     if args.dropout is not None:
         overrides["dropout"] = args.dropout
     dataset = args.dataset_path

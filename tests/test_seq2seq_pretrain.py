@@ -277,7 +277,8 @@ def cmd(corpus, proc, out, steps, extra=()):
             "--dataset_path", corpus[proc],
             "--output_model_path", os.path.join(out, "model.bin"), "--total_steps", str(steps), "--batch_size", "16",
             "--report_steps", "10", "--learning_rate", "2e-3", "--warmup", "0.1", "--seed", "3", "--precision", "fp32",
-            "--deterministic", "--trace_path", os.path.join(out, "trace.jsonl"), *extra]
+            "--deterministic", "--trace_path", os.path.join(out, "trace.jsonl"),
+            "--span_masking", "--span_geo_prob", "0.3", "--span_max_length", "5", *extra]  # UER-py's T5 flags
 
 
 @pytest.mark.parametrize("proc", ["t5", "bart"])
@@ -285,19 +286,26 @@ def test_tiny_model_pretrains_with_its_objective_and_generates(corpus, proc, tmp
     from uer_like.training.trainer import Trainer
 
     args = _args(tmp_path, corpus[proc], OBJECTIVES[proc][0], trace_path=str(tmp_path / "trace.jsonl"),
-                 config_overrides=dict(TINY, span_masking=True, span_geo_prob=0.3, span_max_length=5))
-    args.total_steps, args.batch_size, args.learning_rate, args.warmup, args.seed = 40, 16, 2e-3, 0.1, 3
+                 config_overrides=dict(TINY, span_masking=True, span_geo_prob=0.3, span_max_length=5),
+                 dev_fraction=0.05, eval_steps=20, eval_batches=2)
+    args.total_steps, args.batch_size, args.learning_rate, args.warmup, args.seed = 40, 8, 2e-3, 0.1, 3
     Trainer(args).train()
     losses = [json.loads(line)["loss"] for line in open(tmp_path / "trace.jsonl")]
     assert len(losses) == 40 and np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.5, losses
+    # the held-out instances: the decoder's lm loss and perplexity, falling
+    dev = [json.loads(line) for line in open(tmp_path / "m_checkpoints" / "dev_eval.jsonl")]
+    assert [d["step"] for d in dev] == [20, 40] and dev[1]["targets"]["lm"]["loss"] < dev[0]["targets"]["lm"]["loss"]
+    assert dev[1]["targets"]["lm"]["ppl"] > 1
     model = uer_like.load_model(str(tmp_path / "m.bin")).eval()
     assert model.config.decoder == "transformer" and model.config.data_processor == proc
-    # the trained model predicts its targets better than chance: held fixed, a batch's loss is far below log(V)
+    # on a batch of other masks than training drew, the trained model's loss is far below the untrained one's
     ds = Dataset(corpus[proc])
     batch = Collator(ds, ["lm"], 11, decoder="transformer")(list(range(16)), 5)
+    torch.manual_seed(3)
+    untrained = uer_like.build_model(model.config).eval()
     with torch.no_grad():
-        loss = model(batch)["loss"].item()
-    assert loss < 0.7 * np.log(ds.manifest["vocab"]["size"]), loss
+        loss, loss0 = model(batch)["loss"].item(), untrained(batch)["loss"].item()
+    assert loss < loss0 - 1.5, (loss, loss0)
     src = batch["src"][:2][:, :int((batch["seg"][0] > 0).sum())].tolist()
     out = uer_like.generate(model, [src[0]], 12, decoder_start_token_id=CLS, eos_token_id=SEP)
     assert 1 <= len(out[0]) <= 12 and all(0 <= t < model.vocab_size for t in out[0])
