@@ -282,7 +282,7 @@ def cmd(corpus, proc, out, steps, extra=()):
 
 
 @pytest.mark.parametrize("proc", ["t5", "bart"])
-def test_tiny_model_pretrains_with_its_objective_and_generates(corpus, proc, tmp_path, one_torch_thread):
+def test_tiny_model_pretrains_with_its_objective_and_generates(corpus, proc, tmp_path, one_torch_thread, capsys):
     from uer_like.training.trainer import Trainer
 
     args = _args(tmp_path, corpus[proc], OBJECTIVES[proc][0], trace_path=str(tmp_path / "trace.jsonl"),
@@ -309,6 +309,16 @@ def test_tiny_model_pretrains_with_its_objective_and_generates(corpus, proc, tmp
     src = batch["src"][:2][:, :int((batch["seg"][0] > 0).sum())].tolist()
     out = uer_like.generate(model, [src[0]], 12, decoder_start_token_id=CLS, eos_token_id=SEP)
     assert 1 <= len(out[0]) <= 12 and all(0 <= t < model.vocab_size for t in out[0])
+    # and from text, with UER-py's script and the dataset's vocabulary
+    from helpers import run_cli
+
+    (tmp_path / "src.txt").write_text("今天天气很好，我们一起去公园。\n他在北京工作三年。\n", encoding="utf-8")
+    code, err = run_cli("scripts/generate_seq2seq.py", ["--load_model_path", tmp_path / "m.bin", "--vocab_path",
+                                                        OBJECTIVES[proc][1], "--test_path", tmp_path / "src.txt",
+                                                        "--prediction_path", tmp_path / "out.txt", "--seq_length", 32,
+                                                        "--tgt_seq_length", 8, "--top_k", 1], capsys)
+    assert code in (0, None), err
+    assert len((tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()) == 2
 
 
 def test_t5_killed_and_resumed_trains_exactly_as_uninterrupted(corpus, tmp_path):
