@@ -333,3 +333,16 @@ def test_t5_killed_and_resumed_trains_exactly_as_uninterrupted(corpus, tmp_path)
     assert resumed_step(r.stderr) is not None
     assert len(trace(ref)) == 6
     assert_same_run(ref, out)
+
+
+def test_preprocess_command_takes_the_sentinel_vocabulary_for_t5(tmp_path, capsys):
+    from helpers import run_cli
+
+    (tmp_path / "c.txt").write_text(DOCS, encoding="utf-8")
+    code, err = run_cli("preprocess.py", ["--corpus_path", tmp_path / "c.txt", "--dataset_path", tmp_path / "t5.bin",
+                                          "--data_processor", "t5", "--seq_length", 32, "--dynamic_masking"], capsys)
+    assert code in (0, None), err
+    assert Dataset(str(tmp_path / "t5.bin")).manifest["vocab"]["file"] == "google_zh_with_sentinel_vocab.txt"
+    code, err = run_cli("preprocess.py", ["--corpus_path", tmp_path / "c.txt", "--dataset_path", tmp_path / "g.bin",
+                                          "--data_processor", "gsg", "--sentence_selection_strategy", "first"], capsys)
+    assert code == 2 and "invalid choice: 'first'" in err
