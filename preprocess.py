@@ -6,7 +6,7 @@
 """
 from uer_like.cli import add_preprocess_args, run_main, setup_logging
 from uer_like.flags import Parser
-from uer_like.resources import DEFAULT_VOCAB
+from uer_like.resources import DEFAULT_VOCAB, SENTINEL_VOCAB
 
 
 
@@ -23,7 +23,8 @@ def main():
 
     opts = vars(args)
     if opts["vocab_path"] is None and opts["tokenizer"] != "sentencepiece" and not opts.get("spm_model_path"):
-        opts["vocab_path"] = DEFAULT_VOCAB
+        # t5 hides spans behind sentinels: the Chinese BERT vocabulary with UER-py's 100 <extra_id_*> appended
+        opts["vocab_path"] = SENTINEL_VOCAB if opts["data_processor"] == "t5" else DEFAULT_VOCAB
     run_preprocess(**opts)
 
 

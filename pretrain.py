@@ -19,8 +19,8 @@ from uer_like.cli import add_model_flags, add_threads_arg, apply_threads, model_
 from uer_like.config import load_config
 from uer_like.data.masking import STRATEGY_KEYS
 from uer_like.errors import ConfigError
-from uer_like.flags import DROPOUT, Int, Parser, add_flags, add_train_flags
-from uer_like.resources import DEFAULT_VOCAB
+from uer_like.flags import DROPOUT, FRACTION_OPEN, Int, Parser, add_flags, add_train_flags
+from uer_like.resources import DEFAULT_VOCAB, SENTINEL_VOCAB
 from uer_like.training.args import TrainArgs
 from uer_like.training.loop import STOPPED_EXIT
 
@@ -40,6 +40,11 @@ def build_parser():
     p.add_argument("--log_level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     add_threads_arg(p)
     add_model_flags(p)
+    g = p.add_argument_group("span masking (UER-py's pretrain flags, as its T5 and BART instructions give them: they "
+                             "set the config's keys, which the dataset's masking, made by preprocess.py, must match)")
+    g.add_argument("--span_masking", action="store_const", const=True, default=None)
+    g.add_argument("--span_geo_prob", type=FRACTION_OPEN, default=None)
+    g.add_argument("--span_max_length", type=Int(min=1, max=64), default=None)
     return p
 
 
@@ -49,9 +54,11 @@ def default_dataset(config_name, seq_length, whole_word, overrides):
 
     config = load_config(config_name, **overrides)
     processor = config.data_processor
-    opts = dict(corpus_path=SAMPLE_CORPUS, vocab_path=DEFAULT_VOCAB, data_processor=processor,
-                seq_length=seq_length, dup_factor=1, dynamic_masking=True, whole_word_masking=whole_word,
-                corpus_format="bert")
+    opts = dict(corpus_path=SAMPLE_CORPUS, vocab_path=SENTINEL_VOCAB if processor == "t5" else DEFAULT_VOCAB,
+                data_processor=processor, seq_length=seq_length, dup_factor=1, dynamic_masking=True,
+                whole_word_masking=whole_word, corpus_format="bert")
+    if processor == "gsg":  # targets as long as the sources (within the model's position table)
+        opts["tgt_seq_length"] = seq_length
     # the masking strategy the config pretrains with (PERT's, span, n-gram...) and its parameters
     opts.update({k: True for k in STRATEGY_KEYS if getattr(config, k)})
     strategy = config.masking_strategy
@@ -81,6 +88,8 @@ def main():
     from uer_like.training.trainer import train
 
     overrides = model_flag_overrides(args)
+    overrides.update({k: getattr(args, k) for k in ("span_masking", "span_geo_prob", "span_max_length")
+                      if getattr(args, k) is not None})
     if args.dropout is not None:
         overrides["dropout"] = args.dropout
     dataset = args.dataset_path

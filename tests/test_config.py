@@ -48,6 +48,11 @@ def make_batch(model, cfg, vocab=200, B=3, S=16):
         batch["tgt_sp"] = torch.tensor([0, 1, 0])
     if "lm" in cfg.target:
         batch["tgt_lm"] = torch.randint(1, vocab, (B, S), generator=g)
+    if cfg.decoder is not None:  # an encoder-decoder model trains on its decoder's fields
+        batch["tgt_in"] = torch.randint(1, vocab, (B, S // 2), generator=g)
+        batch["tgt_out"] = torch.randint(1, vocab, (B, S // 2), generator=g)
+        batch["tgt_seg"] = torch.ones(B, S // 2, dtype=torch.long)
+        batch["tgt_seg"][1, -2:] = 0
     if "cls" in cfg.target:
         batch["tgt_cls"] = torch.tensor([0, 1, 1])
     if "bilm" in cfg.target:

@@ -6,7 +6,7 @@ import sys
 
 from .config import MASKS
 from .data.corpus import _BOMS, CORPUS_FORMATS, LINE_POLICIES
-from .data.options import DEFAULTS
+from .data.options import DEFAULTS, SENTENCE_SELECTION_STRATEGIES
 from .data.processors import DATA_PROCESSOR_NAMES
 from .errors import DataError, UerLikeError
 from .flags import FRACTION, FRACTION_OPEN, SEED, Int
@@ -60,6 +60,11 @@ def add_preprocess_args(p):
                    help="PERT's permuted LM: chosen tokens shuffled within windows; the target predicts positions")
     g.add_argument("--pert_window", type=Int(min=2, max=4096), default=DEFAULTS.pert_window, help="PERT: tokens move within windows of this size")
     p.add_argument("--short_seq_prob", type=FRACTION, default=DEFAULTS.short_seq_prob)
+    p.add_argument("--tgt_seq_length", type=Int(min=8), default=DEFAULTS.tgt_seq_length,
+                   help="gsg: the longest target (the gap sentences)")
+    p.add_argument("--sentence_selection_strategy", default=DEFAULTS.sentence_selection_strategy,
+                   choices=SENTENCE_SELECTION_STRATEGIES,
+                   help="gsg: the gap sentences are the first 30%% of a document's (lead) or drawn (random)")
     p.add_argument("--user_dict", default=DEFAULTS.user_dict, help="extra jieba dictionary (word [freq] [tag] lines)")
     p.add_argument("--processes_num", type=Int(min=1, max=1024), default=DEFAULTS.processes_num)
     p.add_argument("--seed", type=SEED, default=DEFAULTS.seed)

@@ -13,7 +13,7 @@ from difflib import get_close_matches
 from typing import List, Optional
 
 from .data.masking import check_values, strategy_of
-from .data.processors import DATA_PROCESSOR_NAMES
+from .data.processors import DATA_PROCESSOR_NAMES, SEQ2SEQ_PROCESSOR_NAMES
 from .errors import ConfigError
 from .legacy_config import normalize
 from .resources import CONFIGS_DIR, resolve
@@ -25,9 +25,10 @@ POOLINGS = ("first", "mean", "max", "last")
 FEED_FORWARDS = ("dense", "gated")
 
 BOUNDED_EMBEDDINGS = ("pos", "sinusoidalpos", "sinusoidalpos_2019", "sinusoidalpos_concat")  # position tables of max_seq_length rows
-# UER-py's data processors of encoder-decoder pretraining: accepted in a config with a decoder (its weights
-# load and generate); pretraining them is not implemented
-SEQ2SEQ_DATA_PROCESSORS = ("t5", "bart", "gsg", "mt", "seq2seq")
+# UER-py's data processors of encoder-decoder models, accepted in a config with a decoder: t5, bart and gsg
+# pretrain (data/seq2seq.py); mt and seq2seq (parallel text) are accepted in a config, not preprocessed
+PARALLEL_DATA_PROCESSORS = ("mt", "seq2seq")
+SEQ2SEQ_DATA_PROCESSORS = SEQ2SEQ_PROCESSOR_NAMES + PARALLEL_DATA_PROCESSORS
 
 MAX_CONFIG_SIZE = 1 << 22  # any size key (positions, widths, layers): larger is a typo, not a model
 
@@ -251,7 +252,7 @@ class ModelConfig:
                 raise ConfigError(f"{source}: data_processor {self.data_processor!r} is an encoder-decoder processor; "
                                   "the config has no decoder")
         elif self.data_processor not in DATA_PROCESSOR_NAMES:
-            bad("data_processor", self.data_processor, DATA_PROCESSOR_NAMES + SEQ2SEQ_DATA_PROCESSORS)
+            bad("data_processor", self.data_processor, DATA_PROCESSOR_NAMES + PARALLEL_DATA_PROCESSORS)
         d = self.to_dict()
         strategy_of(d, source)
         check_values(d, source)

@@ -21,6 +21,7 @@ def shipped_dir(name):
 CONFIGS_DIR = shipped_dir("configs")
 MODELS_DIR = shipped_dir("models")
 DEFAULT_VOCAB = os.path.join(MODELS_DIR, "google_zh_vocab.txt")
+SENTINEL_VOCAB = os.path.join(MODELS_DIR, "google_zh_with_sentinel_vocab.txt")  # + <extra_id_0..99> (t5)
 
 
 def resolve(path):

@@ -52,11 +52,13 @@ class MicroBatch:
 
     indices, epoch: the instance ids and the epoch; rows: each instance's stored token ids; lengths: the tokens
     each row gives the model; src, seg: [B, L] int64 (src masked when a field reads masks); masks: per row
-    (positions, labels) or None; labels: the instances' labels [B]; collator: the Collator (seed, dataset)."""
+    (positions, labels) or None; labels: the instances' labels [B]; collator: the Collator (seed, dataset);
+    targets: an encoder-decoder instance's target ids per row, [CLS] ... [SEP] (src then holds the sources), or None."""
 
-    def __init__(self, collator, indices, epoch, rows, lengths, src, seg, masks, resources):
+    def __init__(self, collator, indices, epoch, rows, lengths, src, seg, masks, resources, targets=None):
         self.collator, self.indices, self.epoch, self.rows = collator, indices, epoch, rows
         self.lengths, self.src, self.seg, self.masks, self.resources = lengths, src, seg, masks, resources
+        self.targets = targets
         self.B, self.L = src.shape
         self._cache = {}
 
@@ -145,3 +147,42 @@ def _electra_seed(mb):
     """ELECTRA's sampling noise: a function of the step (a resumed run draws the same)."""
     c = mb.collator
     return derive(c.seed, PURPOSE_ELECTRA_SAMPLE, int(mb.epoch), int(mb.indices[0])) >> 1
+
+
+def _decoder_rows(mb):
+    """tgt_in, tgt_out (0 = padding) [B, T] of the targets: the decoder reads a target without its last token and
+    predicts it without its first; T is the longest rounded up as the sources are."""
+    def build():
+        pad_to = mb.collator.pad_to
+        T = max(len(t) for t in mb.targets) - 1
+        T = (T + pad_to - 1) // pad_to * pad_to
+        tgt_in = np.full((mb.B, T), mb.collator.pad_id, np.int64)
+        tgt_out = np.zeros((mb.B, T), np.int64)
+        for b, t in enumerate(mb.targets):
+            tgt_in[b, :len(t) - 1] = t[:-1]
+            tgt_out[b, :len(t) - 1] = t[1:]
+        return tgt_in, tgt_out
+
+    return mb.cached("decoder_rows", build)
+
+
+@register_field("tgt_in", sources=("seq2seq",))
+def _tgt_in(mb):
+    """The decoder's input: each target but its last token, [B, T], padded."""
+    return _decoder_rows(mb)[0]
+
+
+@register_field("tgt_out", sources=("seq2seq",))
+def _tgt_out(mb):
+    """What the decoder predicts: each target but its first token, [B, T], 0 = padding."""
+    return _decoder_rows(mb)[1]
+
+
+@register_field("tgt_seg", sources=("seq2seq",))
+def _tgt_seg(mb):
+    """1 over each target's tokens in tgt_in, 0 over padding [B, T]."""
+    tgt_in = _decoder_rows(mb)[0]
+    seg = np.zeros(tgt_in.shape, np.int64)
+    for b, t in enumerate(mb.targets):
+        seg[b, :len(t) - 1] = 1
+    return seg

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from ..errors import ConfigError, DataError
+from .options import MASKING_PROCESSORS
 from .rng import SplitMix64
 
 STRATEGIES = ("mlm", "span", "ngram", "macbert", "pert")
@@ -225,7 +226,7 @@ def check_dataset_strategy(config, manifest, path):
 
 
 def _masked(manifest):
-    return manifest.get("data_processor") in ("bert", "albert", "mlm")
+    return manifest.get("data_processor") in MASKING_PROCESSORS
 
 
 # ------------------------------------------------------------------------------------------ similar words

@@ -26,7 +26,6 @@ except ImportError:  # pragma: no cover
 
 logger = logging.getLogger("uer_like")
 
-PYTHON_ONLY_PROCESSORS = ("prefixlm",)  # processors only the Python reference implements
 
 _MESSAGES = {
     "utf8": "invalid UTF-8 at byte {detail} of the line (use --invalid_lines skip|replace to go on)",
@@ -46,8 +45,8 @@ def unsupported_reason(o):
         return (f"uer_like._native was built with Unicode {tables} tables, but this Python's unicodedata is "
                 f"{unicodedata.unidata_version}, so the two tokenizers could differ; rebuild it with this Python "
                 "(python setup.py build_ext --inplace)")
-    if o.data_processor in PYTHON_ONLY_PROCESSORS:
-        return f"the {o.data_processor!r} processor has no native implementation"
+    if o.data_processor not in NATIVE_PROCESSORS:
+        return f"the {o.data_processor} processor has no native implementation"
     if o.tokenizer != "bert":
         return f"the {o.tokenizer!r} tokenizer has no native implementation"
     if o.spm_model_path:
@@ -61,6 +60,8 @@ def unsupported_reason(o):
     return None
 
 
+# processor -> the instance builder of csrc/instances.c that makes its instances (t5's are mlm's)
+NATIVE_PROCESSORS = {"bert": "bert", "albert": "albert", "mlm": "mlm", "lm": "lm", "cls": "cls", "t5": "mlm"}
 _STATE = {}
 
 
@@ -104,7 +105,7 @@ def process_chunk(ctx, task):
         f.seek(start)
         data = f.read(end - start)
     r = _native.preprocess_chunk(
-        wp, seg, data, chunk_idx, processor=o.data_processor, corpus_format=o.corpus_format,
+        wp, seg, data, chunk_idx, processor=NATIVE_PROCESSORS[o.data_processor], corpus_format=o.corpus_format,
         policy=o.invalid_lines, seq_length=o.seq_length, dups=o.effective_dups,
         static_mask=o.static_masking, whole_word=bool(o.whole_word_masking),
         per_word=o.mask_decision == "word", mask_prob=float(o.mask_prob),

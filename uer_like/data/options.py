@@ -9,7 +9,9 @@ from typing import Optional, Tuple
 
 from .corpus import DEFAULT_CHUNK_BYTES
 
-MASKING_PROCESSORS = ("bert", "albert", "mlm")  # the processors whose instances carry masks
+MASKING_PROCESSORS = ("bert", "albert", "mlm", "t5", "bart")  # the processors whose instances carry masks
+SENTENCE_PROCESSORS = ("bert", "albert", "bart", "gsg")  # they read documents of sentences (corpus format bert)
+SENTENCE_SELECTION_STRATEGIES = ("lead", "random")  # gsg: UER-py's --sentence_selection_strategy
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,12 @@ class PreprocessOptions:
     similar_words_path: Optional[str] = None
     pert_masking: bool = False
     pert_window: int = 16
+    tgt_seq_length: int = 128  # gsg: the longest target (UER-py's flag)
+    sentence_selection_strategy: str = "lead"  # gsg: the first sentences of a document or random ones
 
     def __post_init__(self):
         if self.corpus_format is None:
-            fmt = "bert" if self.data_processor in ("bert", "albert") else "line"
+            fmt = "bert" if self.data_processor in SENTENCE_PROCESSORS else "line"
             object.__setattr__(self, "corpus_format", fmt)
         if self.ngram_probs is not None:
             object.__setattr__(self, "ngram_probs", tuple(self.ngram_probs))
@@ -75,8 +79,10 @@ class PreprocessOptions:
 
     @property
     def effective_dups(self):
-        # duplicates only differ where something is random: sentence pairing or static masks
-        if self.data_processor in ("bert", "albert") or self.static_masking:
+        # duplicates only differ where something is random: sentence pairing or permutation, random gap sentences,
+        # static masks
+        if self.data_processor in ("bert", "albert", "bart") or self.static_masking or \
+                (self.data_processor == "gsg" and self.sentence_selection_strategy == "random"):
             return self.dup_factor
         return 1
 

@@ -23,10 +23,12 @@ from . import native
 from .corpus import LineError, LineReport, chunk_boundaries, read_chunk_documents
 from .dataset import DatasetWriter
 from .masking import MaskingOptions, SimilarWords, check_values, describe_dropped, mask_with, strategy_of
-from .processors import (DATA_PROCESSOR_NAMES, PURPOSE_PAIRS, PURPOSE_STATIC_MASK, SentenceEncoder, cls_instance,
-                         lm_instances, mlm_instances, parse_cls_line, sentence_pair_instances)
-from .options import PreprocessOptions
+from .processors import (DATA_PROCESSOR_NAMES, INSTANCE_SHAPES, PURPOSE_PAIRS, PURPOSE_SEQ2SEQ, PURPOSE_STATIC_MASK,
+                         SentenceEncoder, cls_instance, lm_instances, mlm_instances, parse_cls_line,
+                         sentence_pair_instances)
+from .options import SENTENCE_SELECTION_STRATEGIES, PreprocessOptions
 from .prefixlm import parse_prefixlm_line, prefixlm_instances
+from .seq2seq import bart_instances, gsg_instances, sentinel_ids
 from .rng import SplitMix64
 
 logger = logging.getLogger("uer_like")
@@ -60,6 +62,11 @@ def validate_options(o):
         raise DataError("the cls processor reads `label<TAB>text` lines: use --corpus_format line")
     if o.data_processor == "prefixlm" and o.corpus_format != "line":
         raise DataError("the prefixlm processor reads `source<TAB>target` lines: use --corpus_format line")
+    if o.tgt_seq_length < 8:
+        raise DataError(f"--tgt_seq_length must be at least 8, got {o.tgt_seq_length}")
+    if o.sentence_selection_strategy not in SENTENCE_SELECTION_STRATEGIES:
+        raise DataError(f"unknown --sentence_selection_strategy {o.sentence_selection_strategy!r}; valid: "
+                        f"{', '.join(SENTENCE_SELECTION_STRATEGIES)}")
     if not 0 <= o.max_invalid_fraction <= 1:
         raise DataError(f"--max_invalid_fraction must be in [0, 1], got {o.max_invalid_fraction}")
     validate_masking(o)
@@ -76,7 +83,10 @@ def validate_masking(o):
         raise DataError(str(e)) from None
     if strategy != "mlm" and not o.uses_masks:
         raise DataError(f"preprocess: --{strategy}_masking masks instances, which the {o.data_processor!r} "
-                        "processor does not (use bert, albert or mlm)")
+                        "processor does not (use bert, albert, mlm, t5 or bart)")
+    if strategy not in ("mlm", "span") and o.data_processor in ("t5", "bart"):
+        raise DataError(f"preprocess: the {o.data_processor} processor masks tokens or spans (--span_masking), not "
+                        f"with --{strategy}_masking")
     if strategy == "macbert" and not o.similar_words_path:
         raise DataError("preprocess: --macbert_masking needs --similar_words_path (a `word<TAB>candidates` file)")
     if o.similar_words_path and strategy != "macbert":
@@ -213,14 +223,25 @@ def process_chunk(ctx, task):
             insts = lm_instances(docs, o.seq_length, cls_id, sep_id)
         elif proc == "prefixlm":
             insts = prefixlm_instances(docs, o.seq_length, cls_id, sep_id, report if dup == 0 else None)
+        elif proc == "t5":  # mlm's instances: the spans are made at training time (data/seq2seq.py)
+            insts = mlm_instances(docs, o.seq_length, cls_id, sep_id)
+        elif proc == "bart":
+            rng = SplitMix64(o.seed, PURPOSE_SEQ2SEQ, chunk_idx, dup)
+            insts = bart_instances(docs, rng, o.seq_length, cls_id, sep_id)
+        elif proc == "gsg":
+            rng = SplitMix64(o.seed, PURPOSE_SEQ2SEQ, chunk_idx, dup)
+            insts = gsg_instances(docs, rng, o.seq_length, o.tgt_seq_length, o.sentence_selection_strategy, cls_id,
+                                  sep_id, vocab.mask_id)
         else:
             insts = [cls_instance(a, b, label, o.seq_length, cls_id, sep_id) for label, a, b in docs]
         if o.static_masking:
+            shape = INSTANCE_SHAPES[proc]
             for k, inst in enumerate(insts):
                 rng = SplitMix64(o.seed, PURPOSE_STATIC_MASK, chunk_idx, dup, k)
-                masked, pos, labels = mask_with(inst.ids, inst.bits, special, rng, len(vocab), vocab.mask_id,
+                n = shape.maskable(len(inst.ids), inst.seg_a_len)  # a source-target instance: the source alone
+                masked, pos, labels = mask_with(inst.ids[:n], inst.bits[:n], special, rng, len(vocab), vocab.mask_id,
                                                 ctx.masking)
-                instances.append((inst, masked, pos, labels))
+                instances.append((inst, masked + inst.ids[n:], pos, labels))
         else:
             instances.extend((inst, None, None, None) for inst in insts)
     return _pack(instances, n_lines, report, n_docs, end - start, o.static_masking)
@@ -258,7 +279,7 @@ def _mask_id(o, vocab):
     """The mask token's id; None for a vocabulary without one (GPT-2's BPE) under a processor that does not
     mask, an error under one that does."""
     i = vocab.get(vocab.specials["mask"])
-    if i is None and o.uses_masks:
+    if i is None and (o.uses_masks or o.data_processor == "gsg"):
         raise DataError(f"the {o.tokenizer} tokenizer's vocabulary has no mask token ({vocab.specials['mask']}), "
                         f"which the {o.data_processor} processor masks with; use the lm processor or a vocabulary "
                         "with a mask token")
@@ -288,6 +309,12 @@ def build_manifest(o, vocab, masking=None):
             m["masking"]["similar_table"] = mo.similar.to_json()
     if o.whole_word_masking:
         m["segmenter"] = {"name": "jieba", "hmm": True, "dictionary_sha256": dictionary_hash(o.user_dict)}
+    if o.data_processor == "t5":
+        m["special_ids"]["sentinels"] = sentinel_ids(vocab)
+    if INSTANCE_SHAPES[o.data_processor].target:  # the longest target an instance holds
+        m["tgt_seq_length"] = o.tgt_seq_length if o.data_processor == "gsg" else o.seq_length
+    if o.data_processor == "gsg":
+        m["sentence_selection_strategy"] = o.sentence_selection_strategy
     return m
 
 
@@ -296,7 +323,7 @@ def _warn_long_lines(o, task, lines_before):
     _, start, end = task
     if end - start <= corpus_mod.LONG_LINE_BYTES:
         return
-    fate = ("split into --seq_length instances" if o.data_processor in ("mlm", "lm")
+    fate = ("split into --seq_length instances" if o.data_processor in ("mlm", "lm", "t5")
             else "cut to --seq_length tokens (the rest is dropped)")
     for line_no, n in corpus_mod.long_lines(o.corpus_path, start, end, corpus_mod.LONG_LINE_BYTES):
         logger.warning("%s:%d: a line of %.1f MB without a newline: it is one %s, %s; split the corpus into "
@@ -361,6 +388,8 @@ def run_preprocess(progress=True, **kw):
     ctx = _init_worker(o)
     vocab = ctx.vocab
     _mask_id(o, vocab)  # a masking processor needs a mask token: refused before any chunk
+    if o.data_processor == "t5":
+        sentinel_ids(vocab, o.vocab_path or o.spm_model_path or "the vocabulary")  # and t5 sentinels
     similar = ctx.masking.similar
     if similar is not None and similar.dropped_at:
         logger.warning("%s: %d candidate(s) of the similar-words file dropped (a candidate needs as many tokens as "

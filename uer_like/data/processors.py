@@ -11,22 +11,32 @@ class label (-1 when none). Processors:
   cls     `label<TAB>text_a[<TAB>text_b]` lines, target cls
   prefixlm `source<TAB>target` lines -> [CLS] source [SEP] target [SEP], target lm on the target tokens with
           mask causal_with_prefix (the prefix LM, UniLM; data/prefixlm.py)
+Encoder-decoder processors (UER-py's; an instance is a source for the encoder and a target for the decoder, built
+into the batch by data/seq2seq.py):
+  t5      mlm's instances; the collator replaces each run of masked tokens by a sentinel (T5 span corruption)
+  bart    [CLS] permuted sentences [SEP] [CLS] the sentences in order [SEP]; the source is masked and each run of
+          [MASK] becomes one (text infilling + sentence permutation)
+  gsg     [CLS] source, one [MASK] per gap sentence [SEP] [CLS] the gap sentences [SEP] (PEGASUS)
 """
 from dataclasses import dataclass
 from typing import List
 
 from ..errors import DataError
 
-DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls", "prefixlm")
+SEQ2SEQ_PROCESSOR_NAMES = ("t5", "bart", "gsg")  # encoder-decoder pretraining: data/seq2seq.py
+DATA_PROCESSOR_NAMES = ("bert", "mlm", "lm", "albert", "cls", "prefixlm") + SEQ2SEQ_PROCESSOR_NAMES
 # What each processor's datasets supply, for the batch-field builders (data/fields.py) to read: tokens (every
 # instance, as the model input), masks (maskable instances: word-start bits or static masks), sentence_label
 # (NSP / SOP), class_label (cls), next_tokens (the next token of every position that has one to predict: lm
-# pieces of seq_length + 1; prefixlm: the target segment's), previous_tokens (lm: the backward LM's targets)
+# pieces of seq_length + 1; prefixlm: the target segment's), previous_tokens (lm: the backward LM's targets),
+# seq2seq (a source for an encoder and a target for a decoder: t5, bart, gsg)
 PROCESSOR_SOURCES = {"bert": ("tokens", "masks", "sentence_label"), "albert": ("tokens", "masks", "sentence_label"),
                      "mlm": ("tokens", "masks"), "lm": ("tokens", "next_tokens", "previous_tokens"),
-                     "cls": ("tokens", "class_label"), "prefixlm": ("tokens", "next_tokens")}
+                     "cls": ("tokens", "class_label"), "prefixlm": ("tokens", "next_tokens"),
+                     "t5": ("seq2seq",), "bart": ("seq2seq",), "gsg": ("seq2seq",)}
 PURPOSE_PAIRS, PURPOSE_STATIC_MASK, PURPOSE_DYNAMIC_MASK, PURPOSE_ELECTRA_SAMPLE = 1, 2, 3, 4
 PURPOSE_DEV_SPLIT, PURPOSE_DEV_MASK = 5, 6  # the held-out split and the dev set's masks (training/evaluation.py)
+PURPOSE_SEQ2SEQ = 7  # bart's sentence permutation, gsg's random gap sentences
 
 
 @dataclass(frozen=True)
@@ -39,14 +49,18 @@ class InstanceShape:
     # seq_length ends without [SEP] and keeps the next token, `extra`, as the label of the last position the
     # model reads); the next-token targets begin at the source's [SEP] (fields.py)
     prefix: bool = False
+    # a source (segment 1, at most seq_length, masked alone) then a target (at most the manifest's tgt_seq_length),
+    # each framed [CLS] ... [SEP] (bart, gsg)
+    target: bool = False
 
-    def problem(self, ids, seg_a_len, seq_length, cls_id, sep_id):
+    def problem(self, ids, seg_a_len, seq_length, cls_id, sep_id, tgt_seq_length=0):
         """None, or what is wrong with one instance."""
         n = len(ids)
         if n < 2:
             return f"{n} token(s)"
-        if n > seq_length + self.extra:
-            return f"{n} tokens, more than seq_length {seq_length}" + (f" + {self.extra}" if self.extra else "")
+        longest = seq_length + (tgt_seq_length if self.target else self.extra)
+        if n > longest:
+            return f"{n} tokens, more than {longest}"
         if self.framed:
             if ids[0] != cls_id or ids[-1] != sep_id:
                 return f"does not start with [CLS] ({cls_id}) and end with [SEP] ({sep_id}): {int(ids[0])} ... " \
@@ -59,13 +73,22 @@ class InstanceShape:
             if ids[0] != cls_id or ids[seg_a_len - 1] != sep_id:
                 return f"a source that does not run [CLS] ({cls_id}) ... [SEP] ({sep_id}): {int(ids[0])} ... " \
                        f"{int(ids[seg_a_len - 1])}"
+        if self.target:
+            if not 2 <= seg_a_len <= min(seq_length, n - 2) or ids[seg_a_len - 1] != sep_id or ids[seg_a_len] != cls_id:
+                return f"no [SEP] [CLS] between a source of {seg_a_len} tokens and its target ({n} in all)"
         return None
+
+    def maskable(self, n, seg_a_len):
+        """The tokens of an instance of n that masking may touch: the source of a source-target instance."""
+        return seg_a_len if self.target else n
 
 
 INSTANCE_SHAPES = {"bert": InstanceShape(framed=True), "albert": InstanceShape(framed=True),
                    "mlm": InstanceShape(framed=True), "cls": InstanceShape(framed=True),
                    "lm": InstanceShape(framed=False, extra=1),  # lm: only the first piece of a document is framed
-                   "prefixlm": InstanceShape(framed=False, extra=1, prefix=True)}  # a cut target: + its next token
+                   "prefixlm": InstanceShape(framed=False, extra=1, prefix=True),  # a cut target: + its next token
+                   "t5": InstanceShape(framed=True), "bart": InstanceShape(framed=True, target=True),
+                   "gsg": InstanceShape(framed=True, target=True)}
 
 
 @dataclass

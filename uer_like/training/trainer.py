@@ -20,6 +20,7 @@ from ..config import ModelConfig, load_config, read_config_dict
 from ..data.dataset import Dataset
 from ..data.masking import check_dataset_strategy
 from ..data.ngram import INPUT_KEYS, NgramLexicon, input_builder
+from ..data.processors import SEQ2SEQ_PROCESSOR_NAMES
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError
 from ..legacy_config import has_module_keys
 from ..outputs import OutputLock, check_writable
@@ -108,7 +109,6 @@ class Trainer:
         pre = self._pretrained_defining_config()
         if pre is not None:
             self.config = pre.config
-        self.config.refuse_decoder("pretraining (pretrain.py)")
         check_components(self.config, args.config)  # the components' own keys, before the data is read
         if args.output_format == "hf":  # refuse at the start what cannot be written at the end
             try:
@@ -197,13 +197,15 @@ class Trainer:
         if self.dev_dataset is not None:
             m = self.dev_dataset.manifest
             collate = Collator(self.dev_dataset, self.config.target, dev_eval.DEV_MASK_SEED,
-                               encoder=self.config.encoder, resources=self._field_resources())
+                               encoder=self.config.encoder, resources=self._field_resources(),
+                               decoder=self.config.decoder)
             self.dev = dev_eval.DevSet(collate, np.arange(len(self.dev_dataset)), a.batch_size, a.eval_batches,
                                        a.dev_dataset_path, "dataset:" + (m.get("header_sha256") or
                                                                         os.path.abspath(a.dev_dataset_path))[:24])
         elif fraction:
             collate = Collator(self.dataset, self.config.target, dev_eval.DEV_MASK_SEED,
-                               encoder=self.config.encoder, resources=self._field_resources())
+                               encoder=self.config.encoder, resources=self._field_resources(),
+                               decoder=self.config.decoder)
             self.dev = dev_eval.DevSet(collate, dev_ids, a.batch_size, a.eval_batches,
                                        f"{a.dataset_path} (--dev_fraction {fraction})",
                                        "split:" + self.dev_split["sha256"][:16])
@@ -255,6 +257,10 @@ class Trainer:
         if cfg.position_limit is not None and m["seq_length"] > cfg.position_limit:
             raise ConfigError(f"{a.dataset_path}: seq_length {m['seq_length']} exceeds the model's max_seq_length "
                               f"{cfg.max_seq_length}; preprocess with --seq_length <= {cfg.max_seq_length}")
+        if m.get("tgt_seq_length") and cfg.position_limit is not None and m["tgt_seq_length"] > cfg.position_limit:
+            raise ConfigError(f"{a.dataset_path}: its targets reach tgt_seq_length {m['tgt_seq_length']} tokens, beyond "
+                              f"the model's max_seq_length {cfg.max_seq_length}; preprocess with --tgt_seq_length <= "
+                              f"{cfg.max_seq_length}")
         check_lm_mask(cfg, m, a.config, a.dataset_path)
         for flag, path in (("--vocab_path", a.vocab_path), ("--spm_model_path", a.spm_model_path)):
             if not path:
@@ -266,8 +272,12 @@ class Trainer:
                                 f"re-run preprocess.py with {flag} {path}")
         # refuses a dataset whose processor cannot supply the config's targets, naming the fix
         self.collate = Collator(self.dataset, cfg.target, a.seed, encoder=cfg.encoder,
-                                resources=self._field_resources())
+                                resources=self._field_resources(), decoder=cfg.decoder)
         check_dataset_strategy(cfg, m, a.dataset_path)  # and one masked otherwise than the config says
+        if cfg.data_processor != m["data_processor"] and cfg.data_processor in SEQ2SEQ_PROCESSOR_NAMES:
+            raise DataError(f"{a.dataset_path}: made with data_processor {m['data_processor']!r}, but the config "
+                            f"{a.config} pretrains with {cfg.data_processor!r}; re-run preprocess.py with "
+                            f"--data_processor {cfg.data_processor}")
         if cfg.data_processor != m["data_processor"]:
             logger.info("config data_processor %r, dataset made with %r, which supplies the config's targets (%s): "
                         "training on the dataset's instances", cfg.data_processor, m["data_processor"],
