@@ -199,11 +199,11 @@ def test_native_t5_is_mlm_in_c_and_bart_gsg_take_the_python_path(tmp_path, caplo
     a, _ = _ds(tmp_path, "py.bin", data_processor="t5", implementation="python")
     b, _ = _ds(tmp_path, "c.bin", data_processor="t5", implementation="native")
     assert open(a, "rb").read() == open(b, "rb").read()
-    with pytest.raises(DataError, match="--implementation native: the bart processor has no native implementation"):
+    with pytest.raises(DataError, match="--implementation native: the 'bart' processor has no native implementation"):
         _ds(tmp_path, "n.bin", data_processor="bart", implementation="native")
     with caplog.at_level("INFO", logger="uer_like"):
         _ds(tmp_path, "auto.bin", data_processor="gsg")
-    assert "using the Python implementation (the gsg processor has no native implementation)" in caplog.text
+    assert "using the Python implementation (the 'gsg' processor has no native implementation)" in caplog.text
 
 
 def test_t5_needs_sentinels_and_the_masking_it_knows(tmp_path):

@@ -46,7 +46,7 @@ def unsupported_reason(o):
                 f"{unicodedata.unidata_version}, so the two tokenizers could differ; rebuild it with this Python "
                 "(python setup.py build_ext --inplace)")
     if o.data_processor not in NATIVE_PROCESSORS:
-        return f"the {o.data_processor} processor has no native implementation"
+        return f"the {o.data_processor!r} processor has no native implementation"
     if o.tokenizer != "bert":
         return f"the {o.tokenizer!r} tokenizer has no native implementation"
     if o.spm_model_path:
