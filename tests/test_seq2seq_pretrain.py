@@ -319,6 +319,23 @@ def test_tiny_model_pretrains_with_its_objective_and_generates(corpus, proc, tmp
                                                         "--tgt_seq_length", 8, "--top_k", 1], capsys)
     assert code in (0, None), err
     assert len((tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()) == 2
+    # then fine-tuned from those weights with run_text2text on the shipped text-to-text set (its vocabulary the
+    # pretraining's), predicting the test file
+    from uer_like.finetune.cli import run
+
+    t2t = os.path.join(ROOT, "tests", "data", "text2text")
+    rep = run("text2text", ["--pretrained_model_path", str(tmp_path / "m.bin"), "--vocab_path", OBJECTIVES[proc][1],
+                            "--train_path", os.path.join(t2t, "train.tsv"), "--dev_path", os.path.join(t2t, "dev.tsv"),
+                            "--test_path", os.path.join(t2t, "test.tsv"), "--prediction_path", str(tmp_path / "p.tsv"),
+                            "--seq_length", "16", "--tgt_seq_length", "8", "--batch_size", "32", "--epochs_num", "1",
+                            "--learning_rate", "2e-3", "--precision", "fp32", "--no_progress", "--seed", "7",
+                            "--output_model_path", str(tmp_path / "t2t.bin")])
+    assert rep["history"][0]["train_loss"] < 8 and 0 <= rep["test"]["exact_match"] <= 1
+    assert len(read_lines(tmp_path / "p.tsv")) == 1 + 50  # the header, then one prediction per test line
+
+
+def read_lines(path):
+    return open(path, encoding="utf-8").read().splitlines()
 
 
 def test_t5_killed_and_resumed_trains_exactly_as_uninterrupted(corpus, tmp_path):
