@@ -101,19 +101,6 @@ def main(argv=None):
     return call_checked(_run, args)
 
 
-def _token_id(vocab, token, flag, model_vocab):
-    from uer_like.errors import ConfigError
-
-    if not token:
-        return None
-    i = vocab.get(token)
-    if i is None:
-        raise ConfigError(f"{flag} {token!r} is not in the tokenizer's vocabulary")
-    if i >= model_vocab:
-        raise ConfigError(f"{flag} {token!r} is id {i}, outside the model's vocabulary [0, {model_vocab})")
-    return i
-
-
 def read_sources(lines, args, tokenizer, start, end, model_vocab):
     """The source ids of each line (text: start + tokens + end, truncated to --seq_length; --ids: as given)."""
     from uer_like.errors import DataError
@@ -161,7 +148,7 @@ def _run(args):
     import torch
 
     import uer_like
-    from uer_like.generation import check_options, detokenize, release_defaults
+    from uer_like.generation import check_options, detokenize, release_defaults, special_id
     from uer_like.io import load_model
     from uer_like.io.tokenizer import model_tokenizer
     from uer_like.tokenizers import lm_tokens
@@ -209,18 +196,18 @@ def _run(args):
     if start is None:
         start = hf.get("decoder_start_token_id")
     if start is None:
-        start = _token_id(vocab, tok_start, "the tokenizer's start token", model_vocab)
+        start = special_id(vocab, tok_start, "the tokenizer's start token", model_vocab)
         if start is None:
             raise ConfigError("the tokenizer has no start token: give --decoder_start_token_id")
     if args.end_token is not None:
-        eos = _token_id(vocab, args.end_token, "--end_token", model_vocab)
+        eos = special_id(vocab, args.end_token, "--end_token", model_vocab)
     elif hf.get("eos_token_id") is not None:
         eos = hf["eos_token_id"]
     else:
-        eos = _token_id(vocab, tok_end, "the tokenizer's end token", model_vocab)
-    src_start = _token_id(vocab, tok_start if args.source_start_token is None else args.source_start_token,
+        eos = special_id(vocab, tok_end, "the tokenizer's end token", model_vocab)
+    src_start = special_id(vocab, tok_start if args.source_start_token is None else args.source_start_token,
                           "--source_start_token", model_vocab)
-    src_end = _token_id(vocab, tok_end if args.source_end_token is None else args.source_end_token,
+    src_end = special_id(vocab, tok_end if args.source_end_token is None else args.source_end_token,
                         "--source_end_token", model_vocab)
     options = check_options(dict(do_sample=args.num_beams == 1 and args.top_k != 1, top_k=args.top_k,
                                  top_p=args.top_p, temperature=args.temperature,

@@ -748,7 +748,7 @@ def release_defaults(model):
 
 
 # ---------------------------------------------------------------------------------------------- text in, text out
-def _special_id(vocab, token, name, model_vocab):
+def special_id(vocab, token, name, model_vocab):
     """The id of a start/end token (None for none), which must be in the vocabulary and the model's."""
     if not token:
         return None
@@ -789,9 +789,9 @@ def generate_text(model, tokenizer, texts, *, seq_length, max_new_tokens=None, b
     check_options({"seq_length": seq_length, "max_new_tokens": max_new_tokens, "batch_size": batch_size, **options},
                   model_vocab, model.config.position_limit, option_prefix)
     vocab = tokenizer.vocab
-    start = _special_id(vocab, start_token, option_prefix + "start_token", model_vocab)
-    eos = _special_id(vocab, end_token, option_prefix + "end_token", model_vocab)
-    sep = _special_id(vocab, vocab.specials["sep"], "the source's end", model_vocab) if _is_prefix_lm(model) else None
+    start = special_id(vocab, start_token, option_prefix + "start_token", model_vocab)
+    eos = special_id(vocab, end_token, option_prefix + "end_token", model_vocab)
+    sep = special_id(vocab, vocab.specials["sep"], "the source's end", model_vocab) if _is_prefix_lm(model) else None
     prompts, budgets = [], []
     for i, text in enumerate(texts):
         ids = ([start] if start is not None else []) + tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
