@@ -32,7 +32,7 @@ from ..training.memory import cap_shape_caches
 from ..tokenizers.xlnet import SPM_FILE
 from ..training import distributed as dist_utils
 from ..training.loop import STOPPED_EXIT, Stopped
-from ..training.precision import AMP_CHOICES, DTYPES, precision_warning, resolve_precision
+from ..training.precision import AMP_CHOICES, choose_precision
 from . import core
 from . import data as D
 from .tasks import get_task, set_quiet, tasks_of_script
@@ -248,16 +248,10 @@ def _run_checked(task_name, args, argv, info=None):
     core.set_seed(args.seed)  # every rank: the same initial weights
     device = info.device if info is not None else core.get_device(args.device)
     main = info is None or info.is_main
-    precision, why = resolve_precision(args.precision, device)
-    dtype = DTYPES[precision]
-    if main:
-        if args.fp16 or args.amp is not None:
-            core.logger.warning("%s is deprecated: use --precision %s", "--fp16" if args.fp16 else f"--amp {args.amp}",
-                                args.precision)
-        core.log(f"precision {precision} ({why})")
-        slow = precision_warning(precision, device)
-        if slow:
-            core.logger.warning(slow)
+    if main and (args.fp16 or args.amp is not None):
+        core.logger.warning("%s is deprecated: use --precision %s", "--fp16" if args.fp16 else f"--amp {args.amp}",
+                            args.precision)
+    dtype = choose_precision(args.precision, device, *((core.log, core.logger.warning) if main else ()))[1]
     task_cls = get_task(task_name)
 
     loaded_state = None

@@ -39,19 +39,19 @@ from ..layers.dropout import Dropout
 from ..outputs import atomic_write
 from ..training import distributed as dist_utils
 from ..training import parallel
-from ..training.checkpoint import CheckpointManager, _to_tuple, load_checkpoint, set_rng_state
+from ..training.checkpoint import CheckpointManager, _to_tuple, load_checkpoint
 from ..training.device import resolve_device
 from ..training.distributed import DistInfo
 from ..training.guard import FIX, NonfiniteGuard, cause, check_weights_finite, count_nonfinite
 from ..training.loop import Micro, StepLoop, Stopped
 from ..training.metrics import Report
 from ..training.optim import build_optimizer, lr_at, set_lr  # noqa: F401  (set_lr: this module's API too)
-from ..training.precision import amp_dtype, autocast, grad_scaler  # noqa: F401  (amp_dtype: the CLI's)
+from ..training.precision import autocast, grad_scaler
 from . import data as D
 from .adversarial import FGM
 from .tasks import log, logger
 
-__all__ = ["set_seed", "get_device", "amp_dtype", "autocast", "set_dropout", "layer_depth", "layerwise_lr_scale",
+__all__ = ["set_seed", "get_device", "autocast", "set_dropout", "layer_depth", "layerwise_lr_scale",
            "save_finetuned", "read_finetune_meta", "load_finetuned", "load_backbone", "run_outputs", "evaluate",
            "train", "log"]
 
@@ -345,13 +345,8 @@ def train(task, model, train_feats, args, device, dtype, dev=None, meta=None, in
     if found is not None:
         path, ck = found
         _check_resumable(path, ck.get("run") or {}, identity, warn=is_main)
-        load_into(model, ck["model"], strict=True, source=path)
-        optimizer.load_state_dict(ck["optimizer"])
-        if ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        set_rng_state(ck["rng"][info.rank] if info.rank < len(ck["rng"]) else ck["rng"][0])
+        loop.step = manager.restore(path, ck, model, optimizer, scaler)
         st.update({k: v for k, v in ck["loop"].items() if k != "step"})
-        loop.step = ck["step"]
         guard.streak, guard.skipped = ck["guard"]
         say(f"resumed from {path} at step {loop.step} (epoch {st['epoch']}, batch {st['pos']} of it)")
 

@@ -14,6 +14,7 @@ import re
 import torch
 
 from ..errors import CheckpointError
+from ..io.checkpoint import load_into
 from ..outputs import atomic_write, remove_stale_tmp
 
 logger = logging.getLogger("uer_like")
@@ -147,6 +148,19 @@ class CheckpointManager:
         if found is not None:
             self.last = found[0]
         return found
+
+    def restore(self, path, ckpt, model, optimizer, scaler):
+        """Put back what every training loop resumes from a checkpoint (save's counterpart): the model's weights
+        (strict), the optimizer's state (optimizer None: the caller loads it later, e.g. into FSDP shards), the
+        grad scaler's, and this rank's RNG states (rank 0's for a rank the checkpoint had not) -> its step."""
+        load_into(model, ckpt["model"], strict=True, source=path)
+        if optimizer is not None:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        states, rank = ckpt["rng"], self.info.rank
+        set_rng_state(states[rank] if rank < len(states) else states[0])
+        return ckpt["step"]
 
     def save(self, step, payload, params, device=None, streak=0):
         """Write checkpoint `step` (payload(): its dict, called on rank 0 after every rank gathered its RNG

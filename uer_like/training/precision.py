@@ -66,15 +66,18 @@ def precision_warning(precision, device, flags=None):
             "CPU); --precision auto or fp32 trains in fp32")
 
 
-def amp_dtype(device, amp="auto"):
-    """-> the autocast dtype for --amp on a device, or None for full precision (always on CPU)."""
-    if device.type != "cuda" or amp in ("off", "fp32", None):
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16":
-        return torch.bfloat16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def choose_precision(requested, device, say=None, warn=None):
+    """-> (precision, dtype): resolve_precision's choice for `requested` on `device` and its autocast dtype (None
+    for fp32). On the main process the caller passes say (the choice and its reason, one line) and warn
+    (precision_warning's sentence, when there is one): pretraining and fine-tuning set up precision through this
+    one function."""
+    precision, why = resolve_precision(requested, device)
+    if say is not None:
+        say(f"precision {precision} ({why})")
+    slow = precision_warning(precision, device) if warn is not None else None
+    if slow:
+        warn(slow)
+    return precision, DTYPES[precision]
 
 
 def autocast(device, dtype):

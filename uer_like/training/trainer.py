@@ -36,14 +36,14 @@ from . import distributed as dist_utils
 from . import parallel
 from .args import TrainArgs
 from .batches import Collator, SampleOrder, check_lm_mask
-from .checkpoint import CheckpointManager, rng_state, save_best, set_rng_state
+from .checkpoint import CheckpointManager, rng_state, save_best
 from . import evaluation as dev_eval
 from .memory import cap_shape_caches
 from .guard import NonfiniteGuard, check_weights_finite
 from .loop import Micro, StepLoop
 from .metrics import Report
 from .optim import build_optimizer, lr_at
-from .precision import DTYPES, autocast, precision_warning, resolve_precision
+from .precision import DTYPES, autocast, choose_precision, grad_scaler
 
 logger = logging.getLogger("uer_like")
 
@@ -157,14 +157,10 @@ class Trainer:
         self.last_checkpoint = None
         self.checkpoints = CheckpointManager(args.checkpoint_dir, args.keep_checkpoints, self.info, self._reduce)
         self.optimizer = build_optimizer(args.optimizer, self.model, args.learning_rate, args.weight_decay)
-        self.precision, why = resolve_precision(args.precision, self.info.device)
-        if self.info.is_main:
-            logger.info("precision %s (%s)", self.precision, why)
-            slow = precision_warning(self.precision, self.info.device)
-            if slow:
-                logger.warning(slow)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16" and self.info.device.type == "cuda")
-        self.loop = StepLoop(self.model, self.optimizer, self.scaler, self.info, dtype=DTYPES[self.precision],
+        self.precision, dtype = choose_precision(args.precision, self.info.device,
+                                                 *((logger.info, logger.warning) if self.info.is_main else ()))
+        self.scaler = grad_scaler(self.info.device, dtype)
+        self.loop = StepLoop(self.model, self.optimizer, self.scaler, self.info, dtype=dtype,
                              schedule=lambda step: lr_at(step, args.total_steps, args.learning_rate, args.warmup,
                                                          args.scheduler),
                              total_steps=args.total_steps, max_grad_norm=args.max_grad_norm,
@@ -392,16 +388,11 @@ class Trainer:
         if ckpt["global_batch"] != self.global_batch:
             logger.warning("%s: global batch was %d, now %d: the data order changes from here",
                            path, ckpt["global_batch"], self.global_batch)
-        load_into(self.model, ckpt["model"], strict=True, source=path)
-        if self.args.fsdp and self.info.enabled:
+        sharded = self.args.fsdp and self.info.enabled  # (its optimizer state goes into the shards: _wrap)
+        self.loop.step = self.checkpoints.restore(path, ckpt, self.model, None if sharded else self.optimizer,
+                                                  self.scaler)
+        if sharded:
             self._resume_optim = ckpt["optimizer"]
-        else:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
-        states = ckpt["rng"]
-        set_rng_state(states[self.info.rank] if self.info.rank < len(states) else states[0])
-        self.loop.step = ckpt["step"]
         self.loop.guard.skipped = ckpt.get("skipped_steps", 0)  # all time (the streak is 0 at a checkpoint)
         self.last_checkpoint = path
         self._saved_dev = (path, ckpt.get("dev_split"), ckpt.get("dev_best"))
