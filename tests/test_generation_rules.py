@@ -102,14 +102,14 @@ def gpt2(tmp_path_factory):
     return hf, uer_like.load_model(str(d))
 
 
-def _hf_lm(hf, prompts, eos, **kw):
+def _hf_lm(hf, prompts, eos, max_new_tokens=NEW, **kw):
     """transformers' continuations, one prompt at a time (no padding: each prompt alone, which is what ours
     gives every prompt of a left-padded batch)."""
     rows = []
     for p in prompts:
         with torch.no_grad():
             out = hf.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
-                              pad_token_id=0, eos_token_id=eos, do_sample=False, max_new_tokens=NEW, **kw)
+                              pad_token_id=0, eos_token_id=eos, do_sample=False, max_new_tokens=max_new_tokens, **kw)
         rows.append(out[0, len(p):].tolist())
     return _cut(rows, eos)
 
@@ -250,3 +250,36 @@ def test_script_flags_are_checked_in_one_line(tmp_path, capsys):
                                                             value], capsys)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and match in lines[0] and flag in lines[0], err
+
+
+def test_lm_script_applies_the_release_settings_as_transformers(tmp_path, capsys, gpt2):
+    """A GPT-2 directory (with a vocab.txt, as uer/gpt2-chinese-*) whose generation_config.json bans repeated
+    tokens (no_repeat_ngram_size 1): scripts/generate_lm.py with no rule flags writes the tokens transformers' generate gives for that
+    directory with its own generation config; --no_repeat_ngram_size 0 gives the plain greedy ones."""
+    from conftest import VOCAB
+
+    d = tmp_path / "hf"
+    gpt2[0].save_pretrained(d)
+    with open(d / "generation_config.json") as f:
+        gen = json.load(f)
+    gen.update(no_repeat_ngram_size=1)
+    with open(d / "generation_config.json", "w") as f:
+        json.dump(gen, f)
+    with open(VOCAB, encoding="utf-8") as f:
+        tokens = [next(f).rstrip("\n") for _ in range(V)]
+    (d / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(d).eval()
+    assert hf.generation_config.no_repeat_ngram_size == 1
+    with torch.no_grad():  # the empty line is [CLS] (id 101) alone; 13 new tokens fill --seq_length 14
+        want = hf.generate(torch.tensor([[101]]), max_new_tokens=13, do_sample=False, eos_token_id=None)[0, 1:]
+    plain = _hf_lm(hf, [[101]], None, max_new_tokens=13, no_repeat_ngram_size=0)[0]
+    src = tmp_path / "prompts.txt"
+    src.write_text("\n", encoding="utf-8")
+    for extra, ids in (([], want.tolist()), (["--no_repeat_ngram_size", "0"], plain)):
+        out = tmp_path / "out.txt"
+        code, err = run_cli("scripts/generate_lm.py", ["--load_model_path", d, "--test_path", src, "--prediction_path",
+                                                      out, "--seq_length", "14", "--top_k", "1", "--end_token", "",
+                                                      *extra], capsys)
+        assert code in (0, None), err
+        assert out.read_text(encoding="utf-8").splitlines() == ["".join(tokens[i] for i in ids)], extra
+    assert want.tolist() != plain
