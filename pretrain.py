@@ -7,7 +7,8 @@
     torchrun --nproc_per_node 8 pretrain.py --config bert/base_config.json --dataset_path dataset.bin ...
     python pretrain.py ... --dev_dataset_path dev.bin --eval_steps 1000     # held-out loss, ppl, accuracy
 
-With no --dataset_path, the bundled sample corpus (corpora/) is preprocessed into .cache/ (once) and used.
+With no --dataset_path, the bundled sample corpus (corpora/) is preprocessed into .cache/ (once) and used
+(a prefix LM, data_processor prefixlm, reads each of its sentences as the source of the next one).
 """
 import argparse
 import hashlib
@@ -48,15 +49,33 @@ def build_parser():
     return p
 
 
+def sentence_pairs(corpus):
+    """A BERT-format corpus (documents of one sentence a line, a blank line between them) as `source<TAB>target`
+    lines, each sentence and the next of its document, written once into .cache/ -> its path."""
+    path = os.path.join(HERE, ".cache", "sample_sentence_pairs.txt")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(corpus, encoding="utf-8") as f:
+            docs = [[s.strip().replace("\t", " ") for s in d.split("\n") if s.strip()] for d in f.read().split("\n\n")]
+        pairs = "".join(f"{a}\t{b}\n" for d in docs for a, b in zip(d, d[1:]))
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(pairs)
+        os.replace(path + ".tmp", path)
+    return path
+
+
 def default_dataset(config_name, seq_length, whole_word, overrides):
     """Preprocess the bundled sample corpus once into .cache/ and return its path (rank 0 only: see main)."""
     from uer_like.data.preprocess import run_preprocess  # only for this default: the preprocessor's modules
 
     config = load_config(config_name, **overrides)
     processor = config.data_processor
-    opts = dict(corpus_path=SAMPLE_CORPUS, vocab_path=SENTINEL_VOCAB if processor == "t5" else DEFAULT_VOCAB,
+    corpus, corpus_format = SAMPLE_CORPUS, "bert"
+    if processor == "prefixlm":  # source<TAB>target lines: each sentence of a document and the next one
+        corpus, corpus_format = sentence_pairs(SAMPLE_CORPUS), "line"
+    opts = dict(corpus_path=corpus, vocab_path=SENTINEL_VOCAB if processor == "t5" else DEFAULT_VOCAB,
                 data_processor=processor, seq_length=seq_length, dup_factor=1, dynamic_masking=True,
-                whole_word_masking=whole_word, corpus_format="bert")
+                whole_word_masking=whole_word, corpus_format=corpus_format)
     if processor == "gsg":  # targets as long as the sources (within the model's position table)
         opts["tgt_seq_length"] = seq_length
     # the masking strategy the config pretrains with (PERT's, span, n-gram...) and its parameters

@@ -19,7 +19,11 @@ vocabularies; none/<|endoftext|> for GPT-2, whose text is decoded by its byte-le
 CPM). A tokenizer whose size differs from the model's word embedding is refused (padding rows excepted).
 
 Decoding: sampling with --top_k/--top_p/--temperature (UER-py's defaults: top_k 70, temperature 1.0;
---top_k 1 is greedy); --num_beams N > 1 is beam search. --seed makes sampling reproducible (for one
+--top_k 1 is greedy); --num_beams N > 1 is beam search. The rules transformers' generate applies
+(uer_like/logits_processors.py): --repetition_penalty, --no_repeat_ngram_size, --bad_words_ids, --min_length /
+--min_new_tokens, --forced_bos_token_id, --forced_eos_token_id; a Hugging Face directory's generation_config.json
+(else its config.json) gives the defaults of these and of --num_beams / --length_penalty, as transformers reads
+them. --seed makes sampling reproducible (for one
 --batch_size). --load_model_path takes anything uer_like.load_model reads: UER .bin files of every UER-py
 era (with --config_path), Hugging Face GPT-2 directories (uer/gpt2-chinese-*), safetensors.
 
@@ -37,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def build_parser():
     from uer_like.cli import add_model_flags, add_threads_arg
-    from uer_like.flags import COUNT, GENERATION_RULES as R, Parser  # the ranges uer_like.generate checks
+    from uer_like.flags import COUNT, FORCED_TOKEN, GENERATION_RULES as R, Parser, TokenLists  # generate's ranges
     from uer_like.registry import TOKENIZERS
     from uer_like import tokenizers  # noqa: F401  (registration)
 
@@ -62,12 +66,24 @@ def build_parser():
                    help="sample from the k most probable tokens (0: all; 1: greedy)")
     p.add_argument("--top_p", type=R["top_p"], default=1.0, help="nucleus sampling, in (0, 1] (1: off)")
     p.add_argument("--temperature", type=R["temperature"], default=1.0)
-    p.add_argument("--repetition_penalty", type=R["repetition_penalty"], default=1.0)
-    p.add_argument("--num_beams", type=R["num_beams"], default=1,
-                   help="> 1: beam search instead of sampling (at most the vocabulary size)")
-    p.add_argument("--length_penalty", type=R["length_penalty"], default=1.0,
-                   help="beam search: score / new_tokens ** this")
-    p.add_argument("--min_new_tokens", type=R["min_new_tokens"], default=0, help="no [SEP] before this many new tokens")
+    release = " (default: the model's generation_config.json / config.json, else %s)"
+    p.add_argument("--repetition_penalty", type=R["repetition_penalty"], default=None, help=release[1:] % "1.0")
+    p.add_argument("--num_beams", type=R["num_beams"], default=None,
+                   help="> 1: beam search instead of sampling (at most the vocabulary size)" + release % "1")
+    p.add_argument("--length_penalty", type=R["length_penalty"], default=None,
+                   help="beam search: score / new_tokens ** this" + release % "1.0")
+    p.add_argument("--min_new_tokens", type=R["min_new_tokens"], default=None,
+                   help="no end token before this many new tokens" + release % "0")
+    p.add_argument("--min_length", type=R["min_length"], default=None,
+                   help="no end token before prompt + new tokens have this many tokens" + release % "0")
+    p.add_argument("--no_repeat_ngram_size", type=R["no_repeat_ngram_size"], default=None,
+                   help="no n-gram of this size twice in prompt + new tokens (0: off)" + release % "0")
+    p.add_argument("--forced_bos_token_id", type=FORCED_TOKEN, default=None,
+                   help="the first new token after a one-token prompt (-1: none)" + release % "none")
+    p.add_argument("--forced_eos_token_id", type=FORCED_TOKEN, default=None,
+                   help="the last new token when a row reaches its length (-1: none)" + release % "none")
+    p.add_argument("--bad_words_ids", type=TokenLists(), default=None,
+                   help="token-id sequences never generated, JSON: '[[5], [7, 8]]' ('[]': none)" + release % "none")
     p.add_argument("--batch_size", type=R["batch_size"], default=8)
     p.add_argument("--seed", type=R["seed"], default=7)
     p.add_argument("--start_token", default=None, help="put before every prompt ('' for none; default: the "
@@ -101,7 +117,7 @@ def _run(args):
 
     import torch
 
-    from uer_like.generation import check_lm, generate_text
+    from uer_like.generation import check_lm, decoding_settings, generate_text, release_defaults
     from uer_like.io import load_model
     from uer_like.io.tokenizer import model_tokenizer
     from uer_like.tokenizers import lm_tokens
@@ -124,15 +140,19 @@ def _run(args):
     start, end = lm_tokens(tokenizer)
     start = start if args.start_token is None else args.start_token
     end = end if args.end_token is None else args.end_token
+    release = release_defaults(model)  # a Hugging Face directory's generation settings: defaults of the flags
+    if release.get("unsupported"):
+        logging.getLogger("uer_like").warning(
+            "the model's generation settings ask for %s, which uer_like.generate does not apply: generation runs "
+            "without them", ", ".join(f"{k} {v}" for k, v in release["unsupported"].items()))
+    settings = decoding_settings(vars(args), release)
     torch.manual_seed(args.seed)
-    sample = args.num_beams == 1
+    sample = settings["num_beams"] == 1
     texts = generate_text(model, tokenizer, lines, seq_length=args.seq_length, max_new_tokens=args.max_new_tokens,
                           batch_size=args.batch_size, start_token=start or None, end_token=end or None,
                           tokenizer_name="sentencepiece" if args.spm_model_path and args.tokenizer in (None, "bert")
                           else args.tokenizer or "bert", source=args.test_path, do_sample=sample, top_k=args.top_k,
-                          top_p=args.top_p, temperature=args.temperature, repetition_penalty=args.repetition_penalty,
-                          num_beams=args.num_beams, length_penalty=args.length_penalty,
-                          min_new_tokens=args.min_new_tokens, option_prefix="--")
+                          top_p=args.top_p, temperature=args.temperature, option_prefix="--", **settings)
     out = "".join(line + text + "\n" for line, text in zip(lines, texts)).encode("utf-8")
     atomic_write(args.prediction_path, lambda f: f.write(out), error=DataError, what="--prediction_path")
     print(f"{len(lines)} prompts -> {args.prediction_path}")

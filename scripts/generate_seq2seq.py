@@ -21,11 +21,17 @@ id when a row stopped there (what uer_like.generate returns). The decoder starts
 stops at --end_token (default: the model's config.json eos_token_id, else the tokenizer's end token, [SEP]).
 
 Decoding as scripts/generate_lm.py: sampling with --top_k/--top_p/--temperature (UER-py's defaults: top_k 70,
-temperature 1.0; --top_k 1 is greedy); --num_beams N > 1 is beam search. A release's generation settings
-(generation_config.json over config.json: num_beams, length_penalty, repetition_penalty, max_length as
---tgt_seq_length, min_length - 1 as --min_new_tokens, decoder_start_token_id, eos_token_id) are the defaults of the flags not given; settings generation does not apply
-(no_repeat_ngram_size, forced_bos_token_id, forced_eos_token_id, ...) are named in a warning. The tokenizer is the model directory's
-own (uer_like.io.tokenizer.model_tokenizer) unless --tokenizer, --vocab_path or --spm_model_path name one.
+temperature 1.0; --top_k 1 is greedy); --num_beams N > 1 is beam search. The rules transformers' generate
+applies (uer_like/logits_processors.py): --repetition_penalty, --no_repeat_ngram_size, --bad_words_ids,
+--min_length / --min_new_tokens, --forced_bos_token_id, --forced_eos_token_id.
+
+A release's generation settings are the defaults of the flags not given, as transformers reads them: its
+generation_config.json, else its config.json (fnlp/bart-base-chinese's config.json: num_beams 4,
+no_repeat_ngram_size 3): num_beams, length_penalty, the rules above, max_length as --tgt_seq_length,
+decoder_start_token_id, eos_token_id. A forced token id of -1 and --bad_words_ids '[]' turn a release's off.
+Settings generation does not apply (encoder_no_repeat_ngram_size, suppress_tokens, ...) are named in a warning.
+The tokenizer is the model directory's own (uer_like.io.tokenizer.model_tokenizer) unless --tokenizer,
+--vocab_path or --spm_model_path name one.
 
 Errors, each one line, before generation starts: a model without a decoder (use scripts/generate_lm.py), an
 empty source line (named by its line), ids outside the vocabulary, the options against the model.
@@ -41,7 +47,7 @@ logger = logging.getLogger("uer_like")
 
 def build_parser():
     from uer_like.cli import add_threads_arg
-    from uer_like.flags import COUNT, GENERATION_RULES as R, Int, Parser
+    from uer_like.flags import COUNT, FORCED_TOKEN, GENERATION_RULES as R, Int, Parser, TokenLists
     from uer_like.registry import TOKENIZERS
     from uer_like import tokenizers  # noqa: F401  (registration)
 
@@ -77,7 +83,20 @@ def build_parser():
     p.add_argument("--length_penalty", type=R["length_penalty"], default=None,
                    help="beam search: score / new_tokens ** this (default: the model's, else 1.0)")
     p.add_argument("--min_new_tokens", type=R["min_new_tokens"], default=None,
-                   help="no end token before this many new tokens (default: the model's min_length - 1, else 0)")
+                   help="no end token before this many new tokens (default: the model's min_new_tokens, else 0)")
+    p.add_argument("--min_length", type=R["min_length"], default=None,
+                   help="no end token before the decoder's sequence, its start token included, has this many "
+                        "tokens (default: the model's min_length, else 0)")
+    p.add_argument("--no_repeat_ngram_size", type=R["no_repeat_ngram_size"], default=None,
+                   help="no n-gram of this size twice in a target (0: off; default: the model's, else 0)")
+    p.add_argument("--forced_bos_token_id", type=FORCED_TOKEN, default=None,
+                   help="the first generated token (-1: none; default: the model's, else none)")
+    p.add_argument("--forced_eos_token_id", type=FORCED_TOKEN, default=None,
+                   help="the token generated last when a target reaches its length (-1: none; default: the "
+                        "model's, else none)")
+    p.add_argument("--bad_words_ids", type=TokenLists(), default=None,
+                   help="token-id sequences never generated, JSON: '[[5], [7, 8]]' ('[]': none; default: the "
+                        "model's, else none)")
     p.add_argument("--batch_size", type=R["batch_size"], default=8)
     p.add_argument("--seed", type=R["seed"], default=7)
     p.add_argument("--decoder_start_token_id", type=Int(min=0), default=None,
@@ -148,7 +167,7 @@ def _run(args):
     import torch
 
     import uer_like
-    from uer_like.generation import check_options, detokenize, release_defaults, special_id
+    from uer_like.generation import check_options, decoding_settings, detokenize, release_defaults, special_id
     from uer_like.io import load_model
     from uer_like.io.tokenizer import model_tokenizer
     from uer_like.tokenizers import lm_tokens
@@ -168,14 +187,8 @@ def _run(args):
     if release.get("unsupported"):
         logger.warning("the model's generation settings ask for %s, which uer_like.generate does not apply: "
                        "generation runs without them", ", ".join(f"{k} {v}" for k, v in release["unsupported"].items()))
-    if args.num_beams is None:
-        args.num_beams = release.get("num_beams", 1)
-    if args.length_penalty is None:
-        args.length_penalty = release.get("length_penalty", 1.0)
-    if args.repetition_penalty is None:
-        args.repetition_penalty = release.get("repetition_penalty", 1.0)
-    if args.min_new_tokens is None:  # transformers' min_length counts the decoder's start token
-        args.min_new_tokens = max(release.get("min_length", 0) - 1, 0)
+    settings = decoding_settings(vars(args), release)  # the flags, else the release's, else neutral
+    args.num_beams = settings["num_beams"]
     if args.seq_length is None:
         args.seq_length = 128 if limit is None else min(128, limit)
     if args.tgt_seq_length is None:
@@ -209,12 +222,9 @@ def _run(args):
                           "--source_start_token", model_vocab)
     src_end = special_id(vocab, tok_end if args.source_end_token is None else args.source_end_token,
                         "--source_end_token", model_vocab)
-    options = check_options(dict(do_sample=args.num_beams == 1 and args.top_k != 1, top_k=args.top_k,
-                                 top_p=args.top_p, temperature=args.temperature,
-                                 repetition_penalty=args.repetition_penalty, num_beams=args.num_beams,
-                                 length_penalty=args.length_penalty, min_new_tokens=args.min_new_tokens,
-                                 decoder_start_token_id=start, eos_token_id=eos, batch_size=args.batch_size,
-                                 max_new_tokens=max_new),
+    options = check_options(dict(settings, do_sample=args.num_beams == 1 and args.top_k != 1, top_k=args.top_k,
+                                 top_p=args.top_p, temperature=args.temperature, decoder_start_token_id=start,
+                                 eos_token_id=eos, batch_size=args.batch_size, max_new_tokens=max_new),
                             model_vocab, None, "--")
     sources = read_sources(lines, args, tokenizer, src_start, src_end, model_vocab)
     batch = options.pop("batch_size")

@@ -152,14 +152,14 @@ def test_sampling_is_reproducible_by_seed_and_stays_within_tgt_seq_length(tmp_pa
 def test_a_release_generation_config_gives_the_defaults(tmp_path, capsys, caplog):
     """A release whose generation_config.json asks for 4 beams and a max_length of max_new_tokens + 1 (the start
     token counted) generates transformers' beam-search ids without those flags; a flag overrides it; a setting
-    generation does not apply is named in a warning."""
+    generation does not apply is named in a warning (the rules it applies: tests/test_generation_rules.py)."""
     import shutil
 
     d, ref = _reference("bart")
     rel = tmp_path / "bart"
     shutil.copytree(d, rel)
     gen = json.load(open(rel / "generation_config.json"))
-    gen.update(num_beams=4, max_length=ref["max_new_tokens"] + 1, no_repeat_ngram_size=3)
+    gen.update(num_beams=4, max_length=ref["max_new_tokens"] + 1, encoder_no_repeat_ngram_size=3)
     (rel / "generation_config.json").write_text(json.dumps(gen), encoding="utf-8")
     src = _ids_file(tmp_path / "src.txt", ref["sources"])
     out = tmp_path / "out.txt"
@@ -168,7 +168,7 @@ def test_a_release_generation_config_gives_the_defaults(tmp_path, capsys, caplog
                             capsys)
     assert code in (0, None), err
     assert [[int(t) for t in line.split()] for line in out.read_text().splitlines()] == ref["beam"]["outputs"]
-    assert "no_repeat_ngram_size 3, which uer_like.generate does not apply" in caplog.text + err
+    assert "encoder_no_repeat_ngram_size 3, which uer_like.generate does not apply" in caplog.text + err
     code, err = run_cli(SCRIPT, ["--load_model_path", rel, "--test_path", src, "--prediction_path", out, "--ids",
                                  "--num_beams", "1", "--top_k", "1"], capsys)
     assert code in (0, None), err

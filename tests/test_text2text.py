@@ -166,8 +166,8 @@ def test_long_sources_are_cut_with_one_warning_naming_the_first(tmp_path, caplog
 
 
 def test_release_generation_settings_are_the_defaults(tmp_path, caplog):
-    """A Hugging Face release's generation_config.json (over its config.json) gives the defaults: beams, and its
-    decoder start / end ids; what generation does not apply is named in a warning."""
+    """A Hugging Face release's generation_config.json (else its config.json) gives the defaults: beams, its rules
+    (no_repeat_ngram_size) and its decoder start / end ids; what generation does not apply is named in a warning."""
     from conftest import need
 
     need(HF)
@@ -175,21 +175,22 @@ def test_release_generation_settings_are_the_defaults(tmp_path, caplog):
     shutil.copytree(os.path.join(HF, "bart"), rel)
     with open(rel / "generation_config.json", encoding="utf-8") as f:
         gen = json.load(f)
-    gen.update(num_beams=3, no_repeat_ngram_size=3)
+    gen.update(num_beams=3, no_repeat_ngram_size=3, encoder_no_repeat_ngram_size=3)
     with open(rel / "generation_config.json", "w", encoding="utf-8") as f:
         json.dump(gen, f)
     m = uer_like.load_model(str(rel))
     got = uer_like.generation.release_defaults(m)
     assert got["num_beams"] == 3 and got["decoder_start_token_id"] == 101 and got["eos_token_id"] == 102
-    assert got["unsupported"] == {"no_repeat_ngram_size": 3}
+    assert got["no_repeat_ngram_size"] == 3 and got["unsupported"] == {"encoder_no_repeat_ngram_size": 3}
     out = tmp_path / "ft.bin"
     with caplog.at_level("WARNING"):
         rep = run("text2text", ["--pretrained_model_path", str(rel), "--train_path", os.path.join(D, "dev.tsv"),
                                 "--dev_path", os.path.join(D, "dev.tsv"), "--max_steps", "1", "--epochs_num", "1",
                                 "--seq_length", "16", "--tgt_seq_length", "4", "--output_model_path", str(out),
                                 "--no_progress", "--precision", "fp32"])
-    assert "no_repeat_ngram_size 3, which uer_like.generate does not apply" in caplog.text
+    assert "encoder_no_repeat_ngram_size 3, which uer_like.generate does not apply" in caplog.text
     assert rep["history"][0]["dev"]["total"] == 50
     with open(tmp_path / "ft_finetune.json") as f:
         meta = json.load(f)
     assert (meta["num_beams"], meta["decoder_start_token_id"], meta["eos_token_id"]) == (3, 101, 102)
+    assert meta["no_repeat_ngram_size"] == 3  # the release's rule is applied (and kept with the fine-tuned model)

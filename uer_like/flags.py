@@ -113,8 +113,55 @@ DROPOUT = Float(min=0, max=1, max_open=True)
 GENERATION_RULES = {  # uer_like.generate / generate_text (generation.check_options), scripts/generate_lm.py
     "max_new_tokens": NONNEG, "min_new_tokens": NONNEG, "top_k": NONNEG, "top_p": Float(min=0, max=1, min_open=True),
     "temperature": POSITIVE, "repetition_penalty": POSITIVE, "num_beams": Int(min=1, max=4096),
-    "length_penalty": Float(min=-100, max=100), "seed": SEED, "batch_size": COUNT, "seq_length": Int(min=2)}
+    "length_penalty": Float(min=-100, max=100), "seed": SEED, "batch_size": COUNT, "seq_length": Int(min=2),
+    "no_repeat_ngram_size": NONNEG, "min_length": NONNEG}
 FEATURE_RULES = {"seq_length": Int(min=3), "batch_size": COUNT}  # io.extract_features, scripts/extract_features.py
+FORCED_TOKEN = Int(min=0, allow=(-1,))  # a script's --forced_bos_token_id / --forced_eos_token_id: -1 for none
+
+
+class TokenLists:
+    """generate's bad_words_ids: a non-empty list of non-empty lists of token ids (within [0, vocab) when `vocab`
+    is given). As an argparse type (scripts' --bad_words_ids) it reads JSON, '[]' for none."""
+
+    EXAMPLE = "a list of token-id lists such as [[5], [7, 8]]"
+
+    def __init__(self, vocab=None):
+        self.vocab = vocab
+
+    def check(self, value, name="value"):
+        if hasattr(value, "tolist"):
+            value = value.tolist()
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"{name} must be {self.EXAMPLE}, got {str(value)[:60]}")
+        out = []
+        for i, word in enumerate(value):
+            if hasattr(word, "tolist"):
+                word = word.tolist()
+            if not isinstance(word, (list, tuple)) or not word:
+                raise ValueError(f"{name} entry {i} must be a non-empty list of token ids ({self.EXAMPLE}), got "
+                                 f"{str(word)[:60]}")
+            ids = [Int(min=0, max=None if self.vocab is None else self.vocab - 1).check(x, f"{name} entry {i}")
+                   for x in word]
+            out.append(ids)
+        return out
+
+    def __call__(self, text):
+        import json
+
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be JSON, {self.EXAMPLE}, got {text[:40]!r}") from None
+        if value == []:
+            return value
+        try:
+            return self.check(value, "")
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).strip()) from None
+
+    def __repr__(self):
+        return "JSON token-id lists"
+
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

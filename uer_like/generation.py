@@ -23,10 +23,15 @@ padding mask or none at all, never through scaled_dot_product_attention's `is_ca
 top-left: one query would see only the first key). `use_cache=False` re-runs the whole sequence for each
 token (the reference the cache is tested against).
 
-The decoding rules follow transformers' `generate`: greedy; sampling with temperature, top-k and top-p
-(applied in that order, after the repetition penalty and min_new_tokens); beam search with transformers'
-length penalty (a finished hypothesis scores sum(log p) / new_tokens ** length_penalty) and its default
-stopping heuristic (`early_stopping=False`); beam sampling with do_sample and num_beams > 1.
+The decoding rules follow transformers' `generate`: greedy; sampling with temperature, top-k and top-p;
+beam search with transformers' length penalty (a finished hypothesis scores sum(log p) / new_tokens **
+length_penalty) and its default stopping heuristic (`early_stopping=False`); beam sampling with do_sample and
+num_beams > 1. Before a token is chosen, transformers' logits processors change the step's scores, in its
+order (uer_like/logits_processors.py: a list of rules, each off by default and then never called):
+repetition_penalty, no_repeat_ngram_size, bad_words_ids, min_length / min_new_tokens, forced_bos_token_id,
+forced_eos_token_id, then (sampling) temperature, top-k, top-p; on the logits (greedy, sampling) or their
+log_softmax (beam search, before the beam scores are added). They count a row's sequence as transformers'
+input_ids: a prompt and its new tokens, or an encoder-decoder's start token and its new tokens.
 
 Length: prompt + max_new_tokens must fit the model's position table (max_seq_length, for learned,
 sinusoidal or rotary positions): a longer request is an error naming the prompt, never a silent run past
@@ -69,8 +74,10 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CheckpointError, ConfigError, DataError
-from .flags import GENERATION_RULES, NONNEG, Int, check_value
+from .flags import GENERATION_RULES, NONNEG, Int, TokenLists, check_value
 from .layers.decoding_linear import decoding_linears
+from .logits_processors import (Rules, apply_repetition_penalty, top_k_filter,  # noqa: F401  (public here)
+                               top_p_filter)
 
 __all__ = ["generate", "score"]
 
@@ -104,14 +111,15 @@ def check_lm(model, seq2seq=False, prefix=False):
 
 
 SWITCHES = ("do_sample", "use_cache", "return_logits")
+TOKEN_OPTIONS = ("eos_token_id", "decoder_start_token_id", "forced_bos_token_id", "forced_eos_token_id")
 TOKEN_ID = Int(max=None)
 
 
 def check_options(options, vocab=None, positions=None, prefix=""):
     """Check generation options by name and return them normalised (numpy's and torch's integers as int);
     None leaves an option unset. The numeric ones by flags.GENERATION_RULES (the ranges of generate_lm.py's
-    flags: finite, within range), the switches
-    True or False, eos_token_id and num_beams against `vocab` (the model's vocabulary size), seq_length
+    flags: finite, within range), the switches True or False, the token ids (TOKEN_OPTIONS, bad_words_ids)
+    and num_beams against `vocab` (the model's vocabulary size), seq_length
     against `positions` (its position table); max_new_tokens may be one number per prompt. A bad one is a
     ConfigError line naming it as `prefix + name` (scripts/generate_lm.py: "--num_beams")."""
     out = {}
@@ -124,7 +132,9 @@ def check_options(options, vocab=None, positions=None, prefix=""):
                 raise ConfigError(f"{flag} must be True or False, got {value!r}")
         elif name == "max_new_tokens" and (isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) == 1):
             value = [check_value(b, NONNEG, flag) for b in (value.tolist() if hasattr(value, "tolist") else value)]
-        elif name in ("eos_token_id", "decoder_start_token_id"):
+        elif name == "bad_words_ids":
+            value = check_value(value, TokenLists(vocab), flag)
+        elif name in TOKEN_OPTIONS:
             value = check_value(value, TOKEN_ID, flag)
             if vocab is not None and not 0 <= value < vocab:
                 raise ConfigError(f"{flag} must be a token id in [0, {vocab}) (the model's vocabulary), got {value}")
@@ -200,62 +210,7 @@ def _check_lengths(model, prompts, budgets):
                             f"ask for at most {max(limit - len(p), 0)} new tokens or shorten the prompt")
 
 
-# ---------------------------------------------------------------------------------------------- logits rules
-def apply_repetition_penalty(scores, seen, penalty):
-    """transformers' RepetitionPenaltyLogitsProcessor: scores of tokens already in the row (seen: bool
-    [rows, vocab]) are divided by the penalty when positive, multiplied when negative."""
-    penalised = torch.where(scores < 0, scores * penalty, scores / penalty)
-    return torch.where(seen, penalised, scores)
-
-
-def top_k_filter(scores, top_k, min_keep=1):
-    """transformers' TopKLogitsWarper: keep the top_k highest scores (ties with the k-th kept), -inf elsewhere."""
-    k = min(max(top_k, min_keep), scores.size(-1))
-    kth = torch.topk(scores, k)[0][..., -1, None]
-    return scores.masked_fill(scores < kth, float("-inf"))
-
-
-def top_p_filter(scores, top_p, min_keep=1):
-    """transformers' TopPLogitsWarper: keep the smallest set of most probable tokens whose probabilities
-    add up to top_p or more (the token that crosses top_p is kept), -inf elsewhere."""
-    sorted_scores, order = torch.sort(scores, descending=False)
-    cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
-    remove = cumulative <= (1 - top_p)
-    remove[..., -min_keep:] = False
-    remove = remove.scatter(1, order, remove)
-    return scores.masked_fill(remove, float("-inf"))
-
-
-class _Rules:
-    """The logits processors of one generate call, in transformers' order: repetition penalty,
-    min_new_tokens, then (sampling only) temperature, top-k, top-p."""
-
-    def __init__(self, do_sample, temperature, top_k, top_p, repetition_penalty, min_new_tokens, eos, min_keep):
-        self.penalty = repetition_penalty if repetition_penalty != 1.0 else None
-        self.min_new = min_new_tokens if eos is not None else 0
-        self.eos = eos
-        self.temperature = temperature if do_sample and temperature != 1.0 else None
-        self.top_k = top_k if do_sample and top_k > 0 else 0
-        self.top_p = top_p if do_sample and top_p < 1.0 else None
-        self.min_keep = min_keep
-        self.active = bool(self.penalty or self.min_new or self.temperature or self.top_k or self.top_p)
-
-    def __call__(self, scores, seen, t):
-        # scores: [rows, vocab] float32; seen: bool [rows, vocab] or None; t: tokens generated so far
-        if self.penalty is not None:
-            scores = apply_repetition_penalty(scores, seen, self.penalty)
-        if t < self.min_new:
-            scores = scores.clone()
-            scores[:, self.eos] = float("-inf")
-        if self.temperature is not None:
-            scores = scores / self.temperature
-        if self.top_k:
-            scores = top_k_filter(scores, self.top_k, self.min_keep)
-        if self.top_p is not None:
-            scores = top_p_filter(scores, self.top_p, self.min_keep)
-        return scores
-
-
+# ---------------------------------------------------------------------------------------------- guards
 class _Guard:
     """Non-finite scores, noted on the device (no synchronisation per step) and raised in one line after the
     loop: NaN/inf logits (NaN/inf weights, or an overflow) would decode as garbage (an argmax over NaN) or
@@ -303,8 +258,8 @@ def _is_seq2seq(model):
 
 def _feeder(model, prompts, device, max_new, use_cache, beams=1, start=None):
     """What feeds the model, rows = prompts x beams (beams of one prompt adjacent): a _Decoder (left-to-right
-    LMs) or a _Seq2SeqDecoder (encoder-decoder models). Its src, seg are each row's tokens so far (for the
-    repetition penalty)."""
+    LMs) or a _Seq2SeqDecoder (encoder-decoder models). Its src, seg [rows, width] are each row's sequence
+    before the first new token, seg 0 for padding (what the logits rules count: logits_processors.State)."""
     if _is_seq2seq(model):
         return _Seq2SeqDecoder(model, prompts, start, beams, max_new, use_cache, device)
     src, seg, lengths = _left_pad(prompts, device)
@@ -443,13 +398,6 @@ def _head(lm, hidden):
     return lm.output_layer(lm.transform(hidden))
 
 
-def _seen_tokens(src, seg, vocab):
-    """bool [rows, vocab]: the tokens each row's prompt holds (padding excluded)."""
-    seen = torch.zeros(src.size(0), vocab + 1, dtype=torch.bool, device=src.device)
-    seen.scatter_(1, src.masked_fill(seg == 0, vocab), True)
-    return seen[:, :vocab].contiguous()
-
-
 def _generator(seed, device):
     if seed is None:
         return None
@@ -461,7 +409,8 @@ def _generator(seed, device):
 # ---------------------------------------------------------------------------------------------- the API
 def generate(model, prompts, max_new_tokens, *, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
              repetition_penalty=1.0, num_beams=1, length_penalty=1.0, eos_token_id=None, min_new_tokens=0,
-             seed=None, use_cache=True, return_logits=False, decoder_start_token_id=None):
+             seed=None, use_cache=True, return_logits=False, decoder_start_token_id=None, no_repeat_ngram_size=0,
+             min_length=0, forced_bos_token_id=None, forced_eos_token_id=None, bad_words_ids=None):
     """Continue each prompt (a list of token ids; lengths may differ) by up to max_new_tokens tokens.
 
     Returns one list of new token ids per prompt (the continuation only; it ends with eos_token_id when the
@@ -469,6 +418,13 @@ def generate(model, prompts, max_new_tokens, *, do_sample=False, temperature=1.0
     greedy. Sampling uses `seed` (a torch.Generator of its own: the same seed, the same output) or torch's
     global generator. num_beams > 1: beam search (beam sampling with do_sample). The rules are
     transformers' (see the module docstring). use_cache=False recomputes the whole sequence every step.
+    The logits rules (uer_like/logits_processors.py, transformers' processors; every default is off):
+    repetition_penalty, no_repeat_ngram_size, bad_words_ids (lists of token ids), min_length (the row's
+    sequence: a prompt and its new tokens, or the decoder start token and the new tokens) and min_new_tokens
+    (both need eos_token_id), forced_bos_token_id (the first new token where the sequence is one token: an
+    encoder-decoder model's start token), forced_eos_token_id (the last new token a row's budget allows).
+    None of them is read from the model's files: a caller passes the settings it wants (the scripts default
+    them to the release's generation_config.json / config.json: release_defaults).
     return_logits=True (num_beams 1): also returns the raw model logits of every step, [steps, batch, vocab].
     An encoder-decoder model (see the module docstring) takes sources as `prompts` and returns the decoder's
     ids without decoder_start_token_id (None: the loaded config.json's; eos_token_id None likewise).
@@ -496,13 +452,16 @@ def generate(model, prompts, max_new_tokens, *, do_sample=False, temperature=1.0
     return _generate(model, _check_prompts(prompts, vocab, what=what), vocab, **options)
 
 
-def _generate(model, prompts, vocab, max_new_tokens, do_sample, temperature, top_k, top_p, repetition_penalty,
-              num_beams, length_penalty, eos_token_id, min_new_tokens, seed, use_cache, return_logits,
-              decoder_start_token_id=None):
+def _generate(model, prompts, vocab, max_new_tokens, num_beams, return_logits, **o):
     budgets = _budgets(max_new_tokens, len(prompts))
     _check_lengths(model, prompts, budgets)
     if return_logits and num_beams > 1:
         raise ConfigError("return_logits is for num_beams=1")
+    if num_beams > 1 and o["do_sample"] and (o["forced_bos_token_id"] is not None
+                                             or o["forced_eos_token_id"] is not None):
+        raise ConfigError("forced_bos_token_id / forced_eos_token_id with beam sampling (do_sample and num_beams > 1) "
+                          "leave one token to draw 2 x num_beams candidates from: use beam search (do_sample False) "
+                          "or sampling with num_beams 1")
     max_new = max(budgets)
     if max_new == 0:
         return ([[] for _ in prompts], torch.zeros(0, len(prompts), vocab)) if return_logits else [[] for _ in prompts]
@@ -512,12 +471,8 @@ def _generate(model, prompts, vocab, max_new_tokens, do_sample, temperature, top
     try:
         with torch.inference_mode(), decoding_linears(_decoding_modules(model), len(prompts) * num_beams):
             if num_beams == 1:
-                return _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample, temperature,
-                                         top_k, top_p, repetition_penalty, eos_token_id, min_new_tokens, seed,
-                                         use_cache, return_logits, decoder_start_token_id)
-            return _beam_search(model, prompts, budgets, max_new, vocab, device, num_beams, do_sample, temperature,
-                                top_k, top_p, repetition_penalty, length_penalty, eos_token_id, min_new_tokens, seed,
-                                use_cache, decoder_start_token_id)
+                return _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, return_logits, o)
+            return _beam_search(model, prompts, budgets, max_new, vocab, device, num_beams, o)
     finally:
         model.train(was_training)
 
@@ -528,17 +483,16 @@ def _decoding_modules(model):
     return [model.decoder if _is_seq2seq(model) else model.encoder, model.target.lm]
 
 
-def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample, temperature, top_k, top_p,
-                      repetition_penalty, eos, min_new_tokens, seed, use_cache, return_logits, start=None):
+def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, return_logits, o):
     n = len(prompts)
-    dec = _feeder(model, prompts, device, max_new, use_cache, start=start)
-    src, seg = dec.src, dec.seg
-    rules = _Rules(do_sample, temperature, top_k, top_p, repetition_penalty, min_new_tokens, eos, 1)
-    seen = _seen_tokens(src, seg, vocab) if rules.penalty is not None else None
-    gen = _generator(seed, device)
+    do_sample, eos = o["do_sample"], o["eos_token_id"]
+    dec = _feeder(model, prompts, device, max_new, o["use_cache"], start=o["decoder_start_token_id"])
+    budget = torch.tensor(budgets, device=device)
+    rules = Rules.build(dict(o, vocab=vocab, device=device, min_keep=1))
+    state = rules.state(dec.src, dec.seg, vocab, max_new, budget) if rules is not None else None
+    gen = _generator(o["seed"], device)
     out = torch.zeros(n, max_new, dtype=torch.long, device=device)
     uneven = len(set(budgets)) > 1
-    budget = torch.tensor(budgets, device=device)
     done = torch.zeros(n, dtype=torch.bool, device=device)
     steps = []
     guard = _Guard(device)
@@ -548,7 +502,7 @@ def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample
         guard.logits(logits)
         if return_logits:
             steps.append(logits.clone())
-        scores = rules(logits, seen, t) if rules.active else logits
+        scores = rules(logits, state, t) if rules is not None else logits
         if do_sample:
             nxt = torch.multinomial(guard.probs(scores.softmax(-1)), 1, generator=gen).view(-1)
         else:
@@ -563,10 +517,10 @@ def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample
             done |= budget <= t
         if (eos is not None or uneven) and bool(done.all()):
             break
-        if seen is not None:
-            seen.scatter_(1, nxt[:, None], True)
+        if state is not None:
+            state.append(nxt)
         logits = dec.step(nxt)
-    guard.check(model, temperature, repetition_penalty)
+    guard.check(model, o["temperature"], o["repetition_penalty"])
     result = []
     rows = out[:, :t].tolist()
     for row, b in zip(rows, budgets):
@@ -579,22 +533,22 @@ def _greedy_or_sample(model, prompts, budgets, max_new, vocab, device, do_sample
     return result
 
 
-def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, do_sample, temperature, top_k, top_p,
-                 repetition_penalty, length_penalty, eos, min_new_tokens, seed, use_cache, start=None):
+def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, o):
     """transformers' beam search (generation/utils.py `_beam_search`, early_stopping=False), vectorised the
     same way: per step the top 2 * num_beams continuations over every beam; those ending in eos (or at the
     length budget) among the top num_beams become finished hypotheses scored sum(log p) / new ** penalty;
     the best num_beams unfinished ones run on; a batch item stops when its best running beam can no longer
     beat its worst finished one."""
     n = len(prompts)
-    dec = _feeder(model, prompts, device, max_new, use_cache, beams=nb, start=start)
-    src, seg = dec.src, dec.seg
+    do_sample, eos, length_penalty = o["do_sample"], o["eos_token_id"], o["length_penalty"]
+    dec = _feeder(model, prompts, device, max_new, o["use_cache"], beams=nb, start=o["decoder_start_token_id"])
     keep = 2 * nb  # transformers: max(2, 1 + number of eos tokens) * num_beams
-    # transformers keeps at least (number of eos tokens + 1) tokens, and 2 without eos, in beam sampling
-    rules = _Rules(do_sample, temperature, top_k, top_p, repetition_penalty, min_new_tokens, eos, 2)
-    seen = _seen_tokens(src, seg, vocab) if rules.penalty is not None else None
-    gen = _generator(seed, device)
     budget = torch.tensor(budgets, device=device)
+    # transformers keeps at least (number of eos tokens + 1) tokens, and 2 without eos, in beam sampling
+    rules = Rules.build(dict(o, vocab=vocab, device=device, min_keep=2))
+    state = (rules.state(dec.src, dec.seg, vocab, max_new, budget.repeat_interleave(nb))
+             if rules is not None else None)
+    gen = _generator(o["seed"], device)
     top_mask = torch.zeros(keep, dtype=torch.bool, device=device)
     top_mask[:nb] = True
     offset = (torch.arange(n, device=device) * nb)[:, None]
@@ -613,8 +567,8 @@ def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, do_sample,
     for t in range(max_new):
         guard.logits(logits)
         logp = F.log_softmax(logits, dim=-1)
-        if rules.active:
-            logp = rules(logp, seen, t)
+        if rules is not None:
+            logp = rules(logp, state, t)
         acc = (logp.view(n, nb, vocab) + run_scores[:, :, None]).view(n, nb * vocab)
         if do_sample:
             idx = torch.multinomial(guard.probs(acc.softmax(-1)), keep, generator=gen)
@@ -658,11 +612,11 @@ def _beam_search(model, prompts, budgets, max_new, vocab, device, nb, do_sample,
         index = (src_beam + offset).view(-1)
         dec.reorder(index)
         step_tok = run_seq[:, :, t].reshape(-1)
-        if seen is not None:
-            seen = seen.index_select(0, index)
-            seen.scatter_(1, step_tok[:, None], True)
+        if state is not None:
+            state.reorder(index)
+            state.append(step_tok)
         logits = dec.step(step_tok)
-    guard.check(model, temperature, repetition_penalty)
+    guard.check(model, o["temperature"], o["repetition_penalty"])
     seqs = fin_seq[:, 0].tolist()
     lens = fin_len[:, 0].tolist()
     return [s[:min(k, b)] for s, k, b in zip(seqs, lens, budgets)]  # a zero budget still ran one step
@@ -717,21 +671,31 @@ def score(model, sequences, *, batch_size=32):
 
 
 # ---------------------------------------------------------------------------------------------- a release's settings
-# generation settings a release may carry in generation_config.json / config.json, which generate() applies
-RELEASE_SETTINGS = ("decoder_start_token_id", "eos_token_id", "num_beams", "length_penalty", "max_length",
-                    "min_length", "repetition_penalty")  # max_length, min_length: the decoder start token counted
-# settings generate() does not apply: the scripts say so when a release asks for one (never silently ignored)
-UNSUPPORTED_SETTINGS = {"no_repeat_ngram_size": 0, "forced_bos_token_id": None, "forced_eos_token_id": None,
-                        "encoder_no_repeat_ngram_size": 0, "bad_words_ids": None}
+# the decoding settings a release may carry, which generate() applies, with their neutral values (generate's
+# defaults: what a script uses where neither its flag nor the release sets one)
+DECODING_SETTINGS = {"num_beams": 1, "length_penalty": 1.0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+                     "bad_words_ids": None, "min_length": 0, "min_new_tokens": 0, "forced_bos_token_id": None,
+                     "forced_eos_token_id": None}
+# the settings release_defaults reads: the decoding ones, the special token ids and max_length (an
+# encoder-decoder's counts the decoder start token, as its min_length does)
+RELEASE_SETTINGS = ("decoder_start_token_id", "eos_token_id", "max_length") + tuple(DECODING_SETTINGS)
+# settings generate() does not apply, with their off values: the scripts say so when a release asks for one
+# (never silently ignored)
+UNSUPPORTED_SETTINGS = {"encoder_no_repeat_ngram_size": 0, "encoder_repetition_penalty": 1.0, "suppress_tokens": None,
+                        "begin_suppress_tokens": None, "sequence_bias": None, "exponential_decay_length_penalty": None}
 
 
 def release_defaults(model):
-    """The generation settings of the release a model was loaded from: its config.json (load_info.hf_config),
-    overridden by a generation_config.json beside it, as transformers reads them. -> {name: value} of
-    RELEASE_SETTINGS that are set, plus `unsupported`: {name: value} of UNSUPPORTED_SETTINGS set to something
-    other than off. Empty for a model not loaded from a Hugging Face directory (a UER file names none)."""
+    """The generation settings of the release a model was loaded from, as transformers reads them: its
+    generation_config.json when the directory has one (which then replaces config.json's settings), else its
+    config.json (load_info.hf_config); the token ids decoder_start_token_id and eos_token_id fall back to
+    config.json's. -> {name: value} of RELEASE_SETTINGS that are set, plus `unsupported`: {name: value} of
+    UNSUPPORTED_SETTINGS set to something other than off. Empty for a model not loaded from a Hugging Face
+    directory (a UER file names none). Nothing here is applied by generate() itself: a caller passes the
+    settings (decoding_settings)."""
     info = getattr(model, "load_info", None)
-    merged = dict(getattr(info, "hf_config", None) or {})
+    config = dict(getattr(info, "hf_config", None) or {})
+    settings = config
     path = getattr(info, "path", None)
     if path:
         from .config import read_json
@@ -739,11 +703,31 @@ def release_defaults(model):
         d = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
         gen = os.path.join(d, "generation_config.json")
         if os.path.isfile(gen):
-            merged.update(read_json(gen))
-    out = {k: merged[k] for k in RELEASE_SETTINGS if merged.get(k) is not None}
-    unsupported = {k: merged[k] for k, off in UNSUPPORTED_SETTINGS.items() if merged.get(k, off) not in (off, None)}
+            settings = read_json(gen)
+    out = {k: settings[k] for k in RELEASE_SETTINGS if settings.get(k) is not None}
+    for k in ("decoder_start_token_id", "eos_token_id"):
+        if k not in out and config.get(k) is not None:
+            out[k] = config[k]
+    unsupported = {k: settings[k] for k, off in UNSUPPORTED_SETTINGS.items() if settings.get(k, off) not in (off, None)}
     if unsupported:
         out["unsupported"] = unsupported
+    return out
+
+
+def decoding_settings(given, release):
+    """generate()'s decoding settings (DECODING_SETTINGS' names): each the value `given` names (a flag; None:
+    not given), else the release's (release_defaults), else the neutral one. A forced token id of -1 and an
+    empty bad_words_ids list given are "none", overriding the release's."""
+    out = {}
+    for name, neutral in DECODING_SETTINGS.items():
+        value = given.get(name)
+        if value is None:
+            value = release.get(name, neutral)
+        elif name in ("forced_bos_token_id", "forced_eos_token_id") and value == -1:
+            value = None
+        elif name == "bad_words_ids" and not value:
+            value = None
+        out[name] = value
     return out
 
 

@@ -18,12 +18,13 @@ ignored. Evaluation: the targets generated for the dev/test sources (uer_like.ge
 with --num_beams), compared with the gold targets as the tokenizer sees them (their tokens joined, as the
 predictions are): exact match (UER-py's "Acc."), character BLEU and ROUGE-L (text_metrics.py); --metric picks the
 one that selects the best epoch. Generation settings not given as flags come from the pretrained model's
-generation_config.json / config.json (num_beams, length_penalty: uer_like.generation.release_defaults).
+generation_config.json / config.json (num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty,
+forced_bos/eos_token_id, min_length, ...: uer_like.generation.release_defaults and DECODING_SETTINGS).
 Predictions: a tsv with header `label`, one generated target per line (UER-py's run_text2text_infer.py).
 """
 from ..errors import ConfigError
 from ..flags import GENERATION_RULES, Int
-from ..generation import detokenize, generate, release_defaults
+from ..generation import DECODING_SETTINGS, detokenize, generate, release_defaults
 from . import data as D
 from .tasks import TASKS, Task, logger
 from .text_metrics import text_metrics
@@ -74,7 +75,7 @@ class Text2TextTask(Task):
         self.main_metric = self.metric
         self.start_id = s.get("decoder_start_token_id")
         self.eos_id = s.get("eos_token_id")
-        self.generation = {k: s[k] for k in ("num_beams", "length_penalty") if k in s}
+        self.generation = {k: s[k] for k in DECODING_SETTINGS if k in s}
         if encoder.cls_id is None or encoder.sep_id is None:
             raise ConfigError("run_text2text.py lays sources out as UER-py does, [CLS] text [SEP]: the tokenizer's "
                               "vocabulary has no [CLS] / [SEP] (give a BERT-style --vocab_path)")
@@ -84,9 +85,10 @@ class Text2TextTask(Task):
                 "decoder_start_token_id": self.start_id, "eos_token_id": self.eos_id, **self._generation()}
 
     def _generation(self):
-        """num_beams and length_penalty: the flags, else the fine-tuned model's, else the release's, else 1."""
-        out = {"num_beams": 1, "length_penalty": 1.0, **self.generation}
-        for k in out:
+        """generate's decoding settings (generation.DECODING_SETTINGS): num_beams and length_penalty the flags',
+        else (each of them) the fine-tuned model's, else the release's, else neutral."""
+        out = {**DECODING_SETTINGS, **self.generation}
+        for k in ("num_beams", "length_penalty"):
             if getattr(self.args, k, None) is not None:
                 out[k] = getattr(self.args, k)
         return out
@@ -139,7 +141,7 @@ class Text2TextTask(Task):
             logger.warning("the pretrained model's generation settings ask for %s, which uer_like.generate does not "
                            "apply: generation runs without them", ", ".join(f"{k} {v}" for k, v in
                                                                             release["unsupported"].items()))
-        for k in ("num_beams", "length_penalty"):
+        for k in DECODING_SETTINGS:
             if k in release and k not in self.generation:
                 self.generation[k] = release[k]
         vocab = self.enc.vocab
@@ -148,6 +150,8 @@ class Text2TextTask(Task):
         if self.eos_id is None:
             eos = release.get("eos_token_id")
             self.eos_id = self.enc.sep_id if eos is None or eos == self.enc.pad_id else eos
+        if self.generation.get("forced_eos_token_id") == self.enc.pad_id:  # uer/bart-*-chinese: forced eos 0 too
+            self.generation["forced_eos_token_id"] = self.eos_id
         rows = model.target.lm.output_layer.out_features
         for name, i in (("decoder start", self.start_id), ("end", self.eos_id)):
             if i is None or not 0 <= i < rows:
@@ -195,10 +199,8 @@ class Text2TextTask(Task):
 
     def outputs(self, model, batch):
         """The generated target ids of each source (without the start token; ending with eos when it stopped)."""
-        g = self._generation()
-        return generate(model, batch["sources"], self.args.tgt_seq_length, num_beams=g["num_beams"],
-                        length_penalty=g["length_penalty"], eos_token_id=self.eos_id,
-                        decoder_start_token_id=self.start_id)
+        return generate(model, batch["sources"], self.args.tgt_seq_length, eos_token_id=self.eos_id,
+                        decoder_start_token_id=self.start_id, **self._generation())
 
     # ------------------------------------------------------------------ results
     def text(self, ids):
