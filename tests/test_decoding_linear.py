@@ -98,3 +98,20 @@ def test_kv_cache_reorder_moves_the_generated_columns_as_a_gather_would():
         n = cache.length
         assert torch.equal(cache.k[:, :, :, :n], want_k[:, :, :, :n])
         assert torch.equal(cache.v[:, :, :, :n], want_v[:, :, :, :n])
+
+
+def test_a_wide_layer_keeps_its_own_layout_for_one_row_and_a_tall_one_gets_a_copy():
+    # one row through a layer wider than tall (a feed-forward's second layer) streams faster in nn.Linear's
+    # [out, in] layout: no copy is made for it; a tall one (out >= in) computes through its [in, out] copy
+    torch.manual_seed(0)
+    wide, tall = nn.Linear(64, 16), nn.Linear(16, 64)
+    for layer, copied in ((wide, False), (tall, True)):
+        h = torch.randn(1, 1, layer.in_features)
+        with torch.inference_mode():
+            want = layer(h)
+            with decoding_linears(layer, 1):
+                got = layer(h)
+                again = layer(h)  # the second call goes straight to the laid-out function
+        assert got.shape == want.shape and (got - want).abs().max() < 1e-5 and torch.equal(got, again)
+        assert ("forward:t" in _COPIES.get(layer, {})) == copied
+        assert "forward" not in layer.__dict__

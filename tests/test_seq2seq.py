@@ -78,6 +78,17 @@ def test_greedy_and_beam_search_give_transformers_ids(models, name):
 
 
 @pytest.mark.parametrize("name", ["bart", "t5"])
+def test_a_source_alone_gives_its_transformers_ids(models, name):
+    # a batch of one source holds no padding: its decoding runs cross-attention without a mask; the ids are
+    # transformers' for that source (made in a padded batch, where its padding keys had no weight)
+    m = hf_model(models, name)
+    _, ref = reference(name)
+    for i, source in enumerate(ref["sources"][:3]):
+        assert uer_like.generate(m, [source], 12, eos_token_id=102) == [ref["greedy"]["outputs"][i]]
+        assert uer_like.generate(m, [source], 12, num_beams=4, eos_token_id=102) == [ref["beam"]["outputs"][i]]
+
+
+@pytest.mark.parametrize("name", ["bart", "t5"])
 def test_cached_decoding_equals_uncached(models, name):
     m = hf_model(models, name)
     _, ref = reference(name)

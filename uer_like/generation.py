@@ -362,6 +362,7 @@ class _Seq2SeqDecoder:
             self.sources[i, :len(p)] = torch.tensor(p, dtype=torch.long)
             self.source_seg[i, :len(p)] = 1
         self.sources, self.source_seg = self.sources.to(device), self.source_seg.to(device)
+        self.padded = any(len(p) < s for p in sources)  # no padding: cross-attention without a mask
         rows = n * beams
         self.model = model
         self.target = model.target.lm
@@ -376,7 +377,8 @@ class _Seq2SeqDecoder:
         return _head(self.target, self.target.scaled(hidden[:, -1])).float()
 
     def prefill(self):
-        self.memory = self.model.memory(self.model.encode(self.sources, self.source_seg), self.source_seg)
+        self.memory = self.model.memory(self.model.encode(self.sources, self.source_seg), self.source_seg,
+                                        self.padded)
         return self._logits(self.model.decode(self.tokens[:, :1], self.ones, self.memory, cache=self.cache))
 
     def step(self, tokens):

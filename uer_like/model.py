@@ -88,10 +88,11 @@ class Model(nn.Module):
             positions = cache.default_positions(seg)
         return self.encoder(self.embedding(src, seg, positions), seg, positions=positions, cache=cache, **inputs)
 
-    def memory(self, encoder_output, seg):
+    def memory(self, encoder_output, seg, padded=True):
         """An encoder-decoder model's encoder output as the decoder's cross-attention reads it (the keys and
-        values of every decoder layer, computed once per source): decoders/transformer.Memory."""
-        return self.decoder.memory(encoder_output, seg)
+        values of every decoder layer, computed once per source): decoders/transformer.Memory. padded=False
+        promises that seg holds no padding (no mask: a cheaper decoding step)."""
+        return self.decoder.memory(encoder_output, seg, padded)
 
     def decode(self, tgt, tgt_seg, memory, *, positions=None, cache=None):
         """An encoder-decoder model's decoder output [rows, tgt_len, hidden_size] (before the LM head) for the

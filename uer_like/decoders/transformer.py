@@ -18,7 +18,8 @@ from ..registry import DECODERS, POSITION_SCHEMES
 
 class Memory:
     """The encoder's output as every decoder layer's cross-attention sees it: k[i], v[i] [sources, heads,
-    src_len, head_dim] per layer, and mask, bool [sources, 1, 1, src_len] (True = a real source token)."""
+    src_len, head_dim] per layer, and mask, bool [sources, 1, 1, src_len] (True = a real source token), or
+    None when no source holds padding (every key visible: attention skips the mask)."""
 
     __slots__ = ("k", "v", "mask")
 
@@ -53,10 +54,12 @@ class TransformerDecoder(nn.Module):
         return KVCache(self.layers_num, batch_size, self.heads_num, self.per_head_size, max_length, dtype, device,
                        padded=padded)
 
-    def memory(self, encoder_output, seg):
-        """encoder_output [sources, src_len, hidden], seg [sources, src_len] (0 = padding) -> Memory."""
+    def memory(self, encoder_output, seg, padded=True):
+        """encoder_output [sources, src_len, hidden], seg [sources, src_len] (0 = padding) -> Memory.
+        padded=False promises that seg holds no padding: the Memory then has no mask (no mask to convert and
+        add in every layer's cross-attention of every decoding step; the same result)."""
         kv = [layer.context_attn.memory_kv(encoder_output) for layer in self.transformer_decoder]
-        return Memory([k for k, _ in kv], [v for _, v in kv], (seg > 0)[:, None, None, :])
+        return Memory([k for k, _ in kv], [v for _, v in kv], (seg > 0)[:, None, None, :] if padded else None)
 
     def forward(self, emb, seg, memory, positions=None, cache=None):
         # emb: [rows, tgt_len, hidden]; seg: [rows, tgt_len] (0 = padding, on the right); memory: a Memory of

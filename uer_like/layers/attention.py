@@ -155,6 +155,7 @@ class ContextAttention(MultiHeadedAttention):
 
     def forward(self, x, k, v, mask):
         # x: [rows, tgt_len, hidden]; k, v: [sources, heads, src_len, head_dim]; mask: bool [sources, 1, 1, src_len]
+        # or None (no padding)
         q = self.project_query(x)
         rows, t, _ = q.shape
         n = k.size(0)

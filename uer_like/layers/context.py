@@ -32,7 +32,9 @@ class DecodingCache:
     real token) exists when the batch may hold padding (`padded=True`); with `padded=False` the caller
     promises there is none and seg's zeros are not looked at (a cheaper decoding step).
     positions [batch, max_length]: the position of each column's token (the key positions attention
-    schemes see).
+    schemes see). memo: what a module computes once per cache rather than at every step (keyed by the
+    module: the bucket scheme's bias by distance), valid while the weights stay as they are (one generate
+    call).
     """
 
     def __init__(self, batch_size, max_length, device, padded=True):
@@ -41,6 +43,7 @@ class DecodingCache:
         self.length = 0
         self.key_mask = torch.zeros(batch_size, max_length, dtype=torch.bool, device=device) if padded else None
         self.positions = torch.zeros(batch_size, max_length, dtype=torch.long, device=device)
+        self.memo = {}
 
     def default_positions(self, seg):
         """Positions of new tokens when the caller gives none: each row continues its count of real tokens

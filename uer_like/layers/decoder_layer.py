@@ -28,7 +28,7 @@ class TransformerDecoderLayer(nn.Module):
     def forward(self, hidden, ctx, index, memory_k, memory_v, memory_mask):
         # hidden: [rows, tgt_len, hidden]; ctx: the decoder's AttentionContext (causal); index: the cache slot;
         # memory_k/v: this layer's projected encoder output [sources, heads, src_len, head_dim]; memory_mask:
-        # bool [sources, 1, 1, src_len] (True = a real source token)
+        # bool [sources, 1, 1, src_len] (True = a real source token) or None (no padding)
         if self.pre_ln:
             hidden = hidden + self.dropout_1(self.self_attn(self.layer_norm_1(hidden), ctx, index))
             hidden = hidden + self.dropout_2(self.context_attn(self.layer_norm_2(hidden), memory_k, memory_v,

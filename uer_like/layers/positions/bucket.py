@@ -68,11 +68,30 @@ class RelativePositionBias(nn.Module):
 
     def forward(self, ctx):
         """-> float [batch | 1, heads, queries, keys]: the bias of every (query, key) pair, the context's mask
-        folded in (keys a query may not see at the dtype's minimum)."""
+        folded in (keys a query may not see at the dtype's minimum).
+
+        Decoding (a cache, autograd off) looks the bias up by distance in a table made once per cache
+        (`by_distance`) instead of bucketing every (query, key) pair at every step: the same values."""
         dist = ctx.key_positions[:, None, :] - ctx.query_positions[:, :, None]  # [batch | 1, queries, keys]
-        bucket = relative_position_bucket(dist, self.bidirectional, self.num_buckets, self.max_distance)
-        bias = self.relative_attention_bias(bucket).permute(0, 3, 1, 2)  # [batch | 1, heads, queries, keys]
+        if ctx.cache is not None and not torch.is_grad_enabled():
+            d = self.max_distance
+            table = ctx.cache.memo.get(self)
+            if table is None:
+                table = ctx.cache.memo[self] = self.by_distance()
+            bias = torch.nn.functional.embedding(dist.clamp(-d, d).add_(d), table)
+        else:
+            bucket = relative_position_bucket(dist, self.bidirectional, self.num_buckets, self.max_distance)
+            bias = self.relative_attention_bias(bucket)
+        bias = bias.permute(0, 3, 1, 2)  # [batch | 1, heads, queries, keys]
         return apply_mask(bias, context_mask(ctx, dist.size(1), dist.size(2), bias.device))
+
+    def by_distance(self):
+        """[2 * max_distance + 1, heads]: the bias of distances -max_distance..max_distance (key position -
+        query position). Every distance beyond max_distance falls in the last bucket of its side, so
+        clamping a distance into this range gives its bias."""
+        d = self.max_distance
+        dist = torch.arange(-d, d + 1, device=self.relative_attention_bias.weight.device)
+        return self.relative_attention_bias(relative_position_bucket(dist, self.bidirectional, self.num_buckets, d))
 
 
 @POSITION_SCHEMES.register("relative_position_bucket")
