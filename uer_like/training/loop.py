@@ -7,6 +7,9 @@ unscale and clip (clipping.py: folded into the fused AdamW kernel's pass where i
 DTensor gradients gathered), the non-finite guard (guard.py: the update skipped, the streak counted, the run
 stopped with one line), the scaler's update, the step counter.
 
+Before the first step (`StepLoop.run`), glibc's malloc is set to keep a step's freed memory for the next
+(memory.keep_freed_memory: no page faults for the gradients and activations each step).
+
 At each step boundary (`StepLoop.run`): the progress bar, the report line (metrics.Report, every
 report_steps steps and at the last), the caller's hooks at their intervals (evaluate, save a checkpoint),
 and SIGTERM: a checkpoint at the next boundary, then `run` returns True (the script exits with
@@ -28,6 +31,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .clipping import ClipPlan
+from .memory import keep_freed_memory
 from .optim import set_lr
 from .precision import autocast
 
@@ -130,6 +134,7 @@ class StepLoop:
         `stopping` is then True)."""
         self.report = report
         self.stopping = False
+        keep_freed_memory()  # glibc: a step's freed buffers serve the next step (memory.py)
         bar = self._bar(progress)
         if report is not None:
             report.start()
