@@ -17,8 +17,6 @@ dropout: for uer_like.layers.dropout, the keep mask, the zeroing and the scaling
 
 gelu_tanh: GPT-2's GELU (tanh approximation) and its gradient, for uer_like.layers.activations (see below).
 
-gelu_erf_backward: the exact (erf) GELU's gradient, for uer_like.layers.activations (see below).
-
 Work is split over threads (pthreads; torch's thread count). Built as its own extension with the
 floating-point flags that let the compiler vectorise the reductions (reassociation; no -ffast-math at link
 time, so the process's denormal mode is left alone), and on x86-64 with clones for AVX2 and AVX-512
@@ -477,118 +475,16 @@ static PyObject *gelu_tanh(PyObject *self, PyObject *args) {
     return parallel_result(failed, "gelu_tanh");
 }
 
-/* ------------------------------------------------------------------------------------------------
-   GELU, exact (erf) form: the backward only (the forward stays torch's F.gelu, so outputs are unchanged):
-     gelu'(x) = Phi(x) + x phi(x),   phi(x) = exp(-x^2 / 2) / sqrt(2 pi),   Phi(x) = erfc(-x / sqrt(2)) / 2
-   erfc(z), z = |x| / sqrt(2), is Abramowitz & Stegun 7.1.26: erfc(z) = t P(t) exp(-z^2), t = 1 / (1 + p z),
-   P of degree 5, within 1.5e-7 of erfc absolutely; exp(-z^2) = exp(-x^2 / 2) is phi's exponential too, so a value
-   takes one exp (exp_nonpositive), one division and a handful of multiply-adds, all branch-free: the loop
-   vectorises. Phi(x) = erfc(z) / 2 for x < 0 and 1 - erfc(z) / 2 otherwise, with no 1 + erf(x) to cancel in the
-   left tail (torch's float32 formula does cancel there). gelu' is within 3e-7 of its float64 value everywhere.
-   In float32 throughout; bfloat16 values are widened (in blocks, see below) and the result rounded to nearest
-   even once, as torch's bfloat16 gelu_backward does. */
-
-static inline float gelu_erf_derivative(float x) {
-    const float inv_sqrt2 = 0.70710678118654752f, inv_sqrt_2pi = 0.39894228040143268f;
-    float h = -0.5f * x * x;
-    float e = h > -87.0f ? exp_nonpositive(h) : 0.0f;               /* exp(-x^2 / 2) = exp(-z^2) */
-    float t = 1.0f / (1.0f + 0.3275911f * inv_sqrt2 * fabsf(x));   /* 1 / (1 + p z) */
-    float p = 1.061405429f;
-    p = p * t - 1.453152027f;
-    p = p * t + 1.421413741f;
-    p = p * t - 0.284496736f;
-    p = p * t + 0.254829592f;
-    float half_erfc = 0.5f * t * p * e;                             /* erfc(z) / 2 */
-    float cdf = x < 0.0f ? half_erfc : 1.0f - half_erfc;
-    float d = cdf + x * (inv_sqrt_2pi * e);
-    uint32_t bits;
-    memcpy(&bits, &x, 4);
-    return (bits & 0x7fffffffu) > 0x7f800000u ? x : d; /* NaN in, NaN out (an integer test: the float flags
-                                                          let the compiler assume no NaN) */
-}
-
-VECTOR_CLONES
-static void gelu_erf_backward_f32(float *restrict dx, const float *restrict dy, const float *restrict x,
-                                  int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i++) dx[i] = dy[i] * gelu_erf_derivative(x[i]);
-}
-
-/* bfloat16 in blocks: widened into float32 buffers, the float32 loop, rounded back (the loop over mixed widths
-   vectorises at half the float32 loop's speed) */
-#define GELU_ERF_BLOCK 512
-
-VECTOR_CLONES
-static void widen_bf16(float *restrict dst, const uint16_t *restrict src, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(src[i]);
-}
-
-VECTOR_CLONES
-static void narrow_bf16(uint16_t *restrict dst, const float *restrict src, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i]);
-}
-
-static void gelu_erf_backward_bf16(uint16_t *restrict dx, const uint16_t *restrict dy, const uint16_t *restrict x,
-                                   int64_t begin, int64_t end) {
-    float xs[GELU_ERF_BLOCK], gs[GELU_ERF_BLOCK], out[GELU_ERF_BLOCK];
-    for (int64_t i = begin; i < end; i += GELU_ERF_BLOCK) {
-        int64_t n = end - i < GELU_ERF_BLOCK ? end - i : GELU_ERF_BLOCK;
-        widen_bf16(xs, x + i, n);
-        widen_bf16(gs, dy + i, n);
-        gelu_erf_backward_f32(out, gs, xs, 0, n);
-        narrow_bf16(dx + i, out, n);
-    }
-}
-
-static void *run_gelu_erf(void *arg) {
-    GeluJob *J = (GeluJob *)arg;
-    if (J->bf16)
-        gelu_erf_backward_bf16(J->out, J->grad, J->x, J->begin, J->end);
-    else
-        gelu_erf_backward_f32(J->out, J->grad, J->x, J->begin, J->end);
-    return NULL;
-}
-
-static const char gelu_erf_backward_doc[] =
-    "gelu_erf_backward(x, grad, out, bf16, n, threads)\n\n"
-    "Pointers (int addresses of contiguous CPU buffers of n float32 values, or bfloat16 with bf16=1):\n"
-    "out = grad * gelu'(x), GELU's exact (erf) form. out must not overlap x or grad.";
-
-static PyObject *gelu_erf_backward(PyObject *self, PyObject *args) {
-    unsigned long long x, grad, out;
-    int bf16, threads;
-    long long n;
-    if (!PyArg_ParseTuple(args, "KKKiLi", &x, &grad, &out, &bf16, &n, &threads)) return NULL;
-    if (n <= 0) Py_RETURN_NONE;
-    threads = elementwise_threads(n, threads);
-    GeluJob jobs[64];
-    int failed;
-    Py_BEGIN_ALLOW_THREADS
-    for (int t = 0; t < threads; t++) {
-        GeluJob *J = &jobs[t];
-        J->x = (const void *)(uintptr_t)x;
-        J->grad = (const void *)(uintptr_t)grad;
-        J->out = (void *)(uintptr_t)out;
-        J->bf16 = bf16;
-        J->backward = 1;
-        J->begin = n * t / threads;
-        J->end = n * (t + 1) / threads;
-    }
-    failed = run_parallel(run_gelu_erf, jobs, sizeof(GeluJob), threads);
-    Py_END_ALLOW_THREADS
-    return parallel_result(failed, "gelu_erf_backward");
-}
-
 static PyMethodDef kernel_methods[] = {
     {"softmax_xent", softmax_xent, METH_VARARGS, softmax_xent_doc},
     {"dropout", dropout, METH_VARARGS, dropout_doc},
     {"gelu_tanh", gelu_tanh, METH_VARARGS, gelu_tanh_doc},
-    {"gelu_erf_backward", gelu_erf_backward, METH_VARARGS, gelu_erf_backward_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef kernel_module = {
     PyModuleDef_HEAD_INIT, "uer_like._kernels",
     "Native training kernels for uer_like (CPU): the row-wise softmax cross-entropy of the vocabulary head,\n"
-    "dropout, the tanh-approximation GELU and the exact GELU's backward.",
+    "dropout and the tanh-approximation GELU.",
     -1, kernel_methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&kernel_module); }

@@ -33,36 +33,8 @@ class _NativeGeluTanh(torch.autograd.Function):
         return out
 
 
-class _NativeGeluErfBackward(torch.autograd.Function):
-    """Exact (erf) GELU: torch's F.gelu forward (the same outputs), the backward through
-    uer_like._kernels.gelu_erf_backward, one vectorised pass (torch's CPU gelu_backward evaluates erf about five
-    times slower than its forward in bf16). A backward that builds a graph (create_graph=True: second
-    derivatives) is torch's gelu_backward, which is differentiable."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return F.gelu(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            return torch.ops.aten.gelu_backward(grad, x)
-        x = x.contiguous()
-        grad = grad.contiguous().to(x.dtype)
-        out = torch.empty_like(x)
-        _kernels.gelu_erf_backward(x.data_ptr(), grad.data_ptr(), out.data_ptr(), int(x.dtype == torch.bfloat16),
-                                   x.numel(), torch.get_num_threads())
-        return out
-
-
 @ACTIVATIONS.register("gelu")
 def gelu(x):
-    # exact (erf) GELU: torch's forward; on CPU, while training, the native kernel's backward
-    if (_kernels is not None and x.requires_grad and torch.is_grad_enabled() and x.device.type == "cpu"
-            and x.dtype in (torch.float32, torch.bfloat16)):
-        return _NativeGeluErfBackward.apply(x)
     return F.gelu(x)
 
 
