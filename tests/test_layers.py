@@ -334,8 +334,8 @@ def test_native_gelu_fast_in_bf16_rounds_the_definition_once_and_threads_agree()
     import uer_like.layers.activations as A
 
     torch.manual_seed(1)
-    x = (torch.randn(700_001) * 4).bfloat16().requires_grad_()  # several threads' worth
-    dy = torch.randn(700_001).bfloat16()
+    x = (torch.randn(4_200_001) * 4).bfloat16().requires_grad_()  # several threads' worth (one per 2M values)
+    dy = torch.randn(4_200_001).bfloat16()
     threads = torch.get_num_threads()
     try:
         out = {}
