@@ -69,7 +69,8 @@ kernel_sources = sorted(glob.glob(os.path.join("csrc", "kernels", "*.c")))
 if kernel_sources:
     # training kernels: float reductions may be reassociated (vectorised); these are compile flags only,
     # not -ffast-math at link time, which would change the whole process's denormal handling
-    fp = ["-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros", "-ffinite-math-only"]
+    fp = ["-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros", "-ffinite-math-only",
+          "-ffp-contract=off"]
     ext_modules.append(
         Extension(
             "uer_like._kernels",

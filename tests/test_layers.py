@@ -87,7 +87,7 @@ def test_fast_dropout_in_bf16_rounds_like_torch_and_keeps_the_kept_values(dropou
 
 
 def test_native_dropout_mask_does_not_depend_on_the_thread_count():
-    x = torch.randn(700_001)  # several threads' worth, not a multiple of 4
+    x = torch.randn(4_200_001)  # several threads' worth (one per 2M values), not a multiple of 4
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -99,6 +99,32 @@ def test_native_dropout_mask_does_not_depend_on_the_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one, three)
+
+
+def _splitmix64(z):
+    m = (1 << 64) - 1
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return z ^ (z >> 31)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 7, 1001, 4 * 2_097_152 + 6])
+def test_native_dropout_mask_is_the_counter_based_recipe(n):
+    """Element 4k + q is kept when 16-bit chunk q of splitmix64(seed + k * golden) >= round(p * 65536) (the
+    kernel packs the four bytes of a hash into one store): checked against the recipe written out in Python, at
+    the start and the end of the tensor (a partial last group; the last case spans four threads' shares)."""
+    import uer_like.layers.dropout as D
+
+    assert D._kernels is not None, "uer_like._kernels is not built (pip install -e . builds it)"
+    seed, threshold = 0x1234_5678_9ABC_DEF0, round(0.3 * 65536)
+    x = torch.ones(n)
+    y, mask = torch.empty_like(x), torch.empty(n, dtype=torch.uint8)
+    D._kernels.dropout(x.data_ptr(), y.data_ptr(), mask.data_ptr(), 0, n, 0, seed, threshold, 1 / 0.7, 4)
+    idx = sorted(set(range(min(n, 64))) | set(range(max(0, n - 64), n)))
+    want = [int((_splitmix64((seed + (i // 4) * 0x9E3779B97F4A7C15) & ((1 << 64) - 1)) >> (16 * (i % 4)))
+                & 0xFFFF >= threshold) for i in idx]
+    assert mask[idx].tolist() == want
+    assert torch.equal(y, mask.float() * torch.tensor(1 / 0.7))
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -308,8 +334,8 @@ def test_native_gelu_fast_in_bf16_rounds_the_definition_once_and_threads_agree()
     import uer_like.layers.activations as A
 
     torch.manual_seed(1)
-    x = (torch.randn(700_001) * 4).bfloat16().requires_grad_()  # several threads' worth
-    dy = torch.randn(700_001).bfloat16()
+    x = (torch.randn(4_200_001) * 4).bfloat16().requires_grad_()  # several threads' worth (one per 2M values)
+    dy = torch.randn(4_200_001).bfloat16()
     threads = torch.get_num_threads()
     try:
         out = {}

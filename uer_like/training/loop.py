@@ -3,8 +3,12 @@
 Each optimizer step (`StepLoop.train_step`): the learning rate for the step (a pure function of it), the
 step's micro-batches (gradients accumulated; DDP synchronises them on the last one only), the forward under
 autocast and the backward through the grad scaler (with the adversary's second pass when there is one: FGM),
-unscale and clip (the norm of FSDP's DTensor gradients gathered), the non-finite guard (guard.py: the update
-skipped, the streak counted, the run stopped with one line), the scaler's update, the step counter.
+unscale and clip (clipping.py: folded into the fused AdamW kernel's pass where it can be; the norm of FSDP's
+DTensor gradients gathered), the non-finite guard (guard.py: the update skipped, the streak counted, the run
+stopped with one line), the scaler's update, the step counter.
+
+Before the first step (`StepLoop.run`), glibc's malloc is set to keep a step's freed memory for the next
+(memory.keep_freed_memory: no page faults for the gradients and activations each step).
 
 At each step boundary (`StepLoop.run`): the progress bar, the report line (metrics.Report, every
 report_steps steps and at the last), the caller's hooks at their intervals (evaluate, save a checkpoint),
@@ -26,6 +30,8 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from .clipping import ClipPlan
+from .memory import keep_freed_memory
 from .optim import set_lr
 from .precision import autocast
 
@@ -63,6 +69,7 @@ class StepLoop:
         self.guard, self.dtype, self.adversary = guard, dtype, adversary
         self.kept = kept or (lambda: "nothing was written")
         self.step = step
+        self.clip = None  # clipping.ClipPlan, made at the first step
         self.lr = schedule(step)
         self.report = None  # the metrics.Report of the running `run`
         self.stop_requested = False  # SIGTERM received (this rank)
@@ -87,12 +94,12 @@ class StepLoop:
                 loss += self._forward_backward(micro, forward)
             micro = following
         self.scaler.unscale_(self.optimizer)
-        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        if hasattr(gnorm, "full_tensor"):  # FSDP: a DTensor
-            gnorm = gnorm.full_tensor()
+        if self.clip is None:
+            self.clip = ClipPlan(self.model, self.optimizer, self.scaler)
+        gnorm = self.clip.norm(self.max_grad_norm)  # clipped here, or inside the optimizer's pass (clipping.py)
         skipped = self.guard.skip(loss, gnorm, self.step + 1)  # every rank decides the same
         if not skipped:
-            self.scaler.step(self.optimizer)
+            self.clip.step()
         self.scaler.update()  # with fp16, an overflow the scaler found lowers the scale
         self.step += 1  # a skipped step still consumes its batch: the data order stays a function of the step
         if self.report is not None:
@@ -127,6 +134,7 @@ class StepLoop:
         `stopping` is then True)."""
         self.report = report
         self.stopping = False
+        keep_freed_memory()  # glibc: a step's freed buffers serve the next step (memory.py)
         bar = self._bar(progress)
         if report is not None:
             report.start()

@@ -55,7 +55,11 @@ class Optimizer:
     its first use imports torch._dynamo, about a second of every command's start-up on CPU.
 
     Subclasses implement `_update(group, params, grads, states)` for the parameters of a group that have a
-    gradient; a new parameter's state is `_init_state(p)`."""
+    gradient; a new parameter's state is `_init_state(p)`. One whose kernel divides each gradient by a scale as
+    it reads it sets `takes_grad_scale` and takes `grad_scale` in `_update` (clipping.py folds the clipping
+    factor into it)."""
+
+    takes_grad_scale = False
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -78,7 +82,12 @@ class Optimizer:
         raise NotImplementedError
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure=None, grad_scale=None):
+        """One update of every parameter that has a gradient; grad_scale (a float32 scalar tensor, optimizers
+        with `takes_grad_scale` only): each gradient is divided by it first."""
+        if grad_scale is not None and not self.takes_grad_scale:
+            raise TypeError(f"{type(self).__name__} does not take a grad_scale")
+        extra = {} if grad_scale is None else {"grad_scale": grad_scale}
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -91,7 +100,7 @@ class Optimizer:
                     self.state[p] = self._init_state(p)
                 states.append(self.state[p])
             if params:
-                self._update(group, params, [p.grad for p in params], states)
+                self._update(group, params, [p.grad for p in params], states, **extra)
         return loss
 
     def zero_grad(self, set_to_none=True):
@@ -161,7 +170,11 @@ def _to_param(key, value, p):
 
 class AdamW(Optimizer):
     """AdamW (Loshchilov & Hutter 2019) with torch's fused kernel, as torch.optim.AdamW(fused=True)
-    computes it (the same update to the bit; a test holds it to that), on every device."""
+    computes it (the same update to the bit; a test holds it to that), on every device. grad_scale: each
+    gradient is divided by it inside the kernel's pass (and the divided gradient written back), as
+    torch.optim.AdamW does with a grad scaler's scale."""
+
+    takes_grad_scale = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=False,
@@ -173,18 +186,19 @@ class AdamW(Optimizer):
                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
 
-    def _update(self, group, params, grads, states):
+    def _update(self, group, params, grads, states, grad_scale=None):
         b1, b2 = group["betas"]
         parts = {}  # the fused kernel takes one device and dtype at a time
         for p, g, s in zip(params, grads, states):
             lists = parts.setdefault((p.device, p.dtype), ([], [], [], [], []))
             for lst, t in zip(lists, (p, g, s["exp_avg"], s["exp_avg_sq"], s["step"])):
                 lst.append(t)
-        for ps, gs, ms, vs, steps in parts.values():
+        for (device, _), (ps, gs, ms, vs, steps) in parts.items():
+            scale = None if grad_scale is None else grad_scale.to(device=device, dtype=torch.float32)
             torch._foreach_add_(steps, 1)
             torch._fused_adamw_(ps, gs, ms, vs, [], steps, amsgrad=False, lr=group["lr"], beta1=b1, beta2=b2,
                                 weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
-                                grad_scale=None, found_inf=None)
+                                grad_scale=scale, found_inf=None)
 
 
 class Lamb(Optimizer):
