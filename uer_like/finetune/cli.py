@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from ..cli import add_model_flags, add_threads_arg, apply_threads, model_flag_overrides
+from ..cli import _bool, add_model_flags, add_threads_arg, apply_threads, model_flag_overrides
 from ..config import load_config
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, UerLikeError
 from ..flags import DROPOUT, Int, Parser, add_train_flags
@@ -70,6 +70,9 @@ def build_parser(task_name):
                    help="default: the model directory's (its tokenizer_config.json / config.json / files: xlnet for "
                         "an XLNet model, with its input layout a <sep> b <sep> <cls>; roformer_word for RoFormer, "
                         "word_wordpiece for WoBERT; byte_bpe for GPT-2 / RoBERTa-English ...), else bert")
+    g.add_argument("--do_lower_case", default=None, type=_bool, metavar="{true,false}",
+                   help="lower-case (and strip accents) before WordPiece; default: the vocabulary's directory's "
+                        "tokenizer_config.json (a cased release says false), else true")
     g.add_argument("--dropout", type=DROPOUT, default=None, help="override the config's dropout")
     g = p.add_argument_group("data")
     g.add_argument("--train_path", default=None)
@@ -436,11 +439,16 @@ def _build_tokenizer(args):
             raise DataError(f"{where}: an XLNet model without its sentencepiece model ({SPM_FILE}, which the "
                             f"release ships beside the weights); copy it there or pass --spm_model_path")
         spm = found[0]
+    lower = args.do_lower_case
+    if lower is not None and (not getattr(TOKENIZERS.get(name), "basic_settings", False) or (spm and name == "bert")):
+        raise ConfigError(f"--do_lower_case applies to the WordPiece tokenizers "
+                          f"({', '.join(n for n in TOKENIZERS.names() if getattr(TOKENIZERS.get(n), 'basic_settings', False))}); "
+                          f"the {name} tokenizer normalises text as its model was trained: drop the flag")
     if not args.vocab_path and not spm:
         for d in dirs:
             if file_in(name, d):
-                return tokenizer_from_dir(d, name)
-    return build_tokenizer(name, _resolve_vocab(args.vocab_path or _model_vocab(args)), spm)
+                return tokenizer_from_dir(d, name, lower)
+    return build_tokenizer(name, _resolve_vocab(args.vocab_path or _model_vocab(args)), spm, lower)
 
 
 def _vocab_file(tokenizer):

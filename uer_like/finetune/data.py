@@ -93,6 +93,8 @@ class Encoder:
         self.unk_id = self.vocab.unk_id
         self.layout = getattr(tokenizer, "layout", "bert")
         self.pad_left = getattr(tokenizer, "padding_side", "right") == "left"
+        # a unit missing from the vocabulary is looked up lower-cased unless the tokenizer keeps case
+        self.lower_units = getattr(getattr(tokenizer, "basic", None), "do_lower_case", True)
 
     def pack(self, a, b=None):
         """One or two id sequences -> (src, seg, start of a, start of b) in the layout; 2 special tokens for
@@ -111,7 +113,7 @@ class Encoder:
     def unit_ids(self, unit):
         """One pre-split unit (a character of a tagging sentence) -> its pieces' ids (never empty)."""
         v = self.vocab.get(unit)
-        if v is None and unit.lower() in self.vocab:
+        if v is None and self.lower_units and unit.lower() in self.vocab:
             v = self.vocab.get(unit.lower())
         if v is not None:
             return [v]

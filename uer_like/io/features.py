@@ -12,13 +12,14 @@ from .formats import LoadInfo, load_info_of
 POOLINGS = ("first", "mean", "max", "last", "none")
 
 
-def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_path=None):
+def build_text_encoder(model, vocab_path=None, do_lower_case=None, spm_model_path=None):
     """A function (text_a, text_b=None) -> (ids, seg) for the model: Google BERT tokenisation over a
     vocab.txt ([CLS] a [SEP] b [SEP], segments 1/2; word-level WordPiece when the release directory calls
     for it: RoFormer / WoBERT, tokenizers/word.py), SentencePiece over a model's own pieces when
     `spm_model_path` is given (as UER-py; the word-based releases), or the release's own Hugging Face
     tokenizer when it has no vocab.txt (GPT-2 BPE), or for XLNet its spiece.model (`spm_model_path`, else
-    the one beside the weights) and its layout (a <sep> b <sep> <cls>)."""
+    the one beside the weights) and its layout (a <sep> b <sep> <cls>). do_lower_case None: the vocab.txt's
+    directory decides (tokenizers.text_settings: a cased release's tokenizer_config.json), else True."""
     if model.config.tokenizer == "xlnet":
         return _xlnet_text_encoder(model, spm_model_path)
     info = load_info_of(model) or LoadInfo()
@@ -31,16 +32,18 @@ def build_text_encoder(model, vocab_path=None, do_lower_case=True, spm_model_pat
             tok = SentencePieceTokenizer(None, spm_model_path=spm_model_path)
             vocab = tok.vocab
         else:
+            from ..tokenizers import text_settings
             from ..tokenizers.bert import BertTokenizer
             from ..tokenizers.vocab import Vocab
 
             vocab = Vocab.load(vocab_path, required=())
-            tok = BertTokenizer(vocab, do_lower_case=do_lower_case)
+            settings = text_settings("bert", vocab_path, do_lower_case)
+            tok = BertTokenizer(vocab, **settings)
             name = _directory_tokenizer(model) if own_vocab else None
             if name in ("word_wordpiece", "roformer_word"):  # WoBERT / RoFormer word models
                 from ..registry import TOKENIZERS
 
-                tok = TOKENIZERS.get(name)(vocab, do_lower_case=do_lower_case)
+                tok = TOKENIZERS.get(name)(vocab, **settings)
         causal = model.config.mask == "causal"
         cls_id, sep_id = vocab.get("[CLS]"), vocab.get("[SEP]")
 

@@ -28,12 +28,12 @@ def model_tokenizer(model, name=None, vocab_path=None, spm_model_path=None, do_l
     - else the model directory's (model_dir): `name`, else the model config's own tokenizer when it is not
       bert (XLNet, or a UER config naming one), else what the directory's files call for;
     - else bert over the vocabulary load_model found, else `default_vocab` (Google's Chinese vocabulary).
+    do_lower_case None: the tokenizer files' directory decides (tokenizers.text_settings), else True.
     check: refuse one whose vocabulary size does not fit the word embedding (check_tokenizer_rows)."""
     info = load_info_of(model) or LoadInfo()
-    lower = True if do_lower_case is None else do_lower_case
     tok = None
     if vocab_path or spm_model_path:
-        tok = build_tokenizer(name or "bert", vocab_path, spm_model_path, lower)
+        tok = build_tokenizer(name or "bert", vocab_path, spm_model_path, do_lower_case)
     else:
         d = model_dir(model)
         own = getattr(model.config, "tokenizer", "bert")
@@ -41,7 +41,7 @@ def model_tokenizer(model, name=None, vocab_path=None, spm_model_path=None, do_l
         if d is not None:
             tok = tokenizer_from_dir(d, hint, do_lower_case)
         if tok is None:
-            tok = build_tokenizer(name or own, info.vocab_path or default_vocab, None, lower)
+            tok = build_tokenizer(name or own, info.vocab_path or default_vocab, None, do_lower_case)
     if check:
         check_tokenizer_rows(tok, model)
     return tok

@@ -40,10 +40,10 @@ def split_on_punctuation(text):
     return out
 
 
-def basic_units(text):
+def basic_units(text, split_cjk=True):
     """Split text as the BasicTokenizer does *before* lower-casing: yields (unit, start, is_cjk) where a
-    unit is a CJK character or a whitespace-delimited run, and start its character offset in `text`.
-    Control characters, U+0000 and U+FFFD are dropped; whitespace separates."""
+    unit is a CJK character (split_cjk: tokenize_chinese_chars) or a whitespace-delimited run, and start its
+    character offset in `text`. Control characters, U+0000 and U+FFFD are dropped; whitespace separates."""
     run, run_start = [], -1
     for i, ch in enumerate(text):
         cp = ord(ch)
@@ -54,7 +54,7 @@ def basic_units(text):
                 yield "".join(run), run_start, False
                 run = []
             continue
-        if is_cjk(cp):
+        if split_cjk and is_cjk(cp):
             if run:
                 yield "".join(run), run_start, False
                 run = []
@@ -68,20 +68,25 @@ def basic_units(text):
 
 
 class BasicTokenizer:
-    def __init__(self, do_lower_case=True):
+    """transformers' BasicTokenizer settings: do_lower_case; strip_accents (None: as do_lower_case);
+    tokenize_chinese_chars (each CJK character a word of its own)."""
+
+    def __init__(self, do_lower_case=True, strip_accents=None, tokenize_chinese_chars=True):
         self.do_lower_case = do_lower_case
+        self.strip_accents = do_lower_case if strip_accents is None else strip_accents
+        self.tokenize_chinese_chars = tokenize_chinese_chars
 
     def tokenize_with_offsets(self, text):
         """-> list of (token, start): `start` is the token's character offset in `text` when known exactly,
         else -1 (only after a normalisation that changed a run's length)."""
         out = []
-        for unit, start, cjk in basic_units(text):
+        for unit, start, cjk in basic_units(text, self.tokenize_chinese_chars):
             if cjk:
                 out.append((unit, start))
                 continue
-            norm = unit
-            if self.do_lower_case:
-                norm = strip_accents(lower(norm))
+            norm = lower(unit) if self.do_lower_case else unit
+            if self.strip_accents:
+                norm = strip_accents(norm)
             exact = len(norm) == len(unit)
             off = 0
             for piece in split_on_punctuation(norm):
@@ -127,13 +132,15 @@ class WordpieceTokenizer:
 
 @TOKENIZERS.register("bert")
 class BertTokenizer:
-    """BasicTokenizer + WordPiece over a Google-format vocabulary."""
+    """BasicTokenizer + WordPiece over a Google-format vocabulary. strip_accents, tokenize_chinese_chars:
+    BasicTokenizer's (a release directory's, release_files.basic_settings)."""
 
     hf_tokenizer_classes = ("BertTokenizer", "BertTokenizerFast")
+    basic_settings = True  # built with a directory's BasicTokenizer settings (tokenizers.tokenizer_from_dir)
 
-    def __init__(self, vocab, do_lower_case=True, **kwargs):
+    def __init__(self, vocab, do_lower_case=True, strip_accents=None, tokenize_chinese_chars=True, **kwargs):
         self.vocab = vocab if isinstance(vocab, Vocab) else Vocab.load(vocab)
-        self.basic = BasicTokenizer(do_lower_case)
+        self.basic = BasicTokenizer(do_lower_case, strip_accents, tokenize_chinese_chars)
         self.wordpiece = WordpieceTokenizer(self.vocab.w2i)
 
     @classmethod
@@ -171,13 +178,15 @@ class BertTokenizer:
 
     def _native_wordpiece(self):
         """The C tokenizer over this vocabulary, built once; None for a subclass, other wordpiece settings, or
-        an extension missing or built with other Unicode tables than this Python's."""
+        an extension missing or built with other Unicode tables than this Python's (it knows do_lower_case with
+        BERT's strip_accents and CJK split only)."""
         wp = self.__dict__.get("_native")
         if wp is None:
             wp = False
             same = (type(self) is BertTokenizer and type(self.basic) is BasicTokenizer
                     and type(self.wordpiece) is WordpieceTokenizer and self.wordpiece.unk_token == "[UNK]"
-                    and self.wordpiece.max_input_chars_per_word == 100 and self.wordpiece.vocab is self.vocab.w2i)
+                    and self.wordpiece.max_input_chars_per_word == 100 and self.wordpiece.vocab is self.vocab.w2i
+                    and self.basic.strip_accents == self.basic.do_lower_case and self.basic.tokenize_chinese_chars)
             try:
                 from .. import _native  # lazily: the extension is not needed to import the tokenizers
             except ImportError:

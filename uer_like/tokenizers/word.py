@@ -33,7 +33,7 @@ class WordWordpieceTokenizer(BertTokenizer):
     lower_first = True  # bert4keras: normalise the whole text, then cut
 
     def __init__(self, vocab, do_lower_case=True, user_dict=None, **kwargs):
-        super().__init__(vocab, do_lower_case=do_lower_case)
+        super().__init__(vocab, do_lower_case=do_lower_case, **kwargs)
         self.do_lower_case = do_lower_case
         self.user_dict = user_dict
         self._cut = None
