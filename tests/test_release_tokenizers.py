@@ -160,6 +160,11 @@ def test_xlmr_ids_are_fairseq_ids_as_transformers_gives_them(xlmr_dir):
     assert ties < len(lines) // 100
     assert ours.vocab.cls_id == 0 and ours.vocab.pad_id == 1 and ours.vocab.sep_id == 2 and ours.vocab.unk_id == 3
     assert ours.vocab.mask_id == len(hf) - 1 == hf.mask_token_id
+    # sentence pairs as XLMRobertaTokenizer builds them: <s> a </s></s> b </s> (fine-tuning's Encoder.pack)
+    from uer_like.finetune.data import Encoder
+
+    a, b = ENGLISH[0], _reviews(5000, 5001)[0]
+    assert Encoder(ours).pack(ours.encode(a), ours.encode(b))[0] == hf(a, b)["input_ids"]
 
 
 # ---------------------------------------------------------------------------------------------- CPM

@@ -134,3 +134,31 @@ def test_finetuning_reads_the_directory_and_the_flag_overrides(tmp_path, vocab_f
     assert tok("--pretrained_model_path", str(d)).tokenize("Hello Café") == ["Hello", "Café"]
     assert tok("--pretrained_model_path", str(d), "--vocab_path", str(d / "vocab.txt")).tokenize("Hello") == ["Hello"]
     assert tok("--pretrained_model_path", str(d), "--do_lower_case", "true").tokenize("Hello Café") == ["hello", "cafe"]
+
+
+def test_a_directory_that_says_two_things_is_one_line(tmp_path, vocab_file):
+    """tokenizer.json keeps case but tokenizer_config.json leaves do_lower_case to transformers' default
+    (lower-casing): refused in one line naming both, unless do_lower_case is given."""
+    d = make_dir(tmp_path, "two", vocab_file, do_lower_case=False)
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    del cfg["do_lower_case"]
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UerLikeError) as e:
+        tokenizer_from_dir(str(d))
+    msg = str(e.value)
+    assert "\n" not in msg and "tokenizer.json" in msg and "tokenizer_config.json" in msg and "do_lower_case" in msg
+    assert tokenizer_from_dir(str(d), do_lower_case=False).tokenize("Hello") == ["Hello"]
+
+
+def test_do_lower_case_is_refused_for_a_tokenizer_without_it(tmp_path):
+    from uer_like.finetune import cli
+
+    spm = pytest.importorskip("sentencepiece")
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(TEXTS * 30), model_prefix=str(tmp_path / "sentencepiece.bpe"),
+                                   vocab_size=200, model_type="unigram", hard_vocab_limit=False, minloglevel=2)
+    args = cli.build_parser("classification").parse_args(["--pretrained_model_path", str(tmp_path),
+                                                          "--do_lower_case", "false"])
+    with pytest.raises(UerLikeError) as e:
+        cli._build_tokenizer(args)
+    msg = str(e.value)
+    assert "\n" not in msg and "--do_lower_case" in msg and "xlmr" in msg, msg

@@ -113,7 +113,7 @@ def window(left, right, budget):
 
 def encode_chid(examples, enc, seq_length):
     """One feature per blank: its candidate sequences `[CLS] candidate [SEP] left [SEP] right [SEP]`."""
-    D.check_seq_length(seq_length, "choice")
+    D.check_seq_length(seq_length, "choice", enc.pair_specials - 3)
     feats, cut, ids_of = [], 0, {}
     for i, ex in enumerate(examples):
         left, right = [], []
@@ -129,8 +129,9 @@ def encode_chid(examples, enc, seq_length):
                 side.extend(ids_of[p])
         srcs, segs = [], []
         for c in ex["candidates"]:
-            cand = enc.ids(c)[:max(seq_length - 4, 1)]
-            lw, rw = window(left, right, max(seq_length - 4 - len(cand), 0))
+            room = seq_length - enc.pair_specials - 1  # the pair's special tokens and the [SEP] between left and right
+            cand = enc.ids(c)[:max(room, 1)]
+            lw, rw = window(left, right, max(room - len(cand), 0))
             cut += len(lw) + len(rw) < len(left) + len(right)
             src, seg, _, _ = enc.pack(cand, lw + [enc.sep_id] + rw)
             srcs.append(src)

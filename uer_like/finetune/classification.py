@@ -103,12 +103,12 @@ def check_labels(examples, labels_num, path):
 
 
 def encode_pair(enc, text_a, text_b, seq_length):
-    """-> (src, seg) of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (XLNet: `a <sep> b <sep> <cls>`), pairs
-    truncated longest first."""
-    D.check_seq_length(seq_length, "single" if text_b is None else "pair")
+    """-> (src, seg) of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (XLNet: `a <sep> b <sep> <cls>`; RoBERTa:
+    `<s> a </s></s> b </s>`), pairs truncated longest first."""
+    D.check_seq_length(seq_length, "single" if text_b is None else "pair", enc.pair_specials - 3)
     a = enc.ids(text_a)
     if text_b is not None:
-        a, b = D.truncate_pair(a, enc.ids(text_b), seq_length - 3)
+        a, b = D.truncate_pair(a, enc.ids(text_b), seq_length - enc.pair_specials)
     else:
         a, b = a[:seq_length - 2], None
     src, seg, _, _ = enc.pack(a, b)

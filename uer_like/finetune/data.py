@@ -81,7 +81,8 @@ def read_json(path):
 class Encoder:
     """Text -> ids with a uer_like tokenizer, and the model input layout of its family (`pack`):
 
-    - BERT (every tokenizer but XLNet's): `[CLS] a [SEP] (b [SEP])`, segments 1 and 2, padding on the right;
+    - BERT (the default): `[CLS] a [SEP] (b [SEP])`, segments 1 and 2, padding on the right;
+    - RoBERTa (RoBERTa / BART / XLM-R releases: their tokenizer's template): `<s> a </s> (</s> b </s>)`;
     - XLNet (`--tokenizer xlnet`, HFL's convention): `a <sep> (b <sep>) <cls>`, the final <cls> in a segment
       of its own (3), padding on the left where only src/seg are padded (XLNet's attention is relative, so
       the padding side changes no real token's output)."""
@@ -92,13 +93,14 @@ class Encoder:
         self.cls_id, self.sep_id, self.pad_id = self.vocab.cls_id, self.vocab.sep_id, self.vocab.pad_id
         self.unk_id = self.vocab.unk_id
         self.layout = getattr(tokenizer, "layout", "bert")
+        self.pair_specials = layout.SPECIALS[self.layout]  # special tokens of a packed pair: 3, RoBERTa's 4
         self.pad_left = getattr(tokenizer, "padding_side", "right") == "left"
         # a unit missing from the vocabulary is looked up lower-cased unless the tokenizer keeps case
         self.lower_units = getattr(getattr(tokenizer, "basic", None), "do_lower_case", True)
 
     def pack(self, a, b=None):
         """One or two id sequences -> (src, seg, start of a, start of b) in the layout; 2 special tokens for
-        one sequence, 3 for two, in both layouts (tokenizers/layout.py)."""
+        one sequence, pair_specials for two (tokenizers/layout.py)."""
         return layout.pack(self.layout, self.cls_id, self.sep_id, a, b)
 
     def cls_index(self, src):
@@ -150,18 +152,19 @@ class Encoder:
         return out_ids, spans
 
 
-# the input layout of each kind of task (BERT's; XLNet's has as many special tokens): the smallest
-# --seq_length that keeps a token of every part is the layout's length (check_seq_length)
+# the input layout of each kind of task (BERT's; XLNet's has as many special tokens, RoBERTa's one more in a
+# pair): the smallest --seq_length that keeps a token of every part is the layout's length (check_seq_length)
 LAYOUTS = {"single": "[CLS] text_a [SEP]", "pair": "[CLS] text_a [SEP] text_b [SEP]",
            "mrc": "[CLS] question [SEP] context [SEP]", "choice": "[CLS] choice [SEP] question [SEP] document [SEP]"}
 
 
-def check_seq_length(seq_length, kind):
+def check_seq_length(seq_length, kind, extra=0):
     """ConfigError unless seq_length leaves at least one token of every part of the LAYOUTS[kind] input once
     its special tokens are in: a shorter one would keep nothing of a part (or, as a slice bound, count from
-    the end: a[:seq_length - 2] with seq_length 1 keeps all but the last token)."""
+    the end: a[:seq_length - 2] with seq_length 1 keeps all but the last token). extra: the special tokens
+    the model's layout adds to a pair beyond BERT's (Encoder.pair_specials - 3)."""
     layout = LAYOUTS[kind]
-    need = len(layout.split())
+    need = len(layout.split()) + (extra if kind != "single" else 0)
     if seq_length < need:
         raise ConfigError(f"--seq_length {seq_length} is too small for {layout}: at least {need} (the special "
                           "tokens and one token of each part)")

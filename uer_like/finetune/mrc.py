@@ -190,7 +190,7 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
     label (its index in ANSWER_TYPES): a span question's window holding the span is "span" and its other
     windows "unknown" (the answer is not in them); a yes, no or unknown question's windows all carry its type
     and point start/end at the classification token."""
-    D.check_seq_length(seq_length, "mrc")
+    D.check_seq_length(seq_length, "mrc", enc.pair_specials - 3)
     feats, skipped = [], []
     cache = {}
     for i, ex in enumerate(examples):
@@ -199,11 +199,11 @@ def encode_mrc(examples, enc, seq_length, doc_stride=128, max_query_length=64, t
         if key not in cache:
             cache[key] = enc.spans(key)
         ctx_ids, ctx_spans = cache[key]
-        room = seq_length - len(q) - 3
+        room = seq_length - len(q) - enc.pair_specials
         if room < 1:
             raise DataError(f"{ex['where']}: --seq_length {seq_length} leaves no room for the context after a "
-                            f"{len(q)}-token question; raise --seq_length above --max_query_length + 3, or lower "
-                            "--max_query_length")
+                            f"{len(q)}-token question; raise --seq_length above --max_query_length + "
+                            f"{enc.pair_specials}, or lower --max_query_length")
         tok_start = tok_end = None
         kind = ex.get("answer_type")
         if train and kind not in (None, "span"):

@@ -103,14 +103,14 @@ def read_c3(path, max_choices_num=4, labeled=True):
 
 def encode_c3(examples, enc, seq_length):
     """One feature per question: the choice sequences `[CLS] choice [SEP] question [SEP] document [SEP]`."""
-    D.check_seq_length(seq_length, "choice")
+    D.check_seq_length(seq_length, "choice", enc.pair_specials - 3)
     feats, cut = [], 0
     for i, ex in enumerate(examples):
         q, doc = enc.ids(ex["question"]), enc.ids(ex["document"])
         srcs, segs = [], []
         for c in ex["choices"]:
-            first = (enc.ids(c) + [enc.sep_id] + q)[:seq_length - 3]
-            d = doc[:max(seq_length - 3 - len(first), 0)]
+            first = (enc.ids(c) + [enc.sep_id] + q)[:seq_length - enc.pair_specials]
+            d = doc[:max(seq_length - enc.pair_specials - len(first), 0)]
             cut += len(d) < len(doc)
             src, seg, _, _ = enc.pack(first, d)
             srcs.append(src)

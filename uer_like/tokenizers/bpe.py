@@ -3,11 +3,13 @@ tokenizer.json (any tokenizer the library reads: the text is tokenized exactly a
 tokenizer does), or GPT-2's vocab.json + merges.txt (byte-level pre-tokenizer without a prefix space, as
 GPT2Tokenizer). Special tokens come from tokenizer_config.json / special_tokens_map.json when the
 directory has them, else GPT-2's (<|endoftext|> for all) or RoBERTa's (<s> </s> <pad> <unk> <mask>) by
-what the vocabulary holds. Decoding is the library's (byte-level: exact text back)."""
+what the vocabulary holds; pairs are packed as the release's template says (layout.of_release: RoBERTa's
+`<s> a </s></s> b </s>`, else BERT's). Decoding is the library's (byte-level: exact text back)."""
 import os
 
 from ..errors import DataError
 from ..registry import TOKENIZERS
+from .layout import of_release
 from .release_files import describe
 from .vocab import Vocab
 
@@ -81,6 +83,9 @@ class ByteBPETokenizer:
 
             self.tok.add_special_tokens([AddedToken(t, special=True) for t in sorted(set(specials.values()) - {None})])
         self.lm_end_token = eos
+        # how pairs are packed: the release's own template (RoBERTa / BART: <s> a </s></s> b </s>)
+        self.layout = of_release(vocab_path if os.path.basename(vocab_path) == TOKENIZER_JSON else None, info,
+                                 specials["cls"], specials["sep"])
         self.clean_up = bool(info.get("clean_up_tokenization_spaces", False))
 
     @classmethod

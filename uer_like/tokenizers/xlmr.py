@@ -19,6 +19,7 @@ class XLMRTokenizer:
     hf_tokenizer_classes = ("XLMRobertaTokenizer", "XLMRobertaTokenizerFast")
     hf_model_types = ("xlm-roberta",)
     lm_start_token, lm_end_token = "<s>", "</s>"
+    layout = "roberta"  # XLMRobertaTokenizer's pair template: <s> a </s></s> b </s>
 
     def __init__(self, spm_model_path=None, **kwargs):
         if not spm_model_path or not os.path.isfile(spm_model_path):
