@@ -162,3 +162,24 @@ def test_do_lower_case_is_refused_for_a_tokenizer_without_it(tmp_path):
         cli._build_tokenizer(args)
     msg = str(e.value)
     assert "\n" not in msg and "--do_lower_case" in msg and "xlmr" in msg, msg
+
+
+def test_a_fine_tuned_model_keeps_its_casing(tmp_path, vocab_file):
+    """The casing fine-tuning used is saved in MODEL_finetune.json (Task.meta) and used again for inference
+    with a vocabulary that says nothing (a bare vocab.txt), unless --do_lower_case is given."""
+    from uer_like.finetune import cli
+    from uer_like.finetune import data as D
+
+    d = make_dir(tmp_path, "cased", vocab_file, do_lower_case=False)
+    args = cli.build_parser("classification").parse_args(["--pretrained_model_path", str(d), "--seq_length", "32"])
+    meta = cli.make_task("classification", args, D.Encoder(cli._build_tokenizer(args)), {}).meta()
+    assert meta["do_lower_case"] is False
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(vocab_file, bare / "vocab.txt")
+
+    def tok(*argv):
+        return cli._build_tokenizer(cli.build_parser("classification").parse_args(list(argv)), meta)
+
+    assert tok("--vocab_path", str(bare / "vocab.txt")).tokenize("Hello") == ["Hello"]
+    assert tok("--vocab_path", str(bare / "vocab.txt"), "--do_lower_case", "true").tokenize("Hello") == ["hello"]

@@ -264,7 +264,7 @@ def _run_checked(task_name, args, argv, info=None):
         meta = core.read_finetune_meta(args.load_model_path)
         if meta.get("task") and meta["task"] != task_name:
             raise ConfigError(f"{args.load_model_path}: a fine-tuned {meta['task']} model, not a {task_name} model")
-    tokenizer = _build_tokenizer(args)
+    tokenizer = _build_tokenizer(args, meta)
     enc = D.Encoder(tokenizer)
     if args.seq_length is None:
         args.seq_length = meta.get("seq_length", task_cls.defaults.get("seq_length", 128))
@@ -419,10 +419,11 @@ def _model_tokenizer(args):
     return None
 
 
-def _build_tokenizer(args):
+def _build_tokenizer(args, meta=None):
     """--tokenizer / --vocab_path / --spm_model_path when given; else the model directory's own tokenizer
     (tokenizers.tokenizer_from_dir: its tokenizer_config.json, config.json and files); else bert over
-    Google's Chinese vocabulary."""
+    Google's Chinese vocabulary. Lower-casing: --do_lower_case, else the fine-tuned model's (`meta`, its
+    _finetune.json), else what the vocabulary's directory says (tokenizers.text_settings), else true."""
     name = args.tokenizer or _model_tokenizer(args)
     spm = args.spm_model_path
     dirs = list(_model_dirs(args))
@@ -444,6 +445,9 @@ def _build_tokenizer(args):
         raise ConfigError(f"--do_lower_case applies to the WordPiece tokenizers "
                           f"({', '.join(n for n in TOKENIZERS.names() if getattr(TOKENIZERS.get(n), 'basic_settings', False))}); "
                           f"the {name} tokenizer normalises text as its model was trained: drop the flag")
+    saved = (meta or {}).get("do_lower_case")
+    if lower is None and isinstance(saved, bool) and getattr(TOKENIZERS.get(name), "basic_settings", False):
+        lower = saved  # as the model was fine-tuned
     if not args.vocab_path and not spm:
         for d in dirs:
             if file_in(name, d):

@@ -95,8 +95,10 @@ class Encoder:
         self.layout = getattr(tokenizer, "layout", "bert")
         self.pair_specials = layout.SPECIALS[self.layout]  # special tokens of a packed pair: 3, RoBERTa's 4
         self.pad_left = getattr(tokenizer, "padding_side", "right") == "left"
+        # a WordPiece tokenizer's casing (None for the others), saved with a fine-tuned model (Task.meta)
+        self.do_lower_case = tokenizer.basic.do_lower_case if isinstance(tokenizer, BertTokenizer) else None
         # a unit missing from the vocabulary is looked up lower-cased unless the tokenizer keeps case
-        self.lower_units = getattr(getattr(tokenizer, "basic", None), "do_lower_case", True)
+        self.lower_units = self.do_lower_case is not False
 
     def pack(self, a, b=None):
         """One or two id sequences -> (src, seg, start of a, start of b) in the layout; 2 special tokens for

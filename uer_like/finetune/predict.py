@@ -45,7 +45,7 @@ class Predictor:
         args = cli.build_parser(task_name).parse_args(argv)
         state = cli.check_finetuned_model(model_path, get_task(task_name).script)
         meta = core.read_finetune_meta(model_path)
-        tok = cli._build_tokenizer(args)
+        tok = cli._build_tokenizer(args, meta)
         args.seq_length = meta.get("seq_length", 128)
         self.task = cli.make_task(task_name, args, D.Encoder(tok), meta)
         old = set_quiet(quiet)

@@ -100,8 +100,11 @@ class Task:
         self.inputs_meta = {}  # what inference needs to build them again (the n-gram lexicon's path)
 
     def meta(self):
-        """What inference needs besides the weights and the model config (saved as MODEL_finetune.json)."""
-        return {"task": self.name, "seq_length": self.args.seq_length, **self.inputs_meta}
+        """What inference needs besides the weights and the model config (saved as MODEL_finetune.json): with a
+        WordPiece tokenizer its do_lower_case (inference uses it unless --do_lower_case is given)."""
+        lower = getattr(self.enc, "do_lower_case", None)
+        casing = {} if lower is None else {"do_lower_case": bool(lower)}
+        return {"task": self.name, "seq_length": self.args.seq_length, **casing, **self.inputs_meta}
 
     def add_extra_inputs(self, batch, rows):
         """batch plus the encoder's own fields for the unpadded token-id `rows` (when the model takes any)."""
