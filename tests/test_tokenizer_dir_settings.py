@@ -183,3 +183,25 @@ def test_a_fine_tuned_model_keeps_its_casing(tmp_path, vocab_file):
 
     assert tok("--vocab_path", str(bare / "vocab.txt")).tokenize("Hello") == ["Hello"]
     assert tok("--vocab_path", str(bare / "vocab.txt"), "--do_lower_case", "true").tokenize("Hello") == ["hello"]
+
+
+@pytest.mark.parametrize("name", ["cased", "uncased"])
+def test_a_directory_saved_without_vocab_txt_reads_tokenizer_json(tmp_path, vocab_file, name):
+    """transformers 5 saves a BERT tokenizer as tokenizer.json + tokenizer_config.json only: its WordPiece
+    vocabulary is read from tokenizer.json, with the same ids as AutoTokenizer's."""
+    d = tmp_path / name
+    transformers.BertTokenizer(str(vocab_file), **SETTINGS[name]).save_pretrained(str(d))
+    assert not (d / "vocab.txt").exists()
+    tok = tokenizer_from_dir(str(d))
+    assert [tok.vocab.i2w[i] for i in range(len(tok.vocab))] == _vocab()
+    assert_same_ids(tok, transformers.AutoTokenizer.from_pretrained(str(d)))
+
+
+def test_a_tokenizer_json_that_is_not_wordpiece_is_refused_as_a_vocabulary(tmp_path):
+    from uer_like.tokenizers.vocab import Vocab
+
+    p = tmp_path / "tokenizer.json"
+    p.write_text(json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}))
+    with pytest.raises(UerLikeError) as e:
+        Vocab.load(str(p))
+    assert "\n" not in str(e.value) and "not WordPiece" in str(e.value)

@@ -145,8 +145,15 @@ class BertTokenizer:
 
     @classmethod
     def files_in(cls, directory):
+        """vocab.txt, else a tokenizer.json of a WordPiece model (transformers 5 saves BERT's so), else None."""
         p = os.path.join(directory, "vocab.txt")
-        return p if os.path.isfile(p) else None
+        if os.path.isfile(p):
+            return p
+        from .release_files import _read
+
+        p = os.path.join(directory, "tokenizer.json")
+        model = _read(p).get("model") if os.path.isfile(p) else None
+        return p if isinstance(model, dict) and model.get("type") == "WordPiece" else None
 
     def tokenize(self, text):
         out = []

@@ -1,5 +1,7 @@
-"""Vocabulary: one token per line (Google BERT format), id = line number."""
+"""Vocabulary: one token per line (Google BERT format), id = line number; or the WordPiece vocabulary of a
+tokenizers-library tokenizer.json (what transformers 5 saves for BERT, without a vocab.txt)."""
 import hashlib
+import json
 import logging
 import os
 
@@ -12,6 +14,33 @@ PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 REQUIRED = (PAD, UNK, CLS, SEP, MASK)
 # the role of each special token -> its spelling (BERT's); a vocabulary may spell them otherwise (XLNet: <cls>)
 BERT_SPECIALS = {"pad": PAD, "unk": UNK, "cls": CLS, "sep": SEP, "mask": MASK}
+
+
+def wordpiece_json_tokens(text, path):
+    """The tokens, by id, of a tokenizer.json whose model is BERT's WordPiece ("##" continuations, words of up
+    to 100 characters); anything else is a DataError in one line."""
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    model = d.get("model") if isinstance(d, dict) else None
+    kind = model.get("type") if isinstance(model, dict) else None
+    if kind != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        raise DataError(f"{path}: its model is {kind or 'missing'}, not WordPiece; give a vocab.txt (--vocab_path) "
+                        "or the tokenizer this file is for (--tokenizer)")
+    for key, want in (("continuing_subword_prefix", "##"), ("max_input_chars_per_word", 100)):
+        if model.get(key, want) != want:
+            raise DataError(f"{path}: WordPiece {key} {model[key]!r}; BERT's tokenizer here has {want!r}")
+    table = dict(model["vocab"])
+    for t in d.get("added_tokens") or []:
+        table.setdefault(t.get("content"), t.get("id"))
+    ids = sorted(i for i in table.values() if isinstance(i, int))
+    if ids != list(range(len(table))):
+        raise DataError(f"{path}: the WordPiece vocabulary's ids are not 0..{len(table) - 1}, each once")
+    tokens = [None] * len(table)
+    for w, i in table.items():
+        tokens[i] = w
+    return tokens
 
 
 class Vocab:
@@ -34,12 +63,16 @@ class Vocab:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: the vocabulary is not UTF-8 (byte {e.start})") from None
-        tokens = [line.rstrip("\r") for line in text.split("\n")]
-        if tokens and tokens[-1] == "":
-            tokens.pop()
+        if path.endswith(".json"):
+            tokens = wordpiece_json_tokens(text, path)
+        else:
+            tokens = [line.rstrip("\r") for line in text.split("\n")]
+            if tokens and tokens[-1] == "":
+                tokens.pop()
+            tokens = [t.strip() if t.strip() else t for t in tokens]
         if not tokens:
             raise DataError(f"{path}: the vocabulary is empty")
-        vocab = cls([t.strip() if t.strip() else t for t in tokens], path)
+        vocab = cls(tokens, path)
         if len(vocab.w2i) < len(vocab.i2w):
             seen, dups = {}, []
             for i, w in enumerate(vocab.i2w):
