@@ -205,3 +205,23 @@ def test_a_tokenizer_json_that_is_not_wordpiece_is_refused_as_a_vocabulary(tmp_p
     with pytest.raises(UerLikeError) as e:
         Vocab.load(str(p))
     assert "\n" not in str(e.value) and "not WordPiece" in str(e.value)
+
+
+def test_a_cased_setting_over_a_caseless_vocabulary_is_reported(tmp_path, caplog):
+    """Hugging Face's bert-base-chinese says do_lower_case false over Google's Chinese vocabulary, which has no
+    capital letter: transformers' ids are kept (capitals become [UNK]) and a warning names the flag."""
+    from conftest import VOCAB
+
+    d = tmp_path / "zh"
+    d.mkdir()
+    shutil.copy(VOCAB, d / "vocab.txt")
+    (d / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}))
+    with caplog.at_level("WARNING", logger="uer_like"):
+        tok = tokenizer_from_dir(str(d))
+    assert tok.tokenize("Apple是") == ["[UNK]", "是"]
+    assert transformers.BertTokenizer(str(d / "vocab.txt"), do_lower_case=False).tokenize("Apple是") == ["[UNK]", "是"]
+    assert any("--do_lower_case true" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="uer_like"):
+        assert tokenizer_from_dir(str(d), do_lower_case=True).tokenize("Apple是") == ["apple", "是"]
+    assert not caplog.records

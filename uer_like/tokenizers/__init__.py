@@ -46,7 +46,23 @@ def build_tokenizer(name, vocab_path=None, spm_model_path=None, do_lower_case=No
         from ..errors import DataError
 
         raise DataError(f"the {name} tokenizer needs a vocabulary (--vocab_path)")
-    return cls(vocab, **text_settings(name, vocab_path or spm_model_path, do_lower_case))
+    settings = text_settings(name, vocab_path or spm_model_path, do_lower_case)
+    if do_lower_case is None and settings["do_lower_case"] is False:
+        _warn_if_caseless(vocab)
+    return cls(vocab, **settings)
+
+
+def _warn_if_caseless(vocab):
+    """A directory that says do_lower_case false with a vocabulary of no capital letter (Hugging Face's
+    bert-base-chinese: Google pretrained it lower-cased) sends every capital to [UNK], as transformers does:
+    say so once, with the flag that lower-cases."""
+    if any(w[:1] not in "[<" and w != w.lower() for w in vocab.i2w):  # special tokens ([CLS], <S>) aside
+        return
+    import logging
+
+    logging.getLogger("uer_like").warning(
+        "%s: its directory says do_lower_case false, but the vocabulary has no capital letters: words with capitals "
+        "become [UNK] (as in transformers); pass --do_lower_case true to lower-case the text instead", vocab.path)
 
 
 def tokenizer_from_dir(directory, name=None, do_lower_case=None):
