@@ -317,6 +317,35 @@ def test_preprocess_with_byte_bpe(gpt2_dir, tmp_path):
                    data_processor="mlm", seq_length=64)
 
 
+def test_an_lm_target_of_id_0_is_trained(tmp_path):
+    """GPT-2's byte-level vocabulary gives '!' id 0, which UER's tgt_lm convention (0 = padding) dropped from
+    the LM loss: the collator's lm_pos names the positions that predict a token, and the loss and its count
+    equal torch's cross-entropy over every real position, the '!'s included."""
+    from uer_like.data.dataset import Dataset
+    from uer_like.model import build_model
+    from uer_like.training.batches import Collator
+    from helpers import preprocess
+
+    bpe = tokenizers.ByteLevelBPETokenizer()
+    bpe.train_from_iterator(ENGLISH * 20, vocab_size=300, min_frequency=2, show_progress=False)
+    bpe.add_special_tokens(["<|endoftext|>"])
+    bpe.save(str(tmp_path / "tokenizer.json"))
+    assert bpe.token_to_id("!") == 0
+    out, _ = preprocess(tmp_path, "Hello world! Yes! It works!\n" * 4, vocab_path=str(tmp_path / "tokenizer.json"),
+                        tokenizer="byte_bpe", data_processor="lm", seq_length=64)
+    batch = Collator(Dataset(out), ["lm"], seed=0)([0, 1], 0)
+    real = batch["seg"] > 0
+    assert int((batch["tgt_lm"][real] == 0).sum()) == 6  # three '!' targets a row
+    torch.manual_seed(0)
+    model = build_model("gpt2/tiny_config.json", bpe.get_vocab_size(), dropout=0.0).eval()
+    with torch.no_grad():
+        res = model(batch)["lm"]
+        logits = model.target_logits(model.encode(batch["src"], batch["seg"]))["lm"]
+    ref = torch.nn.functional.cross_entropy(logits[real], batch["tgt_lm"][real])
+    assert int(res["count"]) == int(real.sum())
+    assert abs(float(res["loss"]) - float(ref)) < 1e-5
+
+
 def test_generate_lm_on_a_cpm_directory_equals_transformers_greedy(cpm_spm, tmp_path, capsys):
     """A CPM release as on the Hugging Face hub (GPT-2 weights, spiece.model, tokenizer_class CpmTokenizer):
     generate_lm.py encodes as CPM-Generate, starts from the prompt alone, stops at <eod> and decodes as

@@ -136,7 +136,7 @@ class Model(nn.Module):
             target = getattr(self.target, name)
             if getattr(target, "inference_only", False):
                 continue
-            missing = [k for k in target.batch_keys if k not in batch]
+            missing = [k for k in target.batch_keys if k not in batch and k not in getattr(target, "optional_keys", ())]
             if missing:
                 raise DataError(f"target '{name}' needs batch field(s) {', '.join(missing)}, which the batch lacks "
                                 f"(it has {', '.join(sorted(batch))}): build batches with the Collator of the "

@@ -97,21 +97,30 @@ def _tgt_cls(mb):
 
 
 def _next_tokens(mb):
-    """[B, L]: the next token of every position that predicts one, 0 elsewhere. An lm piece: every position
+    """[B, L]: the next token of every position that predicts one, 0 elsewhere (UER's tgt_lm). An lm piece: every position
     the model reads (the piece's last token is only a target). A prefix instance (the processor's instance
     shape says `prefix`): from the source's last token ([SEP], which predicts the first target token) to the
     last but one token (the last one the model reads when the target was cut); the source predicts nothing."""
+    return _next_token_rows(mb)[0]
+
+
+def _next_token_rows(mb):
+    """(next tokens [B, L] as _next_tokens, which positions predict one [B, L] bool): the positions come
+    from the rows, not from the ids, since id 0 is a real token in some vocabularies (GPT-2's '!')."""
     def build():
         tgt = np.zeros((mb.B, mb.L), np.int64)
+        has = np.zeros((mb.B, mb.L), bool)
         if mb.collator.shape.prefix:
             for b, (i, ids, n) in enumerate(zip(mb.indices, mb.rows, mb.lengths)):
                 a = int(mb.collator.ds.seg_a_len[int(i)])
                 end = min(len(ids) - 1, n)  # a cut instance holds one token beyond the n the model reads
                 tgt[b, a - 1:end] = ids[a:end + 1]
-            return tgt
+                has[b, a - 1:end] = True
+            return tgt, has
         for b, (ids, n) in enumerate(zip(mb.rows, mb.lengths)):
             tgt[b, :n] = ids[1:n + 1]
-        return tgt
+            has[b, :n] = True
+        return tgt, has
 
     return mb.cached("next_tokens", build)
 
@@ -124,8 +133,9 @@ def _tgt_lm(mb):
 
 @register_field("lm_pos", sources=("next_tokens",))
 def _lm_pos(mb):
-    """Flat positions of the real next-token targets (the loss gathers them without a device sync)."""
-    return np.flatnonzero(_next_tokens(mb).reshape(-1) > 0)
+    """Flat positions of the real next-token targets (the loss gathers them without a device sync), whatever
+    their ids (0 included)."""
+    return np.flatnonzero(_next_token_rows(mb)[1].reshape(-1))
 
 
 @register_field("tgt_forward", sources=("next_tokens",))

@@ -8,10 +8,13 @@ from ..registry import TARGETS
 
 @TARGETS.register("lm")
 class LmTarget(nn.Module):
-    """Left-to-right LM head (no bias unless has_lmtarget_bias, as UER). tgt_lm: next-token ids, 0 = ignore.
-    lm_head_transform: linear_1 -> activation -> layer_norm first (NEZHA-Gen's head; `transform`)."""
+    """Left-to-right LM head (no bias unless has_lmtarget_bias, as UER). tgt_lm: next-token ids, 0 = ignore,
+    unless lm_pos (the collator's: the flat positions that predict a token) says which positions count: then a
+    target of id 0 is a real token (GPT-2's '!'). lm_head_transform: linear_1 -> activation -> layer_norm first
+    (NEZHA-Gen's head; `transform`)."""
 
-    batch_keys = ("tgt_lm",)
+    batch_keys = ("tgt_lm", "lm_pos")
+    optional_keys = ("lm_pos",)  # a batch made by hand may leave it out (UER's convention: 0 = padding)
     tied_weights = ("output_layer.weight",)  # tied to the word embedding when the config says tie_weights
     perplexity = True  # the loss is a token-averaged cross-entropy over the vocabulary (dev figures: exp of it)
 
@@ -43,8 +46,10 @@ class LmTarget(nn.Module):
         tgt = batch["tgt_lm"].reshape(-1)
         keep = batch.get("lm_pos")
         flat = self.scaled(hidden).reshape(-1, hidden.size(-1))
+        ignore = 0
         if keep is not None:  # flat positions of real targets, computed by the collator (no sync)
             flat, tgt = flat.index_select(0, keep), tgt.index_select(0, keep)
+            ignore = -100  # every selected position is a target, id 0 included
         flat = self.transform(flat)
-        loss, correct = linear_cross_entropy(flat, self.output_layer.weight, self.output_layer.bias, tgt, 0)
-        return {"loss": loss, "correct": correct, "count": (tgt > 0).sum()}
+        loss, correct = linear_cross_entropy(flat, self.output_layer.weight, self.output_layer.bias, tgt, ignore)
+        return {"loss": loss, "correct": correct, "count": (tgt != ignore).sum()}
