@@ -20,7 +20,7 @@ UER = os.path.join(HERE, "..", "..", "shared", "fixtures", "seq2seq_uer")
 NAMES = ["bart", "pegasus", "t5", "t5_v1_1", "mt5"]
 # float32 noise: transformers' own float32 and float64 logits differ by up to 4.5e-5 for mt5 (its MADE_BY.md);
 # measured here: 0 for bart, pegasus and t5, 7e-6 for t5_v1_1, 2.5e-5 for mt5
-TOL = {"mt5": 5e-5}
+TOL = {"mt5": 5e-5, "t5_v1_1": 2e-5}  # float32 rounding through gated-gelu layers (the fixtures' bar: 2e-4)
 
 
 @pytest.fixture(autouse=True)
