@@ -172,21 +172,21 @@ def test_non_finite_dev_loss_or_step_never_makes_a_best_checkpoint(data, tmp_pat
                                                                    one_torch_thread):
     """Dev losses 5, 3, nan, inf, 4, 1 (injected) with step 6's gradient norm NaN (a skipped step): best.pt is
     written at steps 1 and 2 only; neither a non-finite dev loss nor a lower one during non-finite steps is best."""
-    import uer_like.training.trainer as T
+    from uer_like.training.clipping import ClipPlan
 
     losses = iter([5.0, 3.0, float("nan"), float("inf"), 4.0, 1.0])
-    real, real_clip, calls = E.evaluate, torch.nn.utils.clip_grad_norm_, []
+    real, real_norm, calls = E.evaluate, ClipPlan.norm, []
 
     def fake(*a, **k):
         return dict(real(*a, **k), loss=next(losses))
 
-    def clip(params, max_norm):
-        n = real_clip(params, max_norm)
+    def norm(self, max_norm):  # the loop's gradient norm (clipping folded into the fused AdamW step or not)
+        n = real_norm(self, max_norm)
         calls.append(1)
         return torch.full_like(n, float("nan")) if len(calls) == 6 else n
 
     monkeypatch.setattr(E, "evaluate", fake)
-    monkeypatch.setattr(T.torch.nn.utils, "clip_grad_norm_", clip)
+    monkeypatch.setattr(ClipPlan, "norm", norm)
     caplog.set_level("INFO", logger="uer_like")
     Trainer(args(data, tmp_path, total_steps=6, dev_dataset_path=data["dev"], eval_steps=1, eval_batches=1)).train()
     assert [r["best_step"] for r in records(tmp_path)] == [1, 2, 2, 2, 2, 2]
