@@ -62,3 +62,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+GPT2_VOCAB = 300  # the random GPT-2's vocabulary (random_gpt2)
+
+
+@pytest.fixture(scope="module")
+def random_gpt2(tmp_path_factory):
+    """(transformers' GPT-2 made at random, ours loaded from its saved directory) for generation parity tests.
+    A wide initializer gives peaked distributions: greedy/beam choices are not decided by float noise."""
+    transformers = pytest.importorskip("transformers")
+    import uer_like
+
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=GPT2_VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=48,
+                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, initializer_range=0.2,
+                                  bos_token_id=1, eos_token_id=2)
+    hf = transformers.GPT2LMHeadModel(cfg).eval()
+    d = tmp_path_factory.mktemp("gpt2")
+    hf.save_pretrained(d)
+    return hf, uer_like.load_model(str(d))

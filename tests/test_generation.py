@@ -12,27 +12,20 @@ import torch
 import uer_like
 from uer_like.errors import ConfigError, DataError
 from uer_like.generation import apply_repetition_penalty, top_k_filter, top_p_filter
+from conftest import GPT2_VOCAB
 
 transformers = pytest.importorskip("transformers")
 
-V = 300
+V = GPT2_VOCAB
 N_NEW = 16
 # prompts of different lengths (left padding inside generate); the one-token prompt has no context at all
 PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 40], [14], [15, 16, 17, 18]]
 
 
 @pytest.fixture(scope="module")
-def gpt2(tmp_path_factory):
-    """(transformers model, our model loaded from its saved directory)."""
-    torch.manual_seed(0)
-    # a wide initializer gives peaked distributions: greedy/beam choices are not decided by float noise
-    cfg = transformers.GPT2Config(vocab_size=V, n_embd=64, n_layer=2, n_head=4, n_positions=48, resid_pdrop=0.0,
-                                  embd_pdrop=0.0, attn_pdrop=0.0, initializer_range=0.2, bos_token_id=1,
-                                  eos_token_id=2)
-    hf = transformers.GPT2LMHeadModel(cfg).eval()
-    d = tmp_path_factory.mktemp("gpt2")
-    hf.save_pretrained(d)
-    return hf, uer_like.load_model(str(d))
+def gpt2(random_gpt2):
+    """(transformers model, our model loaded from its saved directory): conftest's random GPT-2."""
+    return random_gpt2
 
 
 def _hf_generate(hf, prompts, eos=None, **kw):

@@ -13,7 +13,7 @@ import torch
 
 import uer_like
 from uer_like.errors import ConfigError
-from conftest import SHARED, need
+from conftest import GPT2_VOCAB, SHARED, need
 from helpers import run_cli
 
 transformers = pytest.importorskip("transformers")
@@ -85,21 +85,13 @@ def test_seq2seq_rules_give_transformers_ids(seq2seq, beams):
 
 
 # ------------------------------------------------------------------------------------------- decoder-only
-V = 300
+V = GPT2_VOCAB
 PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 40], [14], [15, 16, 17, 18]]
 
 
 @pytest.fixture(scope="module")
-def gpt2(tmp_path_factory):
-    """(transformers GPT-2 made at random, ours loaded from its saved directory), as tests/test_generation.py."""
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(vocab_size=V, n_embd=64, n_layer=2, n_head=4, n_positions=48, resid_pdrop=0.0,
-                                  embd_pdrop=0.0, attn_pdrop=0.0, initializer_range=0.2, bos_token_id=1,
-                                  eos_token_id=2)
-    hf = transformers.GPT2LMHeadModel(cfg).eval()
-    d = tmp_path_factory.mktemp("gpt2")
-    hf.save_pretrained(d)
-    return hf, uer_like.load_model(str(d))
+def gpt2(random_gpt2):
+    return random_gpt2
 
 
 def _hf_lm(hf, prompts, eos, max_new_tokens=NEW, **kw):
