@@ -16,7 +16,6 @@ import importlib.util
 import os
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,13 +43,7 @@ def main():
 
     memory.cap_shape_caches()
     set_quiet(True)
-    args = argparse.Namespace(examples=4000, seq_length=128, batch_size=32, learning_rate=1e-4, steps=a.steps,
-                              precision="auto", seed=7)
-    work = tempfile.mkdtemp(prefix="finetune_levers_")
-    train_path = os.path.join(work, "train.tsv")
-    fs.write_subset(os.path.join(fs.BOOK_REVIEW, "train.tsv"), train_path, args.examples)
-    _, init_path = fs.make_initial_model(work, args.seed)
-    ours = fs.Ours(init_path, train_path, args)
+    _, ours = fs.our_loop_on_book_review("finetune_levers_", a.steps)
     new, old, folds = dropout._kernels, load_kernels(a.old_kernels), clipping.folds
     settings = {"now": (True, new), "clip_grad_norm_": (False, new), "old dropout": (True, old),
                 "neither": (False, old)}

@@ -131,6 +131,18 @@ class Ours:
 
 
 # ====================================================================== transformers
+def our_loop_on_book_review(prefix, steps, examples=4000, seed=7):
+    """-> (work directory, Ours): this project's fine-tuning loop on the first `examples` book_review reviews from
+    the benchmark's initial BERT-mini, with the benchmark's settings (for the scripts that time one lever of it)."""
+    args = argparse.Namespace(examples=examples, seq_length=128, batch_size=32, learning_rate=1e-4, steps=steps,
+                              precision="auto", seed=seed)
+    work = tempfile.mkdtemp(prefix=prefix)
+    train_path = os.path.join(work, "train.tsv")
+    write_subset(os.path.join(BOOK_REVIEW, "train.tsv"), train_path, examples)
+    _, init_path = make_initial_model(work, seed)
+    return work, Ours(init_path, train_path, args)
+
+
 class Theirs:
     """transformers' Trainer, a round at a time (one train() call of --steps steps)."""
 

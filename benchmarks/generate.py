@@ -111,7 +111,7 @@ def main(argv=None):
                   f"{us_tps / hf_tps:.2f}x, identical rows {same}/{batch}", flush=True)
         del hf, ours
     print()
-    print(f"| model | batch | transformers generate (tok/s) | uer_like.generate (tok/s) | speed-up | identical outputs |")
+    print("| model | batch | transformers generate (tok/s) | uer_like.generate (tok/s) | speed-up | identical outputs |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, batch, h, u, x, same in rows:
         print(f"| {name} | {batch} | {h:.0f} | {u:.0f} | {x:.2f}x | {same} |")

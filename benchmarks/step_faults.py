@@ -14,7 +14,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 
 import torch
@@ -30,6 +29,8 @@ def main():
     p.add_argument("--rounds", type=int, default=4, help="the first is a warm-up")
     p.add_argument("--glibc_default", action="store_true", help="leave glibc's malloc settings as they are")
     a = p.parse_args()
+    if a.rounds < 2 or a.steps < 1:
+        p.error("--rounds must be at least 2 (the first is a warm-up) and --steps at least 1")
     from uer_like.training import loop, memory
 
     if a.glibc_default:
@@ -38,13 +39,7 @@ def main():
     from uer_like.finetune.tasks import set_quiet
 
     set_quiet(True)
-    args = argparse.Namespace(examples=4000, seq_length=128, batch_size=32, learning_rate=1e-4, steps=a.steps,
-                              precision="auto", seed=7)
-    work = tempfile.mkdtemp(prefix="step_faults_")
-    train_path = os.path.join(work, "train.tsv")
-    fs.write_subset(os.path.join(fs.BOOK_REVIEW, "train.tsv"), train_path, args.examples)
-    _, init_path = fs.make_initial_model(work, args.seed)
-    ours = fs.Ours(init_path, train_path, args)
+    _, ours = fs.our_loop_on_book_review("step_faults_", a.steps)
     rows = []
     for r in range(a.rounds):
         before, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
