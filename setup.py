@@ -75,6 +75,7 @@ if kernel_sources:
         Extension(
             "uer_like._kernels",
             sources=kernel_sources,
+            depends=sorted(glob.glob(os.path.join("csrc", "kernels", "*.h"))),
             extra_compile_args=["-O3", "-std=gnu99", "-Wall", "-pthread"] + fp,
             extra_link_args=["-pthread"],
         )

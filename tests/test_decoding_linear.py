@@ -1,12 +1,15 @@
 """layers/decoding_linear.py: linear layers laid out for a few rows while decoding compute what nn.Linear
-computes, their weight copies are kept across calls and made again when the weight changes, and nothing is
-left swapped after the block."""
+computes (one row through the native kernel, several through packed copies kept across calls and made again
+when the weight changes), and nothing is left swapped after the block."""
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from uer_like.layers.attention import ContextAttention
+from uer_like.layers import decoding_linear
 from uer_like.layers.decoding_linear import _COPIES, decoding_linears
+from uer_like.layers.kernels import NATIVE
 
 
 @pytest.mark.parametrize("bias", [False, True])
@@ -40,20 +43,20 @@ def test_the_query_rows_of_cross_attention_are_laid_out_too():
 def test_copies_are_reused_and_made_again_after_the_weight_changes():
     torch.manual_seed(0)
     linear = nn.Linear(16, 24)
-    h = torch.randn(1, 16)
+    h = torch.randn(4, 16)
     with torch.inference_mode():
-        with decoding_linears(linear, 1):
+        with decoding_linears(linear, 4):
             linear(h)
-        first = _COPIES[linear]["forward:t"][2]
-        with decoding_linears(linear, 1):
+        first = _COPIES[linear]["forward:mkldnn"][2]
+        with decoding_linears(linear, 4):
             linear(h)
-        assert _COPIES[linear]["forward:t"][2] is first  # the copy of the unchanged weight is kept
+        assert _COPIES[linear]["forward:mkldnn"][2] is first  # the copy of the unchanged weight is kept
     with torch.no_grad():
         linear.weight.mul_(2)  # an optimizer step changes the weight in place
     with torch.inference_mode():
-        with decoding_linears(linear, 1):
+        with decoding_linears(linear, 4):
             got = linear(h)
-        assert _COPIES[linear]["forward:t"][2] is not first
+        assert _COPIES[linear]["forward:mkldnn"][2] is not first
         assert (got - linear(h)).abs().max() < 1e-5
 
 
@@ -100,18 +103,39 @@ def test_kv_cache_reorder_moves_the_generated_columns_as_a_gather_would():
         assert torch.equal(cache.v[:, :, :, :n], want_v[:, :, :, :n])
 
 
-def test_a_wide_layer_keeps_its_own_layout_for_one_row_and_a_tall_one_gets_a_copy():
-    # one row through a layer wider than tall (a feed-forward's second layer) streams faster in nn.Linear's
-    # [out, in] layout: no copy is made for it; a tall one (out >= in) computes through its [in, out] copy
+@pytest.mark.skipif(NATIVE is None, reason="the native kernels are not built")
+@pytest.mark.parametrize("shape", [(16, 64), (64, 16), (300, 130), (7, 1)])  # tall, wide, a tail of 2, in=1
+def test_one_row_goes_through_the_native_kernel_on_the_weight_itself(shape, monkeypatch):
+    # one row: uer_like._kernels.matvec on nn.Linear's own [out, in] weight (no copy), equal to nn.Linear
+    # up to the summation order; a prefill (several rows) takes nn.Linear's path
     torch.manual_seed(0)
-    wide, tall = nn.Linear(64, 16), nn.Linear(16, 64)
-    for layer, copied in ((wide, False), (tall, True)):
-        h = torch.randn(1, 1, layer.in_features)
-        with torch.inference_mode():
-            want = layer(h)
-            with decoding_linears(layer, 1):
-                got = layer(h)
-                again = layer(h)  # the second call goes straight to the laid-out function
-        assert got.shape == want.shape and (got - want).abs().max() < 1e-5 and torch.equal(got, again)
-        assert ("forward:t" in _COPIES.get(layer, {})) == copied
-        assert "forward" not in layer.__dict__
+    out, width = shape
+    calls = []
+    matvec = NATIVE.matvec
+    monkeypatch.setattr(NATIVE, "matvec", lambda *a: (calls.append(a), matvec(*a))[1])
+    for bias in (True, False):
+        layer = nn.Linear(width, out, bias=bias)
+        for h in (torch.randn(1, 1, width), torch.randn(width), torch.randn(1, width)[:, :]):
+            with torch.inference_mode():
+                want = layer(h)
+                with decoding_linears(layer, 1):
+                    got, again = layer(h), layer(h)  # the second call goes straight to the laid-out function
+            assert got.shape == want.shape and (got - want).abs().max() < 1e-5 and torch.equal(got, again)
+        assert layer not in _COPIES and "forward" not in layer.__dict__
+    assert len(calls) == 2 * 3 * 2
+    calls.clear()
+    with torch.inference_mode(), decoding_linears(layer, 1):
+        prefill = torch.randn(1, 5, width)
+        assert torch.equal(layer(prefill), F.linear(prefill, layer.weight, layer.bias))
+        assert calls == []
+
+
+def test_one_row_without_the_native_kernels_is_nn_linear(monkeypatch):
+    monkeypatch.setattr(decoding_linear, "_kernels", None)
+    torch.manual_seed(0)
+    layer = nn.Linear(40, 70)
+    h = torch.randn(1, 1, 40)
+    with torch.inference_mode():
+        with decoding_linears(layer, 1):
+            got = layer(h)
+        assert torch.equal(got, F.linear(h, layer.weight, layer.bias))

@@ -32,39 +32,7 @@ multiplies in 512-bit vectors) picked at run time. */
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define VECTOR_CLONES __attribute__((target_clones("default", "avx2", "arch=x86-64-v4")))
-#else
-#define VECTOR_CLONES
-#endif
-
-/* Runs fn(jobs[t]) for t in [0, threads): thread 0's share on the calling thread, the others on pthreads
-   (a share whose thread cannot be started runs here). Returns 0, or -1 if a thread could not be joined. */
-static int run_parallel(void *(*fn)(void *), void *jobs, size_t job_size, int threads) {
-    pthread_t tids[64];
-    int started[64] = {0};
-    int failed = 0;
-    for (int t = 1; t < threads; t++) {
-        void *job = (char *)jobs + (size_t)t * job_size;
-        if (pthread_create(&tids[t], NULL, fn, job) == 0)
-            started[t] = 1;
-        else
-            fn(job);
-    }
-    fn(jobs);
-    for (int t = 1; t < threads; t++)
-        if (started[t] && pthread_join(tids[t], NULL) != 0) failed = 1;
-    return failed ? -1 : 0;
-}
-
-/* What a kernel returns after run_parallel: None, or NULL with a RuntimeError naming the kernel. */
-static PyObject *parallel_result(int failed, const char *kernel) {
-    if (failed) {
-        PyErr_Format(PyExc_RuntimeError, "%s: a worker thread could not be joined", kernel);
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
+#include "common.h"
 
 /* threads for an elementwise pass over n values: one per 2M values. These kernels run between torch ops, whose
    OpenMP workers keep spinning on the other cores for a while after each op; a pthread started beside them
@@ -493,6 +461,7 @@ static PyMethodDef kernel_methods[] = {
     {"softmax_xent", softmax_xent, METH_VARARGS, softmax_xent_doc},
     {"dropout", dropout, METH_VARARGS, dropout_doc},
     {"gelu_tanh", gelu_tanh, METH_VARARGS, gelu_tanh_doc},
+    {"matvec", matvec, METH_VARARGS, matvec_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef kernel_module = {

@@ -1,25 +1,24 @@
 """Linear layers laid out for incremental decoding on CPU: `decoding_linears(modules, rows)`.
 
 A decoding step multiplies a few rows (batch x beams) by every weight of the model, so on CPU it is bound by
-reading the weights, and how fast they stream depends on their layout. nn.Linear's [out, in] weight streams
-at about 11 GB/s on one core of the benchmark machine (benchmarks/README.md, encoder-decoder models):
+reading the weights, and how fast they stream depends on the kernel and the layout (benchmarks/README.md,
+encoder-decoder models):
 
-- one row: a [in, out] copy of the weight (`x @ w_t`, a row times a matrix) streams about 1.3x faster, and
-  the vocabulary projection (hidden x 21,128) about 2x, where the layer is at least as tall as it is wide
-  (out >= in); a wider one (a feed-forward's second layer, in = 4 x out) streams faster in nn.Linear's own
-  [out, in] layout (dot products along the rows: 14-15 against 9-12 GB/s) and keeps it (no copy);
+- one row: the native kernel `uer_like._kernels.matvec` (csrc/kernels/decoding.c) reads nn.Linear's own
+  [out, in] weight front to back, no copy: about 2x torch's one-row product (addmm through MKL, about 12 GB/s
+  on one core of the benchmark machine, where the core reads a buffer at 25);
 - several rows (4-32): MKL re-packs the whole matrix at every nn.Linear call; a oneDNN weight packed once
   (`torch.ops.mkldnn._reorder_linear_weight`) runs 1.5-2x faster.
 
 `decoding_linears(modules, rows)` is a context manager: inside it, every nn.Linear under `modules` (and a
 module's own projections that it declares with `decoding_projections`, e.g. ContextAttention's query rows of
-its fused weight) computes through such a copy. The copies are made on first use and kept, one per layout,
-for the module's lifetime (a WeakKeyDictionary: they go with the module), so repeated generate calls pay for
-the copy once; a weight changed in place since (an optimizer step, load_state_dict) or replaced is copied
-again. The cost is memory: a second copy of each weight used while decoding (two when both layouts have been
-used). Nothing changes outside the context, on another device, in another dtype than float32, with autograd
-on, or (rows 1) for an input of more than one row (a prompt's prefill): there nn.Linear runs as it is.
-Results equal nn.Linear's up to float rounding (another summation order).
+its fused weight) computes through that path. The packed copies are made on first use and kept, one per row
+count, for the module's lifetime (a WeakKeyDictionary: they go with the module), so repeated generate calls pay
+for the packing once; a weight changed in place since (an optimizer step, load_state_dict) or replaced is packed
+again. The cost is memory: a second copy of each weight used while decoding several rows. Nothing changes
+outside the context, on another device, in another dtype than float32, with autograd on, or (rows 1) for an
+input of more than one row (a prompt's prefill) or when the native kernels are not built: there nn.Linear runs
+as it is. Results equal nn.Linear's up to float rounding (another summation order).
 """
 import contextlib
 import weakref
@@ -27,6 +26,8 @@ import weakref
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .kernels import NATIVE as _kernels
 
 __all__ = ["decoding_linears"]
 
@@ -67,8 +68,24 @@ def _copy(owner, name, layout, hint, params, make):
     return copy
 
 
+def _native_one_row(w, b):
+    """x -> F.linear(x, w, b) for one row through the native kernel (w [out, in] as it is, read front to back)."""
+    out, width = w.shape
+    w_ptr, b_ptr = w.data_ptr(), (b.data_ptr() if b is not None else 0)
+    threads = torch.get_num_threads()
+    matvec = _kernels.matvec
+
+    def one_row(x):
+        if x.numel() != width or x.dtype != torch.float32 or not x.is_contiguous():
+            return F.linear(x, w, b)  # more than one row (a prefill)
+        y = x.new_empty(x.shape[:-1] + (out,))
+        matvec(w_ptr, x.data_ptr(), b_ptr, y.data_ptr(), out, width, threads)
+        return y
+    return one_row
+
+
 class _DecodingLinear:
-    """x -> F.linear(x, weight(), bias()) through a weight copy laid out for `rows` rows (made lazily)."""
+    """x -> F.linear(x, weight(), bias()) through the path for `rows` rows (chosen on the first call)."""
 
     def __init__(self, owner, name, weight, bias, rows, params):
         self.owner = weakref.ref(owner)
@@ -85,18 +102,9 @@ class _DecodingLinear:
                 return lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
             except (AttributeError, RuntimeError):  # a torch build without these oneDNN ops
                 pass
-        if self.rows > 1 or w.size(1) > w.size(0):
-            # several rows without oneDNN; or one row through a weight wider than tall (a feed-forward's second
-            # layer): nn.Linear's [out, in] layout, one dot product per output, streams faster than a copy
-            return lambda x: F.linear(x, w, b)
-        w_t = _copy(owner, self.name, "t", 1, params, lambda: w.t().contiguous())
-
-        w_tt = w_t.t()  # F.linear(x, w_tt, b) is addmm(b, x, w_t) (mm without a bias) on the [in, out] copy
-
-        def one_row(x):
-            # more than one row (a prefill): nn.Linear's own path
-            return F.linear(x, w_tt if x.numel() == x.size(-1) else w, b)
-        return one_row
+        if self.rows == 1 and _kernels is not None and w.is_contiguous() and (b is None or b.is_contiguous()):
+            return _native_one_row(w, b)
+        return lambda x: F.linear(x, w, b)
 
     def __call__(self, x):
         # the first call makes the function and puts it in its place: later calls go to it directly
@@ -114,8 +122,8 @@ def _usable(weight):
 
 @contextlib.contextmanager
 def decoding_linears(modules, rows):
-    """Within the block, the nn.Linear layers under `modules` (an nn.Module or several) compute through weight
-    copies laid out for inputs of `rows` rows (see the module docstring). Meant for decoding under
+    """Within the block, the nn.Linear layers under `modules` (an nn.Module or several) compute through the
+    path laid out for inputs of `rows` rows (see the module docstring). Meant for decoding under
     torch.inference_mode; with autograd enabled it changes nothing."""
     if isinstance(modules, nn.Module):
         modules = [modules]
