@@ -105,24 +105,28 @@ def test_kv_cache_reorder_moves_the_generated_columns_as_a_gather_would():
 
 @pytest.mark.skipif(NATIVE is None, reason="the native kernels are not built")
 @pytest.mark.parametrize("shape", [(16, 64), (64, 16), (300, 130), (7, 1)])  # tall, wide, a tail of 2, in=1
-def test_one_row_goes_through_the_native_kernel_on_the_weight_itself(shape, monkeypatch):
-    # one row: uer_like._kernels.matvec on nn.Linear's own [out, in] weight (no copy), equal to nn.Linear
-    # up to the summation order; a prefill (several rows) takes nn.Linear's path
+def test_one_or_two_rows_go_through_the_native_kernel_on_the_weight_itself(shape, monkeypatch):
+    # one or two rows: uer_like._kernels.matvec on nn.Linear's own [out, in] weight (no copy), equal to
+    # nn.Linear up to the summation order, each row the same bits alone or beside another; a prefill (more
+    # rows) takes nn.Linear's path
     torch.manual_seed(0)
     out, width = shape
     calls = []
     matvec = NATIVE.matvec
-    monkeypatch.setattr(NATIVE, "matvec", lambda *a: (calls.append(a), matvec(*a))[1])
+    monkeypatch.setattr(NATIVE, "matvec", lambda *a: (calls.append(a[4]), matvec(*a))[1])
     for bias in (True, False):
         layer = nn.Linear(width, out, bias=bias)
-        for h in (torch.randn(1, 1, width), torch.randn(width), torch.randn(1, width)[:, :]):
+        pair = torch.randn(2, 1, width)
+        for rows, h in ((1, pair[:1]), (1, pair[0, 0]), (2, pair), (2, pair[:, 0])):
             with torch.inference_mode():
                 want = layer(h)
-                with decoding_linears(layer, 1):
+                with decoding_linears(layer, rows):
                     got, again = layer(h), layer(h)  # the second call goes straight to the laid-out function
+                    if rows == 2:
+                        assert torch.equal(got[1], layer(pair[1:]).reshape(got[1].shape))
             assert got.shape == want.shape and (got - want).abs().max() < 1e-5 and torch.equal(got, again)
         assert layer not in _COPIES and "forward" not in layer.__dict__
-    assert len(calls) == 2 * 3 * 2
+    assert calls == [1, 1, 1, 1, 2, 2, 1, 2, 2, 1] * 2
     calls.clear()
     with torch.inference_mode(), decoding_linears(layer, 1):
         prefill = torch.randn(1, 5, width)

@@ -4,10 +4,10 @@ A decoding step multiplies a few rows (batch x beams) by every weight of the mod
 reading the weights, and how fast they stream depends on the kernel and the layout (benchmarks/README.md,
 encoder-decoder models):
 
-- one row: the native kernel `uer_like._kernels.matvec` (csrc/kernels/decoding.c) reads nn.Linear's own
-  [out, in] weight front to back, no copy: about 2x torch's one-row product (addmm through MKL, about 12 GB/s
-  on one core of the benchmark machine, where the core reads a buffer at 25);
-- several rows (4-32): MKL re-packs the whole matrix at every nn.Linear call; a oneDNN weight packed once
+- one or two rows: the native kernel `uer_like._kernels.matvec` (csrc/kernels/decoding.c) reads nn.Linear's
+  own [out, in] weight front to back, no copy: about 2x torch's one-row product (addmm through MKL, about
+  12 GB/s on one core of the benchmark machine, where the core reads a buffer at 25);
+- more rows: MKL re-packs the whole matrix at every nn.Linear call; a oneDNN weight packed once
   (`torch.ops.mkldnn._reorder_linear_weight`) runs 1.5-2x faster.
 
 `decoding_linears(modules, rows)` is a context manager: inside it, every nn.Linear under `modules` (and a
@@ -16,8 +16,8 @@ its fused weight) computes through that path. The packed copies are made on firs
 count, for the module's lifetime (a WeakKeyDictionary: they go with the module), so repeated generate calls pay
 for the packing once; a weight changed in place since (an optimizer step, load_state_dict) or replaced is packed
 again. The cost is memory: a second copy of each weight used while decoding several rows. Nothing changes
-outside the context, on another device, in another dtype than float32, with autograd on, or (rows 1) for an
-input of more than one row (a prompt's prefill) or when the native kernels are not built: there nn.Linear runs
+outside the context, on another device, in another dtype than float32, with autograd on, or (one or two rows)
+for an input of more rows (a prompt's prefill) or when the native kernels are not built: there nn.Linear runs
 as it is. Results equal nn.Linear's up to float rounding (another summation order).
 """
 import contextlib
@@ -68,20 +68,28 @@ def _copy(owner, name, layout, hint, params, make):
     return copy
 
 
-def _native_one_row(w, b):
-    """x -> F.linear(x, w, b) for one row through the native kernel (w [out, in] as it is, read front to back)."""
+# the most rows the native kernel takes: at 4 rows and more oneDNN's packed weight is as fast or faster
+# (benchmarks/README.md, encoder-decoder models)
+NATIVE_MOST_ROWS = 2
+
+
+def _native_rows(w, b):
+    """x -> F.linear(x, w, b) for up to NATIVE_MOST_ROWS rows through the native kernel (w [out, in] as it is,
+    read front to back once); nn.Linear for more rows (a prompt's prefill)."""
     out, width = w.shape
     w_ptr, b_ptr = w.data_ptr(), (b.data_ptr() if b is not None else 0)
     threads = torch.get_num_threads()
     matvec = _kernels.matvec
+    most = NATIVE_MOST_ROWS * width
 
-    def one_row(x):
-        if x.numel() != width or x.dtype != torch.float32 or not x.is_contiguous():
-            return F.linear(x, w, b)  # more than one row (a prefill)
+    def few_rows(x):
+        n = x.numel()
+        if n > most or x.dtype != torch.float32 or not x.is_contiguous() or x.size(-1) != width:
+            return F.linear(x, w, b)
         y = x.new_empty(x.shape[:-1] + (out,))
-        matvec(w_ptr, x.data_ptr(), b_ptr, y.data_ptr(), out, width, threads)
+        matvec(w_ptr, x.data_ptr(), b_ptr, y.data_ptr(), n // width, out, width, threads)
         return y
-    return one_row
+    return few_rows
 
 
 class _DecodingLinear:
@@ -95,6 +103,9 @@ class _DecodingLinear:
     def _make_run(self):
         w, b = self.weight(), self.bias()
         owner, params = self.owner(), self.params()
+        if (self.rows <= NATIVE_MOST_ROWS and _kernels is not None and w.is_contiguous()
+                and (b is None or b.is_contiguous())):
+            return _native_rows(w, b)
         if self.rows > 1 and _mkldnn_available():
             try:
                 packed = _copy(owner, self.name, "mkldnn", self.rows, params,
@@ -102,8 +113,6 @@ class _DecodingLinear:
                 return lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
             except (AttributeError, RuntimeError):  # a torch build without these oneDNN ops
                 pass
-        if self.rows == 1 and _kernels is not None and w.is_contiguous() and (b is None or b.is_contiguous()):
-            return _native_one_row(w, b)
         return lambda x: F.linear(x, w, b)
 
     def __call__(self, x):
