@@ -52,9 +52,9 @@ all its beams) and an encoder-decoder's cross-attention memory are never copied,
 (gathered in one pass into a second buffer: layers/context.py KVCache.reorder).
 
 On CPU in float32 a decoding step is bound by reading the weights; the decoder's (or a left-to-right LM's) linear
-layers and the lm target run through weight copies laid out for the step's number of rows
-(layers/decoding_linear.py), made at the first call and kept for later ones: a second copy of those weights
-in memory while the model lives.
+layers and the lm target run through a path for the step's number of rows (layers/decoding_linear.py): the
+native kernel on the weights themselves for one or two rows; from three rows a oneDNN-packed copy, made at the
+first call and kept for later ones (a second copy of those weights in memory while the model lives).
 
 A returned continuation stops after the end token (included) when `eos_token_id` is given, or after
 max_new_tokens tokens.

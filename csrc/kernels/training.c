@@ -17,6 +17,8 @@ dropout: for uer_like.layers.dropout, the keep mask, the zeroing and the scaling
 
 gelu_tanh: GPT-2's GELU (tanh approximation) and its gradient, for uer_like.layers.activations (see below).
 
+matvec (decoding.c): a few rows times a float32 weight, for uer_like.layers.decoding_linear.
+
 Work is split over threads (pthreads; torch's thread count). Built as its own extension with the
 floating-point flags that let the compiler vectorise the reductions (reassociation; no -ffast-math at link
 time, so the process's denormal mode is left alone; no contraction into fused multiply-adds, so every clone
@@ -33,6 +35,34 @@ multiplies in 512-bit vectors) picked at run time. */
 #include <string.h>
 
 #include "common.h"
+
+/* Runs fn(jobs[t]) for t in [0, threads): thread 0's share on the calling thread, the others on pthreads
+   (a share whose thread cannot be started runs here). Returns 0, or -1 if a thread could not be joined. */
+static int run_parallel(void *(*fn)(void *), void *jobs, size_t job_size, int threads) {
+    pthread_t tids[64];
+    int started[64] = {0};
+    int failed = 0;
+    for (int t = 1; t < threads; t++) {
+        void *job = (char *)jobs + (size_t)t * job_size;
+        if (pthread_create(&tids[t], NULL, fn, job) == 0)
+            started[t] = 1;
+        else
+            fn(job);
+    }
+    fn(jobs);
+    for (int t = 1; t < threads; t++)
+        if (started[t] && pthread_join(tids[t], NULL) != 0) failed = 1;
+    return failed ? -1 : 0;
+}
+
+/* What a kernel returns after run_parallel: None, or NULL with a RuntimeError naming the kernel. */
+static PyObject *parallel_result(int failed, const char *kernel) {
+    if (failed) {
+        PyErr_Format(PyExc_RuntimeError, "%s: a worker thread could not be joined", kernel);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
 
 /* threads for an elementwise pass over n values: one per 2M values. These kernels run between torch ops, whose
    OpenMP workers keep spinning on the other cores for a while after each op; a pthread started beside them
@@ -466,8 +496,8 @@ static PyMethodDef kernel_methods[] = {
 
 static struct PyModuleDef kernel_module = {
     PyModuleDef_HEAD_INIT, "uer_like._kernels",
-    "Native training kernels for uer_like (CPU): the row-wise softmax cross-entropy of the vocabulary head,\n"
-    "dropout and the tanh-approximation GELU.",
+    "Native kernels for uer_like (CPU): the row-wise softmax cross-entropy of the vocabulary head,\n"
+    "dropout and the tanh-approximation GELU for training; a few rows times a weight for decoding.",
     -1, kernel_methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&kernel_module); }

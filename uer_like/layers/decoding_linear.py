@@ -78,7 +78,6 @@ def _native_rows(w, b):
     read front to back once); nn.Linear for more rows (a prompt's prefill)."""
     out, width = w.shape
     w_ptr, b_ptr = w.data_ptr(), (b.data_ptr() if b is not None else 0)
-    threads = torch.get_num_threads()
     matvec = _kernels.matvec
     most = NATIVE_MOST_ROWS * width
 
@@ -87,7 +86,7 @@ def _native_rows(w, b):
         if n > most or x.dtype != torch.float32 or not x.is_contiguous() or x.size(-1) != width:
             return F.linear(x, w, b)
         y = x.new_empty(x.shape[:-1] + (out,))
-        matvec(w_ptr, x.data_ptr(), b_ptr, y.data_ptr(), n // width, out, width, threads)
+        matvec(w_ptr, x.data_ptr(), b_ptr, y.data_ptr(), n // width, out, width)
         return y
     return few_rows
 
