@@ -273,6 +273,37 @@ def test_fine_tuned_model_files_are_written_atomically(tmp_path, monkeypatch):
     assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
 
 
+def test_predictions_are_the_whole_file_or_the_previous_one(tmp_path, monkeypatch, capsys):
+    """--prediction_path: a write interrupted halfway leaves the previous file whole and no temporary file
+    (before: the task wrote the path itself, so an interruption left half the predictions under the final
+    name); an uninterrupted one replaces it."""
+    train = write(tmp_path, "train.tsv", "label\ttext_a\n" + "0\t好书\n1\t差劲\n" * 4)
+    test = write(tmp_path, "test.tsv", "label\ttext_a\n0\t好\n1\t差\n")
+    pred = tmp_path / "pred.tsv"
+    pred.write_text("previous\n", encoding="utf-8")
+    real = C.ClassificationTask.write
+
+    def half_then_interrupted(self, path, *a):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("label\n0\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(C.ClassificationTask, "write", half_then_interrupted)
+    out = tmp_path / "model"
+    out.mkdir()
+    argv = TINY + ["--train_path", train, "--test_path", test, "--epochs_num", 1, "--prediction_path", pred,
+                   "--output_model_path", out / "m.bin"]
+    with pytest.raises(KeyboardInterrupt):
+        cli("run_classifier.py", argv, capsys)
+    assert pred.read_text(encoding="utf-8") == "previous\n"
+    assert sorted(os.listdir(tmp_path)) == ["model", "pred.tsv", "test.tsv", "train.tsv"]
+    monkeypatch.setattr(C.ClassificationTask, "write", real)
+    code, _, err = cli("run_classifier.py", argv, capsys)
+    assert code == 0, err
+    assert pred.read_text(encoding="utf-8").splitlines()[0] == "label" and len(pred.read_text().splitlines()) == 3
+    assert sorted(os.listdir(tmp_path)) == ["model", "pred.tsv", "test.tsv", "train.tsv"]
+
+
 # ------------------------------------------------------------------------------------------ --seq_length
 @pytest.mark.parametrize("seq_length", [0, 1, 2, 4])
 def test_sentence_pairs_need_room_for_a_token_of_each(enc, seq_length):

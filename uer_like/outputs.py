@@ -7,6 +7,7 @@ error names the path and the cause (a full disk shows as "No space left on devic
 e.g. torch.save, wraps the OSError in a RuntimeError). `remove_stale_tmp` deletes the temporary files of
 runs that were killed (their PID is no longer alive).
 """
+import contextlib
 import errno
 import logging
 import os
@@ -116,28 +117,41 @@ def check_output_file(path, what, error=OSError, need_bytes=MIN_FREE_BYTES):
     check_writable(os.path.dirname(os.path.abspath(path)), f"{what}: the directory", need_bytes, error)
 
 
-def atomic_write(path, write, error=OSError, what="file"):
-    """write(file object) into PATH.tmp-PID, fsync, rename over `path`. On failure the temporary file is
-    removed and `error` is raised with one line naming `path` and the cause."""
+@contextlib.contextmanager
+def atomic_path(path, error=OSError, what="file"):
+    """Yields PATH.tmp-PID for the block to write (by name, in any way); then fsyncs it and renames it over
+    `path`, so that `path` is either its old self or the whole new file, never a part. On failure the temporary
+    file is removed and `error` is raised with one line naming `path` and the cause (an interruption removes it
+    and goes on as it was)."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+        _remove_quietly(tmp)
         raise error(f"could not write {what} {path}: {describe_write_error(e, path)}") from e
     except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+        _remove_quietly(tmp)
         raise
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def atomic_write(path, write, error=OSError, what="file"):
+    """write(binary file object) into `path` through atomic_path."""
+    with atomic_path(path, error, what) as tmp:
+        with open(tmp, "wb") as f:
+            write(f)
     return path
 
 

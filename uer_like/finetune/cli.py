@@ -24,7 +24,7 @@ from ..flags import DROPOUT, Int, Parser, add_train_flags
 from ..io.checkpoint import check_tensors, load_into, load_state_dict_file
 from ..io.tokenizer import check_rows
 from ..io.uer import from_uer_state_dict
-from ..outputs import OutputLock, atomic_write, check_writable, describe_write_error
+from ..outputs import OutputLock, atomic_path, atomic_write, check_writable
 from ..registry import TOKENIZERS
 from ..resources import resolve
 from ..tokenizers import build_tokenizer, detect_tokenizer, file_in, tokenizer_from_dir
@@ -334,11 +334,9 @@ def _run_checked(task_name, args, argv, info=None):
             report["test"] = core._jsonable(m)
             core.log(f"test ({args.test_path}): {task.summary(m)}")
         if args.prediction_path:
-            try:
-                task.write(args.prediction_path, test_ex, test_feats, outputs, preds)
-            except OSError as e:
-                raise TrainingError(f"could not write --prediction_path {args.prediction_path}: "
-                                    f"{describe_write_error(e, args.prediction_path)}") from None
+            # the whole file or none of it: an interrupted write leaves no partial predictions behind
+            with atomic_path(args.prediction_path, TrainingError, "--prediction_path") as tmp:
+                task.write(tmp, test_ex, test_feats, outputs, preds)
             core.log(f"predictions for {len(test_ex)} examples written to {args.prediction_path} "
                      f"({time.time() - t0:.1f}s)")
     report_path = _report_path(args)
