@@ -274,3 +274,30 @@ def test_uer_py_checkpoint_exports_to_transformers(name, tol, tmp_path):
     back = uer_like.load_model(str(tmp_path)).eval()
     assert ((forward(back, z["src"], z["seg"], z["tgt_in"], z["tgt_seg"])[2][:, pos] - z["logits"]).abs()
             * real).max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["bart", "t5"])
+def test_the_training_loss_counts_targets_of_id_0_as_transformers_does(models, name):
+    # a target token of id 0 (BART's <s> in the English vocabulary, which its labels begin with) is a token to
+    # predict: the loss is transformers' with labels -100 only where tgt_seg marks padding (before: every id 0
+    # was taken for padding and dropped from the loss)
+    import transformers
+
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(os.path.join(HF, name)).eval()
+    model = hf_model(models, name)
+    g = torch.Generator().manual_seed(3)
+    src = torch.randint(100, 1000, (2, 7), generator=g)
+    tgt_in = torch.randint(100, 1000, (2, 6), generator=g)
+    labels = torch.randint(100, 1000, (2, 6), generator=g)
+    labels[:, 0] = 0  # id 0 as the first target of both rows
+    labels[0, 3] = 0
+    tgt_seg = torch.ones(2, 6, dtype=torch.long)
+    tgt_seg[1, 4:] = 0  # the second target is shorter: two padded positions
+    tgt_in[1, 4:] = hf.config.pad_token_id
+    with torch.no_grad():
+        want = hf(input_ids=src, attention_mask=torch.ones_like(src), decoder_input_ids=tgt_in,
+                  decoder_attention_mask=tgt_seg, labels=labels.masked_fill(tgt_seg == 0, -100)).loss
+        out = model({"src": src, "seg": torch.ones_like(src), "tgt_in": tgt_in, "tgt_seg": tgt_seg,
+                     "tgt_out": labels.masked_fill(tgt_seg == 0, 0)})
+    assert int(out["lm"]["count"]) == 10
+    assert abs(out["loss"].item() - want.item()) < 1e-5, (out["loss"].item(), want.item())

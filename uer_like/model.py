@@ -164,7 +164,9 @@ class Model(nn.Module):
                             f"batch lacks (it has {', '.join(sorted(batch))})")
         memory = self.memory(self.encode(batch["src"], batch["seg"]), batch["seg"])
         hidden = self.decode(batch["tgt_in"], batch["tgt_seg"], memory)
-        res = self.target.lm.loss(hidden, {"tgt_lm": batch["tgt_out"].masked_fill(batch["tgt_seg"] == 0, 0)})
+        # tgt_seg marks the positions to predict; a target of id 0 (BART's <s> in its English vocabulary) counts
+        res = self.target.lm.loss(hidden, {"tgt_lm": batch["tgt_out"].masked_fill(batch["tgt_seg"] == 0, -100)},
+                                  ignore_index=-100)
         return {"lm": res, "loss": res["loss"]}
 
 

@@ -42,11 +42,13 @@ class LmTarget(nn.Module):
     def logits(self, hidden, seg=None):
         return self.output_layer(self.transform(self.scaled(hidden)))
 
-    def loss(self, hidden, batch):
+    def loss(self, hidden, batch, ignore_index=0):
+        """ignore_index: the target id of positions that predict nothing (0, UER's padding; a caller that marks
+        them otherwise, as the seq2seq forward does with -100, passes its own)."""
         tgt = batch["tgt_lm"].reshape(-1)
         keep = batch.get("lm_pos")
         flat = self.scaled(hidden).reshape(-1, hidden.size(-1))
-        ignore = 0
+        ignore = ignore_index
         if keep is not None:  # flat positions of real targets, computed by the collator (no sync)
             flat, tgt = flat.index_select(0, keep), tgt.index_select(0, keep)
             ignore = -100  # every selected position is a target, id 0 included
