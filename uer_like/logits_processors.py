@@ -228,15 +228,21 @@ class MinLength:
         return scores
 
 
-class ForcedBOS:
+class _ForcedToken:
+    """A rule that forces one token (the setting `key`) at some step of each row."""
     needs = ()
+    key = None
 
     @classmethod
     def build(cls, s):
-        return cls(s["forced_bos_token_id"]) if s.get("forced_bos_token_id") is not None else None
+        return cls(s[cls.key]) if s.get(cls.key) is not None else None
 
     def __init__(self, token):
         self.token = token
+
+
+class ForcedBOS(_ForcedToken):
+    key = "forced_bos_token_id"
 
     def __call__(self, scores, state, t):
         if t != 0:
@@ -246,15 +252,8 @@ class ForcedBOS:
         return _force(scores, self.token, state.context == 1)
 
 
-class ForcedEOS:
-    needs = ()
-
-    @classmethod
-    def build(cls, s):
-        return cls(s["forced_eos_token_id"]) if s.get("forced_eos_token_id") is not None else None
-
-    def __init__(self, token):
-        self.token = token
+class ForcedEOS(_ForcedToken):
+    key = "forced_eos_token_id"
 
     def __call__(self, scores, state, t):
         if state.uniform_budget is not None:
